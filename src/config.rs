@@ -1,0 +1,708 @@
+//! The connector's TOML configuration: one serde struct per table, closed to unknown keys,
+//! validated once at load so that the rest of the program can trust it.
+
+use std::fmt;
+use std::num::NonZeroUsize;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+
+/// Where the config is read from when `--config` is not given and `OCAPI_CONFIG` is unset.
+pub const DEFAULT_CONFIG_PATH: &str = "connector.toml";
+/// Rows per source page: large enough to amortize a round trip, small enough to bound memory.
+pub const DEFAULT_SOURCE_BATCH_SIZE: usize = 5000;
+/// Meta accepts at most 1000 events per request (meta-capi.md §4).
+pub const MAX_EVENTS_PER_REQUEST: usize = 1000;
+/// The Graph API version ocapi is tested against (meta-capi.md §1).
+pub const DEFAULT_API_VERSION: &str = "v26.0";
+/// Meta's Graph API host.
+pub const DEFAULT_BASE_URL: &str = "https://graph.facebook.com";
+/// Requests in flight at once; Meta documents no CAPI-specific rate limit.
+pub const DEFAULT_CONCURRENCY: usize = 4;
+/// Retries per request before a transient failure fails the run.
+pub const DEFAULT_MAX_RETRIES: u32 = 8;
+/// A 1000-event batch takes longer than Meta's 1.5 s advice for small payloads.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// A killed run's advisory lock is freed by PostgreSQL within moments, so 30 s never blocks.
+pub const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(30);
+/// The schema that holds the ledger, runs and state tables.
+pub const DEFAULT_LEDGER_SCHEMA: &str = "ocapi";
+
+/// A value that must never reach a log line, an error message or the ledger.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The secret itself, for the one place that must send it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// Errors in loading or validating the config; each names the key and what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}")]
+    Read {
+        /// The path tried.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The TOML is malformed, has an unknown key or lacks a required one (toml names the line).
+    #[error("invalid config file {path}: {message}")]
+    Parse {
+        /// The path read.
+        path: PathBuf,
+        /// toml's message, which names the key, line and column.
+        message: String,
+    },
+    /// A value is out of range or contradicts another.
+    #[error("config key `{key}` {constraint}")]
+    Invalid {
+        /// The dotted key path, e.g. `destination.batch_size`.
+        key: &'static str,
+        /// What is wrong, written as the fix.
+        constraint: String,
+    },
+    /// An environment variable the config points to is unset.
+    #[error("environment variable {var} (named by `{key}`) is not set")]
+    MissingEnv {
+        /// The config key naming the variable.
+        key: &'static str,
+        /// The variable's name.
+        var: String,
+    },
+    /// A secret file the config points to cannot be read.
+    #[error("cannot read `{key}` file {path}")]
+    SecretFile {
+        /// The config key naming the file.
+        key: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The whole connector configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// `[connector]`: names this sync.
+    pub connector: ConnectorConfig,
+    /// `[source]`: where orders are read from.
+    pub source: SourceConfig,
+    /// `[mapping]`: event field = source column.
+    pub mapping: Mapping,
+    /// `[defaults]`: values used where a row's column is NULL or empty.
+    #[serde(default)]
+    pub defaults: Defaults,
+    /// `[normalize]`: the few normalization choices where users genuinely differ.
+    #[serde(default)]
+    pub normalize: NormalizeConfig,
+    /// `[destination]`: where events go.
+    pub destination: DestinationConfig,
+    /// `[ledger]`: where the ledger lives.
+    #[serde(default)]
+    pub ledger: LedgerConfig,
+}
+
+/// `[connector]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectorConfig {
+    /// Names this sync's state, runs and advisory lock.
+    pub name: String,
+    /// How long a run waits for another run of the same connector to finish.
+    #[serde(default = "default_lock_wait", deserialize_with = "duration")]
+    pub lock_wait: Duration,
+}
+
+/// `[source]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    /// A PostgreSQL URL; prefer `url_env` so the password stays out of the file.
+    pub url: Option<Secret>,
+    /// The environment variable holding the URL.
+    pub url_env: Option<String>,
+    /// The table or view, schema-qualified or not.
+    pub table: String,
+    /// A timestamptz, timestamp, date or integer column that grows when a row is written.
+    pub watermark_column: String,
+    /// Rows per page.
+    #[serde(default = "default_source_batch_size")]
+    pub batch_size: NonZeroUsize,
+    /// The window re-read behind the watermark, for rows committed late.
+    #[serde(default, deserialize_with = "duration")]
+    pub lookback: Duration,
+    /// The first watermark, when there is no state yet (a timestamp or an integer).
+    pub start: Option<String>,
+    /// How `timestamp without time zone` columns are read (an IANA name).
+    #[serde(default = "default_timezone")]
+    pub timezone: String,
+}
+
+/// `[mapping]`: event field = source column.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Mapping {
+    /// The order (receipt) id: event_id and custom_data.order_id.
+    pub order_id: String,
+    /// When the purchase happened.
+    pub event_time: String,
+    /// The order total.
+    pub value: Option<String>,
+    /// ISO 4217 currency.
+    pub currency: Option<String>,
+    /// Customer email.
+    pub email: Option<String>,
+    /// Customer phone.
+    pub phone: Option<String>,
+    /// Customer first name.
+    pub first_name: Option<String>,
+    /// Customer last name.
+    pub last_name: Option<String>,
+    /// Customer city.
+    pub city: Option<String>,
+    /// Customer state or region.
+    pub state: Option<String>,
+    /// Customer postal code.
+    pub zip: Option<String>,
+    /// Customer country.
+    pub country: Option<String>,
+    /// Customer gender.
+    pub gender: Option<String>,
+    /// Customer date of birth.
+    pub date_of_birth: Option<String>,
+    /// A stable customer id such as a loyalty number.
+    pub external_id: Option<String>,
+    /// Line item id; when mapped, rows sharing an order id are one order's lines.
+    pub item_id: Option<String>,
+    /// Line item quantity.
+    pub item_quantity: Option<String>,
+    /// Line item unit price.
+    pub item_price: Option<String>,
+}
+
+impl Mapping {
+    /// Every mapped column with its config key, in a stable order.
+    pub fn columns(&self) -> Vec<(&'static str, &str)> {
+        let optional = [
+            ("value", &self.value),
+            ("currency", &self.currency),
+            ("email", &self.email),
+            ("phone", &self.phone),
+            ("first_name", &self.first_name),
+            ("last_name", &self.last_name),
+            ("city", &self.city),
+            ("state", &self.state),
+            ("zip", &self.zip),
+            ("country", &self.country),
+            ("gender", &self.gender),
+            ("date_of_birth", &self.date_of_birth),
+            ("external_id", &self.external_id),
+            ("item_id", &self.item_id),
+            ("item_quantity", &self.item_quantity),
+            ("item_price", &self.item_price),
+        ];
+        let mut columns = vec![
+            ("order_id", self.order_id.as_str()),
+            ("event_time", self.event_time.as_str()),
+        ];
+        columns.extend(optional.into_iter().filter_map(|(k, c)| c.as_deref().map(|c| (k, c))));
+        columns
+    }
+
+    /// Whether rows are order lines to be grouped into one event per order.
+    pub fn has_line_items(&self) -> bool {
+        self.item_id.is_some()
+    }
+}
+
+/// `[defaults]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Defaults {
+    /// Currency for rows whose currency is NULL or empty.
+    pub currency: Option<String>,
+    /// Country for rows whose country is NULL or empty; also the phone region.
+    pub country: Option<String>,
+}
+
+/// `[normalize]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NormalizeConfig {
+    /// Hash `external_id` (Meta recommends it); false sends it as is.
+    #[serde(default = "yes")]
+    pub hash_external_id: bool,
+}
+
+impl Default for NormalizeConfig {
+    fn default() -> Self {
+        Self { hash_external_id: true }
+    }
+}
+
+/// Which destination receives the events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DestinationKind {
+    /// NDJSON file: exactly the events that would be sent to Meta.
+    File,
+    /// Meta's Conversions API.
+    Meta,
+}
+
+/// `[destination]`: one flat table so that toml can name the line of an unknown key; `validate`
+/// rejects keys that do not belong to the chosen kind.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DestinationConfig {
+    /// `file` or `meta`.
+    pub kind: DestinationKind,
+    /// The Meta dataset (pixel) id; also the ledger's dedup scope.
+    pub dataset_id: String,
+    /// file: the NDJSON output path.
+    pub path: Option<PathBuf>,
+    /// meta: the environment variable holding the access token.
+    pub access_token_env: Option<String>,
+    /// meta: a file holding the access token (e.g. a mounted secret).
+    pub access_token_file: Option<PathBuf>,
+    /// meta: the environment variable holding the app secret, for `appsecret_proof`.
+    pub app_secret_env: Option<String>,
+    /// meta: the Graph API version.
+    #[serde(default = "default_api_version")]
+    pub api_version: String,
+    /// meta: the Graph API base URL; tests and the demo point it at the local stand-in.
+    #[serde(default = "default_base_url")]
+    pub base_url: String,
+    /// meta: events then show in Events Manager's Test Events (and are still kept as data).
+    pub test_event_code: Option<String>,
+    /// Events per request, at most 1000.
+    #[serde(default = "default_destination_batch_size")]
+    pub batch_size: usize,
+    /// Requests in flight at once.
+    #[serde(default = "default_concurrency")]
+    pub concurrency: usize,
+    /// Retries per request for transient failures.
+    #[serde(default = "default_max_retries")]
+    pub max_retries: u32,
+    /// Time allowed for one request.
+    #[serde(default = "default_request_timeout", deserialize_with = "duration")]
+    pub request_timeout: Duration,
+    /// A token bucket shared by all requests in flight.
+    pub max_requests_per_second: Option<f64>,
+}
+
+/// `[ledger]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LedgerConfig {
+    /// The schema for ledger, runs and state.
+    #[serde(default = "default_ledger_schema")]
+    pub schema: String,
+    /// A PostgreSQL URL; defaults to the source's.
+    pub url: Option<Secret>,
+    /// The environment variable holding the URL.
+    pub url_env: Option<String>,
+}
+
+impl Default for LedgerConfig {
+    fn default() -> Self {
+        Self { schema: default_ledger_schema(), url: None, url_env: None }
+    }
+}
+
+/// Chooses the config path: the flag, else `OCAPI_CONFIG`, else `./connector.toml`.
+pub fn resolve_path(flag: Option<&Path>) -> PathBuf {
+    flag.map(Path::to_path_buf)
+        .or_else(|| std::env::var_os("OCAPI_CONFIG").map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_PATH))
+}
+
+impl Config {
+    /// Reads, parses and validates a config file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses and validates config text; `path` is only used in messages.
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|error| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: error.to_string().trim_end().to_owned(),
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Cross-field and range checks, each naming the key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key, constraint: &str| {
+            Err(ConfigError::Invalid { key, constraint: constraint.to_owned() })
+        };
+        if self.connector.name.trim().is_empty() {
+            return invalid("connector.name", "must not be empty");
+        }
+        if self.source.url.is_some() == self.source.url_env.is_some() {
+            return invalid("source.url", "set exactly one of `source.url` and `source.url_env`");
+        }
+        if self.ledger.url.is_some() && self.ledger.url_env.is_some() {
+            return invalid("ledger.url", "set at most one of `ledger.url` and `ledger.url_env`");
+        }
+        if self.source.table.trim().is_empty() {
+            return invalid("source.table", "must name a table or view");
+        }
+        if self.source.timezone.parse::<chrono_tz::Tz>().is_err() {
+            return invalid(
+                "source.timezone",
+                "must be an IANA time zone name such as \"UTC\" or \"America/New_York\"",
+            );
+        }
+        if let Some(start) = &self.source.start {
+            if crate::source::Watermark::parse_start(start).is_none() {
+                return invalid(
+                    "source.start",
+                    "must be an RFC 3339 timestamp (\"2026-11-01T00:00:00Z\") or an integer",
+                );
+            }
+        }
+        for (key, column) in self.mapping.columns() {
+            if column.trim().is_empty() {
+                return Err(ConfigError::Invalid {
+                    key: mapping_key(key),
+                    constraint: "must name a column".to_owned(),
+                });
+            }
+        }
+        let m = &self.mapping;
+        if m.item_id.is_some() != m.item_quantity.is_some()
+            || m.item_id.is_some() != m.item_price.is_some()
+        {
+            return invalid(
+                "mapping.item_id",
+                "line items need all three of `item_id`, `item_quantity` and `item_price`",
+            );
+        }
+        if m.value.is_none() && !m.has_line_items() {
+            return invalid("mapping.value", "is required (or map line items to sum them)");
+        }
+        if m.currency.is_none() && self.defaults.currency.is_none() {
+            return invalid("mapping.currency", "map a column or set `defaults.currency`");
+        }
+        if let Some(currency) = &self.defaults.currency {
+            if crate::transform::currency_code(currency).is_none() {
+                return invalid("defaults.currency", "must be an ISO 4217 code such as \"USD\"");
+            }
+        }
+        if let Some(country) = &self.defaults.country {
+            if crate::transform::normalize::country_code(country).is_none() {
+                return invalid("defaults.country", "must be an ISO 3166 country such as \"US\"");
+            }
+        }
+        self.validate_destination()
+    }
+
+    /// Checks `[destination]` for its kind.
+    fn validate_destination(&self) -> Result<(), ConfigError> {
+        let d = &self.destination;
+        let invalid = |key, constraint: &str| {
+            Err(ConfigError::Invalid { key, constraint: constraint.to_owned() })
+        };
+        if d.dataset_id.trim().is_empty() || !d.dataset_id.chars().all(|c| c.is_ascii_digit()) {
+            return invalid("destination.dataset_id", "must be the dataset (pixel) id, digits only");
+        }
+        if d.batch_size == 0 || d.batch_size > MAX_EVENTS_PER_REQUEST {
+            return invalid("destination.batch_size", "must be between 1 and 1000 (Meta's limit)");
+        }
+        if d.concurrency == 0 || d.concurrency > 64 {
+            return invalid("destination.concurrency", "must be between 1 and 64");
+        }
+        if d.request_timeout.is_zero() {
+            return invalid("destination.request_timeout", "must be greater than 0");
+        }
+        if let Some(rps) = d.max_requests_per_second {
+            if !(rps.is_finite() && rps > 0.0) {
+                return invalid("destination.max_requests_per_second", "must be greater than 0");
+            }
+        }
+        match d.kind {
+            DestinationKind::File => {
+                if d.path.is_none() {
+                    return invalid("destination.path", "is required when kind = \"file\"");
+                }
+                let meta_only = [
+                    ("destination.access_token_env", d.access_token_env.is_some()),
+                    ("destination.access_token_file", d.access_token_file.is_some()),
+                    ("destination.app_secret_env", d.app_secret_env.is_some()),
+                    ("destination.test_event_code", d.test_event_code.is_some()),
+                ];
+                if let Some((key, _)) = meta_only.into_iter().find(|(_, set)| *set) {
+                    return invalid(key, "only applies to kind = \"meta\"");
+                }
+            }
+            DestinationKind::Meta => {
+                if d.access_token_env.is_some() == d.access_token_file.is_some() {
+                    return invalid(
+                        "destination.access_token_env",
+                        "set exactly one of `access_token_env` and `access_token_file`",
+                    );
+                }
+                if d.path.is_some() {
+                    return invalid("destination.path", "only applies to kind = \"file\"");
+                }
+                if !d.api_version.starts_with('v') {
+                    return invalid("destination.api_version", "must look like \"v26.0\"");
+                }
+                if !(d.base_url.starts_with("http://") || d.base_url.starts_with("https://")) {
+                    return invalid("destination.base_url", "must be an http(s) URL");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The source URL, from the file or the environment.
+    pub fn source_url(&self) -> Result<Secret, ConfigError> {
+        resolve_url("source.url_env", self.source.url.as_ref(), self.source.url_env.as_deref())
+    }
+
+    /// The ledger URL: its own, else the source's.
+    pub fn ledger_url(&self) -> Result<Secret, ConfigError> {
+        if self.ledger.url.is_none() && self.ledger.url_env.is_none() {
+            return self.source_url();
+        }
+        resolve_url("ledger.url_env", self.ledger.url.as_ref(), self.ledger.url_env.as_deref())
+    }
+
+    /// The Meta access token, from the environment or a file, trimmed.
+    pub fn access_token(&self) -> Result<Secret, ConfigError> {
+        let d = &self.destination;
+        if let Some(path) = &d.access_token_file {
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::SecretFile {
+                key: "destination.access_token_file",
+                path: path.clone(),
+                source,
+            })?;
+            return Ok(Secret::new(text.trim()));
+        }
+        let var = d.access_token_env.as_deref().unwrap_or("META_ACCESS_TOKEN");
+        env_secret("destination.access_token_env", var)
+    }
+
+    /// The app secret for `appsecret_proof`, when configured.
+    pub fn app_secret(&self) -> Result<Option<Secret>, ConfigError> {
+        self.destination
+            .app_secret_env
+            .as_deref()
+            .map(|var| env_secret("destination.app_secret_env", var))
+            .transpose()
+    }
+}
+
+/// Reads a non-empty secret from the environment.
+fn env_secret(key: &'static str, var: &str) -> Result<Secret, ConfigError> {
+    match std::env::var(var) {
+        Ok(value) if !value.trim().is_empty() => Ok(Secret::new(value.trim())),
+        _ => Err(ConfigError::MissingEnv { key, var: var.to_owned() }),
+    }
+}
+
+/// Picks a URL from the file or from the named environment variable.
+fn resolve_url(
+    key: &'static str,
+    url: Option<&Secret>,
+    var: Option<&str>,
+) -> Result<Secret, ConfigError> {
+    match (url, var) {
+        (Some(url), _) => Ok(url.clone()),
+        (None, Some(var)) => env_secret(key, var),
+        (None, None) => Err(ConfigError::Invalid {
+            key,
+            constraint: "is not set: set a URL or the variable that holds it".to_owned(),
+        }),
+    }
+}
+
+/// The dotted key of a mapping entry, for messages.
+fn mapping_key(key: &str) -> &'static str {
+    match key {
+        "order_id" => "mapping.order_id",
+        "event_time" => "mapping.event_time",
+        "value" => "mapping.value",
+        "currency" => "mapping.currency",
+        "email" => "mapping.email",
+        "phone" => "mapping.phone",
+        "first_name" => "mapping.first_name",
+        "last_name" => "mapping.last_name",
+        "city" => "mapping.city",
+        "state" => "mapping.state",
+        "zip" => "mapping.zip",
+        "country" => "mapping.country",
+        "gender" => "mapping.gender",
+        "date_of_birth" => "mapping.date_of_birth",
+        "external_id" => "mapping.external_id",
+        "item_id" => "mapping.item_id",
+        "item_quantity" => "mapping.item_quantity",
+        _ => "mapping.item_price",
+    }
+}
+
+/// Parses `"15m"`, `"30s"`, `"1h 30m"` (humantime) into a duration.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text.trim())
+        .map_err(|error| format!("invalid duration {text:?} ({error}); use e.g. \"30s\", \"15m\""))
+}
+
+/// Serde adapter for humantime durations.
+fn duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    parse_duration(&text).map_err(serde::de::Error::custom)
+}
+
+/// Serde default for `connector.lock_wait`.
+fn default_lock_wait() -> Duration {
+    DEFAULT_LOCK_WAIT
+}
+/// Serde default for `source.batch_size`.
+fn default_source_batch_size() -> NonZeroUsize {
+    NonZeroUsize::new(DEFAULT_SOURCE_BATCH_SIZE).expect("constant is non-zero")
+}
+/// Serde default for `source.timezone`.
+fn default_timezone() -> String {
+    "UTC".to_owned()
+}
+/// Serde default for boolean options that are on unless turned off.
+fn yes() -> bool {
+    true
+}
+/// Serde default for `destination.api_version`.
+fn default_api_version() -> String {
+    DEFAULT_API_VERSION.to_owned()
+}
+/// Serde default for `destination.base_url`.
+fn default_base_url() -> String {
+    DEFAULT_BASE_URL.to_owned()
+}
+/// Serde default for `destination.batch_size`.
+fn default_destination_batch_size() -> usize {
+    MAX_EVENTS_PER_REQUEST
+}
+/// Serde default for `destination.concurrency`.
+fn default_concurrency() -> usize {
+    DEFAULT_CONCURRENCY
+}
+/// Serde default for `destination.max_retries`.
+fn default_max_retries() -> u32 {
+    DEFAULT_MAX_RETRIES
+}
+/// Serde default for `destination.request_timeout`.
+fn default_request_timeout() -> Duration {
+    DEFAULT_REQUEST_TIMEOUT
+}
+/// Serde default for `ledger.schema`.
+fn default_ledger_schema() -> String {
+    DEFAULT_LEDGER_SCHEMA.to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+[connector]
+name = "t"
+[source]
+url = "postgres://localhost/test"
+table = "t"
+watermark_column = "updated_at"
+[mapping]
+order_id = "id"
+event_time = "at"
+value = "total"
+[defaults]
+currency = "USD"
+[destination]
+kind = "file"
+dataset_id = "123"
+path = "out.ndjson"
+"#;
+
+    #[test]
+    fn minimal_config_gets_defaults() {
+        let config = Config::parse(MINIMAL, Path::new("x.toml")).unwrap();
+        assert_eq!(config.source.batch_size.get(), DEFAULT_SOURCE_BATCH_SIZE);
+        assert_eq!(config.source.lookback, Duration::ZERO);
+        assert_eq!(config.destination.batch_size, 1000);
+        assert_eq!(config.ledger.schema, "ocapi");
+        assert!(config.normalize.hash_external_id);
+    }
+
+    #[test]
+    fn unknown_key_names_key_and_line() {
+        let text = MINIMAL.replace("table = \"t\"", "table = \"t\"\ntabel = \"x\"");
+        let error = Config::parse(&text, Path::new("x.toml")).unwrap_err().to_string();
+        assert!(error.contains("tabel"), "{error}");
+        assert!(error.contains("line 7"), "{error}");
+    }
+
+    #[test]
+    fn missing_required_key_is_named() {
+        let text = MINIMAL.replace("watermark_column = \"updated_at\"\n", "");
+        let error = Config::parse(&text, Path::new("x.toml")).unwrap_err().to_string();
+        assert!(error.contains("watermark_column"), "{error}");
+    }
+
+    #[test]
+    fn batch_size_over_meta_limit_is_rejected() {
+        let text = MINIMAL.replace("path = \"out.ndjson\"", "path = \"o\"\nbatch_size = 1001");
+        let error = Config::parse(&text, Path::new("x.toml")).unwrap_err();
+        assert!(matches!(error, ConfigError::Invalid { key: "destination.batch_size", .. }));
+    }
+
+    #[test]
+    fn meta_keys_under_file_kind_are_rejected() {
+        let text = MINIMAL.replace("path = \"out.ndjson\"", "path = \"o\"\naccess_token_env = \"X\"");
+        let error = Config::parse(&text, Path::new("x.toml")).unwrap_err();
+        assert!(matches!(error, ConfigError::Invalid { key: "destination.access_token_env", .. }));
+    }
+
+    #[test]
+    fn bad_duration_is_explained() {
+        let text = MINIMAL.replace("table = \"t\"", "table = \"t\"\nlookback = \"soon\"");
+        let error = Config::parse(&text, Path::new("x.toml")).unwrap_err().to_string();
+        assert!(error.contains("invalid duration"), "{error}");
+    }
+
+    #[test]
+    fn secret_debug_is_redacted() {
+        assert_eq!(format!("{:?}", Secret::new("hunter2")), "[redacted]");
+    }
+
+    #[test]
+    fn the_example_connector_toml_parses() {
+        let text = include_str!("../connector.toml");
+        Config::parse(text, Path::new("connector.toml")).unwrap();
+    }
+}

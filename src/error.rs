@@ -1,0 +1,2 @@
+//! error: being written.
+pub use std::io::Error;
