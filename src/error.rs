@@ -1,2 +1,61 @@
-//! error: being written.
-pub use std::io::Error;
+//! The crate's error: one variant per module's error enum, so callers can classify failures
+//! (configuration or usage, exit 2; a failed run, exit 1) without matching on text.
+
+use crate::config::ConfigError;
+use crate::db::DbError;
+use crate::destination::DestinationError;
+use crate::source::SourceError;
+
+/// Any error the library returns.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The config is wrong.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The source table or its columns do not fit the config.
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    /// PostgreSQL failed.
+    #[error(transparent)]
+    Db(#[from] DbError),
+    /// The destination failed.
+    #[error(transparent)]
+    Destination(#[from] DestinationError),
+    /// The ledger schema is missing or older than this build.
+    #[error("the ledger schema {schema:?} is {found}; run `ocapi migrate` first")]
+    SchemaNotReady {
+        /// The schema.
+        schema: String,
+        /// What was found.
+        found: String,
+    },
+    /// Another run of the same connector holds the lock.
+    #[error(
+        "another run of connector {connector:?} holds its lock (waited {waited_secs}s); \
+             try again when it finishes, or raise `connector.lock_wait`"
+    )]
+    Locked {
+        /// The connector.
+        connector: String,
+        /// How long ocapi waited.
+        waited_secs: u64,
+    },
+    /// A usage error from a command's arguments.
+    #[error("{0}")]
+    Usage(String),
+    /// Writing output failed.
+    #[error("cannot write output")]
+    Io(#[from] std::io::Error),
+}
+
+impl Error {
+    /// Whether this is a configuration or usage problem (exit code 2), as opposed to a run
+    /// that failed (exit code 1).
+    pub fn is_config(&self) -> bool {
+        match self {
+            Self::Config(_) | Self::Usage(_) | Self::SchemaNotReady { .. } => true,
+            Self::Source(error) => !matches!(error, SourceError::Db(_)),
+            _ => false,
+        }
+    }
+}

@@ -12,8 +12,10 @@
 //! that no order is ever sent twice and that every order can be reconciled.
 
 pub mod cli;
+pub mod commands;
 pub mod config;
 pub mod db;
+pub mod demo;
 pub mod destination;
 pub mod error;
 pub mod event;

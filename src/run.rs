@@ -1,1 +1,841 @@
-//! run: being written.
+//! One sync pass: read → transform → send → ledger → stats.
+//!
+//! Three stages overlap. A reader task reads keyset pages and transforms them; the main loop
+//! records each page's orders in the ledger (`invalid`, or `pending` before their request
+//! leaves) and starts its batches, up to `destination.concurrency` requests in flight; batch
+//! results come back in page order, and when the last batch of a page is back, its `sent` and
+//! `rejected` rows and the watermark advance commit in one transaction. A run that fails or is
+//! killed at any point loses no order: the watermark never passes an order whose ledger row is
+//! not final, and `pending` rows are re-sent first by the next run with the same event.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::future::Future;
+use std::io::Write;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use deadpool_postgres::Pool;
+use futures_util::stream::{FuturesOrdered, StreamExt};
+use tokio::sync::mpsc;
+use tokio_postgres::Client;
+
+use crate::config::Config;
+use crate::db;
+use crate::destination::{Delivery, Destination, DestinationError};
+use crate::error::Error;
+use crate::event::Event;
+use crate::ledger::{Existing, Ledger, RejectedRow, SentRow, Status};
+use crate::source::{self, EventTimeWindow, PageQuery, Position, SourceTable, WatermarkKind};
+use crate::stats::{RunStats, RunStatus};
+use crate::transform::{self, Built, Invalid, Rules};
+
+/// Pages read ahead of the one being sent: enough to keep requests flowing, bounded memory.
+const PAGES_AHEAD: usize = 2;
+/// Pending orders of a dead run re-sent per round.
+const RECOVERY_CHUNK: i64 = 5000;
+
+/// What kind of pass this is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// An incremental sync from the watermark.
+    Run,
+    /// A re-read of an event-time window that leaves the watermark alone.
+    Backfill,
+}
+
+impl Mode {
+    /// The text stored in `runs.mode`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Run => "run",
+            Self::Backfill => "backfill",
+        }
+    }
+}
+
+/// A callback told the running stats after each committed page (progress bars).
+pub type Progress = Arc<dyn Fn(&RunStats) + Send + Sync>;
+
+/// How to run a pass.
+#[derive(Clone)]
+pub struct RunOptions {
+    /// Run or backfill.
+    pub mode: Mode,
+    /// Print events as NDJSON on stdout and write nothing anywhere.
+    pub dry_run: bool,
+    /// Stop after about this many source rows.
+    pub limit: Option<u64>,
+    /// Backfill: the event-time window.
+    pub window: Option<EventTimeWindow>,
+    /// A completed run above this share of invalid or rejected rows is `degraded`.
+    pub max_invalid_ratio: Option<f64>,
+    /// Told the stats after each page.
+    pub progress: Option<Progress>,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        Self {
+            mode: Mode::Run,
+            dry_run: false,
+            limit: None,
+            window: None,
+            max_invalid_ratio: None,
+            progress: None,
+        }
+    }
+}
+
+/// A page, read and transformed.
+#[derive(Debug, Default)]
+struct PagePlan {
+    /// Source rows in it.
+    rows: u64,
+    /// Orders that became events.
+    built: Vec<Built>,
+    /// Orders that could not.
+    invalid: Vec<Invalid>,
+    /// The watermark of its last row.
+    last_watermark: Option<String>,
+}
+
+/// Runs one sync pass. `shutdown` resolving stops it after the page in flight, committed.
+pub async fn run(
+    config: &Config,
+    options: RunOptions,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<RunStats, Error> {
+    let started = Instant::now();
+    let source_pool = db::pool(&config.source_url()?, "source", 2)?;
+    let source_client = db::connect(&source_pool, "source").await?;
+    let table = source::describe(&source_client, config).await?;
+    let mut stats = RunStats::new(&config.connector.name);
+    if options.dry_run {
+        let ledger_pool = db::pool(&config.ledger_url()?, "ledger", 1)?;
+        let start = dry_run_start(config, &ledger_pool, &table, &source_client).await;
+        let start = start.unwrap_or(Position::Start(None));
+        drop(source_client);
+        dry_run(config, &options, &source_pool, &table, start, &mut stats).await?;
+        stats.status = RunStatus::Completed;
+        stats.duration_ms = elapsed_ms(started);
+        return Ok(stats);
+    }
+
+    let ledger_pool = db::pool(&config.ledger_url()?, "ledger", 4)?;
+    let ledger_client = db::connect(&ledger_pool, "ledger").await?;
+    ensure_schema(&ledger_client, &config.ledger.schema).await?;
+    let _lock = acquire_lock(&ledger_pool, config).await?;
+    let destination = Arc::new(Destination::from_config(config)?);
+    let ledger = Ledger::new(
+        &config.ledger.schema,
+        &config.connector.name,
+        &config.destination.dataset_id,
+    );
+    stats.run_id = ledger
+        .start_run(&ledger_client, options.mode.as_str())
+        .await?;
+
+    let result = async {
+        let start = start_position(
+            config,
+            &options,
+            &ledger,
+            &ledger_client,
+            &table,
+            &source_client,
+            &mut stats,
+        )
+        .await?;
+        drop(source_client);
+        recover_pending(config, &ledger, &ledger_pool, &destination, &mut stats).await?;
+        let mut sync = Pipeline {
+            config,
+            ledger: &ledger,
+            pool: &ledger_pool,
+            destination,
+            stats: &mut stats,
+            watermark_kind: table.watermark_kind,
+            advance: options.mode == Mode::Run,
+            progress: options.progress.clone(),
+        };
+        let pages = spawn_reader(config, &source_pool, &table, start, &options);
+        sync.drive(pages, shutdown).await
+    }
+    .await;
+
+    stats.duration_ms = elapsed_ms(started);
+    stats.status = match &result {
+        Ok(()) if exceeds(&stats, options.max_invalid_ratio) => RunStatus::Degraded,
+        Ok(()) => RunStatus::Completed,
+        Err(error) => {
+            stats.error = Some(error_chain(error));
+            RunStatus::Failed
+        }
+    };
+    ledger.finish_run(&ledger_client, &stats).await?;
+    tracing::info!(
+        run_id = stats.run_id,
+        status = stats.status.as_str(),
+        rows_read = stats.rows_read,
+        sent = stats.sent,
+        skipped_duplicate = stats.skipped_duplicate,
+        invalid = stats.invalid,
+        rejected = stats.rejected,
+        retries = stats.retries,
+        batches = stats.batches,
+        duration_ms = stats.duration_ms,
+        "run finished"
+    );
+    result.map(|()| stats)
+}
+
+/// Whether the share of invalid or rejected rows is above the limit.
+fn exceeds(stats: &RunStats, limit: Option<f64>) -> bool {
+    limit.is_some_and(|limit| stats.invalid_ratio() > limit)
+}
+
+/// An error with its sources, as one line.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// Milliseconds since `started`.
+fn elapsed_ms(started: Instant) -> u64 {
+    u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Fails unless the ledger schema is at this build's version.
+pub async fn ensure_schema(client: &Client, schema: &str) -> Result<(), Error> {
+    match db::schema_version(client, schema).await? {
+        Some(version) if version >= db::latest_migration() => Ok(()),
+        Some(version) => Err(Error::SchemaNotReady {
+            schema: schema.to_owned(),
+            found: format!(
+                "at version {version}, older than this build's {}",
+                db::latest_migration()
+            ),
+        }),
+        None => Err(Error::SchemaNotReady {
+            schema: schema.to_owned(),
+            found: "missing".to_owned(),
+        }),
+    }
+}
+
+/// A session advisory lock per connector, held on a connection taken out of the pool so that
+/// it is freed when the guard drops, or by PostgreSQL within moments if the process dies.
+pub struct RunLock {
+    /// The connection holding the lock; dropping it closes the session.
+    _client: deadpool_postgres::ClientWrapper,
+}
+
+/// Takes the connector's lock, waiting up to `connector.lock_wait`.
+pub async fn acquire_lock(pool: &Pool, config: &Config) -> Result<RunLock, Error> {
+    let object = db::connect(pool, "ledger").await?;
+    let client = deadpool_postgres::Object::take(object);
+    let key = format!("ocapi:{}", config.connector.name);
+    let wait = config.connector.lock_wait;
+    let deadline = Instant::now() + wait;
+    loop {
+        let row = client
+            .query_one("select pg_try_advisory_lock(hashtext($1))", &[&key])
+            .await
+            .map_err(db::DbError::query("cannot take the connector's lock"))?;
+        if row.get::<_, bool>(0) {
+            return Ok(RunLock { _client: client });
+        }
+        if Instant::now() >= deadline {
+            return Err(Error::Locked {
+                connector: config.connector.name.clone(),
+                waited_secs: wait.as_secs(),
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Where an incremental run starts: the stored watermark minus the lookback, else
+/// `source.start`, else the beginning. A backfill starts at the beginning of its window.
+async fn start_position(
+    config: &Config,
+    options: &RunOptions,
+    ledger: &Ledger,
+    ledger_client: &Client,
+    table: &SourceTable,
+    source_client: &Client,
+    stats: &mut RunStats,
+) -> Result<Position, Error> {
+    let stored = ledger.watermark(ledger_client).await?;
+    stats.watermark_start = stored.as_ref().map(|(w, _)| w.clone());
+    stats.watermark_end = stats.watermark_start.clone();
+    if options.mode == Mode::Backfill {
+        return Ok(Position::Start(None));
+    }
+    let kind = table.watermark_kind;
+    match stored {
+        Some((watermark, stored_kind)) if stored_kind.is_none_or(|k| k == kind) => {
+            let from = if config.source.lookback.is_zero() {
+                watermark
+            } else {
+                source::minus_lookback(source_client, kind, &watermark, config.source.lookback)
+                    .await?
+            };
+            Ok(Position::Start(Some(from)))
+        }
+        Some((_, Some(stored_kind))) => Err(Error::Usage(format!(
+            "the stored watermark is a {} but `source.watermark_column` is now a {}; \
+             reset it with `delete from {}.state where connector = '{}'` after checking",
+            stored_kind.sql_type(),
+            kind.sql_type(),
+            config.ledger.schema,
+            config.connector.name
+        ))),
+        _ => match &config.source.start {
+            Some(start) => {
+                let start = source::check_watermark(source_client, kind, start).await?;
+                Ok(Position::Start(Some(start)))
+            }
+            None => Ok(Position::Start(None)),
+        },
+    }
+}
+
+/// Re-sends the orders that a dead run left `pending`, with their stored (identical) events.
+async fn recover_pending(
+    config: &Config,
+    ledger: &Ledger,
+    pool: &Pool,
+    destination: &Arc<Destination>,
+    stats: &mut RunStats,
+) -> Result<(), Error> {
+    let batch_size = config.destination.batch_size;
+    loop {
+        let client = db::connect(pool, "ledger").await?;
+        let events = ledger
+            .pending_from_other_runs(&client, stats.run_id, RECOVERY_CHUNK)
+            .await?;
+        if events.is_empty() {
+            return Ok(());
+        }
+        tracing::info!(
+            orders = events.len(),
+            "re-sending orders left pending by an earlier run"
+        );
+        stats.recovered_pending += events.len() as u64;
+        let chunks: Vec<Vec<Event>> = events.chunks(batch_size).map(<[Event]>::to_vec).collect();
+        let results: Vec<(Vec<Event>, Result<Delivery, DestinationError>)> =
+            futures_util::stream::iter(chunks)
+                .map(|chunk| {
+                    let destination = Arc::clone(destination);
+                    async move {
+                        let result = destination.send(&chunk).await;
+                        (chunk, result)
+                    }
+                })
+                .buffered(config.destination.concurrency)
+                .collect()
+                .await;
+        let mut outcome = PageOutcome::default();
+        for (events, result) in results {
+            outcome.add(&events, result?, stats);
+        }
+        let mut client = client;
+        let tx = client
+            .transaction()
+            .await
+            .map_err(db::DbError::query("cannot start a transaction"))?;
+        ledger.mark_sent(&tx, &outcome.sent, stats.run_id).await?;
+        ledger
+            .mark_rejected(&tx, &outcome.rejected, stats.run_id)
+            .await?;
+        tx.commit()
+            .await
+            .map_err(db::DbError::query("cannot commit re-sent orders"))?;
+        stats.sent += outcome.sent.len() as u64;
+        stats.rejected += outcome.rejected.len() as u64;
+    }
+}
+
+/// Results of the batches of one page, waiting for the page's last batch.
+#[derive(Debug, Default)]
+struct PageOutcome {
+    /// Accepted orders.
+    sent: Vec<SentRow>,
+    /// Rejected orders.
+    rejected: Vec<RejectedRow>,
+}
+
+impl PageOutcome {
+    /// Adds one batch's delivery; counts match keys of accepted events.
+    fn add(&mut self, events: &[Event], delivery: Delivery, stats: &mut RunStats) {
+        stats.retries += u64::from(delivery.retries);
+        stats.batches += u64::from(delivery.requests);
+        for accepted in delivery.accepted {
+            let received = i32::try_from(accepted.events_received).unwrap_or(i32::MAX);
+            for index in accepted.indices {
+                let Some(event) = events.get(index) else {
+                    continue;
+                };
+                for key in event.user_data.present_keys() {
+                    RunStats::bump(&mut stats.match_keys, key, 1);
+                }
+                self.sent.push(SentRow {
+                    order_id: event.custom_data.order_id.clone(),
+                    fbtrace_id: accepted.fbtrace_id.clone(),
+                    events_received: received,
+                });
+            }
+        }
+        for rejected in delivery.rejected {
+            let Some(event) = events.get(rejected.index) else {
+                continue;
+            };
+            tracing::warn!(order_id = %event.custom_data.order_id, "event rejected by the destination");
+            self.rejected.push(RejectedRow {
+                order_id: event.custom_data.order_id.clone(),
+                message: rejected.message,
+            });
+        }
+    }
+}
+
+/// Starts the reader task: pages in keyset order, transformed, through a bounded channel.
+fn spawn_reader(
+    config: &Config,
+    pool: &Pool,
+    table: &SourceTable,
+    start: Position,
+    options: &RunOptions,
+) -> mpsc::Receiver<Result<PagePlan, Error>> {
+    let (tx, rx) = mpsc::channel(PAGES_AHEAD);
+    let pool = pool.clone();
+    let query = PageQuery::new(config, table);
+    let rules = Rules::from_config(config);
+    let page_size = config.source.batch_size.get();
+    let limit = options.limit;
+    let window = options.window;
+    tokio::spawn(async move {
+        let result = async {
+            let client = db::connect(&pool, "source").await?;
+            let mut position = Some(start);
+            let mut read = 0u64;
+            while let Some(at) = position.take() {
+                let remaining = limit.map_or(usize::MAX, |l| {
+                    usize::try_from(l.saturating_sub(read)).unwrap_or(usize::MAX)
+                });
+                if remaining == 0 {
+                    break;
+                }
+                let page = source::read_page(
+                    &client,
+                    &query,
+                    &at,
+                    page_size.min(remaining),
+                    window.as_ref(),
+                )
+                .await?;
+                read += page.rows.len() as u64;
+                position = page.next;
+                let rules = rules.clone();
+                let plan = tokio::task::spawn_blocking(move || plan_page(&page.rows, &rules))
+                    .await
+                    .map_err(|error| Error::Usage(format!("transform task failed: {error}")))?;
+                if tx.send(Ok(plan)).await.is_err() {
+                    break;
+                }
+            }
+            Ok::<(), Error>(())
+        }
+        .await;
+        if let Err(error) = result {
+            let _ = tx.send(Err(error)).await;
+        }
+    });
+    rx
+}
+
+/// Transforms one page of rows into events and invalid orders, judged now.
+fn plan_page(rows: &[source::SourceRow], rules: &Rules) -> PagePlan {
+    let now = chrono::Utc::now().timestamp();
+    let mut plan = PagePlan {
+        rows: rows.len() as u64,
+        last_watermark: rows.last().map(|r| r.watermark.clone()),
+        ..PagePlan::default()
+    };
+    for order in transform::orders(rows) {
+        match transform::build(order, rules, now) {
+            Ok(built) => plan.built.push(built),
+            Err(invalid) => plan.invalid.push(invalid),
+        }
+    }
+    plan
+}
+
+/// Work waiting to be started, in page order.
+enum Work {
+    /// A batch to send.
+    Batch(Vec<Event>),
+    /// The end of a page: commit it, then advance the watermark to this value.
+    PageEnd(Option<String>),
+}
+
+/// What came back from the in-flight queue.
+enum Done {
+    /// A batch's result, with its events.
+    Batch(Vec<Event>, Result<Delivery, DestinationError>),
+    /// All batches of a page are back.
+    PageEnd(Option<String>),
+}
+
+/// A future in the ordered in-flight queue.
+type Flight = Pin<Box<dyn Future<Output = Done> + Send>>;
+
+/// The main loop's state.
+struct Pipeline<'a> {
+    /// The config.
+    config: &'a Config,
+    /// The ledger.
+    ledger: &'a Ledger,
+    /// Ledger connections.
+    pool: &'a Pool,
+    /// Where batches go.
+    destination: Arc<Destination>,
+    /// Running stats.
+    stats: &'a mut RunStats,
+    /// How to compare watermarks.
+    watermark_kind: WatermarkKind,
+    /// False for backfills: the watermark stays where it is.
+    advance: bool,
+    /// Told the stats after each page.
+    progress: Option<Progress>,
+}
+
+impl Pipeline<'_> {
+    /// Runs pages through the ledger and the destination until the reader is done, an error
+    /// occurs, or `shutdown` resolves (then the page in flight is finished and committed).
+    async fn drive(
+        &mut self,
+        mut pages: mpsc::Receiver<Result<PagePlan, Error>>,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> Result<(), Error> {
+        let concurrency = self.config.destination.concurrency;
+        let mut flights: FuturesOrdered<Flight> = FuturesOrdered::new();
+        let mut queue: VecDeque<Work> = VecDeque::new();
+        let mut in_flight = 0usize;
+        let mut source_done = false;
+        let mut stopping = false;
+        let mut outcome = PageOutcome::default();
+        let mut in_run: HashSet<String> = HashSet::new();
+        tokio::pin!(shutdown);
+        loop {
+            while let Some(work) = queue.front() {
+                if matches!(work, Work::Batch(_)) && in_flight >= concurrency {
+                    break;
+                }
+                match queue.pop_front().expect("front was Some") {
+                    Work::Batch(events) => {
+                        in_flight += 1;
+                        flights.push_back(self.start_batch(events));
+                    }
+                    Work::PageEnd(watermark) => {
+                        flights.push_back(Box::pin(async move { Done::PageEnd(watermark) }));
+                    }
+                }
+            }
+            let want_page = queue.is_empty() && !source_done && !stopping;
+            if flights.is_empty() && !want_page {
+                return Ok(());
+            }
+            tokio::select! {
+                biased;
+                () = &mut shutdown, if !stopping => {
+                    tracing::info!("shutdown requested: finishing the page in flight");
+                    stopping = true;
+                }
+                Some(done) = flights.next(), if !flights.is_empty() => match done {
+                    Done::Batch(events, result) => {
+                        in_flight -= 1;
+                        outcome.add(&events, result?, self.stats);
+                    }
+                    Done::PageEnd(watermark) => {
+                        self.commit_page(std::mem::take(&mut outcome), watermark).await?;
+                    }
+                },
+                page = pages.recv(), if want_page => match page {
+                    None => source_done = true,
+                    Some(plan) => queue.extend(self.prepare(plan?, &mut in_run).await?),
+                },
+            }
+        }
+    }
+
+    /// Starts sending one batch on its own task, so requests progress while the loop works.
+    fn start_batch(&self, events: Vec<Event>) -> Flight {
+        let destination = Arc::clone(&self.destination);
+        let handle = tokio::spawn(async move {
+            let result = destination.send(&events).await;
+            (events, result)
+        });
+        Box::pin(async move {
+            match handle.await {
+                Ok((events, result)) => Done::Batch(events, result),
+                Err(error) => Done::Batch(
+                    Vec::new(),
+                    Err(DestinationError::Setup(
+                        format!("send task failed: {error}").into(),
+                    )),
+                ),
+            }
+        })
+    }
+
+    /// Decides each order of a page against the ledger, records `invalid` and `pending` rows
+    /// in one transaction, and returns the page's batches followed by its end marker.
+    async fn prepare(
+        &mut self,
+        plan: PagePlan,
+        in_run: &mut HashSet<String>,
+    ) -> Result<Vec<Work>, Error> {
+        let stats = &mut *self.stats;
+        stats.rows_read += plan.rows;
+        let ids: Vec<&str> = plan
+            .built
+            .iter()
+            .map(|b| b.event.custom_data.order_id.as_str())
+            .chain(plan.invalid.iter().filter_map(|i| i.order_id.as_deref()))
+            .collect();
+        let mut client = db::connect(self.pool, "ledger").await?;
+        let existing = self.ledger.lookup(&**client, &ids).await?;
+
+        let mut to_send: Vec<&Built> = Vec::new();
+        for built in &plan.built {
+            stats.events += 1;
+            for field in &built.dropped {
+                RunStats::bump(&mut stats.dropped, field.key(), 1);
+            }
+            let order_id = &built.event.custom_data.order_id;
+            match decide(
+                existing.get(order_id),
+                built,
+                stats.run_id,
+                in_run.contains(order_id),
+            ) {
+                Decision::Send => {
+                    in_run.insert(order_id.clone());
+                    to_send.push(built);
+                }
+                Decision::Duplicate { changed } => {
+                    stats.skipped_duplicate += 1;
+                    stats.changed_after_send += u64::from(changed);
+                }
+                Decision::StillRejected => stats.skipped_rejected += 1,
+            }
+        }
+        let mut invalid: Vec<&Invalid> = Vec::new();
+        for row in &plan.invalid {
+            let Some(order_id) = row.order_id.as_deref() else {
+                stats.invalid += 1;
+                RunStats::bump(&mut stats.invalid_reasons, row.reason.as_str(), 1);
+                tracing::warn!(watermark = %row.watermark, reason = %row.reason, "row without a usable order id skipped");
+                continue;
+            };
+            match existing.get(order_id) {
+                Some(e) if e.status == Status::Sent || in_run.contains(order_id) => {
+                    stats.skipped_duplicate += 1;
+                }
+                _ => {
+                    stats.invalid += 1;
+                    RunStats::bump(&mut stats.invalid_reasons, row.reason.as_str(), 1);
+                    in_run.insert(order_id.to_owned());
+                    invalid.push(row);
+                }
+            }
+        }
+
+        let payloads: Vec<String> = to_send
+            .iter()
+            .map(|b| serde_json::to_string(&b.event).expect("an Event always serializes"))
+            .collect();
+        let pending: Vec<(&Event, &str, &str)> = to_send
+            .iter()
+            .zip(&payloads)
+            .map(|(b, p)| (&b.event, b.watermark.as_str(), p.as_str()))
+            .collect();
+        let tx = client
+            .transaction()
+            .await
+            .map_err(db::DbError::query("cannot start a transaction"))?;
+        self.ledger
+            .record_invalid(&tx, &invalid, stats.run_id)
+            .await?;
+        self.ledger
+            .record_pending(&tx, &pending, stats.run_id)
+            .await?;
+        tx.commit()
+            .await
+            .map_err(db::DbError::query("cannot commit pending orders"))?;
+
+        let events: Vec<Event> = to_send.into_iter().map(|b| b.event.clone()).collect();
+        let mut work: Vec<Work> = events
+            .chunks(self.config.destination.batch_size)
+            .map(|chunk| Work::Batch(chunk.to_vec()))
+            .collect();
+        work.push(Work::PageEnd(plan.last_watermark));
+        Ok(work)
+    }
+
+    /// Commits a page: its sent and rejected rows and the watermark, in one transaction.
+    async fn commit_page(
+        &mut self,
+        outcome: PageOutcome,
+        watermark: Option<String>,
+    ) -> Result<(), Error> {
+        let mut client = db::connect(self.pool, "ledger").await?;
+        let tx = client
+            .transaction()
+            .await
+            .map_err(db::DbError::query("cannot start a transaction"))?;
+        let run_id = self.stats.run_id;
+        self.ledger.mark_sent(&tx, &outcome.sent, run_id).await?;
+        self.ledger
+            .mark_rejected(&tx, &outcome.rejected, run_id)
+            .await?;
+        if let (true, Some(watermark)) = (self.advance, &watermark) {
+            self.ledger
+                .advance_watermark(&tx, watermark, self.watermark_kind, run_id)
+                .await?;
+        }
+        tx.commit()
+            .await
+            .map_err(db::DbError::query("cannot commit a page"))?;
+        self.stats.sent += outcome.sent.len() as u64;
+        self.stats.rejected += outcome.rejected.len() as u64;
+        if self.advance && watermark.is_some() {
+            self.stats.watermark_end = watermark;
+        }
+        if let Some(progress) = &self.progress {
+            progress(self.stats);
+        }
+        Ok(())
+    }
+}
+
+/// What to do with a valid order, given its ledger row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Decision {
+    /// Send it.
+    Send,
+    /// Already sent (or in flight in this run); `changed` when its value or time moved since.
+    Duplicate {
+        /// Value or event time differ from what was sent.
+        changed: bool,
+    },
+    /// Rejected before, and its source row has not changed since.
+    StillRejected,
+}
+
+/// Decides a valid order against what the ledger holds.
+fn decide(existing: Option<&Existing>, built: &Built, run_id: i64, seen_in_run: bool) -> Decision {
+    let changed = |e: &Existing| {
+        e.event_time != Some(built.event.event_time)
+            || e.value != Some(built.event.custom_data.value)
+    };
+    if seen_in_run {
+        return Decision::Duplicate { changed: false };
+    }
+    match existing {
+        None => Decision::Send,
+        Some(e) => match e.status {
+            Status::Sent => Decision::Duplicate {
+                changed: changed(e),
+            },
+            Status::Pending if e.run_id == Some(run_id) => Decision::Duplicate { changed: false },
+            Status::Rejected if e.source_watermark.as_deref() == Some(built.watermark.as_str()) => {
+                Decision::StillRejected
+            }
+            Status::Pending | Status::Invalid | Status::Rejected => Decision::Send,
+        },
+    }
+}
+
+/// Where a dry run starts: the stored watermark when the ledger can be read, else the start.
+async fn dry_run_start(
+    config: &Config,
+    ledger_pool: &Pool,
+    table: &SourceTable,
+    source_client: &Client,
+) -> Option<Position> {
+    let client = db::connect(ledger_pool, "ledger").await.ok()?;
+    db::schema_version(&client, &config.ledger.schema)
+        .await
+        .ok()??;
+    let ledger = Ledger::new(
+        &config.ledger.schema,
+        &config.connector.name,
+        &config.destination.dataset_id,
+    );
+    let mut scratch = RunStats::new(&config.connector.name);
+    let options = RunOptions::default();
+    start_position(
+        config,
+        &options,
+        &ledger,
+        &client,
+        table,
+        source_client,
+        &mut scratch,
+    )
+    .await
+    .ok()
+}
+
+/// Prints the events a run would send as NDJSON on stdout; writes nothing anywhere.
+async fn dry_run(
+    config: &Config,
+    options: &RunOptions,
+    pool: &Pool,
+    table: &SourceTable,
+    start: Position,
+    stats: &mut RunStats,
+) -> Result<(), Error> {
+    let mut pages = spawn_reader(config, pool, table, start, options);
+    let mut seen: HashMap<String, ()> = HashMap::new();
+    while let Some(plan) = pages.recv().await {
+        let plan = plan?;
+        stats.rows_read += plan.rows;
+        let stdout = std::io::stdout();
+        let mut out = stdout.lock();
+        for built in &plan.built {
+            if seen
+                .insert(built.event.custom_data.order_id.clone(), ())
+                .is_some()
+            {
+                stats.skipped_duplicate += 1;
+                continue;
+            }
+            stats.events += 1;
+            for field in &built.dropped {
+                RunStats::bump(&mut stats.dropped, field.key(), 1);
+            }
+            for key in built.event.user_data.present_keys() {
+                RunStats::bump(&mut stats.match_keys, key, 1);
+            }
+            serde_json::to_writer(&mut out, &built.event).map_err(std::io::Error::other)?;
+            out.write_all(b"\n")?;
+        }
+        for invalid in &plan.invalid {
+            stats.invalid += 1;
+            RunStats::bump(&mut stats.invalid_reasons, invalid.reason.as_str(), 1);
+        }
+        out.flush()?;
+    }
+    Ok(())
+}

@@ -1,1 +1,174 @@
-//! stats: being written.
+//! Per-run counters: printed for people, as JSON for machines, stored in `<schema>.runs`.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::Serialize;
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    /// Still going.
+    Running,
+    /// Completed.
+    Completed,
+    /// Completed, but the share of invalid or rejected rows passed `--max-invalid-ratio`.
+    Degraded,
+    /// Failed; state is consistent and the next run resumes.
+    Failed,
+}
+
+impl RunStatus {
+    /// The text stored in `runs.status`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Running => "running",
+            Self::Completed => "completed",
+            Self::Degraded => "degraded",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+/// The stats of one run. Field names are public: `--json`, the runs table and metrics use them.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunStats {
+    /// `<schema>.runs.run_id` (0 for a dry run).
+    pub run_id: i64,
+    /// `connector.name`.
+    pub connector: String,
+    /// How the run ended.
+    pub status: RunStatus,
+    /// Source rows read.
+    pub rows_read: u64,
+    /// Orders built into events (valid ones).
+    pub events: u64,
+    /// Orders accepted by the destination in this run, re-sent ones included.
+    pub sent: u64,
+    /// Orders already sent earlier (or in flight in this run), not sent again.
+    pub skipped_duplicate: u64,
+    /// Of the skipped, those whose value or event time changed since they were sent.
+    pub changed_after_send: u64,
+    /// Orders that were rejected before and have not changed since, not sent again.
+    pub skipped_rejected: u64,
+    /// Rows that could not become an event (recorded in the ledger with a reason).
+    pub invalid: u64,
+    /// Events the destination rejected for their data.
+    pub rejected: u64,
+    /// Retries for transient failures.
+    pub retries: u64,
+    /// Requests (batches) sent to the destination.
+    pub batches: u64,
+    /// Orders left `pending` by a dead run and re-sent first in this one.
+    pub recovered_pending: u64,
+    /// The watermark when the run started.
+    pub watermark_start: Option<String>,
+    /// The watermark when the run ended.
+    pub watermark_end: Option<String>,
+    /// Wall time.
+    pub duration_ms: u64,
+    /// How many sent events carry each user_data key.
+    pub match_keys: BTreeMap<String, u64>,
+    /// Customer values dropped as unusable, by user_data key.
+    pub dropped: BTreeMap<String, u64>,
+    /// Invalid rows by reason.
+    pub invalid_reasons: BTreeMap<String, u64>,
+    /// The error that failed the run, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl RunStats {
+    /// Empty stats for a run of `connector`.
+    pub fn new(connector: &str) -> Self {
+        Self {
+            run_id: 0,
+            connector: connector.to_owned(),
+            status: RunStatus::Running,
+            rows_read: 0,
+            events: 0,
+            sent: 0,
+            skipped_duplicate: 0,
+            changed_after_send: 0,
+            skipped_rejected: 0,
+            invalid: 0,
+            rejected: 0,
+            retries: 0,
+            batches: 0,
+            recovered_pending: 0,
+            watermark_start: None,
+            watermark_end: None,
+            duration_ms: 0,
+            match_keys: BTreeMap::new(),
+            dropped: BTreeMap::new(),
+            invalid_reasons: BTreeMap::new(),
+            error: None,
+        }
+    }
+
+    /// The share of handled orders that were invalid or rejected.
+    pub fn invalid_ratio(&self) -> f64 {
+        let handled = self.events + self.invalid;
+        if handled == 0 {
+            return 0.0;
+        }
+        (self.invalid + self.rejected) as f64 / handled as f64
+    }
+
+    /// Adds `n` to a keyed counter.
+    pub fn bump(map: &mut BTreeMap<String, u64>, key: &str, n: u64) {
+        *map.entry(key.to_owned()).or_default() += n;
+    }
+}
+
+impl fmt::Display for RunStats {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "run {} of {}: {}",
+            self.run_id,
+            self.connector,
+            self.status.as_str()
+        )?;
+        writeln!(f, "  rows read           {:>10}", self.rows_read)?;
+        writeln!(f, "  events              {:>10}", self.events)?;
+        writeln!(f, "  sent                {:>10}", self.sent)?;
+        writeln!(f, "  skipped (duplicate) {:>10}", self.skipped_duplicate)?;
+        writeln!(f, "  changed after send  {:>10}", self.changed_after_send)?;
+        writeln!(f, "  invalid             {:>10}", self.invalid)?;
+        writeln!(f, "  rejected            {:>10}", self.rejected)?;
+        writeln!(f, "  retries             {:>10}", self.retries)?;
+        writeln!(f, "  batches             {:>10}", self.batches)?;
+        if self.recovered_pending > 0 {
+            writeln!(f, "  recovered pending   {:>10}", self.recovered_pending)?;
+        }
+        let none = || "-".to_owned();
+        writeln!(
+            f,
+            "  watermark           {} -> {}",
+            self.watermark_start.clone().unwrap_or_else(none),
+            self.watermark_end.clone().unwrap_or_else(none)
+        )?;
+        writeln!(f, "  duration            {:>8} ms", self.duration_ms)?;
+        let list = |map: &BTreeMap<String, u64>| {
+            map.iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        if !self.match_keys.is_empty() {
+            writeln!(f, "  match keys          {}", list(&self.match_keys))?;
+        }
+        if !self.dropped.is_empty() {
+            writeln!(f, "  dropped values      {}", list(&self.dropped))?;
+        }
+        for (reason, n) in &self.invalid_reasons {
+            writeln!(f, "  invalid: {reason:<32} {n}")?;
+        }
+        if let Some(error) = &self.error {
+            writeln!(f, "  error: {error}")?;
+        }
+        Ok(())
+    }
+}

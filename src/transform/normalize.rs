@@ -103,7 +103,10 @@ pub fn normalize(field: Field, raw: &str, _ctx: &Context<'_>) -> Outcome {
         Field::Em if !lower.contains('@') => return Outcome::Dropped,
         Field::Ph => lower.chars().filter(char::is_ascii_digit).collect(),
         Field::ExternalId => trimmed.to_owned(),
-        _ => lower.chars().filter(|c| c.is_alphanumeric() || *c == '@' || *c == '.').collect(),
+        _ => lower
+            .chars()
+            .filter(|c| c.is_alphanumeric() || *c == '@' || *c == '.')
+            .collect(),
     };
     if value.is_empty() {
         Outcome::Dropped
