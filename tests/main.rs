@@ -1,0 +1,6 @@
+//! The integration tests: one binary, a real PostgreSQL database per test, real HTTP against
+//! the local Graph API stand-in. They read like the README: migrate, run, run again.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+mod sync;

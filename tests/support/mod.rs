@@ -1,0 +1,252 @@
+//! Test support: a PostgreSQL database per test (from `DATABASE_URL`, else the local server),
+//! a demo-shaped source table, config files, and ledger queries.
+
+use std::path::{Path, PathBuf};
+
+use ocapi::config::Config;
+use tokio_postgres::{Client, NoTls};
+
+/// The server tests create their databases on.
+pub fn admin_url() -> String {
+    std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+/// A database that exists for one test and is dropped after it.
+pub struct TestDb {
+    /// Its name.
+    pub name: String,
+    /// A URL for it.
+    pub url: String,
+    /// A connection to it.
+    pub client: Client,
+    /// A scratch directory for config and output files.
+    pub dir: PathBuf,
+}
+
+/// Connects without TLS.
+pub async fn connect(url: &str) -> Client {
+    let (client, connection) = tokio_postgres::connect(url, NoTls).await.unwrap();
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    client
+}
+
+/// A URL like `admin` with another database name.
+fn with_database(admin: &str, name: &str) -> String {
+    let mut config: tokio_postgres::Config = admin.parse().unwrap();
+    config.dbname(name);
+    let host = match &config.get_hosts()[0] {
+        tokio_postgres::config::Host::Tcp(host) => host.clone(),
+        #[cfg(unix)]
+        tokio_postgres::config::Host::Unix(path) => path.display().to_string(),
+    };
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    let user = config.get_user().unwrap_or("postgres");
+    let password = config
+        .get_password()
+        .map(|p| format!(":{}", String::from_utf8_lossy(p)))
+        .unwrap_or_default();
+    format!("postgres://{user}{password}@{host}:{port}/{name}")
+}
+
+impl TestDb {
+    /// Creates a fresh database with the demo-shaped source table `shop.store_transactions`.
+    pub async fn new() -> Self {
+        let name = format!("ocapi_test_{:016x}", rand::random::<u64>());
+        let admin = connect(&admin_url()).await;
+        admin
+            .batch_execute(&format!("create database {name}"))
+            .await
+            .unwrap();
+        let url = with_database(&admin_url(), &name);
+        let client = connect(&url).await;
+        client.batch_execute(SOURCE_TABLE).await.unwrap();
+        let dir = std::env::temp_dir().join(&name);
+        std::fs::create_dir_all(&dir).unwrap();
+        Self {
+            name,
+            url,
+            client,
+            dir,
+        }
+    }
+
+    /// Writes a config file (a file destination into the scratch dir unless `destination` is
+    /// given) and loads it. `extra` is TOML appended to `[source]`.
+    pub fn config(&self, source_extra: &str, destination: Option<&str>) -> Config {
+        let text = config_text(&self.url, &self.out_path(), source_extra, destination);
+        let path = self.dir.join("connector.toml");
+        std::fs::write(&path, &text).unwrap();
+        Config::load(&path).unwrap()
+    }
+
+    /// The file destination's output.
+    pub fn out_path(&self) -> PathBuf {
+        self.dir.join("events.ndjson")
+    }
+
+    /// The events written to the file destination.
+    pub fn written_events(&self) -> Vec<serde_json::Value> {
+        read_ndjson(&self.out_path())
+    }
+
+    /// Runs a SQL statement.
+    pub async fn exec(&self, sql: &str) {
+        self.client.batch_execute(sql).await.unwrap();
+    }
+
+    /// `status -> count` of the ledger.
+    pub async fn ledger_counts(&self) -> std::collections::BTreeMap<String, i64> {
+        self.client
+            .query("select status, count(*) from ocapi.ledger group by 1", &[])
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect()
+    }
+
+    /// One column of the ledger row of an order.
+    pub async fn ledger_text(&self, order_id: &str, column: &str) -> Option<String> {
+        let sql = format!("select {column}::text from ocapi.ledger where order_id = $1");
+        self.client
+            .query_opt(&sql, &[&order_id])
+            .await
+            .unwrap()
+            .and_then(|r| r.get(0))
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        let dir = self.dir.clone();
+        // Dropping needs a connection of its own, outside the test's runtime.
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                let admin = connect(&admin_url()).await;
+                let _ = admin
+                    .batch_execute(&format!("drop database if exists {name} with (force)"))
+                    .await;
+            });
+            let _ = std::fs::remove_dir_all(dir);
+        })
+        .join();
+    }
+}
+
+/// Reads an NDJSON file (empty when missing).
+pub fn read_ndjson(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect()
+}
+
+/// The demo-shaped source table.
+pub const SOURCE_TABLE: &str = "
+create schema shop;
+create table shop.store_transactions (
+    order_id     text,
+    purchased_at timestamptz,
+    updated_at   timestamptz,
+    total        numeric,
+    currency     text,
+    email        text,
+    phone        text,
+    first_name   text,
+    last_name    text,
+    city         text,
+    state        text,
+    zip          text,
+    country      text,
+    gender       text,
+    birth_date   date,
+    loyalty_id   text
+);";
+
+/// A connector config over `shop.store_transactions`.
+pub fn config_text(url: &str, out: &Path, source_extra: &str, destination: Option<&str>) -> String {
+    let destination = destination.map_or_else(
+        || {
+            format!(
+                "kind = \"file\"\ndataset_id = \"1234567890\"\npath = {:?}",
+                out.display().to_string()
+            )
+        },
+        str::to_owned,
+    );
+    format!(
+        r#"
+[connector]
+name = "stores-test"
+lock_wait = "2s"
+
+[source]
+url = "{url}"
+table = "shop.store_transactions"
+watermark_column = "updated_at"
+{source_extra}
+
+[mapping]
+order_id = "order_id"
+event_time = "purchased_at"
+value = "total"
+currency = "currency"
+email = "email"
+phone = "phone"
+first_name = "first_name"
+last_name = "last_name"
+city = "city"
+state = "state"
+zip = "zip"
+country = "country"
+gender = "gender"
+date_of_birth = "birth_date"
+external_id = "loyalty_id"
+
+[defaults]
+currency = "USD"
+country = "US"
+
+[destination]
+{destination}
+"#
+    )
+}
+
+/// Inserts `n` valid orders `{prefix}{i}` bought an hour ago, updated at base + i seconds.
+pub async fn insert_orders(db: &TestDb, prefix: &str, n: i32, updated_base: &str) {
+    db.exec(&format!(
+        "insert into shop.store_transactions
+         select '{prefix}' || g, now() - interval '1 hour',
+                timestamptz '{updated_base}' + g * interval '1 second',
+                10 + g, 'USD', 'Customer' || g || '@Example.com', '(650) 555-' || lpad(g::text, 4, '0'),
+                'Mary', 'Smith', 'New York', 'NY', '10001', 'US', 'F', date '1990-01-02', 'L' || g
+         from generate_series(1, {n}) g"
+    ))
+    .await;
+}
+
+/// Runs one sync pass with default options.
+pub async fn run(config: &Config) -> ocapi::stats::RunStats {
+    ocapi::run::run(
+        config,
+        ocapi::run::RunOptions::default(),
+        std::future::pending(),
+    )
+    .await
+    .unwrap()
+}
+
+/// Runs `ocapi migrate` for a config.
+pub async fn migrate(config: &Config) {
+    ocapi::commands::migrate(config).await.unwrap();
+}
