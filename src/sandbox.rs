@@ -1,1 +1,0 @@
-//! A local stand-in for the Graph API's Conversions API endpoint. STUB: issue #4.
