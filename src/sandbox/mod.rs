@@ -7,11 +7,37 @@
 //! Routes:
 //! - `POST /{api_version}/{dataset_id}/events`: the events edge; faults apply here only.
 //! - `GET /{api_version}/{dataset_id}`: the dataset object, for `ocapi check`.
-//! - `GET /{api_version}/dataset_quality?dataset_id=…&fields=offline`: see [`quality`].
+//! - `GET /{api_version}/dataset_quality?dataset_id=…&fields=offline`: see `quality.rs`.
 //! - `GET /_sandbox/events`, `GET /_sandbox/stats`: JSON inspection for other processes.
 //!
 //! Order of checks on a POST (Meta's real order is ❌ undocumented): latency, then the fault dice
 //! (drop, then 5xx, then throttle), then token, `appsecret_proof`, dataset id, body, events.
+//! A request is all or nothing (✅ S2): the first bad event fails it and nothing is recorded.
+//!
+//! Answers (marks as in meta-capi.md: ✅ Meta docs, 🟡 SDK code, 🟠 third-party, ❌ assumed):
+//!
+//! | case | HTTP | code / subcode | mark |
+//! |---|---|---|---|
+//! | accepted | 200 | `{"events_received", "messages": [], "fbtrace_id"}` | ✅ |
+//! | wrong token | 400 | 190 | ✅ code, ❌ status |
+//! | no token | 400 | 190 / 463 (Meta sends 104 on other edges) | ❌ |
+//! | `appsecret_proof` missing or wrong (secret configured) | 400 | 100, `GraphMethodException` | ❌ |
+//! | dataset id not the configured one | 400 | 100 / 33 | 🟠 |
+//! | body not a JSON object, `data` missing, empty or > 1000 | 400 | 100 | ✅ limit, ❌ text |
+//! | required event field missing (path always named) | 400 | 100 / 2804019 | 🟠 |
+//! | `event_time` older than 62 days (`physical_store`) or 7 days | 400 | 100 / 2804003 | 🟠 |
+//! | `event_time` > 5 minutes ahead, not an integer; bad `action_source` | 400 | 100 / 2804001 | ❌ |
+//! | hashed `user_data` key not lowercase 64-hex (e.g. a plain email) | 400 | 100 / 2804001 | ❌ |
+//! | too little customer information (decision 5) | 400 | 100 / 2804050 | 🟠 |
+//! | Purchase without numeric `value` or 3-letter `currency` | 400 | 100 / 2804009 | 🟠 |
+//! | order id starts with `reject_order_prefix` | 400 | 100 / 2804001 | injected |
+//! | `error_rate` | 500 or 503 | 2, `is_transient: true` | injected |
+//! | `rate_limit_rate` | 400 | 17 / 2446079, `is_transient: true` | injected, ✅ shape |
+//! | `drop_rate` | none | connection cut before a complete response | injected |
+//!
+//! Value-rule errors (every event error except a missing field) name `$['data'][i]` only when
+//! [`Faults::name_index`] is set; see `validate.rs`. Bodies are JSON only (Meta also takes form
+//! fields; ocapi sends JSON).
 
 mod command;
 mod graph_error;

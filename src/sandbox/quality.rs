@@ -126,7 +126,11 @@ mod tests {
     fn coverage_and_scores_follow_what_was_accepted() {
         let now = 1_764_300_000;
         let record = |user_data: Value| Accepted {
-            event: json!({"event_name": "Purchase", "event_time": now - 60, "user_data": user_data}),
+            event: json!({
+                "event_name": "Purchase",
+                "event_time": now - 60,
+                "user_data": user_data,
+            }),
             received_at: now,
         };
         let accepted = [
