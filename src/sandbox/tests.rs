@@ -308,7 +308,7 @@ async fn latency_delays_the_answer() {
 #[tokio::test]
 async fn max_in_flight_counts_concurrent_posts() {
     let sandbox = start(Faults {
-        latency: Duration::from_millis(150),
+        latency: Duration::from_millis(200),
         ..Faults::default()
     })
     .await;
