@@ -1,0 +1,585 @@
+//! Meta's request and event rules as pure functions: a request body in, the events or the Graph
+//! error Meta would answer out. No I/O and no clock (the caller passes `now`), so every rule is
+//! unit-tested with plain values.
+//!
+//! Index naming: a missing required field is always named as `$['data'][i]['field']`, as Meta
+//! does (🟠 S29). For every other event rule the index (and `error_data.blame_field_specs`) is
+//! present only when [`Rules::name_index`] is set: Meta's verbatim value-rule bodies (e.g. 2804003)
+//! do not name the event, so a client must be able to bisect.
+
+use serde_json::{json, Map, Value};
+
+use super::graph_error::GraphError;
+
+/// Most events in one request (✅ S2).
+pub(super) const MAX_EVENTS: usize = 1000;
+/// Oldest `physical_store` event, in seconds: 62 days (✅ S1).
+const MAX_AGE_PHYSICAL_STORE_SECS: i64 = 62 * 86_400;
+/// Oldest event of any other action source, in seconds: 7 days (✅ S2, S3).
+const MAX_AGE_SECS: i64 = 7 * 86_400;
+/// Furthest an event may lie in the future: 5 minutes (❌ undocumented; meta-capi.md decision 3).
+const MAX_FUTURE_SECS: i64 = 300;
+
+/// Generic invalid event value. RudderStack lists it (🟠 S27) but its meaning is unconfirmed (❌):
+/// used for the injected reject rule and for every rule whose real subcode is unknown.
+pub(super) const SUBCODE_INVALID: u32 = 2_804_001;
+/// "Event Timestamp Too Old" (🟠 S27).
+pub(super) const SUBCODE_TOO_OLD: u32 = 2_804_003;
+/// "Missing Value for Purchase Event" (🟠 S27); also used for a bad currency (❌).
+pub(super) const SUBCODE_PURCHASE: u32 = 2_804_009;
+/// A required parameter is missing; the message names the path (🟠 S29).
+pub(super) const SUBCODE_REQUIRED: u32 = 2_804_019;
+/// Insufficient customer information (🟠 S28).
+pub(super) const SUBCODE_INSUFFICIENT: u32 = 2_804_050;
+
+/// Allowed `action_source` values (✅ S3).
+const ACTION_SOURCES: [&str; 9] = [
+    "email",
+    "website",
+    "app",
+    "phone_call",
+    "chat",
+    "physical_store",
+    "system_generated",
+    "business_messaging",
+    "other",
+];
+/// `user_data` keys that must be SHA-256 digests (✅ S4). `external_id` is not among them.
+const HASHED_KEYS: [&str; 10] = [
+    "em", "ph", "fn", "ln", "ge", "db", "ct", "st", "zp", "country",
+];
+/// Customer-information sets that are too broad on their own, or as any subset (✅ S5).
+const INSUFFICIENT_SETS: [&[&str]; 4] = [
+    &["ct", "country", "st", "zp", "ge", "client_user_agent"],
+    &["db", "client_user_agent"],
+    &["fn", "ge"],
+    &["ln", "ge"],
+];
+/// Required event fields, in the order they are checked (✅ S3).
+const REQUIRED_FIELDS: [&str; 4] = ["event_name", "event_time", "action_source", "user_data"];
+
+/// The per-request inputs of the event rules.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Rules<'a> {
+    /// Unix seconds now.
+    pub(super) now: i64,
+    /// Name the bad event's index in value-rule errors.
+    pub(super) name_index: bool,
+    /// Orders whose `custom_data.order_id` starts with this are rejected.
+    pub(super) reject_order_prefix: Option<&'a str>,
+}
+
+/// Parses a request body as a JSON object; an empty body is an empty object so that a token in a
+/// header can still be checked before the body's own errors are reported.
+pub(super) fn parse_body(bytes: &[u8]) -> Result<Map<String, Value>, GraphError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Map::new());
+    }
+    match serde_json::from_slice::<Value>(bytes) {
+        Ok(Value::Object(map)) => Ok(map),
+        _ => Err(GraphError::invalid("Invalid parameter", None).with_user(
+            "Invalid Request Body",
+            "The request body must be a JSON object.",
+        )),
+    }
+}
+
+/// A string-valued top-level field (e.g. `access_token`), if present.
+pub(super) fn string_field<'m>(body: &'m Map<String, Value>, key: &str) -> Option<&'m str> {
+    body.get(key).and_then(Value::as_str)
+}
+
+/// Checks `data` and every event in it; the whole request fails on the first bad event.
+pub(super) fn check_events(
+    body: &Map<String, Value>,
+    rules: &Rules<'_>,
+) -> Result<Vec<Value>, GraphError> {
+    let events = decode_data(body.get("data"))?;
+    if events.is_empty() || events.len() > MAX_EVENTS {
+        return Err(GraphError::invalid("Invalid parameter", None).with_user(
+            "Invalid Number of Events",
+            format!("The parameter data must contain between 1 and {MAX_EVENTS} events."),
+        ));
+    }
+    for (index, event) in events.iter().enumerate() {
+        check_event(index, event, rules)?;
+    }
+    Ok(events)
+}
+
+/// `data` as a list of event values. Besides an array of objects, the SDKs send one JSON string
+/// holding the array (Java) or an array of JSON strings (Python); both are decoded (🟡 §8).
+fn decode_data(data: Option<&Value>) -> Result<Vec<Value>, GraphError> {
+    let not_array = || {
+        GraphError::invalid("(#100) param data must be an array.", None).with_user(
+            "Invalid Parameter",
+            "The parameter data must be an array of events.",
+        )
+    };
+    let items = match data {
+        None | Some(Value::Null) => {
+            return Err(GraphError::invalid(
+                "(#100) The parameter data is required",
+                None,
+            ))
+        }
+        Some(Value::Array(items)) => items.clone(),
+        Some(Value::String(text)) => match serde_json::from_str::<Value>(text) {
+            Ok(Value::Array(items)) => items,
+            _ => return Err(not_array()),
+        },
+        Some(_) => return Err(not_array()),
+    };
+    Ok(items
+        .into_iter()
+        .map(|item| match item {
+            Value::String(text) => serde_json::from_str(&text).unwrap_or(Value::String(text)),
+            other => other,
+        })
+        .collect())
+}
+
+/// Checks one event against Meta's rules.
+fn check_event(index: usize, event: &Value, rules: &Rules<'_>) -> Result<(), GraphError> {
+    let bad = |path: &str, subcode: u32, title: &str, msg: &str| {
+        event_error(index, path, subcode, title, msg, rules.name_index)
+    };
+    let Some(event) = event.as_object() else {
+        return Err(bad(
+            "",
+            SUBCODE_INVALID,
+            "Invalid Event",
+            "Each event must be a JSON object.",
+        ));
+    };
+    if let Some(field) = REQUIRED_FIELDS
+        .iter()
+        .find(|field| event.get(**field).is_none_or(Value::is_null))
+    {
+        return Err(GraphError::invalid(
+            format!("The parameter $['data'][{index}]['{field}'] is required."),
+            Some(SUBCODE_REQUIRED),
+        )
+        .with_user(
+            "Missing Parameter",
+            format!("The parameter {field} is required."),
+        )
+        .with_blame(index, &[field]));
+    }
+    let event_name = event
+        .get("event_name")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    if event_name.is_empty() {
+        let msg = "The event_name must be a non-empty string.";
+        return Err(bad(
+            "['event_name']",
+            SUBCODE_INVALID,
+            "Invalid Event Name",
+            msg,
+        ));
+    }
+    let Some(event_time) = event.get("event_time").and_then(unix_seconds) else {
+        let msg = "The event_time must be an integer of Unix seconds.";
+        return Err(bad(
+            "['event_time']",
+            SUBCODE_INVALID,
+            "Invalid Event Time",
+            msg,
+        ));
+    };
+    let action_source = event
+        .get("action_source")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    if !ACTION_SOURCES.contains(&action_source) {
+        let msg = "The action_source is not one of the allowed values.";
+        return Err(bad(
+            "['action_source']",
+            SUBCODE_INVALID,
+            "Invalid Action Source",
+            msg,
+        ));
+    }
+    let max_age = if action_source == "physical_store" {
+        MAX_AGE_PHYSICAL_STORE_SECS
+    } else {
+        MAX_AGE_SECS
+    };
+    if rules.now - event_time > max_age {
+        let msg = "The timestamp for this event is too far in the past.";
+        return Err(bad(
+            "['event_time']",
+            SUBCODE_TOO_OLD,
+            "Event Timestamp Too Old",
+            msg,
+        ));
+    }
+    if event_time - rules.now > MAX_FUTURE_SECS {
+        let msg = "The timestamp for this event is in the future.";
+        return Err(bad(
+            "['event_time']",
+            SUBCODE_INVALID,
+            "Event Timestamp In Future",
+            msg,
+        ));
+    }
+    check_user_data(event.get("user_data"), &bad)?;
+    let custom_data = event.get("custom_data").and_then(Value::as_object);
+    if event_name == "Purchase" {
+        if !custom_data
+            .and_then(|data| data.get("value"))
+            .is_some_and(Value::is_number)
+        {
+            let msg = "Purchase events must include a numeric custom_data.value.";
+            let title = "Missing Value for Purchase Event";
+            return Err(bad(
+                "['custom_data']['value']",
+                SUBCODE_PURCHASE,
+                title,
+                msg,
+            ));
+        }
+        let currency = custom_data
+            .and_then(|data| data.get("currency"))
+            .and_then(Value::as_str);
+        if !currency
+            .is_some_and(|code| code.len() == 3 && code.bytes().all(|b| b.is_ascii_alphabetic()))
+        {
+            let msg = "Purchase events must include a three-letter ISO 4217 custom_data.currency.";
+            let title = "Invalid Currency for Purchase Event";
+            return Err(bad(
+                "['custom_data']['currency']",
+                SUBCODE_PURCHASE,
+                title,
+                msg,
+            ));
+        }
+    }
+    if let Some(prefix) = rules.reject_order_prefix {
+        let order_id = custom_data
+            .and_then(|data| data.get("order_id"))
+            .and_then(Value::as_str);
+        if order_id.is_some_and(|id| id.starts_with(prefix)) {
+            let msg = "This event was rejected by the sandbox's reject rule.";
+            return Err(bad(
+                "['custom_data']['order_id']",
+                SUBCODE_INVALID,
+                "Invalid Parameter",
+                msg,
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Checks the shape and hashing of `user_data` and that it identifies a person well enough.
+fn check_user_data(
+    user_data: Option<&Value>,
+    bad: &impl Fn(&str, u32, &str, &str) -> GraphError,
+) -> Result<(), GraphError> {
+    let Some(user_data) = user_data.and_then(Value::as_object) else {
+        let msg = "The user_data must be a JSON object.";
+        return Err(bad(
+            "['user_data']",
+            SUBCODE_INVALID,
+            "Invalid User Data",
+            msg,
+        ));
+    };
+    let mut present = Vec::new();
+    for (key, value) in user_data {
+        let path = format!("['user_data']['{key}']");
+        let values: Vec<&str> = match value {
+            Value::Null => continue,
+            Value::String(text) => vec![text.as_str()],
+            Value::Array(items) => {
+                let strings: Option<Vec<&str>> = items.iter().map(Value::as_str).collect();
+                let Some(strings) = strings else {
+                    let msg = "Customer information values must be strings.";
+                    return Err(bad(&path, SUBCODE_INVALID, "Invalid User Data", msg));
+                };
+                strings
+            }
+            // Numbers and objects: allowed only for keys the sandbox does not model.
+            _ if !HASHED_KEYS.contains(&key.as_str()) && key != "external_id" => vec!["?"],
+            _ => {
+                let msg = "Customer information values must be strings.";
+                return Err(bad(&path, SUBCODE_INVALID, "Invalid User Data", msg));
+            }
+        };
+        if values.iter().all(|value| value.is_empty()) {
+            continue;
+        }
+        if HASHED_KEYS.contains(&key.as_str()) && !values.iter().all(|value| is_sha256_hex(value)) {
+            let msg = format!("The {key} value must be a lowercase hex SHA-256 digest.");
+            return Err(bad(
+                &path,
+                SUBCODE_INVALID,
+                "Unhashed Customer Information",
+                &msg,
+            ));
+        }
+        present.push(key.as_str());
+    }
+    let too_broad = INSUFFICIENT_SETS
+        .iter()
+        .any(|set| present.iter().all(|key| set.contains(key)));
+    if too_broad {
+        let msg = "The customer information parameters sent are insufficient to match.";
+        return Err(bad(
+            "['user_data']",
+            SUBCODE_INSUFFICIENT,
+            "Insufficient Customer Information",
+            msg,
+        ));
+    }
+    Ok(())
+}
+
+/// The error of a value rule; names the event only when `name_index` is set.
+fn event_error(
+    index: usize,
+    path: &str,
+    subcode: u32,
+    title: &str,
+    msg: &str,
+    name_index: bool,
+) -> GraphError {
+    if name_index {
+        let segments: Vec<&str> = path
+            .split(['[', ']', '\''])
+            .filter(|segment| !segment.is_empty())
+            .collect();
+        GraphError::invalid(
+            format!("Invalid parameter $['data'][{index}]{path}"),
+            Some(subcode),
+        )
+        .with_user(title, format!("{msg} (event $['data'][{index}])"))
+        .with_blame(index, &segments)
+    } else {
+        GraphError::invalid("Invalid parameter", Some(subcode)).with_user(title, msg)
+    }
+}
+
+impl GraphError {
+    /// Adds `error_data.blame_field_specs` as the Python SDK reads it (🟡 S21).
+    fn with_blame(mut self, index: usize, fields: &[&str]) -> Self {
+        let mut spec = vec![Value::from("data"), Value::from(index.to_string())];
+        spec.extend(fields.iter().map(|field| Value::from(*field)));
+        self.error_data = Some(json!({ "blame_field_specs": [spec] }));
+        self
+    }
+}
+
+/// `event_time` as Unix seconds: a JSON integer, or a string of digits.
+fn unix_seconds(value: &Value) -> Option<i64> {
+    match value {
+        Value::Number(number) => number.as_i64(),
+        Value::String(text) => text.parse().ok(),
+        _ => None,
+    }
+}
+
+/// 64 lowercase hex digits, optionally followed by the parameter builder's `.appendix` (✅ S4).
+fn is_sha256_hex(value: &str) -> bool {
+    let (digest, appendix) = match value.split_once('.') {
+        Some((digest, appendix)) => (digest, Some(appendix)),
+        None => (value, None),
+    };
+    digest.len() == 64
+        && digest
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        && appendix.is_none_or(|tail| {
+            !tail.is_empty()
+                && tail
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A fixed clock for the rules.
+    const NOW: i64 = 1_764_300_000;
+
+    /// A hex digest stand-in.
+    fn digest(byte: char) -> String {
+        byte.to_string().repeat(64)
+    }
+
+    /// A valid physical-store purchase.
+    fn event() -> Value {
+        json!({
+            "event_name": "Purchase",
+            "event_time": NOW - 3600,
+            "event_id": "R1",
+            "action_source": "physical_store",
+            "user_data": {"em": [digest('a')], "ph": [digest('b')]},
+            "custom_data": {"value": 12.5, "currency": "USD", "order_id": "R1"}
+        })
+    }
+
+    /// Rules at [`NOW`] that name indexes.
+    fn rules() -> Rules<'static> {
+        Rules {
+            now: NOW,
+            name_index: true,
+            reject_order_prefix: None,
+        }
+    }
+
+    /// Checks a single event at index 0 and returns its error, if any.
+    fn check(event: Value) -> Option<GraphError> {
+        let body = json!({ "data": [event] });
+        let body = body.as_object().cloned().unwrap_or_default();
+        check_events(&body, &rules()).err()
+    }
+
+    #[test]
+    fn a_valid_purchase_passes() {
+        assert_eq!(check(event()), None);
+    }
+
+    #[test]
+    fn a_missing_required_field_is_named_with_its_path() {
+        let mut bad = event();
+        bad.as_object_mut().unwrap().remove("event_time");
+        let error = check(bad).unwrap();
+        assert_eq!(
+            (error.code, error.error_subcode),
+            (100, Some(SUBCODE_REQUIRED))
+        );
+        assert_eq!(
+            error.message,
+            "The parameter $['data'][0]['event_time'] is required."
+        );
+    }
+
+    #[test]
+    fn physical_store_events_may_be_62_days_old_but_others_7() {
+        let mut old = event();
+        old["event_time"] = json!(NOW - 61 * 86_400);
+        assert_eq!(check(old.clone()), None);
+        old["action_source"] = json!("website");
+        assert_eq!(check(old).unwrap().error_subcode, Some(SUBCODE_TOO_OLD));
+        let mut older = event();
+        older["event_time"] = json!(NOW - 63 * 86_400);
+        assert_eq!(check(older).unwrap().error_subcode, Some(SUBCODE_TOO_OLD));
+    }
+
+    #[test]
+    fn events_more_than_five_minutes_ahead_are_rejected() {
+        let mut soon = event();
+        soon["event_time"] = json!(NOW + 299);
+        assert_eq!(check(soon.clone()), None);
+        soon["event_time"] = json!(NOW + 301);
+        assert_eq!(check(soon).unwrap().error_subcode, Some(SUBCODE_INVALID));
+    }
+
+    #[test]
+    fn unhashed_or_uppercase_customer_keys_are_rejected_but_plain_external_id_is_not() {
+        let mut plain = event();
+        plain["user_data"]["em"] = json!(["jane@example.com"]);
+        assert_eq!(check(plain).unwrap().code, 100);
+        let mut upper = event();
+        upper["user_data"]["ph"] = json!(digest('A'));
+        assert_eq!(check(upper).unwrap().code, 100);
+        let mut external = event();
+        external["user_data"]["external_id"] = json!(["loyalty-42"]);
+        assert_eq!(check(external), None);
+        let mut appendix = event();
+        appendix["user_data"]["em"] = json!([format!("{}.AQYBAQIA", digest('c'))]);
+        assert_eq!(check(appendix), None);
+    }
+
+    #[test]
+    fn too_broad_customer_information_is_rejected() {
+        for keys in [
+            vec![],
+            vec!["ct", "country", "st", "zp", "ge"],
+            vec!["db"],
+            vec!["fn", "ge"],
+            vec!["ln"],
+        ] {
+            let mut broad = event();
+            let user_data: Map<String, Value> = keys
+                .iter()
+                .map(|key| ((*key).to_owned(), json!([digest('d')])))
+                .collect();
+            broad["user_data"] = Value::Object(user_data);
+            assert_eq!(
+                check(broad).unwrap().error_subcode,
+                Some(SUBCODE_INSUFFICIENT),
+                "{keys:?}"
+            );
+        }
+        let mut enough = event();
+        enough["user_data"] =
+            json!({"fn": [digest('e')], "ln": [digest('f')], "zp": [digest('1')]});
+        assert_eq!(check(enough), None);
+    }
+
+    #[test]
+    fn a_purchase_needs_a_numeric_value_and_a_currency() {
+        let mut text_value = event();
+        text_value["custom_data"]["value"] = json!("12.50");
+        assert_eq!(
+            check(text_value).unwrap().error_subcode,
+            Some(SUBCODE_PURCHASE)
+        );
+        let mut no_currency = event();
+        no_currency["custom_data"]
+            .as_object_mut()
+            .unwrap()
+            .remove("currency");
+        assert_eq!(
+            check(no_currency).unwrap().error_subcode,
+            Some(SUBCODE_PURCHASE)
+        );
+    }
+
+    #[test]
+    fn bad_action_sources_and_event_times_are_rejected() {
+        let mut source = event();
+        source["action_source"] = json!("store");
+        assert_eq!(check(source).unwrap().code, 100);
+        let mut time = event();
+        time["event_time"] = json!(1.5);
+        assert_eq!(check(time).unwrap().code, 100);
+    }
+
+    #[test]
+    fn data_as_json_strings_is_decoded() {
+        let events = Value::Array(vec![Value::String(event().to_string())]);
+        let body = json!({ "data": events.to_string() });
+        let body = body.as_object().cloned().unwrap();
+        assert_eq!(check_events(&body, &rules()).unwrap(), vec![event()]);
+    }
+
+    #[test]
+    fn value_rule_errors_omit_the_index_unless_naming_is_on() {
+        let mut bad = event();
+        bad["custom_data"]["order_id"] = json!("BAD-1");
+        let body = json!({ "data": [event(), bad] });
+        let body = body.as_object().cloned().unwrap();
+        let named = Rules {
+            reject_order_prefix: Some("BAD"),
+            ..rules()
+        };
+        let error = check_events(&body, &named).unwrap_err();
+        assert_eq!(error.error_subcode, Some(SUBCODE_INVALID));
+        assert!(error.message.contains("$['data'][1]"), "{}", error.message);
+        let blame = json!({"blame_field_specs": [["data", "1", "custom_data", "order_id"]]});
+        assert_eq!(error.error_data, Some(blame));
+        let unnamed = Rules {
+            name_index: false,
+            ..named
+        };
+        let error = check_events(&body, &unnamed).unwrap_err();
+        assert!(!error.body().to_string().contains("$['data']"));
+    }
+}
