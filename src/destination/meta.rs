@@ -792,7 +792,20 @@ impl Inner {
         }
         let graph = serde_json::from_slice::<ErrorBody>(&bytes)
             .ok()
-            .map(|body| body.error);
+            .map(|body| {
+                // Scrubbed here, once, so that no log line or error built from it holds the token.
+                let mut graph = body.error;
+                for text in [
+                    &mut graph.message,
+                    &mut graph.error_user_msg,
+                    &mut graph.error_user_title,
+                ] {
+                    if let Some(text) = text.as_mut() {
+                        *text = self.scrub(text);
+                    }
+                }
+                graph
+            });
         let fbtrace_id = graph
             .as_ref()
             .and_then(|g| g.fbtrace_id.clone())
@@ -958,7 +971,9 @@ mod tests {
     fn classify_table() {
         use Action::{Fail, RejectEvents, Retry};
         // (status, code, subcode, is_transient) → action
-        let table: &[(u16, Option<i64>, Option<i64>, Option<bool>, Action)] = &[
+        /// (status, code, subcode, is_transient, expected action).
+        type Row = (u16, Option<i64>, Option<i64>, Option<bool>, Action);
+        let table: &[Row] = &[
             // statuses without a graph error
             (500, None, None, None, Retry),
             (502, None, None, None, Retry),
@@ -1436,6 +1451,8 @@ max_requests_per_second = 5.0
         status: u16,
         body: Value,
         headers: Vec<(&'static str, String)>,
+        /// How long to wait before answering.
+        delay: Option<Duration>,
     }
 
     fn ok(events_received: usize) -> Canned {
@@ -1444,6 +1461,7 @@ max_requests_per_second = 5.0
             body: json!({"events_received": events_received, "messages": [],
                 "fbtrace_id": "OKTRACE"}),
             headers: Vec::new(),
+            delay: None,
         }
     }
 
@@ -1453,6 +1471,7 @@ max_requests_per_second = 5.0
             body: json!({"error": {"message": message, "type": "OAuthException", "code": code,
                 "error_subcode": subcode, "fbtrace_id": "ERRTRACE"}}),
             headers: Vec::new(),
+            delay: None,
         }
     }
 
@@ -1494,6 +1513,9 @@ max_requests_per_second = 5.0
             seen.len() - 1
         };
         let canned = (server.responder)(n, &body);
+        if let Some(delay) = canned.delay {
+            tokio::time::sleep(delay).await;
+        }
         let mut response = axum::response::Response::builder()
             .status(canned.status)
             .header("content-type", "application/json");
@@ -1606,6 +1628,7 @@ max_requests_per_second = 5.0
                     body: json!({"error": {"message": "Service temporarily unavailable",
                         "code": 2, "is_transient": true, "fbtrace_id": "T503"}}),
                     headers: Vec::new(),
+                    delay: None,
                 }
             } else {
                 ok(ids(body).len())
@@ -1627,6 +1650,7 @@ max_requests_per_second = 5.0
             status: 502,
             body: json!("bad gateway"),
             headers: Vec::new(),
+            delay: None,
         })
         .await;
         let error = destination(&base_url).send(&events(2)).await.unwrap_err();
@@ -1781,6 +1805,7 @@ max_requests_per_second = 5.0
             status: 200,
             body: json!({"id": "123", "name": "Store sales", "is_consolidated_container": true}),
             headers: Vec::new(),
+            delay: None,
         })
         .await;
         let description = destination(&base_url).check().await.unwrap();
@@ -1810,5 +1835,58 @@ max_requests_per_second = 5.0
                 .contains("may not send events to dataset 123"),
             "{error}"
         );
+    }
+
+    #[tokio::test]
+    async fn a_timeout_is_retried() {
+        // GIVEN a server whose first answer comes after the request timeout
+        let (base_url, requests) = serve(|n, body| {
+            let canned = ok(ids(body).len());
+            if n == 0 {
+                Canned {
+                    delay: Some(Duration::from_secs(2)),
+                    ..canned
+                }
+            } else {
+                canned
+            }
+        })
+        .await;
+        let mut config = settings(&base_url);
+        config.request_timeout = Duration::from_millis(300);
+        // WHEN a batch is sent
+        let delivery = destination_with(&config, None)
+            .send(&events(2))
+            .await
+            .unwrap();
+        // THEN the timed-out request is retried once
+        assert_eq!(delivery.retries, 1);
+        assert_eq!(delivery.requests, 2);
+        assert_eq!(seen(&requests).len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_throttled_answer_is_retried_after_the_capped_retry_after() {
+        let (base_url, _) = serve(|n, body| {
+            if n == 0 {
+                let mut canned = graph_error(400, 4, None, "Application request limit reached");
+                canned.headers.push(("retry-after", "5".to_owned()));
+                canned
+            } else {
+                ok(ids(body).len())
+            }
+        })
+        .await;
+        let mut destination = destination(&base_url);
+        destination.inner.policy.max_hinted_delay = Duration::from_millis(300);
+        let start = Instant::now();
+        let delivery = destination.send(&events(1)).await.unwrap();
+        assert_eq!(delivery.retries, 1);
+        let elapsed = start.elapsed();
+        assert!(
+            elapsed >= Duration::from_millis(300),
+            "hint honoured: {elapsed:?}"
+        );
+        assert!(elapsed < Duration::from_secs(5), "hint capped: {elapsed:?}");
     }
 }
