@@ -54,6 +54,20 @@ pub enum DestinationError {
     Setup(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
+impl DestinationError {
+    /// Whether the same batch may well succeed later without anyone changing anything: the
+    /// destination kept failing transiently (outage, throttling), so a later run can retry.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::RetriesExhausted { .. })
+    }
+
+    /// Whether a person must act (token, permission, dataset, configuration) before sending
+    /// can succeed; the message says what to do.
+    pub fn is_permanent(&self) -> bool {
+        matches!(self, Self::Permanent { .. } | Self::Setup(_))
+    }
+}
+
 /// Events of one batch that the destination accepted in one request.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Accepted {
@@ -83,7 +97,7 @@ pub struct Delivery {
     pub rejected: Vec<Rejected>,
     /// Retries made for transient failures.
     pub retries: u32,
-    /// HTTP requests made (bisection adds some).
+    /// HTTP requests made, retries included (bisection adds some).
     pub requests: u32,
 }
 
