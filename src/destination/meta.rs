@@ -412,10 +412,13 @@ struct Attempt {
 /// events. Otherwise the sub-batch is halved until the bad events stand alone: at most
 /// 1 + 2·k·⌈log₂ n⌉ requests. Errors other than data rejections abort the whole batch; events
 /// already accepted will be re-sent by a later run and deduplicated by Meta on `event_id`.
-async fn isolate_rejections<E>(
+async fn isolate_rejections<E, F>(
     len: usize,
-    mut send: impl AsyncFnMut(&[usize]) -> Result<Attempt, E>,
-) -> Result<Delivery, E> {
+    mut send: impl FnMut(Vec<usize>) -> F,
+) -> Result<Delivery, E>
+where
+    F: std::future::Future<Output = Result<Attempt, E>>,
+{
     let mut delivery = Delivery::default();
     if len == 0 {
         return Ok(delivery);
@@ -423,7 +426,8 @@ async fn isolate_rejections<E>(
     // Depth-first, lower halves first, so indices are visited roughly in order.
     let mut pending: Vec<Vec<usize>> = vec![(0..len).collect()];
     while let Some(indices) = pending.pop() {
-        let attempt = send(&indices).await?;
+        // Owned indices keep the future free of higher-ranked borrows, so it stays `Send`.
+        let attempt = send(indices.clone()).await?;
         delivery.requests += attempt.requests;
         delivery.retries += attempt.retries;
         match attempt.answer {
@@ -538,8 +542,8 @@ impl MetaDestination {
     /// the whole call fails with a classified error. The run loop sends several batches at once.
     pub async fn send(&self, events: &[Event]) -> Result<Delivery, DestinationError> {
         let inner = &*self.inner;
-        isolate_rejections(events.len(), async |indices: &[usize]| {
-            inner.post_events(events, indices).await
+        isolate_rejections(events.len(), |indices: Vec<usize>| async move {
+            inner.post_events(events, &indices).await
         })
         .await
     }
@@ -1144,9 +1148,9 @@ mod tests {
     /// index, naming its position when `named`.
     async fn isolate_with_fake(n: usize, bad: &[usize], named: bool) -> Delivery {
         let bad: HashSet<usize> = bad.iter().copied().collect();
-        isolate_rejections(
-            n,
-            async |indices: &[usize]| -> Result<Attempt, Infallible> {
+        isolate_rejections(n, |indices: Vec<usize>| {
+            let bad = &bad;
+            async move {
                 let answer = match indices.iter().position(|index| bad.contains(index)) {
                     Some(position) => Answer::Rejected {
                         position: named.then_some(position),
@@ -1157,13 +1161,13 @@ mod tests {
                         events_received: indices.len() as u64,
                     },
                 };
-                Ok(Attempt {
+                Ok::<_, Infallible>(Attempt {
                     answer,
                     requests: 1,
                     retries: 0,
                 })
-            },
-        )
+            }
+        })
         .await
         .unwrap()
     }
@@ -1271,7 +1275,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_out_of_range_named_index_falls_back_to_bisection() {
-        let delivery = isolate_rejections(8, async |indices: &[usize]| {
+        let delivery = isolate_rejections(8, |indices: Vec<usize>| async move {
             let answer = if indices.contains(&5) {
                 Answer::Rejected {
                     position: Some(99),
@@ -1297,7 +1301,7 @@ mod tests {
     #[tokio::test]
     async fn a_sender_error_aborts_the_batch() {
         let result: Result<Delivery, &str> =
-            isolate_rejections(10, async |_: &[usize]| Err("token revoked")).await;
+            isolate_rejections(10, |_: Vec<usize>| async { Err("token revoked") }).await;
         assert_eq!(result, Err("token revoked"));
     }
 
