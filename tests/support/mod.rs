@@ -250,3 +250,59 @@ pub async fn run(config: &Config) -> ocapi::stats::RunStats {
 pub async fn migrate(config: &Config) {
     ocapi::commands::migrate(config).await.unwrap();
 }
+
+/// The token the stand-in accepts in tests.
+pub const TOKEN: &str = "test-token-7f3a9c";
+
+/// Starts the local Graph API stand-in with these faults.
+pub async fn sandbox(faults: ocapi::sandbox::Faults) -> ocapi::sandbox::Sandbox {
+    let options = ocapi::sandbox::SandboxOptions {
+        access_token: TOKEN.to_owned(),
+        dataset_id: Some("1234567890".to_owned()),
+        app_secret: None,
+        faults,
+    };
+    ocapi::sandbox::Sandbox::start("127.0.0.1:0".parse().unwrap(), options)
+        .await
+        .unwrap()
+}
+
+impl TestDb {
+    /// A config whose destination is the stand-in at `base_url`, with the token in a file.
+    pub fn meta_config(
+        &self,
+        source_extra: &str,
+        base_url: &str,
+        token: &str,
+        extra: &str,
+    ) -> Config {
+        let token_path = self.dir.join("token");
+        std::fs::write(&token_path, token).unwrap();
+        let destination = format!(
+            "kind = \"meta\"\ndataset_id = \"1234567890\"\naccess_token_file = {:?}\n\
+             base_url = {base_url:?}\nconcurrency = 4\nmax_retries = 10\n\
+             request_timeout = \"5s\"\n{extra}\n{batch}",
+            token_path.display().to_string(),
+            batch = if extra.contains("batch_size") {
+                ""
+            } else {
+                "batch_size = 100"
+            }
+        );
+        self.config(source_extra, Some(&destination))
+    }
+
+    /// The path of the config file last written by `config`.
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.join("connector.toml")
+    }
+}
+
+/// Event ids of the events the stand-in accepted, in arrival order.
+pub fn accepted_ids(sandbox: &ocapi::sandbox::Sandbox) -> Vec<String> {
+    sandbox
+        .events()
+        .iter()
+        .map(|e| e["event_id"].as_str().unwrap().to_owned())
+        .collect()
+}
