@@ -4,6 +4,7 @@
 use crate::config::ConfigError;
 use crate::db::DbError;
 use crate::destination::DestinationError;
+use crate::metrics::MetricsError;
 use crate::source::SourceError;
 
 /// Any error the library returns.
@@ -40,6 +41,9 @@ pub enum Error {
         /// How long ocapi waited.
         waited_secs: u64,
     },
+    /// The metrics file could not be written.
+    #[error(transparent)]
+    Metrics(#[from] MetricsError),
     /// A usage error from a command's arguments.
     #[error("{0}")]
     Usage(String),

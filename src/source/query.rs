@@ -24,6 +24,8 @@ pub struct EventTimeWindow {
 pub struct PageQuery {
     /// `select <list> from <table>`.
     select: String,
+    /// The quoted table name.
+    table: String,
     /// The quoted watermark column.
     watermark: String,
     /// The keyset key expression.
@@ -77,9 +79,11 @@ impl PageQuery {
             text(&m.item_id),
             text(&m.item_quantity),
             text(&m.item_price),
+            text(&m.store_id),
         ];
         Self {
             select: format!("select {} from {}", list.join(", "), table.quoted_name),
+            table: table.quoted_name.clone(),
             watermark,
             key,
             event_time,
@@ -148,6 +152,32 @@ impl PageQuery {
         (
             format!("{} where {}", self.select, conditions.join(" and ")),
             params,
+        )
+    }
+
+    /// Counts the rows a backfill of `window` reads (for its progress bar).
+    pub fn count(&self, window: &EventTimeWindow) -> (String, Vec<Param>) {
+        let mut params: Vec<Param> = Vec::new();
+        let mut conditions = vec![format!("{} is not null", self.watermark)];
+        self.push_window(Some(window), &mut params, &mut conditions);
+        (
+            format!(
+                "select count(*) from {} where {}",
+                self.table,
+                conditions.join(" and ")
+            ),
+            params,
+        )
+    }
+
+    /// Every row of one order, in keyset order (for `ocapi explain`).
+    pub fn order(&self, order_id: &str) -> (String, Vec<Param>) {
+        (
+            format!(
+                "{} where {} = $1 order by {}, {}",
+                self.select, self.key, self.watermark, self.key
+            ),
+            vec![Box::new(order_id.to_owned())],
         )
     }
 

@@ -103,6 +103,8 @@ pub struct Invalid {
     pub currency: Option<String>,
     /// The source watermark of the row.
     pub watermark: String,
+    /// The store, when `mapping.store_id` is mapped.
+    pub store_id: Option<String>,
 }
 
 /// A built event and the customer fields dropped on the way.
@@ -114,6 +116,8 @@ pub struct Built {
     pub dropped: Vec<Field>,
     /// The source watermark of the order.
     pub watermark: String,
+    /// The store, when `mapping.store_id` is mapped.
+    pub store_id: Option<String>,
 }
 
 /// What the transform needs from the config, resolved once per run.
@@ -167,6 +171,7 @@ pub fn build(rows: &[SourceRow], rules: &Rules, now: i64) -> Result<Built, Inval
         value: None,
         currency: None,
         watermark: first.watermark.clone(),
+        store_id: nonblank(first.store_id.as_deref()).map(str::to_owned),
     };
     let order_id = match first.order_id.as_deref().map(str::trim) {
         None | Some("") => return Err(invalid),
@@ -253,6 +258,7 @@ pub fn build(rows: &[SourceRow], rules: &Rules, now: i64) -> Result<Built, Inval
         event,
         dropped,
         watermark: first.watermark.clone(),
+        store_id: invalid.store_id,
     })
 }
 
