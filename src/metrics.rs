@@ -175,10 +175,10 @@ pub fn write_atomic(path: &Path, text: &str) -> Result<(), MetricsError> {
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or_else(|| Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "metrics.prom".to_owned());
+    let name = path.file_name().map_or_else(
+        || "metrics.prom".to_owned(),
+        |n| n.to_string_lossy().into_owned(),
+    );
     // node_exporter ignores files not ending in `.prom`, so the temporary one never counts.
     let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
     let written = (|| {
@@ -203,12 +203,16 @@ pub struct MetricsFile {
 }
 
 impl MetricsFile {
-    /// A metrics file at `path`.
+    /// A metrics file at `path`; the last success is carried over from the file already
+    /// there, so that a failed `ocapi run` from cron keeps reporting when the last good one was.
     pub fn new(path: PathBuf) -> Self {
-        Self {
-            path,
-            last_success: None,
-        }
+        let last_success = std::fs::read_to_string(&path).ok().and_then(|text| {
+            text.lines()
+                .find(|line| line.starts_with("ocapi_last_success_timestamp_seconds{"))
+                .and_then(|line| line.rsplit(' ').next())
+                .and_then(|value| value.parse().ok())
+        });
+        Self { path, last_success }
     }
 
     /// Writes a finished run's stats.

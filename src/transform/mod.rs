@@ -162,6 +162,11 @@ pub fn orders(rows: &[SourceRow]) -> impl Iterator<Item = &[SourceRow]> {
 }
 
 /// Builds the event of one order (its rows), judged at unix time `now`.
+#[allow(
+    clippy::result_large_err,
+    reason = "an Invalid is built once per bad order and moved into the page plan; boxing it \
+              would allocate for every invalid row to save a copy"
+)]
 pub fn build(rows: &[SourceRow], rules: &Rules, now: i64) -> Result<Built, Invalid> {
     let first = &rows[0];
     let mut invalid = Invalid {
