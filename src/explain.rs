@@ -16,9 +16,10 @@ use crate::source::{self, PageQuery, SourceRow};
 use crate::transform::{self, Rules};
 
 /// Masks an email: first letter of the local part and of the domain, and the top-level
-/// domain (`jane@example.com` → `j***@e***.com`).
+/// domain, lowercased as the hash input is (`Jane@Example.com` → `j***@e***.com`).
 pub fn mask_email(email: &str) -> String {
-    let email = email.trim();
+    let email = email.trim().to_lowercase();
+    let email = email.as_str();
     let Some((local, domain)) = email.split_once('@') else {
         return mask_text(email);
     };

@@ -2,5 +2,6 @@
 //! the local Graph API stand-in. They read like the README: migrate, run, run again.
 #![allow(clippy::unwrap_used)]
 
+mod ops;
 mod support;
 mod sync;
