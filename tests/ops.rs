@@ -202,8 +202,8 @@ async fn a_second_run_waits_for_the_lock_then_exits_1_saying_another_run_holds_i
 async fn watch_stops_cleanly_on_sigterm_mid_run_and_loses_nothing() {
     // GIVEN enough orders, in small pages, that a run takes a while
     let db = TestDb::new().await;
-    insert_orders(&db, "R", 20000, "2026-01-01T00:00:00Z").await;
-    let config = db.config("batch_size = 100", None);
+    insert_orders(&db, "R", 3000, "2026-01-01T00:00:00Z").await;
+    let config = db.config("batch_size = 20", None);
     migrate(&config).await;
 
     // WHEN watch runs and gets SIGTERM once the first pages are committed
@@ -263,8 +263,8 @@ async fn watch_stops_cleanly_on_sigterm_mid_run_and_loses_nothing() {
         .iter()
         .map(|e| e["event_id"].as_str().unwrap().to_owned())
         .collect();
-    assert_eq!(ids.len(), 20000);
-    assert_eq!(db.written_events().len(), 20000);
+    assert_eq!(ids.len(), 3000);
+    assert_eq!(db.written_events().len(), 3000);
 }
 
 #[tokio::test]
