@@ -506,3 +506,12 @@ async fn quality_reads_the_dataset_quality_api_with_a_bearer_token_never_in_the_
     assert_eq!(quality.frequency, None);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn the_docker_connector_config_parses() {
+    // GIVEN the config docker/compose.yaml mounts; WHEN it is loaded; THEN it is valid
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docker/connector.toml");
+    let config = ocapi::config::Config::load(&path).unwrap();
+    assert_eq!(config.mapping.store_id.as_deref(), Some("store_id"));
+    assert_eq!(config.destination.base_url, "http://sandbox:4599");
+}
