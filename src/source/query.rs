@@ -278,4 +278,21 @@ path = "x"
         assert!(sql.ends_with("limit $4"), "{sql}");
         assert_eq!(params.len(), 3);
     }
+
+    #[test]
+    fn count_and_order_queries_bind_their_values() {
+        let q = query("t", "id");
+        let window = EventTimeWindow { from: 1.0, to: 2.0 };
+        let (sql, params) = q.count(&window);
+        assert!(sql.starts_with("select count(*) from "), "{sql}");
+        assert!(
+            sql.contains("is not null and") && sql.contains("< $2::float8"),
+            "{sql}"
+        );
+        assert_eq!(params.len(), 2);
+        let (sql, params) = q.order("R'1");
+        assert!(sql.contains("coalesce(\"id\"::text, '') = $1"), "{sql}");
+        assert!(!sql.contains("R'1"), "{sql}");
+        assert_eq!(params.len(), 1);
+    }
 }
