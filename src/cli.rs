@@ -1,7 +1,9 @@
 //! The command line: which file and which mode, never what to sync (that is the config's).
 
 use std::path::PathBuf;
+use std::time::Duration;
 
+use chrono::NaiveDate;
 use clap::{Parser, Subcommand, ValueEnum};
 
 /// Sends in-store purchases from a PostgreSQL table to Meta's Conversions API.
@@ -14,6 +16,9 @@ pub struct Cli {
     /// Log format on stderr.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// Write each run's stats here in the Prometheus text format (run, watch, backfill).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub metrics_file: Option<PathBuf>,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -37,6 +42,18 @@ pub enum Command {
     Check,
     /// Run one sync pass.
     Run(RunArgs),
+    /// Run a sync every interval until SIGTERM or Ctrl-C.
+    Watch(WatchArgs),
+    /// Re-read an event-time window regardless of the watermark (which stays where it is).
+    Backfill(BackfillArgs),
+    /// Show recent runs with their stats and status.
+    Runs(RunsArgs),
+    /// Compare the source with the ledger: sent, pending, invalid, rejected, never seen.
+    Reconcile(ReconcileArgs),
+    /// Follow one order: source (masked), event (hashed), ledger history, and why.
+    Explain(ExplainArgs),
+    /// Read Meta's Dataset Quality API for the dataset's offline events.
+    Quality(QualityArgs),
     /// Print a customer value normalized and hashed, to debug one customer's match.
     Hash(HashArgs),
     /// Serve a local stand-in for the Graph API's Conversions API endpoint.
@@ -57,6 +74,90 @@ pub struct RunArgs {
     /// Stop after about N source rows.
     #[arg(long, value_name = "N")]
     pub limit: Option<u64>,
+    /// Exit 3 (completed, degraded) when more than this share of orders is invalid or rejected.
+    #[arg(long, value_name = "RATIO", value_parser = ratio)]
+    pub max_invalid_ratio: Option<f64>,
+}
+
+/// `ocapi watch`.
+#[derive(Debug, clap::Args)]
+pub struct WatchArgs {
+    /// Time between runs, e.g. 30s, 5m, 1h.
+    #[arg(long, default_value = "5m", value_parser = crate::config::parse_duration)]
+    pub interval: Duration,
+    /// Log a run at error level when more than this share of orders is invalid or rejected.
+    #[arg(long, value_name = "RATIO", value_parser = ratio)]
+    pub max_invalid_ratio: Option<f64>,
+}
+
+/// `ocapi backfill`.
+#[derive(Debug, clap::Args)]
+pub struct BackfillArgs {
+    /// Start of the event-time window, inclusive (RFC 3339 or YYYY-MM-DD, UTC).
+    #[arg(long, value_name = "TIME")]
+    pub from: String,
+    /// End of the event-time window, exclusive (RFC 3339 or YYYY-MM-DD, UTC).
+    #[arg(long, value_name = "TIME")]
+    pub to: String,
+    /// Exit 3 (completed, degraded) when more than this share of orders is invalid or rejected.
+    #[arg(long, value_name = "RATIO", value_parser = ratio)]
+    pub max_invalid_ratio: Option<f64>,
+    /// Print the run's stats as one JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `ocapi runs`.
+#[derive(Debug, clap::Args)]
+pub struct RunsArgs {
+    /// How many runs, newest first.
+    #[arg(long, default_value_t = 20, value_name = "N")]
+    pub last: i64,
+    /// One JSON array on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `ocapi reconcile`.
+#[derive(Debug, clap::Args)]
+pub struct ReconcileArgs {
+    /// First event-time day, inclusive (default: 62 days ago, Meta's limit for store events).
+    #[arg(long, value_name = "DATE")]
+    pub from: Option<NaiveDate>,
+    /// Last event-time day, inclusive (default: today, UTC).
+    #[arg(long, value_name = "DATE")]
+    pub to: Option<NaiveDate>,
+    /// Group lines by event day or by store (`mapping.store_id`).
+    #[arg(long, value_enum, default_value_t = crate::reconcile::GroupBy::Day)]
+    pub by: crate::reconcile::GroupBy,
+    /// One JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `ocapi explain`.
+#[derive(Debug, clap::Args)]
+pub struct ExplainArgs {
+    /// The order (receipt) id.
+    pub order_id: String,
+}
+
+/// `ocapi quality`.
+#[derive(Debug, clap::Args)]
+pub struct QualityArgs {
+    /// One JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Parses a ratio between 0 and 1.
+fn ratio(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(r) if (0.0..=1.0).contains(&r) => Ok(r),
+        _ => Err(format!(
+            "{text:?} is not a ratio between 0 and 1, e.g. 0.05"
+        )),
+    }
 }
 
 /// `ocapi hash`.

@@ -200,6 +200,9 @@ pub struct Mapping {
     pub item_quantity: Option<String>,
     /// Line item unit price.
     pub item_price: Option<String>,
+    /// The store (or register) that made the sale; recorded in the ledger so that
+    /// `ocapi reconcile --by store` can group by it. Never sent to Meta.
+    pub store_id: Option<String>,
 }
 
 impl Mapping {
@@ -222,6 +225,7 @@ impl Mapping {
             ("item_id", &self.item_id),
             ("item_quantity", &self.item_quantity),
             ("item_price", &self.item_price),
+            ("store_id", &self.store_id),
         ];
         let mut columns = vec![
             ("order_id", self.order_id.as_str()),
@@ -624,6 +628,7 @@ fn mapping_key(key: &str) -> &'static str {
         "external_id" => "mapping.external_id",
         "item_id" => "mapping.item_id",
         "item_quantity" => "mapping.item_quantity",
+        "store_id" => "mapping.store_id",
         _ => "mapping.item_price",
     }
 }

@@ -17,6 +17,7 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         "reconcile_views",
         include_str!("../sql/0002_reconcile_views.sql"),
     ),
+    (3, "operations", include_str!("../sql/0003_operations.sql")),
 ];
 
 /// Errors talking to PostgreSQL.

@@ -4,6 +4,8 @@
 use crate::config::ConfigError;
 use crate::db::DbError;
 use crate::destination::DestinationError;
+use crate::metrics::MetricsError;
+use crate::quality::QualityError;
 use crate::source::SourceError;
 
 /// Any error the library returns.
@@ -40,6 +42,12 @@ pub enum Error {
         /// How long ocapi waited.
         waited_secs: u64,
     },
+    /// The metrics file could not be written.
+    #[error(transparent)]
+    Metrics(#[from] MetricsError),
+    /// Meta's Dataset Quality API failed.
+    #[error(transparent)]
+    Quality(#[from] QualityError),
     /// A usage error from a command's arguments.
     #[error("{0}")]
     Usage(String),

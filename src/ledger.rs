@@ -256,17 +256,20 @@ impl Ledger {
         let currencies: Vec<Option<&str>> = rows.iter().map(|r| r.currency.as_deref()).collect();
         let reasons: Vec<&str> = rows.iter().map(|r| r.reason.as_str()).collect();
         let watermarks: Vec<&str> = rows.iter().map(|r| r.watermark.as_str()).collect();
+        let stores: Vec<Option<&str>> = rows.iter().map(|r| r.store_id.as_deref()).collect();
         let sql = format!(
             "insert into {ledger} as l (connector, dataset_id, event_name, order_id, event_time,
-                 value, currency, status, reason, run_id, source_watermark)
+                 value, currency, status, reason, run_id, source_watermark, store_id)
              select $1, $2, $3, u.order_id, to_timestamp(u.event_time), u.value, u.currency,
-                    'invalid', u.reason, $4, u.watermark
-             from unnest($5::text[], $6::int8[], $7::numeric[], $8::text[], $9::text[], $10::text[])
-                  as u(order_id, event_time, value, currency, reason, watermark)
+                    'invalid', u.reason, $4, u.watermark, u.store_id
+             from unnest($5::text[], $6::int8[], $7::numeric[], $8::text[], $9::text[], $10::text[],
+                         $11::text[])
+                  as u(order_id, event_time, value, currency, reason, watermark, store_id)
              on conflict (dataset_id, event_name, order_id) do update
                set status = 'invalid', reason = excluded.reason, run_id = excluded.run_id,
                    event_time = excluded.event_time, value = excluded.value,
                    currency = excluded.currency, source_watermark = excluded.source_watermark,
+                   store_id = excluded.store_id,
                    connector = excluded.connector, payload = null, updated_at = now()
                where l.status <> 'sent'",
             ledger = self.ledger
@@ -284,6 +287,7 @@ impl Ledger {
                 &currencies,
                 &reasons,
                 &watermarks,
+                &stores,
             ],
         )
         .await
@@ -295,7 +299,7 @@ impl Ledger {
     pub async fn record_pending(
         &self,
         tx: &Transaction<'_>,
-        events: &[(&Event, &str, &str)],
+        events: &[(&Event, &str, &str, Option<&str>)],
         run_id: i64,
     ) -> Result<(), DbError> {
         if events.is_empty() {
@@ -303,36 +307,40 @@ impl Ledger {
         }
         let order_ids: Vec<&str> = events
             .iter()
-            .map(|(e, _, _)| e.custom_data.order_id.as_str())
+            .map(|(e, _, _, _)| e.custom_data.order_id.as_str())
             .collect();
-        let event_times: Vec<i64> = events.iter().map(|(e, _, _)| e.event_time).collect();
-        let values: Vec<Decimal> = events.iter().map(|(e, _, _)| e.custom_data.value).collect();
+        let event_times: Vec<i64> = events.iter().map(|(e, _, _, _)| e.event_time).collect();
+        let values: Vec<Decimal> = events
+            .iter()
+            .map(|(e, _, _, _)| e.custom_data.value)
+            .collect();
         let currencies: Vec<&str> = events
             .iter()
-            .map(|(e, _, _)| e.custom_data.currency.as_str())
+            .map(|(e, _, _, _)| e.custom_data.currency.as_str())
             .collect();
-        let watermarks: Vec<&str> = events.iter().map(|(_, w, _)| *w).collect();
+        let watermarks: Vec<&str> = events.iter().map(|(_, w, _, _)| *w).collect();
         let keys: Vec<String> = events
             .iter()
-            .map(|(e, _, _)| e.user_data.present_keys().collect::<Vec<_>>().join(","))
+            .map(|(e, _, _, _)| e.user_data.present_keys().collect::<Vec<_>>().join(","))
             .collect();
-        let payloads: Vec<&str> = events.iter().map(|(_, _, p)| *p).collect();
+        let payloads: Vec<&str> = events.iter().map(|(_, _, p, _)| *p).collect();
+        let stores: Vec<Option<&str>> = events.iter().map(|(_, _, _, s)| *s).collect();
         let sql = format!(
             "insert into {ledger} as l (connector, dataset_id, event_name, order_id, event_time,
                  value, currency, status, reason, run_id, source_watermark, attempts, match_keys,
-                 payload)
+                 payload, store_id)
              select $1, $2, $3, u.order_id, to_timestamp(u.event_time), u.value, u.currency,
                     'pending', null, $4, u.watermark, 1, string_to_array(u.keys, ','),
-                    u.payload::jsonb
+                    u.payload::jsonb, u.store_id
              from unnest($5::text[], $6::int8[], $7::numeric[], $8::text[], $9::text[],
-                         $10::text[], $11::text[])
-                  as u(order_id, event_time, value, currency, watermark, keys, payload)
+                         $10::text[], $11::text[], $12::text[])
+                  as u(order_id, event_time, value, currency, watermark, keys, payload, store_id)
              on conflict (dataset_id, event_name, order_id) do update
                set status = 'pending', reason = null, run_id = excluded.run_id,
                    event_time = excluded.event_time, value = excluded.value,
                    currency = excluded.currency, source_watermark = excluded.source_watermark,
                    match_keys = excluded.match_keys, payload = excluded.payload,
-                   connector = excluded.connector, attempts = l.attempts + 1, updated_at = now()
+                   store_id = excluded.store_id, connector = excluded.connector, attempts = l.attempts + 1, updated_at = now()
                where l.status <> 'sent'",
             ledger = self.ledger
         );
@@ -350,6 +358,7 @@ impl Ledger {
                 &watermarks,
                 &keys,
                 &payloads,
+                &stores,
             ],
         )
         .await

@@ -10,7 +10,13 @@
 //!
 //! [`config`] is read and validated once; [`run`] drives one sync pass; [`ledger`] makes sure
 //! that no order is ever sent twice and that every order can be reconciled.
+//!
+//! Around a run (issue #5): [`schedule`] repeats it (`watch`), [`backfill`] re-reads a window,
+//! [`history`] lists runs, [`reconcile`] sets the source beside the ledger, [`explain`] follows
+//! one order, [`quality`] reads Meta's Dataset Quality API and [`metrics`] writes Prometheus
+//! text.
 
+pub mod backfill;
 pub mod cli;
 pub mod commands;
 pub mod config;
@@ -19,9 +25,15 @@ pub mod demo;
 pub mod destination;
 pub mod error;
 pub mod event;
+pub mod explain;
+pub mod history;
 pub mod ledger;
+pub mod metrics;
+pub mod quality;
+pub mod reconcile;
 pub mod run;
 pub mod sandbox;
+pub mod schedule;
 pub mod source;
 pub mod stats;
 pub mod transform;

@@ -8,7 +8,8 @@ use anyhow::Context as _;
 use clap::Parser;
 use ocapi::cli::{Cli, Command, LogFormat};
 use ocapi::config::{self, Config};
-use ocapi::stats::RunStatus;
+use ocapi::metrics::MetricsFile;
+use ocapi::stats::{RunStats, RunStatus};
 
 /// Exit code of a run that completed but passed `--max-invalid-ratio`.
 const EXIT_DEGRADED: u8 = 3;
@@ -48,7 +49,11 @@ fn init_tracing(format: LogFormat) {
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.with_target(false).init(),
+        // Colours only on a terminal: redirected logs stay plain text.
+        LogFormat::Text => builder
+            .with_target(false)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
     }
 }
 
@@ -91,9 +96,14 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             let options = ocapi::run::RunOptions {
                 dry_run: args.dry_run,
                 limit: args.limit,
+                max_invalid_ratio: args.max_invalid_ratio,
                 ..ocapi::run::RunOptions::default()
             };
-            let stats = ocapi::run::run(&config, options, shutdown_signal()).await?;
+            let result = ocapi::run::run(&config, options, shutdown_signal()).await;
+            if !args.dry_run {
+                record_metrics(&cli, &config, &result)?;
+            }
+            let stats = result?;
             if args.dry_run {
                 eprint!("{stats}");
             } else if args.json {
@@ -101,11 +111,81 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             } else {
                 print!("{stats}");
             }
-            Ok(if stats.status == RunStatus::Degraded {
-                ExitCode::from(EXIT_DEGRADED)
+            Ok(exit_for(&stats))
+        }
+        Command::Watch(args) => {
+            let config = load_config(&cli)?;
+            let options = ocapi::schedule::WatchOptions {
+                interval: args.interval,
+                run: ocapi::run::RunOptions {
+                    max_invalid_ratio: args.max_invalid_ratio,
+                    ..ocapi::run::RunOptions::default()
+                },
+                metrics: cli.metrics_file.clone().map(MetricsFile::new),
+            };
+            ocapi::schedule::watch(&config, options, shutdown_signal()).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Backfill(args) => {
+            let config = load_config(&cli)?;
+            let from = ocapi::backfill::parse_time(&args.from)?;
+            let to = ocapi::backfill::parse_time(&args.to)?;
+            let window = ocapi::backfill::window(from, to)?;
+            let options = ocapi::run::RunOptions {
+                max_invalid_ratio: args.max_invalid_ratio,
+                ..ocapi::run::RunOptions::default()
+            };
+            let result =
+                ocapi::backfill::backfill(&config, window, options, shutdown_signal()).await;
+            record_metrics(&cli, &config, &result)?;
+            let stats = result?;
+            if args.json {
+                println!("{}", serde_json::to_string(&stats)?);
             } else {
-                ExitCode::SUCCESS
-            })
+                print!("{stats}");
+            }
+            Ok(exit_for(&stats))
+        }
+        Command::Runs(args) => {
+            let config = load_config(&cli)?;
+            let runs = ocapi::history::recent(&config, args.last).await?;
+            if args.json {
+                println!("{}", serde_json::to_string(&runs)?);
+            } else {
+                print!("{}", ocapi::history::render(&runs));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Reconcile(args) => {
+            let config = load_config(&cli)?;
+            let today = chrono::Utc::now().date_naive();
+            let to = args.to.unwrap_or(today);
+            let from = args.from.unwrap_or(to - chrono::Duration::days(62));
+            let report = ocapi::reconcile::reconcile(&config, from, to, args.by).await?;
+            if args.json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                print!("{}", ocapi::reconcile::render(&report));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Explain(args) => {
+            let config = load_config(&cli)?;
+            print!(
+                "{}",
+                ocapi::explain::explain(&config, &args.order_id).await?
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Quality(args) => {
+            let config = load_config(&cli)?;
+            let report = ocapi::quality::report(&config).await?;
+            if args.json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                print!("{}", ocapi::quality::render(&report));
+            }
+            Ok(ExitCode::SUCCESS)
         }
         Command::Hash(args) => {
             let text = ocapi::commands::hash(&args.field, &args.value, args.country.as_deref())?;
@@ -121,6 +201,41 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// 3 for a degraded run, else 0.
+fn exit_for(stats: &RunStats) -> ExitCode {
+    if stats.status == RunStatus::Degraded {
+        ExitCode::from(EXIT_DEGRADED)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// Writes `--metrics-file` for a finished run; a failed run is written as `failed`.
+fn record_metrics(
+    cli: &Cli,
+    config: &Config,
+    result: &Result<RunStats, ocapi::Error>,
+) -> anyhow::Result<()> {
+    let Some(path) = &cli.metrics_file else {
+        return Ok(());
+    };
+    let failed;
+    let stats = match result {
+        Ok(stats) => stats,
+        Err(error) => {
+            let mut stats = RunStats::new(&config.connector.name);
+            stats.status = RunStatus::Failed;
+            stats.error = Some(ocapi::run::error_chain(error));
+            failed = stats;
+            &failed
+        }
+    };
+    MetricsFile::new(path.clone())
+        .record(stats)
+        .map_err(ocapi::Error::from)
+        .with_context(|| format!("writing metrics to {}", path.display()))
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

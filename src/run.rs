@@ -664,10 +664,17 @@ impl Pipeline<'_> {
             .iter()
             .map(|b| serde_json::to_string(&b.event).expect("an Event always serializes"))
             .collect();
-        let pending: Vec<(&Event, &str, &str)> = to_send
+        let pending: Vec<(&Event, &str, &str, Option<&str>)> = to_send
             .iter()
             .zip(&payloads)
-            .map(|(b, p)| (&b.event, b.watermark.as_str(), p.as_str()))
+            .map(|(b, p)| {
+                (
+                    &b.event,
+                    b.watermark.as_str(),
+                    p.as_str(),
+                    b.store_id.as_deref(),
+                )
+            })
             .collect();
         let tx = client
             .transaction()

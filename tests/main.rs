@@ -3,5 +3,6 @@
 #![allow(clippy::unwrap_used)]
 
 mod meta;
+mod ops;
 mod support;
 mod sync;

@@ -190,6 +190,8 @@ pub struct SourceRow {
     pub item_quantity: Option<String>,
     /// Line item unit price.
     pub item_price: Option<String>,
+    /// The store, for reconciliation by store (never sent).
+    pub store_id: Option<String>,
 }
 
 impl SourceRow {
@@ -217,6 +219,7 @@ impl SourceRow {
             item_id: text(17),
             item_quantity: text(18),
             item_price: text(19),
+            store_id: text(20),
         }
     }
 }
@@ -391,6 +394,35 @@ pub async fn read_page(
         rows: page,
         next: Some(after),
     })
+}
+
+/// Counts the source rows in an event-time window.
+pub async fn count_rows(
+    client: &Client,
+    query: &PageQuery,
+    window: &EventTimeWindow,
+) -> Result<u64, SourceError> {
+    let (sql, params) = query.count(window);
+    let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p.as_ref() as _).collect();
+    let row = client
+        .query_one(&sql, &refs)
+        .await
+        .map_err(DbError::query("cannot count the source rows in the window"))?;
+    Ok(u64::try_from(row.get::<_, i64>(0)).unwrap_or(0))
+}
+
+/// Every source row of one order, in keyset order.
+pub async fn read_order(
+    client: &Client,
+    query: &PageQuery,
+    order_id: &str,
+) -> Result<Vec<SourceRow>, SourceError> {
+    let (sql, params) = query.order(order_id);
+    let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p.as_ref() as _).collect();
+    let rows = client.query(&sql, &refs).await.map_err(DbError::query(
+        "cannot read the order from the source table",
+    ))?;
+    Ok(rows.iter().map(SourceRow::from_row).collect())
 }
 
 /// Casts a watermark's text form to the column's type and back, or says it does not fit.

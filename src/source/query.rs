@@ -24,6 +24,8 @@ pub struct EventTimeWindow {
 pub struct PageQuery {
     /// `select <list> from <table>`.
     select: String,
+    /// The quoted table name.
+    table: String,
     /// The quoted watermark column.
     watermark: String,
     /// The keyset key expression.
@@ -77,9 +79,11 @@ impl PageQuery {
             text(&m.item_id),
             text(&m.item_quantity),
             text(&m.item_price),
+            text(&m.store_id),
         ];
         Self {
             select: format!("select {} from {}", list.join(", "), table.quoted_name),
+            table: table.quoted_name.clone(),
             watermark,
             key,
             event_time,
@@ -148,6 +152,32 @@ impl PageQuery {
         (
             format!("{} where {}", self.select, conditions.join(" and ")),
             params,
+        )
+    }
+
+    /// Counts the rows a backfill of `window` reads (for its progress bar).
+    pub fn count(&self, window: &EventTimeWindow) -> (String, Vec<Param>) {
+        let mut params: Vec<Param> = Vec::new();
+        let mut conditions = vec![format!("{} is not null", self.watermark)];
+        self.push_window(Some(window), &mut params, &mut conditions);
+        (
+            format!(
+                "select count(*) from {} where {}",
+                self.table,
+                conditions.join(" and ")
+            ),
+            params,
+        )
+    }
+
+    /// Every row of one order, in keyset order (for `ocapi explain`).
+    pub fn order(&self, order_id: &str) -> (String, Vec<Param>) {
+        (
+            format!(
+                "{} where {} = $1 order by {}, {}",
+                self.select, self.key, self.watermark, self.key
+            ),
+            vec![Box::new(order_id.to_owned())],
         )
     }
 
@@ -247,5 +277,22 @@ path = "x"
         assert!(sql.contains("at time zone 'UTC'"), "{sql}");
         assert!(sql.ends_with("limit $4"), "{sql}");
         assert_eq!(params.len(), 3);
+    }
+
+    #[test]
+    fn count_and_order_queries_bind_their_values() {
+        let q = query("t", "id");
+        let window = EventTimeWindow { from: 1.0, to: 2.0 };
+        let (sql, params) = q.count(&window);
+        assert!(sql.starts_with("select count(*) from "), "{sql}");
+        assert!(
+            sql.contains("is not null and") && sql.contains("< $2::float8"),
+            "{sql}"
+        );
+        assert_eq!(params.len(), 2);
+        let (sql, params) = q.order("R'1");
+        assert!(sql.contains("coalesce(\"id\"::text, '') = $1"), "{sql}");
+        assert!(!sql.contains("R'1"), "{sql}");
+        assert_eq!(params.len(), 1);
     }
 }

@@ -103,6 +103,8 @@ pub struct Invalid {
     pub currency: Option<String>,
     /// The source watermark of the row.
     pub watermark: String,
+    /// The store, when `mapping.store_id` is mapped.
+    pub store_id: Option<String>,
 }
 
 /// A built event and the customer fields dropped on the way.
@@ -114,6 +116,8 @@ pub struct Built {
     pub dropped: Vec<Field>,
     /// The source watermark of the order.
     pub watermark: String,
+    /// The store, when `mapping.store_id` is mapped.
+    pub store_id: Option<String>,
 }
 
 /// What the transform needs from the config, resolved once per run.
@@ -158,6 +162,11 @@ pub fn orders(rows: &[SourceRow]) -> impl Iterator<Item = &[SourceRow]> {
 }
 
 /// Builds the event of one order (its rows), judged at unix time `now`.
+#[allow(
+    clippy::result_large_err,
+    reason = "an Invalid is built once per bad order and moved into the page plan; boxing it \
+              would allocate for every invalid row to save a copy"
+)]
 pub fn build(rows: &[SourceRow], rules: &Rules, now: i64) -> Result<Built, Invalid> {
     let first = &rows[0];
     let mut invalid = Invalid {
@@ -167,6 +176,7 @@ pub fn build(rows: &[SourceRow], rules: &Rules, now: i64) -> Result<Built, Inval
         value: None,
         currency: None,
         watermark: first.watermark.clone(),
+        store_id: nonblank(first.store_id.as_deref()).map(str::to_owned),
     };
     let order_id = match first.order_id.as_deref().map(str::trim) {
         None | Some("") => return Err(invalid),
@@ -253,6 +263,7 @@ pub fn build(rows: &[SourceRow], rules: &Rules, now: i64) -> Result<Built, Inval
         event,
         dropped,
         watermark: first.watermark.clone(),
+        store_id: invalid.store_id,
     })
 }
 

@@ -1,0 +1,367 @@
+//! `ocapi quality`: Meta's Dataset Quality API for the dataset's offline events
+//! (`GET {base_url}/{api_version}/dataset_quality?dataset_id=…&fields=offline`, meta-capi.md §7)
+//! beside ocapi's own per-key coverage from the ledger's recent runs. The token travels in an
+//! `Authorization: Bearer` header, never in the URL. The response is parsed leniently: Meta's
+//! exact nesting is not pinned down, so each score is looked for by name wherever it appears,
+//! and anything missing prints as `-`.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::config::Config;
+use crate::db::{self, quote_ident, DbError};
+use crate::error::Error;
+
+/// Runs whose match keys make up ocapi's own coverage.
+pub const RECENT_RUNS: i64 = 10;
+
+/// Errors reading the Dataset Quality API.
+#[derive(Debug, thiserror::Error)]
+pub enum QualityError {
+    /// The request could not be made or its body not read.
+    #[error("cannot reach the dataset quality api")]
+    Request {
+        /// The cause (reqwest errors never carry the token: it is in a header).
+        #[source]
+        source: reqwest::Error,
+    },
+    /// Meta answered with an error status.
+    #[error("the dataset quality api answered http {status}: {message}")]
+    Status {
+        /// The HTTP status.
+        status: u16,
+        /// Meta's `error.message`, when present.
+        message: String,
+    },
+    /// The body is not JSON.
+    #[error("the dataset quality api answered with a body that is not json")]
+    Body,
+}
+
+/// Meta's offline dataset quality, every field optional.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct MetaQuality {
+    /// The composite score, out of 10.
+    pub composite: Option<f64>,
+    /// The match-key score, out of 10.
+    pub match_key: Option<f64>,
+    /// Email coverage, percent.
+    pub email_coverage: Option<f64>,
+    /// Phone coverage, percent.
+    pub phone_coverage: Option<f64>,
+    /// The freshness score, out of 10.
+    pub freshness: Option<f64>,
+    /// The frequency score, out of 10.
+    pub frequency: Option<f64>,
+}
+
+/// ocapi's own coverage: per key, the share of sent events that carried it.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct LocalCoverage {
+    /// Runs counted.
+    pub runs: i64,
+    /// Events sent by those runs.
+    pub sent: i64,
+    /// Key → percent of sent events.
+    pub keys: BTreeMap<String, f64>,
+}
+
+/// The whole report.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// The dataset.
+    pub dataset_id: String,
+    /// Meta's view.
+    pub meta: MetaQuality,
+    /// ocapi's view.
+    pub local: LocalCoverage,
+}
+
+/// A number, or an object holding one under a score-like name.
+fn score_of(value: &Value) -> Option<f64> {
+    match value {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s.trim().trim_end_matches('%').parse().ok(),
+        Value::Object(map) => [
+            "score",
+            "value",
+            "composite_score",
+            "percentage",
+            "coverage",
+        ]
+        .iter()
+        .find_map(|k| map.get(*k).and_then(score_of)),
+        _ => None,
+    }
+}
+
+/// The first value under `key` anywhere in `value` (depth first).
+fn find<'a>(value: &'a Value, key: &str) -> Option<&'a Value> {
+    match value {
+        Value::Object(map) => map
+            .get(key)
+            .or_else(|| map.values().find_map(|v| find(v, key))),
+        Value::Array(items) => items.iter().find_map(|v| find(v, key)),
+        _ => None,
+    }
+}
+
+/// A coverage for `needle` (`email` or `phone`) under the match-key part: a key containing
+/// the needle, or an entry of a list whose name is the needle.
+fn coverage_of(match_key: &Value, needle: &str) -> Option<f64> {
+    match match_key {
+        Value::Object(map) => {
+            for (key, value) in map {
+                let k = key.to_ascii_lowercase();
+                if k.contains(needle)
+                    || (needle == "email" && k == "em")
+                    || (needle == "phone" && k == "ph")
+                {
+                    if let Some(score) = score_of(value) {
+                        return Some(score);
+                    }
+                }
+            }
+            map.values().find_map(|v| coverage_of(v, needle))
+        }
+        Value::Array(items) => items.iter().find_map(|item| {
+            let named = ["identifier", "key", "name", "match_key"]
+                .iter()
+                .filter_map(|k| item.get(*k).and_then(Value::as_str))
+                .any(|name| {
+                    let name = name.to_ascii_lowercase();
+                    name.contains(needle)
+                        || (needle == "email" && name == "em")
+                        || (needle == "phone" && name == "ph")
+                });
+            if named {
+                item.get("coverage")
+                    .or_else(|| item.get("percentage"))
+                    .and_then(score_of)
+            } else {
+                coverage_of(item, needle)
+            }
+        }),
+        _ => None,
+    }
+}
+
+/// Parses a Dataset Quality API body; unknown shapes give `None` fields, never an error.
+pub fn parse(body: &Value) -> MetaQuality {
+    let root = find(body, "offline").unwrap_or(body);
+    let match_key = find(root, "match_key");
+    MetaQuality {
+        composite: find(root, "composite").and_then(score_of),
+        match_key: match_key.and_then(score_of),
+        email_coverage: match_key.and_then(|m| coverage_of(m, "email")),
+        phone_coverage: match_key.and_then(|m| coverage_of(m, "phone")),
+        freshness: find(root, "freshness").and_then(score_of),
+        frequency: find(root, "frequency").and_then(score_of),
+    }
+}
+
+/// Calls the Dataset Quality API.
+pub async fn fetch(config: &Config) -> Result<MetaQuality, Error> {
+    let token = config.access_token()?;
+    let d = &config.destination;
+    let url = format!(
+        "{}/{}/dataset_quality",
+        d.base_url.trim_end_matches('/'),
+        d.api_version
+    );
+    let client = reqwest::Client::builder()
+        .timeout(d.request_timeout.max(Duration::from_secs(1)))
+        .build()
+        .map_err(|source| QualityError::Request { source })?;
+    let response = client
+        .get(&url)
+        .query(&[("dataset_id", d.dataset_id.as_str()), ("fields", "offline")])
+        .bearer_auth(token.expose())
+        .send()
+        .await
+        .map_err(|source| QualityError::Request {
+            source: source.without_url(),
+        })?;
+    let status = response.status();
+    let body = response
+        .bytes()
+        .await
+        .map_err(|source| QualityError::Request {
+            source: source.without_url(),
+        })?;
+    let json: Option<Value> = serde_json::from_slice(&body).ok();
+    if !status.is_success() {
+        let message = json
+            .as_ref()
+            .and_then(|j| j.pointer("/error/message"))
+            .and_then(Value::as_str)
+            .unwrap_or("-")
+            .to_owned();
+        return Err(QualityError::Status {
+            status: status.as_u16(),
+            message,
+        }
+        .into());
+    }
+    let json = json.ok_or(QualityError::Body)?;
+    Ok(parse(&json))
+}
+
+/// ocapi's coverage over the connector's last `RECENT_RUNS` runs that sent something.
+pub async fn local_coverage(config: &Config) -> Result<LocalCoverage, Error> {
+    let pool = db::pool(&config.ledger_url()?, "ledger", 1)?;
+    let client = db::connect(&pool, "ledger").await?;
+    crate::run::ensure_schema(&client, &config.ledger.schema).await?;
+    let schema = quote_ident(&config.ledger.schema);
+    let sql = format!(
+        "with recent as (
+             select run_id, sent, match_keys from {schema}.runs
+             where connector = $1 and sent > 0 order by run_id desc limit $2)
+         select (select count(*) from recent), (select coalesce(sum(sent), 0)::int8 from recent),
+                k.key, sum(k.value::int8)::int8
+         from recent cross join lateral jsonb_each_text(recent.match_keys) as k(key, value)
+         group by k.key"
+    );
+    let rows = client
+        .query(&sql, &[&config.connector.name, &RECENT_RUNS])
+        .await
+        .map_err(DbError::query("cannot read the runs' match keys"))?;
+    let mut coverage = LocalCoverage::default();
+    for row in &rows {
+        coverage.runs = row.get(0);
+        coverage.sent = row.get(1);
+        let events: i64 = row.get(3);
+        if coverage.sent > 0 {
+            coverage
+                .keys
+                .insert(row.get(2), 100.0 * events as f64 / coverage.sent as f64);
+        }
+    }
+    Ok(coverage)
+}
+
+/// Meta's scores and ocapi's coverage.
+pub async fn report(config: &Config) -> Result<Report, Error> {
+    let meta = fetch(config).await?;
+    let local = local_coverage(config).await?;
+    Ok(Report {
+        dataset_id: config.destination.dataset_id.clone(),
+        meta,
+        local,
+    })
+}
+
+/// The report for people.
+pub fn render(report: &Report) -> String {
+    let show =
+        |v: Option<f64>, unit: &str| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.1}{unit}"));
+    let local = |key: &str| show(report.local.keys.get(key).copied(), "%");
+    let m = &report.meta;
+    let mut out = String::new();
+    let _ = writeln!(out, "dataset {} (offline events)", report.dataset_id);
+    let _ = writeln!(out, "  {:<22} {:>10}  {:>10}", "", "meta", "ocapi");
+    let _ = writeln!(
+        out,
+        "  {:<22} {:>10}  {:>10}",
+        "composite (/10)",
+        show(m.composite, ""),
+        "-"
+    );
+    let _ = writeln!(
+        out,
+        "  {:<22} {:>10}  {:>10}",
+        "match key (/10)",
+        show(m.match_key, ""),
+        "-"
+    );
+    let _ = writeln!(
+        out,
+        "  {:<22} {:>10}  {:>10}",
+        "email coverage",
+        show(m.email_coverage, "%"),
+        local("em")
+    );
+    let _ = writeln!(
+        out,
+        "  {:<22} {:>10}  {:>10}",
+        "phone coverage",
+        show(m.phone_coverage, "%"),
+        local("ph")
+    );
+    let _ = writeln!(
+        out,
+        "  {:<22} {:>10}  {:>10}",
+        "freshness (/10)",
+        show(m.freshness, ""),
+        "-"
+    );
+    let _ = writeln!(
+        out,
+        "  {:<22} {:>10}  {:>10}",
+        "frequency (/10)",
+        show(m.frequency, ""),
+        "-"
+    );
+    let _ = writeln!(
+        out,
+        "ocapi coverage per key over the last {} runs ({} events sent):",
+        report.local.runs, report.local.sent
+    );
+    if report.local.keys.is_empty() {
+        let _ = writeln!(out, "  -");
+    }
+    for (key, pct) in &report.local.keys {
+        let _ = writeln!(out, "  {key:<12} {pct:>6.1}%");
+    }
+    if m.composite.is_some_and(|c| c < 8.5) {
+        let _ = writeln!(
+            out,
+            "a composite of 8.5 or more unlocks omnichannel ads: send email and phone, sync \
+             more often (`ocapi watch`), and sooner after the sale"
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn documented_shape_parses() {
+        let body = serde_json::json!({
+            "offline": {
+                "composite": {"score": 7.4},
+                "match_key": {"score": 6.0, "email_coverage": 81.5, "phone_coverage": "42%"},
+                "freshness": {"score": 9.1},
+                "frequency": 8
+            }
+        });
+        let q = parse(&body);
+        assert_eq!(q.composite, Some(7.4));
+        assert_eq!(q.match_key, Some(6.0));
+        assert_eq!(q.email_coverage, Some(81.5));
+        assert_eq!(q.phone_coverage, Some(42.0));
+        assert_eq!(q.freshness, Some(9.1));
+        assert_eq!(q.frequency, Some(8.0));
+    }
+
+    #[test]
+    fn list_shaped_coverage_and_missing_fields_parse() {
+        let body = serde_json::json!({"data": [{"offline": {
+            "match_key": {"coverage": [
+                {"identifier": "EMAIL", "percentage": 55},
+                {"identifier": "PHONE", "percentage": 10.5}
+            ]}
+        }}]});
+        let q = parse(&body);
+        assert_eq!(q.email_coverage, Some(55.0));
+        assert_eq!(q.phone_coverage, Some(10.5));
+        assert_eq!(q.composite, None);
+        assert_eq!(parse(&serde_json::json!({})), MetaQuality::default());
+    }
+}

@@ -1,0 +1,379 @@
+//! `ocapi reconcile`: the source beside the ledger, per day or per store. Reads the source's
+//! orders in an event-time window (the same pages and transform as a run, so an order's value
+//! and time are exactly what a run would send), reads the ledger rows of that window and of
+//! those orders, and joins them here, because source and ledger may live in different
+//! databases. The ledger-only parts are also SQL views (sql/0002 and sql/0003).
+//!
+//! For every group: `sent + pending + invalid + rejected + never_seen = source_orders +
+//! ledger_only`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use rust_decimal::Decimal;
+use serde::Serialize;
+
+use crate::config::Config;
+use crate::db::{self, quote_ident, DbError};
+use crate::error::Error;
+use crate::event::PURCHASE;
+use crate::source::{self, EventTimeWindow, PageQuery, Position};
+use crate::transform::{self, Rules};
+
+/// How lines are grouped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum GroupBy {
+    /// The event time's UTC day.
+    Day,
+    /// `mapping.store_id` (the ledger's `store_id`); `-` when unmapped.
+    Store,
+}
+
+/// One order as the source holds it.
+#[derive(Debug, Clone)]
+struct SourceOrder {
+    /// Unix seconds, when valid.
+    event_time: Option<i64>,
+    /// The value, when valid.
+    value: Option<Decimal>,
+    /// The store.
+    store_id: Option<String>,
+}
+
+/// One order as the ledger holds it.
+#[derive(Debug, Clone)]
+struct LedgerOrder {
+    /// `pending`, `sent`, `invalid` or `rejected`.
+    status: String,
+    /// Why it is invalid or rejected.
+    reason: Option<String>,
+    /// Unix seconds.
+    event_time: Option<i64>,
+    /// The value.
+    value: Option<Decimal>,
+    /// The store.
+    store_id: Option<String>,
+}
+
+/// The counts of one group (or the total).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Line {
+    /// The day (`YYYY-MM-DD`) or store; `total` for the total.
+    pub group: String,
+    /// Distinct orders in the source.
+    pub source_orders: u64,
+    /// Their value (orders whose value cannot be read count as 0).
+    #[serde(with = "rust_decimal::serde::float")]
+    pub source_value: Decimal,
+    /// Orders the ledger has as sent.
+    pub sent: u64,
+    /// Their value, as sent.
+    #[serde(with = "rust_decimal::serde::float")]
+    pub sent_value: Decimal,
+    /// Orders recorded before their request left, not yet acknowledged.
+    pub pending: u64,
+    /// Orders that could not become an event.
+    pub invalid: u64,
+    /// Invalid orders by reason.
+    pub invalid_reasons: BTreeMap<String, u64>,
+    /// Orders Meta rejected.
+    pub rejected: u64,
+    /// Orders in the source with no ledger row.
+    pub never_seen: u64,
+    /// Sent orders whose source value or event time now differs from what was sent.
+    pub changed_after_send: u64,
+    /// Ledger rows in the window whose order is not in the source window (deleted, or moved).
+    pub ledger_only: u64,
+}
+
+impl Line {
+    /// Adds another line's counts.
+    fn add(&mut self, other: &Line) {
+        self.source_orders += other.source_orders;
+        self.source_value += other.source_value;
+        self.sent += other.sent;
+        self.sent_value += other.sent_value;
+        self.pending += other.pending;
+        self.invalid += other.invalid;
+        for (reason, n) in &other.invalid_reasons {
+            *self.invalid_reasons.entry(reason.clone()).or_default() += n;
+        }
+        self.rejected += other.rejected;
+        self.never_seen += other.never_seen;
+        self.changed_after_send += other.changed_after_send;
+        self.ledger_only += other.ledger_only;
+    }
+
+    /// Counts a ledger row's status.
+    fn count_status(&mut self, row: &LedgerOrder) {
+        match row.status.as_str() {
+            "sent" => {
+                self.sent += 1;
+                self.sent_value += row.value.unwrap_or_default();
+            }
+            "pending" => self.pending += 1,
+            "invalid" => {
+                self.invalid += 1;
+                let reason = row.reason.clone().unwrap_or_else(|| "-".to_owned());
+                *self.invalid_reasons.entry(reason).or_default() += 1;
+            }
+            _ => self.rejected += 1,
+        }
+    }
+}
+
+/// The whole report.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// First day, inclusive.
+    pub from: NaiveDate,
+    /// Last day, inclusive.
+    pub to: NaiveDate,
+    /// The grouping.
+    pub by: GroupBy,
+    /// One line per group, sorted.
+    pub lines: Vec<Line>,
+    /// The sum of the lines.
+    pub total: Line,
+}
+
+/// Builds the report for event times on days `from..=to` (UTC).
+pub async fn reconcile(
+    config: &Config,
+    from: NaiveDate,
+    to: NaiveDate,
+    by: GroupBy,
+) -> Result<Report, Error> {
+    if to < from {
+        return Err(Error::Usage(
+            "`--to` must not be before `--from`".to_owned(),
+        ));
+    }
+    let start = from.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc();
+    let end = (to + chrono::Duration::days(1))
+        .and_hms_opt(0, 0, 0)
+        .unwrap_or_default()
+        .and_utc();
+    let window = EventTimeWindow {
+        from: start.timestamp() as f64,
+        to: end.timestamp() as f64,
+    };
+    let source = read_source(config, &window).await?;
+    let ledger = read_ledger(config, &window, &source).await?;
+
+    let group_of = |event_time: Option<i64>, store: Option<&str>| match by {
+        GroupBy::Day => event_time
+            .and_then(|t| DateTime::<Utc>::from_timestamp(t, 0))
+            .map_or_else(|| "-".to_owned(), |t| t.date_naive().to_string()),
+        GroupBy::Store => store.unwrap_or("-").to_owned(),
+    };
+    let mut groups: BTreeMap<String, Line> = BTreeMap::new();
+    for (order_id, order) in &source {
+        let group = group_of(
+            order.event_time,
+            order
+                .store_id
+                .as_deref()
+                .or_else(|| ledger.get(order_id).and_then(|l| l.store_id.as_deref())),
+        );
+        let line = groups.entry(group).or_default();
+        line.source_orders += 1;
+        line.source_value += order.value.unwrap_or_default();
+        match ledger.get(order_id) {
+            None => line.never_seen += 1,
+            Some(row) => {
+                line.count_status(row);
+                let changed = row.event_time != order.event_time || row.value != order.value;
+                if row.status == "sent" && changed {
+                    line.changed_after_send += 1;
+                }
+            }
+        }
+    }
+    for (order_id, row) in &ledger {
+        if source.contains_key(order_id) {
+            continue;
+        }
+        let line = groups
+            .entry(group_of(row.event_time, row.store_id.as_deref()))
+            .or_default();
+        line.ledger_only += 1;
+        line.count_status(row);
+    }
+    let mut total = Line {
+        group: "total".to_owned(),
+        ..Line::default()
+    };
+    let lines: Vec<Line> = groups
+        .into_iter()
+        .map(|(group, mut line)| {
+            line.group = group;
+            total.add(&line);
+            line
+        })
+        .collect();
+    Ok(Report {
+        from,
+        to,
+        by,
+        lines,
+        total,
+    })
+}
+
+/// Reads the distinct orders of the source window, keeping each order's latest row.
+async fn read_source(
+    config: &Config,
+    window: &EventTimeWindow,
+) -> Result<HashMap<String, SourceOrder>, Error> {
+    let pool = db::pool(&config.source_url()?, "source", 1)?;
+    let client = db::connect(&pool, "source").await?;
+    let table = source::describe(&client, config).await?;
+    let query = PageQuery::new(config, &table);
+    let rules = Rules::from_config(config);
+    let now = Utc::now().timestamp();
+    let mut orders = HashMap::new();
+    let mut position = Some(Position::Start(None));
+    while let Some(at) = position.take() {
+        let page = source::read_page(
+            &client,
+            &query,
+            &at,
+            config.source.batch_size.get(),
+            Some(window),
+        )
+        .await?;
+        position = page.next;
+        for rows in transform::orders(&page.rows) {
+            let order = match transform::build(rows, &rules, now) {
+                Ok(built) => (
+                    built.event.custom_data.order_id,
+                    SourceOrder {
+                        event_time: Some(built.event.event_time),
+                        value: Some(built.event.custom_data.value),
+                        store_id: built.store_id,
+                    },
+                ),
+                Err(invalid) => {
+                    let Some(order_id) = invalid.order_id else {
+                        continue;
+                    };
+                    (
+                        order_id,
+                        SourceOrder {
+                            event_time: invalid.event_time,
+                            value: invalid.value,
+                            store_id: invalid.store_id,
+                        },
+                    )
+                }
+            };
+            orders.insert(order.0, order.1);
+        }
+    }
+    Ok(orders)
+}
+
+/// Reads the ledger rows whose event time is in the window, and those of the source's orders
+/// (whose ledger event time may lie outside it).
+async fn read_ledger(
+    config: &Config,
+    window: &EventTimeWindow,
+    source: &HashMap<String, SourceOrder>,
+) -> Result<HashMap<String, LedgerOrder>, Error> {
+    let pool = db::pool(&config.ledger_url()?, "ledger", 1)?;
+    let client = db::connect(&pool, "ledger").await?;
+    crate::run::ensure_schema(&client, &config.ledger.schema).await?;
+    let ids: Vec<&str> = source.keys().map(String::as_str).collect();
+    let sql = format!(
+        "select order_id, status, reason, extract(epoch from event_time)::int8, value, store_id
+         from {}.ledger
+         where dataset_id = $1 and event_name = $2
+           and ((event_time >= to_timestamp($3::float8) and event_time < to_timestamp($4::float8))
+                or order_id = any($5))",
+        quote_ident(&config.ledger.schema)
+    );
+    let rows = client
+        .query(
+            &sql,
+            &[
+                &config.destination.dataset_id,
+                &PURCHASE,
+                &window.from,
+                &window.to,
+                &ids,
+            ],
+        )
+        .await
+        .map_err(DbError::query("cannot read the ledger"))?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            (
+                r.get(0),
+                LedgerOrder {
+                    status: r.get(1),
+                    reason: r.get(2),
+                    event_time: r.get(3),
+                    value: r.get(4),
+                    store_id: r.get(5),
+                },
+            )
+        })
+        .collect())
+}
+
+/// The report as a table for people.
+pub fn render(report: &Report) -> String {
+    let mut out = String::new();
+    let by = match report.by {
+        GroupBy::Day => "day",
+        GroupBy::Store => "store",
+    };
+    let _ = writeln!(
+        out,
+        "source vs ledger, event times {} to {} (UTC), by {by}",
+        report.from, report.to
+    );
+    let _ = writeln!(
+        out,
+        "{:<12} {:>8} {:>12} {:>8} {:>12} {:>8} {:>8} {:>8} {:>10} {:>8} {:>11}",
+        by,
+        "orders",
+        "value",
+        "sent",
+        "sent value",
+        "pending",
+        "invalid",
+        "rejected",
+        "never seen",
+        "changed",
+        "ledger only"
+    );
+    for line in report.lines.iter().chain([&report.total]) {
+        let _ = writeln!(
+            out,
+            "{:<12} {:>8} {:>12} {:>8} {:>12} {:>8} {:>8} {:>8} {:>10} {:>8} {:>11}",
+            line.group,
+            line.source_orders,
+            format!("{:.2}", line.source_value),
+            line.sent,
+            format!("{:.2}", line.sent_value),
+            line.pending,
+            line.invalid,
+            line.rejected,
+            line.never_seen,
+            line.changed_after_send,
+            line.ledger_only
+        );
+    }
+    if !report.total.invalid_reasons.is_empty() {
+        let _ = writeln!(out, "invalid by reason:");
+        for (reason, n) in &report.total.invalid_reasons {
+            let _ = writeln!(out, "  {reason:<48} {n:>8}");
+        }
+    }
+    out
+}

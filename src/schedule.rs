@@ -1,0 +1,148 @@
+//! `ocapi watch`: a sync every interval until SIGTERM or Ctrl-C. A signal lets the run in
+//! flight finish its page and commit, then the loop ends (exit 0). A failed run is logged and
+//! retried on a later tick, with a delay that doubles per consecutive failure (capped), so a
+//! database or network outage never ends the process; only configuration errors do, since
+//! retrying cannot fix them.
+
+use std::future::Future;
+use std::time::Duration;
+
+use futures_util::FutureExt as _;
+
+use crate::config::Config;
+use crate::error::Error;
+use crate::metrics::MetricsFile;
+use crate::run::{self, RunOptions};
+use crate::stats::{RunStats, RunStatus};
+
+/// The default interval between runs.
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(5 * 60);
+/// After failures the delay doubles from the interval up to this cap (or the interval, if
+/// longer): long enough to stop hammering a database that is down, short enough to resume
+/// within minutes once it is back.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(15 * 60);
+
+/// How to watch.
+#[derive(Clone)]
+pub struct WatchOptions {
+    /// Time between the start of a wait and the next run.
+    pub interval: Duration,
+    /// The options of each run (mode `run`).
+    pub run: RunOptions,
+    /// Where to write each run's metrics, if anywhere.
+    pub metrics: Option<MetricsFile>,
+}
+
+/// What a watch did before it stopped.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct WatchSummary {
+    /// Runs that completed (degraded included).
+    pub completed: u64,
+    /// Of those, runs that were degraded.
+    pub degraded: u64,
+    /// Runs that failed (and were retried later).
+    pub failed: u64,
+}
+
+/// The delay before the next run after `failures` consecutive failures.
+pub fn next_delay(interval: Duration, failures: u32) -> Duration {
+    if failures == 0 {
+        return interval;
+    }
+    let cap = MAX_BACKOFF.max(interval);
+    let factor = 2u32.saturating_pow(failures - 1);
+    interval.saturating_mul(factor).min(cap)
+}
+
+/// Runs a sync every `options.interval` until `shutdown` resolves.
+pub async fn watch(
+    config: &Config,
+    mut options: WatchOptions,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<WatchSummary, Error> {
+    let shutdown = shutdown.boxed().shared();
+    let mut summary = WatchSummary::default();
+    let mut failures: u32 = 0;
+    tracing::info!(
+        interval_secs = options.interval.as_secs(),
+        connector = %config.connector.name,
+        "watching"
+    );
+    loop {
+        if shutdown.peek().is_some() {
+            break;
+        }
+        let result = run::run(config, options.run.clone(), shutdown.clone()).await;
+        let stats = match result {
+            Ok(stats) => {
+                failures = 0;
+                summary.completed += 1;
+                if stats.status == RunStatus::Degraded {
+                    summary.degraded += 1;
+                    tracing::error!(
+                        run_id = stats.run_id,
+                        invalid = stats.invalid,
+                        rejected = stats.rejected,
+                        invalid_ratio = stats.invalid_ratio(),
+                        max_invalid_ratio = options.run.max_invalid_ratio.unwrap_or(1.0),
+                        "run degraded: too many invalid or rejected orders"
+                    );
+                }
+                stats
+            }
+            Err(error) if error.is_config() => {
+                tracing::error!(error = %run::error_chain(&error), "run failed on configuration; stopping");
+                return Err(error);
+            }
+            Err(error) => {
+                failures = failures.saturating_add(1);
+                summary.failed += 1;
+                let delay = next_delay(options.interval, failures);
+                let locked = matches!(error, Error::Locked { .. });
+                if locked {
+                    tracing::warn!(error = %run::error_chain(&error), delay_secs = delay.as_secs(), "another run holds the lock; retrying");
+                } else {
+                    tracing::error!(error = %run::error_chain(&error), failures, delay_secs = delay.as_secs(), "run failed; retrying");
+                }
+                let mut stats = RunStats::new(&config.connector.name);
+                stats.status = RunStatus::Failed;
+                stats.error = Some(run::error_chain(&error));
+                stats
+            }
+        };
+        if let Some(metrics) = options.metrics.as_mut() {
+            if let Err(error) = metrics.record(&stats) {
+                tracing::warn!(error = %run::error_chain(&error), "cannot write the metrics file");
+            }
+        }
+        let delay = next_delay(options.interval, failures);
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            () = shutdown.clone() => break,
+        }
+    }
+    tracing::info!(
+        completed = summary.completed,
+        degraded = summary.degraded,
+        failed = summary.failed,
+        "watch stopped"
+    );
+    Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delay_doubles_per_failure_up_to_the_cap() {
+        let minute = Duration::from_secs(60);
+        assert_eq!(next_delay(minute, 0), minute);
+        assert_eq!(next_delay(minute, 1), minute);
+        assert_eq!(next_delay(minute, 2), 2 * minute);
+        assert_eq!(next_delay(minute, 3), 4 * minute);
+        assert_eq!(next_delay(minute, 30), MAX_BACKOFF);
+        let hour = Duration::from_secs(3600);
+        assert_eq!(next_delay(hour, 5), hour);
+    }
+}
