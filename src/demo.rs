@@ -104,15 +104,25 @@ pub async fn run(rows: u32) -> Result<(), Error> {
         dataset_id: None,
         app_secret: None,
         // A few transient failures, so the run shows its retries.
-        faults: Faults { error_rate: 0.05, name_index: true, ..Faults::default() },
+        faults: Faults {
+            error_rate: 0.05,
+            name_index: true,
+            ..Faults::default()
+        },
     };
     let listen = "127.0.0.1:0".parse().expect("a valid socket address");
     let sandbox = Sandbox::start(listen, options).await?;
-    println!("local Graph API stand-in listening on {}", sandbox.base_url());
+    println!(
+        "local Graph API stand-in listening on {}",
+        sandbox.base_url()
+    );
 
     let config = demo_config(&url, &sandbox.base_url())?;
     let applied = crate::commands::migrate(&config).await?;
-    println!("migrated ledger schema {:?} ({applied:?})\n", config.ledger.schema);
+    println!(
+        "migrated ledger schema {:?} ({applied:?})\n",
+        config.ledger.schema
+    );
 
     let first = run::run(&config, RunOptions::default(), std::future::pending()).await?;
     println!("first run:\n{first}");
@@ -133,7 +143,10 @@ pub async fn run(rows: u32) -> Result<(), Error> {
 
 /// The bundled `connector.toml`, pointed at this database and this stand-in.
 fn demo_config(url: &Secret, base_url: &str) -> Result<Config, Error> {
-    let mut config = Config::parse(include_str!("../connector.toml"), Path::new("connector.toml"))?;
+    let mut config = Config::parse(
+        include_str!("../connector.toml"),
+        Path::new("connector.toml"),
+    )?;
     config.source.url = Some(url.clone());
     config.source.url_env = None;
     config.destination.base_url = base_url.to_owned();
