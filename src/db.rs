@@ -75,7 +75,7 @@ pub fn pool(url: &Secret, what: &'static str, size: usize) -> Result<Pool, DbErr
         what,
         reason: error.to_string(),
     })?;
-    pg.options("-c TimeZone=UTC -c DateStyle=ISO,MDY -c extra_float_digits=1");
+    pg.options("-c TimeZone=UTC -c DateStyle=ISO,MDY -c extra_float_digits=1 -c client_min_messages=warning");
     if pg.get_application_name().is_none() {
         pg.application_name("ocapi");
     }

@@ -270,3 +270,23 @@ async fn kill_9_during_a_run_and_a_rerun_deliver_every_order_with_a_consistent_l
     );
     assert!(stats.sent + (delivered_before as u64) >= 3000);
 }
+
+#[tokio::test]
+async fn quality_reads_the_stand_ins_scores_next_to_ocapis_own_coverage() {
+    let db = TestDb::new().await;
+    insert_orders(&db, "R", 40, "2026-01-01T00:00:00Z").await;
+    db.exec("update shop.store_transactions set email = null where order_id in ('R1', 'R2', 'R3', 'R4')").await;
+    let graph = sandbox(Faults::default()).await;
+    let config = db.meta_config("", &graph.base_url(), TOKEN, "");
+    migrate(&config).await;
+    run(&config).await;
+
+    let report = ocapi::quality::report(&config).await.unwrap();
+
+    assert_eq!(report.meta.email_coverage, Some(90.0));
+    assert_eq!(report.meta.phone_coverage, Some(100.0));
+    assert!(report.meta.composite.is_some() && report.meta.freshness.is_some());
+    let text = ocapi::quality::render(&report);
+    assert!(text.contains("90.0%"), "{text}");
+    assert_eq!(graph.stats().tokens_seen_in_url, 0);
+}
