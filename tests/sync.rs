@@ -339,3 +339,52 @@ async fn limit_stops_after_about_n_rows_and_the_next_run_goes_on() {
     assert_eq!(rest.sent, 70);
     assert_eq!(db.written_events().len(), 100);
 }
+
+#[tokio::test]
+async fn bad_toml_exits_2_naming_the_line() {
+    let db = TestDb::new().await;
+    let path = db.dir.join("bad.toml");
+    std::fs::write(&path, "[connector]\nname = \"x\"\n[source]\ntable = \n").unwrap();
+
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_ocapi"))
+        .arg("--config")
+        .arg(&path)
+        .arg("run")
+        .output()
+        .unwrap();
+
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("line 4"), "{stderr}");
+    assert!(stderr.contains("bad.toml"), "{stderr}");
+}
+
+#[tokio::test]
+async fn a_missing_column_exits_2_from_the_binary_and_check_names_it() {
+    let db = TestDb::new().await;
+    let mut config_text = std::fs::read_to_string({
+        db.config("", None);
+        db.config_path()
+    })
+    .unwrap();
+    config_text = config_text.replace("email = \"email\"", "email = \"e_mail\"");
+    std::fs::write(db.config_path(), config_text).unwrap();
+
+    let run = |command: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_ocapi"))
+            .arg("--config")
+            .arg(db.config_path())
+            .arg(command)
+            .output()
+            .unwrap()
+    };
+    let migrate = run("migrate");
+    assert!(migrate.status.success());
+    let check = run("check");
+    let ran = run("run");
+
+    assert_eq!(check.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&check.stdout).contains("mapping.email"));
+    assert_eq!(ran.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&ran.stderr).contains("\"e_mail\""));
+}
