@@ -150,6 +150,8 @@ fn demo_config(url: &Secret, base_url: &str) -> Result<Config, Error> {
     config.source.url = Some(url.clone());
     config.source.url_env = None;
     config.destination.base_url = base_url.to_owned();
+    // Smaller batches than production's 1000, so the demo shows several requests in flight.
+    config.destination.batch_size = 250;
     let token_file = std::env::temp_dir().join(format!("ocapi-demo-token-{}", std::process::id()));
     std::fs::write(&token_file, DEMO_TOKEN)?;
     config.destination.access_token_env = None;
