@@ -639,7 +639,10 @@ impl Pipeline<'_> {
                 Decision::StillRejected => stats.skipped_rejected += 1,
             }
         }
+        // Invalid orders to record, one row per order id (the latest version wins): a second
+        // row for the same key in one upsert would be an error.
         let mut invalid: Vec<&Invalid> = Vec::new();
+        let mut invalid_index: HashMap<&str, usize> = HashMap::new();
         for row in &plan.invalid {
             let Some(order_id) = row.order_id.as_deref() else {
                 stats.invalid += 1;
@@ -647,14 +650,21 @@ impl Pipeline<'_> {
                 tracing::warn!(watermark = %row.watermark, reason = %row.reason, "row without a usable order id skipped");
                 continue;
             };
-            match existing.get(order_id) {
-                Some(e) if e.status == Status::Sent || in_run.contains(order_id) => {
-                    stats.skipped_duplicate += 1;
-                }
-                _ => {
-                    stats.invalid += 1;
-                    RunStats::bump(&mut stats.invalid_reasons, row.reason.as_str(), 1);
-                    in_run.insert(order_id.to_owned());
+            // Sent before, or sent (pending) in this run: a later invalid version never
+            // replaces it.
+            let sent = existing
+                .get(order_id)
+                .is_some_and(|e| e.status == Status::Sent);
+            if sent || in_run.contains(order_id) {
+                stats.skipped_duplicate += 1;
+                continue;
+            }
+            stats.invalid += 1;
+            RunStats::bump(&mut stats.invalid_reasons, row.reason.as_str(), 1);
+            match invalid_index.get(order_id) {
+                Some(&at) => invalid[at] = row,
+                None => {
+                    invalid_index.insert(order_id, invalid.len());
                     invalid.push(row);
                 }
             }

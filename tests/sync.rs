@@ -388,3 +388,31 @@ async fn a_missing_column_exits_2_from_the_binary_and_check_names_it() {
     assert_eq!(ran.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&ran.stderr).contains("\"e_mail\""));
 }
+
+#[tokio::test]
+async fn an_append_only_source_with_several_versions_of_an_order_in_one_page_keeps_one_ledger_row()
+{
+    // GIVEN an order logged three times (invalid, invalid, then fixed) and another twice invalid
+    let db = TestDb::new().await;
+    db.exec(
+        "insert into shop.store_transactions (order_id, purchased_at, updated_at, total, email) values
+         ('A', now() - interval '1 hour', '2026-01-01 00:00:01+00', null, 'a@b.co'),
+         ('A', now() - interval '1 hour', '2026-01-01 00:00:02+00', 'NaN', 'a@b.co'),
+         ('A', now() - interval '1 hour', '2026-01-01 00:00:03+00', 5, 'a@b.co'),
+         ('B', now() - interval '1 hour', '2026-01-01 00:00:04+00', null, 'a@b.co'),
+         ('B', now() - interval '1 hour', '2026-01-01 00:00:05+00', null, 'a@b.co');",
+    )
+    .await;
+    let config = db.config("", None);
+    migrate(&config).await;
+
+    let stats = run(&config).await;
+
+    assert_eq!(stats.sent, 1);
+    assert_eq!(db.written_events().len(), 1);
+    assert_eq!(db.ledger_text("A", "status").await.as_deref(), Some("sent"));
+    assert_eq!(
+        db.ledger_text("B", "status").await.as_deref(),
+        Some("invalid")
+    );
+}
