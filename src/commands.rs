@@ -89,6 +89,23 @@ async fn check_source(config: &Config, report: &mut CheckReport) -> Result<(), E
         .map(|(key, column)| format!("{key}={column}:{}", table.columns[*column]))
         .collect();
     report.pass(format!("mapping: {}", columns.join(", ")));
+    let sql = format!(
+        "select count(*) from {} where {} is null",
+        table.quoted_name,
+        db::quote_ident(&config.source.watermark_column)
+    );
+    let unsyncable: i64 = client
+        .query_one(&sql, &[])
+        .await
+        .map_err(db::DbError::query("cannot count rows without a watermark"))?
+        .get(0);
+    if unsyncable > 0 {
+        let _ = writeln!(
+            report.text,
+            "warn  {unsyncable} rows have a NULL {:?} and are never read: give them a value",
+            config.source.watermark_column
+        );
+    }
     Ok(())
 }
 
