@@ -1,0 +1,200 @@
+//! `ph`: digits only, with the country calling code, through libphonenumber's metadata (the
+//! `phonenumber` crate). A number is dropped only when its length cannot be a *possible* one for
+//! its country, never for not being *valid* (meta-capi.md decision 4).
+
+use phonenumber::country::Id;
+use phonenumber::metadata::DATABASE;
+
+use super::Outcome;
+
+/// More digits than any dialled form of an E.164 number can have: 15 digits of E.164 plus an
+/// international prefix of up to 5 digits (`00`, `011`, `0011`, `00XXX` carrier codes).
+const MAX_DIGITS: usize = 20;
+
+/// The digits of a phone value and whether it was written in international form.
+#[derive(Debug, PartialEq, Eq)]
+struct Dialled {
+    /// ASCII digits only, in order, without the extension.
+    digits: String,
+    /// A `+` came before the first digit.
+    plus: bool,
+}
+
+/// Normalizes a phone number; `country` is the row's alpha-2 code in lowercase, if known.
+pub(super) fn phone(raw: &str, country: Option<&str>) -> Outcome {
+    let Some(dialled) = dial_digits(raw) else {
+        return Outcome::Dropped;
+    };
+    let region = country.and_then(region_id);
+    let parsed = if dialled.plus {
+        // The number says its own country; a national context must not touch it.
+        phonenumber::parse(None, format!("+{}", dialled.digits))
+    } else if let Some(region) = region {
+        // National, or international with this region's exit code (`00`, `011`…): the parser
+        // strips the exit code or the trunk prefix and adds the region's calling code.
+        phonenumber::parse(Some(region), &dialled.digits)
+    } else if let Some(rest) = dialled.digits.strip_prefix("00") {
+        phonenumber::parse(None, format!("+{rest}"))
+    } else {
+        // No country to go by: Meta's rule is that the digits already carry the calling code.
+        phonenumber::parse(None, format!("+{}", dialled.digits.trim_start_matches('0')))
+    };
+    let Ok(number) = parsed else {
+        return Outcome::Dropped;
+    };
+    let code = number.code().value();
+    let national = number.national().to_string();
+    if is_possible(code, national.len()) {
+        Outcome::Normalized(format!("{code}{national}"))
+    } else {
+        Outcome::Dropped
+    }
+}
+
+/// The digits of a dialled number, or `None` when there are none or too many.
+///
+/// Separators and a leading `tel:` are ignored; an extension (`x12`, `ext. 12`, `#12`, `;ext=12`)
+/// ends the number, as does any letter after the first digit. Only `+` before the first digit
+/// marks the international form.
+fn dial_digits(raw: &str) -> Option<Dialled> {
+    let mut digits = String::with_capacity(16);
+    let mut plus = false;
+    for c in raw.chars() {
+        if c.is_ascii_digit() {
+            if digits.len() == MAX_DIGITS {
+                return None;
+            }
+            digits.push(c);
+        } else if digits.is_empty() {
+            plus |= c == '+';
+        } else if c.is_alphabetic() || c == '#' || c == ';' || c == ',' {
+            break;
+        }
+    }
+    (!digits.is_empty()).then_some(Dialled { digits, plus })
+}
+
+/// libphonenumber's region id for an alpha-2 code, if it has phone metadata.
+fn region_id(alpha2: &str) -> Option<Id> {
+    alpha2.to_ascii_uppercase().parse().ok()
+}
+
+/// libphonenumber's `isPossibleNumber`: whether a national significant number of `len` digits
+/// can exist under calling code `code` (local-only lengths included, as libphonenumber counts
+/// them possible).
+///
+/// The crate loads the raw `PhoneNumberMetadata.xml`, whose general descriptor carries no
+/// possible lengths: libphonenumber's metadata build fills them in as the union over the number
+/// types, and so does this (`BuildMetadataFromXml.setPossibleLengthsGeneralDesc`).
+fn is_possible(code: u16, len: usize) -> bool {
+    let Some(regions) = DATABASE.by_code(&code) else {
+        return false;
+    };
+    let Some(meta) = regions
+        .iter()
+        .find(|meta| meta.is_main_country_for_code())
+        .or_else(|| regions.first())
+    else {
+        return false;
+    };
+    let Ok(len) = u16::try_from(len) else {
+        return false;
+    };
+    let descriptors = meta.descriptors();
+    let types = [
+        Some(descriptors.general()),
+        descriptors.fixed_line(),
+        descriptors.mobile(),
+        descriptors.toll_free(),
+        descriptors.premium_rate(),
+        descriptors.shared_cost(),
+        descriptors.personal_number(),
+        descriptors.voip(),
+        descriptors.pager(),
+        descriptors.uan(),
+        descriptors.voicemail(),
+    ];
+    types.into_iter().flatten().any(|desc| {
+        desc.possible_length().contains(&len) || desc.possible_local_length().contains(&len)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Shorthand for an expected normalized number.
+    fn ok(value: &str) -> Outcome {
+        Outcome::Normalized(value.to_owned())
+    }
+
+    #[test]
+    fn national_numbers_gain_the_calling_code_and_lose_the_trunk_prefix() {
+        let cases = [
+            ("(650) 555-1212", Some("us"), ok("16505551212")),
+            ("650.555.1212", Some("us"), ok("16505551212")),
+            ("1 650 555 1212", Some("us"), ok("16505551212")),
+            ("1-650-555-1212", Some("us"), ok("16505551212")),
+            ("020 7946 0958", Some("gb"), ok("442079460958")),
+            ("07700 900123", Some("gb"), ok("447700900123")),
+            ("030 12345678", Some("de"), ok("493012345678")),
+            ("06 12 34 56 78", Some("fr"), ok("33612345678")),
+            // Italy keeps its leading zero in international form.
+            ("06 6982 1234", Some("it"), ok("390669821234")),
+            ("(02) 9374 4000", Some("au"), ok("61293744000")),
+        ];
+        for (raw, country, want) in cases {
+            assert_eq!(phone(raw, country), want, "{raw} in {country:?}");
+        }
+    }
+
+    #[test]
+    fn international_numbers_keep_their_own_country() {
+        let cases = [
+            ("+44 20 7946 0958", Some("us"), ok("442079460958")),
+            ("+1 (650) 555-1212", Some("gb"), ok("16505551212")),
+            ("+49 (0)30 12345678", Some("de"), ok("493012345678")),
+            ("0044 20 7946 0958", Some("de"), ok("442079460958")),
+            ("011 44 20 7946 0958", Some("us"), ok("442079460958")),
+            ("0044 20 7946 0958", None, ok("442079460958")),
+            ("16505551212", None, ok("16505551212")),
+            ("+16505551212", None, ok("16505551212")),
+            ("tel:+1-650-555-1212", None, ok("16505551212")),
+        ];
+        for (raw, country, want) in cases {
+            assert_eq!(phone(raw, country), want, "{raw} in {country:?}");
+        }
+    }
+
+    #[test]
+    fn extensions_are_not_part_of_the_number() {
+        assert_eq!(phone("(650) 555-1212 x123", Some("us")), ok("16505551212"));
+        assert_eq!(phone("650-555-1212 ext. 9", Some("us")), ok("16505551212"));
+        assert_eq!(phone("+1 650 555 1212;ext=9", None), ok("16505551212"));
+    }
+
+    #[test]
+    fn only_impossible_lengths_are_dropped_not_invalid_numbers() {
+        // 555-0100 numbers are reserved for fiction: not valid, but possible.
+        assert_eq!(phone("(202) 555-0100", Some("us")), ok("12025550100"));
+        // A 10-digit US number starting with 0 is not valid but has a possible length.
+        assert_eq!(phone("+1 012 345 6789", None), ok("10123456789"));
+        assert_eq!(phone("12345", Some("us")), Outcome::Dropped);
+        assert_eq!(phone("+1 650 555 12121", None), Outcome::Dropped);
+        assert_eq!(phone("+999 1234567", None), Outcome::Dropped);
+        assert_eq!(phone("no number", Some("us")), Outcome::Dropped);
+        assert_eq!(
+            phone("123456789012345678901234", Some("us")),
+            Outcome::Dropped
+        );
+    }
+
+    #[test]
+    fn dial_digits_reads_the_plus_only_before_the_first_digit() {
+        let got = dial_digits("tel: +1 (650) 555-1212").map(|d| (d.digits, d.plus));
+        assert_eq!(got, Some(("16505551212".to_owned(), true)));
+        let got = dial_digits("650+555").map(|d| (d.digits, d.plus));
+        assert_eq!(got, Some(("650555".to_owned(), false)));
+        assert_eq!(dial_digits("+"), None);
+    }
+}
