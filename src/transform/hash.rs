@@ -2,12 +2,15 @@
 //! After this module no raw personal value exists in ocapi's data.
 
 use sha2::{Digest, Sha256};
-use unicode_normalization::UnicodeNormalization;
+use unicode_normalization::{is_nfc_quick, IsNormalized, UnicodeNormalization};
 
 use super::normalize::{normalize, Context, Field, Outcome};
 
 /// Lowercase hex SHA-256 of the UTF-8 bytes of the NFC form of `normalized`.
 pub fn sha256_hex(normalized: &str) -> String {
+    if normalized.is_ascii() || is_nfc_quick(normalized.chars()) == IsNormalized::Yes {
+        return hex::encode(Sha256::digest(normalized.as_bytes()));
+    }
     let nfc: String = normalized.nfc().collect();
     hex::encode(Sha256::digest(nfc.as_bytes()))
 }

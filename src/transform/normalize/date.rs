@@ -1,7 +1,7 @@
 //! `db`: `YYYYMMDD` from the date forms a warehouse holds. Implausible dates (not on the calendar,
 //! or a year outside 1900..=the current year, Meta's bounds) are dropped.
 
-use chrono::NaiveDate;
+use chrono::{Datelike, NaiveDate};
 
 use super::Outcome;
 
@@ -25,7 +25,12 @@ pub(super) fn date_of_birth(value: &str, country: Option<&str>, current_year: i3
         .filter(|(year, _, _)| (FIRST_YEAR..=current_year).contains(year))
         .and_then(|(year, month, day)| NaiveDate::from_ymd_opt(year, month, day));
     match ymd {
-        Some(date) => Outcome::Normalized(date.format("%Y%m%d").to_string()),
+        Some(date) => Outcome::Normalized(format!(
+            "{:04}{:02}{:02}",
+            date.year(),
+            date.month(),
+            date.day()
+        )),
         None => Outcome::Dropped,
     }
 }

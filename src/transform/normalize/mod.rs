@@ -120,7 +120,11 @@ pub fn normalize_at(field: Field, raw: &str, ctx: &Context<'_>, current_year: i3
     if is_sha256_hex(value) {
         return Outcome::AlreadyHashed(value.to_ascii_lowercase());
     }
-    let country = ctx.country.and_then(country_code);
+    // Only these rules read the country; resolving it costs a lookup per value.
+    let country = match field {
+        Field::Ph | Field::Db | Field::St | Field::Zp => ctx.country.and_then(country_code),
+        _ => None,
+    };
     let country = country.as_deref();
     let outcome = match field {
         Field::Em => email(value),
@@ -146,11 +150,17 @@ pub fn normalize_at(field: Field, raw: &str, ctx: &Context<'_>, current_year: i3
 /// any case, with or without spaces, punctuation or accents); `None` when unknown.
 pub fn country_code(raw: &str) -> Option<String> {
     // celes keys names without spaces or punctuation ("unitedstatesofamerica", "cotedivoire").
-    let key: String = raw
-        .nfd()
-        .filter(|c| c.is_alphabetic() && !is_combining_mark(*c))
-        .flat_map(char::to_lowercase)
-        .collect();
+    let key: String = if raw.is_ascii() {
+        raw.chars()
+            .filter(char::is_ascii_alphabetic)
+            .map(|c| c.to_ascii_lowercase())
+            .collect()
+    } else {
+        raw.nfd()
+            .filter(|c| c.is_alphabetic() && !is_combining_mark(*c))
+            .flat_map(char::to_lowercase)
+            .collect()
+    };
     // "UK" is not ISO 3166-1 but is what most British data says; ISO reserves it for GB.
     if key == "uk" {
         return Some("gb".to_owned());

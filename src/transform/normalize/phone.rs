@@ -26,6 +26,9 @@ pub(super) fn phone(raw: &str, country: Option<&str>) -> Outcome {
         return Outcome::Dropped;
     };
     let region = country.and_then(region_id);
+    if let Some(fast) = region.and_then(|region| national_fast(&dialled, region)) {
+        return Outcome::Normalized(fast);
+    }
     let parsed = if dialled.plus {
         // The number says its own country; a national context must not touch it.
         phonenumber::parse(None, format!("+{}", dialled.digits))
@@ -72,6 +75,34 @@ fn dial_digits(raw: &str) -> Option<Dialled> {
         }
     }
     (!digits.is_empty()).then_some(Dialled { digits, plus })
+}
+
+/// The common case without the parser (whose regexes take microseconds): a national number in a
+/// region whose trunk prefix is a plain digit string (`0`, `1`, `8`). `None` hands the number to
+/// the parser: international form, an exit code, a region with a trunk-prefix pattern, or a
+/// length that is not possible as read here.
+fn national_fast(dialled: &Dialled, region: Id) -> Option<String> {
+    if dialled.plus || dialled.digits.starts_with("00") {
+        return None;
+    }
+    let meta = DATABASE.by_id(region.as_ref())?;
+    if meta.national_prefix_for_parsing().is_some() {
+        return None;
+    }
+    let prefix = meta.national_prefix().filter(|p| !p.is_empty());
+    // A leading 0 that is not the trunk prefix may start an exit code (`011`), or belong to the
+    // number (Italy): the parser knows which.
+    if dialled.digits.starts_with('0') && prefix != Some("0") {
+        return None;
+    }
+    let national = prefix
+        .and_then(|p| dialled.digits.strip_prefix(p))
+        .unwrap_or(&dialled.digits);
+    if national.starts_with('0') {
+        return None;
+    }
+    let code = meta.country_code();
+    is_possible(code, national.len()).then(|| format!("{code}{national}"))
 }
 
 /// libphonenumber's region id for an alpha-2 code, if it has phone metadata.
@@ -187,6 +218,39 @@ mod tests {
             phone("123456789012345678901234", Some("us")),
             Outcome::Dropped
         );
+    }
+
+    #[test]
+    fn the_fast_path_agrees_with_the_parser() {
+        let cases = [
+            ("6505551212", "US"),
+            ("16505551212", "US"),
+            ("02079460958", "GB"),
+            ("07700900123", "GB"),
+            ("03012345678", "DE"),
+            ("0612345678", "FR"),
+            ("84951234567", "RU"),
+            ("0293744000", "AU"),
+            ("0312345678", "JP"),
+        ];
+        for (digits, region) in cases {
+            let region: Id = region.parse().unwrap();
+            let dialled = Dialled {
+                digits: digits.to_owned(),
+                plus: false,
+            };
+            // Regions with a trunk-prefix pattern go to the parser; that is fine.
+            let Some(fast) = national_fast(&dialled, region) else {
+                assert!(
+                    !matches!(digits, "6505551212" | "02079460958"),
+                    "{digits} is fast"
+                );
+                continue;
+            };
+            let parsed = phonenumber::parse(Some(region), digits).unwrap();
+            let slow = format!("{}{}", parsed.code().value(), parsed.national());
+            assert_eq!(fast, slow, "{digits} in {region:?}");
+        }
     }
 
     #[test]
