@@ -86,19 +86,25 @@ fn national_fast(dialled: &Dialled, region: Id) -> Option<String> {
         return None;
     }
     let meta = DATABASE.by_id(region.as_ref())?;
-    if meta.national_prefix_for_parsing().is_some() {
-        return None;
-    }
-    let prefix = meta.national_prefix().filter(|p| !p.is_empty());
-    // A leading 0 that is not the trunk prefix may start an exit code (`011`), or belong to the
+    // The trunk prefixes to strip: the national prefix, or the parsing pattern when it is a plain
+    // alternation of digit strings (GB's `0|180020`); any other pattern needs the parser. Like the
+    // regex, the first alternative that starts the number wins.
+    let parsing = meta.national_prefix_for_parsing().map(|re| re.as_str());
+    let prefixes = match parsing {
+        Some(p) if p.bytes().all(|b| b.is_ascii_digit() || b == b'|') => p,
+        Some(_) => return None,
+        None => meta.national_prefix().unwrap_or(""),
+    };
+    let prefix = prefixes
+        .split('|')
+        .find(|p| !p.is_empty() && dialled.digits.starts_with(p));
+    // A leading 0 that is not a trunk prefix may start an exit code (`011`), or belong to the
     // number (Italy): the parser knows which.
-    if dialled.digits.starts_with('0') && prefix != Some("0") {
+    if dialled.digits.starts_with('0') && !prefix.is_some_and(|p| p.starts_with('0')) {
         return None;
     }
-    let national = prefix
-        .and_then(|p| dialled.digits.strip_prefix(p))
-        .unwrap_or(&dialled.digits);
-    if national.starts_with('0') {
+    let national = prefix.map_or(dialled.digits.as_str(), |p| &dialled.digits[p.len()..]);
+    if national.is_empty() || national.starts_with('0') {
         return None;
     }
     let code = meta.country_code();
