@@ -67,6 +67,7 @@ mod tests {
         sha256: Option<String>,
     }
 
+    /// Every shared vector normalizes and hashes as expected.
     #[test]
     fn every_shared_vector_normalizes_and_hashes_as_expected() {
         let vectors: Vec<Vector> = serde_json::from_str(VECTORS).expect("vectors file is JSON");
@@ -80,7 +81,7 @@ mod tests {
             let outcome = normalize_at(field, &v.input, &ctx, YEAR);
             match (&v.normalized, &v.sha256) {
                 (None, _) if v.input.trim().is_empty() => {
-                    assert_eq!(outcome, Outcome::Empty, "{label}")
+                    assert_eq!(outcome, Outcome::Empty, "{label}");
                 }
                 (None, _) => assert_eq!(outcome, Outcome::Dropped, "{label}"),
                 (Some(want), Some(digest)) if want == digest => {
@@ -97,6 +98,7 @@ mod tests {
         }
     }
 
+    /// Nfd and nfc spellings hash alike.
     #[test]
     fn nfd_and_nfc_spellings_hash_alike() {
         assert_eq!(sha256_hex("vale\u{301}ry"), sha256_hex("valéry"));
@@ -106,6 +108,7 @@ mod tests {
         );
     }
 
+    /// External ids are sent as is only when configured.
     #[test]
     fn external_ids_are_sent_as_is_only_when_configured() {
         let ctx = Context { country: None };
@@ -120,6 +123,7 @@ mod tests {
         assert_eq!(plain, Hashed::Value("Cust_1234".to_owned()));
     }
 
+    /// Empty and dropped values carry no digest.
     #[test]
     fn empty_and_dropped_values_carry_no_digest() {
         let ctx = Context {

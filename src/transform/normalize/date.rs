@@ -111,6 +111,7 @@ mod tests {
         }
     }
 
+    /// Common formats become yyyymmdd.
     #[test]
     fn common_formats_become_yyyymmdd() {
         let cases = [
@@ -140,6 +141,7 @@ mod tests {
         }
     }
 
+    /// Implausible or ambiguous dates are dropped.
     #[test]
     fn implausible_or_ambiguous_dates_are_dropped() {
         let cases = [
@@ -162,6 +164,7 @@ mod tests {
         }
     }
 
+    /// The current year is the last plausible one.
     #[test]
     fn the_current_year_is_the_last_plausible_one() {
         assert_eq!(db("2026-11-28", None).as_deref(), Some("20261128"));

@@ -165,6 +165,7 @@ mod tests {
         Outcome::Normalized(value.to_owned())
     }
 
+    /// National numbers gain the calling code and lose the trunk prefix.
     #[test]
     fn national_numbers_gain_the_calling_code_and_lose_the_trunk_prefix() {
         let cases = [
@@ -185,6 +186,7 @@ mod tests {
         }
     }
 
+    /// International numbers keep their own country.
     #[test]
     fn international_numbers_keep_their_own_country() {
         let cases = [
@@ -203,6 +205,7 @@ mod tests {
         }
     }
 
+    /// Extensions are not part of the number.
     #[test]
     fn extensions_are_not_part_of_the_number() {
         assert_eq!(phone("(650) 555-1212 x123", Some("us")), ok("16505551212"));
@@ -210,6 +213,7 @@ mod tests {
         assert_eq!(phone("+1 650 555 1212;ext=9", None), ok("16505551212"));
     }
 
+    /// Only impossible lengths are dropped not invalid numbers.
     #[test]
     fn only_impossible_lengths_are_dropped_not_invalid_numbers() {
         // 555-0100 numbers are reserved for fiction: not valid, but possible.
@@ -226,6 +230,7 @@ mod tests {
         );
     }
 
+    /// The fast path agrees with the parser.
     #[test]
     fn the_fast_path_agrees_with_the_parser() {
         let cases = [
@@ -259,6 +264,7 @@ mod tests {
         }
     }
 
+    /// Dial digits reads the plus only before the first digit.
     #[test]
     fn dial_digits_reads_the_plus_only_before_the_first_digit() {
         let got = dial_digits("tel: +1 (650) 555-1212").map(|d| (d.digits, d.plus));

@@ -122,6 +122,7 @@ mod tests {
         Outcome::Normalized(value.to_owned())
     }
 
+    /// Us states become their code.
     #[test]
     fn us_states_become_their_code() {
         let us = Some("us");
@@ -135,6 +136,7 @@ mod tests {
         assert_eq!(state("ZZ", us), Outcome::Dropped);
     }
 
+    /// Other states lose punctuation and spaces.
     #[test]
     fn other_states_lose_punctuation_and_spaces() {
         assert_eq!(state("Île-de-France", Some("fr")), ok("îledefrance"));
@@ -143,6 +145,7 @@ mod tests {
         assert_eq!(state("NSW", Some("au")), ok("nsw"));
     }
 
+    /// Us zips keep five digits.
     #[test]
     fn us_zips_keep_five_digits() {
         let us = Some("us");
@@ -154,6 +157,7 @@ mod tests {
         assert_eq!(zip("9403A", us), Outcome::Dropped);
     }
 
+    /// Other zips are whole without spaces or dashes.
     #[test]
     fn other_zips_are_whole_without_spaces_or_dashes() {
         assert_eq!(zip("SW1A 1AA", Some("gb")), ok("sw1a1aa"));
