@@ -88,7 +88,8 @@ impl Field {
 /// The row context some rules depend on.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Context<'a> {
-    /// The row's country (or `[defaults] country`), ISO alpha-2 in any case.
+    /// The row's country (or `[defaults] country`) in any form [`country_code`] accepts: `US`,
+    /// `us`, `USA`, `United States`.
     pub country: Option<&'a str>,
 }
 
