@@ -44,6 +44,10 @@ fn bench(c: &mut Criterion) {
     c.bench_function("normalize_and_hash_typical_row", |b| {
         b.iter(|| hash_row(black_box("US")));
     });
+    // The digest alone, the floor under every field.
+    c.bench_function("sha256_hex_only", |b| {
+        b.iter(|| ocapi::transform::hash::sha256_hex(black_box("john.smith@example.com")));
+    });
     // Per field, to see where a row's time goes.
     let ctx = Context {
         country: Some("US"),

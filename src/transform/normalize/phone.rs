@@ -4,6 +4,7 @@
 
 use phonenumber::country::Id;
 use phonenumber::metadata::DATABASE;
+use phonenumber::Metadata;
 
 use super::Outcome;
 
@@ -108,12 +109,24 @@ fn national_fast(dialled: &Dialled, region: Id) -> Option<String> {
         return None;
     }
     let code = meta.country_code();
-    is_possible(code, national.len()).then(|| format!("{code}{national}"))
+    // libphonenumber judges length by the main region of the calling code (US for +1).
+    let possible = if meta.is_main_country_for_code() {
+        possible_in(meta, national.len())
+    } else {
+        is_possible(code, national.len())
+    };
+    possible.then(|| format!("{code}{national}"))
 }
 
 /// libphonenumber's region id for an alpha-2 code, if it has phone metadata.
 fn region_id(alpha2: &str) -> Option<Id> {
-    alpha2.to_ascii_uppercase().parse().ok()
+    let mut upper = [0u8; 2];
+    if alpha2.len() != 2 {
+        return None;
+    }
+    upper.copy_from_slice(alpha2.as_bytes());
+    upper.make_ascii_uppercase();
+    std::str::from_utf8(&upper).ok()?.parse().ok()
 }
 
 /// libphonenumber's `isPossibleNumber`: whether a national significant number of `len` digits
@@ -134,6 +147,11 @@ fn is_possible(code: u16, len: usize) -> bool {
     else {
         return false;
     };
+    possible_in(meta, len)
+}
+
+/// Whether `len` is a possible national significant number length in `meta`'s region.
+fn possible_in(meta: &Metadata, len: usize) -> bool {
     let Ok(len) = u16::try_from(len) else {
         return false;
     };
