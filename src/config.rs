@@ -227,11 +227,7 @@ impl Mapping {
             ("order_id", self.order_id.as_str()),
             ("event_time", self.event_time.as_str()),
         ];
-        columns.extend(
-            optional
-                .into_iter()
-                .filter_map(|(k, c)| c.as_deref().map(|c| (k, c))),
-        );
+        columns.extend(optional.into_iter().filter_map(|(k, c)| c.as_deref().map(|c| (k, c))));
         columns
     }
 
@@ -262,9 +258,7 @@ pub struct NormalizeConfig {
 
 impl Default for NormalizeConfig {
     fn default() -> Self {
-        Self {
-            hash_external_id: true,
-        }
+        Self { hash_external_id: true }
     }
 }
 
@@ -334,11 +328,7 @@ pub struct LedgerConfig {
 
 impl Default for LedgerConfig {
     fn default() -> Self {
-        Self {
-            schema: default_ledger_schema(),
-            url: None,
-            url_env: None,
-        }
+        Self { schema: default_ledger_schema(), url: None, url_env: None }
     }
 }
 
@@ -352,10 +342,8 @@ pub fn resolve_path(flag: Option<&Path>) -> PathBuf {
 impl Config {
     /// Reads, parses and validates a config file.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
         Self::parse(&text, path)
     }
 
@@ -372,25 +360,16 @@ impl Config {
     /// Cross-field and range checks, each naming the key.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |key, constraint: &str| {
-            Err(ConfigError::Invalid {
-                key,
-                constraint: constraint.to_owned(),
-            })
+            Err(ConfigError::Invalid { key, constraint: constraint.to_owned() })
         };
         if self.connector.name.trim().is_empty() {
             return invalid("connector.name", "must not be empty");
         }
         if self.source.url.is_some() == self.source.url_env.is_some() {
-            return invalid(
-                "source.url",
-                "set exactly one of `source.url` and `source.url_env`",
-            );
+            return invalid("source.url", "set exactly one of `source.url` and `source.url_env`");
         }
         if self.ledger.url.is_some() && self.ledger.url_env.is_some() {
-            return invalid(
-                "ledger.url",
-                "set at most one of `ledger.url` and `ledger.url_env`",
-            );
+            return invalid("ledger.url", "set at most one of `ledger.url` and `ledger.url_env`");
         }
         if self.source.table.trim().is_empty() {
             return invalid("source.table", "must name a table or view");
@@ -427,31 +406,19 @@ impl Config {
             );
         }
         if m.value.is_none() && !m.has_line_items() {
-            return invalid(
-                "mapping.value",
-                "is required (or map line items to sum them)",
-            );
+            return invalid("mapping.value", "is required (or map line items to sum them)");
         }
         if m.currency.is_none() && self.defaults.currency.is_none() {
-            return invalid(
-                "mapping.currency",
-                "map a column or set `defaults.currency`",
-            );
+            return invalid("mapping.currency", "map a column or set `defaults.currency`");
         }
         if let Some(currency) = &self.defaults.currency {
             if crate::transform::currency_code(currency).is_none() {
-                return invalid(
-                    "defaults.currency",
-                    "must be an ISO 4217 code such as \"USD\"",
-                );
+                return invalid("defaults.currency", "must be an ISO 4217 code such as \"USD\"");
             }
         }
         if let Some(country) = &self.defaults.country {
             if crate::transform::normalize::country_code(country).is_none() {
-                return invalid(
-                    "defaults.country",
-                    "must be an ISO 3166 country such as \"US\"",
-                );
+                return invalid("defaults.country", "must be an ISO 3166 country such as \"US\"");
             }
         }
         self.validate_destination()
@@ -461,22 +428,13 @@ impl Config {
     fn validate_destination(&self) -> Result<(), ConfigError> {
         let d = &self.destination;
         let invalid = |key, constraint: &str| {
-            Err(ConfigError::Invalid {
-                key,
-                constraint: constraint.to_owned(),
-            })
+            Err(ConfigError::Invalid { key, constraint: constraint.to_owned() })
         };
         if d.dataset_id.trim().is_empty() || !d.dataset_id.chars().all(|c| c.is_ascii_digit()) {
-            return invalid(
-                "destination.dataset_id",
-                "must be the dataset (pixel) id, digits only",
-            );
+            return invalid("destination.dataset_id", "must be the dataset (pixel) id, digits only");
         }
         if d.batch_size == 0 || d.batch_size > MAX_EVENTS_PER_REQUEST {
-            return invalid(
-                "destination.batch_size",
-                "must be between 1 and 1000 (Meta's limit)",
-            );
+            return invalid("destination.batch_size", "must be between 1 and 1000 (Meta's limit)");
         }
         if d.concurrency == 0 || d.concurrency > 64 {
             return invalid("destination.concurrency", "must be between 1 and 64");
@@ -486,10 +444,7 @@ impl Config {
         }
         if let Some(rps) = d.max_requests_per_second {
             if !(rps.is_finite() && rps > 0.0) {
-                return invalid(
-                    "destination.max_requests_per_second",
-                    "must be greater than 0",
-                );
+                return invalid("destination.max_requests_per_second", "must be greater than 0");
             }
         }
         match d.kind {
@@ -499,10 +454,7 @@ impl Config {
                 }
                 let meta_only = [
                     ("destination.access_token_env", d.access_token_env.is_some()),
-                    (
-                        "destination.access_token_file",
-                        d.access_token_file.is_some(),
-                    ),
+                    ("destination.access_token_file", d.access_token_file.is_some()),
                     ("destination.app_secret_env", d.app_secret_env.is_some()),
                     ("destination.test_event_code", d.test_event_code.is_some()),
                 ];
@@ -533,11 +485,7 @@ impl Config {
 
     /// The source URL, from the file or the environment.
     pub fn source_url(&self) -> Result<Secret, ConfigError> {
-        resolve_url(
-            "source.url_env",
-            self.source.url.as_ref(),
-            self.source.url_env.as_deref(),
-        )
+        resolve_url("source.url_env", self.source.url.as_ref(), self.source.url_env.as_deref())
     }
 
     /// The ledger URL: its own, else the source's.
@@ -545,11 +493,7 @@ impl Config {
         if self.ledger.url.is_none() && self.ledger.url_env.is_none() {
             return self.source_url();
         }
-        resolve_url(
-            "ledger.url_env",
-            self.ledger.url.as_ref(),
-            self.ledger.url_env.as_deref(),
-        )
+        resolve_url("ledger.url_env", self.ledger.url.as_ref(), self.ledger.url_env.as_deref())
     }
 
     /// The Meta access token, from the environment or a file, trimmed.
@@ -581,10 +525,7 @@ impl Config {
 fn env_secret(key: &'static str, var: &str) -> Result<Secret, ConfigError> {
     match std::env::var(var) {
         Ok(value) if !value.trim().is_empty() => Ok(Secret::new(value.trim())),
-        _ => Err(ConfigError::MissingEnv {
-            key,
-            var: var.to_owned(),
-        }),
+        _ => Err(ConfigError::MissingEnv { key, var: var.to_owned() }),
     }
 }
 
@@ -721,9 +662,7 @@ path = "out.ndjson"
     #[test]
     fn unknown_key_names_key_and_line() {
         let text = MINIMAL.replace("table = \"t\"", "table = \"t\"\ntabel = \"x\"");
-        let error = Config::parse(&text, Path::new("x.toml"))
-            .unwrap_err()
-            .to_string();
+        let error = Config::parse(&text, Path::new("x.toml")).unwrap_err().to_string();
         assert!(error.contains("tabel"), "{error}");
         assert!(error.contains("line 7"), "{error}");
     }
@@ -731,9 +670,7 @@ path = "out.ndjson"
     #[test]
     fn missing_required_key_is_named() {
         let text = MINIMAL.replace("watermark_column = \"updated_at\"\n", "");
-        let error = Config::parse(&text, Path::new("x.toml"))
-            .unwrap_err()
-            .to_string();
+        let error = Config::parse(&text, Path::new("x.toml")).unwrap_err().to_string();
         assert!(error.contains("watermark_column"), "{error}");
     }
 
@@ -741,37 +678,20 @@ path = "out.ndjson"
     fn batch_size_over_meta_limit_is_rejected() {
         let text = MINIMAL.replace("path = \"out.ndjson\"", "path = \"o\"\nbatch_size = 1001");
         let error = Config::parse(&text, Path::new("x.toml")).unwrap_err();
-        assert!(matches!(
-            error,
-            ConfigError::Invalid {
-                key: "destination.batch_size",
-                ..
-            }
-        ));
+        assert!(matches!(error, ConfigError::Invalid { key: "destination.batch_size", .. }));
     }
 
     #[test]
     fn meta_keys_under_file_kind_are_rejected() {
-        let text = MINIMAL.replace(
-            "path = \"out.ndjson\"",
-            "path = \"o\"\naccess_token_env = \"X\"",
-        );
+        let text = MINIMAL.replace("path = \"out.ndjson\"", "path = \"o\"\naccess_token_env = \"X\"");
         let error = Config::parse(&text, Path::new("x.toml")).unwrap_err();
-        assert!(matches!(
-            error,
-            ConfigError::Invalid {
-                key: "destination.access_token_env",
-                ..
-            }
-        ));
+        assert!(matches!(error, ConfigError::Invalid { key: "destination.access_token_env", .. }));
     }
 
     #[test]
     fn bad_duration_is_explained() {
         let text = MINIMAL.replace("table = \"t\"", "table = \"t\"\nlookback = \"soon\"");
-        let error = Config::parse(&text, Path::new("x.toml"))
-            .unwrap_err()
-            .to_string();
+        let error = Config::parse(&text, Path::new("x.toml")).unwrap_err().to_string();
         assert!(error.contains("invalid duration"), "{error}");
     }
 

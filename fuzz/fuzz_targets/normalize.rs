@@ -8,8 +8,15 @@ use ocapi::transform::hash::hash_value;
 use ocapi::transform::normalize::{country_code, normalize, Context, Field, Outcome};
 
 /// The country contexts every input is tried in.
-const COUNTRIES: [Option<&str>; 7] =
-    [None, Some("US"), Some("gb"), Some("DEU"), Some("France"), Some("IT"), Some("JP")];
+const COUNTRIES: [Option<&str>; 7] = [
+    None,
+    Some("US"),
+    Some("gb"),
+    Some("DEU"),
+    Some("France"),
+    Some("IT"),
+    Some("JP"),
+];
 
 fuzz_target!(|data: &[u8]| {
     let raw = String::from_utf8_lossy(data);

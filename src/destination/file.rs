@@ -24,10 +24,7 @@ impl FileDestination {
         let path = config.destination.path.clone().ok_or_else(|| {
             DestinationError::Setup("destination.path is required for kind = \"file\"".into())
         })?;
-        Ok(Self {
-            path,
-            lock: Mutex::new(()),
-        })
+        Ok(Self { path, lock: Mutex::new(()) })
     }
 
     /// Appends the batch, one event per line, flushed before returning.
@@ -38,19 +35,10 @@ impl FileDestination {
             serde_json::to_writer(&mut buffer, event).expect("an Event always serializes");
             buffer.push(b'\n');
         }
-        let _guard = self
-            .lock
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let io = |source| DestinationError::File {
-            path: self.path.clone(),
-            source,
-        };
-        let mut file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.path)
-            .map_err(io)?;
+        let _guard = self.lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let io = |source| DestinationError::File { path: self.path.clone(), source };
+        let mut file =
+            std::fs::OpenOptions::new().create(true).append(true).open(&self.path).map_err(io)?;
         file.write_all(&buffer).map_err(io)?;
         file.flush().map_err(io)?;
         Ok(Delivery::all_accepted(events.len(), None))
@@ -58,9 +46,6 @@ impl FileDestination {
 
     /// Says where events will be written.
     pub fn check(&self) -> Result<String, DestinationError> {
-        Ok(format!(
-            "file destination: events are appended to {}",
-            self.path.display()
-        ))
+        Ok(format!("file destination: events are appended to {}", self.path.display()))
     }
 }
