@@ -1,15 +1,16 @@
 //! The privacy boundary: a raw customer value goes in, a normalized SHA-256 digest comes out.
 //! After this module no raw personal value exists in ocapi's data.
-//!
-//! STUB: the full rule set is issue #3.
 
 use sha2::{Digest, Sha256};
-use unicode_normalization::UnicodeNormalization;
+use unicode_normalization::{is_nfc_quick, IsNormalized, UnicodeNormalization};
 
 use super::normalize::{normalize, Context, Field, Outcome};
 
 /// Lowercase hex SHA-256 of the UTF-8 bytes of the NFC form of `normalized`.
 pub fn sha256_hex(normalized: &str) -> String {
+    if normalized.is_ascii() || is_nfc_quick(normalized.chars()) == IsNormalized::Yes {
+        return hex::encode(Sha256::digest(normalized.as_bytes()));
+    }
     let nfc: String = normalized.nfc().collect();
     hex::encode(Sha256::digest(nfc.as_bytes()))
 }
@@ -35,5 +36,103 @@ pub fn hash_value(field: Field, raw: &str, ctx: &Context<'_>, hash_external_id: 
             Hashed::Value(value)
         }
         Outcome::Normalized(value) => Hashed::Value(sha256_hex(&value)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde::Deserialize;
+
+    use super::*;
+    use crate::transform::normalize::normalize_at;
+
+    /// The shared normalization vectors (a copy of `/work/shared/data/normalize-vectors.json`).
+    const VECTORS: &str = include_str!("../../tests/data/normalize-vectors.json");
+
+    /// The year the vectors were written in; it bounds plausible birth dates.
+    const YEAR: i32 = 2026;
+
+    /// One entry of the vectors file.
+    #[derive(Debug, Deserialize)]
+    struct Vector {
+        /// The `user_data` key.
+        field: String,
+        /// The raw value.
+        input: String,
+        /// The row's country, when the rule depends on it.
+        country: Option<String>,
+        /// The expected normalized value, `None` when dropped.
+        normalized: Option<String>,
+        /// The expected digest, `None` when dropped.
+        sha256: Option<String>,
+    }
+
+    /// Every shared vector normalizes and hashes as expected.
+    #[test]
+    fn every_shared_vector_normalizes_and_hashes_as_expected() {
+        let vectors: Vec<Vector> = serde_json::from_str(VECTORS).expect("vectors file is JSON");
+        assert!(vectors.len() >= 69, "vectors file lost entries");
+        for v in &vectors {
+            let field = Field::from_key(&v.field).expect("vector names a known field");
+            let ctx = Context {
+                country: v.country.as_deref(),
+            };
+            let label = format!("{} {:?} in {:?}", v.field, v.input, v.country);
+            let outcome = normalize_at(field, &v.input, &ctx, YEAR);
+            match (&v.normalized, &v.sha256) {
+                (None, _) if v.input.trim().is_empty() => {
+                    assert_eq!(outcome, Outcome::Empty, "{label}");
+                }
+                (None, _) => assert_eq!(outcome, Outcome::Dropped, "{label}"),
+                (Some(want), Some(digest)) if want == digest => {
+                    assert_eq!(outcome, Outcome::AlreadyHashed(want.clone()), "{label}");
+                }
+                (Some(want), Some(digest)) => {
+                    assert_eq!(outcome, Outcome::Normalized(want.clone()), "{label}");
+                    assert_eq!(&sha256_hex(want), digest, "{label}");
+                    let hashed = hash_value(field, &v.input, &ctx, true);
+                    assert_eq!(hashed, Hashed::Value(digest.clone()), "{label}");
+                }
+                (Some(_), None) => panic!("vector without a digest: {label}"),
+            }
+        }
+    }
+
+    /// Nfd and nfc spellings hash alike.
+    #[test]
+    fn nfd_and_nfc_spellings_hash_alike() {
+        assert_eq!(sha256_hex("vale\u{301}ry"), sha256_hex("valéry"));
+        assert_eq!(
+            sha256_hex("valéry"),
+            "08e1996b5dd49e62a4b4c010d44e4345592a863bb9f8e3976219bac29417149c"
+        );
+    }
+
+    /// External ids are sent as is only when configured.
+    #[test]
+    fn external_ids_are_sent_as_is_only_when_configured() {
+        let ctx = Context { country: None };
+        let hashed = hash_value(Field::ExternalId, " Cust_1234 ", &ctx, true);
+        assert_eq!(
+            hashed,
+            Hashed::Value(
+                "15e3a119f7c2603cf001e0daa4a85347cbd9a7473bff2613c516cb9b20154968".to_owned()
+            )
+        );
+        let plain = hash_value(Field::ExternalId, " Cust_1234 ", &ctx, false);
+        assert_eq!(plain, Hashed::Value("Cust_1234".to_owned()));
+    }
+
+    /// Empty and dropped values carry no digest.
+    #[test]
+    fn empty_and_dropped_values_carry_no_digest() {
+        let ctx = Context {
+            country: Some("US"),
+        };
+        assert_eq!(hash_value(Field::Em, "  ", &ctx, true), Hashed::Empty);
+        assert_eq!(
+            hash_value(Field::Em, "not an email", &ctx, true),
+            Hashed::Dropped
+        );
     }
 }

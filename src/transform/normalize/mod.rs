@@ -1,0 +1,265 @@
+//! Customer-field normalization, one function per `user_data` key, exactly as Meta requires
+//! (meta-capi.md decision 4). Pure: no I/O; the clock is read only by [`normalize`], which passes
+//! the current year to the pure [`normalize_at`].
+//!
+//! Every value is trimmed and put in Unicode NFC form first; a value that already is a SHA-256
+//! hex digest passes through lowercased. The field rules live in one function each: [`email`],
+//! [`phone`](phone::phone), [`name`], [`gender`], [`date`](date::date_of_birth), [`city`],
+//! [`state`](place::state), [`zip`](place::zip), [`country`] and [`external_id`].
+
+use std::borrow::Cow;
+
+use chrono::Datelike;
+use unicode_normalization::char::is_combining_mark;
+use unicode_normalization::{is_nfc_quick, IsNormalized, UnicodeNormalization};
+
+mod date;
+mod phone;
+mod place;
+#[cfg(test)]
+mod tests;
+
+/// A `user_data` key that ocapi normalizes and hashes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Field {
+    /// Email.
+    Em,
+    /// Phone.
+    Ph,
+    /// First name.
+    Fn,
+    /// Last name.
+    Ln,
+    /// Gender.
+    Ge,
+    /// Date of birth.
+    Db,
+    /// City.
+    Ct,
+    /// State.
+    St,
+    /// Zip.
+    Zp,
+    /// Country.
+    Country,
+    /// External id.
+    ExternalId,
+}
+
+impl Field {
+    /// Every field, in Meta's key order.
+    pub const ALL: [Field; 11] = [
+        Field::Em,
+        Field::Ph,
+        Field::Fn,
+        Field::Ln,
+        Field::Ge,
+        Field::Db,
+        Field::Ct,
+        Field::St,
+        Field::Zp,
+        Field::Country,
+        Field::ExternalId,
+    ];
+
+    /// Meta's key for the field.
+    pub fn key(self) -> &'static str {
+        match self {
+            Field::Em => "em",
+            Field::Ph => "ph",
+            Field::Fn => "fn",
+            Field::Ln => "ln",
+            Field::Ge => "ge",
+            Field::Db => "db",
+            Field::Ct => "ct",
+            Field::St => "st",
+            Field::Zp => "zp",
+            Field::Country => "country",
+            Field::ExternalId => "external_id",
+        }
+    }
+
+    /// The field for a Meta key.
+    pub fn from_key(key: &str) -> Option<Field> {
+        Field::ALL.into_iter().find(|f| f.key() == key)
+    }
+}
+
+/// The row context some rules depend on.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Context<'a> {
+    /// The row's country (or `[defaults] country`) in any form [`country_code`] accepts: `US`,
+    /// `us`, `USA`, `United States`.
+    pub country: Option<&'a str>,
+}
+
+/// What normalization made of one raw value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The normalized plain value, to be hashed.
+    Normalized(String),
+    /// The input already was a SHA-256 hex digest; lowercased, not to be hashed again.
+    AlreadyHashed(String),
+    /// Nothing there (NULL, empty or whitespace): not counted as dropped.
+    Empty,
+    /// A value that cannot be a valid one for the field: dropped and counted.
+    Dropped,
+}
+
+/// Normalizes one raw value of a field, with the current year from the system clock.
+pub fn normalize(field: Field, raw: &str, ctx: &Context<'_>) -> Outcome {
+    normalize_at(field, raw, ctx, chrono::Utc::now().year())
+}
+
+/// Normalizes one raw value of a field; `current_year` bounds plausible birth dates. Pure.
+pub fn normalize_at(field: Field, raw: &str, ctx: &Context<'_>, current_year: i32) -> Outcome {
+    let value = nfc(raw.trim());
+    let value = value.trim();
+    if value.is_empty() {
+        return Outcome::Empty;
+    }
+    if is_sha256_hex(value) {
+        return Outcome::AlreadyHashed(value.to_ascii_lowercase());
+    }
+    // Only these rules read the country; resolving it costs a lookup per value.
+    let country = match field {
+        Field::Ph | Field::Db | Field::St | Field::Zp => ctx.country.and_then(country_code),
+        _ => None,
+    };
+    let country = country.as_deref();
+    let outcome = match field {
+        Field::Em => email(value),
+        Field::Ph => phone::phone(value, country),
+        Field::Fn | Field::Ln => name(value),
+        Field::Ge => gender(value),
+        Field::Db => date::date_of_birth(value, country, current_year),
+        Field::Ct => city(value),
+        Field::St => place::state(value, country),
+        Field::Zp => place::zip(value, country),
+        Field::Country => self::country(value),
+        Field::ExternalId => external_id(value),
+    };
+    match outcome {
+        // Lowercasing can leave a string that is not NFC; the hash is taken over NFC.
+        Outcome::Normalized(value) if !value.is_ascii() => Outcome::Normalized(nfc(&value).into()),
+        Outcome::Normalized(value) if value.is_empty() => Outcome::Dropped,
+        other => other,
+    }
+}
+
+/// ISO 3166-1 alpha-2, lowercase, for an alpha-2 or alpha-3 code or an English country name (in
+/// any case, with or without spaces, punctuation or accents); `None` when unknown.
+pub fn country_code(raw: &str) -> Option<String> {
+    // celes keys names without spaces or punctuation ("unitedstatesofamerica", "cotedivoire").
+    let key: String = if raw.is_ascii() {
+        raw.chars()
+            .filter(char::is_ascii_alphabetic)
+            .map(|c| c.to_ascii_lowercase())
+            .collect()
+    } else {
+        raw.nfd()
+            .filter(|c| c.is_alphabetic() && !is_combining_mark(*c))
+            .flat_map(char::to_lowercase)
+            .collect()
+    };
+    // "UK" is not ISO 3166-1 but is what most British data says; ISO reserves it for GB.
+    if key == "uk" {
+        return Some("gb".to_owned());
+    }
+    key.parse::<celes::Country>()
+        .ok()
+        .map(|c| c.alpha2.to_ascii_lowercase())
+}
+
+/// `value` in Unicode NFC form, borrowed when it already is.
+fn nfc(value: &str) -> Cow<'_, str> {
+    if value.is_ascii() || is_nfc_quick(value.chars()) == IsNormalized::Yes {
+        Cow::Borrowed(value)
+    } else {
+        Cow::Owned(value.nfc().collect())
+    }
+}
+
+/// Whether `value` is a SHA-256 digest in hex (64 hex digits, any case).
+fn is_sha256_hex(value: &str) -> bool {
+    value.len() == 64 && value.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// Whether `c` belongs in a name: a letter or digit of any script, or a combining mark (the
+/// vowel signs of Indic scripts, say, which NFC cannot fold into their letter).
+fn is_name_char(c: char) -> bool {
+    c.is_alphanumeric() || is_combining_mark(c)
+}
+
+/// `em`: trimmed and lowercased; dropped unless it looks like an address (`local@domain.tld`).
+fn email(value: &str) -> Outcome {
+    let lower = value.to_lowercase();
+    if looks_like_email(&lower) {
+        Outcome::Normalized(lower)
+    } else {
+        Outcome::Dropped
+    }
+}
+
+/// One `@` between a non-empty local part of address characters and a domain of two or more
+/// non-empty labels of letters, digits and `-` (any script, for internationalized domains).
+fn looks_like_email(value: &str) -> bool {
+    let Some((local, domain)) = value.split_once('@') else {
+        return false;
+    };
+    let local_ok = !local.is_empty()
+        && local
+            .chars()
+            .all(|c| c.is_alphanumeric() || "!#$%&'*+-/=?^_`{|}~.".contains(c));
+    let mut labels = domain.split('.');
+    let labels_ok = domain.split('.').count() >= 2
+        && labels.all(|l| !l.is_empty() && l.chars().all(|c| c.is_alphanumeric() || c == '-'));
+    local_ok && labels_ok
+}
+
+/// `fn`, `ln`: lowercase, without punctuation or whitespace (`Mary Ann` → `maryann`); letters of
+/// any script are kept (`José` → `josé`).
+fn name(value: &str) -> Outcome {
+    Outcome::Normalized(
+        value
+            .chars()
+            .filter(|c| is_name_char(*c))
+            .flat_map(char::to_lowercase)
+            .collect(),
+    )
+}
+
+/// `ge`: `f` or `m`, from the usual spellings; anything else is dropped.
+fn gender(value: &str) -> Outcome {
+    let key: String = value
+        .chars()
+        .filter(|c| c.is_alphabetic())
+        .flat_map(char::to_lowercase)
+        .collect();
+    match key.as_str() {
+        "f" | "female" | "woman" | "women" | "girl" => Outcome::Normalized("f".to_owned()),
+        "m" | "male" | "man" | "men" | "boy" => Outcome::Normalized("m".to_owned()),
+        _ => Outcome::Dropped,
+    }
+}
+
+/// `ct`: lowercase letters only: no spaces, digits or punctuation (`New York` → `newyork`).
+fn city(value: &str) -> Outcome {
+    Outcome::Normalized(
+        value
+            .chars()
+            .filter(|c| c.is_alphabetic() || is_combining_mark(*c))
+            .flat_map(char::to_lowercase)
+            .collect(),
+    )
+}
+
+/// `country`: the alpha-2 code in lowercase; dropped when no country matches.
+fn country(value: &str) -> Outcome {
+    country_code(value).map_or(Outcome::Dropped, Outcome::Normalized)
+}
+
+/// `external_id`: the trimmed value as is; whether it is hashed is decided in `hash.rs`.
+fn external_id(value: &str) -> Outcome {
+    Outcome::Normalized(value.to_owned())
+}

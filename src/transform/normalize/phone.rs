@@ -1,0 +1,294 @@
+//! `ph`: digits only, with the country calling code, through libphonenumber's metadata (the
+//! `phonenumber` crate). A number is dropped only when its length cannot be a *possible* one for
+//! its country, never for not being *valid* (meta-capi.md decision 4).
+
+use phonenumber::country::Id;
+use phonenumber::metadata::DATABASE;
+use phonenumber::Metadata;
+
+use super::Outcome;
+
+/// More digits than any dialled form of an E.164 number can have: 15 digits of E.164 plus an
+/// international prefix of up to 5 digits (`00`, `011`, `0011`, `00XXX` carrier codes).
+const MAX_DIGITS: usize = 20;
+
+/// The digits of a phone value and whether it was written in international form.
+#[derive(Debug, PartialEq, Eq)]
+struct Dialled {
+    /// ASCII digits only, in order, without the extension.
+    digits: String,
+    /// A `+` came before the first digit.
+    plus: bool,
+}
+
+/// Normalizes a phone number; `country` is the row's alpha-2 code in lowercase, if known.
+pub(super) fn phone(raw: &str, country: Option<&str>) -> Outcome {
+    let Some(dialled) = dial_digits(raw) else {
+        return Outcome::Dropped;
+    };
+    let region = country.and_then(region_id);
+    if let Some(fast) = region.and_then(|region| national_fast(&dialled, region)) {
+        return Outcome::Normalized(fast);
+    }
+    let parsed = if dialled.plus {
+        // The number says its own country; a national context must not touch it.
+        phonenumber::parse(None, format!("+{}", dialled.digits))
+    } else if let Some(region) = region {
+        // National, or international with this region's exit code (`00`, `011`…): the parser
+        // strips the exit code or the trunk prefix and adds the region's calling code.
+        phonenumber::parse(Some(region), &dialled.digits)
+    } else if let Some(rest) = dialled.digits.strip_prefix("00") {
+        phonenumber::parse(None, format!("+{rest}"))
+    } else {
+        // No country to go by: Meta's rule is that the digits already carry the calling code.
+        phonenumber::parse(None, format!("+{}", dialled.digits.trim_start_matches('0')))
+    };
+    let Ok(number) = parsed else {
+        return Outcome::Dropped;
+    };
+    let code = number.code().value();
+    let national = number.national().to_string();
+    if is_possible(code, national.len()) {
+        Outcome::Normalized(format!("{code}{national}"))
+    } else {
+        Outcome::Dropped
+    }
+}
+
+/// The digits of a dialled number, or `None` when there are none or too many.
+///
+/// Separators and a leading `tel:` are ignored; an extension (`x12`, `ext. 12`, `#12`, `;ext=12`)
+/// ends the number, as does any letter after the first digit. Only `+` before the first digit
+/// marks the international form.
+fn dial_digits(raw: &str) -> Option<Dialled> {
+    let mut digits = String::with_capacity(16);
+    let mut plus = false;
+    for c in raw.chars() {
+        if c.is_ascii_digit() {
+            if digits.len() == MAX_DIGITS {
+                return None;
+            }
+            digits.push(c);
+        } else if digits.is_empty() {
+            plus |= c == '+';
+        } else if c.is_alphabetic() || c == '#' || c == ';' || c == ',' {
+            break;
+        }
+    }
+    (!digits.is_empty()).then_some(Dialled { digits, plus })
+}
+
+/// The common case without the parser (whose regexes take microseconds): a national number in a
+/// region whose trunk prefix is a plain digit string (`0`, `1`, `8`). `None` hands the number to
+/// the parser: international form, an exit code, a region with a trunk-prefix pattern, or a
+/// length that is not possible as read here.
+fn national_fast(dialled: &Dialled, region: Id) -> Option<String> {
+    if dialled.plus || dialled.digits.starts_with("00") {
+        return None;
+    }
+    let meta = DATABASE.by_id(region.as_ref())?;
+    // The trunk prefixes to strip: the national prefix, or the parsing pattern when it is a plain
+    // alternation of digit strings (GB's `0|180020`); any other pattern needs the parser. Like the
+    // regex, the first alternative that starts the number wins.
+    let parsing = meta.national_prefix_for_parsing().map(|re| re.as_str());
+    let prefixes = match parsing {
+        Some(p) if p.bytes().all(|b| b.is_ascii_digit() || b == b'|') => p,
+        Some(_) => return None,
+        None => meta.national_prefix().unwrap_or(""),
+    };
+    let prefix = prefixes
+        .split('|')
+        .find(|p| !p.is_empty() && dialled.digits.starts_with(p));
+    // A leading 0 that is not a trunk prefix may start an exit code (`011`), or belong to the
+    // number (Italy): the parser knows which.
+    if dialled.digits.starts_with('0') && !prefix.is_some_and(|p| p.starts_with('0')) {
+        return None;
+    }
+    let national = prefix.map_or(dialled.digits.as_str(), |p| &dialled.digits[p.len()..]);
+    if national.is_empty() || national.starts_with('0') {
+        return None;
+    }
+    let code = meta.country_code();
+    // libphonenumber judges length by the main region of the calling code (US for +1).
+    let possible = if meta.is_main_country_for_code() {
+        possible_in(meta, national.len())
+    } else {
+        is_possible(code, national.len())
+    };
+    possible.then(|| format!("{code}{national}"))
+}
+
+/// libphonenumber's region id for an alpha-2 code, if it has phone metadata.
+fn region_id(alpha2: &str) -> Option<Id> {
+    let mut upper = [0u8; 2];
+    if alpha2.len() != 2 {
+        return None;
+    }
+    upper.copy_from_slice(alpha2.as_bytes());
+    upper.make_ascii_uppercase();
+    std::str::from_utf8(&upper).ok()?.parse().ok()
+}
+
+/// libphonenumber's `isPossibleNumber`: whether a national significant number of `len` digits
+/// can exist under calling code `code` (local-only lengths included, as libphonenumber counts
+/// them possible).
+///
+/// The crate loads the raw `PhoneNumberMetadata.xml`, whose general descriptor carries no
+/// possible lengths: libphonenumber's metadata build fills them in as the union over the number
+/// types, and so does this (`BuildMetadataFromXml.setPossibleLengthsGeneralDesc`).
+fn is_possible(code: u16, len: usize) -> bool {
+    let Some(regions) = DATABASE.by_code(&code) else {
+        return false;
+    };
+    let Some(meta) = regions
+        .iter()
+        .find(|meta| meta.is_main_country_for_code())
+        .or_else(|| regions.first())
+    else {
+        return false;
+    };
+    possible_in(meta, len)
+}
+
+/// Whether `len` is a possible national significant number length in `meta`'s region.
+fn possible_in(meta: &Metadata, len: usize) -> bool {
+    let Ok(len) = u16::try_from(len) else {
+        return false;
+    };
+    let descriptors = meta.descriptors();
+    let types = [
+        Some(descriptors.general()),
+        descriptors.fixed_line(),
+        descriptors.mobile(),
+        descriptors.toll_free(),
+        descriptors.premium_rate(),
+        descriptors.shared_cost(),
+        descriptors.personal_number(),
+        descriptors.voip(),
+        descriptors.pager(),
+        descriptors.uan(),
+        descriptors.voicemail(),
+    ];
+    types.into_iter().flatten().any(|desc| {
+        desc.possible_length().contains(&len) || desc.possible_local_length().contains(&len)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Shorthand for an expected normalized number.
+    fn ok(value: &str) -> Outcome {
+        Outcome::Normalized(value.to_owned())
+    }
+
+    /// National numbers gain the calling code and lose the trunk prefix.
+    #[test]
+    fn national_numbers_gain_the_calling_code_and_lose_the_trunk_prefix() {
+        let cases = [
+            ("(650) 555-1212", Some("us"), ok("16505551212")),
+            ("650.555.1212", Some("us"), ok("16505551212")),
+            ("1 650 555 1212", Some("us"), ok("16505551212")),
+            ("1-650-555-1212", Some("us"), ok("16505551212")),
+            ("020 7946 0958", Some("gb"), ok("442079460958")),
+            ("07700 900123", Some("gb"), ok("447700900123")),
+            ("030 12345678", Some("de"), ok("493012345678")),
+            ("06 12 34 56 78", Some("fr"), ok("33612345678")),
+            // Italy keeps its leading zero in international form.
+            ("06 6982 1234", Some("it"), ok("390669821234")),
+            ("(02) 9374 4000", Some("au"), ok("61293744000")),
+        ];
+        for (raw, country, want) in cases {
+            assert_eq!(phone(raw, country), want, "{raw} in {country:?}");
+        }
+    }
+
+    /// International numbers keep their own country.
+    #[test]
+    fn international_numbers_keep_their_own_country() {
+        let cases = [
+            ("+44 20 7946 0958", Some("us"), ok("442079460958")),
+            ("+1 (650) 555-1212", Some("gb"), ok("16505551212")),
+            ("+49 (0)30 12345678", Some("de"), ok("493012345678")),
+            ("0044 20 7946 0958", Some("de"), ok("442079460958")),
+            ("011 44 20 7946 0958", Some("us"), ok("442079460958")),
+            ("0044 20 7946 0958", None, ok("442079460958")),
+            ("16505551212", None, ok("16505551212")),
+            ("+16505551212", None, ok("16505551212")),
+            ("tel:+1-650-555-1212", None, ok("16505551212")),
+        ];
+        for (raw, country, want) in cases {
+            assert_eq!(phone(raw, country), want, "{raw} in {country:?}");
+        }
+    }
+
+    /// Extensions are not part of the number.
+    #[test]
+    fn extensions_are_not_part_of_the_number() {
+        assert_eq!(phone("(650) 555-1212 x123", Some("us")), ok("16505551212"));
+        assert_eq!(phone("650-555-1212 ext. 9", Some("us")), ok("16505551212"));
+        assert_eq!(phone("+1 650 555 1212;ext=9", None), ok("16505551212"));
+    }
+
+    /// Only impossible lengths are dropped not invalid numbers.
+    #[test]
+    fn only_impossible_lengths_are_dropped_not_invalid_numbers() {
+        // 555-0100 numbers are reserved for fiction: not valid, but possible.
+        assert_eq!(phone("(202) 555-0100", Some("us")), ok("12025550100"));
+        // A 10-digit US number starting with 0 is not valid but has a possible length.
+        assert_eq!(phone("+1 012 345 6789", None), ok("10123456789"));
+        assert_eq!(phone("12345", Some("us")), Outcome::Dropped);
+        assert_eq!(phone("+1 650 555 12121", None), Outcome::Dropped);
+        assert_eq!(phone("+999 1234567", None), Outcome::Dropped);
+        assert_eq!(phone("no number", Some("us")), Outcome::Dropped);
+        assert_eq!(
+            phone("123456789012345678901234", Some("us")),
+            Outcome::Dropped
+        );
+    }
+
+    /// The fast path agrees with the parser.
+    #[test]
+    fn the_fast_path_agrees_with_the_parser() {
+        let cases = [
+            ("6505551212", "US"),
+            ("16505551212", "US"),
+            ("02079460958", "GB"),
+            ("07700900123", "GB"),
+            ("03012345678", "DE"),
+            ("0612345678", "FR"),
+            ("84951234567", "RU"),
+            ("0293744000", "AU"),
+            ("0312345678", "JP"),
+        ];
+        for (digits, region) in cases {
+            let region: Id = region.parse().unwrap();
+            let dialled = Dialled {
+                digits: digits.to_owned(),
+                plus: false,
+            };
+            // Regions with a trunk-prefix pattern go to the parser; that is fine.
+            let Some(fast) = national_fast(&dialled, region) else {
+                assert!(
+                    !matches!(digits, "6505551212" | "02079460958"),
+                    "{digits} is fast"
+                );
+                continue;
+            };
+            let parsed = phonenumber::parse(Some(region), digits).unwrap();
+            let slow = format!("{}{}", parsed.code().value(), parsed.national());
+            assert_eq!(fast, slow, "{digits} in {region:?}");
+        }
+    }
+
+    /// Dial digits reads the plus only before the first digit.
+    #[test]
+    fn dial_digits_reads_the_plus_only_before_the_first_digit() {
+        let got = dial_digits("tel: +1 (650) 555-1212").map(|d| (d.digits, d.plus));
+        assert_eq!(got, Some(("16505551212".to_owned(), true)));
+        let got = dial_digits("650+555").map(|d| (d.digits, d.plus));
+        assert_eq!(got, Some(("650555".to_owned(), false)));
+        assert_eq!(dial_digits("+"), None);
+    }
+}
