@@ -69,19 +69,29 @@ pub(super) struct Rules<'a> {
     pub(super) reject_order_prefix: Option<&'a str>,
 }
 
-/// Parses a request body as a JSON object; an empty body is an empty object so that a token in a
-/// header can still be checked before the body's own errors are reported.
+/// Parses a request body as a JSON object, or as form fields (`data=<json>&...`, what Meta's
+/// own SDKs send) into an object of strings; an empty body is an empty object so that a token
+/// in a header can still be checked before the body's own errors are reported.
 pub(super) fn parse_body(bytes: &[u8]) -> Result<Map<String, Value>, GraphError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(Map::new());
     }
     match serde_json::from_slice::<Value>(bytes) {
         Ok(Value::Object(map)) => Ok(map),
+        Err(_) if looks_like_form(bytes) => Ok(form_urlencoded::parse(bytes)
+            .map(|(key, value)| (key.into_owned(), Value::String(value.into_owned())))
+            .collect()),
         _ => Err(GraphError::invalid("Invalid parameter", None).with_user(
             "Invalid Request Body",
             "The request body must be a JSON object.",
         )),
     }
+}
+
+/// Whether a body that is not JSON reads as `key=value&...` form fields.
+fn looks_like_form(bytes: &[u8]) -> bool {
+    let first = bytes.split(|&b| b == b'&').next().unwrap_or_default();
+    first.contains(&b'=') && first.first().is_some_and(u8::is_ascii_alphabetic)
 }
 
 /// A string-valued top-level field (e.g. `access_token`), if present.
