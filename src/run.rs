@@ -616,18 +616,23 @@ impl Pipeline<'_> {
         let existing = self.ledger.lookup(&**client, &ids).await?;
 
         let mut to_send: Vec<&Built> = Vec::new();
+        // Which of `plan.built` are sent, so that their events can be moved (not cloned) into
+        // batches once the pending rows are committed.
+        let mut chosen: Vec<bool> = Vec::with_capacity(plan.built.len());
         for built in &plan.built {
             stats.events += 1;
             for field in &built.dropped {
                 RunStats::bump(&mut stats.dropped, field.key(), 1);
             }
             let order_id = &built.event.custom_data.order_id;
-            match decide(
+            let decision = decide(
                 existing.get(order_id),
                 built,
                 stats.run_id,
                 in_run.contains(order_id),
-            ) {
+            );
+            chosen.push(decision == Decision::Send);
+            match decision {
                 Decision::Send => {
                     in_run.insert(order_id.clone());
                     to_send.push(built);
@@ -683,11 +688,17 @@ impl Pipeline<'_> {
             .await
             .map_err(db::DbError::query("cannot commit pending orders"))?;
 
-        let events: Vec<Event> = to_send.into_iter().map(|b| b.event.clone()).collect();
-        let mut work: Vec<Work> = events
-            .chunks(self.config.destination.batch_size)
-            .map(|chunk| Work::Batch(chunk.to_vec()))
-            .collect();
+        let batch_size = self.config.destination.batch_size;
+        let mut events = plan
+            .built
+            .into_iter()
+            .zip(chosen)
+            .filter_map(|(built, send)| send.then_some(built.event))
+            .peekable();
+        let mut work: Vec<Work> = Vec::new();
+        while events.peek().is_some() {
+            work.push(Work::Batch(events.by_ref().take(batch_size).collect()));
+        }
         work.push(Work::PageEnd(plan.last_watermark));
         Ok(work)
     }

@@ -477,3 +477,35 @@ async fn a_mapping_to_a_column_of_the_wrong_type_is_a_clear_error_naming_the_key
     assert!(text.contains("mapping.event_time"), "{text}");
     assert_eq!(graph.stats().requests, 0);
 }
+
+#[tokio::test]
+async fn an_integer_watermark_whose_values_grow_a_digit_pages_in_numeric_order_and_reads_every_row()
+{
+    // GIVEN 30 orders with an integer watermark 1..30 and pages of 7 rows (found while
+    // profiling: ORDER BY "seq" bound to the select list's "seq"::text and sorted '10' < '9',
+    // so the keyset skipped rows; it also kept the page query off the index)
+    let db = TestDb::new().await;
+    insert_orders(&db, "I", 30, "2026-01-01T00:00:00Z").await;
+    db.exec(
+        "alter table shop.store_transactions add column seq bigint;
+         update shop.store_transactions set seq = substr(order_id, 2)::bigint",
+    )
+    .await;
+    db.config("batch_size = 7", None);
+    let config = edit_config(
+        &db,
+        &[(
+            r#"watermark_column = "updated_at""#,
+            r#"watermark_column = "seq""#,
+        )],
+    );
+    migrate(&config).await;
+
+    // WHEN the connector runs
+    let stats = run(&config).await;
+
+    // THEN every order was read and sent, and the watermark is the largest value
+    assert_eq!((stats.rows_read, stats.sent), (30, 30));
+    assert_eq!(db.written_events().len(), 30);
+    assert_eq!(stats.watermark_end.as_deref(), Some("30"));
+}

@@ -26,6 +26,10 @@ pub struct PageQuery {
     select: String,
     /// The quoted watermark column.
     watermark: String,
+    /// The watermark column qualified by its table, for ORDER BY: there a bare name means the
+    /// select list's `"col"::text` output column first, which sorts by text (`'10' < '9'`) and
+    /// cannot use an index.
+    order_watermark: String,
     /// The keyset key expression.
     key: String,
     /// The event-time expression in unix seconds.
@@ -80,6 +84,7 @@ impl PageQuery {
         ];
         Self {
             select: format!("select {} from {}", list.join(", "), table.quoted_name),
+            order_watermark: format!("{}.{watermark}", table.quoted_name),
             watermark,
             key,
             event_time,
@@ -124,7 +129,7 @@ impl PageQuery {
             "{} where {} order by {}, {} limit ${}",
             self.select,
             conditions.join(" and "),
-            self.watermark,
+            self.order_watermark,
             self.key,
             params.len() + 1
         );
@@ -225,7 +230,9 @@ path = "x"
             "{sql}"
         );
         assert!(
-            sql.ends_with(r#"order by "updated at", coalesce("id"::text, '') limit $3"#),
+            sql.ends_with(
+                r#"order by "s"."t"."updated at", coalesce("id"::text, '') limit $3"#
+            ),
             "{sql}"
         );
         assert_eq!(params.len(), 2);
