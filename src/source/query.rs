@@ -230,9 +230,7 @@ path = "x"
             "{sql}"
         );
         assert!(
-            sql.ends_with(
-                r#"order by "s"."t"."updated at", coalesce("id"::text, '') limit $3"#
-            ),
+            sql.ends_with(r#"order by "s"."t"."updated at", coalesce("id"::text, '') limit $3"#),
             "{sql}"
         );
         assert_eq!(params.len(), 2);
