@@ -148,7 +148,8 @@ pub async fn run(
         )
         .await?;
         drop(source_client);
-        recover_pending(config, &ledger, &ledger_pool, &destination, &mut stats).await?;
+        let recovered =
+            recover_pending(config, &ledger, &ledger_pool, &destination, &mut stats).await?;
         let mut sync = Pipeline {
             config,
             ledger: &ledger,
@@ -158,6 +159,7 @@ pub async fn run(
             watermark_kind: table.watermark_kind,
             advance: options.mode == Mode::Run,
             progress: options.progress.clone(),
+            recovered,
         };
         let pages = spawn_reader(config, &source_pool, &table, start, &options);
         sync.drive(pages, shutdown).await
@@ -308,28 +310,31 @@ async fn start_position(
     }
 }
 
-/// Re-sends the orders that a dead run left `pending`, with their stored (identical) events.
+/// Re-sends the orders that a dead run left `pending`, with their stored (identical) events;
+/// returns their order ids (their ledger rows now carry this run's id).
 async fn recover_pending(
     config: &Config,
     ledger: &Ledger,
     pool: &Pool,
     destination: &Arc<Destination>,
     stats: &mut RunStats,
-) -> Result<(), Error> {
+) -> Result<HashSet<String>, Error> {
     let batch_size = config.destination.batch_size;
+    let mut recovered = HashSet::new();
     loop {
         let client = db::connect(pool, "ledger").await?;
         let events = ledger
             .pending_from_other_runs(&client, stats.run_id, RECOVERY_CHUNK)
             .await?;
         if events.is_empty() {
-            return Ok(());
+            return Ok(recovered);
         }
         tracing::info!(
             orders = events.len(),
             "re-sending orders left pending by an earlier run"
         );
         stats.recovered_pending += events.len() as u64;
+        recovered.extend(events.iter().map(|e| e.custom_data.order_id.clone()));
         let chunks: Vec<Vec<Event>> = events.chunks(batch_size).map(<[Event]>::to_vec).collect();
         let results: Vec<(Vec<Event>, Result<Delivery, DestinationError>)> =
             futures_util::stream::iter(chunks)
@@ -516,6 +521,9 @@ struct Pipeline<'a> {
     advance: bool,
     /// Told the stats after each page.
     progress: Option<Progress>,
+    /// Orders re-sent by `recover_pending` and not handled by a page since: their ledger rows
+    /// carry this run's id without a page of this run having seen them.
+    recovered: HashSet<String>,
 }
 
 impl Pipeline<'_> {
@@ -533,7 +541,6 @@ impl Pipeline<'_> {
         let mut source_done = false;
         let mut stopping = false;
         let mut outcome = PageOutcome::default();
-        let mut in_run: HashSet<String> = HashSet::new();
         tokio::pin!(shutdown);
         loop {
             while let Some(work) = queue.front() {
@@ -571,7 +578,7 @@ impl Pipeline<'_> {
                 },
                 page = pages.recv(), if want_page => match page {
                     None => source_done = true,
-                    Some(plan) => queue.extend(self.prepare(plan?, &mut in_run).await?),
+                    Some(plan) => queue.extend(self.prepare(plan?).await?),
                 },
             }
         }
@@ -599,11 +606,11 @@ impl Pipeline<'_> {
 
     /// Decides each order of a page against the ledger, records `invalid` and `pending` rows
     /// in one transaction, and returns the page's batches followed by its end marker.
-    async fn prepare(
-        &mut self,
-        plan: PagePlan,
-        in_run: &mut HashSet<String>,
-    ) -> Result<Vec<Work>, Error> {
+    ///
+    /// An order already handled in this run (seen again, e.g. updated meanwhile) is a
+    /// duplicate. Earlier pages are known from the ledger (their rows carry this run's id), so
+    /// that memory is bounded by the page, not by the size of the run.
+    async fn prepare(&mut self, plan: PagePlan) -> Result<Vec<Work>, Error> {
         let stats = &mut *self.stats;
         stats.rows_read += plan.rows;
         let ids: Vec<&str> = plan
@@ -614,6 +621,16 @@ impl Pipeline<'_> {
             .collect();
         let mut client = db::connect(self.pool, "ledger").await?;
         let existing = self.ledger.lookup(&**client, &ids).await?;
+        let run_id = stats.run_id;
+        let recovered = &self.recovered;
+        let mut in_page: HashSet<&str> = HashSet::new();
+        let seen_in_run = |order_id: &str, in_page: &HashSet<&str>| {
+            in_page.contains(order_id)
+                || (existing
+                    .get(order_id)
+                    .is_some_and(|e| e.run_id == Some(run_id))
+                    && !recovered.contains(order_id))
+        };
 
         let mut to_send: Vec<&Built> = Vec::new();
         // Which of `plan.built` are sent, so that their events can be moved (not cloned) into
@@ -629,12 +646,12 @@ impl Pipeline<'_> {
                 existing.get(order_id),
                 built,
                 stats.run_id,
-                in_run.contains(order_id),
+                seen_in_run(order_id, &in_page),
             );
             chosen.push(decision == Decision::Send);
             match decision {
                 Decision::Send => {
-                    in_run.insert(order_id.clone());
+                    in_page.insert(order_id);
                     to_send.push(built);
                 }
                 Decision::Duplicate { changed } => {
@@ -653,15 +670,20 @@ impl Pipeline<'_> {
                 continue;
             };
             match existing.get(order_id) {
-                Some(e) if e.status == Status::Sent || in_run.contains(order_id) => {
+                Some(e) if e.status == Status::Sent || seen_in_run(order_id, &in_page) => {
                     stats.skipped_duplicate += 1;
                 }
                 _ => {
                     stats.invalid += 1;
                     RunStats::bump(&mut stats.invalid_reasons, row.reason.as_str(), 1);
-                    in_run.insert(order_id.to_owned());
+                    in_page.insert(order_id);
                     invalid.push(row);
                 }
+            }
+        }
+        if !self.recovered.is_empty() {
+            for order_id in &in_page {
+                self.recovered.remove(*order_id);
             }
         }
 
