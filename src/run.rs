@@ -541,8 +541,17 @@ impl Pipeline<'_> {
         let mut source_done = false;
         let mut stopping = false;
         let mut outcome = PageOutcome::default();
+        // Page commits run on their own task and connection, one at a time and in page order,
+        // so that PostgreSQL marks page N sent while the loop records page N+1 as pending.
+        let mut committing: Option<Commit> = None;
+        let mut to_commit: VecDeque<(PageOutcome, Option<String>)> = VecDeque::new();
         tokio::pin!(shutdown);
-        loop {
+        let result = loop {
+            if committing.is_none() {
+                if let Some((page, watermark)) = to_commit.pop_front() {
+                    committing = Some(self.start_commit(page, watermark));
+                }
+            }
             while let Some(work) = queue.front() {
                 if matches!(work, Work::Batch(_)) && in_flight >= concurrency {
                     break;
@@ -557,9 +566,9 @@ impl Pipeline<'_> {
                     }
                 }
             }
-            let want_page = queue.is_empty() && !source_done && !stopping;
-            if flights.is_empty() && !want_page {
-                return Ok(());
+            let want_page = queue.is_empty() && to_commit.is_empty() && !source_done && !stopping;
+            if flights.is_empty() && !want_page && committing.is_none() && to_commit.is_empty() {
+                break Ok(());
             }
             tokio::select! {
                 biased;
@@ -567,21 +576,45 @@ impl Pipeline<'_> {
                     tracing::info!("shutdown requested: finishing the page in flight");
                     stopping = true;
                 }
+                joined = async {
+                    match committing.as_mut() {
+                        Some(commit) => (&mut commit.handle).await,
+                        None => std::future::pending().await,
+                    }
+                }, if committing.is_some() => {
+                    let commit = committing.take().expect("a commit was running");
+                    if let Err(error) = self.finish_commit(commit, joined) {
+                        break Err(error);
+                    }
+                }
                 Some(done) = flights.next(), if !flights.is_empty() => match done {
                     Done::Batch(events, result) => {
                         in_flight -= 1;
-                        outcome.add(&events, result?, self.stats);
+                        match result {
+                            Ok(delivery) => outcome.add(&events, delivery, self.stats),
+                            Err(error) => break Err(error.into()),
+                        }
                     }
                     Done::PageEnd(watermark) => {
-                        self.commit_page(std::mem::take(&mut outcome), watermark).await?;
+                        to_commit.push_back((std::mem::take(&mut outcome), watermark));
                     }
                 },
                 page = pages.recv(), if want_page => match page {
                     None => source_done = true,
-                    Some(plan) => queue.extend(self.prepare(plan?).await?),
+                    Some(Err(error)) => break Err(error),
+                    Some(Ok(plan)) => match self.prepare(plan).await {
+                        Ok(work) => queue.extend(work),
+                        Err(error) => break Err(error),
+                    },
                 },
             }
+        };
+        // A failing run still finishes the commit it started: its page was delivered.
+        if let Some(mut commit) = committing.take() {
+            let joined = (&mut commit.handle).await;
+            self.finish_commit(commit, joined)?;
         }
+        result
     }
 
     /// Starts sending one batch on its own task, so requests progress while the loop works.
@@ -725,40 +758,71 @@ impl Pipeline<'_> {
         Ok(work)
     }
 
-    /// Commits a page: its sent and rejected rows and the watermark, in one transaction.
-    async fn commit_page(
-        &mut self,
-        outcome: PageOutcome,
-        watermark: Option<String>,
-    ) -> Result<(), Error> {
-        let mut client = db::connect(self.pool, "ledger").await?;
-        let tx = client
-            .transaction()
-            .await
-            .map_err(db::DbError::query("cannot start a transaction"))?;
+    /// Starts committing a page on its own task: its sent and rejected rows and the watermark,
+    /// in one transaction.
+    fn start_commit(&self, outcome: PageOutcome, watermark: Option<String>) -> Commit {
+        let ledger = self.ledger.clone();
+        let pool = self.pool.clone();
         let run_id = self.stats.run_id;
-        self.ledger.mark_sent(&tx, &outcome.sent, run_id).await?;
-        self.ledger
-            .mark_rejected(&tx, &outcome.rejected, run_id)
-            .await?;
-        if let (true, Some(watermark)) = (self.advance, &watermark) {
-            self.ledger
-                .advance_watermark(&tx, watermark, self.watermark_kind, run_id)
-                .await?;
+        let advance = self.advance.then_some(self.watermark_kind);
+        let sent = outcome.sent.len() as u64;
+        let rejected = outcome.rejected.len() as u64;
+        let page_watermark = watermark.clone();
+        let handle = tokio::spawn(async move {
+            let mut client = db::connect(&pool, "ledger").await?;
+            let tx = client
+                .transaction()
+                .await
+                .map_err(db::DbError::query("cannot start a transaction"))?;
+            ledger.mark_sent(&tx, &outcome.sent, run_id).await?;
+            ledger.mark_rejected(&tx, &outcome.rejected, run_id).await?;
+            if let (Some(kind), Some(watermark)) = (advance, &page_watermark) {
+                ledger
+                    .advance_watermark(&tx, watermark, kind, run_id)
+                    .await?;
+            }
+            tx.commit()
+                .await
+                .map_err(db::DbError::query("cannot commit a page"))?;
+            Ok(())
+        });
+        Commit {
+            handle,
+            sent,
+            rejected,
+            watermark,
         }
-        tx.commit()
-            .await
-            .map_err(db::DbError::query("cannot commit a page"))?;
-        self.stats.sent += outcome.sent.len() as u64;
-        self.stats.rejected += outcome.rejected.len() as u64;
-        if self.advance && watermark.is_some() {
-            self.stats.watermark_end = watermark;
+    }
+
+    /// Counts a finished page commit in the stats and tells the progress callback.
+    fn finish_commit(
+        &mut self,
+        commit: Commit,
+        joined: Result<Result<(), Error>, tokio::task::JoinError>,
+    ) -> Result<(), Error> {
+        joined.map_err(|error| Error::Usage(format!("commit task failed: {error}")))??;
+        self.stats.sent += commit.sent;
+        self.stats.rejected += commit.rejected;
+        if self.advance && commit.watermark.is_some() {
+            self.stats.watermark_end = commit.watermark;
         }
         if let Some(progress) = &self.progress {
             progress(self.stats);
         }
         Ok(())
     }
+}
+
+/// A page commit running on its own task, and what to count once it has committed.
+struct Commit {
+    /// The task.
+    handle: tokio::task::JoinHandle<Result<(), Error>>,
+    /// Orders it marks sent.
+    sent: u64,
+    /// Orders it marks rejected.
+    rejected: u64,
+    /// The watermark it advances to, if any.
+    watermark: Option<String>,
 }
 
 /// What to do with a valid order, given its ledger row.
