@@ -433,6 +433,25 @@ mod tests {
         })
     }
 
+    #[test]
+    fn a_form_body_as_the_sdks_send_it_reads_like_the_json_one() {
+        // GIVEN the body Meta's Python SDK posts: form fields, `data` a JSON list of JSON texts
+        let data = serde_json::to_string(&vec![event().to_string()]).unwrap();
+        let body: String = form_urlencoded::Serializer::new(String::new())
+            .append_pair("data", &data)
+            .append_pair("access_token", "t")
+            .finish();
+
+        // WHEN it is parsed and checked
+        let map = parse_body(body.as_bytes()).unwrap();
+        let events = check_events(&map, &rules()).unwrap();
+
+        // THEN it holds the same event, and the token as a string field
+        assert_eq!(events, vec![event()]);
+        assert_eq!(string_field(&map, "access_token"), Some("t"));
+        assert!(parse_body(b"not json, not a form").is_err());
+    }
+
     /// Rules at [`NOW`] that name indexes.
     fn rules() -> Rules<'static> {
         Rules {
