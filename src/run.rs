@@ -148,7 +148,8 @@ pub async fn run(
         )
         .await?;
         drop(source_client);
-        recover_pending(config, &ledger, &ledger_pool, &destination, &mut stats).await?;
+        let recovered =
+            recover_pending(config, &ledger, &ledger_pool, &destination, &mut stats).await?;
         let mut sync = Pipeline {
             config,
             ledger: &ledger,
@@ -158,6 +159,7 @@ pub async fn run(
             watermark_kind: table.watermark_kind,
             advance: options.mode == Mode::Run,
             progress: options.progress.clone(),
+            recovered,
         };
         let pages = spawn_reader(config, &source_pool, &table, start, &options);
         sync.drive(pages, shutdown).await
@@ -308,28 +310,31 @@ async fn start_position(
     }
 }
 
-/// Re-sends the orders that a dead run left `pending`, with their stored (identical) events.
+/// Re-sends the orders that a dead run left `pending`, with their stored (identical) events;
+/// returns their order ids (their ledger rows now carry this run's id).
 async fn recover_pending(
     config: &Config,
     ledger: &Ledger,
     pool: &Pool,
     destination: &Arc<Destination>,
     stats: &mut RunStats,
-) -> Result<(), Error> {
+) -> Result<HashSet<String>, Error> {
     let batch_size = config.destination.batch_size;
+    let mut recovered = HashSet::new();
     loop {
         let client = db::connect(pool, "ledger").await?;
         let events = ledger
             .pending_from_other_runs(&client, stats.run_id, RECOVERY_CHUNK)
             .await?;
         if events.is_empty() {
-            return Ok(());
+            return Ok(recovered);
         }
         tracing::info!(
             orders = events.len(),
             "re-sending orders left pending by an earlier run"
         );
         stats.recovered_pending += events.len() as u64;
+        recovered.extend(events.iter().map(|e| e.custom_data.order_id.clone()));
         let chunks: Vec<Vec<Event>> = events.chunks(batch_size).map(<[Event]>::to_vec).collect();
         let results: Vec<(Vec<Event>, Result<Delivery, DestinationError>)> =
             futures_util::stream::iter(chunks)
@@ -516,6 +521,9 @@ struct Pipeline<'a> {
     advance: bool,
     /// Told the stats after each page.
     progress: Option<Progress>,
+    /// Orders re-sent by `recover_pending` and not handled by a page since: their ledger rows
+    /// carry this run's id without a page of this run having seen them.
+    recovered: HashSet<String>,
 }
 
 impl Pipeline<'_> {
@@ -533,9 +541,17 @@ impl Pipeline<'_> {
         let mut source_done = false;
         let mut stopping = false;
         let mut outcome = PageOutcome::default();
-        let mut in_run: HashSet<String> = HashSet::new();
+        // Page commits run on their own task and connection, one at a time and in page order,
+        // so that PostgreSQL marks page N sent while the loop records page N+1 as pending.
+        let mut committing: Option<Commit> = None;
+        let mut to_commit: VecDeque<(PageOutcome, Option<String>)> = VecDeque::new();
         tokio::pin!(shutdown);
-        loop {
+        let result = loop {
+            if committing.is_none() {
+                if let Some((page, watermark)) = to_commit.pop_front() {
+                    committing = Some(self.start_commit(page, watermark));
+                }
+            }
             while let Some(work) = queue.front() {
                 if matches!(work, Work::Batch(_)) && in_flight >= concurrency {
                     break;
@@ -550,9 +566,9 @@ impl Pipeline<'_> {
                     }
                 }
             }
-            let want_page = queue.is_empty() && !source_done && !stopping;
-            if flights.is_empty() && !want_page {
-                return Ok(());
+            let want_page = queue.is_empty() && to_commit.is_empty() && !source_done && !stopping;
+            if flights.is_empty() && !want_page && committing.is_none() && to_commit.is_empty() {
+                break Ok(());
             }
             tokio::select! {
                 biased;
@@ -560,21 +576,45 @@ impl Pipeline<'_> {
                     tracing::info!("shutdown requested: finishing the page in flight");
                     stopping = true;
                 }
+                joined = async {
+                    match committing.as_mut() {
+                        Some(commit) => (&mut commit.handle).await,
+                        None => std::future::pending().await,
+                    }
+                }, if committing.is_some() => {
+                    let commit = committing.take().expect("a commit was running");
+                    if let Err(error) = self.finish_commit(commit, joined) {
+                        break Err(error);
+                    }
+                }
                 Some(done) = flights.next(), if !flights.is_empty() => match done {
                     Done::Batch(events, result) => {
                         in_flight -= 1;
-                        outcome.add(&events, result?, self.stats);
+                        match result {
+                            Ok(delivery) => outcome.add(&events, delivery, self.stats),
+                            Err(error) => break Err(error.into()),
+                        }
                     }
                     Done::PageEnd(watermark) => {
-                        self.commit_page(std::mem::take(&mut outcome), watermark).await?;
+                        to_commit.push_back((std::mem::take(&mut outcome), watermark));
                     }
                 },
                 page = pages.recv(), if want_page => match page {
                     None => source_done = true,
-                    Some(plan) => queue.extend(self.prepare(plan?, &mut in_run).await?),
+                    Some(Err(error)) => break Err(error),
+                    Some(Ok(plan)) => match self.prepare(plan).await {
+                        Ok(work) => queue.extend(work),
+                        Err(error) => break Err(error),
+                    },
                 },
             }
+        };
+        // A failing run still finishes the commit it started: its page was delivered.
+        if let Some(mut commit) = committing.take() {
+            let joined = (&mut commit.handle).await;
+            self.finish_commit(commit, joined)?;
         }
+        result
     }
 
     /// Starts sending one batch on its own task, so requests progress while the loop works.
@@ -599,11 +639,11 @@ impl Pipeline<'_> {
 
     /// Decides each order of a page against the ledger, records `invalid` and `pending` rows
     /// in one transaction, and returns the page's batches followed by its end marker.
-    async fn prepare(
-        &mut self,
-        plan: PagePlan,
-        in_run: &mut HashSet<String>,
-    ) -> Result<Vec<Work>, Error> {
+    ///
+    /// An order already handled in this run (seen again, e.g. updated meanwhile) is a
+    /// duplicate. Earlier pages are known from the ledger (their rows carry this run's id), so
+    /// that memory is bounded by the page, not by the size of the run.
+    async fn prepare(&mut self, plan: PagePlan) -> Result<Vec<Work>, Error> {
         let stats = &mut *self.stats;
         stats.rows_read += plan.rows;
         let ids: Vec<&str> = plan
@@ -614,22 +654,38 @@ impl Pipeline<'_> {
             .collect();
         let mut client = db::connect(self.pool, "ledger").await?;
         let existing = self.ledger.lookup(&**client, &ids).await?;
+        let run_id = stats.run_id;
+        let recovered = &self.recovered;
+        let mut in_page: HashSet<&str> = HashSet::new();
+        let seen_in_run = |order_id: &str, in_page: &HashSet<&str>| {
+            // Only orders this run sent (or is sending) count: an order it recorded invalid
+            // earlier may come back fixed in a later page, and must then be sent.
+            in_page.contains(order_id)
+                || (existing.get(order_id).is_some_and(|e| {
+                    e.run_id == Some(run_id) && matches!(e.status, Status::Pending | Status::Sent)
+                }) && !recovered.contains(order_id))
+        };
 
         let mut to_send: Vec<&Built> = Vec::new();
+        // Which of `plan.built` are sent, so that their events can be moved (not cloned) into
+        // batches once the pending rows are committed.
+        let mut chosen: Vec<bool> = Vec::with_capacity(plan.built.len());
         for built in &plan.built {
             stats.events += 1;
             for field in &built.dropped {
                 RunStats::bump(&mut stats.dropped, field.key(), 1);
             }
             let order_id = &built.event.custom_data.order_id;
-            match decide(
+            let decision = decide(
                 existing.get(order_id),
                 built,
                 stats.run_id,
-                in_run.contains(order_id),
-            ) {
+                seen_in_run(order_id, &in_page),
+            );
+            chosen.push(decision == Decision::Send);
+            match decision {
                 Decision::Send => {
-                    in_run.insert(order_id.clone());
+                    in_page.insert(order_id);
                     to_send.push(built);
                 }
                 Decision::Duplicate { changed } => {
@@ -655,7 +711,7 @@ impl Pipeline<'_> {
             let sent = existing
                 .get(order_id)
                 .is_some_and(|e| e.status == Status::Sent);
-            if sent || in_run.contains(order_id) {
+            if sent || seen_in_run(order_id, &in_page) {
                 stats.skipped_duplicate += 1;
                 continue;
             }
@@ -667,6 +723,11 @@ impl Pipeline<'_> {
                     invalid_index.insert(order_id, invalid.len());
                     invalid.push(row);
                 }
+            }
+        }
+        if !self.recovered.is_empty() {
+            for order_id in &in_page {
+                self.recovered.remove(*order_id);
             }
         }
 
@@ -700,49 +761,86 @@ impl Pipeline<'_> {
             .await
             .map_err(db::DbError::query("cannot commit pending orders"))?;
 
-        let events: Vec<Event> = to_send.into_iter().map(|b| b.event.clone()).collect();
-        let mut work: Vec<Work> = events
-            .chunks(self.config.destination.batch_size)
-            .map(|chunk| Work::Batch(chunk.to_vec()))
-            .collect();
+        let batch_size = self.config.destination.batch_size;
+        let mut events = plan
+            .built
+            .into_iter()
+            .zip(chosen)
+            .filter_map(|(built, send)| send.then_some(built.event))
+            .peekable();
+        let mut work: Vec<Work> = Vec::new();
+        while events.peek().is_some() {
+            work.push(Work::Batch(events.by_ref().take(batch_size).collect()));
+        }
         work.push(Work::PageEnd(plan.last_watermark));
         Ok(work)
     }
 
-    /// Commits a page: its sent and rejected rows and the watermark, in one transaction.
-    async fn commit_page(
-        &mut self,
-        outcome: PageOutcome,
-        watermark: Option<String>,
-    ) -> Result<(), Error> {
-        let mut client = db::connect(self.pool, "ledger").await?;
-        let tx = client
-            .transaction()
-            .await
-            .map_err(db::DbError::query("cannot start a transaction"))?;
+    /// Starts committing a page on its own task: its sent and rejected rows and the watermark,
+    /// in one transaction.
+    fn start_commit(&self, outcome: PageOutcome, watermark: Option<String>) -> Commit {
+        let ledger = self.ledger.clone();
+        let pool = self.pool.clone();
         let run_id = self.stats.run_id;
-        self.ledger.mark_sent(&tx, &outcome.sent, run_id).await?;
-        self.ledger
-            .mark_rejected(&tx, &outcome.rejected, run_id)
-            .await?;
-        if let (true, Some(watermark)) = (self.advance, &watermark) {
-            self.ledger
-                .advance_watermark(&tx, watermark, self.watermark_kind, run_id)
-                .await?;
+        let advance = self.advance.then_some(self.watermark_kind);
+        let sent = outcome.sent.len() as u64;
+        let rejected = outcome.rejected.len() as u64;
+        let page_watermark = watermark.clone();
+        let handle = tokio::spawn(async move {
+            let mut client = db::connect(&pool, "ledger").await?;
+            let tx = client
+                .transaction()
+                .await
+                .map_err(db::DbError::query("cannot start a transaction"))?;
+            ledger.mark_sent(&tx, &outcome.sent, run_id).await?;
+            ledger.mark_rejected(&tx, &outcome.rejected, run_id).await?;
+            if let (Some(kind), Some(watermark)) = (advance, &page_watermark) {
+                ledger
+                    .advance_watermark(&tx, watermark, kind, run_id)
+                    .await?;
+            }
+            tx.commit()
+                .await
+                .map_err(db::DbError::query("cannot commit a page"))?;
+            Ok(())
+        });
+        Commit {
+            handle,
+            sent,
+            rejected,
+            watermark,
         }
-        tx.commit()
-            .await
-            .map_err(db::DbError::query("cannot commit a page"))?;
-        self.stats.sent += outcome.sent.len() as u64;
-        self.stats.rejected += outcome.rejected.len() as u64;
-        if self.advance && watermark.is_some() {
-            self.stats.watermark_end = watermark;
+    }
+
+    /// Counts a finished page commit in the stats and tells the progress callback.
+    fn finish_commit(
+        &mut self,
+        commit: Commit,
+        joined: Result<Result<(), Error>, tokio::task::JoinError>,
+    ) -> Result<(), Error> {
+        joined.map_err(|error| Error::Usage(format!("commit task failed: {error}")))??;
+        self.stats.sent += commit.sent;
+        self.stats.rejected += commit.rejected;
+        if self.advance && commit.watermark.is_some() {
+            self.stats.watermark_end = commit.watermark;
         }
         if let Some(progress) = &self.progress {
             progress(self.stats);
         }
         Ok(())
     }
+}
+
+/// A page commit running on its own task, and what to count once it has committed.
+struct Commit {
+    /// The task.
+    handle: tokio::task::JoinHandle<Result<(), Error>>,
+    /// Orders it marks sent.
+    sent: u64,
+    /// Orders it marks rejected.
+    rejected: u64,
+    /// The watermark it advances to, if any.
+    watermark: Option<String>,
 }
 
 /// What to do with a valid order, given its ledger row.

@@ -416,3 +416,23 @@ async fn an_append_only_source_with_several_versions_of_an_order_in_one_page_kee
         Some("invalid")
     );
 }
+
+#[tokio::test]
+async fn an_order_invalid_in_one_page_and_fixed_in_a_later_page_of_the_same_run_is_sent() {
+    let db = TestDb::new().await;
+    db.exec(
+        "insert into shop.store_transactions (order_id, purchased_at, updated_at, total, email) values
+         ('A', now() - interval '1 hour', '2026-01-01 00:00:01+00', null, 'a@b.co'),
+         ('B', now() - interval '1 hour', '2026-01-01 00:00:02+00', 1, 'a@b.co'),
+         ('A', now() - interval '1 hour', '2026-01-01 00:00:03+00', 5, 'a@b.co');",
+    )
+    .await;
+    let config = db.config("batch_size = 1", None);
+    migrate(&config).await;
+
+    let stats = run(&config).await;
+
+    assert_eq!(stats.sent, 2);
+    assert_eq!(db.ledger_text("A", "status").await.as_deref(), Some("sent"));
+    assert_eq!(db.ledger_text("A", "value").await.as_deref(), Some("5"));
+}

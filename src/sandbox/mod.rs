@@ -36,8 +36,8 @@
 //! | `drop_rate` | none | connection cut before a complete response | injected |
 //!
 //! Value-rule errors (every event error except a missing field) name `$['data'][i]` only when
-//! [`Faults::name_index`] is set; see `validate.rs`. Bodies are JSON only (Meta also takes form
-//! fields; ocapi sends JSON).
+//! [`Faults::name_index`] is set; see `validate.rs`. Bodies are JSON (what ocapi sends) or form
+//! fields with JSON-encoded values (what Meta's SDKs send, e.g. `bench/python_sdk_sync.py`).
 
 mod command;
 mod graph_error;

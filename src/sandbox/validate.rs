@@ -69,19 +69,29 @@ pub(super) struct Rules<'a> {
     pub(super) reject_order_prefix: Option<&'a str>,
 }
 
-/// Parses a request body as a JSON object; an empty body is an empty object so that a token in a
-/// header can still be checked before the body's own errors are reported.
+/// Parses a request body as a JSON object, or as form fields (`data=<json>&...`, what Meta's
+/// own SDKs send) into an object of strings; an empty body is an empty object so that a token
+/// in a header can still be checked before the body's own errors are reported.
 pub(super) fn parse_body(bytes: &[u8]) -> Result<Map<String, Value>, GraphError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(Map::new());
     }
     match serde_json::from_slice::<Value>(bytes) {
         Ok(Value::Object(map)) => Ok(map),
+        Err(_) if looks_like_form(bytes) => Ok(form_urlencoded::parse(bytes)
+            .map(|(key, value)| (key.into_owned(), Value::String(value.into_owned())))
+            .collect()),
         _ => Err(GraphError::invalid("Invalid parameter", None).with_user(
             "Invalid Request Body",
             "The request body must be a JSON object.",
         )),
     }
+}
+
+/// Whether a body that is not JSON reads as `key=value&...` form fields.
+fn looks_like_form(bytes: &[u8]) -> bool {
+    let first = bytes.split(|&b| b == b'&').next().unwrap_or_default();
+    first.contains(&b'=') && first.first().is_some_and(u8::is_ascii_alphabetic)
 }
 
 /// A string-valued top-level field (e.g. `access_token`), if present.
@@ -421,6 +431,25 @@ mod tests {
             "user_data": {"em": [digest('a')], "ph": [digest('b')]},
             "custom_data": {"value": 12.5, "currency": "USD", "order_id": "R1"}
         })
+    }
+
+    #[test]
+    fn a_form_body_as_the_sdks_send_it_reads_like_the_json_one() {
+        // GIVEN the body Meta's Python SDK posts: form fields, `data` a JSON list of JSON texts
+        let data = serde_json::to_string(&vec![event().to_string()]).unwrap();
+        let body: String = form_urlencoded::Serializer::new(String::new())
+            .append_pair("data", &data)
+            .append_pair("access_token", "t")
+            .finish();
+
+        // WHEN it is parsed and checked
+        let map = parse_body(body.as_bytes()).unwrap();
+        let events = check_events(&map, &rules()).unwrap();
+
+        // THEN it holds the same event, and the token as a string field
+        assert_eq!(events, vec![event()]);
+        assert_eq!(string_field(&map, "access_token"), Some("t"));
+        assert!(parse_body(b"not json, not a form").is_err());
     }
 
     /// Rules at [`NOW`] that name indexes.

@@ -28,6 +28,10 @@ pub struct PageQuery {
     table: String,
     /// The quoted watermark column.
     watermark: String,
+    /// The watermark column qualified by its table, for ORDER BY: there a bare name means the
+    /// select list's `"col"::text` output column first, which sorts by text (`'10' < '9'`) and
+    /// cannot use an index.
+    order_watermark: String,
     /// The keyset key expression.
     key: String,
     /// The event-time expression in unix seconds.
@@ -84,6 +88,7 @@ impl PageQuery {
         Self {
             select: format!("select {} from {}", list.join(", "), table.quoted_name),
             table: table.quoted_name.clone(),
+            order_watermark: format!("{}.{watermark}", table.quoted_name),
             watermark,
             key,
             event_time,
@@ -128,7 +133,7 @@ impl PageQuery {
             "{} where {} order by {}, {} limit ${}",
             self.select,
             conditions.join(" and "),
-            self.watermark,
+            self.order_watermark,
             self.key,
             params.len() + 1
         );
@@ -255,7 +260,7 @@ path = "x"
             "{sql}"
         );
         assert!(
-            sql.ends_with(r#"order by "updated at", coalesce("id"::text, '') limit $3"#),
+            sql.ends_with(r#"order by "s"."t"."updated at", coalesce("id"::text, '') limit $3"#),
             "{sql}"
         );
         assert_eq!(params.len(), 2);

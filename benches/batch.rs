@@ -1,0 +1,146 @@
+//! Criterion benchmarks of the per-batch CPU work between the source and the wire: building the
+//! events of a page of source rows (`transform::build`: normalization and hashing included) and
+//! serializing a 1000-event batch into the request body sent to Meta. Run with
+//! `cargo bench --bench batch`; the figures are in docs/benchmarks.md.
+
+use std::hint::black_box;
+use std::path::Path;
+
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use ocapi::config::Config;
+use ocapi::destination::meta::PARTNER_AGENT;
+use ocapi::event::Event;
+use ocapi::source::SourceRow;
+use ocapi::transform::{self, Rules};
+use serde::Serialize;
+
+/// Rows in one benchmarked page (the default `source.batch_size`).
+const PAGE_ROWS: usize = 5000;
+/// Events in one request: Meta's maximum and the default `destination.batch_size`.
+const BATCH_EVENTS: usize = 1000;
+/// The unix time the events are judged at.
+const NOW: i64 = 1_780_000_000;
+
+/// A config mapping every customer field, as the demo does.
+const CONFIG: &str = r#"
+[connector]
+name = "bench"
+[source]
+url = "postgres://localhost/bench"
+table = "shop.store_transactions"
+watermark_column = "updated_at"
+[mapping]
+order_id = "order_id"
+event_time = "purchased_at"
+value = "total"
+currency = "currency"
+email = "email"
+phone = "phone"
+first_name = "first_name"
+last_name = "last_name"
+city = "city"
+state = "state"
+zip = "zip"
+country = "country"
+gender = "gender"
+date_of_birth = "birth_date"
+external_id = "loyalty_id"
+[defaults]
+currency = "USD"
+country = "US"
+[destination]
+kind = "file"
+dataset_id = "1234567890"
+path = "events.ndjson"
+"#;
+
+/// The request body's shape, as `destination::meta` sends it.
+#[derive(Serialize)]
+struct EventsRequest<'a> {
+    /// The events.
+    data: &'a [&'a Event],
+    /// The token.
+    access_token: &'a str,
+    /// ocapi's partner agent.
+    partner_agent: &'a str,
+}
+
+/// A typical source row `i`, every mapped field filled, as PostgreSQL's text forms.
+fn row(i: usize) -> SourceRow {
+    SourceRow {
+        watermark: format!("2026-01-01 00:00:{:02}.{:03}+00", (i / 1000) % 60, i % 1000),
+        key: format!("R{i}"),
+        order_id: Some(format!("R{i}")),
+        event_time: Some((NOW - 3600) as f64),
+        value: Some(format!("{}.99", 10 + i % 500)),
+        currency: Some("USD".to_owned()),
+        email: Some(format!(" Customer{i}@Example.com ")),
+        phone: Some(format!("(650) 555-{:04}", i % 10_000)),
+        first_name: Some("Mary".to_owned()),
+        last_name: Some("Smith".to_owned()),
+        city: Some("New York".to_owned()),
+        state: Some("NY".to_owned()),
+        zip: Some("10001".to_owned()),
+        country: Some("US".to_owned()),
+        gender: Some("F".to_owned()),
+        date_of_birth: Some("1990-01-02".to_owned()),
+        external_id: Some(format!("L{i}")),
+        ..SourceRow::default()
+    }
+}
+
+/// The transform rules of [`CONFIG`].
+fn rules() -> Rules {
+    let config = Config::parse(CONFIG, Path::new("bench.toml")).expect("the bench config parses");
+    Rules::from_config(&config)
+}
+
+/// Builds the events of a page, as the run loop's reader does.
+fn build_page(rows: &[SourceRow], rules: &Rules) -> Vec<Event> {
+    transform::orders(rows)
+        .filter_map(|order| transform::build(order, rules, NOW).ok())
+        .map(|built| built.event)
+        .collect()
+}
+
+/// `transform::build` over a page of source rows.
+fn bench_build(c: &mut Criterion) {
+    let rules = rules();
+    let rows: Vec<SourceRow> = (0..PAGE_ROWS).map(row).collect();
+    let mut group = c.benchmark_group("build");
+    group.throughput(Throughput::Elements(PAGE_ROWS as u64));
+    group.sample_size(20);
+    group.bench_function("page_of_5000_rows", |b| {
+        b.iter(|| build_page(black_box(&rows), &rules));
+    });
+    group.finish();
+}
+
+/// Serializing a 1000-event batch to the request JSON.
+fn bench_serialize(c: &mut Criterion) {
+    let rules = rules();
+    let rows: Vec<SourceRow> = (0..BATCH_EVENTS).map(row).collect();
+    let events = build_page(&rows, &rules);
+    assert_eq!(events.len(), BATCH_EVENTS, "every benchmark row is valid");
+    let data: Vec<&Event> = events.iter().collect();
+    let mut group = c.benchmark_group("serialize");
+    group.throughput(Throughput::Elements(BATCH_EVENTS as u64));
+    group.bench_function("request_body_of_1000_events", |b| {
+        b.iter_batched_ref(
+            || Vec::with_capacity(1 << 20),
+            |buffer: &mut Vec<u8>| {
+                let request = EventsRequest {
+                    data: black_box(&data),
+                    access_token: "bench-token",
+                    partner_agent: PARTNER_AGENT,
+                };
+                serde_json::to_writer(buffer, &request).expect("an Event always serializes");
+            },
+            BatchSize::SmallInput,
+        );
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench_build, bench_serialize);
+criterion_main!(benches);
