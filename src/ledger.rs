@@ -331,7 +331,7 @@ impl Ledger {
                  payload, store_id)
              select $1, $2, $3, u.order_id, to_timestamp(u.event_time), u.value, u.currency,
                     'pending', null, $4, u.watermark, 1, string_to_array(u.keys, ','),
-                    u.payload::jsonb, u.store_id
+                    u.payload, u.store_id
              from unnest($5::text[], $6::int8[], $7::numeric[], $8::text[], $9::text[],
                          $10::text[], $11::text[], $12::text[])
                   as u(order_id, event_time, value, currency, watermark, keys, payload, store_id)
@@ -440,7 +440,7 @@ impl Ledger {
         limit: i64,
     ) -> Result<Vec<Event>, DbError> {
         let sql = format!(
-            "select payload::text from {}
+            "select payload from {}
              where connector = $1 and dataset_id = $2 and status = 'pending'
                and run_id is distinct from $3 and payload is not null
              order by order_id limit $4",
