@@ -620,12 +620,12 @@ impl Pipeline<'_> {
     /// Starts sending one batch on its own task, so requests progress while the loop works.
     fn start_batch(&self, events: Vec<Event>) -> Flight {
         let destination = Arc::clone(&self.destination);
-        let handle = tokio::spawn(async move {
+        let mut handle = AbortOnDrop(tokio::spawn(async move {
             let result = destination.send(&events).await;
             (events, result)
-        });
+        }));
         Box::pin(async move {
-            match handle.await {
+            match (&mut handle.0).await {
                 Ok((events, result)) => Done::Batch(events, result),
                 Err(error) => Done::Batch(
                     Vec::new(),
@@ -841,6 +841,17 @@ struct Commit {
     rejected: u64,
     /// The watermark it advances to, if any.
     watermark: Option<String>,
+}
+
+/// Aborts a spawned send when its in-flight future is dropped: a run that stops on an error
+/// must not leave requests going out behind it (their orders stay `pending` and the next run
+/// re-sends them).
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// What to do with a valid order, given its ledger row.

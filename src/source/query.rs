@@ -119,12 +119,15 @@ impl PageQuery {
             Position::After { watermark, key } => {
                 params.push(Box::new(watermark.clone()));
                 params.push(Box::new(key.clone()));
+                // The redundant `watermark >= $1` lets an index on the watermark column alone
+                // start the scan at the cursor; the row comparison then needs an index on
+                // (watermark, key) to be an index condition itself.
                 conditions.push(format!(
-                    "({}, {}) > (${}::text::{t}, ${})",
-                    self.watermark,
+                    "{w} >= ${a}::text::{t} and ({w}, {}) > (${a}::text::{t}, ${b})",
                     self.key,
-                    params.len() - 1,
-                    params.len()
+                    w = self.watermark,
+                    a = params.len() - 1,
+                    b = params.len()
                 ));
             }
         }
@@ -255,7 +258,7 @@ path = "x"
         let (sql, params) = q.page(&position, None);
         assert!(
             sql.contains(
-                r#"("updated at", coalesce("id"::text, '')) > ($1::text::timestamptz, $2)"#
+                r#""updated at" >= $1::text::timestamptz and ("updated at", coalesce("id"::text, '')) > ($1::text::timestamptz, $2)"#
             ),
             "{sql}"
         );
