@@ -690,11 +690,10 @@ fn default_ledger_schema() -> String {
     DEFAULT_LEDGER_SCHEMA.to_owned()
 }
 
+/// A minimal valid config (file destination) for unit tests across the crate; tests derive
+/// variants with `str::replace`.
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const MINIMAL: &str = r#"
+pub(crate) const TEST_CONFIG: &str = r#"
 [connector]
 name = "t"
 [source]
@@ -712,6 +711,12 @@ kind = "file"
 dataset_id = "123"
 path = "out.ndjson"
 "#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = TEST_CONFIG;
 
     #[test]
     fn minimal_config_gets_defaults() {

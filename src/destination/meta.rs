@@ -1410,27 +1410,14 @@ mod tests {
     fn from_config_reads_the_token_file_and_builds_the_urls() {
         let path = std::env::temp_dir().join(format!("ocapi-meta-token-{}", std::process::id()));
         std::fs::write(&path, format!("{TOKEN}\n")).unwrap();
-        let text = format!(
-            r#"
-[connector]
-name = "t"
-[source]
-url = "postgres://localhost/test"
-table = "t"
-watermark_column = "updated_at"
-[mapping]
-order_id = "id"
-event_time = "at"
-value = "total"
-[defaults]
-currency = "USD"
-[destination]
-kind = "meta"
-dataset_id = "123"
-access_token_file = "{}"
-max_requests_per_second = 5.0
-"#,
-            path.display()
+        let destination_table = format!(
+            "kind = \"meta\"\ndataset_id = \"123\"\naccess_token_file = {:?}\n\
+             max_requests_per_second = 5.0",
+            path.display().to_string()
+        );
+        let text = crate::config::TEST_CONFIG.replace(
+            "kind = \"file\"\ndataset_id = \"123\"\npath = \"out.ndjson\"",
+            &destination_table,
         );
         let config = Config::parse(&text, std::path::Path::new("x.toml")).unwrap();
         let destination = MetaDestination::from_config(&config).unwrap();

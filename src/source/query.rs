@@ -218,26 +218,12 @@ mod tests {
     use crate::source::WatermarkKind;
 
     fn query(table_name: &str, order_id: &str) -> PageQuery {
-        let text = format!(
-            r#"
-[connector]
-name = "t"
-[source]
-url = "postgres://x/y"
-table = "t"
-watermark_column = "updated at"
-[mapping]
-order_id = '{order_id}'
-event_time = "at"
-value = "total"
-[defaults]
-currency = "USD"
-[destination]
-kind = "file"
-dataset_id = "1"
-path = "x"
-"#
-        );
+        let text = crate::config::TEST_CONFIG
+            .replace(
+                "watermark_column = \"updated_at\"",
+                "watermark_column = \"updated at\"",
+            )
+            .replace("order_id = \"id\"", &format!("order_id = '{order_id}'"));
         let config = Config::parse(&text, Path::new("t.toml")).unwrap();
         let table = SourceTable {
             quoted_name: table_name.to_owned(),
