@@ -30,8 +30,9 @@ use crate::source::{self, EventTimeWindow, PageQuery, Position, SourceTable, Wat
 use crate::stats::{RunStats, RunStatus};
 use crate::transform::{self, Built, Invalid, Rules};
 
-/// Pages read ahead of the one being sent: enough to keep requests flowing, bounded memory.
-const PAGES_AHEAD: usize = 2;
+/// Pages read ahead of the one being recorded: one keeps requests flowing (measured: the same
+/// rows/s as two, within noise) and bounds memory lower (132-138 MiB vs 150-153 MiB at 100k rows).
+const PAGES_AHEAD: usize = 1;
 /// Pending orders of a dead run re-sent per round.
 const RECOVERY_CHUNK: i64 = 5000;
 
