@@ -515,3 +515,65 @@ fn the_docker_connector_config_parses() {
     assert_eq!(config.mapping.store_id.as_deref(), Some("store_id"));
     assert_eq!(config.destination.base_url, "http://sandbox:4599");
 }
+
+#[tokio::test]
+async fn watch_logs_a_degraded_run_at_error_level_and_keeps_going() {
+    // GIVEN a source where a third of the orders are invalid
+    let db = TestDb::new().await;
+    insert_orders(&db, "R", 20, "2026-01-01T00:00:00Z").await;
+    db.exec("update shop.store_transactions set total = null where order_id in ('R1', 'R2', 'R3', 'R4', 'R5', 'R6', 'R7')")
+        .await;
+    let config = db.config("", None);
+    migrate(&config).await;
+
+    // WHEN watch runs with a 5% limit, in JSON logs, and is stopped after its first run
+    let child = Command::new(env!("CARGO_BIN_EXE_ocapi"))
+        .arg("--config")
+        .arg(config_path(&db))
+        .args([
+            "--log-format",
+            "json",
+            "watch",
+            "--interval",
+            "1s",
+            "--max-invalid-ratio",
+            "0.05",
+        ])
+        .env("OCAPI_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while db.ledger_counts().await.get("sent").copied().unwrap_or(0) < 13 {
+        assert!(Instant::now() < deadline, "watch sent nothing");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+
+    // THEN it exits 0 on the signal, and the degraded run was logged at error level
+    assert_eq!(out.status.code(), Some(0));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let degraded: Vec<serde_json::Value> = stderr
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|line| {
+            line["fields"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("degraded"))
+        })
+        .collect();
+    assert!(!degraded.is_empty(), "{stderr}");
+    assert!(
+        degraded.iter().all(|line| line["level"] == "ERROR"),
+        "{stderr}"
+    );
+}
