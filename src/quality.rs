@@ -263,49 +263,19 @@ pub fn render(report: &Report) -> String {
     let m = &report.meta;
     let mut out = String::new();
     let _ = writeln!(out, "dataset {} (offline events)", report.dataset_id);
-    let _ = writeln!(out, "  {:<22} {:>10}  {:>10}", "", "meta", "ocapi");
-    let _ = writeln!(
-        out,
-        "  {:<22} {:>10}  {:>10}",
-        "composite (/10)",
-        show(m.composite, ""),
-        "-"
-    );
-    let _ = writeln!(
-        out,
-        "  {:<22} {:>10}  {:>10}",
-        "match key (/10)",
-        show(m.match_key, ""),
-        "-"
-    );
-    let _ = writeln!(
-        out,
-        "  {:<22} {:>10}  {:>10}",
-        "email coverage",
-        show(m.email_coverage, "%"),
-        local("em")
-    );
-    let _ = writeln!(
-        out,
-        "  {:<22} {:>10}  {:>10}",
-        "phone coverage",
-        show(m.phone_coverage, "%"),
-        local("ph")
-    );
-    let _ = writeln!(
-        out,
-        "  {:<22} {:>10}  {:>10}",
-        "freshness (/10)",
-        show(m.freshness, ""),
-        "-"
-    );
-    let _ = writeln!(
-        out,
-        "  {:<22} {:>10}  {:>10}",
-        "frequency (/10)",
-        show(m.frequency, ""),
-        "-"
-    );
+    let none = || "-".to_owned();
+    let rows = [
+        ("", "meta".to_owned(), "ocapi".to_owned()),
+        ("composite (/10)", show(m.composite, ""), none()),
+        ("match key (/10)", show(m.match_key, ""), none()),
+        ("email coverage", show(m.email_coverage, "%"), local("em")),
+        ("phone coverage", show(m.phone_coverage, "%"), local("ph")),
+        ("freshness (/10)", show(m.freshness, ""), none()),
+        ("frequency (/10)", show(m.frequency, ""), none()),
+    ];
+    for (label, meta, ocapi) in rows {
+        let _ = writeln!(out, "  {label:<22} {meta:>10}  {ocapi:>10}");
+    }
     let _ = writeln!(
         out,
         "ocapi coverage per key over the last {} runs ({} events sent):",

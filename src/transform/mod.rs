@@ -4,7 +4,6 @@
 pub mod hash;
 pub mod normalize;
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
@@ -398,15 +397,6 @@ fn sufficient(user_data: &UserData) -> Result<(), InvalidReason> {
         return Err(InvalidReason::InsufficientCustomerInformation);
     }
     Ok(())
-}
-
-/// Counts of sent events carrying each user_data key, for the run stats.
-pub fn count_match_keys(events: &[Event], counts: &mut BTreeMap<String, u64>) {
-    for event in events {
-        for key in event.user_data.present_keys() {
-            *counts.entry(key.to_owned()).or_default() += 1;
-        }
-    }
 }
 
 #[cfg(test)]
