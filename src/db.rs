@@ -18,6 +18,11 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         include_str!("../sql/0002_reconcile_views.sql"),
     ),
     (3, "operations", include_str!("../sql/0003_operations.sql")),
+    (
+        4,
+        "ledger_written_once",
+        include_str!("../sql/0004_ledger_written_once.sql"),
+    ),
 ];
 
 /// Errors talking to PostgreSQL.

@@ -256,9 +256,6 @@ pub async fn explain(config: &Config, order_id: &str) -> Result<String, Error> {
                 "sent".to_owned()
             }
         }
-        "pending" => "pending: its request was in flight when the run stopped; the next run \
-                      re-sends it first, with the identical event"
-            .to_owned(),
         "invalid" => format!(
             "invalid: {}; fix the source row and touch its watermark column, and the next run \
              sends it",

@@ -1,7 +1,7 @@
-//! The ledger: one row per (dataset_id, event_name, order_id) with its status (`pending`,
-//! `sent`, `invalid`, `rejected`), the runs table and the watermark. Writes are bulk (arrays
-//! through `unnest`, never one INSERT per row) and every status change that the watermark
-//! depends on commits in the same transaction as the watermark.
+//! The ledger: one row per (dataset_id, event_name, order_id) with its status (`sent`,
+//! `invalid`, `rejected`), the runs table and the watermark. An order is written once, when its
+//! outcome is known, in bulk (arrays through `unnest`, never one INSERT per row) and in the same
+//! transaction as the watermark that covers it.
 
 use std::collections::HashMap;
 
@@ -17,8 +17,6 @@ use crate::transform::Invalid;
 /// A ledger row's status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
-    /// Written before the request leaves; `sent` once the destination accepts.
-    Pending,
     /// Accepted by the destination.
     Sent,
     /// Could not become a valid event; `reason` says why.
@@ -31,7 +29,6 @@ impl Status {
     /// Reads the stored text.
     fn parse(text: &str) -> Option<Self> {
         match text {
-            "pending" => Some(Self::Pending),
             "sent" => Some(Self::Sent),
             "invalid" => Some(Self::Invalid),
             "rejected" => Some(Self::Rejected),
@@ -55,24 +52,99 @@ pub struct Existing {
     pub run_id: Option<i64>,
 }
 
-/// One accepted order, for `mark_sent`.
+/// What the ledger keeps of an order that was sent (or tried): the facts reconciliation
+/// compares with the source, not the hashed event.
 #[derive(Debug, Clone)]
-pub struct SentRow {
+pub struct OrderFacts {
     /// The order.
     pub order_id: String,
-    /// Meta's trace id of the request that carried it.
-    pub fbtrace_id: Option<String>,
-    /// `events_received` of that request.
-    pub events_received: i32,
+    /// Its event time (unix seconds).
+    pub event_time: i64,
+    /// Its value.
+    pub value: Decimal,
+    /// Its currency.
+    pub currency: String,
+    /// The source watermark of the version sent.
+    pub watermark: String,
+    /// Its store, when mapped.
+    pub store_id: Option<String>,
+    /// The `user_data` keys it carried, comma-separated.
+    pub match_keys: String,
 }
 
-/// One rejected order, for `mark_rejected`.
+impl OrderFacts {
+    /// Takes the facts out of an event that has come back from the destination.
+    pub fn from_event(event: Event, watermark: String, store_id: Option<String>) -> Self {
+        let match_keys = event.user_data.present_keys().collect::<Vec<_>>().join(",");
+        Self {
+            order_id: event.custom_data.order_id,
+            event_time: event.event_time,
+            value: event.custom_data.value,
+            currency: event.custom_data.currency,
+            watermark,
+            store_id,
+            match_keys,
+        }
+    }
+}
+
+/// What the destination said about one order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Accepted.
+    Sent {
+        /// Meta's trace id of the request that carried it.
+        fbtrace_id: Option<String>,
+        /// `events_received` of that request.
+        events_received: i32,
+    },
+    /// Rejected for its data, with the destination's message.
+    Rejected(String),
+}
+
+impl Verdict {
+    /// The ledger status.
+    fn status(&self) -> &'static str {
+        match self {
+            Self::Sent { .. } => "sent",
+            Self::Rejected(_) => "rejected",
+        }
+    }
+
+    /// The ledger reason: the destination's message for a rejection.
+    fn reason(&self) -> Option<&str> {
+        match self {
+            Self::Sent { .. } => None,
+            Self::Rejected(message) => Some(message),
+        }
+    }
+
+    /// Meta's trace id, for an accepted order.
+    fn fbtrace_id(&self) -> Option<&str> {
+        match self {
+            Self::Sent { fbtrace_id, .. } => fbtrace_id.as_deref(),
+            Self::Rejected(_) => None,
+        }
+    }
+
+    /// `events_received`, for an accepted order.
+    fn received(&self) -> Option<i32> {
+        match self {
+            Self::Sent {
+                events_received, ..
+            } => Some(*events_received),
+            Self::Rejected(_) => None,
+        }
+    }
+}
+
+/// One order whose request came back, for `record_outcomes`.
 #[derive(Debug, Clone)]
-pub struct RejectedRow {
+pub struct Outcome {
     /// The order.
-    pub order_id: String,
-    /// The destination's message.
-    pub message: String,
+    pub order: OrderFacts,
+    /// What the destination said.
+    pub verdict: Verdict,
 }
 
 /// The ledger of one connector and dataset, with its table names quoted once.
@@ -270,7 +342,7 @@ impl Ledger {
                    event_time = excluded.event_time, value = excluded.value,
                    currency = excluded.currency, source_watermark = excluded.source_watermark,
                    store_id = excluded.store_id,
-                   connector = excluded.connector, payload = null, updated_at = now()
+                   connector = excluded.connector, updated_at = now()
                where l.status <> 'sent'",
             ledger = self.ledger
         );
@@ -295,53 +367,51 @@ impl Ledger {
         Ok(())
     }
 
-    /// Records orders as `pending` with their hashed payload, before their request leaves.
-    pub async fn record_pending(
+    /// Records the orders whose requests came back, `sent` or `rejected`, in one upsert. A
+    /// `sent` row is final: a later rejection of the same order never replaces it.
+    pub async fn record_outcomes(
         &self,
         tx: &Transaction<'_>,
-        events: &[(&Event, &str, &str, Option<&str>)],
+        rows: &[Outcome],
         run_id: i64,
     ) -> Result<(), DbError> {
-        if events.is_empty() {
+        if rows.is_empty() {
             return Ok(());
         }
-        let order_ids: Vec<&str> = events
-            .iter()
-            .map(|(e, _, _, _)| e.custom_data.order_id.as_str())
-            .collect();
-        let event_times: Vec<i64> = events.iter().map(|(e, _, _, _)| e.event_time).collect();
-        let values: Vec<Decimal> = events
-            .iter()
-            .map(|(e, _, _, _)| e.custom_data.value)
-            .collect();
-        let currencies: Vec<&str> = events
-            .iter()
-            .map(|(e, _, _, _)| e.custom_data.currency.as_str())
-            .collect();
-        let watermarks: Vec<&str> = events.iter().map(|(_, w, _, _)| *w).collect();
-        let keys: Vec<String> = events
-            .iter()
-            .map(|(e, _, _, _)| e.user_data.present_keys().collect::<Vec<_>>().join(","))
-            .collect();
-        let payloads: Vec<&str> = events.iter().map(|(_, _, p, _)| *p).collect();
-        let stores: Vec<Option<&str>> = events.iter().map(|(_, _, _, s)| *s).collect();
+        let orders = || rows.iter().map(|r| &r.order);
+        let order_ids: Vec<&str> = orders().map(|o| o.order_id.as_str()).collect();
+        let event_times: Vec<i64> = orders().map(|o| o.event_time).collect();
+        let values: Vec<Decimal> = orders().map(|o| o.value).collect();
+        let currencies: Vec<&str> = orders().map(|o| o.currency.as_str()).collect();
+        let watermarks: Vec<&str> = orders().map(|o| o.watermark.as_str()).collect();
+        let keys: Vec<&str> = orders().map(|o| o.match_keys.as_str()).collect();
+        let stores: Vec<Option<&str>> = orders().map(|o| o.store_id.as_deref()).collect();
+        let statuses: Vec<&str> = rows.iter().map(|r| r.verdict.status()).collect();
+        let reasons: Vec<Option<&str>> = rows.iter().map(|r| r.verdict.reason()).collect();
+        let traces: Vec<Option<&str>> = rows.iter().map(|r| r.verdict.fbtrace_id()).collect();
+        let received: Vec<Option<i32>> = rows.iter().map(|r| r.verdict.received()).collect();
         let sql = format!(
             "insert into {ledger} as l (connector, dataset_id, event_name, order_id, event_time,
                  value, currency, status, reason, run_id, source_watermark, attempts, match_keys,
-                 payload, store_id)
+                 store_id, sent_at, fbtrace_id, events_received)
              select $1, $2, $3, u.order_id, to_timestamp(u.event_time), u.value, u.currency,
-                    'pending', null, $4, u.watermark, 1, string_to_array(u.keys, ','),
-                    u.payload, u.store_id
+                    u.status, u.reason, $4, u.watermark, 1, string_to_array(u.keys, ','),
+                    u.store_id, case when u.status = 'sent' then now() end, u.fbtrace_id,
+                    u.received
              from unnest($5::text[], $6::int8[], $7::numeric[], $8::text[], $9::text[],
-                         $10::text[], $11::text[], $12::text[])
-                  as u(order_id, event_time, value, currency, watermark, keys, payload, store_id)
+                         $10::text[], $11::text[], $12::text[], $13::text[], $14::text[],
+                         $15::int4[])
+                  as u(order_id, event_time, value, currency, watermark, keys, store_id, status,
+                       reason, fbtrace_id, received)
              on conflict (dataset_id, event_name, order_id) do update
-               set status = 'pending', reason = null, run_id = excluded.run_id,
+               set status = excluded.status, reason = excluded.reason, run_id = excluded.run_id,
                    event_time = excluded.event_time, value = excluded.value,
                    currency = excluded.currency, source_watermark = excluded.source_watermark,
-                   match_keys = excluded.match_keys, payload = excluded.payload,
-                   store_id = excluded.store_id, connector = excluded.connector, attempts = l.attempts + 1, updated_at = now()
-               where l.status <> 'sent'",
+                   match_keys = excluded.match_keys, store_id = excluded.store_id,
+                   sent_at = excluded.sent_at, fbtrace_id = excluded.fbtrace_id,
+                   events_received = excluded.events_received, connector = excluded.connector,
+                   attempts = l.attempts + 1, updated_at = now()
+               where l.status <> 'sent' or excluded.status = 'sent'",
             ledger = self.ledger
         );
         tx.execute(
@@ -357,102 +427,39 @@ impl Ledger {
                 &currencies,
                 &watermarks,
                 &keys,
-                &payloads,
                 &stores,
-            ],
-        )
-        .await
-        .map_err(DbError::query("cannot record pending orders in the ledger"))?;
-        Ok(())
-    }
-
-    /// Marks accepted orders `sent` (and drops their payload).
-    pub async fn mark_sent(
-        &self,
-        tx: &Transaction<'_>,
-        rows: &[SentRow],
-        run_id: i64,
-    ) -> Result<(), DbError> {
-        if rows.is_empty() {
-            return Ok(());
-        }
-        let order_ids: Vec<&str> = rows.iter().map(|r| r.order_id.as_str()).collect();
-        let traces: Vec<Option<&str>> = rows.iter().map(|r| r.fbtrace_id.as_deref()).collect();
-        let received: Vec<i32> = rows.iter().map(|r| r.events_received).collect();
-        let sql = format!(
-            "update {} as l set status = 'sent', sent_at = now(), fbtrace_id = u.fbtrace_id,
-                 events_received = u.received, run_id = $3, reason = null, payload = null,
-                 updated_at = now()
-             from unnest($4::text[], $5::text[], $6::int4[]) as u(order_id, fbtrace_id, received)
-             where l.dataset_id = $1 and l.event_name = $2 and l.order_id = u.order_id",
-            self.ledger
-        );
-        tx.execute(
-            &sql,
-            &[
-                &self.dataset_id,
-                &PURCHASE,
-                &run_id,
-                &order_ids,
+                &statuses,
+                &reasons,
                 &traces,
                 &received,
             ],
         )
         .await
-        .map_err(DbError::query("cannot mark orders sent in the ledger"))?;
+        .map_err(DbError::query(
+            "cannot record sent and rejected orders in the ledger",
+        ))?;
         Ok(())
     }
 
-    /// Marks orders `rejected` with the destination's message.
-    pub async fn mark_rejected(
-        &self,
-        tx: &Transaction<'_>,
-        rows: &[RejectedRow],
-        run_id: i64,
-    ) -> Result<(), DbError> {
-        if rows.is_empty() {
-            return Ok(());
-        }
-        let order_ids: Vec<&str> = rows.iter().map(|r| r.order_id.as_str()).collect();
-        let messages: Vec<&str> = rows.iter().map(|r| r.message.as_str()).collect();
-        let sql = format!(
-            "update {} as l set status = 'rejected', reason = u.message, run_id = $3,
-                 payload = null, updated_at = now()
-             from unnest($4::text[], $5::text[]) as u(order_id, message)
-             where l.dataset_id = $1 and l.event_name = $2 and l.order_id = u.order_id
-               and l.status <> 'sent'",
-            self.ledger
-        );
-        tx.execute(
-            &sql,
-            &[&self.dataset_id, &PURCHASE, &run_id, &order_ids, &messages],
-        )
-        .await
-        .map_err(DbError::query("cannot mark orders rejected in the ledger"))?;
-        Ok(())
-    }
-
-    /// Up to `limit` orders left `pending` by runs other than `run_id`, with their payloads.
-    pub async fn pending_from_other_runs(
+    /// Marks the runs of this connector that are still `running` as failed: the caller holds
+    /// the connector's lock, so their process died (`kill -9`, a lost machine). Returns their
+    /// ids and modes, so that the caller can say what to re-run.
+    pub async fn close_interrupted_runs(
         &self,
         client: &Client,
         run_id: i64,
-        limit: i64,
-    ) -> Result<Vec<Event>, DbError> {
+    ) -> Result<Vec<(i64, String)>, DbError> {
         let sql = format!(
-            "select payload from {}
-             where connector = $1 and dataset_id = $2 and status = 'pending'
-               and run_id is distinct from $3 and payload is not null
-             order by order_id limit $4",
-            self.ledger
+            "update {} set status = 'failed', finished_at = now(),
+                 error = 'interrupted: the process stopped before the run finished'
+             where connector = $1 and status = 'running' and run_id <> $2
+             returning run_id, mode",
+            self.runs
         );
         let rows = client
-            .query(&sql, &[&self.connector, &self.dataset_id, &run_id, &limit])
+            .query(&sql, &[&self.connector, &run_id])
             .await
-            .map_err(DbError::query("cannot read pending orders from the ledger"))?;
-        Ok(rows
-            .iter()
-            .filter_map(|row| serde_json::from_str::<Event>(row.get::<_, &str>(0)).ok())
-            .collect())
+            .map_err(DbError::query("cannot close interrupted runs"))?;
+        Ok(rows.iter().map(|row| (row.get(0), row.get(1))).collect())
     }
 }

@@ -4,8 +4,7 @@
 //! those orders, and joins them here, because source and ledger may live in different
 //! databases. The ledger-only parts are also SQL views (sql/0002 and sql/0003).
 //!
-//! For every group: `sent + pending + invalid + rejected + never_seen = source_orders +
-//! ledger_only`.
+//! For every group: `sent + invalid + rejected + never_seen = source_orders + ledger_only`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
@@ -45,7 +44,7 @@ struct SourceOrder {
 /// One order as the ledger holds it.
 #[derive(Debug, Clone)]
 struct LedgerOrder {
-    /// `pending`, `sent`, `invalid` or `rejected`.
+    /// `sent`, `invalid` or `rejected`.
     status: String,
     /// Why it is invalid or rejected.
     reason: Option<String>,
@@ -72,8 +71,6 @@ pub struct Line {
     /// Their value, as sent.
     #[serde(with = "rust_decimal::serde::float")]
     pub sent_value: Decimal,
-    /// Orders recorded before their request left, not yet acknowledged.
-    pub pending: u64,
     /// Orders that could not become an event.
     pub invalid: u64,
     /// Invalid orders by reason.
@@ -95,7 +92,6 @@ impl Line {
         self.source_value += other.source_value;
         self.sent += other.sent;
         self.sent_value += other.sent_value;
-        self.pending += other.pending;
         self.invalid += other.invalid;
         for (reason, n) in &other.invalid_reasons {
             *self.invalid_reasons.entry(reason.clone()).or_default() += n;
@@ -113,7 +109,6 @@ impl Line {
                 self.sent += 1;
                 self.sent_value += row.value.unwrap_or_default();
             }
-            "pending" => self.pending += 1,
             "invalid" => {
                 self.invalid += 1;
                 let reason = row.reason.clone().unwrap_or_else(|| "-".to_owned());
@@ -339,13 +334,12 @@ pub fn render(report: &Report) -> String {
     );
     let _ = writeln!(
         out,
-        "{:<12} {:>8} {:>12} {:>8} {:>12} {:>8} {:>8} {:>8} {:>10} {:>8} {:>11}",
+        "{:<12} {:>8} {:>12} {:>8} {:>12} {:>8} {:>8} {:>10} {:>8} {:>11}",
         by,
         "orders",
         "value",
         "sent",
         "sent value",
-        "pending",
         "invalid",
         "rejected",
         "never seen",
@@ -355,13 +349,12 @@ pub fn render(report: &Report) -> String {
     for line in report.lines.iter().chain([&report.total]) {
         let _ = writeln!(
             out,
-            "{:<12} {:>8} {:>12} {:>8} {:>12} {:>8} {:>8} {:>8} {:>10} {:>8} {:>11}",
+            "{:<12} {:>8} {:>12} {:>8} {:>12} {:>8} {:>8} {:>10} {:>8} {:>11}",
             line.group,
             line.source_orders,
             format!("{:.2}", line.source_value),
             line.sent,
             format!("{:.2}", line.sent_value),
-            line.pending,
             line.invalid,
             line.rejected,
             line.never_seen,

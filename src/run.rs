@@ -1,12 +1,15 @@
 //! One sync pass: read → transform → send → ledger → stats.
 //!
 //! Three stages overlap. A reader task reads keyset pages and transforms them; the main loop
-//! records each page's orders in the ledger (`invalid`, or `pending` before their request
-//! leaves) and starts its batches, up to `destination.concurrency` requests in flight; batch
-//! results come back in page order, and when the last batch of a page is back, its `sent` and
-//! `rejected` rows and the watermark advance commit in one transaction. A run that fails or is
-//! killed at any point loses no order: the watermark never passes an order whose ledger row is
-//! not final, and `pending` rows are re-sent first by the next run with the same event.
+//! decides each page's orders against the ledger and starts its batches, up to
+//! `destination.concurrency` requests in flight; batch results come back in page order, and
+//! when the last batch of a page is back, its `sent`, `rejected` and `invalid` rows and the
+//! watermark advance commit in one transaction, on their own task while the next page is sent.
+//!
+//! Each order is written to the ledger once. A run that fails or is killed at any point loses
+//! no order: the watermark never passes an order whose ledger row is not committed, so the next
+//! run reads the dead run's in-flight orders again and sends them with the same `event_id`,
+//! `order_id` and `event_time`, which Meta deduplicates.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::Future;
@@ -25,7 +28,7 @@ use crate::db;
 use crate::destination::{Delivery, Destination, DestinationError};
 use crate::error::Error;
 use crate::event::Event;
-use crate::ledger::{Existing, Ledger, RejectedRow, SentRow, Status};
+use crate::ledger::{Existing, Ledger, OrderFacts, Outcome, Status, Verdict};
 use crate::source::{self, EventTimeWindow, PageQuery, Position, SourceTable, WatermarkKind};
 use crate::stats::{RunStats, RunStatus};
 use crate::transform::{self, Built, Invalid, Rules};
@@ -33,8 +36,6 @@ use crate::transform::{self, Built, Invalid, Rules};
 /// Pages read ahead of the one being recorded: one keeps requests flowing (measured: the same
 /// rows/s as two, within noise) and bounds memory lower (132-138 MiB vs 150-153 MiB at 100k rows).
 const PAGES_AHEAD: usize = 1;
-/// Pending orders of a dead run re-sent per round.
-const RECOVERY_CHUNK: i64 = 5000;
 
 /// What kind of pass this is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -136,6 +137,7 @@ pub async fn run(
     stats.run_id = ledger
         .start_run(&ledger_client, options.mode.as_str())
         .await?;
+    report_interrupted_runs(&ledger, &ledger_client, stats.run_id).await?;
 
     let result = async {
         let start = start_position(
@@ -149,8 +151,6 @@ pub async fn run(
         )
         .await?;
         drop(source_client);
-        let recovered =
-            recover_pending(config, &ledger, &ledger_pool, &destination, &mut stats).await?;
         let mut sync = Pipeline {
             config,
             ledger: &ledger,
@@ -160,7 +160,7 @@ pub async fn run(
             watermark_kind: table.watermark_kind,
             advance: options.mode == Mode::Run,
             progress: options.progress.clone(),
-            recovered,
+            in_flight: HashSet::new(),
         };
         let pages = spawn_reader(config, &source_pool, &table, start, &options);
         sync.drive(pages, shutdown).await
@@ -311,103 +311,95 @@ async fn start_position(
     }
 }
 
-/// Re-sends the orders that a dead run left `pending`, with their stored (identical) events;
-/// returns their order ids (their ledger rows now carry this run's id).
-async fn recover_pending(
-    config: &Config,
+/// Closes the runs of this connector that a dead process left `running` and says what they
+/// leave to do: an incremental run's orders are read again from the watermark by this run, a
+/// backfill's window must be backfilled again.
+async fn report_interrupted_runs(
     ledger: &Ledger,
-    pool: &Pool,
-    destination: &Arc<Destination>,
-    stats: &mut RunStats,
-) -> Result<HashSet<String>, Error> {
-    let batch_size = config.destination.batch_size;
-    let mut recovered = HashSet::new();
-    loop {
-        let client = db::connect(pool, "ledger").await?;
-        let events = ledger
-            .pending_from_other_runs(&client, stats.run_id, RECOVERY_CHUNK)
-            .await?;
-        if events.is_empty() {
-            return Ok(recovered);
+    client: &Client,
+    run_id: i64,
+) -> Result<(), Error> {
+    for (interrupted, mode) in ledger.close_interrupted_runs(client, run_id).await? {
+        if mode == Mode::Backfill.as_str() {
+            tracing::warn!(
+                run_id = interrupted,
+                "backfill run {interrupted} was interrupted; run the same backfill again (orders it sent are skipped)"
+            );
+        } else {
+            tracing::warn!(
+                run_id = interrupted,
+                "run {interrupted} was interrupted; its unfinished orders are read again from the watermark"
+            );
         }
-        tracing::info!(
-            orders = events.len(),
-            "re-sending orders left pending by an earlier run"
-        );
-        stats.recovered_pending += events.len() as u64;
-        recovered.extend(events.iter().map(|e| e.custom_data.order_id.clone()));
-        let chunks: Vec<Vec<Event>> = events.chunks(batch_size).map(<[Event]>::to_vec).collect();
-        let results: Vec<(Vec<Event>, Result<Delivery, DestinationError>)> =
-            futures_util::stream::iter(chunks)
-                .map(|chunk| {
-                    let destination = Arc::clone(destination);
-                    async move {
-                        let result = destination.send(&chunk).await;
-                        (chunk, result)
-                    }
-                })
-                .buffered(config.destination.concurrency)
-                .collect()
-                .await;
-        let mut outcome = PageOutcome::default();
-        for (events, result) in results {
-            outcome.add(&events, result?, stats);
-        }
-        let mut client = client;
-        let tx = client
-            .transaction()
-            .await
-            .map_err(db::DbError::query("cannot start a transaction"))?;
-        ledger.mark_sent(&tx, &outcome.sent, stats.run_id).await?;
-        ledger
-            .mark_rejected(&tx, &outcome.rejected, stats.run_id)
-            .await?;
-        tx.commit()
-            .await
-            .map_err(db::DbError::query("cannot commit re-sent orders"))?;
-        stats.sent += outcome.sent.len() as u64;
-        stats.rejected += outcome.rejected.len() as u64;
     }
+    Ok(())
 }
 
-/// Results of the batches of one page, waiting for the page's last batch.
+/// What the ledger needs of a sent event besides the event: its source watermark and store.
+#[derive(Debug)]
+struct Tag {
+    /// The source watermark of the version sent.
+    watermark: String,
+    /// The store, when mapped.
+    store_id: Option<String>,
+}
+
+/// One request's events, with their tags in the same order.
+#[derive(Debug, Default)]
+struct Batch {
+    /// The events, as sent.
+    events: Vec<Event>,
+    /// `tags[i]` belongs to `events[i]`.
+    tags: Vec<Tag>,
+}
+
+/// The ledger rows of one page, waiting for the page's last batch.
 #[derive(Debug, Default)]
 struct PageOutcome {
-    /// Accepted orders.
-    sent: Vec<SentRow>,
-    /// Rejected orders.
-    rejected: Vec<RejectedRow>,
+    /// Sent and rejected orders.
+    outcomes: Vec<Outcome>,
+    /// Orders accepted.
+    sent: u64,
+    /// Orders rejected.
+    rejected: u64,
 }
 
 impl PageOutcome {
     /// Adds one batch's delivery; counts match keys of accepted events.
-    fn add(&mut self, events: &[Event], delivery: Delivery, stats: &mut RunStats) {
+    fn add(&mut self, batch: Batch, delivery: Delivery, stats: &mut RunStats) {
         stats.retries += u64::from(delivery.retries);
         stats.batches += u64::from(delivery.requests);
+        let mut slots: Vec<Option<(Event, Tag)>> =
+            batch.events.into_iter().zip(batch.tags).map(Some).collect();
+        let mut take = |index: usize| slots.get_mut(index).and_then(Option::take);
         for accepted in delivery.accepted {
             let received = i32::try_from(accepted.events_received).unwrap_or(i32::MAX);
             for index in accepted.indices {
-                let Some(event) = events.get(index) else {
+                let Some((event, tag)) = take(index) else {
                     continue;
                 };
                 for key in event.user_data.present_keys() {
                     RunStats::bump(&mut stats.match_keys, key, 1);
                 }
-                self.sent.push(SentRow {
-                    order_id: event.custom_data.order_id.clone(),
-                    fbtrace_id: accepted.fbtrace_id.clone(),
-                    events_received: received,
+                self.sent += 1;
+                self.outcomes.push(Outcome {
+                    order: OrderFacts::from_event(event, tag.watermark, tag.store_id),
+                    verdict: Verdict::Sent {
+                        fbtrace_id: accepted.fbtrace_id.clone(),
+                        events_received: received,
+                    },
                 });
             }
         }
         for rejected in delivery.rejected {
-            let Some(event) = events.get(rejected.index) else {
+            let Some((event, tag)) = take(rejected.index) else {
                 continue;
             };
             tracing::warn!(order_id = %event.custom_data.order_id, "event rejected by the destination");
-            self.rejected.push(RejectedRow {
-                order_id: event.custom_data.order_id.clone(),
-                message: rejected.message,
+            self.rejected += 1;
+            self.outcomes.push(Outcome {
+                order: OrderFacts::from_event(event, tag.watermark, tag.store_id),
+                verdict: Verdict::Rejected(rejected.message),
             });
         }
     }
@@ -485,20 +477,31 @@ fn plan_page(rows: &[source::SourceRow], rules: &Rules) -> PagePlan {
     plan
 }
 
+/// The end of a page: what its commit writes besides its batches' outcomes.
+#[derive(Debug)]
+struct PageEnd {
+    /// The watermark of its last row, where the watermark advances once it commits.
+    watermark: Option<String>,
+    /// Its invalid orders.
+    invalid: Vec<Invalid>,
+    /// The orders it sends, which stay "in flight in this run" until it commits.
+    sending: Vec<String>,
+}
+
 /// Work waiting to be started, in page order.
 enum Work {
     /// A batch to send.
-    Batch(Vec<Event>),
-    /// The end of a page: commit it, then advance the watermark to this value.
-    PageEnd(Option<String>),
+    Batch(Batch),
+    /// The end of a page: commit it.
+    PageEnd(PageEnd),
 }
 
 /// What came back from the in-flight queue.
 enum Done {
     /// A batch's result, with its events.
-    Batch(Vec<Event>, Result<Delivery, DestinationError>),
+    Batch(Batch, Result<Delivery, DestinationError>),
     /// All batches of a page are back.
-    PageEnd(Option<String>),
+    PageEnd(PageEnd),
 }
 
 /// A future in the ordered in-flight queue.
@@ -522,9 +525,10 @@ struct Pipeline<'a> {
     advance: bool,
     /// Told the stats after each page.
     progress: Option<Progress>,
-    /// Orders re-sent by `recover_pending` and not handled by a page since: their ledger rows
-    /// carry this run's id without a page of this run having seen them.
-    recovered: HashSet<String>,
+    /// Orders sent by pages of this run that have not committed yet. Once a page commits, the
+    /// ledger knows its orders (their rows carry this run's id), so memory stays bounded by the
+    /// pages in flight, not by the size of the run.
+    in_flight: HashSet<String>,
 }
 
 impl Pipeline<'_> {
@@ -543,14 +547,14 @@ impl Pipeline<'_> {
         let mut stopping = false;
         let mut outcome = PageOutcome::default();
         // Page commits run on their own task and connection, one at a time and in page order,
-        // so that PostgreSQL marks page N sent while the loop records page N+1 as pending.
+        // so that PostgreSQL records page N while the loop sends page N+1.
         let mut committing: Option<Commit> = None;
-        let mut to_commit: VecDeque<(PageOutcome, Option<String>)> = VecDeque::new();
+        let mut to_commit: VecDeque<(PageOutcome, PageEnd)> = VecDeque::new();
         tokio::pin!(shutdown);
         let result = loop {
             if committing.is_none() {
-                if let Some((page, watermark)) = to_commit.pop_front() {
-                    committing = Some(self.start_commit(page, watermark));
+                if let Some((page, end)) = to_commit.pop_front() {
+                    committing = Some(self.start_commit(page, end));
                 }
             }
             while let Some(work) = queue.front() {
@@ -558,12 +562,12 @@ impl Pipeline<'_> {
                     break;
                 }
                 match queue.pop_front().expect("front was Some") {
-                    Work::Batch(events) => {
+                    Work::Batch(batch) => {
                         in_flight += 1;
-                        flights.push_back(self.start_batch(events));
+                        flights.push_back(self.start_batch(batch));
                     }
-                    Work::PageEnd(watermark) => {
-                        flights.push_back(Box::pin(async move { Done::PageEnd(watermark) }));
+                    Work::PageEnd(end) => {
+                        flights.push_back(Box::pin(async move { Done::PageEnd(end) }));
                     }
                 }
             }
@@ -589,15 +593,15 @@ impl Pipeline<'_> {
                     }
                 }
                 Some(done) = flights.next(), if !flights.is_empty() => match done {
-                    Done::Batch(events, result) => {
+                    Done::Batch(batch, result) => {
                         in_flight -= 1;
                         match result {
-                            Ok(delivery) => outcome.add(&events, delivery, self.stats),
+                            Ok(delivery) => outcome.add(batch, delivery, self.stats),
                             Err(error) => break Err(error.into()),
                         }
                     }
-                    Done::PageEnd(watermark) => {
-                        to_commit.push_back((std::mem::take(&mut outcome), watermark));
+                    Done::PageEnd(end) => {
+                        to_commit.push_back((std::mem::take(&mut outcome), end));
                     }
                 },
                 page = pages.recv(), if want_page => match page {
@@ -619,17 +623,17 @@ impl Pipeline<'_> {
     }
 
     /// Starts sending one batch on its own task, so requests progress while the loop works.
-    fn start_batch(&self, events: Vec<Event>) -> Flight {
+    fn start_batch(&self, batch: Batch) -> Flight {
         let destination = Arc::clone(&self.destination);
         let mut handle = AbortOnDrop(tokio::spawn(async move {
-            let result = destination.send(&events).await;
-            (events, result)
+            let result = destination.send(&batch.events).await;
+            (batch, result)
         }));
         Box::pin(async move {
             match (&mut handle.0).await {
-                Ok((events, result)) => Done::Batch(events, result),
+                Ok((batch, result)) => Done::Batch(batch, result),
                 Err(error) => Done::Batch(
-                    Vec::new(),
+                    Batch::default(),
                     Err(DestinationError::Setup(
                         format!("send task failed: {error}").into(),
                     )),
@@ -638,12 +642,12 @@ impl Pipeline<'_> {
         })
     }
 
-    /// Decides each order of a page against the ledger, records `invalid` and `pending` rows
-    /// in one transaction, and returns the page's batches followed by its end marker.
+    /// Decides each order of a page against the ledger and returns the page's batches
+    /// followed by its end marker, which carries its invalid orders to the page's commit.
     ///
     /// An order already handled in this run (seen again, e.g. updated meanwhile) is a
-    /// duplicate. Earlier pages are known from the ledger (their rows carry this run's id), so
-    /// that memory is bounded by the page, not by the size of the run.
+    /// duplicate: earlier pages are known from `in_flight` until they commit, and from the
+    /// ledger (their rows carry this run's id) after.
     async fn prepare(&mut self, plan: PagePlan) -> Result<Vec<Work>, Error> {
         let stats = &mut *self.stats;
         stats.rows_read += plan.rows;
@@ -653,23 +657,24 @@ impl Pipeline<'_> {
             .map(|b| b.event.custom_data.order_id.as_str())
             .chain(plan.invalid.iter().filter_map(|i| i.order_id.as_deref()))
             .collect();
-        let mut client = db::connect(self.pool, "ledger").await?;
+        let client = db::connect(self.pool, "ledger").await?;
         let existing = self.ledger.lookup(&**client, &ids).await?;
+        drop(client);
         let run_id = stats.run_id;
-        let recovered = &self.recovered;
+        let in_flight = &self.in_flight;
         let mut in_page: HashSet<&str> = HashSet::new();
         let seen_in_run = |order_id: &str, in_page: &HashSet<&str>| {
             // Only orders this run sent (or is sending) count: an order it recorded invalid
             // earlier may come back fixed in a later page, and must then be sent.
             in_page.contains(order_id)
-                || (existing.get(order_id).is_some_and(|e| {
-                    e.run_id == Some(run_id) && matches!(e.status, Status::Pending | Status::Sent)
-                }) && !recovered.contains(order_id))
+                || in_flight.contains(order_id)
+                || existing
+                    .get(order_id)
+                    .is_some_and(|e| e.run_id == Some(run_id) && e.status == Status::Sent)
         };
 
-        let mut to_send: Vec<&Built> = Vec::new();
         // Which of `plan.built` are sent, so that their events can be moved (not cloned) into
-        // batches once the pending rows are committed.
+        // batches.
         let mut chosen: Vec<bool> = Vec::with_capacity(plan.built.len());
         for built in &plan.built {
             stats.events += 1;
@@ -680,14 +685,12 @@ impl Pipeline<'_> {
             let decision = decide(
                 existing.get(order_id),
                 built,
-                stats.run_id,
                 seen_in_run(order_id, &in_page),
             );
             chosen.push(decision == Decision::Send);
             match decision {
                 Decision::Send => {
                     in_page.insert(order_id);
-                    to_send.push(built);
                 }
                 Decision::Duplicate { changed } => {
                     stats.skipped_duplicate += 1;
@@ -698,17 +701,16 @@ impl Pipeline<'_> {
         }
         // Invalid orders to record, one row per order id (the latest version wins): a second
         // row for the same key in one upsert would be an error.
-        let mut invalid: Vec<&Invalid> = Vec::new();
-        let mut invalid_index: HashMap<&str, usize> = HashMap::new();
-        for row in &plan.invalid {
+        let mut invalid: Vec<Invalid> = Vec::new();
+        let mut invalid_index: HashMap<String, usize> = HashMap::new();
+        for row in plan.invalid {
             let Some(order_id) = row.order_id.as_deref() else {
                 stats.invalid += 1;
                 RunStats::bump(&mut stats.invalid_reasons, row.reason.as_str(), 1);
                 tracing::warn!(watermark = %row.watermark, reason = %row.reason, "row without a usable order id skipped");
                 continue;
             };
-            // Sent before, or sent (pending) in this run: a later invalid version never
-            // replaces it.
+            // Sent before, or being sent in this run: a later invalid version never replaces it.
             let sent = existing
                 .get(order_id)
                 .is_some_and(|e| e.status == Status::Sent);
@@ -721,71 +723,55 @@ impl Pipeline<'_> {
             match invalid_index.get(order_id) {
                 Some(&at) => invalid[at] = row,
                 None => {
-                    invalid_index.insert(order_id, invalid.len());
+                    invalid_index.insert(order_id.to_owned(), invalid.len());
                     invalid.push(row);
                 }
             }
         }
-        if !self.recovered.is_empty() {
-            for order_id in &in_page {
-                self.recovered.remove(*order_id);
-            }
-        }
-
-        let payloads: Vec<String> = to_send
-            .iter()
-            .map(|b| serde_json::to_string(&b.event).expect("an Event always serializes"))
-            .collect();
-        let pending: Vec<(&Event, &str, &str, Option<&str>)> = to_send
-            .iter()
-            .zip(&payloads)
-            .map(|(b, p)| {
-                (
-                    &b.event,
-                    b.watermark.as_str(),
-                    p.as_str(),
-                    b.store_id.as_deref(),
-                )
-            })
-            .collect();
-        let tx = client
-            .transaction()
-            .await
-            .map_err(db::DbError::query("cannot start a transaction"))?;
-        self.ledger
-            .record_invalid(&tx, &invalid, stats.run_id)
-            .await?;
-        self.ledger
-            .record_pending(&tx, &pending, stats.run_id)
-            .await?;
-        tx.commit()
-            .await
-            .map_err(db::DbError::query("cannot commit pending orders"))?;
+        let sending: Vec<String> = in_page.iter().map(|id| (*id).to_owned()).collect();
+        self.in_flight.extend(sending.iter().cloned());
 
         let batch_size = self.config.destination.batch_size;
-        let mut events = plan
+        let mut chosen_events = plan
             .built
             .into_iter()
             .zip(chosen)
-            .filter_map(|(built, send)| send.then_some(built.event))
+            .filter_map(|(built, send)| send.then_some(built))
             .peekable();
         let mut work: Vec<Work> = Vec::new();
-        while events.peek().is_some() {
-            work.push(Work::Batch(events.by_ref().take(batch_size).collect()));
+        while chosen_events.peek().is_some() {
+            let mut batch = Batch::default();
+            for built in chosen_events.by_ref().take(batch_size) {
+                batch.events.push(built.event);
+                batch.tags.push(Tag {
+                    watermark: built.watermark,
+                    store_id: built.store_id,
+                });
+            }
+            work.push(Work::Batch(batch));
         }
-        work.push(Work::PageEnd(plan.last_watermark));
+        work.push(Work::PageEnd(PageEnd {
+            watermark: plan.last_watermark,
+            invalid,
+            sending,
+        }));
         Ok(work)
     }
 
-    /// Starts committing a page on its own task: its sent and rejected rows and the watermark,
-    /// in one transaction.
-    fn start_commit(&self, outcome: PageOutcome, watermark: Option<String>) -> Commit {
+    /// Starts committing a page on its own task: its sent, rejected and invalid rows and the
+    /// watermark, in one transaction.
+    fn start_commit(&self, outcome: PageOutcome, end: PageEnd) -> Commit {
         let ledger = self.ledger.clone();
         let pool = self.pool.clone();
         let run_id = self.stats.run_id;
         let advance = self.advance.then_some(self.watermark_kind);
-        let sent = outcome.sent.len() as u64;
-        let rejected = outcome.rejected.len() as u64;
+        let sent = outcome.sent;
+        let rejected = outcome.rejected;
+        let PageEnd {
+            watermark,
+            invalid,
+            sending,
+        } = end;
         let page_watermark = watermark.clone();
         let handle = tokio::spawn(async move {
             let mut client = db::connect(&pool, "ledger").await?;
@@ -793,8 +779,11 @@ impl Pipeline<'_> {
                 .transaction()
                 .await
                 .map_err(db::DbError::query("cannot start a transaction"))?;
-            ledger.mark_sent(&tx, &outcome.sent, run_id).await?;
-            ledger.mark_rejected(&tx, &outcome.rejected, run_id).await?;
+            let invalid: Vec<&Invalid> = invalid.iter().collect();
+            ledger.record_invalid(&tx, &invalid, run_id).await?;
+            ledger
+                .record_outcomes(&tx, &outcome.outcomes, run_id)
+                .await?;
             if let (Some(kind), Some(watermark)) = (advance, &page_watermark) {
                 ledger
                     .advance_watermark(&tx, watermark, kind, run_id)
@@ -810,6 +799,7 @@ impl Pipeline<'_> {
             sent,
             rejected,
             watermark,
+            sending,
         }
     }
 
@@ -820,6 +810,9 @@ impl Pipeline<'_> {
         joined: Result<Result<(), Error>, tokio::task::JoinError>,
     ) -> Result<(), Error> {
         joined.map_err(|error| Error::Usage(format!("commit task failed: {error}")))??;
+        for order_id in &commit.sending {
+            self.in_flight.remove(order_id);
+        }
         self.stats.sent += commit.sent;
         self.stats.rejected += commit.rejected;
         if self.advance && commit.watermark.is_some() {
@@ -842,11 +835,13 @@ struct Commit {
     rejected: u64,
     /// The watermark it advances to, if any.
     watermark: Option<String>,
+    /// The orders its page sent: in the ledger once it has committed.
+    sending: Vec<String>,
 }
 
 /// Aborts a spawned send when its in-flight future is dropped: a run that stops on an error
-/// must not leave requests going out behind it (their orders stay `pending` and the next run
-/// re-sends them).
+/// must not leave requests going out behind it (their orders have no ledger row and the
+/// watermark has not passed them, so the next run sends them).
 struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
 
 impl<T> Drop for AbortOnDrop<T> {
@@ -860,7 +855,7 @@ impl<T> Drop for AbortOnDrop<T> {
 enum Decision {
     /// Send it.
     Send,
-    /// Already sent (or in flight in this run); `changed` when its value or time moved since.
+    /// Already sent (or being sent in this run); `changed` when its value or time moved since.
     Duplicate {
         /// Value or event time differ from what was sent.
         changed: bool,
@@ -870,7 +865,7 @@ enum Decision {
 }
 
 /// Decides a valid order against what the ledger holds.
-fn decide(existing: Option<&Existing>, built: &Built, run_id: i64, seen_in_run: bool) -> Decision {
+fn decide(existing: Option<&Existing>, built: &Built, seen_in_run: bool) -> Decision {
     let changed = |e: &Existing| {
         e.event_time != Some(built.event.event_time)
             || e.value != Some(built.event.custom_data.value)
@@ -884,11 +879,10 @@ fn decide(existing: Option<&Existing>, built: &Built, run_id: i64, seen_in_run: 
             Status::Sent => Decision::Duplicate {
                 changed: changed(e),
             },
-            Status::Pending if e.run_id == Some(run_id) => Decision::Duplicate { changed: false },
             Status::Rejected if e.source_watermark.as_deref() == Some(built.watermark.as_str()) => {
                 Decision::StillRejected
             }
-            Status::Pending | Status::Invalid | Status::Rejected => Decision::Send,
+            Status::Invalid | Status::Rejected => Decision::Send,
         },
     }
 }

@@ -60,8 +60,6 @@ pub struct RunStats {
     pub retries: u64,
     /// Requests (batches) sent to the destination.
     pub batches: u64,
-    /// Orders left `pending` by a dead run and re-sent first in this one.
-    pub recovered_pending: u64,
     /// The watermark when the run started.
     pub watermark_start: Option<String>,
     /// The watermark when the run ended.
@@ -96,7 +94,6 @@ impl RunStats {
             rejected: 0,
             retries: 0,
             batches: 0,
-            recovered_pending: 0,
             watermark_start: None,
             watermark_end: None,
             duration_ms: 0,
@@ -140,9 +137,6 @@ impl fmt::Display for RunStats {
         writeln!(f, "  rejected            {:>10}", self.rejected)?;
         writeln!(f, "  retries             {:>10}", self.retries)?;
         writeln!(f, "  batches             {:>10}", self.batches)?;
-        if self.recovered_pending > 0 {
-            writeln!(f, "  recovered pending   {:>10}", self.recovered_pending)?;
-        }
         let none = || "-".to_owned();
         writeln!(
             f,

@@ -263,7 +263,16 @@ async fn kill_9_during_a_run_and_a_rerun_deliver_every_order_with_a_consistent_l
         "delivered before the kill: {delivered_before}"
     );
     assert_eq!(db.ledger_counts().await.get("sent"), Some(&3000));
-    assert_eq!(db.ledger_counts().await.get("pending"), None);
+    let interrupted: i64 = db
+        .client
+        .query_one(
+            "select count(*) from ocapi.runs where status = 'failed' and error like 'interrupted%'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(interrupted, 1, "the killed run is recorded as interrupted");
     assert!(
         delivered_before > 0 && delivered_before < 3000,
         "the kill should land mid-run: {delivered_before}"

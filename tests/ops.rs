@@ -60,8 +60,8 @@ async fn reconcile_totals_equal_hand_computed_totals_for_every_status() {
     config.mapping.store_id = Some("store".into());
     migrate(&config).await;
     run(&config).await;
-    // AND every other state, made directly: rejected, pending, never seen, changed after
-    // send, and a ledger row whose source row is gone
+    // AND every other state, made directly: rejected, never seen, changed after send, and a
+    // ledger row whose source row is gone
     db.exec(
         "update ocapi.ledger set status = 'rejected', reason = 'bad data' where order_id = 'A3';
          insert into shop.store_transactions (order_id, purchased_at, updated_at, total, currency, email, store) values
@@ -70,7 +70,6 @@ async fn reconcile_totals_equal_hand_computed_totals_for_every_status() {
          ('N2', now() - interval '1 hour', '2026-01-02 00:00:02+00', 9, 'USD', 'm@b.co', 'S2');
          insert into ocapi.ledger (connector, dataset_id, event_name, order_id, event_time, value,
                                    currency, status, store_id) values
-         ('stores-test', '1234567890', 'Purchase', 'P1', now() - interval '1 hour', 7, 'USD', 'pending', 'S2'),
          ('stores-test', '1234567890', 'Purchase', 'GONE', now() - interval '1 hour', 50, 'USD', 'sent', 'S2');
          update shop.store_transactions set total = 99 where order_id = 'A2';",
     )
@@ -92,7 +91,6 @@ async fn reconcile_totals_equal_hand_computed_totals_for_every_status() {
     // A1 11 + A2 99 (changed) + A3 13 + P1 7 + N1 8 + N2 9; the invalid two have no value
     assert_eq!(t.source_value, Decimal::from(147));
     assert_eq!((t.sent, t.sent_value), (3, Decimal::from(73)));
-    assert_eq!(t.pending, 1);
     assert_eq!(t.invalid, 2);
     assert_eq!(
         t.invalid_reasons,
@@ -102,11 +100,11 @@ async fn reconcile_totals_equal_hand_computed_totals_for_every_status() {
         ])
     );
     assert_eq!(t.rejected, 1);
-    assert_eq!(t.never_seen, 2);
+    assert_eq!(t.never_seen, 3);
     assert_eq!(t.changed_after_send, 1);
     assert_eq!(t.ledger_only, 1);
     assert_eq!(
-        t.sent + t.pending + t.invalid + t.rejected + t.never_seen,
+        t.sent + t.invalid + t.rejected + t.never_seen,
         t.source_orders + t.ledger_only
     );
     // AND by store, the same totals split as the fixture says
@@ -119,7 +117,7 @@ async fn reconcile_totals_equal_hand_computed_totals_for_every_status() {
     let s2 = by_store.lines.iter().find(|l| l.group == "S2").unwrap();
     assert_eq!(
         (s2.source_orders, s2.never_seen, s2.ledger_only, s2.rejected),
-        (6, 2, 1, 1)
+        (6, 3, 1, 1)
     );
     // AND the shipped views agree with the ledger side
     let view_sent: i64 = db
@@ -231,15 +229,13 @@ async fn watch_stops_cleanly_on_sigterm_mid_run_and_loses_nothing() {
         .unwrap()
         .unwrap();
 
-    // THEN it exited 0, every order in the file is sent in the ledger, and none is pending
+    // THEN it exited 0, and every order in the file is sent in the ledger
     assert_eq!(
         out.status.code(),
         Some(0),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let counts = db.ledger_counts().await;
-    assert_eq!(counts.get("pending"), None);
     let sent = db
         .client
         .query(

@@ -1,0 +1,47 @@
+-- Each order is written to the ledger once, when its outcome is known (`sent`, `rejected` or
+-- `invalid`), in the same transaction as the watermark that covers it. Until then an order has
+-- no ledger row, and the watermark has not passed it, so a dead run's in-flight orders are read
+-- again from the source and re-sent by the next run with the same event_id, order_id and
+-- event_time (which Meta deduplicates). The `pending` status and its stored payload, which
+-- cost a second write of every order with its ~1.2 KB hashed event, are gone.
+-- Runs with search_path set to the ledger schema.
+
+-- Orders an older build left `pending` lie at or after the stored watermark (it never passed
+-- them), so the next run reads and sends them again; their row would only be stale.
+delete from ledger where status = 'pending';
+
+alter table ledger drop constraint ledger_status_check;
+alter table ledger add constraint ledger_status_check
+    check (status in ('sent', 'invalid', 'rejected'));
+
+alter table ledger drop column payload;
+
+-- Rows are now inserted once and rarely updated (an invalid or rejected order fixed later), so
+-- the room kept free in each page for in-place `pending -> sent` updates is no longer needed.
+alter table ledger set (fillfactor = 100);
+
+drop view ledger_daily;
+create view ledger_daily as
+select connector,
+       dataset_id,
+       (event_time at time zone 'UTC')::date                          as day,
+       count(*)                                                       as orders,
+       count(*) filter (where status = 'sent')                        as sent,
+       count(*) filter (where status = 'invalid')                     as invalid,
+       count(*) filter (where status = 'rejected')                    as rejected,
+       coalesce(sum(value) filter (where status = 'sent'), 0)         as sent_value
+from ledger
+group by 1, 2, 3;
+
+drop view ledger_by_store;
+create view ledger_by_store as
+select connector,
+       dataset_id,
+       coalesce(store_id, '-')                                        as store_id,
+       count(*)                                                       as orders,
+       count(*) filter (where status = 'sent')                        as sent,
+       count(*) filter (where status = 'invalid')                     as invalid,
+       count(*) filter (where status = 'rejected')                    as rejected,
+       coalesce(sum(value) filter (where status = 'sent'), 0)         as sent_value
+from ledger
+group by 1, 2, 3;
