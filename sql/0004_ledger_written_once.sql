@@ -45,3 +45,8 @@ select connector,
        coalesce(sum(value) filter (where status = 'sent'), 0)         as sent_value
 from ledger
 group by 1, 2, 3;
+
+-- Nothing reads the ledger by (connector, store_id): `ledger_by_store` and `ocapi reconcile
+-- --by store` group every row of a connector or of an event-time range (ledger_event_time).
+-- The index cost every ledger write an extra index insertion.
+drop index ledger_store;

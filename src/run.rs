@@ -342,6 +342,8 @@ struct Tag {
     watermark: String,
     /// The store, when mapped.
     store_id: Option<String>,
+    /// The ledger held no row for the order when its page was read.
+    new: bool,
 }
 
 /// One request's events, with their tags in the same order.
@@ -383,6 +385,7 @@ impl PageOutcome {
                 }
                 self.sent += 1;
                 self.outcomes.push(Outcome {
+                    new: tag.new,
                     order: OrderFacts::from_event(event, tag.watermark, tag.store_id),
                     verdict: Verdict::Sent {
                         fbtrace_id: accepted.fbtrace_id.clone(),
@@ -398,6 +401,7 @@ impl PageOutcome {
             tracing::warn!(order_id = %event.custom_data.order_id, "event rejected by the destination");
             self.rejected += 1;
             self.outcomes.push(Outcome {
+                new: tag.new,
                 order: OrderFacts::from_event(event, tag.watermark, tag.store_id),
                 verdict: Verdict::Rejected(rejected.message),
             });
@@ -742,11 +746,12 @@ impl Pipeline<'_> {
         while chosen_events.peek().is_some() {
             let mut batch = Batch::default();
             for built in chosen_events.by_ref().take(batch_size) {
-                batch.events.push(built.event);
                 batch.tags.push(Tag {
+                    new: !existing.contains_key(&built.event.custom_data.order_id),
                     watermark: built.watermark,
                     store_id: built.store_id,
                 });
+                batch.events.push(built.event);
             }
             work.push(Work::Batch(batch));
         }
@@ -775,14 +780,14 @@ impl Pipeline<'_> {
         let page_watermark = watermark.clone();
         let handle = tokio::spawn(async move {
             let mut client = db::connect(&pool, "ledger").await?;
-            let tx = client
+            let mut tx = client
                 .transaction()
                 .await
                 .map_err(db::DbError::query("cannot start a transaction"))?;
             let invalid: Vec<&Invalid> = invalid.iter().collect();
             ledger.record_invalid(&tx, &invalid, run_id).await?;
             ledger
-                .record_outcomes(&tx, &outcome.outcomes, run_id)
+                .record_outcomes(&mut tx, &outcome.outcomes, run_id)
                 .await?;
             if let (Some(kind), Some(watermark)) = (advance, &page_watermark) {
                 ledger

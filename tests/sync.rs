@@ -1,6 +1,6 @@
 //! Core sync (issue #2): source pages → events → file destination → ledger.
 
-use crate::support::{insert_orders, migrate, run, TestDb};
+use crate::support::{connect, insert_orders, migrate, run, TestDb};
 use ocapi::run::{Mode, RunOptions};
 use ocapi::transform::hash::sha256_hex;
 
@@ -435,4 +435,52 @@ async fn an_order_invalid_in_one_page_and_fixed_in_a_later_page_of_the_same_run_
     assert_eq!(stats.sent, 2);
     assert_eq!(db.ledger_text("A", "status").await.as_deref(), Some("sent"));
     assert_eq!(db.ledger_text("A", "value").await.as_deref(), Some("5"));
+}
+
+#[tokio::test]
+async fn an_order_written_meanwhile_is_upserted_not_lost_when_its_plain_insert_conflicts() {
+    // GIVEN an order already in the ledger as invalid, unknown to the page that sent it
+    let db = TestDb::new().await;
+    let config = db.config("", None);
+    migrate(&config).await;
+    let ledger = ocapi::ledger::Ledger::new("ocapi", "stores-test", "1234567890");
+    db.exec(
+        "insert into ocapi.ledger (connector, dataset_id, event_name, order_id, status, reason)
+         values ('stores-test', '1234567890', 'Purchase', 'X1', 'invalid', 'missing value')",
+    )
+    .await;
+    let outcome = |order_id: &str, new: bool| ocapi::ledger::Outcome {
+        order: ocapi::ledger::OrderFacts {
+            order_id: order_id.to_owned(),
+            event_time: 1_767_225_600,
+            value: 12.into(),
+            currency: "USD".to_owned(),
+            watermark: "2026-01-01 00:00:00+00".to_owned(),
+            store_id: None,
+            match_keys: "em,ph".to_owned(),
+        },
+        verdict: ocapi::ledger::Verdict::Sent {
+            fbtrace_id: Some("trace".to_owned()),
+            events_received: 2,
+        },
+        new,
+    };
+
+    // WHEN a page commit records it as a new order, next to a really new one
+    let mut client = connect(&db.url).await;
+    let mut tx = client.transaction().await.unwrap();
+    ledger
+        .record_outcomes(&mut tx, &[outcome("X1", true), outcome("X2", true)], 7)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+
+    // THEN both are sent, the conflicting one updated in place
+    assert_eq!(db.ledger_counts().await.get("sent"), Some(&2));
+    assert_eq!(db.ledger_text("X1", "reason").await, None);
+    assert_eq!(db.ledger_text("X1", "attempts").await.as_deref(), Some("1"));
+    assert_eq!(
+        db.ledger_text("X2", "match_keys").await.as_deref(),
+        Some("{em,ph}")
+    );
 }
