@@ -48,7 +48,7 @@ pub enum Command {
     Backfill(BackfillArgs),
     /// Show recent runs with their stats and status.
     Runs(RunsArgs),
-    /// Compare the source with the ledger: sent, pending, invalid, rejected, never seen.
+    /// Compare the source with the ledger: sent, invalid, rejected, never seen.
     Reconcile(ReconcileArgs),
     /// Follow one order: source (masked), event (hashed), ledger history, and why.
     Explain(ExplainArgs),
