@@ -661,8 +661,8 @@ impl Pipeline<'_> {
             .map(|b| b.event.custom_data.order_id.as_str())
             .chain(plan.invalid.iter().filter_map(|i| i.order_id.as_deref()))
             .collect();
-        let client = db::connect(self.pool, "ledger").await?;
-        let existing = self.ledger.lookup(&**client, &ids).await?;
+        let mut client = db::connect(self.pool, "ledger").await?;
+        let existing = self.ledger.lookup(&mut client, &ids).await?;
         drop(client);
         let run_id = stats.run_id;
         let in_flight = &self.in_flight;
