@@ -482,21 +482,25 @@ fn unix_seconds(value: &Scalar<'_>) -> Option<i64> {
 }
 
 /// 64 lowercase hex digits, optionally followed by the parameter builder's `.appendix` (✅ S4).
+/// Runs for every `user_data` string, so the digest is checked without an early exit (the
+/// compiler turns that into vector code) and without first searching for the `.`.
 pub(super) fn is_sha256_hex(value: &str) -> bool {
-    let (digest, appendix) = match value.split_once('.') {
-        Some((digest, appendix)) => (digest, Some(appendix)),
-        None => (value, None),
+    let Some((digest, rest)) = value.as_bytes().split_at_checked(64) else {
+        return false;
     };
-    digest.len() == 64
-        && digest
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-        && appendix.is_none_or(|tail| {
-            !tail.is_empty()
-                && tail
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        })
+    let lower_hex = |b: u8| b.wrapping_sub(b'0') < 10 || b.wrapping_sub(b'a') < 6;
+    let digest_ok = digest.iter().fold(true, |ok, &b| ok & lower_hex(b));
+    digest_ok
+        && match rest {
+            [] => true,
+            [b'.', tail @ ..] => {
+                !tail.is_empty()
+                    && tail
+                        .iter()
+                        .all(|&b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            }
+            _ => false,
+        }
 }
 
 #[cfg(test)]
@@ -619,6 +623,26 @@ mod tests {
         let mut appendix = event();
         appendix["user_data"]["em"] = json!([format!("{}.AQYBAQIA", digest('c'))]);
         assert_eq!(check(appendix), None);
+    }
+
+    #[test]
+    fn a_digest_is_64_lowercase_hex_digits_and_an_optional_appendix() {
+        let hex = digest('0').replace("00", "9f");
+        assert!(is_sha256_hex(&hex));
+        assert!(is_sha256_hex(&format!("{hex}.AQ-_9")));
+        for bad in [
+            hex[..63].to_owned(),
+            format!("{hex}a"),
+            format!("{hex}."),
+            format!("{hex}.a.b"),
+            format!("{hex}.a b"),
+            format!("{}.{}", &hex[..32], &hex[33..]),
+            hex.to_uppercase(),
+            format!("{}g", &hex[..63]),
+            String::new(),
+        ] {
+            assert!(!is_sha256_hex(&bad), "{bad}");
+        }
     }
 
     #[test]
