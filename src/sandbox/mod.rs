@@ -43,6 +43,7 @@ mod command;
 mod graph_error;
 mod quality;
 mod validate;
+mod view;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -278,8 +279,8 @@ struct Shared {
     app_secret: Option<String>,
     /// Current faults; read once per request, never held across an await.
     faults: RwLock<Faults>,
-    /// Accepted events, in arrival order.
-    accepted: Mutex<Vec<Accepted>>,
+    /// Bodies of accepted requests, in arrival order.
+    accepted: Mutex<Vec<AcceptedBody>>,
     /// See [`SandboxStats::requests`].
     requests: AtomicU64,
     /// See [`SandboxStats::accepted_requests`].
@@ -326,14 +327,23 @@ impl Shared {
             .clone()
     }
 
-    /// Copies of the accepted events.
+    /// The accepted events, decoded from the stored bodies.
     fn events(&self) -> Vec<Value> {
-        self.accepted
+        self.accepted_events()
+            .into_iter()
+            .map(|record| record.event)
+            .collect()
+    }
+
+    /// The accepted events with their acceptance times, decoded from the stored bodies. The
+    /// lock is held only to copy the list of bodies (reference-counted, not deep copies).
+    fn accepted_events(&self) -> Vec<Accepted> {
+        let bodies = self
+            .accepted
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .iter()
-            .map(|record| record.event.clone())
-            .collect()
+            .clone();
+        bodies.iter().flat_map(AcceptedBody::events).collect()
     }
 
     /// The counters now.
@@ -388,6 +398,29 @@ impl Shared {
             Some(expected) if expected != dataset_id => Err(GraphError::unknown_object(dataset_id)),
             _ => Ok(()),
         }
+    }
+}
+
+/// The body of one accepted request, kept as received. Why not the events: decoding every
+/// event into a `Value` (and copying it) cost more CPU than all the rest of a request; the
+/// inspection routes, which are rare, decode the bodies instead.
+#[derive(Debug, Clone)]
+struct AcceptedBody {
+    /// The request body; `Bytes` shares hyper's buffer, so keeping it copies nothing.
+    body: Bytes,
+    /// Unix seconds at acceptance.
+    received_at: i64,
+}
+
+impl AcceptedBody {
+    /// Its events as `check_events` read them, each with the acceptance time.
+    fn events(&self) -> impl Iterator<Item = Accepted> + '_ {
+        validate::decode_events(&self.body)
+            .into_iter()
+            .map(|event| Accepted {
+                event,
+                received_at: self.received_at,
+            })
     }
 }
 
@@ -521,7 +554,7 @@ async fn post_events(
             Fault::RateLimit => GraphError::user_limit().into_response(),
         };
     }
-    match accept(&shared, &faults, &dataset_id, &headers, &uri, &body) {
+    match accept(&shared, &faults, &dataset_id, &headers, &uri, body) {
         Ok(count) => {
             tracing::debug!(events = count, "sandbox accepted a request");
             let answer = json!({
@@ -550,40 +583,36 @@ fn accept(
     dataset_id: &str,
     headers: &HeaderMap,
     uri: &Uri,
-    body: &[u8],
+    body: Bytes,
 ) -> Result<usize, GraphError> {
     let query = query_map(uri);
-    let parsed = validate::parse_body(body);
-    let from_body = |key: &str| {
-        parsed
-            .as_ref()
-            .ok()
-            .and_then(|map| validate::string_field(map, key))
-    };
+    let parsed = validate::parse_body(&body);
+    let parsed_ref = parsed.as_ref().ok();
     let token = header_token(headers)
-        .or_else(|| from_body("access_token"))
+        .or_else(|| parsed_ref.and_then(|fields| fields.access_token.as_ref()?.as_str()))
         .or_else(|| query.get("access_token").map(String::as_str));
-    let proof =
-        from_body("appsecret_proof").or_else(|| query.get("appsecret_proof").map(String::as_str));
+    let proof = parsed_ref
+        .and_then(|fields| fields.appsecret_proof.as_ref()?.as_str())
+        .or_else(|| query.get("appsecret_proof").map(String::as_str));
     shared.authorize(token, proof)?;
     shared.check_dataset(dataset_id)?;
-    let body = parsed?;
+    let fields = parsed?;
     let now = now_secs();
     let rules = Rules {
         now,
         name_index: faults.name_index,
         reject_order_prefix: faults.reject_order_prefix.as_deref(),
     };
-    let events = validate::check_events(&body, &rules)?;
-    let count = events.len();
+    let count = validate::check_events(&fields, &rules)?;
+    drop(fields);
     shared
         .accepted
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
-        .extend(events.into_iter().map(|event| Accepted {
-            event,
+        .push(AcceptedBody {
+            body,
             received_at: now,
-        }));
+        });
     shared.accepted_requests.fetch_add(1, Ordering::SeqCst);
     shared
         .events_accepted
@@ -638,10 +667,7 @@ async fn get_dataset_quality(
     });
     match result {
         Ok(dataset_id) => {
-            let accepted = shared
-                .accepted
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
+            let accepted = shared.accepted_events();
             Json(quality::offline(&accepted, dataset_id, now_secs())).into_response()
         }
         Err(error) => error.into_response(),
