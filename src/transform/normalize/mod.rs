@@ -106,9 +106,15 @@ pub enum Outcome {
     Dropped,
 }
 
-/// Normalizes one raw value of a field, with the current year from the system clock.
+/// Normalizes one raw value of a field, with the current year from the system clock. Only birth
+/// dates read the year, so only they read the clock: eleven clock reads and calendar conversions
+/// per row showed up end to end.
 pub fn normalize(field: Field, raw: &str, ctx: &Context<'_>) -> Outcome {
-    normalize_at(field, raw, ctx, chrono::Utc::now().year())
+    let current_year = match field {
+        Field::Db => chrono::Utc::now().year(),
+        _ => 0,
+    };
+    normalize_at(field, raw, ctx, current_year)
 }
 
 /// Normalizes one raw value of a field; `current_year` bounds plausible birth dates. Pure.
