@@ -384,6 +384,8 @@ fn user_data(row: &SourceRow, rules: &Rules) -> (UserData, Vec<Field>) {
         match hash_value(field, raw, &ctx, rules.hash_external_id) {
             Hashed::Value(value) => {
                 if let Some(values) = user_data.values_mut(field.key()) {
+                    // Each key holds one value: room for one, not the four a first push makes.
+                    values.reserve_exact(1);
                     values.push(value);
                 }
             }
