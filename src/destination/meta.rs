@@ -708,22 +708,19 @@ impl Inner {
         events: &[Event],
         indices: &[usize],
     ) -> Result<Attempt, DestinationError> {
-        let data: Vec<&Event> = indices.iter().map(|&index| &events[index]).collect();
-        let body = serde_json::to_vec(&EventsRequest {
-            data: &data,
-            access_token: self.token.expose(),
-            appsecret_proof: self.appsecret_proof.as_ref().map(Secret::expose),
-            test_event_code: self.test_event_code.as_deref(),
-            partner_agent: PARTNER_AGENT,
-        })
-        .expect("an Event always serializes");
+        let body = self.events_body(events, indices);
+        // The body is moved into the request once; every attempt sends a clone of that request,
+        // which shares the bytes instead of copying ~1 MB per attempt.
+        let request = self
+            .client
+            .post(&self.events_url)
+            .header(CONTENT_TYPE, "application/json")
+            .body(body);
         let result = retry_with_backoff(&self.policy, Failure::decision, || {
-            self.exchange::<EventsResponse>(
-                self.client
-                    .post(&self.events_url)
-                    .header(CONTENT_TYPE, "application/json")
-                    .body(body.clone()),
-            )
+            let attempt = request
+                .try_clone()
+                .expect("a request with an in-memory body can be cloned");
+            self.exchange::<EventsResponse>(attempt)
         })
         .await;
         match result {
@@ -770,6 +767,28 @@ impl Inner {
             }
             Err(gave_up) => Err(self.give_up(gave_up, "send")),
         }
+    }
+
+    /// The JSON body of `POST /events` carrying the events at `indices`. The buffer is sized
+    /// for the batch up front: grown by doubling from empty, a 1 MB body was copied about a dozen
+    /// times, and the freed buffers made the allocator consolidate its free lists.
+    fn events_body(&self, events: &[Event], indices: &[usize]) -> Vec<u8> {
+        /// A typical event with every customer key is ~1 KB of JSON.
+        const EVENT_BYTES: usize = 1200;
+        let data: Vec<&Event> = indices.iter().map(|&index| &events[index]).collect();
+        let mut body = Vec::with_capacity(512 + data.len() * EVENT_BYTES);
+        serde_json::to_writer(
+            &mut body,
+            &EventsRequest {
+                data: &data,
+                access_token: self.token.expose(),
+                appsecret_proof: self.appsecret_proof.as_ref().map(Secret::expose),
+                test_event_code: self.test_event_code.as_deref(),
+                partner_agent: PARTNER_AGENT,
+            },
+        )
+        .expect("an Event always serializes");
+        body
     }
 
     /// One HTTP exchange, read into `T` on success.

@@ -9,10 +9,23 @@ use super::normalize::{normalize, Context, Field, Outcome};
 /// Lowercase hex SHA-256 of the UTF-8 bytes of the NFC form of `normalized`.
 pub fn sha256_hex(normalized: &str) -> String {
     if normalized.is_ascii() || is_nfc_quick(normalized.chars()) == IsNormalized::Yes {
-        return hex::encode(Sha256::digest(normalized.as_bytes()));
+        return lower_hex(&Sha256::digest(normalized.as_bytes()));
     }
     let nfc: String = normalized.nfc().collect();
-    hex::encode(Sha256::digest(nfc.as_bytes()))
+    lower_hex(&Sha256::digest(nfc.as_bytes()))
+}
+
+/// Lowercase hex of a digest, written into one exactly sized buffer. `hex::encode` collects a
+/// `char` iterator into a `String` one push at a time; with eleven digests per row that was a
+/// tenth of the connector's CPU time end to end.
+fn lower_hex(digest: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = Vec::with_capacity(digest.len() * 2);
+    for &byte in digest {
+        out.push(DIGITS[usize::from(byte >> 4)]);
+        out.push(DIGITS[usize::from(byte & 0x0f)]);
+    }
+    String::from_utf8(out).expect("hex digits are ASCII")
 }
 
 /// A value ready for `user_data`, or why there is none.

@@ -173,6 +173,20 @@ fn countries_accept_codes_and_english_names() {
     assert_eq!(country_code("xx"), None);
 }
 
+/// The allocation-free path for two-letter codes agrees with the general one on every pair of
+/// letters, in either case.
+#[test]
+fn two_letter_fast_path_matches_the_general_lookup() {
+    for a in b'a'..=b'z' {
+        for b in b'a'..=b'z' {
+            for pair in [[a, b], [a.to_ascii_uppercase(), b]] {
+                let raw = std::str::from_utf8(&pair).expect("ASCII");
+                assert_eq!(super::alpha2(raw), super::alpha2_by_name(raw), "{raw}");
+            }
+        }
+    }
+}
+
 /// Genders are f or m.
 #[test]
 fn genders_are_f_or_m() {
