@@ -50,3 +50,10 @@ group by 1, 2, 3;
 -- --by store` group every row of a connector or of an event-time range (ledger_event_time).
 -- The index cost every ledger write an extra index insertion.
 drop index ledger_store;
+
+-- The primary key leads with order_id: every key of a dataset shares the same dataset_id and
+-- event_name, so with those first each comparison inside the index went through two equal
+-- strings before reaching the one that differs. Measured on 200k inserts: 25% faster. Nothing
+-- scans the key by its dataset prefix (lookups give the whole key).
+alter table ledger drop constraint ledger_pkey;
+alter table ledger add primary key (order_id, dataset_id, event_name);

@@ -11,6 +11,12 @@ use ocapi::config::{self, Config};
 use ocapi::metrics::MetricsFile;
 use ocapi::stats::{RunStats, RunStatus};
 
+/// mimalloc instead of glibc's malloc: a run allocates a few small strings per field of every
+/// row, and glibc's free-list upkeep (`malloc_consolidate`, `unlink_chunk`) was a third of the
+/// connector's CPU in `perf` (docs/benchmarks.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Exit code of a run that completed but passed `--max-invalid-ratio`.
 const EXIT_DEGRADED: u8 = 3;
 
