@@ -655,12 +655,15 @@ impl Pipeline<'_> {
     async fn prepare(&mut self, plan: PagePlan) -> Result<Vec<Work>, Error> {
         let stats = &mut *self.stats;
         stats.rows_read += plan.rows;
-        let ids: Vec<&str> = plan
+        let mut ids: Vec<&str> = plan
             .built
             .iter()
             .map(|b| b.event.custom_data.order_id.as_str())
             .chain(plan.invalid.iter().filter_map(|i| i.order_id.as_deref()))
             .collect();
+        // In key order, consecutive probes of the ledger's index visit neighbouring pages.
+        ids.sort_unstable();
+        ids.dedup();
         let mut client = db::connect(self.pool, "ledger").await?;
         let existing = self.ledger.lookup(&mut client, &ids).await?;
         drop(client);
