@@ -484,3 +484,64 @@ async fn an_order_written_meanwhile_is_upserted_not_lost_when_its_plain_insert_c
         Some("{em,ph}")
     );
 }
+
+#[tokio::test]
+async fn upgrading_a_ledger_with_pending_rows_sends_them_again_and_drops_the_payload() {
+    // GIVEN a ledger at migration 3 (the `pending` design): U1 sent, U2 left pending by a
+    // dead run, U3 never seen
+    let db = TestDb::new().await;
+    insert_orders(&db, "U", 3, "2026-01-01T00:00:00Z").await;
+    db.exec(&format!(
+        "create schema ocapi; set search_path to ocapi;
+         {}; {}; {};
+         create table schema_migrations (version integer primary key, name text not null,
+                                         applied_at timestamptz not null default now());
+         insert into schema_migrations (version, name)
+         values (1, 'ledger'), (2, 'reconcile_views'), (3, 'operations');
+         insert into ledger (connector, dataset_id, event_name, order_id, status, payload) values
+           ('stores-test', '1234567890', 'Purchase', 'U1', 'sent', null),
+           ('stores-test', '1234567890', 'Purchase', 'U2', 'pending', '{{}}');
+         reset search_path;",
+        include_str!("../sql/0001_ledger.sql"),
+        include_str!("../sql/0002_reconcile_views.sql"),
+        include_str!("../sql/0003_operations.sql"),
+    ))
+    .await;
+    let config = db.config("", None);
+
+    // WHEN it is migrated and the connector runs
+    migrate(&config).await;
+    let stats = run(&config).await;
+
+    // THEN the pending order was sent again with the new one, the sent one was not
+    let mut sent: Vec<String> = db
+        .written_events()
+        .iter()
+        .map(|e| e["event_id"].as_str().unwrap().to_owned())
+        .collect();
+    sent.sort();
+    assert_eq!(sent, ["U2", "U3"]);
+    assert_eq!((stats.sent, stats.skipped_duplicate), (2, 1));
+    assert_eq!(db.ledger_counts().await.get("sent"), Some(&3));
+    // AND the payload column and the pending status are gone
+    let payload_columns: i64 = db
+        .client
+        .query_one(
+            "select count(*) from information_schema.columns
+             where table_schema = 'ocapi' and table_name = 'ledger' and column_name = 'payload'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(payload_columns, 0);
+    let pending = db
+        .client
+        .execute(
+            "insert into ocapi.ledger (connector, dataset_id, event_name, order_id, status)
+             values ('stores-test', '1234567890', 'Purchase', 'X', 'pending')",
+            &[],
+        )
+        .await;
+    assert!(pending.is_err(), "the ledger still accepts pending rows");
+}
