@@ -176,7 +176,13 @@ pub async fn run(
             RunStatus::Failed
         }
     };
-    ledger.finish_run(&ledger_client, &stats).await?;
+    if let Err(error) = ledger.finish_run(&ledger_client, &stats).await {
+        // A run that failed (its connections cut, say) reports why it failed, not this.
+        if result.is_ok() {
+            return Err(error.into());
+        }
+        tracing::error!(error = %error_chain(&error), "the failed run's stats could not be stored");
+    }
     tracing::info!(
         run_id = stats.run_id,
         status = stats.status.as_str(),

@@ -136,6 +136,62 @@ async fn kill_9_at_random_moments_over_many_runs_loses_no_order_and_sends_none_t
 }
 
 #[tokio::test]
+async fn a_run_that_fails_leaves_no_request_going_out_behind_it() {
+    // GIVEN a run whose requests fail half the time, so that sends are retrying all along
+    let db = TestDb::new().await;
+    insert_orders(&db, "A", 3000, "2026-01-01T00:00:00Z").await;
+    let graph = sandbox(Faults {
+        error_rate: 0.5,
+        latency: Duration::from_millis(20),
+        ..Faults::default()
+    })
+    .await;
+    // (small pages, so that a page commit, which meets the cut, comes while others are sent)
+    let config = db.meta_config(
+        "batch_size = 200",
+        &graph.base_url(),
+        TOKEN,
+        "batch_size = 50",
+    );
+    migrate(&config).await;
+    let running = tokio::spawn({
+        let config = config.clone();
+        async move { ocapi::run::run(&config, RunOptions::default(), std::future::pending()).await }
+    });
+    while graph.stats().requests < 20 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+
+    // WHEN its database connections are cut, so that it stops with an error
+    db.client
+        .execute(
+            "select pg_terminate_backend(pid) from pg_stat_activity
+             where datname = current_database() and application_name = 'ocapi'",
+            &[],
+        )
+        .await
+        .unwrap();
+    let outcome = tokio::time::timeout(Duration::from_secs(60), running)
+        .await
+        .expect("the run hung")
+        .expect("the run panicked");
+
+    // THEN, once it has returned, no retry of its in-flight batches reaches the endpoint
+    // (they would keep coming, every few hundred ms, had its send tasks outlived it)
+    if outcome.is_ok() {
+        return; // it finished before the cut landed: nothing to check
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let after_return = graph.stats().requests;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        graph.stats().requests,
+        after_return,
+        "requests kept coming after the run failed"
+    );
+}
+
+#[tokio::test]
 async fn terminating_the_connectors_backends_mid_run_fails_cleanly_and_the_next_run_loses_nothing()
 {
     // GIVEN a run in progress against a slow endpoint

@@ -196,7 +196,9 @@ async fn no_log_line_holds_the_token_or_raw_customer_data() {
         ..Faults::default()
     };
     let graph = sandbox(faults).await;
-    let config = db.meta_config("", &graph.base_url(), TOKEN, "");
+    // Batches of 20: about 20 requests, so that at least one of them fails and is retried
+    // (one batch of 302 made only a handful, and 1 run in 6 had no retry to log).
+    let config = db.meta_config("", &graph.base_url(), TOKEN, "batch_size = 20");
     migrate(&config).await;
 
     let output = tokio::task::spawn_blocking({
