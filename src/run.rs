@@ -377,6 +377,7 @@ impl PageOutcome {
     fn add(&mut self, batch: Batch, delivery: Delivery, stats: &mut RunStats) {
         stats.retries += u64::from(delivery.retries);
         stats.batches += u64::from(delivery.requests);
+        self.outcomes.reserve(batch.events.len());
         let mut slots: Vec<Option<(Event, Tag)>> =
             batch.events.into_iter().zip(batch.tags).map(Some).collect();
         let mut take = |index: usize| slots.get_mut(index).and_then(Option::take);
@@ -475,6 +476,8 @@ fn plan_page(rows: &[source::SourceRow], rules: &Rules) -> PagePlan {
     let now = chrono::Utc::now().timestamp();
     let mut plan = PagePlan {
         rows: rows.len() as u64,
+        // At most one event per row: reserved once, not regrown (and moved) page after page.
+        built: Vec::with_capacity(rows.len()),
         last_watermark: rows.last().map(|r| r.watermark.clone()),
         ..PagePlan::default()
     };
