@@ -6,8 +6,9 @@
 -- cost a second write of every order with its ~1.2 KB hashed event, are gone.
 -- Runs with search_path set to the ledger schema.
 
--- Orders an older build left `pending` lie at or after the stored watermark (it never passed
--- them), so the next run reads and sends them again; their row would only be stale.
+-- Orders an older build's run left `pending` lie at or after the stored watermark (it never
+-- passed them), so the next run reads and sends them again; their row would only be stale.
+-- A backfill's pending orders are sent again when that backfill is run again.
 delete from ledger where status = 'pending';
 
 alter table ledger drop constraint ledger_status_check;
