@@ -326,17 +326,21 @@ async fn report_interrupted_runs(
     run_id: i64,
 ) -> Result<(), Error> {
     for (interrupted, mode) in ledger.close_interrupted_runs(client, run_id).await? {
-        if mode == Mode::Backfill.as_str() {
-            tracing::warn!(
-                run_id = interrupted,
-                "backfill run {interrupted} was interrupted; run the same backfill again (orders it sent are skipped)"
-            );
+        let (kind, to_do) = if mode == Mode::Backfill.as_str() {
+            (
+                "backfill run",
+                "run the same backfill again (orders it sent are skipped)",
+            )
         } else {
-            tracing::warn!(
-                run_id = interrupted,
-                "run {interrupted} was interrupted; its unfinished orders are read again from the watermark"
-            );
-        }
+            (
+                "run",
+                "its unfinished orders are read again from the watermark",
+            )
+        };
+        tracing::warn!(
+            run_id = interrupted,
+            "{kind} {interrupted} was interrupted; {to_do}"
+        );
     }
     Ok(())
 }
@@ -366,10 +370,6 @@ struct Batch {
 struct PageOutcome {
     /// Sent and rejected orders.
     outcomes: Vec<Outcome>,
-    /// Orders accepted.
-    sent: u64,
-    /// Orders rejected.
-    rejected: u64,
 }
 
 impl PageOutcome {
@@ -390,7 +390,6 @@ impl PageOutcome {
                 for key in event.user_data.present_keys() {
                     RunStats::bump(&mut stats.match_keys, key, 1);
                 }
-                self.sent += 1;
                 self.outcomes.push(Outcome {
                     new: tag.new,
                     order: OrderFacts::from_event(event, tag.watermark, tag.store_id),
@@ -406,7 +405,6 @@ impl PageOutcome {
                 continue;
             };
             tracing::warn!(order_id = %event.custom_data.order_id, "event rejected by the destination");
-            self.rejected += 1;
             self.outcomes.push(Outcome {
                 new: tag.new,
                 order: OrderFacts::from_event(event, tag.watermark, tag.store_id),
@@ -782,8 +780,12 @@ impl Pipeline<'_> {
         let pool = self.pool.clone();
         let run_id = self.stats.run_id;
         let advance = self.advance.then_some(self.watermark_kind);
-        let sent = outcome.sent;
-        let rejected = outcome.rejected;
+        let sent = outcome
+            .outcomes
+            .iter()
+            .filter(|o| matches!(o.verdict, Verdict::Sent { .. }))
+            .count() as u64;
+        let rejected = outcome.outcomes.len() as u64 - sent;
         let PageEnd {
             watermark,
             invalid,
