@@ -7,7 +7,7 @@ use crate::db;
 use crate::destination::Destination;
 use crate::error::Error;
 use crate::source;
-use crate::transform::hash::sha256_hex;
+use crate::transform::hash::sha256;
 use crate::transform::normalize::{normalize, Context, Field, Outcome};
 
 /// Creates or upgrades the ledger schema; returns the migrations applied now.
@@ -135,7 +135,7 @@ pub fn hash(field: &str, value: &str, country: Option<&str>) -> Result<String, E
         Outcome::Normalized(normalized) => {
             format!(
                 "normalized: {normalized}\nsha256:     {}\n",
-                sha256_hex(&normalized)
+                sha256(&normalized)
             )
         }
         Outcome::AlreadyHashed(digest) => {

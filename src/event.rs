@@ -2,7 +2,10 @@
 //! the JSON object Meta's Conversions API takes in `data` (meta-capi.md §2 and §9).
 
 use rust_decimal::Decimal;
-use serde::{Deserialize, Serialize};
+use std::fmt;
+
+use serde::ser::{Error as _, SerializeSeq};
+use serde::{Serialize, Serializer};
 
 /// `event_name` of every event ocapi sends.
 pub const PURCHASE: &str = "Purchase";
@@ -10,59 +13,108 @@ pub const PURCHASE: &str = "Purchase";
 pub const PHYSICAL_STORE: &str = "physical_store";
 
 /// One Conversions API server event: one order.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Event {
-    /// Always `Purchase`.
-    pub event_name: String,
+    /// Always `Purchase` (a constant: no allocation per event).
+    pub event_name: &'static str,
     /// Unix seconds, UTC, of the purchase itself.
     pub event_time: i64,
     /// The order id, so that Meta deduplicates re-sends.
     pub event_id: String,
     /// Always `physical_store`.
-    pub action_source: String,
+    pub action_source: &'static str,
     /// Hashed customer keys.
     pub user_data: UserData,
     /// Value, currency, order id and line items.
     pub custom_data: CustomData,
 }
 
-/// `user_data`: each key is an array of lowercase hex SHA-256 digests (external_id may be plain
-/// when `normalize.hash_external_id = false`). Empty keys are left out of the JSON.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// `user_data`: each key is an array of one lowercase hex SHA-256 digest (external_id may be
+/// plain when `normalize.hash_external_id = false`). Empty keys are left out of the JSON.
+///
+/// ocapi maps one source column to each key, so a key holds at most one value; an `Option`
+/// instead of a `Vec` saves an allocation per key and event.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct UserData {
     /// Email.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub em: Vec<String>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "one_element_array"
+    )]
+    pub em: Option<UserValue>,
     /// Phone, with country calling code.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub ph: Vec<String>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "one_element_array"
+    )]
+    pub ph: Option<UserValue>,
     /// First name.
-    #[serde(default, rename = "fn", skip_serializing_if = "Vec::is_empty")]
-    pub first_name: Vec<String>,
+    #[serde(
+        rename = "fn",
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "one_element_array"
+    )]
+    pub first_name: Option<UserValue>,
     /// Last name.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub ln: Vec<String>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "one_element_array"
+    )]
+    pub ln: Option<UserValue>,
     /// Gender.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub ge: Vec<String>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "one_element_array"
+    )]
+    pub ge: Option<UserValue>,
     /// Date of birth.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub db: Vec<String>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "one_element_array"
+    )]
+    pub db: Option<UserValue>,
     /// City.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub ct: Vec<String>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "one_element_array"
+    )]
+    pub ct: Option<UserValue>,
     /// State.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub st: Vec<String>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "one_element_array"
+    )]
+    pub st: Option<UserValue>,
     /// Zip.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub zp: Vec<String>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "one_element_array"
+    )]
+    pub zp: Option<UserValue>,
     /// Country.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub country: Vec<String>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "one_element_array"
+    )]
+    pub country: Option<UserValue>,
     /// External id.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub external_id: Vec<String>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "one_element_array"
+    )]
+    pub external_id: Option<UserValue>,
+}
+
+/// Writes a present key as Meta's one-element array (`"em": ["<digest>"]`).
+fn one_element_array<S: Serializer>(
+    value: &Option<UserValue>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    let mut array = serializer.serialize_seq(Some(1))?;
+    if let Some(value) = value {
+        array.serialize_element(value)?;
+    }
+    array.end()
 }
 
 impl UserData {
@@ -82,12 +134,12 @@ impl UserData {
             ("external_id", &self.external_id),
         ]
         .into_iter()
-        .filter(|(_, values)| !values.is_empty())
+        .filter(|(_, value)| value.is_some())
         .map(|(key, _)| key)
     }
 
-    /// The value list of a key by its Meta name.
-    pub fn values_mut(&mut self, key: &str) -> Option<&mut Vec<String>> {
+    /// The value slot of a key by its Meta name.
+    pub fn value_mut(&mut self, key: &str) -> Option<&mut Option<UserValue>> {
         Some(match key {
             "em" => &mut self.em,
             "ph" => &mut self.ph,
@@ -105,8 +157,76 @@ impl UserData {
     }
 }
 
+/// One `user_data` value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UserValue {
+    /// A SHA-256 digest ocapi computed, kept as its 32 bytes and written as lowercase hex only
+    /// into the request body: no 64-byte string is allocated, copied and freed per key.
+    Digest(Digest),
+    /// A value sent as it is: a digest the source already held, or a plain external id.
+    Text(String),
+}
+
+impl Serialize for UserValue {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            UserValue::Digest(digest) => digest.serialize(serializer),
+            UserValue::Text(text) => serializer.serialize_str(text),
+        }
+    }
+}
+
+/// The text the value is sent as.
+impl fmt::Display for UserValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            UserValue::Digest(digest) => digest.fmt(f),
+            UserValue::Text(text) => f.write_str(text),
+        }
+    }
+}
+
+/// A SHA-256 digest, written as 64 lowercase hex digits.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Digest(pub [u8; 32]);
+
+impl Digest {
+    /// The 64 lowercase hex digits, on the stack.
+    fn hex(&self) -> [u8; 64] {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut out = [0; 64];
+        for (pair, &byte) in out.chunks_exact_mut(2).zip(&self.0) {
+            pair[0] = DIGITS[usize::from(byte >> 4)];
+            pair[1] = DIGITS[usize::from(byte & 0x0f)];
+        }
+        out
+    }
+}
+
+impl fmt::Display for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let hex = self.hex();
+        f.write_str(std::str::from_utf8(&hex).map_err(|_| fmt::Error)?)
+    }
+}
+
+/// Shows the hex digits, as they are sent: a digest is not a raw customer value.
+impl fmt::Debug for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Digest({self})")
+    }
+}
+
+impl Serialize for Digest {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let hex = self.hex();
+        let text = std::str::from_utf8(&hex).map_err(S::Error::custom)?;
+        serializer.serialize_str(text)
+    }
+}
+
 /// `custom_data` of a Purchase.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CustomData {
     /// The order total, a JSON number.
     #[serde(with = "rust_decimal::serde::float")]
@@ -116,18 +236,18 @@ pub struct CustomData {
     /// The receipt id: Meta's offline dedup key.
     pub order_id: String,
     /// Line items, when mapped.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub contents: Option<Vec<Content>>,
     /// Sum of line quantities, when line items are mapped.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub num_items: Option<i64>,
     /// `product` when contents are present.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub content_type: Option<String>,
 }
 
 /// One line of an order.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Content {
     /// The product id (SKU).
     pub id: String,

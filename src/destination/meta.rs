@@ -974,7 +974,7 @@ impl Inner {
 mod tests {
     use super::*;
     use crate::config::DestinationKind;
-    use crate::event::{CustomData, UserData, PHYSICAL_STORE, PURCHASE};
+    use crate::event::{CustomData, UserData, UserValue, PHYSICAL_STORE, PURCHASE};
     use rust_decimal::Decimal;
     use serde_json::{json, Value};
     use std::collections::HashSet;
@@ -1560,12 +1560,12 @@ mod tests {
     fn events(n: usize) -> Vec<Event> {
         (0..n)
             .map(|i| Event {
-                event_name: PURCHASE.to_owned(),
+                event_name: PURCHASE,
                 event_time: 1_764_300_000,
                 event_id: format!("order-{i}"),
-                action_source: PHYSICAL_STORE.to_owned(),
+                action_source: PHYSICAL_STORE,
                 user_data: UserData {
-                    em: vec!["a".repeat(64)],
+                    em: Some(UserValue::Text("a".repeat(64))),
                     ..UserData::default()
                 },
                 custom_data: CustomData {

@@ -7,7 +7,7 @@ use rust_decimal::Decimal;
 use serde_json::{json, Value};
 
 use super::*;
-use crate::event::{CustomData, Event, UserData, PHYSICAL_STORE, PURCHASE};
+use crate::event::{CustomData, Event, UserData, UserValue, PHYSICAL_STORE, PURCHASE};
 
 /// The token the test sandboxes accept.
 const TOKEN: &str = "test-token";
@@ -30,14 +30,14 @@ async fn start(faults: Faults) -> Sandbox {
 /// A valid ocapi event for order `order`, built with ocapi's own type.
 fn event(order: &str) -> Value {
     let event = Event {
-        event_name: PURCHASE.to_owned(),
+        event_name: PURCHASE,
         event_time: chrono::Utc::now().timestamp() - 3_600,
         event_id: order.to_owned(),
-        action_source: PHYSICAL_STORE.to_owned(),
+        action_source: PHYSICAL_STORE,
         user_data: UserData {
-            em: vec!["a".repeat(64)],
-            ph: vec!["b".repeat(64)],
-            country: vec!["c".repeat(64)],
+            em: Some(UserValue::Text("a".repeat(64))),
+            ph: Some(UserValue::Text("b".repeat(64))),
+            country: Some(UserValue::Text("c".repeat(64))),
             ..UserData::default()
         },
         custom_data: CustomData {

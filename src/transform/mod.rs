@@ -227,10 +227,10 @@ pub fn build(rows: &[SourceRow], rules: &Rules, now: i64) -> Result<Built, Inval
         .map(|c| c.iter().map(|c| c.quantity).sum());
     let content_type = contents.as_ref().map(|_| "product".to_owned());
     let event = Event {
-        event_name: PURCHASE.to_owned(),
+        event_name: PURCHASE,
         event_time,
         event_id: order_id.to_owned(),
-        action_source: PHYSICAL_STORE.to_owned(),
+        action_source: PHYSICAL_STORE,
         user_data,
         custom_data: CustomData {
             value,
@@ -383,10 +383,8 @@ fn user_data(row: &SourceRow, rules: &Rules) -> (UserData, Vec<Field>) {
         let Some(raw) = raw else { continue };
         match hash_value(field, raw, &ctx, rules.hash_external_id) {
             Hashed::Value(value) => {
-                if let Some(values) = user_data.values_mut(field.key()) {
-                    // Each key holds one value: room for one, not the four a first push makes.
-                    values.reserve_exact(1);
-                    values.push(value);
+                if let Some(slot) = user_data.value_mut(field.key()) {
+                    *slot = Some(value);
                 }
             }
             Hashed::Empty => {}
@@ -423,6 +421,7 @@ fn sufficient(user_data: &UserData) -> Result<(), InvalidReason> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::event::UserValue;
 
     const NOW: i64 = 1_780_000_000;
 
@@ -462,8 +461,14 @@ mod tests {
         assert_eq!(e.event_time, NOW - 3600);
         assert_eq!(e.custom_data.value, Decimal::new(125, 1));
         assert_eq!(e.custom_data.currency, "USD");
-        assert_eq!(e.user_data.em, vec![hash::sha256_hex("a@example.com")]);
-        assert_eq!(e.user_data.country, vec![hash::sha256_hex("us")]);
+        assert_eq!(
+            e.user_data.em,
+            Some(UserValue::Digest(hash::sha256("a@example.com")))
+        );
+        assert_eq!(
+            e.user_data.country,
+            Some(UserValue::Digest(hash::sha256("us")))
+        );
         let json = serde_json::to_value(e).unwrap();
         assert_eq!(json["custom_data"]["value"], serde_json::json!(12.5));
     }
@@ -595,7 +600,7 @@ mod tests {
             ..row()
         };
         let built = build(&[row], &rules(), NOW).unwrap();
-        assert!(built.event.user_data.em.is_empty());
+        assert!(built.event.user_data.em.is_none());
         assert_eq!(built.dropped, vec![Field::Em]);
     }
 
