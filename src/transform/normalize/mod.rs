@@ -19,6 +19,12 @@ mod place;
 #[cfg(test)]
 mod tests;
 
+/// Builds what normalization loads on first use (libphonenumber's metadata), so that a run can
+/// do it on a spare core while it connects and reads its first page.
+pub fn warm_up() {
+    phone::load_metadata();
+}
+
 /// A `user_data` key that ocapi normalizes and hashes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Field {
