@@ -23,6 +23,11 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         "ledger_written_once",
         include_str!("../sql/0004_ledger_written_once.sql"),
     ),
+    (
+        5,
+        "ledger_key_collation",
+        include_str!("../sql/0005_ledger_key_collation.sql"),
+    ),
 ];
 
 /// Errors talking to PostgreSQL.

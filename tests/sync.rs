@@ -544,4 +544,16 @@ async fn upgrading_a_ledger_with_pending_rows_sends_them_again_and_drops_the_pay
         )
         .await;
     assert!(pending.is_err(), "the ledger still accepts pending rows");
+    // AND its order ids compare as bytes (migration 5), the sent one still found by its key
+    let collation: Option<String> = db
+        .client
+        .query_one(
+            "select collation_name from information_schema.columns
+             where table_schema = 'ocapi' and table_name = 'ledger' and column_name = 'order_id'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(collation.as_deref(), Some("C"));
 }

@@ -48,10 +48,12 @@ impl PageQuery {
         let order_id = quote_ident(&m.order_id);
         let key = format!("coalesce({order_id}::text, '')");
         let column = quote_ident(&m.event_time);
+        // date_part, not extract: since PostgreSQL 14 extract returns numeric, and the
+        // numeric -> float8 cast cost ~0.2 µs per row of the source query.
         let event_time = match table.event_time_kind {
-            EventTimeKind::Timestamptz => format!("extract(epoch from {column})::float8"),
+            EventTimeKind::Timestamptz => format!("date_part('epoch', {column})"),
             EventTimeKind::Local => format!(
-                "extract(epoch from {column}::timestamp at time zone {})::float8",
+                "date_part('epoch', {column}::timestamp at time zone {})",
                 quote_literal(&config.source.timezone)
             ),
             EventTimeKind::Epoch => format!("{column}::float8"),
