@@ -280,13 +280,13 @@ impl Ledger {
 
     /// The ledger rows of these orders.
     ///
-    /// One primary-key probe per order, whatever the table's statistics say. Left to itself,
-    /// PostgreSQL planned `order_id = any($3)` as a filter over every row of the dataset when
-    /// its statistics still described a small ledger (a first sync grows it faster than
-    /// autovacuum analyzes it): measured at 1M rows, 440 ms per page of 5000 instead of a few.
-    /// A plain join was no better (the ledger became the outer side). The `lateral ... limit 1`
-    /// subquery is run once per order id, and with sequential and bitmap scans off for this
-    /// one transaction, each run is an index probe.
+    /// One primary-key probe per order id, whatever the table's statistics say. The key leads
+    /// with order_id, so `order_id = any($3)` is an index condition: PostgreSQL sorts the ids
+    /// and descends the key once for each (measured against one `lateral ... limit 1` subquery
+    /// per id: 20-45% less time in psql, hits and misses alike). Sequential and bitmap scans
+    /// are off for this one transaction: left to itself, PostgreSQL once planned this as a
+    /// filter over every row of a dataset whose statistics still described a small ledger (a
+    /// first sync grows it faster than autovacuum analyzes it), 440 ms per page at 1M rows.
     pub async fn lookup(
         &self,
         client: &mut Client,
@@ -298,24 +298,17 @@ impl Ledger {
         let sql = format!(
             "select l.order_id, l.status, extract(epoch from l.event_time)::int8, l.value,
                     l.source_watermark, l.run_id
-             from unnest($3::text[]) as u(order_id)
-             cross join lateral (
-                 select * from {} as l
-                 where l.dataset_id = $1 and l.event_name = $2 and l.order_id = u.order_id
-                 limit 1
-             ) as l",
+             from {} as l
+             where l.order_id = any($3) and l.dataset_id = $1 and l.event_name = $2",
             self.ledger
         );
         let tx = client
             .transaction()
             .await
             .map_err(DbError::query("cannot start a transaction"))?;
-        tx.batch_execute(
-            "set local enable_seqscan = off; set local enable_bitmapscan = off;
-             set local enable_hashjoin = off; set local enable_mergejoin = off",
-        )
-        .await
-        .map_err(DbError::query("cannot set up the ledger lookup"))?;
+        tx.batch_execute("set local enable_seqscan = off; set local enable_bitmapscan = off")
+            .await
+            .map_err(DbError::query("cannot set up the ledger lookup"))?;
         let rows = tx
             .query(&sql, &[&self.dataset_id, &PURCHASE, &order_ids])
             .await
