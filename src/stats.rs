@@ -113,9 +113,15 @@ impl RunStats {
         (self.invalid + self.rejected) as f64 / handled as f64
     }
 
-    /// Adds `n` to a keyed counter.
+    /// Adds `n` to a keyed counter. Called for every key of every sent event, so the key is
+    /// copied only the first time it is seen (`entry` would take an owned copy every call).
     pub fn bump(map: &mut BTreeMap<String, u64>, key: &str, n: u64) {
-        *map.entry(key.to_owned()).or_default() += n;
+        match map.get_mut(key) {
+            Some(count) => *count += n,
+            None => {
+                map.insert(key.to_owned(), n);
+            }
+        }
     }
 }
 
