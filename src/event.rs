@@ -1,10 +1,10 @@
 //! `Event`: the one type that crosses transform → destination → ledger. It serializes to exactly
 //! the JSON object Meta's Conversions API takes in `data` (meta-capi.md §2 and §9).
 
-use rust_decimal::Decimal;
 use std::fmt;
 
-use serde::ser::{Error as _, SerializeSeq};
+use rust_decimal::Decimal;
+use serde::ser::{Error as _, SerializeMap};
 use serde::{Serialize, Serializer};
 
 /// `event_name` of every event ocapi sends.
@@ -34,92 +34,35 @@ pub struct Event {
 ///
 /// ocapi maps one source column to each key, so a key holds at most one value; an `Option`
 /// instead of a `Vec` saves an allocation per key and event.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct UserData {
     /// Email.
-    #[serde(
-        skip_serializing_if = "Option::is_none",
-        serialize_with = "one_element_array"
-    )]
     pub em: Option<UserValue>,
     /// Phone, with country calling code.
-    #[serde(
-        skip_serializing_if = "Option::is_none",
-        serialize_with = "one_element_array"
-    )]
     pub ph: Option<UserValue>,
-    /// First name.
-    #[serde(
-        rename = "fn",
-        skip_serializing_if = "Option::is_none",
-        serialize_with = "one_element_array"
-    )]
+    /// First name (`fn`).
     pub first_name: Option<UserValue>,
     /// Last name.
-    #[serde(
-        skip_serializing_if = "Option::is_none",
-        serialize_with = "one_element_array"
-    )]
     pub ln: Option<UserValue>,
     /// Gender.
-    #[serde(
-        skip_serializing_if = "Option::is_none",
-        serialize_with = "one_element_array"
-    )]
     pub ge: Option<UserValue>,
     /// Date of birth.
-    #[serde(
-        skip_serializing_if = "Option::is_none",
-        serialize_with = "one_element_array"
-    )]
     pub db: Option<UserValue>,
     /// City.
-    #[serde(
-        skip_serializing_if = "Option::is_none",
-        serialize_with = "one_element_array"
-    )]
     pub ct: Option<UserValue>,
     /// State.
-    #[serde(
-        skip_serializing_if = "Option::is_none",
-        serialize_with = "one_element_array"
-    )]
     pub st: Option<UserValue>,
     /// Zip.
-    #[serde(
-        skip_serializing_if = "Option::is_none",
-        serialize_with = "one_element_array"
-    )]
     pub zp: Option<UserValue>,
     /// Country.
-    #[serde(
-        skip_serializing_if = "Option::is_none",
-        serialize_with = "one_element_array"
-    )]
     pub country: Option<UserValue>,
     /// External id.
-    #[serde(
-        skip_serializing_if = "Option::is_none",
-        serialize_with = "one_element_array"
-    )]
     pub external_id: Option<UserValue>,
 }
 
-/// Writes a present key as Meta's one-element array (`"em": ["<digest>"]`).
-fn one_element_array<S: Serializer>(
-    value: &Option<UserValue>,
-    serializer: S,
-) -> Result<S::Ok, S::Error> {
-    let mut array = serializer.serialize_seq(Some(1))?;
-    if let Some(value) = value {
-        array.serialize_element(value)?;
-    }
-    array.end()
-}
-
 impl UserData {
-    /// The keys that carry a value, by their Meta names, in a stable order.
-    pub fn present_keys(&self) -> impl Iterator<Item = &'static str> + '_ {
+    /// Every key by its Meta name, in a stable order, with its value if any.
+    fn entries(&self) -> [(&'static str, &Option<UserValue>); 11] {
         [
             ("em", &self.em),
             ("ph", &self.ph),
@@ -133,9 +76,14 @@ impl UserData {
             ("country", &self.country),
             ("external_id", &self.external_id),
         ]
-        .into_iter()
-        .filter(|(_, value)| value.is_some())
-        .map(|(key, _)| key)
+    }
+
+    /// The keys that carry a value, by their Meta names, in a stable order.
+    pub fn present_keys(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.entries()
+            .into_iter()
+            .filter(|(_, value)| value.is_some())
+            .map(|(key, _)| key)
     }
 
     /// The value slot of a key by its Meta name.
@@ -154,6 +102,19 @@ impl UserData {
             "external_id" => &mut self.external_id,
             _ => return None,
         })
+    }
+}
+
+/// The keys that carry a value, each as Meta's one-element array (`"em": ["<digest>"]`).
+impl Serialize for UserData {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(None)?;
+        for (key, value) in self.entries() {
+            if let Some(value) = value {
+                map.serialize_entry(key, &[value])?;
+            }
+        }
+        map.end()
     }
 }
 
@@ -256,4 +217,51 @@ pub struct Content {
     /// Unit price, a JSON number.
     #[serde(with = "rust_decimal::serde::float")]
     pub item_price: Decimal,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The exact bytes of an event: present keys only, in Meta's order, each a one-element
+    /// array; digests as 64 lowercase hex digits, plain values as they are.
+    #[test]
+    fn an_event_serializes_to_exactly_the_json_meta_takes() {
+        let mut digest = [0u8; 32];
+        digest[0] = 0xab;
+        digest[31] = 0x0f;
+        let event = Event {
+            event_name: PURCHASE,
+            event_time: 1_780_000_000,
+            event_id: "R1".to_owned(),
+            action_source: PHYSICAL_STORE,
+            user_data: UserData {
+                em: Some(UserValue::Digest(Digest(digest))),
+                ct: Some(UserValue::Digest(Digest([0xff; 32]))),
+                external_id: Some(UserValue::Text("Cust_1234".to_owned())),
+                ..UserData::default()
+            },
+            custom_data: CustomData {
+                value: Decimal::new(1250, 2),
+                currency: "USD".to_owned(),
+                order_id: "R1".to_owned(),
+                contents: None,
+                num_items: None,
+                content_type: None,
+            },
+        };
+        let em = format!("ab{}0f", "00".repeat(30));
+        let ct = "f".repeat(64);
+        assert_eq!(
+            serde_json::to_string(&event).unwrap(),
+            format!(
+                r#"{{"event_name":"Purchase","event_time":1780000000,"event_id":"R1","action_source":"physical_store","user_data":{{"em":["{em}"],"ct":["{ct}"],"external_id":["Cust_1234"]}},"custom_data":{{"value":12.5,"currency":"USD","order_id":"R1"}}}}"#
+            )
+        );
+        assert_eq!(
+            event.user_data.present_keys().collect::<Vec<_>>(),
+            ["em", "ct", "external_id"]
+        );
+        assert_eq!(format!("{:?}", Digest(digest)), format!("Digest({em})"));
+    }
 }
