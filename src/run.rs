@@ -109,10 +109,13 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<RunStats, Error> {
     let started = Instant::now();
-    // Not awaited: the first page's normalization waits for it if it is not done by then.
-    drop(tokio::task::spawn_blocking(
-        crate::transform::normalize::warm_up,
-    ));
+    // Only phone numbers need it. Not awaited: the first page's normalization waits for it if
+    // it is not done by then.
+    if config.mapping.phone.is_some() {
+        drop(tokio::task::spawn_blocking(
+            crate::transform::normalize::warm_up,
+        ));
+    }
     let source_pool = db::pool(&config.source_url()?, "source", 2)?;
     let source_client = db::connect(&source_pool, "source").await?;
     let table = source::describe(&source_client, config).await?;
