@@ -13,7 +13,7 @@ use crate::config::Config;
 use crate::db;
 use crate::error::Error;
 use crate::run::{self, Mode, Progress, RunOptions};
-use crate::source::{self, EventTimeWindow, PageQuery};
+use crate::source::{self, EventTimeWindow, ReadQuery};
 use crate::stats::RunStats;
 
 /// Minimum time between two progress log lines when stderr is not a terminal.
@@ -55,7 +55,7 @@ pub async fn count(config: &Config, window: &EventTimeWindow) -> Result<u64, Err
     let pool = db::pool(&config.source_url()?, "source", 1)?;
     let client = db::connect(&pool, "source").await?;
     let table = source::describe(&client, config).await?;
-    let query = PageQuery::new(config, &table);
+    let query = ReadQuery::new(config, &table);
     Ok(source::count_rows(&client, &query, window).await?)
 }
 

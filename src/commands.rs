@@ -70,7 +70,8 @@ pub async fn check(config: &Config) -> CheckReport {
     report
 }
 
-/// Connects to the source and checks the table and every mapped column.
+/// Connects to the source and checks the table, every mapped column and its type, the indexes
+/// a run's read uses, and the rows a run would never read or would hold back.
 async fn check_source(config: &Config, report: &mut CheckReport) -> Result<(), Error> {
     let pool = db::pool(&config.source_url()?, "source", 1)?;
     let client = db::connect(&pool, "source").await?;
@@ -86,27 +87,170 @@ async fn check_source(config: &Config, report: &mut CheckReport) -> Result<(), E
         .mapping
         .columns()
         .iter()
-        .map(|(key, column)| format!("{key}={column}:{}", table.columns[*column]))
+        .map(|(key, column)| format!("{key}={column}:{}", table.columns[*column].declared))
         .collect();
     report.pass(format!("mapping: {}", columns.join(", ")));
-    let sql = format!(
-        "select count(*) from {} where {} is null",
-        table.quoted_name,
-        db::quote_ident(&config.source.watermark_column)
-    );
-    let unsyncable: i64 = client
-        .query_one(&sql, &[])
-        .await
-        .map_err(db::DbError::query("cannot count rows without a watermark"))?
-        .get(0);
-    if unsyncable > 0 {
-        let _ = writeln!(
-            report.text,
-            "warn  {unsyncable} rows have a NULL {:?} and are never read: give them a value",
-            config.source.watermark_column
+    if table.event_time_kind == source::EventTimeKind::Local {
+        let per_row = config
+            .mapping
+            .timezone
+            .as_deref()
+            .map(|c| format!("each row's {c:?}, else "))
+            .unwrap_or_default();
+        report.pass(format!(
+            "event times are local times, read in {per_row}{} (`source.timezone`)",
+            config.source.timezone
+        ));
+    }
+    let warn = |report: &mut CheckReport, text: String| {
+        let _ = writeln!(report.text, "warn  {text}");
+    };
+    if table.watermark_kind == source::WatermarkKind::Timestamp
+        && has_dst(&config.source.timezone)
+        && config.source.lookback < std::time::Duration::from_secs(3600)
+    {
+        warn(
+            report,
+            format!(
+                "the watermark is a timestamp without time zone in {}, which has daylight \
+                 saving: it goes back an hour each autumn; set `source.lookback` to at least \
+                 \"1h\" (or use a timestamptz column)",
+                config.source.timezone
+            ),
         );
     }
+    if table.watermark_kind == source::WatermarkKind::Integer && config.source.start.is_none() {
+        warn(
+            report,
+            "the watermark is an integer and `source.start` is not set: the first run reads \
+             the whole table (only the last 62 days can be sent); set `source.start`"
+                .to_owned(),
+        );
+    }
+    let query = source::ReadQuery::new(config, &table);
+    let unsyncable = source::count(
+        &client,
+        &query.null_watermarks(),
+        "cannot count rows without a watermark",
+    )
+    .await?;
+    if unsyncable > 0 {
+        warn(
+            report,
+            format!(
+                "{unsyncable} rows have a NULL {:?} and are never read by `run`: give them a \
+                 value, or send them with `ocapi backfill`",
+                config.source.watermark_column
+            ),
+        );
+    }
+    let ahead = source::count(&client, &query.ahead(), "cannot count rows ahead of now").await?;
+    if ahead > 0 {
+        warn(
+            report,
+            format!(
+                "{ahead} rows have a {:?} ahead of the database's clock (plus {}): their orders \
+                 are sent by event time, but the watermark never passes the clock and each run \
+                 is degraded until they are fixed",
+                config.source.watermark_column,
+                source::WATERMARK_SKEW
+            ),
+        );
+    }
+    for line in index_advice(&client, config, &table).await? {
+        warn(report, line);
+    }
     Ok(())
+}
+
+/// Whether an IANA zone has daylight-saving time (its offset differs between January and July).
+fn has_dst(zone: &str) -> bool {
+    use chrono::{Offset as _, TimeZone as _};
+    let Ok(zone) = zone.parse::<chrono_tz::Tz>() else {
+        return false;
+    };
+    let offset = |month| {
+        zone.with_ymd_and_hms(2026, month, 1, 12, 0, 0)
+            .single()
+            .map(|t| t.offset().fix())
+    };
+    offset(1) != offset(7)
+}
+
+/// What the source needs for a run's read to cost per row read rather than per table row: an
+/// index led by the watermark column (to find the delta) and one led by the order id column (to
+/// gather every row of a changed order). For a table, from the catalog; for a view, the plan
+/// PostgreSQL chooses for a small delta. Each missing index is a line with its `create index`.
+async fn index_advice(
+    client: &tokio_postgres::Client,
+    config: &Config,
+    table: &source::SourceTable,
+) -> Result<Vec<String>, Error> {
+    let kind = client
+        .query_opt(
+            "select c.relkind::text from pg_class c where c.oid = to_regclass($1)",
+            &[&config.source.table],
+        )
+        .await
+        .map_err(db::DbError::query("cannot look up the source's kind"))?
+        .map(|row| row.get::<_, String>(0))
+        .unwrap_or_default();
+    let wanted = [
+        ("source.watermark_column", &config.source.watermark_column),
+        ("mapping.order_id", &config.mapping.order_id),
+    ];
+    let mut advice = Vec::new();
+    if kind == "r" || kind == "p" || kind == "m" {
+        for (key, column) in wanted {
+            let led: bool = client
+                .query_one(
+                    "select exists (
+                         select 1 from pg_index i
+                         join pg_attribute a on a.attrelid = i.indrelid and a.attnum = i.indkey[0]
+                         where i.indrelid = to_regclass($1) and a.attname = $2)",
+                    &[&config.source.table, column],
+                )
+                .await
+                .map_err(db::DbError::query("cannot read the source's indexes"))?
+                .get(0);
+            if !led {
+                advice.push(format!(
+                    "no index on {} leads with {column:?} (`{key}`): each run scans the whole \
+                     table; `create index on {} ({});`",
+                    table.quoted_name,
+                    table.quoted_name,
+                    db::quote_ident(column)
+                ));
+            }
+        }
+        return Ok(advice);
+    }
+    // A view: ask PostgreSQL how it would read a small delta (the last minute).
+    let query = source::ReadQuery::new(config, table);
+    let (sql, _) = query.read(&source::Filter::Delta(Some(String::new())));
+    let recent = "(now() - interval '1 minute')::text";
+    let probe = format!(
+        "explain {}",
+        sql.replace("$1::text", recent).replace("$2::text", recent)
+    );
+    if let Ok(rows) = client.simple_query(&probe).await {
+        let plan: Vec<String> = rows
+            .iter()
+            .filter_map(|m| match m {
+                tokio_postgres::SimpleQueryMessage::Row(row) => row.get(0).map(str::to_owned),
+                _ => None,
+            })
+            .collect();
+        if plan.iter().any(|line| line.contains("Seq Scan")) {
+            advice.push(format!(
+                "{} is a view: PostgreSQL plans sequential scans to read it; index its base \
+                 tables on the columns behind {:?} and {:?} (see the README's \"Modelling the \
+                 source\")",
+                table.quoted_name, config.source.watermark_column, config.mapping.order_id
+            ));
+        }
+    }
+    Ok(advice)
 }
 
 /// Checks the ledger schema's version.

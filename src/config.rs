@@ -161,6 +161,10 @@ pub struct SourceConfig {
     /// How `timestamp without time zone` columns are read (an IANA name).
     #[serde(default = "default_timezone")]
     pub timezone: String,
+    /// How far ahead of now an event time may be and still be held until its time comes;
+    /// further ahead, the order is `invalid`.
+    #[serde(default = "default_max_future", deserialize_with = "duration")]
+    pub max_future: Duration,
 }
 
 /// `[mapping]`: event field = source column.
@@ -206,6 +210,10 @@ pub struct Mapping {
     /// The store (or register) that made the sale; recorded in the ledger so that
     /// `ocapi reconcile --by store` can group by it. Never sent to Meta.
     pub store_id: Option<String>,
+    /// A column holding each row's IANA time zone (for example joined from the stores table):
+    /// how a `timestamp without time zone` or `date` event time is read for that row.
+    /// NULL or empty falls back to `source.timezone`.
+    pub timezone: Option<String>,
 }
 
 impl Mapping {
@@ -229,6 +237,7 @@ impl Mapping {
             ("item_quantity", &self.item_quantity),
             ("item_price", &self.item_price),
             ("store_id", &self.store_id),
+            ("timezone", &self.timezone),
         ];
         let mut columns = vec![
             ("order_id", self.order_id.as_str()),
@@ -655,6 +664,11 @@ fn default_lock_wait() -> Duration {
 /// Serde default for `source.batch_size`.
 fn default_source_batch_size() -> NonZeroUsize {
     NonZeroUsize::new(DEFAULT_SOURCE_BATCH_SIZE).expect("constant is non-zero")
+}
+/// Serde default for `source.max_future`: a day, so that a till whose clock runs minutes or
+/// hours fast has its sales held, not written off (issue 11).
+fn default_max_future() -> Duration {
+    Duration::from_secs(24 * 3600)
 }
 /// Serde default for `source.timezone`.
 fn default_timezone() -> String {

@@ -28,6 +28,11 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         "ledger_key_collation",
         include_str!("../sql/0005_ledger_key_collation.sql"),
     ),
+    (
+        6,
+        "orders_held_and_per_currency",
+        include_str!("../sql/0006_orders_held_and_per_currency.sql"),
+    ),
 ];
 
 /// Errors talking to PostgreSQL.

@@ -12,7 +12,7 @@ use crate::config::Config;
 use crate::db::{self, quote_ident, DbError};
 use crate::error::Error;
 use crate::event::PURCHASE;
-use crate::source::{self, PageQuery, SourceRow};
+use crate::source::{self, ReadQuery, SourceRow};
 use crate::transform::{self, Rules};
 
 /// Masks an email: first letter of the local part and of the domain, and the top-level
@@ -50,16 +50,29 @@ pub fn mask_text(text: &str) -> String {
 }
 
 /// The source rows of an order, as printable lines with customer values masked.
-fn describe_rows(rows: &[SourceRow], out: &mut String) {
+fn describe_rows(rows: &[SourceRow], zone: chrono_tz::Tz, out: &mut String) {
     for (i, row) in rows.iter().enumerate() {
-        let _ = writeln!(out, "  row {} (watermark {}):", i + 1, row.watermark);
-        let time = row
-            .event_time
-            .filter(|t| t.is_finite())
-            .and_then(|t| chrono::DateTime::<Utc>::from_timestamp(t.floor() as i64, 0))
+        let watermark = if row.row_watermark.is_empty() {
+            "NULL: incremental runs do not read this row".to_owned()
+        } else {
+            row.row_watermark.clone()
+        };
+        let _ = writeln!(out, "  row {} (watermark {watermark}):", i + 1);
+        let utc = transform::event_time(row, zone)
+            .ok()
+            .and_then(|t| chrono::DateTime::<Utc>::from_timestamp(t, 0))
             .map_or_else(|| "-".to_owned(), |t| t.to_rfc3339());
-        let plain: [(&str, Option<String>); 7] = [
+        let time = match &row.local_time {
+            Some(local) => {
+                let zone = transform::row_zone(row, zone)
+                    .map_or_else(|_| "an unknown zone".to_owned(), |z| z.name().to_owned());
+                format!("{local} local in {zone} = {utc} sent")
+            }
+            None => utc,
+        };
+        let plain: [(&str, Option<String>); 8] = [
             ("event_time", Some(time)),
+            ("timezone", row.timezone.clone()),
             ("value", row.value.clone()),
             ("currency", row.currency.clone()),
             ("store_id", row.store_id.clone()),
@@ -103,21 +116,34 @@ pub async fn explain(config: &Config, order_id: &str) -> Result<String, Error> {
     let source_pool = db::pool(&config.source_url()?, "source", 1)?;
     let source_client = db::connect(&source_pool, "source").await?;
     let table = source::describe(&source_client, config).await?;
-    let query = PageQuery::new(config, &table);
-    let rows = source::read_order(&source_client, &query, order_id).await?;
+    let query = ReadQuery::new(config, &table);
+    // One identity per order: the id, trimmed (`W-2` and `W-2 ` are one order).
+    let order_id = order_id.trim();
+    let rows = source::read_orders(&source_client, &query, &[order_id.to_owned()]).await?;
+    let rules = Rules::from_config(config);
+    let zone = config.source.timezone.parse().unwrap_or(chrono_tz::UTC);
 
     let _ = writeln!(out, "\nsource ({}):", table.quoted_name);
     let mut built_ok = None;
     if rows.is_empty() {
         let _ = writeln!(out, "  no row with this order id");
     } else {
-        describe_rows(&rows, &mut out);
-        // The latest version of the order is the one a run would send next.
-        let latest = transform::orders(&rows).last().unwrap_or(&rows[..]);
-        let rules = Rules::from_config(config);
-        let _ = writeln!(out, "\nevent (as a run would send it now):");
-        match transform::build(latest, &rules, Utc::now().timestamp()) {
+        describe_rows(&rows, zone, &mut out);
+        let _ = writeln!(
+            out,
+            "\nevent (as a run would send it now, from all its rows):"
+        );
+        match transform::build(&rows, &rules, Utc::now().timestamp()) {
             Ok(built) => {
+                if let Some(until) = built.held_until {
+                    let until = chrono::DateTime::<Utc>::from_timestamp(until, 0)
+                        .map_or_else(|| "-".to_owned(), |t| t.to_rfc3339());
+                    let _ = writeln!(
+                        out,
+                        "  held until {until}: its event time is ahead of now (a till clock \
+                         running fast?); the first run after that sends it"
+                    );
+                }
                 let json =
                     serde_json::to_string_pretty(&built.event).unwrap_or_else(|_| "{}".to_owned());
                 for line in json.lines() {
@@ -135,6 +161,14 @@ pub async fn explain(config: &Config, order_id: &str) -> Result<String, Error> {
             }
             Err(invalid) => {
                 let _ = writeln!(out, "  none: invalid ({})", invalid.reason);
+                if invalid.reason == transform::InvalidReason::ConflictingRows {
+                    let _ = writeln!(
+                        out,
+                        "  the rows above share this order id but disagree (on the time, value, \
+                         currency, store or, without line items, anything): fix the source so \
+                         that one order id means one order"
+                    );
+                }
             }
         }
     }
@@ -150,7 +184,8 @@ pub async fn explain(config: &Config, order_id: &str) -> Result<String, Error> {
                 "select status, reason, event_time::text, value::text, currency, run_id,
                         first_seen_at::text, updated_at::text, sent_at::text, fbtrace_id,
                         attempts, array_to_string(match_keys, ','), source_watermark,
-                        store_id, extract(epoch from event_time)::int8, value
+                        store_id, extract(epoch from event_time)::int8, value,
+                        changed_after_send_at::text
                  from {schema}.ledger
                  where dataset_id = $1 and event_name = $2 and order_id = $3"
             ),
@@ -242,20 +277,43 @@ pub async fn explain(config: &Config, order_id: &str) -> Result<String, Error> {
 
     let ledger_time: Option<i64> = row.get(14);
     let ledger_value: Option<rust_decimal::Decimal> = row.get(15);
+    let changed_at: Option<String> = row.get(16);
+    let too_old = ledger_time.is_some_and(|t| t < Utc::now().timestamp() - transform::MAX_AGE_SECS);
     let why = match status.as_str() {
         "sent" => {
-            let changed = built_ok.as_ref().is_some_and(|b| {
-                Some(b.event.event_time) != ledger_time
-                    || Some(b.event.custom_data.value) != ledger_value
-            });
+            let changed = changed_at.is_some()
+                || built_ok.as_ref().is_some_and(|b| {
+                    Some(b.event.event_time) != ledger_time
+                        || Some(b.event.custom_data.value) != ledger_value
+                });
             if changed {
-                "sent; the source's value or event time has changed since, and ocapi never \
-                 sends an order twice (Meta would count it twice)"
-                    .to_owned()
+                format!(
+                    "sent; a row of the order was added or changed after it was sent{}, and \
+                     ocapi never sends an order twice (Meta takes no correction and would count \
+                     it twice): counted as changed_after_send",
+                    changed_at
+                        .map(|t| format!(" (noticed {t})"))
+                        .unwrap_or_default()
+                )
             } else {
                 "sent".to_owned()
             }
         }
+        "held" => {
+            let until = ledger_time
+                .map(|t| t - transform::MAX_FUTURE_SECS)
+                .and_then(|t| chrono::DateTime::<Utc>::from_timestamp(t, 0))
+                .map_or_else(|| "-".to_owned(), |t| t.to_rfc3339());
+            format!(
+                "held until {until}: its event time is ahead of now (a till clock running \
+                 fast?); nothing to fix, the first run after that sends it"
+            )
+        }
+        "invalid" if too_old => format!(
+            "invalid: {}; its event time is more than 62 days old now, so Meta no longer \
+             accepts it whatever is fixed",
+            reason.as_deref().unwrap_or("-")
+        ),
         "invalid" => format!(
             "invalid: {}; fix the source row and touch its watermark column, and the next run \
              sends it",
@@ -290,6 +348,14 @@ async fn never_seen_reason(
     let Some(last) = rows.last() else {
         return Ok("the source has no row with this order id".to_owned());
     };
+    if rows.iter().all(|r| r.row_watermark.is_empty()) {
+        return Ok(format!(
+            "every row of the order has a NULL {:?}: incremental runs read rows by their \
+             watermark and never read these; fill the column, or send the order with \
+             `ocapi backfill --from … --to …` around its event time",
+            config.source.watermark_column
+        ));
+    }
     let state = client
         .query_opt(
             &format!("select watermark, watermark_type from {schema}.state where connector = $1"),

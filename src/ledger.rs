@@ -13,7 +13,7 @@ use crate::db::{quote_ident, DbError};
 use crate::event::{Event, PURCHASE};
 use crate::source::WatermarkKind;
 use crate::stats::RunStats;
-use crate::transform::Invalid;
+use crate::transform::{Built, Invalid};
 
 /// A ledger row's status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,6 +24,8 @@ pub enum Status {
     Invalid,
     /// Rejected by the destination for its data; `reason` holds the destination's message.
     Rejected,
+    /// Dated ahead of now (a till clock running fast): sent by the first run after its time.
+    Held,
 }
 
 impl Status {
@@ -33,6 +35,7 @@ impl Status {
             "sent" => Some(Self::Sent),
             "invalid" => Some(Self::Invalid),
             "rejected" => Some(Self::Rejected),
+            "held" => Some(Self::Held),
             _ => None,
         }
     }
@@ -51,6 +54,10 @@ pub struct Existing {
     pub source_watermark: Option<String>,
     /// The run that last wrote it.
     pub run_id: Option<i64>,
+    /// Why it is invalid or rejected.
+    pub reason: Option<String>,
+    /// For a sent order changed since: the order's watermark when the change was recorded.
+    pub changed_watermark: Option<String>,
 }
 
 /// What the ledger keeps of an order that was sent (or tried): the facts reconciliation
@@ -150,6 +157,24 @@ pub struct Outcome {
     pub new: bool,
 }
 
+/// An order recorded without being sent (`invalid` or `held`).
+struct Unsent<'a> {
+    /// The trimmed order id.
+    order_id: &'a str,
+    /// Unix seconds, when known.
+    event_time: Option<i64>,
+    /// The value, when known.
+    value: Option<Decimal>,
+    /// The currency, when known.
+    currency: Option<&'a str>,
+    /// Why it is invalid.
+    reason: Option<&'a str>,
+    /// The order's source watermark.
+    watermark: &'a str,
+    /// The store.
+    store_id: Option<&'a str>,
+}
+
 /// The ledger of one connector and dataset, with its table names quoted once.
 #[derive(Debug, Clone)]
 pub struct Ledger {
@@ -198,7 +223,8 @@ impl Ledger {
                  sent = $5, skipped_duplicate = $6, changed_after_send = $7, invalid = $8,
                  rejected = $9, retries = $10, batches = $11, watermark_start = $12,
                  watermark_end = $13, duration_ms = $14, match_keys = $15, dropped = $16,
-                 error = $17
+                 error = $17, skipped_rejected = $18, skipped_invalid = $19, held = $20,
+                 ahead_of_clock = $21
              where run_id = $1",
             self.runs
         );
@@ -225,6 +251,10 @@ impl Ledger {
                     &json(&stats.match_keys),
                     &json(&stats.dropped),
                     &stats.error,
+                    &n(stats.skipped_rejected),
+                    &n(stats.skipped_invalid),
+                    &n(stats.held),
+                    &n(stats.ahead_of_clock),
                 ],
             )
             .await
@@ -297,7 +327,7 @@ impl Ledger {
         }
         let sql = format!(
             "select l.order_id, l.status, extract(epoch from l.event_time)::int8, l.value,
-                    l.source_watermark, l.run_id
+                    l.source_watermark, l.run_id, l.reason, l.changed_watermark
              from {} as l
              where l.order_id = any($3) and l.dataset_id = $1 and l.event_name = $2",
             self.ledger
@@ -328,6 +358,8 @@ impl Ledger {
                         value: row.get(3),
                         source_watermark: row.get(4),
                         run_id: row.get(5),
+                        reason: row.get(6),
+                        changed_watermark: row.get(7),
                     },
                 ))
             })
@@ -341,26 +373,73 @@ impl Ledger {
         rows: &[&Invalid],
         run_id: i64,
     ) -> Result<(), DbError> {
+        let unsent: Vec<Unsent<'_>> = rows
+            .iter()
+            .filter_map(|r| {
+                Some(Unsent {
+                    order_id: r.order_id.as_deref()?,
+                    event_time: r.event_time,
+                    value: r.value,
+                    currency: r.currency.as_deref(),
+                    reason: Some(r.reason.as_str()),
+                    watermark: &r.watermark,
+                    store_id: r.store_id.as_deref(),
+                })
+            })
+            .collect();
+        self.record_unsent(tx, "invalid", &unsent, run_id).await
+    }
+
+    /// Records held orders (never downgrading a `sent` one).
+    pub async fn record_held(
+        &self,
+        tx: &Transaction<'_>,
+        rows: &[&Built],
+        run_id: i64,
+    ) -> Result<(), DbError> {
+        let unsent: Vec<Unsent<'_>> = rows
+            .iter()
+            .map(|b| Unsent {
+                order_id: &b.event.custom_data.order_id,
+                event_time: Some(b.event.event_time),
+                value: Some(b.event.custom_data.value),
+                currency: Some(&b.event.custom_data.currency),
+                reason: None,
+                watermark: &b.watermark,
+                store_id: b.store_id.as_deref(),
+            })
+            .collect();
+        self.record_unsent(tx, "held", &unsent, run_id).await
+    }
+
+    /// Writes `invalid` or `held` rows with one upsert.
+    async fn record_unsent(
+        &self,
+        tx: &Transaction<'_>,
+        status: &str,
+        rows: &[Unsent<'_>],
+        run_id: i64,
+    ) -> Result<(), DbError> {
         if rows.is_empty() {
             return Ok(());
         }
-        let order_ids: Vec<&str> = rows.iter().filter_map(|r| r.order_id.as_deref()).collect();
+        let order_ids: Vec<&str> = rows.iter().map(|r| r.order_id).collect();
         let event_times: Vec<Option<i64>> = rows.iter().map(|r| r.event_time).collect();
         let values: Vec<Option<Decimal>> = rows.iter().map(|r| r.value).collect();
-        let currencies: Vec<Option<&str>> = rows.iter().map(|r| r.currency.as_deref()).collect();
-        let reasons: Vec<&str> = rows.iter().map(|r| r.reason.as_str()).collect();
-        let watermarks: Vec<&str> = rows.iter().map(|r| r.watermark.as_str()).collect();
-        let stores: Vec<Option<&str>> = rows.iter().map(|r| r.store_id.as_deref()).collect();
+        let currencies: Vec<Option<&str>> = rows.iter().map(|r| r.currency).collect();
+        let reasons: Vec<Option<&str>> = rows.iter().map(|r| r.reason).collect();
+        let watermarks: Vec<&str> = rows.iter().map(|r| r.watermark).collect();
+        let stores: Vec<Option<&str>> = rows.iter().map(|r| r.store_id).collect();
         let sql = format!(
             "insert into {ledger} as l (connector, dataset_id, event_name, order_id, event_time,
                  value, currency, status, reason, run_id, source_watermark, store_id)
              select $1, $2, $3, u.order_id, to_timestamp(u.event_time), u.value, u.currency,
-                    'invalid', u.reason, $4, u.watermark, u.store_id
+                    $12, u.reason, $4, u.watermark, u.store_id
              from unnest($5::text[], $6::int8[], $7::numeric[], $8::text[], $9::text[], $10::text[],
                          $11::text[])
                   as u(order_id, event_time, value, currency, reason, watermark, store_id)
              on conflict (dataset_id, event_name, order_id) do update
-               set status = 'invalid', reason = excluded.reason, run_id = excluded.run_id,
+               set status = excluded.status, reason = excluded.reason, run_id = excluded.run_id,
                    event_time = excluded.event_time, value = excluded.value,
                    currency = excluded.currency, source_watermark = excluded.source_watermark,
                    store_id = excluded.store_id,
@@ -382,11 +461,59 @@ impl Ledger {
                 &reasons,
                 &watermarks,
                 &stores,
+                &status,
             ],
         )
         .await
-        .map_err(DbError::query("cannot record invalid orders in the ledger"))?;
+        .map_err(DbError::query(format!(
+            "cannot record {status} orders in the ledger"
+        )))?;
         Ok(())
+    }
+
+    /// Marks sent orders whose source rows changed after they were sent (a line added, a value
+    /// changed), with the order's watermark at the change.
+    pub async fn mark_changed(
+        &self,
+        tx: &Transaction<'_>,
+        changed: &[(String, String)],
+    ) -> Result<(), DbError> {
+        if changed.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<&str> = changed.iter().map(|(id, _)| id.as_str()).collect();
+        let watermarks: Vec<&str> = changed.iter().map(|(_, w)| w.as_str()).collect();
+        let sql = format!(
+            "update {ledger} as l
+             set changed_after_send_at = coalesce(l.changed_after_send_at, now()),
+                 changed_watermark = u.watermark
+             from unnest($3::text[], $4::text[]) as u(order_id, watermark)
+             where l.order_id = u.order_id and l.dataset_id = $1 and l.event_name = $2
+               and l.status = 'sent'",
+            ledger = self.ledger
+        );
+        tx.execute(&sql, &[&self.dataset_id, &PURCHASE, &ids, &watermarks])
+            .await
+            .map_err(DbError::query(
+                "cannot record orders changed after they were sent",
+            ))?;
+        Ok(())
+    }
+
+    /// The held orders of this dataset whose time has come (event time at or before
+    /// `until`, unix seconds).
+    pub async fn due_held(&self, client: &Client, until: i64) -> Result<Vec<String>, DbError> {
+        let sql = format!(
+            "select order_id from {} where dataset_id = $1 and event_name = $2
+               and status = 'held' and event_time <= to_timestamp($3::int8)
+             order by order_id",
+            self.ledger
+        );
+        let rows = client
+            .query(&sql, &[&self.dataset_id, &PURCHASE, &until])
+            .await
+            .map_err(DbError::query("cannot read the held orders"))?;
+        Ok(rows.iter().map(|row| row.get(0)).collect())
     }
 
     /// Records the orders whose requests came back, `sent` or `rejected`. A `sent` row is

@@ -17,7 +17,7 @@ use crate::config::Config;
 use crate::db::{self, quote_ident, DbError};
 use crate::error::Error;
 use crate::event::PURCHASE;
-use crate::source::{self, EventTimeWindow, PageQuery, Position};
+use crate::source::{self, EventTimeWindow, Filter, ReadQuery};
 use crate::transform::{self, Rules};
 
 /// How lines are grouped.
@@ -39,6 +39,10 @@ struct SourceOrder {
     value: Option<Decimal>,
     /// The store.
     store_id: Option<String>,
+    /// The currency, when known.
+    currency: Option<String>,
+    /// Every row of the order has a NULL watermark: incremental runs never read it.
+    unwatermarked: bool,
 }
 
 /// One order as the ledger holds it.
@@ -54,13 +58,22 @@ struct LedgerOrder {
     value: Option<Decimal>,
     /// The store.
     store_id: Option<String>,
+    /// The currency.
+    currency: Option<String>,
+    /// A row was added or changed in the source after the order was sent.
+    changed: bool,
 }
 
 /// The counts of one group (or the total).
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Line {
-    /// The day (`YYYY-MM-DD`) or store; `total` for the total.
+    /// The day (`YYYY-MM-DD`, `undated` for orders without an event time) or store; `total`
+    /// for the totals.
     pub group: String,
+    /// The currency of the line's values (ISO 4217, `-` when unknown). Values in different
+    /// currencies are never added: each line holds one currency; `total` holds values only
+    /// when the whole report has one currency (`null` otherwise, see `totals`).
+    pub currency: Option<String>,
     /// Distinct orders in the source.
     pub source_orders: u64,
     /// Their value (orders whose value cannot be read count as 0).
@@ -77,8 +90,13 @@ pub struct Line {
     pub invalid_reasons: BTreeMap<String, u64>,
     /// Orders Meta rejected.
     pub rejected: u64,
+    /// Orders held until their event time comes (dated ahead by a fast till clock).
+    pub held: u64,
     /// Orders in the source with no ledger row.
     pub never_seen: u64,
+    /// Of those, orders whose every row has a NULL watermark: incremental runs never read
+    /// them (`ocapi backfill` does).
+    pub never_seen_null_watermark: u64,
     /// Sent orders whose source value or event time now differs from what was sent.
     pub changed_after_send: u64,
     /// Ledger rows in the window whose order is not in the source window (deleted, or moved).
@@ -97,7 +115,9 @@ impl Line {
             *self.invalid_reasons.entry(reason.clone()).or_default() += n;
         }
         self.rejected += other.rejected;
+        self.held += other.held;
         self.never_seen += other.never_seen;
+        self.never_seen_null_watermark += other.never_seen_null_watermark;
         self.changed_after_send += other.changed_after_send;
         self.ledger_only += other.ledger_only;
     }
@@ -114,6 +134,7 @@ impl Line {
                 let reason = row.reason.clone().unwrap_or_else(|| "-".to_owned());
                 *self.invalid_reasons.entry(reason).or_default() += 1;
             }
+            "held" => self.held += 1,
             _ => self.rejected += 1,
         }
     }
@@ -130,8 +151,10 @@ pub struct Report {
     pub by: GroupBy,
     /// One line per group, sorted.
     pub lines: Vec<Line>,
-    /// The sum of the lines.
+    /// The sum of the lines (values only when there is one currency).
     pub total: Line,
+    /// The sum of the lines per currency.
+    pub totals: Vec<Line>,
 }
 
 /// Builds the report for event times on days `from..=to` (UTC).
@@ -158,29 +181,41 @@ pub async fn reconcile(
     let source = read_source(config, &window).await?;
     let ledger = read_ledger(config, &window, &source).await?;
 
-    let group_of = |event_time: Option<i64>, store: Option<&str>| match by {
-        GroupBy::Day => event_time
-            .and_then(|t| DateTime::<Utc>::from_timestamp(t, 0))
-            .map_or_else(|| "-".to_owned(), |t| t.date_naive().to_string()),
-        GroupBy::Store => store.unwrap_or("-").to_owned(),
+    let group_of = |event_time: Option<i64>, store: Option<&str>, currency: Option<&str>| {
+        let group = match by {
+            GroupBy::Day => event_time
+                .and_then(|t| DateTime::<Utc>::from_timestamp(t, 0))
+                .map_or_else(|| "undated".to_owned(), |t| t.date_naive().to_string()),
+            GroupBy::Store => store.unwrap_or("-").to_owned(),
+        };
+        (group, currency.unwrap_or("-").to_owned())
     };
-    let mut groups: BTreeMap<String, Line> = BTreeMap::new();
+    let mut groups: BTreeMap<(String, String), Line> = BTreeMap::new();
     for (order_id, order) in &source {
+        let row = ledger.get(order_id);
         let group = group_of(
             order.event_time,
             order
                 .store_id
                 .as_deref()
-                .or_else(|| ledger.get(order_id).and_then(|l| l.store_id.as_deref())),
+                .or_else(|| row.and_then(|l| l.store_id.as_deref())),
+            order
+                .currency
+                .as_deref()
+                .or_else(|| row.and_then(|l| l.currency.as_deref())),
         );
         let line = groups.entry(group).or_default();
         line.source_orders += 1;
         line.source_value += order.value.unwrap_or_default();
-        match ledger.get(order_id) {
-            None => line.never_seen += 1,
+        match row {
+            None => {
+                line.never_seen += 1;
+                line.never_seen_null_watermark += u64::from(order.unwatermarked);
+            }
             Some(row) => {
                 line.count_status(row);
-                let changed = row.event_time != order.event_time || row.value != order.value;
+                let changed =
+                    row.changed || row.event_time != order.event_time || row.value != order.value;
                 if row.status == "sent" && changed {
                     line.changed_after_send += 1;
                 }
@@ -192,33 +227,66 @@ pub async fn reconcile(
             continue;
         }
         let line = groups
-            .entry(group_of(row.event_time, row.store_id.as_deref()))
+            .entry(group_of(
+                row.event_time,
+                row.store_id.as_deref(),
+                row.currency.as_deref(),
+            ))
             .or_default();
         line.ledger_only += 1;
         line.count_status(row);
     }
+    let mut totals: BTreeMap<String, Line> = BTreeMap::new();
+    let lines: Vec<Line> = groups
+        .into_iter()
+        .map(|((group, currency), mut line)| {
+            line.group = group;
+            line.currency = Some(currency.clone());
+            totals
+                .entry(currency.clone())
+                .or_insert_with(|| Line {
+                    group: "total".to_owned(),
+                    currency: Some(currency),
+                    ..Line::default()
+                })
+                .add(&line);
+            line
+        })
+        .collect();
+    let totals: Vec<Line> = totals.into_values().collect();
     let mut total = Line {
         group: "total".to_owned(),
         ..Line::default()
     };
-    let lines: Vec<Line> = groups
-        .into_iter()
-        .map(|(group, mut line)| {
-            line.group = group;
-            total.add(&line);
-            line
-        })
+    for line in &totals {
+        total.add(line);
+    }
+    // Orders whose currency is unknown (invalid ones) carry no value, so they do not make the
+    // report multi-currency.
+    let known: Vec<&Line> = totals
+        .iter()
+        .filter(|l| l.currency.as_deref() != Some("-"))
         .collect();
+    match known.as_slice() {
+        [] => {}
+        [only] => total.currency.clone_from(&only.currency),
+        _ => {
+            total.source_value = Decimal::ZERO;
+            total.sent_value = Decimal::ZERO;
+        }
+    }
     Ok(Report {
         from,
         to,
         by,
         lines,
         total,
+        totals,
     })
 }
 
-/// Reads the distinct orders of the source window, keeping each order's latest row.
+/// Reads the distinct orders of the source window: every row of each order whose event time
+/// falls in it, whatever its watermark holds (the same read and transform as a backfill).
 async fn read_source(
     config: &Config,
     window: &EventTimeWindow,
@@ -226,22 +294,21 @@ async fn read_source(
     let pool = db::pool(&config.source_url()?, "source", 1)?;
     let client = db::connect(&pool, "source").await?;
     let table = source::describe(&client, config).await?;
-    let query = PageQuery::new(config, &table);
+    let query = ReadQuery::new(config, &table);
     let rules = Rules::from_config(config);
     let now = Utc::now().timestamp();
+    let inside =
+        |t: Option<i64>| t.is_some_and(|t| (t as f64) >= window.from && (t as f64) < window.to);
     let mut orders = HashMap::new();
-    let mut position = Some(Position::Start(None));
-    while let Some(at) = position.take() {
-        let page = source::read_page(
-            &client,
-            &query,
-            &at,
-            config.source.batch_size.get(),
-            Some(window),
-        )
-        .await?;
-        position = page.next;
+    let mut reader = source::Reader::start(&client, &query, &Filter::Window(*window)).await?;
+    loop {
+        let page = reader.next_page(config.source.batch_size.get()).await?;
+        if page.rows.is_empty() {
+            reader.finish(&client).await?;
+            break;
+        }
         for rows in transform::orders(&page.rows) {
+            let unwatermarked = rows.iter().all(|r| r.row_watermark.is_empty());
             let order = match transform::build(rows, &rules, now) {
                 Ok(built) => (
                     built.event.custom_data.order_id,
@@ -249,6 +316,8 @@ async fn read_source(
                         event_time: Some(built.event.event_time),
                         value: Some(built.event.custom_data.value),
                         store_id: built.store_id,
+                        currency: Some(built.event.custom_data.currency),
+                        unwatermarked,
                     },
                 ),
                 Err(invalid) => {
@@ -261,11 +330,15 @@ async fn read_source(
                             event_time: invalid.event_time,
                             value: invalid.value,
                             store_id: invalid.store_id,
+                            currency: invalid.currency,
+                            unwatermarked,
                         },
                     )
                 }
             };
-            orders.insert(order.0, order.1);
+            if inside(order.1.event_time) {
+                orders.insert(order.0, order.1);
+            }
         }
     }
     Ok(orders)
@@ -283,11 +356,12 @@ async fn read_ledger(
     crate::run::ensure_schema(&client, &config.ledger.schema).await?;
     let ids: Vec<&str> = source.keys().map(String::as_str).collect();
     let sql = format!(
-        "select order_id, status, reason, extract(epoch from event_time)::int8, value, store_id
+        "select order_id, status, reason, extract(epoch from event_time)::int8, value, store_id,
+                currency, changed_after_send_at is not null
          from {}.ledger
          where dataset_id = $1 and event_name = $2
            and ((event_time >= to_timestamp($3::float8) and event_time < to_timestamp($4::float8))
-                or order_id = any($5))",
+                or event_time is null or order_id = any($5))",
         quote_ident(&config.ledger.schema)
     );
     let rows = client
@@ -314,6 +388,8 @@ async fn read_ledger(
                     event_time: r.get(3),
                     value: r.get(4),
                     store_id: r.get(5),
+                    currency: r.get(6),
+                    changed: r.get(7),
                 },
             )
         })
@@ -334,32 +410,44 @@ pub fn render(report: &Report) -> String {
     );
     let _ = writeln!(
         out,
-        "{:<12} {:>8} {:>12} {:>8} {:>12} {:>8} {:>8} {:>10} {:>8} {:>11}",
+        "{:<12} {:>4} {:>8} {:>12} {:>8} {:>12} {:>8} {:>8} {:>6} {:>10} {:>8} {:>11}",
         by,
+        "cur",
         "orders",
         "value",
         "sent",
         "sent value",
         "invalid",
         "rejected",
+        "held",
         "never seen",
         "changed",
         "ledger only"
     );
-    for line in report.lines.iter().chain([&report.total]) {
+    for line in report.lines.iter().chain(&report.totals) {
         let _ = writeln!(
             out,
-            "{:<12} {:>8} {:>12} {:>8} {:>12} {:>8} {:>8} {:>10} {:>8} {:>11}",
+            "{:<12} {:>4} {:>8} {:>12} {:>8} {:>12} {:>8} {:>8} {:>6} {:>10} {:>8} {:>11}",
             line.group,
+            line.currency.as_deref().unwrap_or("-"),
             line.source_orders,
             format!("{:.2}", line.source_value),
             line.sent,
             format!("{:.2}", line.sent_value),
             line.invalid,
             line.rejected,
+            line.held,
             line.never_seen,
             line.changed_after_send,
             line.ledger_only
+        );
+    }
+    if report.total.never_seen_null_watermark > 0 {
+        let _ = writeln!(
+            out,
+            "{} never-seen orders have a NULL watermark on every row: incremental runs never read \
+             them; fill the watermark column or send them with `ocapi backfill`",
+            report.total.never_seen_null_watermark
         );
     }
     if !report.total.invalid_reasons.is_empty() {

@@ -1,6 +1,7 @@
 //! One sync pass: read → transform → send → ledger → stats.
 //!
-//! Three stages overlap. A reader task reads keyset pages and transforms them; the main loop
+//! Three stages overlap. A reader task streams the source's changed orders (every row of each,
+//! see `source`) in pages of whole orders and transforms them; the main loop
 //! decides each page's orders against the ledger and starts its batches, up to
 //! `destination.concurrency` requests in flight; batch results come back in page order, and
 //! when the last batch of a page is back, its `sent`, `rejected` and `invalid` rows and the
@@ -29,9 +30,9 @@ use crate::destination::{Delivery, Destination, DestinationError};
 use crate::error::Error;
 use crate::event::Event;
 use crate::ledger::{Existing, Ledger, OrderFacts, Outcome, Status, Verdict};
-use crate::source::{self, EventTimeWindow, PageQuery, Position, SourceTable, WatermarkKind};
+use crate::source::{self, EventTimeWindow, Filter, ReadQuery, SourceTable, WatermarkKind};
 use crate::stats::{RunStats, RunStatus};
-use crate::transform::{self, Built, Invalid, Rules};
+use crate::transform::{self, Built, Invalid, InvalidReason, Rules};
 
 /// Pages read ahead of the one being recorded: one keeps requests flowing (measured: the same
 /// rows/s as two, within noise) and bounds memory lower (132-138 MiB vs 150-153 MiB at 100k rows).
@@ -98,11 +99,16 @@ struct PagePlan {
     built: Vec<Built>,
     /// Orders that could not.
     invalid: Vec<Invalid>,
-    /// The watermark of its last row.
+    /// The watermark of its last order, where the watermark may advance once the page is
+    /// committed; `None` for pages that must not move it (held orders read by id).
     last_watermark: Option<String>,
 }
 
 /// Runs one sync pass. `shutdown` resolving stops it after the page in flight, committed.
+///
+/// A dry run reads the ledger (when it has been migrated) but writes nothing anywhere and
+/// sends nothing: it prints, as NDJSON on stdout, exactly the events a real run would send now,
+/// and counts what a real run would count.
 pub async fn run(
     config: &Config,
     options: RunOptions,
@@ -120,47 +126,61 @@ pub async fn run(
     let source_client = db::connect(&source_pool, "source").await?;
     let table = source::describe(&source_client, config).await?;
     let mut stats = RunStats::new(&config.connector.name);
-    if options.dry_run {
-        let ledger_pool = db::pool(&config.ledger_url()?, "ledger", 1)?;
-        let start = dry_run_start(config, &ledger_pool, &table, &source_client).await;
-        let start = start.unwrap_or(Position::Start(None));
-        drop(source_client);
-        dry_run(config, &options, &source_pool, &table, start, &mut stats).await?;
-        stats.status = RunStatus::Completed;
-        stats.duration_ms = elapsed_ms(started);
-        return Ok(stats);
-    }
-
     let ledger_pool = db::pool(&config.ledger_url()?, "ledger", 4)?;
     let ledger_client = db::connect(&ledger_pool, "ledger").await?;
-    ensure_schema(&ledger_client, &config.ledger.schema).await?;
-    let _lock = acquire_lock(&ledger_pool, config).await?;
-    let destination = Arc::new(Destination::from_config(config)?);
     let ledger = Ledger::new(
         &config.ledger.schema,
         &config.connector.name,
         &config.destination.dataset_id,
     );
-    stats.run_id = ledger
-        .start_run(&ledger_client, options.mode.as_str())
-        .await?;
-    report_interrupted_runs(&ledger, &ledger_client, stats.run_id).await?;
+    // A dry run reads a ledger that exists and treats a missing one as empty.
+    let ledger_ready = if options.dry_run {
+        ensure_schema(&ledger_client, &config.ledger.schema)
+            .await
+            .is_ok()
+    } else {
+        ensure_schema(&ledger_client, &config.ledger.schema).await?;
+        true
+    };
+    let _lock = if options.dry_run {
+        None
+    } else {
+        Some(acquire_lock(&ledger_pool, config).await?)
+    };
+    let destination = if options.dry_run {
+        None
+    } else {
+        Some(Arc::new(Destination::from_config(config)?))
+    };
+    if !options.dry_run {
+        stats.run_id = ledger
+            .start_run(&ledger_client, options.mode.as_str())
+            .await?;
+        report_interrupted_runs(&ledger, &ledger_client, stats.run_id).await?;
+    }
 
     let result = async {
-        let start = start_position(
+        let filter = start_filter(
             config,
             &options,
-            &ledger,
+            ledger_ready.then_some(&ledger),
             &ledger_client,
             &table,
             &source_client,
             &mut stats,
         )
         .await?;
+        let held = if ledger_ready && options.mode == Mode::Run {
+            let due = chrono::Utc::now().timestamp() + transform::MAX_FUTURE_SECS;
+            ledger.due_held(&ledger_client, due).await?
+        } else {
+            Vec::new()
+        };
         drop(source_client);
         let mut sync = Pipeline {
             config,
             ledger: &ledger,
+            ledger_ready,
             pool: &ledger_pool,
             destination,
             stats: &mut stats,
@@ -169,7 +189,7 @@ pub async fn run(
             progress: options.progress.clone(),
             in_flight: HashSet::new(),
         };
-        let pages = spawn_reader(config, &source_pool, &table, start, &options);
+        let pages = spawn_reader(config, &source_pool, &table, filter, held, &options);
         sync.drive(pages, shutdown).await
     }
     .await;
@@ -177,12 +197,23 @@ pub async fn run(
     stats.duration_ms = elapsed_ms(started);
     stats.status = match &result {
         Ok(()) if exceeds(&stats, options.max_invalid_ratio) => RunStatus::Degraded,
+        Ok(()) if stats.ahead_of_clock > 0 => {
+            stats.error = Some(format!(
+                "{} orders have a watermark ({}) ahead of the source database's clock; the \
+                 watermark was not advanced past the clock (fix the rows, see `ocapi check`)",
+                stats.ahead_of_clock, config.source.watermark_column
+            ));
+            RunStatus::Degraded
+        }
         Ok(()) => RunStatus::Completed,
         Err(error) => {
             stats.error = Some(error_chain(error));
             RunStatus::Failed
         }
     };
+    if options.dry_run {
+        return result.map(|()| stats);
+    }
     if let Err(error) = ledger.finish_run(&ledger_client, &stats).await {
         // A run that failed (its connections cut, say) reports why it failed, not this.
         if result.is_ok() {
@@ -197,6 +228,7 @@ pub async fn run(
         sent = stats.sent,
         skipped_duplicate = stats.skipped_duplicate,
         invalid = stats.invalid,
+        held = stats.held,
         rejected = stats.rejected,
         retries = stats.retries,
         batches = stats.batches,
@@ -278,22 +310,27 @@ pub async fn acquire_lock(pool: &Pool, config: &Config) -> Result<RunLock, Error
     }
 }
 
-/// Where an incremental run starts: the stored watermark minus the lookback, else
-/// `source.start`, else the beginning. A backfill starts at the beginning of its window.
-async fn start_position(
+/// What an incremental run reads: the orders changed since the stored watermark minus the
+/// lookback, else since `source.start`, else (a time watermark) since 62 days ago, the oldest
+/// a store event may be; an integer watermark without `source.start` reads the whole table. A
+/// backfill reads its event-time window.
+async fn start_filter(
     config: &Config,
     options: &RunOptions,
-    ledger: &Ledger,
+    ledger: Option<&Ledger>,
     ledger_client: &Client,
     table: &SourceTable,
     source_client: &Client,
     stats: &mut RunStats,
-) -> Result<Position, Error> {
-    let stored = ledger.watermark(ledger_client).await?;
+) -> Result<Filter, Error> {
+    let stored = match ledger {
+        Some(ledger) => ledger.watermark(ledger_client).await?,
+        None => None,
+    };
     stats.watermark_start = stored.as_ref().map(|(w, _)| w.clone());
     stats.watermark_end = stats.watermark_start.clone();
-    if options.mode == Mode::Backfill {
-        return Ok(Position::Start(None));
+    if let Some(window) = options.window {
+        return Ok(Filter::Window(window));
     }
     let kind = table.watermark_kind;
     match stored {
@@ -304,7 +341,7 @@ async fn start_position(
                 source::minus_lookback(source_client, kind, &watermark, config.source.lookback)
                     .await?
             };
-            Ok(Position::Start(Some(from)))
+            Ok(Filter::Delta(Some(from)))
         }
         Some((_, Some(stored_kind))) => Err(Error::Usage(format!(
             "the stored watermark is a {} but `source.watermark_column` is now a {}; \
@@ -317,9 +354,11 @@ async fn start_position(
         _ => match &config.source.start {
             Some(start) => {
                 let start = source::check_watermark(source_client, kind, start).await?;
-                Ok(Position::Start(Some(start)))
+                Ok(Filter::Delta(Some(start)))
             }
-            None => Ok(Position::Start(None)),
+            None => Ok(Filter::Delta(
+                source::default_start(source_client, kind, &config.source.timezone).await?,
+            )),
         },
     }
 }
@@ -421,50 +460,66 @@ impl PageOutcome {
     }
 }
 
-/// Starts the reader task: pages in keyset order, transformed, through a bounded channel.
+/// Starts the reader task: first the held orders whose time has come (read by order id), then
+/// the source's changed orders in watermark order, transformed, through a bounded channel.
 fn spawn_reader(
     config: &Config,
     pool: &Pool,
     table: &SourceTable,
-    start: Position,
+    filter: Filter,
+    held: Vec<String>,
     options: &RunOptions,
 ) -> mpsc::Receiver<Result<PagePlan, Error>> {
     let (tx, rx) = mpsc::channel(PAGES_AHEAD);
     let pool = pool.clone();
-    let query = PageQuery::new(config, table);
+    let query = ReadQuery::new(config, table);
     let rules = Rules::from_config(config);
     let page_size = config.source.batch_size.get();
     let limit = options.limit;
     let window = options.window;
+    let advance = options.mode == Mode::Run;
     tokio::spawn(async move {
         let result = async {
             let client = db::connect(&pool, "source").await?;
-            let mut position = Some(start);
+            let plan = |rows: Vec<source::SourceRow>, advance: bool| {
+                let rules = rules.clone();
+                async move {
+                    tokio::task::spawn_blocking(move || plan_page(&rows, &rules, window, advance))
+                        .await
+                        .map_err(|error| Error::Usage(format!("transform task failed: {error}")))
+                }
+            };
+            if !held.is_empty() {
+                let rows = source::read_orders(&client, &query, &held).await?;
+                if tx.send(Ok(plan(rows, false).await?)).await.is_err() {
+                    return Ok(());
+                }
+            }
+            let mut reader = source::Reader::start(&client, &query, &filter).await?;
             let mut read = 0u64;
-            while let Some(at) = position.take() {
+            let finished = loop {
                 let remaining = limit.map_or(usize::MAX, |l| {
                     usize::try_from(l.saturating_sub(read)).unwrap_or(usize::MAX)
                 });
                 if remaining == 0 {
-                    break;
+                    break false;
                 }
-                let page = source::read_page(
-                    &client,
-                    &query,
-                    &at,
-                    page_size.min(remaining),
-                    window.as_ref(),
-                )
-                .await?;
+                let page = reader.next_page(page_size.min(remaining)).await?;
+                if page.rows.is_empty() {
+                    break true;
+                }
                 read += page.rows.len() as u64;
-                position = page.next;
-                let rules = rules.clone();
-                let plan = tokio::task::spawn_blocking(move || plan_page(&page.rows, &rules))
-                    .await
-                    .map_err(|error| Error::Usage(format!("transform task failed: {error}")))?;
-                if tx.send(Ok(plan)).await.is_err() {
-                    break;
+                if tx.send(Ok(plan(page.rows, advance).await?)).await.is_err() {
+                    break false;
                 }
+            };
+            if finished {
+                reader.finish(&client).await?;
+            } else {
+                // Stopped early (`--limit`, or the run stopped): close the connection, which
+                // ends the statement, rather than let the driver drain the rest of it.
+                drop(reader);
+                drop(deadpool_postgres::Object::take(client));
             }
             Ok::<(), Error>(())
         }
@@ -476,20 +531,34 @@ fn spawn_reader(
     rx
 }
 
-/// Transforms one page of rows into events and invalid orders, judged now.
-fn plan_page(rows: &[source::SourceRow], rules: &Rules) -> PagePlan {
+/// Transforms one page of rows into events and invalid orders, judged now. With a window
+/// (backfill, reconcile), orders whose exact event time falls outside it are left out: the
+/// database's filter is wider for local times.
+fn plan_page(
+    rows: &[source::SourceRow],
+    rules: &Rules,
+    window: Option<EventTimeWindow>,
+    advance: bool,
+) -> PagePlan {
     let now = chrono::Utc::now().timestamp();
+    let inside = |t: Option<i64>| {
+        window.is_none_or(|w| t.is_none_or(|t| (t as f64) >= w.from && (t as f64) < w.to))
+    };
     let mut plan = PagePlan {
         rows: rows.len() as u64,
         // At most one event per row: reserved once, not regrown (and moved) page after page.
         built: Vec::with_capacity(rows.len()),
-        last_watermark: rows.last().map(|r| r.watermark.clone()),
+        last_watermark: rows
+            .last()
+            .map(|r| r.watermark.clone())
+            .filter(|w| advance && !w.is_empty()),
         ..PagePlan::default()
     };
     for order in transform::orders(rows) {
         match transform::build(order, rules, now) {
-            Ok(built) => plan.built.push(built),
-            Err(invalid) => plan.invalid.push(invalid),
+            Ok(built) if inside(Some(built.event.event_time)) => plan.built.push(built),
+            Err(invalid) if inside(invalid.event_time) => plan.invalid.push(invalid),
+            _ => {}
         }
     }
     plan
@@ -502,6 +571,10 @@ struct PageEnd {
     watermark: Option<String>,
     /// Its invalid orders.
     invalid: Vec<Invalid>,
+    /// Its orders held until their time comes.
+    held: Vec<Built>,
+    /// Sent orders changed since, with their watermark now.
+    changed: Vec<(String, String)>,
     /// The orders it sends, which stay "in flight in this run" until it commits.
     sending: Vec<String>,
 }
@@ -533,8 +606,10 @@ struct Pipeline<'a> {
     ledger: &'a Ledger,
     /// Ledger connections.
     pool: &'a Pool,
-    /// Where batches go.
-    destination: Arc<Destination>,
+    /// Where batches go; `None` for a dry run, whose batches are printed.
+    destination: Option<Arc<Destination>>,
+    /// Whether the ledger schema exists (a dry run may run before `migrate`).
+    ledger_ready: bool,
     /// Running stats.
     stats: &'a mut RunStats,
     /// How to compare watermarks.
@@ -642,7 +717,15 @@ impl Pipeline<'_> {
 
     /// Starts sending one batch on its own task, so requests progress while the loop works.
     fn start_batch(&self, batch: Batch) -> Flight {
-        let destination = Arc::clone(&self.destination);
+        let Some(destination) = self.destination.as_ref().map(Arc::clone) else {
+            // A dry run prints the events as a real run would send them, and takes them as
+            // accepted.
+            let printed = print_events(&batch.events);
+            let result = printed
+                .map(|()| Delivery::all_accepted(batch.events.len(), None))
+                .map_err(|error| DestinationError::Setup(error.into()));
+            return Box::pin(async move { Done::Batch(batch, result) });
+        };
         let mut handle = AbortOnDrop(tokio::spawn(async move {
             let result = destination.send(&batch.events).await;
             (batch, result)
@@ -661,11 +744,12 @@ impl Pipeline<'_> {
     }
 
     /// Decides each order of a page against the ledger and returns the page's batches
-    /// followed by its end marker, which carries its invalid orders to the page's commit.
+    /// followed by its end marker, which carries its invalid, held and changed orders to the
+    /// page's commit.
     ///
-    /// An order already handled in this run (seen again, e.g. updated meanwhile) is a
-    /// duplicate: earlier pages are known from `in_flight` until they commit, and from the
-    /// ledger (their rows carry this run's id) after.
+    /// An order already handled in this run (seen again, e.g. a held order that is also in the
+    /// delta) is a duplicate: earlier pages are known from `in_flight` until they commit, and
+    /// from the ledger (their rows carry this run's id) after.
     async fn prepare(&mut self, plan: PagePlan) -> Result<Vec<Work>, Error> {
         let stats = &mut *self.stats;
         stats.rows_read += plan.rows;
@@ -678,52 +762,76 @@ impl Pipeline<'_> {
         // In key order, consecutive probes of the ledger's index visit neighbouring pages.
         ids.sort_unstable();
         ids.dedup();
-        let mut client = db::connect(self.pool, "ledger").await?;
-        let existing = self.ledger.lookup(&mut client, &ids).await?;
-        drop(client);
+        let existing = if self.ledger_ready {
+            let mut client = db::connect(self.pool, "ledger").await?;
+            self.ledger.lookup(&mut client, &ids).await?
+        } else {
+            HashMap::new()
+        };
         let run_id = stats.run_id;
         let in_flight = &self.in_flight;
-        let mut in_page: HashSet<&str> = HashSet::new();
-        let seen_in_run = |order_id: &str, in_page: &HashSet<&str>| {
+        let mut in_page: HashSet<String> = HashSet::new();
+        let seen_in_run = |order_id: &str, in_page: &HashSet<String>| {
             // Only orders this run sent (or is sending) count: an order it recorded invalid
             // earlier may come back fixed in a later page, and must then be sent.
             in_page.contains(order_id)
                 || in_flight.contains(order_id)
-                || existing
-                    .get(order_id)
-                    .is_some_and(|e| e.run_id == Some(run_id) && e.status == Status::Sent)
+                || existing.get(order_id).is_some_and(|e| {
+                    run_id != 0 && e.run_id == Some(run_id) && e.status == Status::Sent
+                })
+        };
+        let mut changed: Vec<(String, String)> = Vec::new();
+        let mut held: Vec<Built> = Vec::new();
+        let mut count = |decision: Decision, order_id: &str, watermark: &str| match decision {
+            Decision::Duplicate { changed: true } => {
+                stats.skipped_duplicate += 1;
+                stats.changed_after_send += 1;
+                changed.push((order_id.to_owned(), watermark.to_owned()));
+            }
+            Decision::Duplicate { changed: false } => stats.skipped_duplicate += 1,
+            Decision::StillRejected => stats.skipped_rejected += 1,
+            Decision::StillInvalid => stats.skipped_invalid += 1,
+            Decision::Send | Decision::Hold | Decision::StillHeld | Decision::RecordInvalid => {}
         };
 
-        // Which of `plan.built` are sent, so that their events can be moved (not cloned) into
-        // batches.
-        let mut chosen: Vec<bool> = Vec::with_capacity(plan.built.len());
-        for built in &plan.built {
-            stats.events += 1;
-            for field in &built.dropped {
-                RunStats::bump(&mut stats.dropped, field.key(), 1);
-            }
-            let order_id = &built.event.custom_data.order_id;
+        // The orders to send, moved (not cloned) into batches.
+        let mut to_send: Vec<Built> = Vec::with_capacity(plan.built.len());
+        for built in plan.built {
+            stats.ahead_of_clock += u64::from(built.ahead);
+            let order_id = built.event.custom_data.order_id.as_str();
+            let candidate = match built.held_until {
+                Some(_) => Candidate::Held {
+                    watermark: &built.watermark,
+                },
+                None => Candidate::Due {
+                    watermark: &built.watermark,
+                },
+            };
             let decision = decide(
                 existing.get(order_id),
-                built,
                 seen_in_run(order_id, &in_page),
+                &candidate,
             );
-            chosen.push(decision == Decision::Send);
+            count(decision, order_id, &built.watermark);
             match decision {
                 Decision::Send => {
-                    in_page.insert(order_id);
+                    stats.events += 1;
+                    for field in &built.dropped {
+                        RunStats::bump(&mut stats.dropped, field.key(), 1);
+                    }
+                    in_page.insert(order_id.to_owned());
+                    to_send.push(built);
                 }
-                Decision::Duplicate { changed } => {
-                    stats.skipped_duplicate += 1;
-                    stats.changed_after_send += u64::from(changed);
+                Decision::Hold => {
+                    stats.held += 1;
+                    held.push(built);
                 }
-                Decision::StillRejected => stats.skipped_rejected += 1,
+                Decision::StillHeld => stats.held += 1,
+                _ => {}
             }
         }
-        // Invalid orders to record, one row per order id (the latest version wins): a second
-        // row for the same key in one upsert would be an error.
+        // Invalid orders to record: one row per order id.
         let mut invalid: Vec<Invalid> = Vec::new();
-        let mut invalid_index: HashMap<String, usize> = HashMap::new();
         for row in plan.invalid {
             let Some(order_id) = row.order_id.as_deref() else {
                 stats.invalid += 1;
@@ -731,34 +839,27 @@ impl Pipeline<'_> {
                 tracing::warn!(watermark = %row.watermark, reason = %row.reason, "row without a usable order id skipped");
                 continue;
             };
-            // Sent before, or being sent in this run: a later invalid version never replaces it.
-            let sent = existing
-                .get(order_id)
-                .is_some_and(|e| e.status == Status::Sent);
-            if sent || seen_in_run(order_id, &in_page) {
-                stats.skipped_duplicate += 1;
-                continue;
-            }
-            stats.invalid += 1;
-            RunStats::bump(&mut stats.invalid_reasons, row.reason.as_str(), 1);
-            match invalid_index.get(order_id) {
-                Some(&at) => invalid[at] = row,
-                None => {
-                    invalid_index.insert(order_id.to_owned(), invalid.len());
-                    invalid.push(row);
-                }
+            let candidate = Candidate::Invalid {
+                watermark: &row.watermark,
+                reason: row.reason,
+            };
+            let decision = decide(
+                existing.get(order_id),
+                seen_in_run(order_id, &in_page),
+                &candidate,
+            );
+            count(decision, order_id, &row.watermark);
+            if decision == Decision::RecordInvalid {
+                stats.invalid += 1;
+                RunStats::bump(&mut stats.invalid_reasons, row.reason.as_str(), 1);
+                invalid.push(row);
             }
         }
-        let sending: Vec<String> = in_page.iter().map(|id| (*id).to_owned()).collect();
+        let sending: Vec<String> = in_page.into_iter().collect();
         self.in_flight.extend(sending.iter().cloned());
 
         let batch_size = self.config.destination.batch_size;
-        let mut chosen_events = plan
-            .built
-            .into_iter()
-            .zip(chosen)
-            .filter_map(|(built, send)| send.then_some(built))
-            .peekable();
+        let mut chosen_events = to_send.into_iter().peekable();
         let mut work: Vec<Work> = Vec::new();
         while chosen_events.peek().is_some() {
             let mut batch = Batch::default();
@@ -775,6 +876,8 @@ impl Pipeline<'_> {
         work.push(Work::PageEnd(PageEnd {
             watermark: plan.last_watermark,
             invalid,
+            held,
+            changed,
             sending,
         }));
         Ok(work)
@@ -796,10 +899,16 @@ impl Pipeline<'_> {
         let PageEnd {
             watermark,
             invalid,
+            held,
+            changed,
             sending,
         } = end;
         let page_watermark = watermark.clone();
+        let dry_run = self.destination.is_none();
         let handle = tokio::spawn(async move {
+            if dry_run {
+                return Ok(());
+            }
             let mut client = db::connect(&pool, "ledger").await?;
             let mut tx = client
                 .transaction()
@@ -807,6 +916,9 @@ impl Pipeline<'_> {
                 .map_err(db::DbError::query("cannot start a transaction"))?;
             let invalid: Vec<&Invalid> = invalid.iter().collect();
             ledger.record_invalid(&tx, &invalid, run_id).await?;
+            let held: Vec<&Built> = held.iter().collect();
+            ledger.record_held(&tx, &held, run_id).await?;
+            ledger.mark_changed(&tx, &changed).await?;
             ledger
                 .record_outcomes(&mut tx, &outcome.outcomes, run_id)
                 .await?;
@@ -836,8 +948,11 @@ impl Pipeline<'_> {
         joined: Result<Result<(), Error>, tokio::task::JoinError>,
     ) -> Result<(), Error> {
         joined.map_err(|error| Error::Usage(format!("commit task failed: {error}")))??;
-        for order_id in &commit.sending {
-            self.in_flight.remove(order_id);
+        // A dry run writes no ledger row, so what it "sent" stays known here until it ends.
+        if self.destination.is_some() {
+            for order_id in &commit.sending {
+                self.in_flight.remove(order_id);
+            }
         }
         self.stats.sent += commit.sent;
         self.stats.rejected += commit.rejected;
@@ -876,113 +991,248 @@ impl<T> Drop for AbortOnDrop<T> {
     }
 }
 
-/// What to do with a valid order, given its ledger row.
+/// An order as this run read it, for the dedup policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Candidate<'a> {
+    /// A valid event whose time has come.
+    Due {
+        /// The order's watermark.
+        watermark: &'a str,
+    },
+    /// A valid event dated ahead: held until its time.
+    Held {
+        /// The order's watermark.
+        watermark: &'a str,
+    },
+    /// An order that cannot become an event.
+    Invalid {
+        /// The order's watermark.
+        watermark: &'a str,
+        /// Why.
+        reason: InvalidReason,
+    },
+}
+
+impl Candidate<'_> {
+    /// The order's watermark.
+    fn watermark(&self) -> &str {
+        match self {
+            Self::Due { watermark }
+            | Self::Held { watermark }
+            | Self::Invalid { watermark, .. } => watermark,
+        }
+    }
+}
+
+/// What to do with an order, given its ledger row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Decision {
     /// Send it.
     Send,
-    /// Already sent (or being sent in this run); `changed` when its value or time moved since.
+    /// Record it `held` (new, or changed while held).
+    Hold,
+    /// Held before and unchanged: leave its row.
+    StillHeld,
+    /// Record it `invalid` (new, changed, or invalid for another reason now).
+    RecordInvalid,
+    /// Invalid before for the same reason and unchanged: skipped, not counted again.
+    StillInvalid,
+    /// Already sent (or being sent in this run); `changed` when its rows changed since and
+    /// that change was not counted before.
     Duplicate {
-        /// Value or event time differ from what was sent.
+        /// A row was added or changed after the order was sent.
         changed: bool,
     },
-    /// Rejected before, and its source row has not changed since.
+    /// Rejected before, and its source rows have not changed since.
     StillRejected,
 }
 
-/// Decides a valid order against what the ledger holds.
-fn decide(existing: Option<&Existing>, built: &Built, seen_in_run: bool) -> Decision {
-    let changed = |e: &Existing| {
-        e.event_time != Some(built.event.event_time)
-            || e.value != Some(built.event.custom_data.value)
-    };
+/// The dedup policy: what to do with an order this run read, given what the ledger holds of it
+/// and whether this run already sent it. Pure, so it is table-tested.
+///
+/// "Unchanged" means the order's watermark (the largest of its rows') is the one recorded.
+fn decide(existing: Option<&Existing>, seen_in_run: bool, candidate: &Candidate<'_>) -> Decision {
     if seen_in_run {
         return Decision::Duplicate { changed: false };
     }
-    match existing {
-        None => Decision::Send,
-        Some(e) => match e.status {
-            Status::Sent => Decision::Duplicate {
-                changed: changed(e),
-            },
-            Status::Rejected if e.source_watermark.as_deref() == Some(built.watermark.as_str()) => {
-                Decision::StillRejected
-            }
-            Status::Invalid | Status::Rejected => Decision::Send,
+    let watermark = candidate.watermark();
+    let Some(e) = existing else {
+        return match candidate {
+            Candidate::Due { .. } => Decision::Send,
+            Candidate::Held { .. } => Decision::Hold,
+            Candidate::Invalid { .. } => Decision::RecordInvalid,
+        };
+    };
+    let unchanged = e
+        .source_watermark
+        .as_deref()
+        .is_some_and(|w| same_watermark(w, watermark));
+    match (e.status, candidate) {
+        (Status::Sent, _) => Decision::Duplicate {
+            changed: !unchanged
+                && !e
+                    .changed_watermark
+                    .as_deref()
+                    .is_some_and(|w| same_watermark(w, watermark)),
         },
+        (Status::Rejected, Candidate::Due { .. }) if unchanged => Decision::StillRejected,
+        (Status::Held, Candidate::Held { .. }) if unchanged => Decision::StillHeld,
+        (Status::Invalid, Candidate::Invalid { reason, .. })
+            if unchanged && e.reason.as_deref() == Some(reason.as_str()) =>
+        {
+            Decision::StillInvalid
+        }
+        (_, Candidate::Due { .. }) => Decision::Send,
+        (_, Candidate::Held { .. }) => Decision::Hold,
+        (_, Candidate::Invalid { .. }) => Decision::RecordInvalid,
     }
 }
 
-/// Where a dry run starts: the stored watermark when the ledger can be read, else the start.
-async fn dry_run_start(
-    config: &Config,
-    ledger_pool: &Pool,
-    table: &SourceTable,
-    source_client: &Client,
-) -> Option<Position> {
-    let client = db::connect(ledger_pool, "ledger").await.ok()?;
-    db::schema_version(&client, &config.ledger.schema)
-        .await
-        .ok()??;
-    let ledger = Ledger::new(
-        &config.ledger.schema,
-        &config.connector.name,
-        &config.destination.dataset_id,
-    );
-    let mut scratch = RunStats::new(&config.connector.name);
-    let options = RunOptions::default();
-    start_position(
-        config,
-        &options,
-        &ledger,
-        &client,
-        table,
-        source_client,
-        &mut scratch,
-    )
-    .await
-    .ok()
+/// Whether two watermark texts name the same value: equal text, or the same instant written
+/// two ways (ledgers written before issue 11 kept PostgreSQL's session-dependent text form,
+/// `2026-11-01 10:00:00.5+00`; ocapi now writes `2026-11-01T10:00:00.500000Z`).
+fn same_watermark(a: &str, b: &str) -> bool {
+    if a == b {
+        return true;
+    }
+    let parse = |text: &str| -> Option<chrono::NaiveDateTime> {
+        let text = text.trim();
+        if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text) {
+            return Some(t.naive_utc());
+        }
+        for format in ["%Y-%m-%d %H:%M:%S%.f%#z", "%Y-%m-%dT%H:%M:%S%.f%#z"] {
+            if let Ok(t) = chrono::DateTime::parse_from_str(text, format) {
+                return Some(t.naive_utc());
+            }
+        }
+        for format in ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f"] {
+            if let Ok(t) = chrono::NaiveDateTime::parse_from_str(text, format) {
+                return Some(t);
+            }
+        }
+        None
+    };
+    matches!((parse(a), parse(b)), (Some(x), Some(y)) if x == y)
 }
 
-/// Prints the events a run would send as NDJSON on stdout; writes nothing anywhere.
-async fn dry_run(
-    config: &Config,
-    options: &RunOptions,
-    pool: &Pool,
-    table: &SourceTable,
-    start: Position,
-    stats: &mut RunStats,
-) -> Result<(), Error> {
-    let mut pages = spawn_reader(config, pool, table, start, options);
-    let mut seen: HashMap<String, ()> = HashMap::new();
-    while let Some(plan) = pages.recv().await {
-        let plan = plan?;
-        stats.rows_read += plan.rows;
-        let stdout = std::io::stdout();
-        let mut out = stdout.lock();
-        for built in &plan.built {
-            if seen
-                .insert(built.event.custom_data.order_id.clone(), ())
-                .is_some()
-            {
-                stats.skipped_duplicate += 1;
-                continue;
-            }
-            stats.events += 1;
-            for field in &built.dropped {
-                RunStats::bump(&mut stats.dropped, field.key(), 1);
-            }
-            for key in built.event.user_data.present_keys() {
-                RunStats::bump(&mut stats.match_keys, key, 1);
-            }
-            serde_json::to_writer(&mut out, &built.event).map_err(std::io::Error::other)?;
-            out.write_all(b"\n")?;
-        }
-        for invalid in &plan.invalid {
-            stats.invalid += 1;
-            RunStats::bump(&mut stats.invalid_reasons, invalid.reason.as_str(), 1);
-        }
-        out.flush()?;
+/// Prints events as NDJSON on stdout (a dry run's output).
+fn print_events(events: &[Event]) -> std::io::Result<()> {
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    for event in events {
+        serde_json::to_writer(&mut out, event).map_err(std::io::Error::other)?;
+        out.write_all(b"\n")?;
     }
-    Ok(())
+    out.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(status: Status, watermark: &str) -> Existing {
+        Existing {
+            status,
+            event_time: Some(1),
+            value: None,
+            source_watermark: Some(watermark.to_owned()),
+            run_id: Some(1),
+            reason: (status == Status::Invalid).then(|| "missing currency".to_owned()),
+            changed_watermark: None,
+        }
+    }
+
+    #[test]
+    fn the_dedup_policy_table() {
+        use Decision::*;
+        let due = |w| Candidate::Due { watermark: w };
+        let held = |w| Candidate::Held { watermark: w };
+        let invalid = |w, reason| Candidate::Invalid {
+            watermark: w,
+            reason,
+        };
+        let currency = InvalidReason::MissingCurrency;
+        let mut counted = row(Status::Sent, "w1");
+        counted.changed_watermark = Some("w2".to_owned());
+        let cases: Vec<(Option<Existing>, bool, Candidate<'_>, Decision)> = vec![
+            // never seen
+            (None, false, due("w1"), Send),
+            (None, false, held("w1"), Hold),
+            (None, false, invalid("w1", currency), RecordInvalid),
+            // seen earlier in this run
+            (None, true, due("w1"), Duplicate { changed: false }),
+            // sent: unchanged, changed (a line added after the send), changed and counted
+            (
+                Some(row(Status::Sent, "w1")),
+                false,
+                due("w1"),
+                Duplicate { changed: false },
+            ),
+            (
+                Some(row(Status::Sent, "w1")),
+                false,
+                due("w2"),
+                Duplicate { changed: true },
+            ),
+            (
+                Some(row(Status::Sent, "w1")),
+                false,
+                invalid("w2", currency),
+                Duplicate { changed: true },
+            ),
+            (
+                Some(counted),
+                false,
+                due("w2"),
+                Duplicate { changed: false },
+            ),
+            // the same instant in the old and the new text form is unchanged
+            (
+                Some(row(Status::Sent, "2026-11-01 10:00:00.5+00")),
+                false,
+                due("2026-11-01T10:00:00.500000Z"),
+                Duplicate { changed: false },
+            ),
+            // rejected: unchanged is not sent again; changed is
+            (
+                Some(row(Status::Rejected, "w1")),
+                false,
+                due("w1"),
+                StillRejected,
+            ),
+            (Some(row(Status::Rejected, "w1")), false, due("w2"), Send),
+            // invalid: unchanged and the same reason is skipped; fixed is sent
+            (
+                Some(row(Status::Invalid, "w1")),
+                false,
+                invalid("w1", currency),
+                StillInvalid,
+            ),
+            (
+                Some(row(Status::Invalid, "w1")),
+                false,
+                invalid("w1", InvalidReason::TooOld),
+                RecordInvalid,
+            ),
+            (Some(row(Status::Invalid, "w1")), false, due("w2"), Send),
+            (Some(row(Status::Invalid, "w1")), false, held("w2"), Hold),
+            // held: still ahead and unchanged stays; its time come, it is sent
+            (Some(row(Status::Held, "w1")), false, held("w1"), StillHeld),
+            (Some(row(Status::Held, "w1")), false, held("w2"), Hold),
+            (Some(row(Status::Held, "w1")), false, due("w1"), Send),
+            (
+                Some(row(Status::Held, "w1")),
+                false,
+                invalid("w2", currency),
+                RecordInvalid,
+            ),
+        ];
+        for (existing, seen, candidate, expected) in cases {
+            assert_eq!(
+                decide(existing.as_ref(), seen, &candidate),
+                expected,
+                "{existing:?} seen={seen} {candidate:?}"
+            );
+        }
+    }
 }

@@ -52,6 +52,15 @@ pub struct RunStats {
     pub changed_after_send: u64,
     /// Orders that were rejected before and have not changed since, not sent again.
     pub skipped_rejected: u64,
+    /// Orders already recorded `invalid` and unchanged since, read again (by the lookback):
+    /// not counted as new invalid orders.
+    pub skipped_invalid: u64,
+    /// Orders dated more than 5 minutes ahead (a till clock running fast), held: not sent and
+    /// not invalid; the first run after their time sends them.
+    pub held: u64,
+    /// Orders whose watermark is ahead of the source database's clock (the watermark was not
+    /// advanced past the clock; the run is degraded).
+    pub ahead_of_clock: u64,
     /// Rows that could not become an event (recorded in the ledger with a reason).
     pub invalid: u64,
     /// Events the destination rejected for their data.
@@ -90,6 +99,9 @@ impl RunStats {
             skipped_duplicate: 0,
             changed_after_send: 0,
             skipped_rejected: 0,
+            skipped_invalid: 0,
+            held: 0,
+            ahead_of_clock: 0,
             invalid: 0,
             rejected: 0,
             retries: 0,
@@ -139,6 +151,9 @@ impl fmt::Display for RunStats {
         writeln!(f, "  sent                {:>10}", self.sent)?;
         writeln!(f, "  skipped (duplicate) {:>10}", self.skipped_duplicate)?;
         writeln!(f, "  changed after send  {:>10}", self.changed_after_send)?;
+        writeln!(f, "  skipped (rejected)  {:>10}", self.skipped_rejected)?;
+        writeln!(f, "  skipped (invalid)   {:>10}", self.skipped_invalid)?;
+        writeln!(f, "  held (future time)  {:>10}", self.held)?;
         writeln!(f, "  invalid             {:>10}", self.invalid)?;
         writeln!(f, "  rejected            {:>10}", self.rejected)?;
         writeln!(f, "  retries             {:>10}", self.retries)?;
@@ -165,6 +180,13 @@ impl fmt::Display for RunStats {
         }
         for (reason, n) in &self.invalid_reasons {
             writeln!(f, "  invalid: {reason:<32} {n}")?;
+        }
+        if self.ahead_of_clock > 0 {
+            writeln!(
+                f,
+                "  ahead of the clock  {:>10} (orders whose watermark is ahead of the source's clock)",
+                self.ahead_of_clock
+            )?;
         }
         if let Some(error) = &self.error {
             writeln!(f, "  error: {error}")?;

@@ -1,17 +1,20 @@
-//! Reads source rows in keyset pages over (watermark column, order id), so that rows sharing a
-//! watermark value are never skipped at a page boundary and memory is bounded by the page size,
-//! not the table size.
+//! Reads the source: the orders that changed since the watermark (or that fall in an event-time
+//! window, or that are named), every row of each, streamed by one statement and cut into pages
+//! of whole orders, so that memory is bounded by the page size and the cost of a read by the rows
+//! it reads (see `query` for the statement and why it is safe to restart from).
 
 mod query;
 
 use std::collections::HashMap;
+use std::pin::Pin;
 
-use tokio_postgres::types::ToSql;
-use tokio_postgres::{Client, Row};
+use futures_util::StreamExt;
+use tokio_postgres::types::{ToSql, Type};
+use tokio_postgres::{Client, Row, RowStream};
 
 use crate::config::Config;
 use crate::db::{quote_ident, DbError};
-pub use query::{EventTimeWindow, PageQuery};
+pub use query::{watermark_text, EventTimeWindow, Filter, Param, ReadQuery, WATERMARK_SKEW};
 
 /// Errors reading the source; each says what to fix.
 #[derive(Debug, thiserror::Error)]
@@ -122,13 +125,33 @@ impl Watermark {
     }
 }
 
+/// A source column's type: as declared, and the base type its values have (domains followed
+/// down to the type they constrain).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Column {
+    /// The declared type as PostgreSQL prints it (`utc_ts`, `character varying(20)`).
+    pub declared: String,
+    /// The base type's `pg_type.typname` (`timestamptz`, `varchar`, `_text` for arrays).
+    pub base: String,
+}
+
+impl Column {
+    /// A column of this base type, declared as such (for tests).
+    pub fn of(base: &str) -> Self {
+        Self {
+            declared: base.to_owned(),
+            base: base.to_owned(),
+        }
+    }
+}
+
 /// What `describe` learned about the source table.
 #[derive(Debug, Clone)]
 pub struct SourceTable {
     /// `"schema"."name"`, quoted.
     pub quoted_name: String,
-    /// Column name → `pg_type.typname`.
-    pub columns: HashMap<String, String>,
+    /// Column name → its type.
+    pub columns: HashMap<String, Column>,
     /// The watermark column's kind.
     pub watermark_kind: WatermarkKind,
     /// How the event-time column is turned into unix seconds.
@@ -140,24 +163,34 @@ pub struct SourceTable {
 pub enum EventTimeKind {
     /// `timestamptz`: absolute.
     Timestamptz,
-    /// `timestamp` or `date`: read in `source.timezone`.
+    /// `timestamp` or `date`: a local time, read in the row's `mapping.timezone` or
+    /// `source.timezone`.
     Local,
     /// A number of unix seconds.
     Epoch,
 }
 
-/// One source row, every mapped value as PostgreSQL's text form (so no row can fail to decode);
-/// the event time is already unix seconds.
+/// One source row, every mapped value as text in a session-independent form (so no row can fail
+/// to decode).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct SourceRow {
-    /// The watermark value's text form.
+    /// The watermark of the row's order: the largest of its rows', capped at the source
+    /// database's clock plus [`query::WATERMARK_SKEW`] (canonical text).
     pub watermark: String,
-    /// The keyset key: the order id as text, `""` when NULL.
+    /// The order's identity: its id as text, trimmed; `""` when NULL.
     pub key: String,
-    /// The order id.
+    /// The order's watermark is ahead of the source database's clock.
+    pub ahead: bool,
+    /// The row's own watermark value (canonical text), `""` when NULL.
+    pub row_watermark: String,
+    /// The order id as the column holds it.
     pub order_id: Option<String>,
-    /// Unix seconds (may be NaN or infinite for extreme values; transform rejects them).
+    /// Unix seconds, for `timestamptz` and epoch event times (may be NaN or infinite for
+    /// extreme values; transform rejects them).
     pub event_time: Option<f64>,
+    /// The local date and time (`YYYY-MM-DDTHH:MM:SS.ffffff`), for `timestamp` and `date`
+    /// event times; transform applies the row's time zone.
+    pub local_time: Option<String>,
     /// Order total.
     pub value: Option<String>,
     /// Currency.
@@ -192,67 +225,80 @@ pub struct SourceRow {
     pub item_price: Option<String>,
     /// The store, for reconciliation by store (never sent).
     pub store_id: Option<String>,
+    /// The row's IANA time zone (`mapping.timezone`).
+    pub timezone: Option<String>,
 }
 
 impl SourceRow {
-    /// Decodes a row in `PageQuery`'s select-list order.
+    /// Decodes a row in `ReadQuery::read`'s output order.
     fn from_row(row: &Row) -> Self {
         let text = |i: usize| row.get::<_, Option<String>>(i);
+        let f = query::col::FIELDS;
         Self {
-            watermark: row.get::<_, Option<String>>(0).unwrap_or_default(),
-            key: row.get(1),
-            order_id: text(2),
-            event_time: row.get(3),
-            value: text(4),
-            currency: text(5),
-            email: text(6),
-            phone: text(7),
-            first_name: text(8),
-            last_name: text(9),
-            city: text(10),
-            state: text(11),
-            zip: text(12),
-            country: text(13),
-            gender: text(14),
-            date_of_birth: text(15),
-            external_id: text(16),
-            item_id: text(17),
-            item_quantity: text(18),
-            item_price: text(19),
-            store_id: text(20),
+            watermark: text(0).unwrap_or_default(),
+            key: text(1).unwrap_or_default(),
+            ahead: row.get(2),
+            row_watermark: text(query::col::ROW_WATERMARK).unwrap_or_default(),
+            order_id: text(query::col::ORDER_ID),
+            event_time: row.get(query::col::EPOCH),
+            local_time: text(query::col::LOCAL_TIME),
+            value: text(f),
+            currency: text(f + 1),
+            email: text(f + 2),
+            phone: text(f + 3),
+            first_name: text(f + 4),
+            last_name: text(f + 5),
+            city: text(f + 6),
+            state: text(f + 7),
+            zip: text(f + 8),
+            country: text(f + 9),
+            gender: text(f + 10),
+            date_of_birth: text(f + 11),
+            external_id: text(f + 12),
+            item_id: text(f + 13),
+            item_quantity: text(f + 14),
+            item_price: text(f + 15),
+            store_id: text(f + 16),
+            timezone: text(f + 17),
         }
     }
 }
 
-/// Where the next page starts.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Position {
-    /// At the beginning of the table, or at this watermark inclusive.
-    Start(Option<String>),
-    /// Strictly after this (watermark, key).
-    After {
-        /// The last watermark read.
-        watermark: String,
-        /// The last key read.
-        key: String,
-    },
-}
-
-/// One page of rows; whole key groups only, so an order's lines are never split.
+/// One page of rows: whole orders only, in read order.
 #[derive(Debug, Default)]
 pub struct Page {
-    /// The rows, in keyset order.
+    /// The rows; an order's rows are consecutive.
     pub rows: Vec<SourceRow>,
-    /// Where the next page starts; `None` when the source is exhausted.
-    pub next: Option<Position>,
 }
 
-/// Looks up the table and checks every mapped column and its type.
+/// Type names (base types) by what they can hold.
+mod types {
+    /// Text.
+    pub const TEXT: &[&str] = &["text", "varchar", "bpchar", "name", "citext"];
+    /// Integers.
+    pub const INTEGER: &[&str] = &["int2", "int4", "int8"];
+    /// Exact or binary numbers, and money.
+    pub const NUMBER: &[&str] = &[
+        "int2", "int4", "int8", "numeric", "float4", "float8", "money",
+    ];
+    /// Dates and times.
+    pub const TIME: &[&str] = &["date", "timestamp", "timestamptz"];
+    /// Identifiers.
+    pub const ID: &[&str] = &["uuid"];
+}
+
+/// Looks up the table and checks every mapped column and its type (following domains to their
+/// base type).
+///
+/// # Errors
+/// [`SourceError::TableNotFound`], [`SourceError::ColumnNotFound`], and
+/// [`SourceError::ColumnType`] naming the config key, the column and its type when a column's
+/// type cannot be used for its role.
 pub async fn describe(client: &Client, config: &Config) -> Result<SourceTable, SourceError> {
     let table = &config.source.table;
     let found = client
         .query_opt(
-            "select n.nspname, c.relname from pg_class c
+            "select n.nspname::text, c.relname::text from pg_class c
              join pg_namespace n on n.oid = c.relnamespace
              where c.oid = to_regclass($1)",
             &[table],
@@ -268,18 +314,36 @@ pub async fn describe(client: &Client, config: &Config) -> Result<SourceTable, S
             table: table.clone(),
         })?;
     let (schema, name): (String, String) = (found.get(0), found.get(1));
+    // Domains over domains are followed down to their base type.
     let rows = client
         .query(
-            "select a.attname, t.typname from pg_attribute a
-             join pg_type t on t.oid = a.atttypid
-             where a.attrelid = to_regclass($1) and a.attnum > 0 and not a.attisdropped",
+            "with recursive t(attname, declared, oid, depth) as (
+                 select a.attname::text, format_type(a.atttypid, a.atttypmod), a.atttypid, 0
+                 from pg_attribute a
+                 where a.attrelid = to_regclass($1) and a.attnum > 0 and not a.attisdropped
+                 union all
+                 select t.attname, t.declared, y.typbasetype, t.depth + 1
+                 from t join pg_type y on y.oid = t.oid
+                 where y.typtype = 'd' and t.depth < 16
+             )
+             select distinct on (t.attname) t.attname, t.declared, y.typname::text
+             from t join pg_type y on y.oid = t.oid
+             order by t.attname, t.depth desc",
             &[table],
         )
         .await
         .map_err(DbError::query("cannot read the source table's columns"))?;
-    let columns: HashMap<String, String> = rows
+    let columns: HashMap<String, Column> = rows
         .iter()
-        .map(|row| (row.get::<_, String>(0), row.get::<_, String>(1)))
+        .map(|row| {
+            (
+                row.get::<_, String>(0),
+                Column {
+                    declared: row.get(1),
+                    base: row.get(2),
+                },
+            )
+        })
         .collect();
     let quoted_name = format!("{}.{}", quote_ident(&schema), quote_ident(&name));
     for (key, column) in config.mapping.columns() {
@@ -289,15 +353,15 @@ pub async fn describe(client: &Client, config: &Config) -> Result<SourceTable, S
     check_column_exists(&columns, "source.watermark_column", wm_column, &quoted_name)?;
     let wm_type = &columns[wm_column];
     let watermark_kind =
-        WatermarkKind::from_typname(wm_type).ok_or_else(|| SourceError::ColumnType {
+        WatermarkKind::from_typname(&wm_type.base).ok_or_else(|| SourceError::ColumnType {
             key: "source.watermark_column".to_owned(),
             column: wm_column.clone(),
-            found: wm_type.clone(),
+            found: wm_type.declared.clone(),
             expected: "use a timestamptz, timestamp, date or integer column".to_owned(),
         })?;
     let et_column = &config.mapping.event_time;
     let et_type = &columns[et_column];
-    let event_time_kind = match et_type.as_str() {
+    let event_time_kind = match et_type.base.as_str() {
         "timestamptz" => EventTimeKind::Timestamptz,
         "timestamp" | "date" => EventTimeKind::Local,
         "int2" | "int4" | "int8" | "numeric" | "float4" | "float8" => EventTimeKind::Epoch,
@@ -305,13 +369,16 @@ pub async fn describe(client: &Client, config: &Config) -> Result<SourceTable, S
             return Err(SourceError::ColumnType {
                 key: "mapping.event_time".to_owned(),
                 column: et_column.clone(),
-                found: et_type.clone(),
+                found: et_type.declared.clone(),
                 expected: "use a timestamptz, timestamp or date column, or unix seconds; \
                            cast a text column in a view"
                     .to_owned(),
             })
         }
     };
+    for (key, column) in config.mapping.columns() {
+        check_role(key, column, &columns[column])?;
+    }
     Ok(SourceTable {
         quoted_name,
         columns,
@@ -320,9 +387,44 @@ pub async fn describe(client: &Client, config: &Config) -> Result<SourceTable, S
     })
 }
 
+/// Checks that a mapped column's base type can be read for its role.
+fn check_role(key: &str, column: &str, found: &Column) -> Result<(), SourceError> {
+    let base = found.base.as_str();
+    let is = |set: &[&str]| set.contains(&base);
+    let (ok, expected) = match key {
+        "order_id" => (
+            is(types::TEXT) || is(types::INTEGER) || base == "numeric" || is(types::ID),
+            "use a text, integer, numeric or uuid column",
+        ),
+        "event_time" => (true, ""),
+        "value" | "item_price" | "item_quantity" => (
+            is(types::NUMBER) || is(types::TEXT),
+            "use a numeric, money, integer or floating-point column (or text holding a number)",
+        ),
+        "date_of_birth" => (
+            is(types::TEXT) || is(types::TIME) || is(types::INTEGER),
+            "use a date, timestamp or text column",
+        ),
+        "phone" | "zip" | "external_id" | "item_id" | "store_id" => (
+            is(types::TEXT) || is(types::NUMBER) || is(types::ID),
+            "use a text or number column",
+        ),
+        _ => (is(types::TEXT), "use a text column (cast it in a view)"),
+    };
+    if ok {
+        return Ok(());
+    }
+    Err(SourceError::ColumnType {
+        key: format!("mapping.{key}"),
+        column: column.to_owned(),
+        found: found.declared.clone(),
+        expected: expected.to_owned(),
+    })
+}
+
 /// Fails with a helpful message when a configured column is missing.
 fn check_column_exists(
-    columns: &HashMap<String, String>,
+    columns: &HashMap<String, Column>,
     key: &str,
     column: &str,
     table: &str,
@@ -341,108 +443,195 @@ fn check_column_exists(
     })
 }
 
-/// Reads one page starting at `position`: up to `limit` rows, plus the rest of the last key
-/// group when the page ends inside it.
-pub async fn read_page(
-    client: &Client,
-    query: &PageQuery,
-    position: &Position,
-    limit: usize,
-    window: Option<&EventTimeWindow>,
-) -> Result<Page, SourceError> {
-    let (sql, mut params) = query.page(position, window);
-    let limit_param = i64::try_from(limit).unwrap_or(i64::MAX);
-    params.push(Box::new(limit_param));
-    let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p.as_ref() as _).collect();
-    let rows = client
-        .query(&sql, &refs)
-        .await
-        .map_err(DbError::query("cannot read a page of the source table"))?;
-    let mut page: Vec<SourceRow> = rows.iter().map(SourceRow::from_row).collect();
-    let Some(last) = page.last() else {
-        return Ok(Page {
-            rows: page,
-            next: None,
-        });
-    };
-    let after = Position::After {
-        watermark: last.watermark.clone(),
-        key: last.key.clone(),
-    };
-    if page.len() < limit {
-        return Ok(Page {
-            rows: page,
-            next: None,
-        });
-    }
-    // The page is full: the last key group may go on past it. Re-read that group whole.
-    let (watermark, key) = (last.watermark.clone(), last.key.clone());
-    let (sql, params) = query.group(&watermark, &key, window);
-    let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p.as_ref() as _).collect();
-    let group = client
-        .query(&sql, &refs)
-        .await
-        .map_err(DbError::query("cannot read an order's lines"))?;
-    while page
-        .last()
-        .is_some_and(|row| row.watermark == watermark && row.key == key)
-    {
-        page.pop();
-    }
-    page.extend(group.iter().map(SourceRow::from_row));
-    Ok(Page {
-        rows: page,
-        next: Some(after),
-    })
+/// The session settings every read runs with (`set local`, inside its own read-only
+/// transaction, so they hold for one connection's use through a transaction-mode pooler too):
+/// the text forms of dates, times and floats then do not depend on the server's or the role's
+/// defaults.
+pub const READ_SETTINGS: &str = "set local timezone = 'UTC'; set local datestyle = 'ISO, YMD'; \
+     set local intervalstyle = 'postgres'; set local extra_float_digits = 1";
+
+/// Binds as the driver wants them.
+fn binds(params: &[Param]) -> Vec<(&(dyn ToSql + Sync), Type)> {
+    params
+        .iter()
+        .map(|(value, ty)| (value.as_ref() as &(dyn ToSql + Sync), ty.clone()))
+        .collect()
 }
 
-/// Counts the source rows in an event-time window.
+/// A whole read, streamed: one statement whose rows arrive as PostgreSQL produces them (memory
+/// is bounded by the page size, not by the read), cut into pages of whole orders.
+pub struct Reader {
+    /// The rows.
+    rows: Pin<Box<RowStream>>,
+    /// The first row of the next page, read past the end of the last one.
+    pending: Option<SourceRow>,
+    /// The stream has ended (a finished row stream must not be polled again: it would answer
+    /// "connection closed").
+    done: bool,
+}
+
+impl Reader {
+    /// Starts reading the orders `filter` selects. The statement is unnamed, so it works
+    /// through a transaction-mode connection pooler.
+    ///
+    /// # Errors
+    /// [`SourceError::Db`] when the statement fails.
+    pub async fn start(
+        client: &Client,
+        query: &ReadQuery,
+        filter: &Filter,
+    ) -> Result<Self, SourceError> {
+        let (sql, params) = query.read(filter);
+        client
+            .batch_execute(&format!(
+                "begin isolation level repeatable read read only; {READ_SETTINGS}"
+            ))
+            .await
+            .map_err(DbError::query("cannot start reading the source table"))?;
+        let rows = client
+            .query_typed_raw(&sql, binds(&params))
+            .await
+            .map_err(DbError::query("cannot read the source table"))?;
+        Ok(Self {
+            rows: Box::pin(rows),
+            pending: None,
+            done: false,
+        })
+    }
+
+    /// Ends the read's transaction (call once the read is done or abandoned, before the
+    /// connection is used for anything else).
+    ///
+    /// # Errors
+    /// [`SourceError::Db`] when the commit fails.
+    pub async fn finish(self, client: &Client) -> Result<(), SourceError> {
+        drop(self.rows);
+        client
+            .batch_execute("commit")
+            .await
+            .map_err(DbError::query("cannot end the source read"))?;
+        Ok(())
+    }
+
+    /// The next page: at least `limit` rows (when the read has that many), extended to the end
+    /// of the order the limit falls in. An empty page means the read is done.
+    ///
+    /// # Errors
+    /// [`SourceError::Db`] when the stream fails.
+    pub async fn next_page(&mut self, limit: usize) -> Result<Page, SourceError> {
+        let mut rows: Vec<SourceRow> = Vec::with_capacity(limit.min(65_536) + 1);
+        if let Some(row) = self.pending.take() {
+            rows.push(row);
+        }
+        while !self.done {
+            let Some(row) = self.rows.next().await else {
+                self.done = true;
+                break;
+            };
+            let row =
+                SourceRow::from_row(&row.map_err(DbError::query("cannot read the source table"))?);
+            let same_order = rows.last().is_some_and(|last| {
+                !row.key.is_empty() && last.key == row.key && last.watermark == row.watermark
+            });
+            if rows.len() >= limit && !same_order {
+                self.pending = Some(row);
+                break;
+            }
+            rows.push(row);
+        }
+        Ok(Page { rows })
+    }
+}
+
+/// Reads every row of the given orders (by trimmed id), in read order.
+///
+/// # Errors
+/// [`SourceError::Db`] when the statement fails.
+pub async fn read_orders(
+    client: &Client,
+    query: &ReadQuery,
+    order_ids: &[String],
+) -> Result<Vec<SourceRow>, SourceError> {
+    let mut reader = Reader::start(client, query, &Filter::Orders(order_ids.to_vec())).await?;
+    let rows = reader.next_page(usize::MAX).await?.rows;
+    reader.finish(client).await?;
+    Ok(rows)
+}
+
+/// Counts the source rows in an event-time window (for a backfill's progress bar).
+///
+/// # Errors
+/// [`SourceError::Db`] when the statement fails.
 pub async fn count_rows(
     client: &Client,
-    query: &PageQuery,
+    query: &ReadQuery,
     window: &EventTimeWindow,
 ) -> Result<u64, SourceError> {
     let (sql, params) = query.count(window);
-    let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p.as_ref() as _).collect();
     let row = client
-        .query_one(&sql, &refs)
+        .query_typed(&sql, &binds(&params))
         .await
         .map_err(DbError::query("cannot count the source rows in the window"))?;
-    Ok(u64::try_from(row.get::<_, i64>(0)).unwrap_or(0))
+    Ok(row
+        .first()
+        .map_or(0, |row| u64::try_from(row.get::<_, i64>(0)).unwrap_or(0)))
 }
 
-/// Every source row of one order, in keyset order.
-pub async fn read_order(
+/// Runs one `select count(*)`-shaped statement without binds.
+///
+/// # Errors
+/// [`SourceError::Db`] when the statement fails.
+pub async fn count(client: &Client, sql: &str, context: &str) -> Result<u64, SourceError> {
+    let rows = client
+        .query_typed(sql, &[])
+        .await
+        .map_err(DbError::query(context))?;
+    Ok(rows
+        .first()
+        .map_or(0, |row| u64::try_from(row.get::<_, i64>(0)).unwrap_or(0)))
+}
+
+/// Runs a one-value text statement with text binds, unnamed.
+async fn text_value(
     client: &Client,
-    query: &PageQuery,
-    order_id: &str,
-) -> Result<Vec<SourceRow>, SourceError> {
-    let (sql, params) = query.order(order_id);
-    let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p.as_ref() as _).collect();
-    let rows = client.query(&sql, &refs).await.map_err(DbError::query(
-        "cannot read the order from the source table",
-    ))?;
-    Ok(rows.iter().map(SourceRow::from_row).collect())
+    sql: &str,
+    params: &[(&(dyn ToSql + Sync), Type)],
+) -> Result<Option<String>, tokio_postgres::Error> {
+    let rows = client.query_typed(sql, params).await?;
+    Ok(rows.first().and_then(|row| row.get(0)))
 }
 
-/// Casts a watermark's text form to the column's type and back, or says it does not fit.
+/// Casts a watermark's text form to the column's type and back (canonical text), or says it
+/// does not fit.
+///
+/// # Errors
+/// [`SourceError::BadStart`] when PostgreSQL cannot read the value as the column's type;
+/// [`SourceError::Db`] for any other failure (a lost connection is not a configuration error).
 pub async fn check_watermark(
     client: &Client,
     kind: WatermarkKind,
     value: &str,
 ) -> Result<String, SourceError> {
-    let sql = format!("select $1::text::{}::text", kind.sql_type());
-    client
-        .query_one(&sql, &[&value])
-        .await
-        .map(|row| row.get(0))
-        .map_err(|_| SourceError::BadStart {
-            start: value.to_owned(),
-            kind: kind.sql_type(),
-        })
+    let sql = format!(
+        "select {}",
+        watermark_text(&format!("$1::text::{}", kind.sql_type()), kind)
+    );
+    let bad = || SourceError::BadStart {
+        start: value.to_owned(),
+        kind: kind.sql_type(),
+    };
+    match text_value(client, &sql, &[(&value, Type::TEXT)]).await {
+        Ok(text) => text.ok_or_else(bad),
+        // Class 22 is "data exception": the value does not fit the type.
+        Err(error) if error.code().is_some_and(|c| c.code().starts_with("22")) => Err(bad()),
+        Err(error) => Err(DbError::query("cannot check the watermark value")(error).into()),
+    }
 }
 
 /// The watermark minus the lookback window, computed by PostgreSQL in the column's own type.
+///
+/// # Errors
+/// [`SourceError::Db`] when the statement fails.
 pub async fn minus_lookback(
     client: &Client,
     kind: WatermarkKind,
@@ -451,15 +640,52 @@ pub async fn minus_lookback(
 ) -> Result<String, SourceError> {
     let seconds = i64::try_from(lookback.as_secs()).unwrap_or(i64::MAX);
     let t = kind.sql_type();
-    let sql = match kind {
-        WatermarkKind::Integer => format!("select ($1::text::{t} - $2::bigint)::text"),
-        _ => format!("select ($1::text::{t} - make_interval(secs => $2::bigint))::{t}::text"),
+    let expr = match kind {
+        WatermarkKind::Integer => format!("($1::text::{t} - $2::bigint)"),
+        _ => format!("($1::text::{t} - make_interval(secs => $2::bigint))::{t}"),
     };
-    let row = client
-        .query_one(&sql, &[&watermark, &seconds])
+    let sql = format!("select {}", watermark_text(&expr, kind));
+    text_value(
+        client,
+        &sql,
+        &[(&watermark, Type::TEXT), (&seconds, Type::INT8)],
+    )
+    .await
+    .map_err(DbError::query(
+        "cannot apply the lookback window to the watermark",
+    ))?
+    .map_or_else(|| Ok(watermark.to_owned()), Ok)
+}
+
+/// The first watermark of a connector without state and without `source.start`: 62 days
+/// before the source database's clock (older store events cannot be sent), in the column's
+/// type; `None` for an integer watermark (the whole table is read).
+///
+/// # Errors
+/// [`SourceError::Db`] when the statement fails.
+pub async fn default_start(
+    client: &Client,
+    kind: WatermarkKind,
+    timezone: &str,
+) -> Result<Option<String>, SourceError> {
+    let days = crate::transform::MAX_AGE_SECS / 86_400;
+    let expr = match kind {
+        WatermarkKind::Integer => return Ok(None),
+        WatermarkKind::Timestamptz => format!("now() - interval '{days} days'"),
+        WatermarkKind::Timestamp => {
+            format!("(now() at time zone $1::text) - interval '{days} days'")
+        }
+        WatermarkKind::Date => {
+            format!("((now() at time zone $1::text) - interval '{days} days')::date")
+        }
+    };
+    let sql = format!("select {}", watermark_text(&expr, kind));
+    let params: Vec<(&(dyn ToSql + Sync), Type)> = if kind == WatermarkKind::Timestamptz {
+        Vec::new()
+    } else {
+        vec![(&timezone, Type::TEXT)]
+    };
+    text_value(client, &sql, &params)
         .await
-        .map_err(DbError::query(
-            "cannot apply the lookback window to the watermark",
-        ))?;
-    Ok(row.get(0))
+        .map_err(|error| DbError::query("cannot compute the first watermark")(error).into())
 }

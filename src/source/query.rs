@@ -1,16 +1,28 @@
-//! Builds the SELECT text for keyset pages. Pure: every name from the config is quoted, every
-//! value is a `$n` bind, so nothing from the config is pasted into SQL unquoted.
+//! Builds the SELECT text that reads the source. Pure: every name from the config is quoted,
+//! every value is a `$n` bind, so nothing from the config is pasted into SQL unquoted.
+//!
+//! One statement reads a whole run's delta, streamed (see `super::Reader`): the orders that have
+//! a row in the delta, **all** of their rows (whatever each row's own watermark value), sorted by
+//! the order's watermark (the largest of its rows', capped at the database's clock) and then by
+//! the order id. An order's rows therefore arrive together, and every order before the last one
+//! read has a watermark at or below it, so the last order's watermark is a safe restart point
+//! (runs restart inclusively, `>=`). PostgreSQL sorts the delta once; no page query is repeated,
+//! so a run costs the same per row on a table without any index as on one with indexes.
+//!
+//! Every value is read in a form that does not depend on the session's `DateStyle`, `TimeZone`
+//! or `extra_float_digits` (a connection pooler may hand out sessions set up by someone else):
+//! times through `to_char` or `date_part('epoch', …)`, money and floats through `numeric`.
 
-use tokio_postgres::types::ToSql;
+use tokio_postgres::types::{ToSql, Type};
 
-use super::{EventTimeKind, Position, SourceTable};
+use super::{Column, EventTimeKind, SourceTable, WatermarkKind};
 use crate::config::Config;
 use crate::db::{quote_ident, quote_literal};
 
-/// A bind parameter that can cross await points.
-pub type Param = Box<dyn ToSql + Sync + Send>;
+/// A bind parameter with its type (statements are sent unnamed, typed by the caller).
+pub type Param = (Box<dyn ToSql + Sync + Send>, Type);
 
-/// An event-time window `[from, to)` in unix seconds, for backfills.
+/// An event-time window `[from, to)` in unix seconds, for backfills and reconciliation.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct EventTimeWindow {
     /// Inclusive start.
@@ -19,276 +31,289 @@ pub struct EventTimeWindow {
     pub to: f64,
 }
 
-/// The SQL pieces of one source's page query, built once per run.
+/// Which orders a read returns (all rows of each).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Filter {
+    /// Orders with a row whose watermark is at or after this value (text form), or every order
+    /// with a non-NULL watermark when `None`.
+    Delta(Option<String>),
+    /// Orders with a row whose event time may fall in the window (local times are widened by a
+    /// day; the transform's exact event time decides).
+    Window(EventTimeWindow),
+    /// These orders, by their trimmed order id.
+    Orders(Vec<String>),
+}
+
+/// How far ahead of the source database's clock the watermark may advance: a till clock that
+/// runs a little fast must not move it past rows that are still to be written.
+pub const WATERMARK_SKEW: &str = "5 minutes";
+
+/// The SQL pieces of one source's read, built once per run.
 #[derive(Debug, Clone)]
-pub struct PageQuery {
-    /// `select <list> from <table>`.
-    select: String,
+pub struct ReadQuery {
+    /// The inner select list (one output column per `SourceRow` field, `c0`…).
+    inner: String,
+    /// How many inner columns there are.
+    width: usize,
     /// The quoted table name.
     table: String,
     /// The quoted watermark column.
     watermark: String,
-    /// The watermark column qualified by its table, for ORDER BY: there a bare name means the
-    /// select list's `"col"::text` output column first, which sorts by text (`'10' < '9'`) and
-    /// cannot use an index.
-    order_watermark: String,
-    /// The keyset key expression.
+    /// The quoted order id column.
+    order_id: String,
+    /// The trimmed order id as text: the identity of an order everywhere in ocapi.
     key: String,
-    /// The event-time expression in unix seconds.
+    /// The watermark's kind.
+    watermark_kind: WatermarkKind,
+    /// How the event-time column is read.
+    event_time_kind: EventTimeKind,
+    /// The quoted event-time column.
     event_time: String,
-    /// The watermark's SQL type, for casting text binds.
-    watermark_type: &'static str,
+    /// `source.timezone`, as a literal.
+    timezone: String,
 }
 
-impl PageQuery {
-    /// Builds the select list in `SourceRow::from_row` order; unmapped fields are `null`.
+/// Renders a value of `column` as text. The read runs with the session settings that
+/// [`super::READ_SETTINGS`] fixes (ISO dates, UTC), so dates and times have one form whatever the
+/// server's defaults; money's text depends on `lc_monetary` and floats' on
+/// `extra_float_digits`, so both go through `numeric` (`0.3`, not `0.30000000000000004`).
+fn text_of(expr: &str, column: &Column) -> String {
+    match column.base.as_str() {
+        "money" | "float4" | "float8" => format!("{expr}::numeric::text"),
+        _ => format!("{expr}::text"),
+    }
+}
+
+/// A watermark value as text (castable back with `::text::<type>`): PostgreSQL's ISO form,
+/// in UTC for `timestamptz`, under [`super::READ_SETTINGS`].
+pub fn watermark_text(expr: &str, _kind: WatermarkKind) -> String {
+    format!("({expr})::text")
+}
+
+/// Indexes of the inner columns, in `SourceRow::from_row` order after the three leading ones
+/// (order watermark, key, ahead).
+pub mod col {
+    /// The row's own watermark (canonical text).
+    pub const ROW_WATERMARK: usize = 3;
+    /// The raw order id as text.
+    pub const ORDER_ID: usize = 4;
+    /// Unix seconds (timestamptz and epoch kinds).
+    pub const EPOCH: usize = 5;
+    /// The local time text (timestamp and date kinds).
+    pub const LOCAL_TIME: usize = 6;
+    /// The first of the text fields (value, currency, … store, timezone).
+    pub const FIELDS: usize = 7;
+}
+
+impl ReadQuery {
+    /// Builds the select list; unmapped fields are `null`.
     pub fn new(config: &Config, table: &SourceTable) -> Self {
         let m = &config.mapping;
         let watermark = quote_ident(&config.source.watermark_column);
         let order_id = quote_ident(&m.order_id);
-        let key = format!("coalesce({order_id}::text, '')");
-        let column = quote_ident(&m.event_time);
-        // date_part, not extract: since PostgreSQL 14 extract returns numeric, and the
-        // numeric -> float8 cast cost ~0.2 µs per row of the source query.
-        let event_time = match table.event_time_kind {
-            EventTimeKind::Timestamptz => format!("date_part('epoch', {column})"),
-            EventTimeKind::Local => format!(
-                "date_part('epoch', {column}::timestamp at time zone {})",
-                quote_literal(&config.source.timezone)
-            ),
-            EventTimeKind::Epoch => format!("{column}::float8"),
+        let key = format!("btrim({order_id}::text)");
+        let event_time = quote_ident(&m.event_time);
+        let epoch = match table.event_time_kind {
+            EventTimeKind::Timestamptz => format!("date_part('epoch', {event_time})"),
+            EventTimeKind::Local => "null::float8".to_owned(),
+            EventTimeKind::Epoch => format!("{event_time}::float8"),
         };
-        let text = |c: &Option<String>| {
+        let local = match table.event_time_kind {
+            EventTimeKind::Local => {
+                format!("to_char({event_time}::timestamp, 'YYYY-MM-DD\"T\"HH24:MI:SS.US')")
+            }
+            _ => "null::text".to_owned(),
+        };
+        let field = |c: &Option<String>| {
             c.as_deref().map_or_else(
                 || "null::text".to_owned(),
-                |c| format!("{}::text", quote_ident(c)),
+                |name| match table.columns.get(name) {
+                    Some(column) => text_of(&quote_ident(name), column),
+                    None => format!("{}::text", quote_ident(name)),
+                },
             )
         };
-        let list = [
-            format!("{watermark}::text"),
-            key.clone(),
+        let mut list = vec![
+            watermark_text(&watermark, table.watermark_kind),
             format!("{order_id}::text"),
-            event_time.clone(),
-            text(&m.value),
-            text(&m.currency),
-            text(&m.email),
-            text(&m.phone),
-            text(&m.first_name),
-            text(&m.last_name),
-            text(&m.city),
-            text(&m.state),
-            text(&m.zip),
-            text(&m.country),
-            text(&m.gender),
-            text(&m.date_of_birth),
-            text(&m.external_id),
-            text(&m.item_id),
-            text(&m.item_quantity),
-            text(&m.item_price),
-            text(&m.store_id),
+            epoch,
+            local,
         ];
+        list.extend(
+            [
+                &m.value,
+                &m.currency,
+                &m.email,
+                &m.phone,
+                &m.first_name,
+                &m.last_name,
+                &m.city,
+                &m.state,
+                &m.zip,
+                &m.country,
+                &m.gender,
+                &m.date_of_birth,
+                &m.external_id,
+                &m.item_id,
+                &m.item_quantity,
+                &m.item_price,
+                &m.store_id,
+                &m.timezone,
+            ]
+            .into_iter()
+            .map(field),
+        );
+        let width = list.len();
+        let inner = list
+            .iter()
+            .enumerate()
+            .map(|(i, expr)| format!("{expr} as c{i}"))
+            .collect::<Vec<_>>()
+            .join(", ");
         Self {
-            select: format!("select {} from {}", list.join(", "), table.quoted_name),
+            inner,
+            width,
             table: table.quoted_name.clone(),
-            order_watermark: format!("{}.{watermark}", table.quoted_name),
             watermark,
+            order_id,
             key,
+            watermark_kind: table.watermark_kind,
+            event_time_kind: table.event_time_kind,
             event_time,
-            watermark_type: table.watermark_kind.sql_type(),
+            timezone: quote_literal(&config.source.timezone),
         }
     }
 
-    /// A page query from `position`, ordered by (watermark, key), with the limit as the last
-    /// bind (the caller pushes it).
-    pub fn page(
-        &self,
-        position: &Position,
-        window: Option<&EventTimeWindow>,
-    ) -> (String, Vec<Param>) {
-        let mut params: Vec<Param> = Vec::new();
-        let mut conditions = vec![format!("{} is not null", self.watermark)];
-        let t = self.watermark_type;
-        match position {
-            Position::Start(None) => {}
-            Position::Start(Some(from)) => {
-                params.push(Box::new(from.clone()));
-                conditions.push(format!(
-                    "{} >= ${}::text::{t}",
-                    self.watermark,
-                    params.len()
-                ));
+    /// The watermark's upper bound for this read: the database's clock plus
+    /// [`WATERMARK_SKEW`], in the watermark's type (`null`, no bound, for integers).
+    fn cap(&self) -> String {
+        match self.watermark_kind {
+            WatermarkKind::Timestamptz => format!("(now() + interval '{WATERMARK_SKEW}')"),
+            WatermarkKind::Timestamp => format!(
+                "((now() at time zone {}) + interval '{WATERMARK_SKEW}')",
+                self.timezone
+            ),
+            WatermarkKind::Date => format!(
+                "((now() at time zone {}) + interval '{WATERMARK_SKEW}')::date",
+                self.timezone
+            ),
+            WatermarkKind::Integer => "null::bigint".to_owned(),
+        }
+    }
+
+    /// The condition on a row (of the table aliased `alias`) that puts its order in the read.
+    fn condition(&self, alias: &str, filter: &Filter, params: &mut Vec<Param>) -> String {
+        let w = format!("{alias}.{}", self.watermark);
+        let t = self.watermark_kind.sql_type();
+        match filter {
+            Filter::Delta(None) => format!("{w} is not null"),
+            Filter::Delta(Some(from)) => {
+                params.push((Box::new(from.clone()), Type::TEXT));
+                format!("{w} >= ${}::text::{t}", params.len())
             }
-            Position::After { watermark, key } => {
-                params.push(Box::new(watermark.clone()));
-                params.push(Box::new(key.clone()));
-                // The redundant `watermark >= $1` lets an index on the watermark column alone
-                // start the scan at the cursor; the row comparison then needs an index on
-                // (watermark, key) to be an index condition itself.
-                conditions.push(format!(
-                    "{w} >= ${a}::text::{t} and ({w}, {}) > (${a}::text::{t}, ${b})",
-                    self.key,
-                    w = self.watermark,
-                    a = params.len() - 1,
-                    b = params.len()
-                ));
+            Filter::Window(window) => {
+                params.push((Box::new(window.from), Type::FLOAT8));
+                params.push((Box::new(window.to), Type::FLOAT8));
+                let (a, b) = (params.len() - 1, params.len());
+                let e = format!("{alias}.{}", self.event_time);
+                match self.event_time_kind {
+                    EventTimeKind::Timestamptz => {
+                        format!("{e} >= to_timestamp(${a}) and {e} < to_timestamp(${b})")
+                    }
+                    EventTimeKind::Epoch => {
+                        format!("{e}::float8 >= ${a} and {e}::float8 < ${b}")
+                    }
+                    // Each row's zone is applied in Rust (it may come from a column), so the
+                    // database's filter is widened by a day each way (no zone is more than 14
+                    // hours from UTC) and the exact event time decides afterwards.
+                    EventTimeKind::Local => format!(
+                        "{e}::timestamp >= (to_timestamp(${a}) at time zone 'UTC') - interval '1 day' \
+                         and {e}::timestamp < (to_timestamp(${b}) at time zone 'UTC') + interval '1 day'"
+                    ),
+                }
+            }
+            Filter::Orders(ids) => {
+                params.push((Box::new(ids.clone()), Type::TEXT_ARRAY));
+                format!(
+                    "btrim({alias}.{}::text) = any(${})",
+                    self.order_id,
+                    params.len()
+                )
             }
         }
-        self.push_window(window, &mut params, &mut conditions);
+    }
+
+    /// The statement that reads every row of the orders `filter` selects, sorted by (order
+    /// watermark, order id), with its binds.
+    ///
+    /// Output columns: the order's watermark (canonical text, capped at the database's clock),
+    /// the trimmed order id, whether the order's watermark is ahead of the clock, then the inner
+    /// columns (see [`col`]).
+    pub fn read(&self, filter: &Filter) -> (String, Vec<Param>) {
+        let mut params: Vec<Param> = Vec::new();
+        let (t, w, o, inner) = (&self.table, &self.watermark, &self.order_id, &self.inner);
+        let key = &self.key;
+        let rows = match filter {
+            Filter::Orders(_) => {
+                let cond = self.condition("s", filter, &mut params);
+                format!("select {inner}, {key} as k, s.{w} as w from {t} as s where {cond}")
+            }
+            _ => {
+                // The orders with a row in the delta (a semi-join: PostgreSQL hashes the delta's
+                // ids, or probes an index on the order id), then every row of theirs; rows
+                // without an order id cannot be grouped and come alone.
+                let cond = self.condition("d", filter, &mut params);
+                let null_cond = self.condition("s", filter, &mut params);
+                format!(
+                    "select {inner}, {key} as k, s.{w} as w from {t} as s
+                     where s.{o} in (select d.{o} from {t} as d where {cond})
+                     union all
+                     select {inner}, null, s.{w} from {t} as s where s.{o} is null and {null_cond}"
+                )
+            }
+        };
+        let cap = self.cap();
+        let order_wm = format!("least(r.order_wm, {cap})");
+        let outer: Vec<String> = (0..self.width).map(|i| format!("r.c{i}")).collect();
+        let positions: Vec<String> = (4..4 + self.width).map(|i| i.to_string()).collect();
         let sql = format!(
-            "{} where {} order by {}, {} limit ${}",
-            self.select,
-            conditions.join(" and "),
-            self.order_watermark,
-            self.key,
-            params.len() + 1
+            "select {wm_text}, r.k, coalesce(r.order_wm > {cap}, false), {outer}
+             from (select x.*, case when x.k is null then x.w
+                                    else max(x.w) over (partition by x.k) end as order_wm
+                   from ({rows}) as x) as r
+             order by {order_wm} nulls last, r.k nulls last, r.w, {positions}",
+            wm_text = watermark_text(&order_wm, self.watermark_kind),
+            outer = outer.join(", "),
+            positions = positions.join(", "),
         );
         (sql, params)
     }
 
-    /// Every row of one key group.
-    pub fn group(
-        &self,
-        watermark: &str,
-        key: &str,
-        window: Option<&EventTimeWindow>,
-    ) -> (String, Vec<Param>) {
-        let t = self.watermark_type;
-        let mut params: Vec<Param> = vec![Box::new(watermark.to_owned()), Box::new(key.to_owned())];
-        let mut conditions = vec![
-            format!("{} = $1::text::{t}", self.watermark),
-            format!("{} = $2", self.key),
-        ];
-        self.push_window(window, &mut params, &mut conditions);
-        (
-            format!("{} where {}", self.select, conditions.join(" and ")),
-            params,
-        )
-    }
-
-    /// Counts the rows a backfill of `window` reads (for its progress bar).
+    /// Counts the source rows a read of `window` returns, roughly (for a progress bar).
     pub fn count(&self, window: &EventTimeWindow) -> (String, Vec<Param>) {
         let mut params: Vec<Param> = Vec::new();
-        let mut conditions = vec![format!("{} is not null", self.watermark)];
-        self.push_window(Some(window), &mut params, &mut conditions);
+        let cond = self.condition("s", &Filter::Window(*window), &mut params);
         (
-            format!(
-                "select count(*) from {} where {}",
-                self.table,
-                conditions.join(" and ")
-            ),
+            format!("select count(*) from {} as s where {cond}", self.table),
             params,
         )
     }
 
-    /// Every row of one order, in keyset order (for `ocapi explain`).
-    pub fn order(&self, order_id: &str) -> (String, Vec<Param>) {
-        (
-            format!(
-                "{} where {} = $1 order by {}, {}",
-                self.select, self.key, self.watermark, self.key
-            ),
-            vec![Box::new(order_id.to_owned())],
+    /// Rows whose watermark is ahead of the database's clock (for `check`).
+    pub fn ahead(&self) -> String {
+        format!(
+            "select count(*) from {} as s where s.{} > {}",
+            self.table,
+            self.watermark,
+            self.cap()
         )
     }
 
-    /// Adds the backfill's event-time window.
-    fn push_window(
-        &self,
-        window: Option<&EventTimeWindow>,
-        params: &mut Vec<Param>,
-        conditions: &mut Vec<String>,
-    ) {
-        if let Some(window) = window {
-            params.push(Box::new(window.from));
-            params.push(Box::new(window.to));
-            conditions.push(format!(
-                "{e} >= ${}::float8 and {e} < ${}::float8",
-                params.len() - 1,
-                params.len(),
-                e = self.event_time
-            ));
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::collections::HashMap;
-    use std::path::Path;
-
-    use super::*;
-    use crate::source::WatermarkKind;
-
-    fn query(table_name: &str, order_id: &str) -> PageQuery {
-        let text = crate::config::TEST_CONFIG
-            .replace(
-                "watermark_column = \"updated_at\"",
-                "watermark_column = \"updated at\"",
-            )
-            .replace("order_id = \"id\"", &format!("order_id = '{order_id}'"));
-        let config = Config::parse(&text, Path::new("t.toml")).unwrap();
-        let table = SourceTable {
-            quoted_name: table_name.to_owned(),
-            columns: HashMap::new(),
-            watermark_kind: WatermarkKind::Timestamptz,
-            event_time_kind: EventTimeKind::Local,
-        };
-        PageQuery::new(&config, &table)
-    }
-
-    #[test]
-    fn page_after_a_key_uses_row_comparison_and_binds() {
-        let q = query("\"s\".\"t\"", "id");
-        let position = Position::After {
-            watermark: "w".to_owned(),
-            key: "k".to_owned(),
-        };
-        let (sql, params) = q.page(&position, None);
-        assert!(
-            sql.contains(
-                r#""updated at" >= $1::text::timestamptz and ("updated at", coalesce("id"::text, '')) > ($1::text::timestamptz, $2)"#
-            ),
-            "{sql}"
-        );
-        assert!(
-            sql.ends_with(r#"order by "s"."t"."updated at", coalesce("id"::text, '') limit $3"#),
-            "{sql}"
-        );
-        assert_eq!(params.len(), 2);
-    }
-
-    #[test]
-    fn config_names_are_quoted_not_pasted() {
-        let q = query("\"s\".\"t\"", "id\"; drop table x; --");
-        let (sql, _) = q.page(&Position::Start(None), None);
-        assert!(sql.contains(r#""id""; drop table x; --"::text"#), "{sql}");
-    }
-
-    #[test]
-    fn backfill_window_binds_its_bounds() {
-        let q = query("t", "id");
-        let window = EventTimeWindow { from: 1.0, to: 2.0 };
-        let (sql, params) = q.page(&Position::Start(Some("x".to_owned())), Some(&window));
-        assert!(sql.contains(">= $2::float8 and"), "{sql}");
-        assert!(sql.contains("at time zone 'UTC'"), "{sql}");
-        assert!(sql.ends_with("limit $4"), "{sql}");
-        assert_eq!(params.len(), 3);
-    }
-
-    #[test]
-    fn count_and_order_queries_bind_their_values() {
-        let q = query("t", "id");
-        let window = EventTimeWindow { from: 1.0, to: 2.0 };
-        let (sql, params) = q.count(&window);
-        assert!(sql.starts_with("select count(*) from "), "{sql}");
-        assert!(
-            sql.contains("is not null and") && sql.contains("< $2::float8"),
-            "{sql}"
-        );
-        assert_eq!(params.len(), 2);
-        let (sql, params) = q.order("R'1");
-        assert!(sql.contains("coalesce(\"id\"::text, '') = $1"), "{sql}");
-        assert!(!sql.contains("R'1"), "{sql}");
-        assert_eq!(params.len(), 1);
+    /// Rows with a NULL watermark, which incremental runs never read (for `check`).
+    pub fn null_watermarks(&self) -> String {
+        format!(
+            "select count(*) from {} as s where s.{} is null",
+            self.table, self.watermark
+        )
     }
 }

@@ -4,6 +4,7 @@
 pub mod hash;
 pub mod normalize;
 
+use std::borrow::Cow;
 use std::fmt;
 use std::str::FromStr;
 
@@ -17,7 +18,8 @@ use normalize::{Context, Field};
 
 /// Physical-store events may be up to 62 days old (meta-capi.md decision 3).
 pub const MAX_AGE_SECS: i64 = 62 * 24 * 3600;
-/// ocapi never sends an event more than 5 minutes in the future (meta-capi.md decision 3).
+/// ocapi never sends an event more than 5 minutes in the future (meta-capi.md decision 3); such
+/// an order is held until its time comes (up to `source.max_future` ahead).
 pub const MAX_FUTURE_SECS: i64 = 5 * 60;
 /// Longer order ids cannot be a ledger key (PostgreSQL's index rows are bounded) and are no
 /// receipt number anyway.
@@ -37,8 +39,13 @@ pub enum InvalidReason {
     EventTimeOutOfRange,
     /// Older than 62 days.
     TooOld,
-    /// More than 5 minutes ahead.
+    /// Further ahead than `source.max_future` (a time within it is held, not invalid).
     InFuture,
+    /// A row's `mapping.timezone` value is not an IANA time zone.
+    UnknownTimeZone,
+    /// Rows with the same order id disagree on the order's time, value, currency, store or (for
+    /// orders without line items) anything else.
+    ConflictingRows,
     /// No value and no line items to sum.
     MissingValue,
     /// A value that is not a finite number in range.
@@ -64,7 +71,9 @@ impl InvalidReason {
             Self::MissingEventTime => "missing event time",
             Self::EventTimeOutOfRange => "event time out of range",
             Self::TooOld => "event time more than 62 days old",
-            Self::InFuture => "event time more than 5 minutes in the future",
+            Self::InFuture => "event time further ahead than source.max_future",
+            Self::UnknownTimeZone => "time zone is not an IANA time zone name",
+            Self::ConflictingRows => "rows of one order id disagree",
             Self::MissingValue => "missing value",
             Self::InvalidValue => "value is not a valid number",
             Self::MissingCurrency => "missing currency",
@@ -117,6 +126,11 @@ pub struct Built {
     pub watermark: String,
     /// The store, when `mapping.store_id` is mapped.
     pub store_id: Option<String>,
+    /// When the event is more than [`MAX_FUTURE_SECS`] ahead: the unix time from which it may
+    /// be sent. The order is held (not sent, not invalid) until then.
+    pub held_until: Option<i64>,
+    /// The order's watermark is ahead of the source database's clock.
+    pub ahead: bool,
 }
 
 /// What the transform needs from the config, resolved once per run.
@@ -132,6 +146,10 @@ pub struct Rules {
     default_country: Option<String>,
     /// `normalize.hash_external_id`.
     hash_external_id: bool,
+    /// `source.timezone`: how local event times are read where a row names no zone.
+    timezone: chrono_tz::Tz,
+    /// `source.max_future` in seconds.
+    max_future_secs: i64,
 }
 
 impl Rules {
@@ -143,6 +161,10 @@ impl Rules {
             default_currency: config.defaults.currency.as_deref().and_then(currency_code),
             default_country: config.defaults.country.clone(),
             hash_external_id: config.normalize.hash_external_id,
+            timezone: config.source.timezone.parse().unwrap_or(chrono_tz::UTC),
+            max_future_secs: i64::try_from(config.source.max_future.as_secs())
+                .unwrap_or(i64::MAX)
+                .max(MAX_FUTURE_SECS),
         }
     }
 }
@@ -153,9 +175,9 @@ pub fn currency_code(raw: &str) -> Option<String> {
     iso_currency::Currency::from_code(&upper).map(|_| upper)
 }
 
-/// Splits a page into orders: consecutive rows with the same key are one order's lines (or,
-/// without line items, duplicates of one row, of which the first counts). Rows without an
-/// order id are each their own (invalid) order.
+/// Splits a page into orders: consecutive rows with the same key (the trimmed order id) are one
+/// order's rows: its lines, or, without line items, copies of one row (which must agree). Rows
+/// without an order id are each their own (invalid) order.
 pub fn orders(rows: &[SourceRow]) -> impl Iterator<Item = &[SourceRow]> {
     rows.chunk_by(|a, b| a.key == b.key && a.watermark == b.watermark && !a.key.is_empty())
 }
@@ -167,6 +189,7 @@ pub fn orders(rows: &[SourceRow]) -> impl Iterator<Item = &[SourceRow]> {
               would allocate for every invalid row to save a copy"
 )]
 pub fn build(rows: &[SourceRow], rules: &Rules, now: i64) -> Result<Built, Invalid> {
+    let rows = latest_version(rows, rules.line_items);
     let first = &rows[0];
     let mut known = Known {
         first,
@@ -184,8 +207,11 @@ pub fn build(rows: &[SourceRow], rules: &Rules, now: i64) -> Result<Built, Inval
     };
     known.order_id = Some(order_id);
 
-    let event_time = event_time(first.event_time).map_err(|reason| known.invalid(reason))?;
+    let event_time = event_time(first, rules.timezone).map_err(|reason| known.invalid(reason))?;
     known.event_time = Some(event_time);
+    if let Some(reason) = conflict(rows, rules.line_items) {
+        return Err(known.invalid(reason));
+    }
 
     let currency = match nonblank(first.currency.as_deref()) {
         Some(raw) => currency_code(raw),
@@ -199,7 +225,7 @@ pub fn build(rows: &[SourceRow], rules: &Rules, now: i64) -> Result<Built, Inval
     };
     known.currency = Some(&currency);
 
-    let contents = if rules.line_items {
+    let lines = if rules.line_items {
         Some(line_items(rows).map_err(|reason| known.invalid(reason))?)
     } else {
         None
@@ -207,7 +233,7 @@ pub fn build(rows: &[SourceRow], rules: &Rules, now: i64) -> Result<Built, Inval
     let value = value(
         first.value.as_deref(),
         rules.value_mapped,
-        contents.as_deref(),
+        lines.as_ref().map(|l| l.totals.as_slice()),
     )
     .map_err(|reason| known.invalid(reason))?;
     known.value = Some(value);
@@ -215,16 +241,22 @@ pub fn build(rows: &[SourceRow], rules: &Rules, now: i64) -> Result<Built, Inval
     if event_time < now - MAX_AGE_SECS {
         return Err(known.invalid(InvalidReason::TooOld));
     }
-    if event_time > now + MAX_FUTURE_SECS {
+    if event_time > now.saturating_add(rules.max_future_secs) {
         return Err(known.invalid(InvalidReason::InFuture));
     }
+    let held_until = (event_time > now + MAX_FUTURE_SECS).then(|| event_time - MAX_FUTURE_SECS);
 
-    let (user_data, dropped) = user_data(first, rules);
+    let customer = customer_row(rows, rules.line_items);
+    let (user_data, dropped) = user_data(&customer, rules);
     sufficient(&user_data).map_err(|reason| known.invalid(reason))?;
 
-    let num_items = contents
-        .as_ref()
-        .map(|c| c.iter().map(|c| c.quantity).sum());
+    let (contents, num_items) = match lines {
+        Some(lines) => {
+            let num_items = lines.contents.iter().map(|c| c.quantity).sum();
+            (Some(lines.contents), Some(num_items))
+        }
+        None => (None, None),
+    };
     let content_type = contents.as_ref().map(|_| "product".to_owned());
     let event = Event {
         event_name: PURCHASE,
@@ -246,7 +278,103 @@ pub fn build(rows: &[SourceRow], rules: &Rules, now: i64) -> Result<Built, Inval
         dropped,
         watermark: first.watermark.clone(),
         store_id: store_id(first),
+        held_until,
+        ahead: first.ahead,
     })
+}
+
+/// Without line items, the rows of one order id are versions of one order (an append-only
+/// log) or copies of it (a `union all` of two tills): the rows with the latest watermark are the
+/// order; older versions are ignored (a deterministic merge). With line items every row is a
+/// line. Rows arrive sorted by their own watermark, so the latest are the last ones.
+pub fn latest_version(rows: &[SourceRow], line_items: bool) -> &[SourceRow] {
+    if line_items || rows.len() < 2 {
+        return rows;
+    }
+    let last = &rows[rows.len() - 1].row_watermark;
+    let from = rows
+        .iter()
+        .rposition(|r| &r.row_watermark != last)
+        .map_or(0, |i| i + 1);
+    &rows[from..]
+}
+
+/// Whether the rows of one order id disagree where they must agree: on the order's time,
+/// value, currency, time zone and store always, and on every field when there are no line
+/// items (then the rows are copies of one order, as a `union all` of two tills gives).
+fn conflict(rows: &[SourceRow], line_items: bool) -> Option<InvalidReason> {
+    /// The order's own fields, as compared.
+    type Header<'a> = (
+        Option<u64>,
+        Option<&'a str>,
+        Option<&'a str>,
+        Option<Decimal>,
+        Option<String>,
+        Option<&'a str>,
+    );
+    fn header(r: &SourceRow) -> Header<'_> {
+        (
+            r.event_time.map(f64::to_bits),
+            r.local_time.as_deref(),
+            nonblank(r.timezone.as_deref()),
+            nonblank(r.value.as_deref()).and_then(decimal),
+            nonblank(r.currency.as_deref()).map(str::to_ascii_uppercase),
+            nonblank(r.store_id.as_deref()),
+        )
+    }
+    /// The customer fields, as compared.
+    fn customer(r: &SourceRow) -> [Option<&str>; 11] {
+        [
+            &r.email,
+            &r.phone,
+            &r.first_name,
+            &r.last_name,
+            &r.city,
+            &r.state,
+            &r.zip,
+            &r.country,
+            &r.gender,
+            &r.date_of_birth,
+            &r.external_id,
+        ]
+        .map(|v| nonblank(v.as_deref()))
+    }
+    let first = &rows[0];
+    let disagree = rows[1..]
+        .iter()
+        .any(|r| header(r) != header(first) || (!line_items && customer(r) != customer(first)));
+    disagree.then_some(InvalidReason::ConflictingRows)
+}
+
+/// The customer fields of an order: its first row's, and for line items each field's first
+/// non-blank value among its lines (a view at line grain may carry them on some lines only).
+fn customer_row(rows: &[SourceRow], line_items: bool) -> Cow<'_, SourceRow> {
+    let first = &rows[0];
+    if !line_items || rows.len() == 1 {
+        return Cow::Borrowed(first);
+    }
+    let mut row = first.clone();
+    for other in &rows[1..] {
+        let fields = [
+            (&mut row.email, &other.email),
+            (&mut row.phone, &other.phone),
+            (&mut row.first_name, &other.first_name),
+            (&mut row.last_name, &other.last_name),
+            (&mut row.city, &other.city),
+            (&mut row.state, &other.state),
+            (&mut row.zip, &other.zip),
+            (&mut row.country, &other.country),
+            (&mut row.gender, &other.gender),
+            (&mut row.date_of_birth, &other.date_of_birth),
+            (&mut row.external_id, &other.external_id),
+        ];
+        for (mine, theirs) in fields {
+            if nonblank(mine.as_deref()).is_none() && nonblank(theirs.as_deref()).is_some() {
+                mine.clone_from(theirs);
+            }
+        }
+    }
+    Cow::Owned(row)
 }
 
 /// What is known of an order while it is being built, borrowed from the row. It becomes an owned
@@ -290,14 +418,66 @@ fn nonblank(value: Option<&str>) -> Option<&str> {
     value.map(str::trim).filter(|v| !v.is_empty())
 }
 
-/// Unix seconds from the source's float epoch, rejecting what is not a real instant.
-fn event_time(epoch: Option<f64>) -> Result<i64, InvalidReason> {
-    let epoch = epoch.ok_or(InvalidReason::MissingEventTime)?;
+/// Unix seconds of the row's event time: the epoch PostgreSQL computed (`timestamptz` and epoch
+/// columns), or the local time read in the row's time zone (`mapping.timezone`), else
+/// `source.timezone`. A local time that a daylight-saving change makes ambiguous is read as
+/// standard time, and one in the gap with the offset in force before the change, as
+/// PostgreSQL's `at time zone` does.
+///
+/// # Errors
+/// A missing or out-of-range time, or a row zone that is not an IANA name.
+pub fn event_time(row: &SourceRow, default_zone: chrono_tz::Tz) -> Result<i64, InvalidReason> {
+    let epoch = match row.local_time.as_deref() {
+        None => row.event_time.ok_or(InvalidReason::MissingEventTime)?,
+        Some(local) => local_epoch(local, row_zone(row, default_zone)?)? as f64,
+    };
     // Year 0..=9999 bounds what Meta (and any receipt) can mean.
     if !epoch.is_finite() || !(-62_167_219_200.0..=253_402_300_799.0).contains(&epoch) {
         return Err(InvalidReason::EventTimeOutOfRange);
     }
     Ok(epoch.floor() as i64)
+}
+
+/// The zone a row's local event time is read in: its `mapping.timezone` value when not blank,
+/// else `source.timezone`.
+///
+/// # Errors
+/// [`InvalidReason::UnknownTimeZone`] when the row names a zone that is not an IANA name.
+pub fn row_zone(
+    row: &SourceRow,
+    default_zone: chrono_tz::Tz,
+) -> Result<chrono_tz::Tz, InvalidReason> {
+    match nonblank(row.timezone.as_deref()) {
+        None => Ok(default_zone),
+        Some(name) => name
+            .parse::<chrono_tz::Tz>()
+            .map_err(|_| InvalidReason::UnknownTimeZone),
+    }
+}
+
+/// Unix seconds of a local `YYYY-MM-DD HH:MM:SS[.ffffff]` (PostgreSQL's ISO form; a `T` also
+/// works) in `zone`.
+fn local_epoch(local: &str, zone: chrono_tz::Tz) -> Result<i64, InvalidReason> {
+    use chrono::{Offset as _, TimeZone as _};
+    let naive = chrono::NaiveDateTime::parse_from_str(local, "%Y-%m-%d %H:%M:%S%.f")
+        .or_else(|_| chrono::NaiveDateTime::parse_from_str(local, "%Y-%m-%dT%H:%M:%S%.f"))
+        .map_err(|_| InvalidReason::EventTimeOutOfRange)?;
+    match zone.from_local_datetime(&naive) {
+        chrono::LocalResult::Single(t) => Ok(t.timestamp()),
+        // Ambiguous: the later instant, standard time.
+        chrono::LocalResult::Ambiguous(_, later) => Ok(later.timestamp()),
+        // In the gap: the offset in force before the change.
+        chrono::LocalResult::None => {
+            let before = naive - chrono::Duration::hours(3);
+            let offset = zone
+                .from_local_datetime(&before)
+                .latest()
+                .ok_or(InvalidReason::EventTimeOutOfRange)?
+                .offset()
+                .fix();
+            Ok((naive - offset).and_utc().timestamp())
+        }
+    }
 }
 
 /// Parses a decimal from PostgreSQL's text form of numeric, float or integer values.
@@ -312,7 +492,7 @@ fn decimal(text: &str) -> Option<Decimal> {
 fn value(
     raw: Option<&str>,
     mapped: bool,
-    contents: Option<&[Content]>,
+    line_totals: Option<&[Decimal]>,
 ) -> Result<Decimal, InvalidReason> {
     if mapped {
         if let Some(raw) = nonblank(raw) {
@@ -321,43 +501,68 @@ fn value(
                 .ok_or(InvalidReason::InvalidValue);
         }
     }
-    let Some(contents) = contents else {
+    let Some(totals) = line_totals else {
         return Err(InvalidReason::MissingValue);
     };
-    contents
+    totals
         .iter()
-        .try_fold(Decimal::ZERO, |sum, c| {
-            Decimal::from(c.quantity)
-                .checked_mul(c.item_price)
-                .and_then(|v| sum.checked_add(v))
-        })
+        .try_fold(Decimal::ZERO, |sum, t| sum.checked_add(*t))
         .map(|v| v.normalize())
         .ok_or(InvalidReason::InvalidValue)
 }
 
+/// An order's lines: what is sent as `contents`, and each line's exact total.
+struct Lines {
+    /// One per line with an item id.
+    contents: Vec<Content>,
+    /// Quantity × unit price of each line, exact.
+    totals: Vec<Decimal>,
+}
+
 /// The order's lines; lines without an item id are skipped.
-fn line_items(rows: &[SourceRow]) -> Result<Vec<Content>, InvalidReason> {
-    let mut contents = Vec::with_capacity(rows.len());
+///
+/// Meta's `contents[].quantity` is an integer: a line sold by weight or length (1.5 kg at 4.00)
+/// is sent as quantity 1 at its line total (6.00), so `contents` still add up to the order's
+/// value, which is summed exactly from quantity × unit price.
+fn line_items(rows: &[SourceRow]) -> Result<Lines, InvalidReason> {
+    let mut lines = Lines {
+        contents: Vec::with_capacity(rows.len()),
+        totals: Vec::with_capacity(rows.len()),
+    };
     for row in rows {
         let Some(id) = nonblank(row.item_id.as_deref()) else {
             continue;
         };
         let quantity = nonblank(row.item_quantity.as_deref())
             .and_then(decimal)
-            .filter(|q| q.fract().is_zero())
-            .and_then(|q| i64::try_from(q).ok())
+            .filter(|q| !q.is_sign_negative())
             .ok_or(InvalidReason::InvalidLineItem)?;
         let item_price = nonblank(row.item_price.as_deref())
             .and_then(decimal)
+            .ok_or(InvalidReason::InvalidLineItem)?;
+        let total = quantity
+            .checked_mul(item_price)
             .ok_or(InvalidReason::InvalidLineItem)?
             .normalize();
-        contents.push(Content {
-            id: id.to_owned(),
-            quantity,
-            item_price,
-        });
+        let content = match i64::try_from(quantity)
+            .ok()
+            .filter(|_| quantity.fract().is_zero())
+        {
+            Some(quantity) => Content {
+                id: id.to_owned(),
+                quantity,
+                item_price: item_price.normalize(),
+            },
+            None => Content {
+                id: id.to_owned(),
+                quantity: 1,
+                item_price: total,
+            },
+        };
+        lines.contents.push(content);
+        lines.totals.push(total);
     }
-    Ok(contents)
+    Ok(lines)
 }
 
 /// Normalizes and hashes every mapped customer field; returns the fields dropped.
@@ -432,6 +637,8 @@ mod tests {
             default_currency: Some("USD".to_owned()),
             default_country: Some("US".to_owned()),
             hash_external_id: true,
+            timezone: chrono_tz::UTC,
+            max_future_secs: 24 * 3600,
         }
     }
 
@@ -527,7 +734,7 @@ mod tests {
             ),
             (
                 SourceRow {
-                    event_time: Some((NOW + 301) as f64),
+                    event_time: Some((NOW + 24 * 3600 + 1) as f64),
                     ..row()
                 },
                 InvalidReason::InFuture,
@@ -645,5 +852,107 @@ mod tests {
         let rows = [r("A"), r("A"), r(""), r(""), r("B")];
         let groups: Vec<usize> = orders(&rows).map(<[SourceRow]>::len).collect();
         assert_eq!(groups, vec![2, 1, 1, 1]);
+    }
+
+    #[test]
+    fn an_order_dated_minutes_ahead_is_held_not_invalid() {
+        // A till clock 5 min 15 s fast: held until its time, the event itself unchanged.
+        let mut r = row();
+        r.event_time = Some((NOW + 315) as f64);
+        let built = build(&[r], &rules(), NOW).unwrap();
+        assert_eq!(built.held_until, Some(NOW + 315 - MAX_FUTURE_SECS));
+        assert_eq!(built.event.event_time, NOW + 315);
+        // Within five minutes: sent now.
+        let mut r = row();
+        r.event_time = Some((NOW + 300) as f64);
+        assert_eq!(build(&[r], &rules(), NOW).unwrap().held_until, None);
+        // More than `source.max_future` ahead: invalid.
+        let mut r = row();
+        r.event_time = Some((NOW + 24 * 3600 + 1) as f64);
+        assert_eq!(reason(r), InvalidReason::InFuture);
+    }
+
+    #[test]
+    fn copies_of_one_order_id_that_disagree_are_invalid_and_identical_copies_are_one_order() {
+        let a = row();
+        let mut b = row();
+        b.value = Some("99.00".to_owned());
+        assert_eq!(
+            build(&[a.clone(), b], &rules(), NOW).unwrap_err().reason,
+            InvalidReason::ConflictingRows
+        );
+        let mut c = row();
+        c.email = Some("other@example.com".to_owned());
+        assert_eq!(
+            build(&[a.clone(), c], &rules(), NOW).unwrap_err().reason,
+            InvalidReason::ConflictingRows
+        );
+        // Same value written differently (12.50 vs 12.5) is no conflict.
+        let mut d = row();
+        d.value = Some("12.5".to_owned());
+        assert!(build(&[a, d], &rules(), NOW).is_ok());
+    }
+
+    #[test]
+    fn a_fractional_quantity_is_one_unit_at_the_line_total_and_the_value_stays_exact() {
+        let mut rules = rules();
+        rules.line_items = true;
+        rules.value_mapped = false;
+        let line = |sku: &str, qty: &str, price: &str| SourceRow {
+            item_id: Some(sku.to_owned()),
+            item_quantity: Some(qty.to_owned()),
+            item_price: Some(price.to_owned()),
+            value: None,
+            ..row()
+        };
+        let built = build(
+            &[line("APPLES", "1.5", "4.00"), line("MILK", "2", "0.15")],
+            &rules,
+            NOW,
+        )
+        .unwrap();
+        let contents = built.event.custom_data.contents.unwrap();
+        assert_eq!(
+            (contents[0].quantity, contents[0].item_price),
+            (1, Decimal::new(6, 0))
+        );
+        assert_eq!(
+            (contents[1].quantity, contents[1].item_price),
+            (2, Decimal::new(15, 2))
+        );
+        assert_eq!(built.event.custom_data.value, Decimal::new(63, 1));
+        assert_eq!(built.event.custom_data.num_items, Some(3));
+    }
+
+    #[test]
+    fn local_times_are_read_in_each_row_zone_and_dst_follows_postgresql() {
+        let local = |time: &str, zone: Option<&str>| SourceRow {
+            event_time: None,
+            local_time: Some(time.to_owned()),
+            timezone: zone.map(str::to_owned),
+            ..row()
+        };
+        let utc = chrono_tz::UTC;
+        let at = |r: &SourceRow| event_time(r, utc).unwrap();
+        // 12:00 in Los Angeles (PST, -8) and in London (GMT) on 2026-01-15.
+        assert_eq!(
+            at(&local("2026-01-15 12:00:00", Some("America/Los_Angeles"))),
+            1_768_507_200
+        );
+        assert_eq!(
+            at(&local("2026-01-15 12:00:00", Some("Europe/London"))),
+            1_768_478_400
+        );
+        // Blank zone: source.timezone.
+        assert_eq!(at(&local("2026-01-15 12:00:00", Some(" "))), 1_768_478_400);
+        // As PostgreSQL: an ambiguous 01:30 is standard time, a 02:30 in the gap uses the
+        // offset before the change.
+        let ny = Some("America/New_York");
+        assert_eq!(at(&local("2026-11-01 01:30:00", ny)), 1_793_514_600);
+        assert_eq!(at(&local("2026-03-08T02:30:00", ny)), 1_772_955_000);
+        assert_eq!(
+            event_time(&local("2026-01-15 12:00:00", Some("Mars/Olympus")), utc),
+            Err(InvalidReason::UnknownTimeZone)
+        );
     }
 }
