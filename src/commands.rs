@@ -94,8 +94,7 @@ async fn check_source(config: &Config, report: &mut CheckReport) -> Result<(), E
         table.quoted_name,
         db::quote_ident(&config.source.watermark_column)
     );
-    let unsyncable: i64 = client
-        .query_one(&sql, &[])
+    let unsyncable: i64 = db::reading(&client, client.query_one(&sql, &[]))
         .await
         .map_err(db::DbError::query("cannot count rows without a watermark"))?
         .get(0);

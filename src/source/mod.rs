@@ -10,7 +10,7 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Row};
 
 use crate::config::Config;
-use crate::db::{quote_ident, DbError};
+use crate::db::{quote_ident, reading, DbError};
 pub use query::{EventTimeWindow, PageQuery};
 
 /// Errors reading the source; each says what to fix.
@@ -250,33 +250,37 @@ pub struct Page {
 /// Looks up the table and checks every mapped column and its type.
 pub async fn describe(client: &Client, config: &Config) -> Result<SourceTable, SourceError> {
     let table = &config.source.table;
-    let found = client
-        .query_opt(
+    let found = reading(
+        client,
+        client.query_opt(
             "select n.nspname, c.relname from pg_class c
              join pg_namespace n on n.oid = c.relnamespace
              where c.oid = to_regclass($1)",
             &[table],
-        )
-        .await
-        .map_err(|error| match error.code() {
-            Some(_) => SourceError::TableNotFound {
-                table: table.clone(),
-            },
-            None => DbError::query("cannot look up the source table")(error).into(),
-        })?
-        .ok_or_else(|| SourceError::TableNotFound {
+        ),
+    )
+    .await
+    .map_err(|error| match error.code() {
+        Some(_) => SourceError::TableNotFound {
             table: table.clone(),
-        })?;
+        },
+        None => DbError::query("cannot look up the source table")(error).into(),
+    })?
+    .ok_or_else(|| SourceError::TableNotFound {
+        table: table.clone(),
+    })?;
     let (schema, name): (String, String) = (found.get(0), found.get(1));
-    let rows = client
-        .query(
+    let rows = reading(
+        client,
+        client.query(
             "select a.attname, t.typname from pg_attribute a
              join pg_type t on t.oid = a.atttypid
              where a.attrelid = to_regclass($1) and a.attnum > 0 and not a.attisdropped",
             &[table],
-        )
-        .await
-        .map_err(DbError::query("cannot read the source table's columns"))?;
+        ),
+    )
+    .await
+    .map_err(DbError::query("cannot read the source table's columns"))?;
     let columns: HashMap<String, String> = rows
         .iter()
         .map(|row| (row.get::<_, String>(0), row.get::<_, String>(1)))
@@ -354,8 +358,7 @@ pub async fn read_page(
     let limit_param = i64::try_from(limit).unwrap_or(i64::MAX);
     params.push(Box::new(limit_param));
     let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p.as_ref() as _).collect();
-    let rows = client
-        .query(&sql, &refs)
+    let rows = reading(client, client.query(&sql, &refs))
         .await
         .map_err(DbError::query("cannot read a page of the source table"))?;
     let mut page: Vec<SourceRow> = rows.iter().map(SourceRow::from_row).collect();
@@ -379,8 +382,7 @@ pub async fn read_page(
     let (watermark, key) = (last.watermark.clone(), last.key.clone());
     let (sql, params) = query.group(&watermark, &key, window);
     let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p.as_ref() as _).collect();
-    let group = client
-        .query(&sql, &refs)
+    let group = reading(client, client.query(&sql, &refs))
         .await
         .map_err(DbError::query("cannot read an order's lines"))?;
     while page
@@ -404,8 +406,7 @@ pub async fn count_rows(
 ) -> Result<u64, SourceError> {
     let (sql, params) = query.count(window);
     let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p.as_ref() as _).collect();
-    let row = client
-        .query_one(&sql, &refs)
+    let row = reading(client, client.query_one(&sql, &refs))
         .await
         .map_err(DbError::query("cannot count the source rows in the window"))?;
     Ok(u64::try_from(row.get::<_, i64>(0)).unwrap_or(0))
@@ -419,9 +420,11 @@ pub async fn read_order(
 ) -> Result<Vec<SourceRow>, SourceError> {
     let (sql, params) = query.order(order_id);
     let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p.as_ref() as _).collect();
-    let rows = client.query(&sql, &refs).await.map_err(DbError::query(
-        "cannot read the order from the source table",
-    ))?;
+    let rows = reading(client, client.query(&sql, &refs))
+        .await
+        .map_err(DbError::query(
+            "cannot read the order from the source table",
+        ))?;
     Ok(rows.iter().map(SourceRow::from_row).collect())
 }
 
@@ -432,8 +435,7 @@ pub async fn check_watermark(
     value: &str,
 ) -> Result<String, SourceError> {
     let sql = format!("select $1::text::{}::text", kind.sql_type());
-    client
-        .query_one(&sql, &[&value])
+    reading(client, client.query_one(&sql, &[&value]))
         .await
         .map(|row| row.get(0))
         .map_err(|_| SourceError::BadStart {
@@ -455,8 +457,7 @@ pub async fn minus_lookback(
         WatermarkKind::Integer => format!("select ($1::text::{t} - $2::bigint)::text"),
         _ => format!("select ($1::text::{t} - make_interval(secs => $2::bigint))::{t}::text"),
     };
-    let row = client
-        .query_one(&sql, &[&watermark, &seconds])
+    let row = reading(client, client.query_one(&sql, &[&watermark, &seconds]))
         .await
         .map_err(DbError::query(
             "cannot apply the lookback window to the watermark",
