@@ -144,7 +144,15 @@ pub fn pool(url: &Secret, what: &'static str, size: usize) -> Result<Pool, DbErr
     };
     let mut builder = Pool::builder(manager).max_size(size);
     if what != "source" {
-        let settings = format!("{}set client_min_messages = warning", set_statements(false));
+        // A run's ledger sessions wait on the destination between statements and close when
+        // the run ends: a server-side `idle_session_timeout` (PostgreSQL 14+) must not end
+        // them mid-run, leaving the run unrecorded.
+        let settings = format!(
+            "{}set client_min_messages = warning; \
+             select set_config('idle_session_timeout', '0', false) \
+             where current_setting('server_version_num')::int >= 140000",
+            set_statements(false)
+        );
         builder = builder.post_create(Hook::async_fn(move |client, _| {
             let settings = settings.clone();
             Box::pin(async move {

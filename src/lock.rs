@@ -3,11 +3,14 @@
 //! Two session advisory locks, taken in a fixed order (the connector's, then the dataset's),
 //! on a ledger connection of their own that lives as long as the run. The ledger's no-resend
 //! promise is per dataset, so two connectors that send to one dataset take turns. A lock is
-//! only as good as its session: the session turns off `idle_session_timeout` for itself, the
-//! run checks before each page and each commit that the session still holds both locks (same
-//! backend, locks granted), and stops with [`LockLost`] when it does not. Behind a
+//! only as good as its session: the run checks before each page and each commit that the
+//! session still holds both locks (same backend, locks granted), and stops with [`LockLost`] when it does not. Behind a
 //! transaction-mode pooler a session lock means nothing (the next statement may run on another
 //! backend that another client shares), so taking the lock refuses such a URL.
+//!
+//! The lock's session turns off `idle_session_timeout` for itself, as every ledger session
+//! does (`db::pool`); an administrator's `pg_terminate_backend` or a server restart still
+//! ends it, and the run then stops.
 
 use std::time::{Duration, Instant};
 
@@ -66,10 +69,9 @@ impl RunLock {
             .map_err(DbError::query("cannot take the run's lock"))?
             .get(0);
         refuse_transaction_pooler(pool, pid).await?;
-        // The lock lives as long as the session: a server-wide `idle_session_timeout` must not
-        // end it while the run waits on the destination. (Unknown before PostgreSQL 14, where
-        // no such timeout exists: the error is ignored.)
-        let _ = client.batch_execute("set idle_session_timeout = 0").await;
+        // The lock lives as long as the session; ledger sessions turn off a server-side
+        // `idle_session_timeout` for themselves (`db::pool`), so waiting on the destination
+        // does not end it.
         let wait = config.connector.lock_wait;
         let deadline = Instant::now() + wait;
         let name = &config.connector.name;
