@@ -230,8 +230,16 @@ pub fn quote_literal(text: &str) -> String {
 
 /// Creates or upgrades the ledger schema; returns the versions applied now (empty when the
 /// schema was already current). Serialized by an advisory lock so that two migrating
-/// processes do not race.
+/// processes do not race. Creates only what is missing, so that a role that owns a schema an
+/// administrator created (and cannot create schemas) can migrate it, and an up-to-date schema
+/// is a no-op for any role that can read it.
 pub async fn migrate(client: &mut Client, schema: &str) -> Result<Vec<i32>, DbError> {
+    if schema_version(client, schema)
+        .await?
+        .is_some_and(|version| version >= latest_migration())
+    {
+        return Ok(Vec::new());
+    }
     let tx = client
         .transaction()
         .await
@@ -243,17 +251,41 @@ pub async fn migrate(client: &mut Client, schema: &str) -> Result<Vec<i32>, DbEr
     .await
     .map_err(DbError::query("cannot take the migration lock"))?;
     let quoted = quote_ident(schema);
-    tx.batch_execute(&format!(
-        "create schema if not exists {quoted};
-         set local search_path to {quoted};
-         create table if not exists schema_migrations (
-             version integer primary key,
-             name text not null,
-             applied_at timestamptz not null default now()
-         );"
-    ))
-    .await
-    .map_err(DbError::query(format!("cannot create schema {schema}")))?;
+    let present: bool = tx
+        .query_one(
+            "select exists (select from pg_namespace where nspname = $1)",
+            &[&schema],
+        )
+        .await
+        .map_err(DbError::query("cannot look up the ledger schema"))?
+        .get(0);
+    if !present {
+        tx.batch_execute(&format!("create schema {quoted}"))
+            .await
+            .map_err(DbError::query(format!("cannot create schema {schema}")))?;
+    }
+    tx.batch_execute(&format!("set local search_path to {quoted}"))
+        .await
+        .map_err(DbError::query(format!("cannot use schema {schema}")))?;
+    let table = format!("{quoted}.schema_migrations");
+    let tracked: bool = tx
+        .query_one("select to_regclass($1) is not null", &[&table])
+        .await
+        .map_err(DbError::query("cannot look up schema_migrations"))?
+        .get(0);
+    if !tracked {
+        tx.batch_execute(
+            "create table schema_migrations (
+                 version integer primary key,
+                 name text not null,
+                 applied_at timestamptz not null default now()
+             )",
+        )
+        .await
+        .map_err(DbError::query(format!(
+            "cannot create {schema}.schema_migrations"
+        )))?;
+    }
     let rows = tx
         .query("select version from schema_migrations", &[])
         .await

@@ -142,7 +142,10 @@ async fn a_server_side_idle_timeout_does_not_end_the_lock() {
     let runs = runs(&db).await;
     assert_eq!(
         runs,
-        vec![("completed".to_owned(), None), ("completed".to_owned(), None)]
+        vec![
+            ("completed".to_owned(), None),
+            ("completed".to_owned(), None)
+        ]
     );
 }
 
@@ -176,13 +179,22 @@ async fn a_run_whose_lock_session_is_terminated_sends_nothing_more() {
 
     // THEN the run stops, says why, and is recorded failed; the last page was never sent
     let message = ocapi::run::error_chain(&error);
-    assert!(message.contains("lock") && message.contains("lost"), "{message}");
+    assert!(
+        message.contains("lock") && message.contains("lost"),
+        "{message}"
+    );
     let after_loss = accepted_ids(&meta);
-    assert!(!after_loss.iter().any(|id| id == "T5" || id == "T6"), "{after_loss:?}");
+    assert!(
+        !after_loss.iter().any(|id| id == "T5" || id == "T6"),
+        "{after_loss:?}"
+    );
     let recorded = runs(&db).await;
     assert_eq!(recorded.len(), 1);
     assert_eq!(recorded[0].0, "failed");
-    assert!(recorded[0].1.as_deref().unwrap_or("").contains("lock"), "{recorded:?}");
+    assert!(
+        recorded[0].1.as_deref().unwrap_or("").contains("lock"),
+        "{recorded:?}"
+    );
 
     // AND the next run sends the rest; each order is in the ledger as sent once
     let stats = ocapi::run::run(&config, RunOptions::default(), std::future::pending())
@@ -199,4 +211,101 @@ async fn a_run_whose_lock_session_is_terminated_sends_nothing_more() {
             .all(|(id, n)| *n == 1 || after_loss.contains(id)),
         "{counts:?}"
     );
+}
+
+/// The `sql` blocks of the README's roles section, in order.
+fn readme_role_blocks() -> Vec<String> {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let section = readme
+        .split("<!-- roles:")
+        .nth(1)
+        .expect("the README's roles block");
+    section
+        .split("```sql\n")
+        .skip(1)
+        .take(2)
+        .map(|block| block.split("```").next().unwrap().to_owned())
+        .collect()
+}
+
+/// A config over the test's source table that connects as `role`.
+fn config_as(db: &TestDb, role: &str) -> Config {
+    let url = db.url.replacen("postgres@", &format!("{role}@"), 1);
+    let text = crate::support::config_text(&url, &db.out_path(), "", None);
+    Config::parse(&text, Path::new("roles.toml")).unwrap()
+}
+
+#[tokio::test]
+async fn each_command_works_as_a_role_with_only_the_readme_grants() {
+    // GIVEN the README's three roles, with exactly its grants, and an administrator's schema
+    let db = TestDb::new().await;
+    insert_orders(&db, "R", 3, "2026-11-01 10:00:00+00").await;
+    let tag = &db.name["ocapi_test_".len()..];
+    let [migrator, sync, analyst] =
+        ["migrator", "sync", "analyst"].map(|role| format!("ocapi_{role}_{tag}"));
+    let adapt = |sql: &str| {
+        sql.replace("ocapi_migrator", &migrator)
+            .replace("ocapi_sync", &sync)
+            .replace("ocapi_analyst", &analyst)
+            .replace("database warehouse", &format!("database {}", db.name))
+    };
+    let blocks = readme_role_blocks();
+    db.exec(&format!(
+        "revoke create on database {} from public",
+        db.name
+    ))
+    .await;
+    db.exec(&adapt(&blocks[0])).await;
+
+    // WHEN the migrator migrates the schema it owns, twice, and grants as the README says
+    let applied = ocapi::commands::migrate(&config_as(&db, &migrator)).await;
+    let again = ocapi::commands::migrate(&config_as(&db, &migrator)).await;
+    let owner =
+        crate::support::connect(&db.url.replacen("postgres@", &format!("{migrator}@"), 1)).await;
+    owner.batch_execute(&adapt(&blocks[1])).await.unwrap();
+
+    // THEN it applied every migration once, without the right to create a schema
+    assert_eq!(applied.unwrap().len(), ocapi::db::MIGRATIONS.len());
+    assert_eq!(again.unwrap(), Vec::<i32>::new());
+
+    // AND the sync role checks, runs and lists runs; its migrate is a no-op
+    let as_sync = config_as(&db, &sync);
+    let check = ocapi::commands::check(&as_sync).await;
+    assert!(check.ok, "{}", check.text);
+    let stats = crate::support::run(&as_sync).await;
+    assert_eq!(stats.sent, 3);
+    assert_eq!(ocapi::history::recent(&as_sync, 5).await.unwrap().len(), 1);
+    assert!(ocapi::commands::migrate(&as_sync).await.unwrap().is_empty());
+
+    // AND the analyst reads the ledger and its views, migrates nothing and cannot run
+    let as_analyst = config_as(&db, &analyst);
+    assert!(ocapi::commands::migrate(&as_analyst)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        ocapi::history::recent(&as_analyst, 5).await.unwrap().len(),
+        1
+    );
+    let reader =
+        crate::support::connect(&db.url.replacen("postgres@", &format!("{analyst}@"), 1)).await;
+    let sent: i64 = reader
+        .query_one("select count(*) from ocapi.ledger_daily", &[])
+        .await
+        .map(|row| row.get(0))
+        .unwrap_or(-1);
+    assert!(sent >= 0);
+    let denied = ocapi::run::run(&as_analyst, RunOptions::default(), std::future::pending()).await;
+    assert!(denied.is_err());
+
+    drop((owner, reader));
+    drop(db);
+    let admin = crate::support::connect(&crate::support::admin_url()).await;
+    for role in [migrator, sync, analyst] {
+        let _ = admin
+            .batch_execute(&format!("drop role if exists {role}"))
+            .await;
+    }
+    let _ = name;
 }
