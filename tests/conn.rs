@@ -307,5 +307,295 @@ async fn each_command_works_as_a_role_with_only_the_readme_grants() {
             .batch_execute(&format!("drop role if exists {role}"))
             .await;
     }
-    let _ = name;
+}
+
+/// Runs a server program, as the `postgres` user when the tests run as root (initdb,
+/// postgres and pgbouncer refuse root).
+fn server_command(program: &Path) -> Command {
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|out| out.stdout.starts_with(b"0\n"));
+    if root {
+        let mut command = Command::new("runuser");
+        command.args(["-u", "postgres", "--"]).arg(program);
+        command
+    } else {
+        Command::new(program)
+    }
+}
+
+/// Hands a path to the `postgres` user when the tests run as root.
+fn give_to_server_user(path: &Path) {
+    let _ = Command::new("chown")
+        .args(["-R", "postgres:postgres"])
+        .arg(path)
+        .status();
+}
+
+/// A free TCP port on 127.0.0.1.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The installed PostgreSQL server's `bin` directory (the newest version).
+fn postgres_bin() -> PathBuf {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .expect("PostgreSQL's server binaries under /usr/lib/postgresql")
+        .filter_map(|entry| Some(entry.ok()?.path().join("bin")))
+        .filter(|bin| bin.join("initdb").exists())
+        .collect();
+    dirs.sort_by_key(|dir| {
+        dir.parent()
+            .and_then(|v| v.file_name()?.to_str()?.parse::<u32>().ok())
+            .unwrap_or(0)
+    });
+    dirs.pop().expect("initdb under /usr/lib/postgresql/*/bin")
+}
+
+/// A PostgreSQL server of the test's own, in a temp directory, on its own port, stopped and
+/// removed when dropped. Trust authentication, except certificate authentication for the role
+/// `certonly` over TLS.
+struct OwnServer {
+    /// Holds `data/`, the log, and the Unix socket.
+    dir: PathBuf,
+    /// Its TCP port on 127.0.0.1.
+    port: u16,
+}
+
+/// A throwaway CA and what it signs.
+struct Pki {
+    /// The CA certificate (PEM).
+    ca: String,
+    /// The server's certificate, for `localhost` only (PEM), and its key.
+    server: (String, String),
+    /// A client certificate for the role `certonly` (PEM), and its key.
+    client: (String, String),
+}
+
+impl Pki {
+    fn new() -> Self {
+        use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params
+            .distinguished_name
+            .push(DnType::CommonName, "ocapi test CA");
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+        let leaf = |names: Vec<String>, common_name: &str| {
+            let key = KeyPair::generate().unwrap();
+            let mut params = CertificateParams::new(names).unwrap();
+            params
+                .distinguished_name
+                .push(DnType::CommonName, common_name);
+            let cert = params.signed_by(&key, &ca).unwrap();
+            (cert.pem(), key.serialize_pem())
+        };
+        Self {
+            server: leaf(vec!["localhost".to_owned()], "localhost"),
+            client: leaf(Vec::new(), "certonly"),
+            ca: ca.pem(),
+        }
+    }
+}
+
+impl OwnServer {
+    /// initdb, TLS with `pki`'s server certificate, start.
+    fn start(pki: &Pki) -> Self {
+        let dir = std::env::temp_dir().join(format!("ocapi-pg-{:08x}", rand::random::<u32>()));
+        let data = dir.join("data");
+        std::fs::create_dir_all(&dir).unwrap();
+        give_to_server_user(&dir);
+        let bin = postgres_bin();
+        let status = server_command(&bin.join("initdb"))
+            .args([
+                "-D",
+                data.to_str().unwrap(),
+                "-U",
+                "postgres",
+                "--auth=trust",
+            ])
+            .args(["-E", "UTF8", "--no-sync"])
+            .stdout(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success(), "initdb failed");
+        let port = free_port();
+        for (name, text) in [
+            ("server.crt", &pki.server.0),
+            ("server.key", &pki.server.1),
+            ("ca.crt", &pki.ca),
+        ] {
+            std::fs::write(data.join(name), text).unwrap();
+        }
+        let conf = format!(
+            "\nlisten_addresses = '127.0.0.1'\nport = {port}\nunix_socket_directories = '{}'\n\
+             ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n\
+             ssl_ca_file = 'ca.crt'\nfsync = off\nmax_connections = 30\nshared_buffers = 16MB\n",
+            dir.display()
+        );
+        let mut postgresql_conf = std::fs::read_to_string(data.join("postgresql.conf")).unwrap();
+        postgresql_conf.push_str(&conf);
+        std::fs::write(data.join("postgresql.conf"), postgresql_conf).unwrap();
+        let hba = std::fs::read_to_string(data.join("pg_hba.conf")).unwrap();
+        std::fs::write(
+            data.join("pg_hba.conf"),
+            format!("hostssl all certonly 127.0.0.1/32 cert\nhost all certonly 127.0.0.1/32 reject\n{hba}"),
+        )
+        .unwrap();
+        give_to_server_user(&dir);
+        let _ = Command::new("chmod")
+            .arg("600")
+            .arg(data.join("server.key"))
+            .status();
+        let status = server_command(&bin.join("pg_ctl"))
+            .args(["-D", data.to_str().unwrap(), "-l"])
+            .arg(dir.join("log"))
+            .args(["-w", "start"])
+            .stdout(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        let log = std::fs::read_to_string(dir.join("log")).unwrap_or_default();
+        assert!(status.success(), "pg_ctl start failed: {log}");
+        Self { dir, port }
+    }
+}
+
+impl Drop for OwnServer {
+    fn drop(&mut self) {
+        let _ = server_command(&postgres_bin().join("pg_ctl"))
+            .args(["-D", self.dir.join("data").to_str().unwrap()])
+            .args(["-m", "immediate", "stop"])
+            .stdout(std::process::Stdio::null())
+            .status();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Connects through ocapi's pool and says whether the session is encrypted.
+async fn ocapi_connect(url: &str) -> Result<bool, String> {
+    let pool = ocapi::db::pool(&ocapi::config::Secret::new(url), "source", 1)
+        .map_err(|error| ocapi::run::error_chain(&error))?;
+    let client = ocapi::db::connect(&pool, "source")
+        .await
+        .map_err(|error| ocapi::run::error_chain(&error))?;
+    let row = client
+        .query_one(
+            "select coalesce((select ssl from pg_stat_ssl where pid = pg_backend_pid()), false)",
+            &[],
+        )
+        .await
+        .map_err(|error| error.to_string())?;
+    Ok(row.get(0))
+}
+
+#[tokio::test]
+async fn server_certificates_are_verified_and_unix_sockets_connect() {
+    // GIVEN a server of our own with a certificate for `localhost` from a throwaway CA
+    let pki = Pki::new();
+    let other = Pki::new();
+    let server = OwnServer::start(&pki);
+    let dir = server.dir.clone();
+    for (name, text) in [
+        ("ca.pem", &pki.ca),
+        ("other-ca.pem", &other.ca),
+        ("client.pem", &pki.client.0),
+        ("client.key", &pki.client.1),
+    ] {
+        std::fs::write(dir.join(name), text).unwrap();
+    }
+    let port = server.port;
+    let ca = dir.join("ca.pem").display().to_string();
+    let other_ca = dir.join("other-ca.pem").display().to_string();
+    let url = |host: &str, user: &str, params: &str| {
+        format!("postgres://{user}@{host}:{port}/postgres?{params}")
+    };
+
+    // THEN verify-full connects, encrypted, to the name the certificate gives
+    let full = url(
+        "localhost",
+        "postgres",
+        &format!("sslmode=verify-full&sslrootcert={ca}"),
+    );
+    assert_eq!(ocapi_connect(&full).await, Ok(true));
+    // AND refuses another name for the same server, which verify-ca accepts
+    let by_ip = url(
+        "127.0.0.1",
+        "postgres",
+        &format!("sslmode=verify-full&sslrootcert={ca}"),
+    );
+    let refused = ocapi_connect(&by_ip).await.unwrap_err();
+    assert!(refused.contains("certificate"), "{refused}");
+    let ca_only = url(
+        "127.0.0.1",
+        "postgres",
+        &format!("sslmode=verify-ca&sslrootcert={ca}"),
+    );
+    assert_eq!(ocapi_connect(&ca_only).await, Ok(true));
+    // AND refuses a certificate from a CA it was not given, in both modes
+    for mode in ["verify-full", "verify-ca"] {
+        let wrong = url(
+            "localhost",
+            "postgres",
+            &format!("sslmode={mode}&sslrootcert={other_ca}"),
+        );
+        let refused = ocapi_connect(&wrong).await.unwrap_err();
+        assert!(refused.contains("certificate"), "{refused}");
+    }
+    // AND presents a client certificate (sslcert/sslkey) to a role that needs one
+    let client_cert = format!(
+        "sslmode=verify-full&sslrootcert={ca}&sslcert={}&sslkey={}",
+        dir.join("client.pem").display(),
+        dir.join("client.key").display()
+    );
+    let admin = crate::support::connect(&url("127.0.0.1", "postgres", "sslmode=disable")).await;
+    admin
+        .batch_execute("create role certonly login")
+        .await
+        .unwrap();
+    assert_eq!(
+        ocapi_connect(&url("localhost", "certonly", &client_cert)).await,
+        Ok(true)
+    );
+    let no_cert = url(
+        "localhost",
+        "certonly",
+        &format!("sslmode=verify-full&sslrootcert={ca}"),
+    );
+    assert!(ocapi_connect(&no_cert).await.is_err());
+
+    // AND a Unix socket connects as psql does, in both URL forms, whatever the sslmode
+    let socket = dir.display().to_string();
+    let query_form = format!("postgres:///postgres?host={socket}&port={port}&user=postgres");
+    assert_eq!(ocapi_connect(&query_form).await, Ok(false));
+    let encoded = socket.replace('/', "%2F");
+    let host_form = format!("postgres://postgres@{encoded}:{port}/postgres?sslmode=disable");
+    assert_eq!(ocapi_connect(&host_form).await, Ok(false));
+    let required = format!("postgres://postgres@{encoded}:{port}/postgres?sslmode=require");
+    assert_eq!(ocapi_connect(&required).await, Ok(false));
+
+    // AND a whole sync runs over the verified connection
+    admin
+        .batch_execute(crate::support::SOURCE_TABLE)
+        .await
+        .unwrap();
+    admin
+        .batch_execute(
+            "insert into shop.store_transactions (order_id, purchased_at, updated_at, total,
+                 currency, email)
+             values ('V1', now() - interval '1 hour', '2026-11-01 10:00:00+00', 12, 'USD',
+                 'v@example.com')",
+        )
+        .await
+        .unwrap();
+    let out = dir.join("events.ndjson");
+    let text = crate::support::config_text(&full, &out, "", None);
+    let config = Config::parse(&text, Path::new("tls.toml")).unwrap();
+    migrate(&config).await;
+    assert_eq!(crate::support::run(&config).await.sent, 1);
+    assert_eq!(crate::support::read_ndjson(&out).len(), 1);
 }
