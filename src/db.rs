@@ -113,7 +113,7 @@ pub fn pool(url: &Secret, what: &'static str, size: usize) -> Result<Pool, DbErr
     let bad = |reason: String| DbError::Url { what, reason };
     let (text, params) = url::split(url.expose()).map_err(bad)?;
     let mut pg = tokio_postgres::Config::from_str(&text).map_err(|error| {
-        let mut reason = error.to_string();
+        let mut reason = crate::run::error_chain(&error);
         if let Some(password) = password_in(&text) {
             reason = reason.replace(&password, "[redacted]");
         }

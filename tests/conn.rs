@@ -599,3 +599,91 @@ async fn server_certificates_are_verified_and_unix_sockets_connect() {
     assert_eq!(crate::support::run(&config).await.sent, 1);
     assert_eq!(crate::support::read_ndjson(&out).len(), 1);
 }
+
+#[tokio::test]
+async fn the_urls_own_options_are_kept() {
+    // GIVEN a `sales` schema holding a table of the same name as one in `public`, and a URL
+    // whose options put `sales` first and set a statement timeout
+    let db = TestDb::new().await;
+    db.exec(
+        "create schema sales;
+         create table sales.store_transactions (like shop.store_transactions);
+         create table public.store_transactions (like shop.store_transactions);
+         insert into sales.store_transactions (order_id, purchased_at, updated_at, total,
+             currency, email)
+         values ('S1', now() - interval '1 hour', '2026-11-01 10:00:00+00', 5, 'USD', 's@example.com');",
+    )
+    .await;
+    let url = format!(
+        "{}?options=-c%20search_path%3Dsales%2Cpublic%20-c%20statement_timeout%3D42s",
+        db.url
+    );
+    let text = crate::support::config_text(&url, &db.out_path(), "", None).replace(
+        "table = \"shop.store_transactions\"",
+        "table = \"store_transactions\"",
+    );
+    let config = Config::parse(&text, Path::new("options.toml")).unwrap();
+
+    // WHEN the ledger is migrated and a run reads `store_transactions`
+    migrate(&config).await;
+    let stats = crate::support::run(&config).await;
+
+    // THEN it read the schema the URL names, and sessions keep the URL's settings
+    assert_eq!(stats.sent, 1);
+    assert_eq!(db.written_events()[0]["custom_data"]["order_id"], "S1");
+    for what in ["source", "ledger"] {
+        let pool = ocapi::db::pool(&ocapi::config::Secret::new(url.clone()), what, 1).unwrap();
+        let client = ocapi::db::connect(&pool, what).await.unwrap();
+        let row = client
+            .query_one(
+                "select current_setting('statement_timeout'), current_schema()",
+                &[],
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            (row.get::<_, String>(0), row.get::<_, String>(1)),
+            ("42s".to_owned(), "sales".to_owned())
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_unusable_url_is_a_configuration_error_and_watch_stops() {
+    // GIVEN a URL with a password and a parameter that cannot work (a missing root certificate)
+    let db = TestDb::new().await;
+    let url = db.url.replacen("postgres@", "postgres:pa55-w0rd-x@", 1)
+        + "?sslmode=verify-full&sslrootcert=/nonexistent/ca.pem";
+    let text = crate::support::config_text(&url, &db.out_path(), "", None);
+    let path = db.dir.join("bad-url.toml");
+    std::fs::write(&path, text).unwrap();
+
+    // WHEN `run` and `watch` start with it
+    for args in [vec!["run"], vec!["watch", "--interval", "1s"]] {
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_ocapi"));
+        command.arg("--config").arg(&path).args(&args);
+        command.kill_on_drop(true);
+        let output = tokio::time::timeout(Duration::from_secs(60), command.output())
+            .await
+            .expect("watch stops instead of retrying")
+            .unwrap();
+
+        // THEN each exits 2 naming the key and the parameter, never the password
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("`source.url`") && stderr.contains("sslrootcert"),
+            "{stderr}"
+        );
+        assert!(!stderr.contains("pa55-w0rd-x"), "{stderr}");
+    }
+    // AND an unknown parameter is named the same way
+    let unknown = format!("{}?sslcrl=/etc/crl.pem", db.url);
+    let error = ocapi::db::pool(&ocapi::config::Secret::new(unknown), "ledger", 1).unwrap_err();
+    let error = ocapi::Error::from(error);
+    assert!(error.is_config());
+    assert!(
+        error.to_string().contains("`ledger.url`") && error.to_string().contains("sslcrl"),
+        "{error}"
+    );
+}
