@@ -59,7 +59,8 @@ fn dataset_key(dataset_id: &str) -> String {
 
 impl RunLock {
     /// Takes the connector's lock, then the dataset's, waiting up to `connector.lock_wait`
-    /// for both. Refuses a ledger URL whose sessions are pooled per transaction.
+    /// for both. The caller has refused a transaction-mode pooler first
+    /// ([`refuse_transaction_pooler`]).
     pub async fn acquire(pool: &Pool, config: &Config) -> Result<Self, Error> {
         let object = db::connect(pool, "ledger").await?;
         let client = deadpool_postgres::Object::take(object);
@@ -68,7 +69,6 @@ impl RunLock {
             .await
             .map_err(DbError::query("cannot take the run's lock"))?
             .get(0);
-        refuse_transaction_pooler(pool, pid).await?;
         // The lock lives as long as the session; ledger sessions turn off a server-side
         // `idle_session_timeout` for themselves (`db::pool`), so waiting on the destination
         // does not end it.
@@ -161,15 +161,22 @@ impl RunLock {
 /// Fails when `pool`'s connections share backends between statements, as a transaction-mode
 /// pooler (PgBouncer's `pool_mode = transaction`, hosted "pooled" ports) does: two client
 /// connections open at once are two sessions, so two backends, unless something multiplexes
-/// them. `pid` is the backend another open connection of the pool just used.
-pub async fn refuse_transaction_pooler(pool: &Pool, pid: i32) -> Result<(), Error> {
-    let other = db::connect(pool, "ledger").await?;
-    let other_pid: i32 = other
-        .query_one("select pg_backend_pid()", &[])
-        .await
-        .map_err(DbError::query("cannot read the ledger's backend"))?
-        .get(0);
-    if other_pid == pid {
+/// them. Simple-protocol statements only, which any pooler passes.
+pub async fn refuse_transaction_pooler(pool: &Pool) -> Result<(), Error> {
+    let first = db::connect(pool, "ledger").await?;
+    let second = db::connect(pool, "ledger").await?;
+    let mut pids = Vec::new();
+    for client in [&first, &second] {
+        let messages = client
+            .simple_query("select pg_backend_pid()")
+            .await
+            .map_err(DbError::query("cannot read the ledger's backend"))?;
+        pids.extend(messages.into_iter().find_map(|message| match message {
+            tokio_postgres::SimpleQueryMessage::Row(row) => row.get(0).map(str::to_owned),
+            _ => None,
+        }));
+    }
+    if pids.len() == 2 && pids[0] == pids[1] {
         return Err(Error::Usage(
             "`ledger.url` goes through a transaction-mode connection pooler: two connections \
              ran on one server session, so the run's lock and the ledger's transactions \

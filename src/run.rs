@@ -133,6 +133,7 @@ pub async fn run(
     }
 
     let ledger_pool = db::pool(&config.ledger_url()?, "ledger", 4)?;
+    crate::lock::refuse_transaction_pooler(&ledger_pool).await?;
     let ledger_client = db::connect(&ledger_pool, "ledger").await?;
     ensure_schema(&ledger_client, &config.ledger.schema).await?;
     let lock = Arc::new(RunLock::acquire(&ledger_pool, config).await?);

@@ -687,3 +687,130 @@ async fn an_unusable_url_is_a_configuration_error_and_watch_stops() {
         "{error}"
     );
 }
+
+/// A PgBouncer of the test's own in transaction mode, in front of the shared server, stopped
+/// when dropped. `None` (with a message) only when the binary is not installed; `.ci/run`
+/// installs it.
+struct Bouncer {
+    /// Config, log and pid file.
+    dir: PathBuf,
+    /// Its port on 127.0.0.1.
+    port: u16,
+}
+
+impl Bouncer {
+    fn start(pool_mode: &str) -> Option<Self> {
+        let binary = ["/usr/sbin/pgbouncer", "/usr/bin/pgbouncer"]
+            .into_iter()
+            .map(PathBuf::from)
+            .find(|path| path.exists());
+        let Some(binary) = binary else {
+            println!(
+                "SKIPPED: pgbouncer is not installed (apt-get install pgbouncer; .ci/run does)"
+            );
+            return None;
+        };
+        let dir = std::env::temp_dir().join(format!("ocapi-pgb-{:08x}", rand::random::<u32>()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let port = free_port();
+        std::fs::write(dir.join("users.txt"), "\"postgres\" \"\"\n").unwrap();
+        std::fs::write(
+            dir.join("pgbouncer.ini"),
+            format!(
+                "[databases]\n* = host=127.0.0.1 port=5432\n\n[pgbouncer]\n\
+                 listen_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\n\
+                 auth_type = trust\nauth_file = {dir}/users.txt\npool_mode = {pool_mode}\n\
+                 default_pool_size = 4\nlogfile = {dir}/log\npidfile = {dir}/pid\n",
+                dir = dir.display()
+            ),
+        )
+        .unwrap();
+        give_to_server_user(&dir);
+        let status = server_command(&binary)
+            .arg("-d")
+            .arg(dir.join("pgbouncer.ini"))
+            .status()
+            .unwrap();
+        assert!(status.success(), "pgbouncer did not start");
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Some(Self { dir, port });
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("pgbouncer did not listen on {port}");
+    }
+
+    /// A URL for `database` through the pooler.
+    fn url(&self, database: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)
+    }
+}
+
+impl Drop for Bouncer {
+    fn drop(&mut self) {
+        // The daemon this test started, by the id it wrote.
+        if let Ok(pid) = std::fs::read_to_string(self.dir.join("pid")) {
+            let _ = Command::new("kill").arg(pid.trim()).status();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[tokio::test]
+async fn the_source_is_read_through_a_transaction_mode_pooler() {
+    let Some(bouncer) = Bouncer::start("transaction") else {
+        return;
+    };
+    // GIVEN a database whose sessions default to another date style, time zone and float
+    // precision, orders read two per page, and the source URL through PgBouncer
+    let db = TestDb::new().await;
+    insert_orders(&db, "P", 5, "2026-11-01 10:00:00+00").await;
+    db.exec(&format!(
+        "alter database {0} set datestyle = 'SQL, DMY';
+         alter database {0} set timezone = 'America/New_York';
+         alter database {0} set extra_float_digits = 0",
+        db.name
+    ))
+    .await;
+    let pooled = bouncer.url(&db.name);
+    let text = crate::support::config_text(&pooled, &db.out_path(), "batch_size = 2", None)
+        + &format!("\n[ledger]\nurl = {:?}\n", db.url);
+    let config = Config::parse(&text, Path::new("pooled.toml")).unwrap();
+    migrate(&config).await;
+
+    // WHEN a run reads through the pooler, with the ledger on a direct connection
+    let stats = crate::support::run(&config).await;
+
+    // THEN every order is sent, the date of birth is the one stored (1990-01-02, not 1 Feb)
+    // and the watermark is stored in ISO form, in UTC
+    assert_eq!(stats.sent, 5);
+    let events = db.written_events();
+    let birth = serde_json::json!(ocapi::transform::hash::sha256_hex("19900102"));
+    assert!(
+        events
+            .iter()
+            .all(|e| e["user_data"]["db"] == birth || e["user_data"]["db"][0] == birth),
+        "{:?}",
+        events[0]["user_data"]["db"]
+    );
+    let watermark: String = db
+        .client
+        .query_one("select watermark from ocapi.state", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(watermark, "2026-11-01 10:00:05+00");
+
+    // AND with the ledger behind the pooler too, check and run refuse with exit 2 and the fix
+    let text = crate::support::config_text(&pooled, &db.out_path(), "", None);
+    let all_pooled = Config::parse(&text, Path::new("all-pooled.toml")).unwrap();
+    let check = ocapi::commands::check(&all_pooled).await;
+    assert_eq!((check.ok, check.exit_code), (false, 2), "{}", check.text);
+    assert!(check.text.contains("`ledger.url`"), "{}", check.text);
+    let error = ocapi::run::run(&all_pooled, RunOptions::default(), std::future::pending())
+        .await
+        .unwrap_err();
+    assert!(error.is_config(), "{error}");
+    assert!(error.to_string().contains("transaction-mode"), "{error}");
+}
