@@ -349,4 +349,47 @@ mod tests {
         );
         assert_eq!(quote_literal("it's"), "'it''s'");
     }
+
+    /// The reason of a URL that cannot be used.
+    fn unusable(url: &str) -> String {
+        match pool(&Secret::new(url), "source", 1) {
+            Err(error @ DbError::Url { .. }) => error.to_string(),
+            Err(other) => panic!("not a URL error: {other}"),
+            Ok(_) => panic!("{url} was accepted"),
+        }
+    }
+
+    #[test]
+    fn unusable_urls_name_key_and_parameter_not_the_password() {
+        let reason = unusable("postgres://u:hunter2-pw@db/x?sslmode=verify&sslrootcert=/ca.pem");
+        assert!(
+            reason.contains("`source.url`") && reason.contains("`sslmode`"),
+            "{reason}"
+        );
+        let reason = unusable("postgres://u:hunter2-pw@db/x?sslcert=/c.pem");
+        assert!(reason.contains("`sslkey`"), "{reason}");
+        let reason =
+            unusable("postgres://u:hunter2-pw@db/x?sslmode=verify-ca&sslrootcert=/none.pem");
+        assert!(
+            reason.contains("`sslrootcert`") && reason.contains("/none.pem"),
+            "{reason}"
+        );
+        let reason = unusable("postgres://u:hunter2-pw@db/x?sslcrl=/crl.pem");
+        assert!(reason.contains("sslcrl"), "{reason}");
+        let reason = unusable("postgres://u:hunter2-pw@db:notaport/x");
+        assert!(!reason.contains("hunter2"), "{reason}");
+        let reason = unusable("host=db password='hunter2-pw' port=x");
+        assert!(!reason.contains("hunter2"), "{reason}");
+    }
+
+    #[test]
+    fn unix_socket_urls_build_a_pool() {
+        for url in [
+            "postgres:///shop?host=/var/run/postgresql&sslmode=verify-full",
+            "postgres://%2Fvar%2Frun%2Fpostgresql/shop",
+            "host=/var/run/postgresql dbname=shop sslmode=require",
+        ] {
+            assert!(pool(&Secret::new(url), "source", 1).is_ok(), "{url}");
+        }
+    }
 }

@@ -151,11 +151,6 @@ impl RunLock {
         }
         Ok(())
     }
-
-    /// The backend holding the lock (for tests and `pg_stat_activity`).
-    pub fn backend_pid(&self) -> i32 {
-        self.pid
-    }
 }
 
 /// Fails when `pool`'s connections share backends between statements, as a transaction-mode
