@@ -409,7 +409,6 @@ fn spawn_reader(
     let window = options.window;
     tokio::spawn(async move {
         let result = async {
-            let client = db::connect(&pool, "source").await?;
             let mut position = Some(start);
             let mut read = 0u64;
             while let Some(at) = position.take() {
@@ -419,6 +418,9 @@ fn spawn_reader(
                 if remaining == 0 {
                     break;
                 }
+                // A connection per page: one the server ended while the reader waited on the
+                // sender (`idle_session_timeout`) is replaced, not used.
+                let client = db::connect(&pool, "source").await?;
                 let page = source::read_page(
                     &client,
                     &query,

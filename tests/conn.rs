@@ -150,6 +150,36 @@ async fn a_server_side_idle_timeout_does_not_end_the_lock() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn source_sessions_ended_while_idle_do_not_fail_the_run() {
+    // GIVEN a database that ends sessions idle for 1 s, ten orders read two per page and sent
+    // one request at a time, and an endpoint taking 1.2 s a request: the reader waits, idle,
+    // for the sender to take its next page
+    let db = TestDb::new().await;
+    insert_orders(&db, "W", 10, "2026-11-01 10:00:00+00").await;
+    let meta = sandbox(Faults {
+        latency: Duration::from_millis(1200),
+        ..Faults::default()
+    })
+    .await;
+    db.meta_config("batch_size = 2", &meta.base_url(), TOKEN, "batch_size = 2");
+    let config = edit_config(&db, &[("concurrency = 4", "concurrency = 1")]);
+    migrate(&config).await;
+    db.exec(&format!(
+        "alter database {} set idle_session_timeout = '1s'",
+        db.name
+    ))
+    .await;
+
+    // WHEN it runs
+    let stats = crate::support::run(&config).await;
+
+    // THEN every order was read and sent once
+    assert_eq!(stats.sent, 10);
+    let ids = accepted_ids(&meta);
+    assert_eq!(ids.len(), 10, "{ids:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_run_whose_lock_session_is_terminated_sends_nothing_more() {
     // GIVEN six orders read two per page and sent one request at a time, and an endpoint
     // taking 1 s a request
