@@ -747,11 +747,17 @@ impl Bouncer {
         let dir = std::env::temp_dir().join(format!("ocapi-pgb-{:08x}", rand::random::<u32>()));
         std::fs::create_dir_all(&dir).unwrap();
         let port = free_port();
+        let shared: tokio_postgres::Config = crate::support::admin_url().parse().unwrap();
+        let server_host = match shared.get_hosts().first() {
+            Some(tokio_postgres::config::Host::Tcp(host)) => host.clone(),
+            _ => "127.0.0.1".to_owned(),
+        };
+        let server_port = shared.get_ports().first().copied().unwrap_or(5432);
         std::fs::write(dir.join("users.txt"), "\"postgres\" \"\"\n").unwrap();
         std::fs::write(
             dir.join("pgbouncer.ini"),
             format!(
-                "[databases]\n* = host=127.0.0.1 port=5432\n\n[pgbouncer]\n\
+                "[databases]\n* = host={server_host} port={server_port}\n\n[pgbouncer]\n\
                  listen_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\n\
                  auth_type = trust\nauth_file = {dir}/users.txt\npool_mode = {pool_mode}\n\
                  default_pool_size = 4\nlogfile = {dir}/log\npidfile = {dir}/pid\n",
