@@ -156,7 +156,8 @@ impl RunLock {
 /// Fails when `pool`'s connections share backends between statements, as a transaction-mode
 /// pooler (PgBouncer's `pool_mode = transaction`, hosted "pooled" ports) does: two client
 /// connections open at once are two sessions, so two backends, unless something multiplexes
-/// them. Simple-protocol statements only, which any pooler passes.
+/// them. Simple-protocol statements only, which any pooler passes. `pool` must allow two
+/// connections.
 pub async fn refuse_transaction_pooler(pool: &Pool) -> Result<(), Error> {
     let first = db::connect(pool, "ledger").await?;
     let second = db::connect(pool, "ledger").await?;
