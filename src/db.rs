@@ -122,10 +122,11 @@ pub fn pool(url: &Secret, what: &'static str, size: usize) -> Result<Pool, DbErr
     if pg.get_application_name().is_none() {
         pg.application_name("ocapi");
     }
-    let unix_only = pg.get_hosts().iter().all(|h| !matches!(h, Host::Tcp(_)));
+    let hosts = pg.get_hosts();
+    let unix_only = !hosts.is_empty() && hosts.iter().all(|h| !matches!(h, Host::Tcp(_)));
     pg.ssl_mode(match params.mode {
         // libpq ignores `sslmode` on Unix sockets: there is no TLS over them.
-        _ if unix_only && !pg.get_hosts().is_empty() => tokio_postgres::config::SslMode::Disable,
+        _ if unix_only => tokio_postgres::config::SslMode::Disable,
         Some(url::SslMode::Disable) => tokio_postgres::config::SslMode::Disable,
         None | Some(url::SslMode::Prefer) => tokio_postgres::config::SslMode::Prefer,
         Some(_) => tokio_postgres::config::SslMode::Require,
@@ -133,7 +134,7 @@ pub fn pool(url: &Secret, what: &'static str, size: usize) -> Result<Pool, DbErr
     let manager_config = ManagerConfig {
         recycling_method: RecyclingMethod::Fast,
     };
-    let manager = if unix_only && !pg.get_hosts().is_empty() {
+    let manager = if unix_only {
         // tokio-postgres asks for a TLS connector by host name even when it will not use it,
         // and a socket path is no host name.
         Manager::from_config(pg, tokio_postgres::NoTls, manager_config)
