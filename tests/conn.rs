@@ -713,6 +713,25 @@ async fn an_unusable_url_is_a_configuration_error_and_watch_stops() {
         );
         assert!(!stderr.contains("pa55-w0rd-x"), "{stderr}");
     }
+    // AND verify-full without `sslrootcert` or `~/.postgresql/root.crt` says to give one
+    let text = crate::support::config_text(
+        &format!("{}?sslmode=verify-full", db.url),
+        &db.out_path(),
+        "",
+        None,
+    );
+    std::fs::write(&path, text).unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_ocapi"))
+        .env("HOME", &db.dir)
+        .arg("--config")
+        .arg(&path)
+        .arg("check")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(2), "{stdout}");
+    assert!(stdout.contains("add parameter `sslrootcert`"), "{stdout}");
+
     // AND an unknown parameter is named the same way
     let unknown = format!("{}?sslcrl=/etc/crl.pem", db.url);
     let error = ocapi::db::pool(&ocapi::config::Secret::new(unknown), "ledger", 1).unwrap_err();
