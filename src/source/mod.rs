@@ -1,6 +1,10 @@
 //! Reads source rows in keyset pages over (watermark column, order id), so that rows sharing a
 //! watermark value are never skipped at a page boundary and memory is bounded by the page size,
 //! not the table size.
+//!
+//! Every statement on a source connection goes through [`db::reading`](crate::db::reading): one
+//! short transaction that sets the time zone and date style its text renderings depend on, so
+//! reads work through a transaction-mode pooler and whatever the server's defaults.
 
 mod query;
 
