@@ -94,7 +94,7 @@ const READ_SETTINGS: [(&str, &str); 4] = [
     ("extra_float_digits", "1"),
 ];
 
-/// `set [local] name = value; …` for [`READ_SETTINGS`].
+/// `set [local] name = value; …` for `READ_SETTINGS`.
 fn set_statements(local: bool) -> String {
     let scope = if local { "set local" } else { "set" };
     READ_SETTINGS
@@ -104,11 +104,11 @@ fn set_statements(local: bool) -> String {
 }
 
 /// Builds a pool for a URL. `what` is `source`, `ledger` (or `demo`) and names the config key
-/// in errors. The URL is read as libpq reads it ([`url`]); nothing is added to its startup
+/// in errors. The URL is read as libpq reads it (`db::url`); nothing is added to its startup
 /// packet but `application_name`, so a transaction-mode pooler accepts it. Source connections
 /// set nothing per session (a pooler may hand the session to another client between
 /// statements): reads go through [`reading`]. Other connections are sessions and set
-/// [`READ_SETTINGS`] once, after the user's own options.
+/// `READ_SETTINGS` once, after the user's own options.
 pub fn pool(url: &Secret, what: &'static str, size: usize) -> Result<Pool, DbError> {
     let bad = |reason: String| DbError::Url { what, reason };
     let (text, params) = url::split(url.expose()).map_err(bad)?;
@@ -186,7 +186,7 @@ fn password_in(text: &str) -> Option<String> {
         .filter(|p| !p.is_empty())
 }
 
-/// Runs `work` (statements on `client`) in a transaction that sets [`READ_SETTINGS`] for
+/// Runs `work` (statements on `client`) in a transaction that sets `READ_SETTINGS` for
 /// itself: text renderings of times, dates and floats do not depend on the server's or the
 /// role's defaults, and nothing outlives the transaction, so reads work through a
 /// transaction-mode pooler (the statements tokio-postgres prepares live and die inside it).
