@@ -136,6 +136,7 @@ pub async fn run(
     crate::lock::refuse_transaction_pooler(&ledger_pool).await?;
     let ledger_client = db::connect(&ledger_pool, "ledger").await?;
     ensure_schema(&ledger_client, &config.ledger.schema).await?;
+    // Held until this function returns, so the run's end is recorded under the lock.
     let lock = Arc::new(RunLock::acquire(&ledger_pool, config).await?);
     let destination = Arc::new(Destination::from_config(config)?);
     let ledger = Ledger::new(
@@ -170,7 +171,7 @@ pub async fn run(
             advance: options.mode == Mode::Run,
             progress: options.progress.clone(),
             in_flight: HashSet::new(),
-            lock,
+            lock: Arc::clone(&lock),
         };
         let pages = spawn_reader(config, &source_pool, &table, start, &options);
         sync.drive(pages, shutdown).await
