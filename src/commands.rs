@@ -255,7 +255,8 @@ async fn index_advice(
 
 /// Checks the ledger schema's version.
 async fn check_ledger(config: &Config) -> Result<String, Error> {
-    let pool = db::pool(&config.ledger_url()?, "ledger", 1)?;
+    let pool = db::pool(&config.ledger_url()?, "ledger", 2)?;
+    crate::lock::refuse_transaction_pooler(&pool).await?;
     let client = db::connect(&pool, "ledger").await?;
     crate::run::ensure_schema(&client, &config.ledger.schema).await?;
     Ok(format!(

@@ -1,9 +1,15 @@
-//! PostgreSQL plumbing: pools from our config (TLS through rustls, so `sslmode=require` URLs
-//! work), identifier quoting, and the migration runner for `sql/`.
+//! PostgreSQL plumbing: pools from our config (URLs read as libpq reads them, TLS through
+//! rustls with certificate verification for `sslmode=verify-ca`/`verify-full`, Unix sockets),
+//! the settings reads depend on, identifier quoting, and the migration runner for `sql/`.
 
+mod tls;
+mod url;
+
+use std::future::Future;
 use std::str::FromStr;
 
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use deadpool_postgres::{Hook, HookError, Manager, ManagerConfig, Pool, RecyclingMethod};
+use tokio_postgres::config::Host;
 use tokio_postgres::Client;
 
 use crate::config::Secret;
@@ -38,12 +44,12 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
 /// Errors talking to PostgreSQL.
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
-    /// The URL does not parse (its text is not repeated: it may hold a password).
-    #[error("invalid PostgreSQL URL for {what}: {reason}")]
+    /// The URL cannot be used (its text is not repeated: it may hold a password).
+    #[error("config key `{what}.url` is not a usable PostgreSQL URL: {reason}")]
     Url {
         /// Which URL (source or ledger).
         what: &'static str,
-        /// tokio-postgres's reason.
+        /// The parameter at fault and why.
         reason: String,
     },
     /// The pool could not be built.
@@ -83,92 +89,128 @@ impl DbError {
     }
 }
 
-/// Builds a pool for a URL; every connection reads times in UTC and dates in ISO form, so that
-/// text renderings of watermarks round-trip whatever the server's defaults.
+/// The settings ocapi's text renderings of times, dates and numbers depend on. The source
+/// reads set them per transaction ([`reading`]); ledger sessions set them once ([`pool`]).
+/// Only these are set: a URL's own `options` (`search_path`, `statement_timeout`, …) stay.
+const READ_SETTINGS: [(&str, &str); 4] = [
+    ("TimeZone", "'UTC'"),
+    ("DateStyle", "'ISO, MDY'"),
+    ("IntervalStyle", "'postgres'"),
+    ("extra_float_digits", "1"),
+];
+
+/// `set [local] name = value; …` for `READ_SETTINGS`.
+pub(crate) fn set_statements(local: bool) -> String {
+    let scope = if local { "set local" } else { "set" };
+    READ_SETTINGS
+        .iter()
+        .map(|(name, value)| format!("{scope} {name} = {value}; "))
+        .collect()
+}
+
+/// Builds a pool for a URL. `what` is `source`, `ledger` (or `demo`) and names the config key
+/// in errors. The URL is read as libpq reads it (`db::url`); nothing is added to its startup
+/// packet but `application_name`, so a transaction-mode pooler accepts it. Source connections
+/// set nothing per session (a pooler may hand the session to another client between
+/// statements): reads go through [`reading`]. Other connections are sessions and set
+/// `READ_SETTINGS` once, after the user's own options.
 pub fn pool(url: &Secret, what: &'static str, size: usize) -> Result<Pool, DbError> {
-    let mut pg = tokio_postgres::Config::from_str(url.expose()).map_err(|error| DbError::Url {
-        what,
-        reason: error.to_string(),
+    let bad = |reason: String| DbError::Url { what, reason };
+    let (text, params) = url::split(url.expose()).map_err(bad)?;
+    let mut pg = tokio_postgres::Config::from_str(&text).map_err(|error| {
+        let mut reason = crate::run::error_chain(&error);
+        if let Some(password) = password_in(&text) {
+            reason = reason.replace(&password, "[redacted]");
+        }
+        bad(reason)
     })?;
-    pg.options("-c TimeZone=UTC -c DateStyle=ISO,MDY -c extra_float_digits=1 -c client_min_messages=warning");
     if pg.get_application_name().is_none() {
         pg.application_name("ocapi");
     }
-    let manager = Manager::from_config(
-        pg,
-        tls_connector(),
-        ManagerConfig {
-            recycling_method: RecyclingMethod::Fast,
-        },
-    );
-    Pool::builder(manager)
-        .max_size(size)
+    let hosts = pg.get_hosts();
+    let unix_only = !hosts.is_empty() && hosts.iter().all(|h| !matches!(h, Host::Tcp(_)));
+    pg.ssl_mode(match params.mode {
+        // libpq ignores `sslmode` on Unix sockets: there is no TLS over them.
+        _ if unix_only => tokio_postgres::config::SslMode::Disable,
+        Some(url::SslMode::Disable) => tokio_postgres::config::SslMode::Disable,
+        None | Some(url::SslMode::Prefer) => tokio_postgres::config::SslMode::Prefer,
+        Some(_) => tokio_postgres::config::SslMode::Require,
+    });
+    let manager_config = ManagerConfig {
+        recycling_method: RecyclingMethod::Fast,
+    };
+    let manager = if unix_only {
+        // tokio-postgres asks for a TLS connector by host name even when it will not use it,
+        // and a socket path is no host name.
+        Manager::from_config(pg, tokio_postgres::NoTls, manager_config)
+    } else {
+        let config = tls::client_config(&params).map_err(bad)?;
+        let connector = tokio_postgres_rustls::MakeRustlsConnect::new(config);
+        Manager::from_config(pg, connector, manager_config)
+    };
+    let mut builder = Pool::builder(manager).max_size(size);
+    if what != "source" {
+        // A run's ledger sessions wait on the destination between statements and close when
+        // the run ends: a server-side `idle_session_timeout` (PostgreSQL 14+) must not end
+        // them mid-run, leaving the run unrecorded.
+        let settings = format!(
+            "{}set client_min_messages = warning; \
+             select set_config('idle_session_timeout', '0', false) \
+             where current_setting('server_version_num')::int >= 140000",
+            set_statements(false)
+        );
+        builder = builder.post_create(Hook::async_fn(move |client, _| {
+            let settings = settings.clone();
+            Box::pin(async move {
+                client
+                    .batch_execute(&settings)
+                    .await
+                    .map_err(HookError::Backend)
+            })
+        }));
+    }
+    builder
         .build()
         .map_err(|source| DbError::Pool { what, source })
 }
 
-/// A rustls connector with libpq's semantics for `sslmode=prefer` and `require`: the
-/// connection is encrypted, the server certificate is not verified (libpq verifies only for
-/// `verify-ca`/`verify-full`, which tokio-postgres does not parse). Warehouses behind managed
-/// services with `sslmode=require` URLs therefore work as they do with psql.
-fn tls_connector() -> tokio_postgres_rustls::MakeRustlsConnect {
-    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::clone(&provider))
-        .with_safe_default_protocol_versions()
-        .expect("ring supports the default protocol versions")
-        .dangerous()
-        .with_custom_certificate_verifier(std::sync::Arc::new(EncryptOnly(provider)))
-        .with_no_client_auth();
-    tokio_postgres_rustls::MakeRustlsConnect::new(config)
+/// The password of a URL, to keep it out of messages.
+fn password_in(text: &str) -> Option<String> {
+    let config = tokio_postgres::Config::from_str(text).ok();
+    config
+        .and_then(|c| {
+            c.get_password()
+                .map(|p| String::from_utf8_lossy(p).into_owned())
+        })
+        .or_else(|| {
+            // The URL form did not parse: take what sits between `user:` and `@`.
+            let rest = text.split_once("://")?.1;
+            let userinfo = rest.split_once('@')?.0;
+            userinfo.split_once(':').map(|(_, p)| p.to_owned())
+        })
+        .filter(|p| !p.is_empty())
 }
 
-/// Accepts any server certificate but still checks handshake signatures, as libpq's
-/// `sslmode=require` does.
-#[derive(Debug)]
-struct EncryptOnly(std::sync::Arc<rustls::crypto::CryptoProvider>);
-
-impl rustls::client::danger::ServerCertVerifier for EncryptOnly {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &rustls::pki_types::CertificateDer<'_>,
-        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
-        _server_name: &rustls::pki_types::ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: rustls::pki_types::UnixTime,
-    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        Ok(rustls::client::danger::ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &rustls::pki_types::CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &rustls::pki_types::CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
+/// Runs `work` (statements on `client`) in a transaction that sets `READ_SETTINGS` for
+/// itself: text renderings of times, dates and floats do not depend on the server's or the
+/// role's defaults, and nothing outlives the transaction, so reads work through a
+/// transaction-mode pooler (the statements tokio-postgres prepares live and die inside it).
+pub async fn reading<T>(
+    client: &Client,
+    work: impl Future<Output = Result<T, tokio_postgres::Error>>,
+) -> Result<T, tokio_postgres::Error> {
+    client
+        .batch_execute(&format!("begin; {}", set_statements(true)))
+        .await?;
+    match work.await {
+        Ok(value) => {
+            client.batch_execute("commit").await?;
+            Ok(value)
+        }
+        Err(error) => {
+            let _ = client.batch_execute("rollback").await;
+            Err(error)
+        }
     }
 }
 
@@ -194,8 +236,16 @@ pub fn quote_literal(text: &str) -> String {
 
 /// Creates or upgrades the ledger schema; returns the versions applied now (empty when the
 /// schema was already current). Serialized by an advisory lock so that two migrating
-/// processes do not race.
+/// processes do not race. Creates only what is missing, so that a role that owns a schema an
+/// administrator created (and cannot create schemas) can migrate it, and an up-to-date schema
+/// is a no-op for any role that can read it.
 pub async fn migrate(client: &mut Client, schema: &str) -> Result<Vec<i32>, DbError> {
+    if schema_version(client, schema)
+        .await?
+        .is_some_and(|version| version >= latest_migration())
+    {
+        return Ok(Vec::new());
+    }
     let tx = client
         .transaction()
         .await
@@ -207,17 +257,41 @@ pub async fn migrate(client: &mut Client, schema: &str) -> Result<Vec<i32>, DbEr
     .await
     .map_err(DbError::query("cannot take the migration lock"))?;
     let quoted = quote_ident(schema);
-    tx.batch_execute(&format!(
-        "create schema if not exists {quoted};
-         set local search_path to {quoted};
-         create table if not exists schema_migrations (
-             version integer primary key,
-             name text not null,
-             applied_at timestamptz not null default now()
-         );"
-    ))
-    .await
-    .map_err(DbError::query(format!("cannot create schema {schema}")))?;
+    let present: bool = tx
+        .query_one(
+            "select exists (select from pg_namespace where nspname = $1)",
+            &[&schema],
+        )
+        .await
+        .map_err(DbError::query("cannot look up the ledger schema"))?
+        .get(0);
+    if !present {
+        tx.batch_execute(&format!("create schema {quoted}"))
+            .await
+            .map_err(DbError::query(format!("cannot create schema {schema}")))?;
+    }
+    tx.batch_execute(&format!("set local search_path to {quoted}"))
+        .await
+        .map_err(DbError::query(format!("cannot use schema {schema}")))?;
+    let table = format!("{quoted}.schema_migrations");
+    let tracked: bool = tx
+        .query_one("select to_regclass($1) is not null", &[&table])
+        .await
+        .map_err(DbError::query("cannot look up schema_migrations"))?
+        .get(0);
+    if !tracked {
+        tx.batch_execute(
+            "create table schema_migrations (
+                 version integer primary key,
+                 name text not null,
+                 applied_at timestamptz not null default now()
+             )",
+        )
+        .await
+        .map_err(DbError::query(format!(
+            "cannot create {schema}.schema_migrations"
+        )))?;
+    }
     let rows = tx
         .query("select version from schema_migrations", &[])
         .await
@@ -280,5 +354,48 @@ mod tests {
             "\"a\"\"; drop table x; --\""
         );
         assert_eq!(quote_literal("it's"), "'it''s'");
+    }
+
+    /// The reason of a URL that cannot be used.
+    fn unusable(url: &str) -> String {
+        match pool(&Secret::new(url), "source", 1) {
+            Err(error @ DbError::Url { .. }) => error.to_string(),
+            Err(other) => panic!("not a URL error: {other}"),
+            Ok(_) => panic!("{url} was accepted"),
+        }
+    }
+
+    #[test]
+    fn unusable_urls_name_key_and_parameter_not_the_password() {
+        let reason = unusable("postgres://u:hunter2-pw@db/x?sslmode=verify&sslrootcert=/ca.pem");
+        assert!(
+            reason.contains("`source.url`") && reason.contains("`sslmode`"),
+            "{reason}"
+        );
+        let reason = unusable("postgres://u:hunter2-pw@db/x?sslcert=/c.pem");
+        assert!(reason.contains("`sslkey`"), "{reason}");
+        let reason =
+            unusable("postgres://u:hunter2-pw@db/x?sslmode=verify-ca&sslrootcert=/none.pem");
+        assert!(
+            reason.contains("`sslrootcert`") && reason.contains("/none.pem"),
+            "{reason}"
+        );
+        let reason = unusable("postgres://u:hunter2-pw@db/x?sslcrl=/crl.pem");
+        assert!(reason.contains("sslcrl"), "{reason}");
+        let reason = unusable("postgres://u:hunter2-pw@db:notaport/x");
+        assert!(!reason.contains("hunter2"), "{reason}");
+        let reason = unusable("host=db password='hunter2-pw' port=x");
+        assert!(!reason.contains("hunter2"), "{reason}");
+    }
+
+    #[test]
+    fn unix_socket_urls_build_a_pool() {
+        for url in [
+            "postgres:///shop?host=/var/run/postgresql&sslmode=verify-full",
+            "postgres://%2Fvar%2Frun%2Fpostgresql/shop",
+            "host=/var/run/postgresql dbname=shop sslmode=require",
+        ] {
+            assert!(pool(&Secret::new(url), "source", 1).is_ok(), "{url}");
+        }
     }
 }

@@ -31,17 +31,21 @@ pub enum Error {
         /// What was found.
         found: String,
     },
-    /// Another run of the same connector holds the lock.
+    /// Another run of the same connector, or another run sending to the same dataset, holds
+    /// the lock.
     #[error(
-        "another run of connector {connector:?} holds its lock (waited {waited_secs}s); \
+        "another run for {holder} holds its lock (waited {waited_secs}s); \
              try again when it finishes, or raise `connector.lock_wait`"
     )]
     Locked {
-        /// The connector.
-        connector: String,
+        /// What the lock is on: `connector "name"` or `dataset 1234`.
+        holder: String,
         /// How long ocapi waited.
         waited_secs: u64,
     },
+    /// The run's lock was lost while it ran.
+    #[error(transparent)]
+    LockLost(#[from] crate::lock::LockLost),
     /// The metrics file could not be written.
     #[error(transparent)]
     Metrics(#[from] MetricsError),
@@ -62,6 +66,7 @@ impl Error {
     pub fn is_config(&self) -> bool {
         match self {
             Self::Config(_) | Self::Usage(_) | Self::SchemaNotReady { .. } => true,
+            Self::Db(DbError::Url { .. }) => true,
             Self::Source(error) => !matches!(error, SourceError::Db(_)),
             _ => false,
         }

@@ -28,6 +28,7 @@ pub mod event;
 pub mod explain;
 pub mod history;
 pub mod ledger;
+pub mod lock;
 pub mod metrics;
 pub mod quality;
 pub mod reconcile;

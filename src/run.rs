@@ -17,7 +17,7 @@ use std::future::Future;
 use std::io::Write;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use deadpool_postgres::Pool;
 use futures_util::stream::{FuturesOrdered, StreamExt};
@@ -30,6 +30,7 @@ use crate::destination::{Delivery, Destination, DestinationError};
 use crate::error::Error;
 use crate::event::Event;
 use crate::ledger::{Existing, Ledger, OrderFacts, Outcome, Status, Verdict};
+use crate::lock::RunLock;
 use crate::source::{self, EventTimeWindow, Filter, ReadQuery, SourceTable, WatermarkKind};
 use crate::stats::{RunStats, RunStatus};
 use crate::transform::{self, Built, Invalid, InvalidReason, Rules};
@@ -127,6 +128,9 @@ pub async fn run(
     let table = source::describe(&source_client, config).await?;
     let mut stats = RunStats::new(&config.connector.name);
     let ledger_pool = db::pool(&config.ledger_url()?, "ledger", 4)?;
+    if !options.dry_run {
+        crate::lock::refuse_transaction_pooler(&ledger_pool).await?;
+    }
     let ledger_client = db::connect(&ledger_pool, "ledger").await?;
     let ledger = Ledger::new(
         &config.ledger.schema,
@@ -142,10 +146,11 @@ pub async fn run(
         ensure_schema(&ledger_client, &config.ledger.schema).await?;
         true
     };
-    let _lock = if options.dry_run {
+    // Held until this function returns, so the run's end is recorded under the lock.
+    let lock = if options.dry_run {
         None
     } else {
-        Some(acquire_lock(&ledger_pool, config).await?)
+        Some(Arc::new(RunLock::acquire(&ledger_pool, config).await?))
     };
     let destination = if options.dry_run {
         None
@@ -188,6 +193,7 @@ pub async fn run(
             advance: options.mode == Mode::Run,
             progress: options.progress.clone(),
             in_flight: HashSet::new(),
+            lock: lock.as_ref().map(Arc::clone),
         };
         let pages = spawn_reader(config, &source_pool, &table, filter, held, &options);
         sync.drive(pages, shutdown).await
@@ -275,38 +281,6 @@ pub async fn ensure_schema(client: &Client, schema: &str) -> Result<(), Error> {
             schema: schema.to_owned(),
             found: "missing".to_owned(),
         }),
-    }
-}
-
-/// A session advisory lock per connector, held on a connection taken out of the pool so that
-/// it is freed when the guard drops, or by PostgreSQL within moments if the process dies.
-pub struct RunLock {
-    /// The connection holding the lock; dropping it closes the session.
-    _client: deadpool_postgres::ClientWrapper,
-}
-
-/// Takes the connector's lock, waiting up to `connector.lock_wait`.
-pub async fn acquire_lock(pool: &Pool, config: &Config) -> Result<RunLock, Error> {
-    let object = db::connect(pool, "ledger").await?;
-    let client = deadpool_postgres::Object::take(object);
-    let key = format!("ocapi:{}", config.connector.name);
-    let wait = config.connector.lock_wait;
-    let deadline = Instant::now() + wait;
-    loop {
-        let row = client
-            .query_one("select pg_try_advisory_lock(hashtext($1))", &[&key])
-            .await
-            .map_err(db::DbError::query("cannot take the connector's lock"))?;
-        if row.get::<_, bool>(0) {
-            return Ok(RunLock { _client: client });
-        }
-        if Instant::now() >= deadline {
-            return Err(Error::Locked {
-                connector: config.connector.name.clone(),
-                waited_secs: wait.as_secs(),
-            });
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 
@@ -622,6 +596,8 @@ struct Pipeline<'a> {
     /// ledger knows its orders (their rows carry this run's id), so memory stays bounded by the
     /// pages in flight, not by the size of the run.
     in_flight: HashSet<String>,
+    /// The run's lock, checked before each page is sent and committed.
+    lock: Option<Arc<RunLock>>,
 }
 
 impl Pipeline<'_> {
@@ -726,7 +702,13 @@ impl Pipeline<'_> {
                 .map_err(|error| DestinationError::Setup(error.into()));
             return Box::pin(async move { Done::Batch(batch, result) });
         };
+        let lock = self.lock.as_ref().map(Arc::clone);
         let mut handle = AbortOnDrop(tokio::spawn(async move {
+            if let Some(lock) = lock.as_ref().filter(|lock| !lock.is_held()) {
+                let lost = lock.check().await.err().map(Box::from);
+                let lost = lost.unwrap_or_else(|| "the run's lock was lost".into());
+                return (batch, Err(DestinationError::Setup(lost)));
+            }
             let result = destination.send(&batch.events).await;
             (batch, result)
         }));
@@ -751,6 +733,9 @@ impl Pipeline<'_> {
     /// delta) is a duplicate: earlier pages are known from `in_flight` until they commit, and
     /// from the ledger (their rows carry this run's id) after.
     async fn prepare(&mut self, plan: PagePlan) -> Result<Vec<Work>, Error> {
+        if let Some(lock) = &self.lock {
+            lock.check().await?;
+        }
         let stats = &mut *self.stats;
         stats.rows_read += plan.rows;
         let mut ids: Vec<&str> = plan
@@ -905,9 +890,13 @@ impl Pipeline<'_> {
         } = end;
         let page_watermark = watermark.clone();
         let dry_run = self.destination.is_none();
+        let lock = self.lock.as_ref().map(Arc::clone);
         let handle = tokio::spawn(async move {
             if dry_run {
                 return Ok(());
+            }
+            if let Some(lock) = &lock {
+                lock.check().await?;
             }
             let mut client = db::connect(&pool, "ledger").await?;
             let mut tx = client

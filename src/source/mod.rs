@@ -443,13 +443,6 @@ fn check_column_exists(
     })
 }
 
-/// The session settings every read runs with (`set local`, inside its own read-only
-/// transaction, so they hold for one connection's use through a transaction-mode pooler too):
-/// the text forms of dates, times and floats then do not depend on the server's or the role's
-/// defaults.
-pub const READ_SETTINGS: &str = "set local timezone = 'UTC'; set local datestyle = 'ISO, YMD'; \
-     set local intervalstyle = 'postgres'; set local extra_float_digits = 1";
-
 /// Binds as the driver wants them.
 fn binds(params: &[Param]) -> Vec<(&(dyn ToSql + Sync), Type)> {
     params
@@ -484,7 +477,8 @@ impl Reader {
         let (sql, params) = query.read(filter);
         client
             .batch_execute(&format!(
-                "begin isolation level repeatable read read only; {READ_SETTINGS}"
+                "begin isolation level repeatable read read only; {}",
+                crate::db::set_statements(true)
             ))
             .await
             .map_err(DbError::query("cannot start reading the source table"))?;
@@ -506,10 +500,13 @@ impl Reader {
     /// [`SourceError::Db`] when the commit fails.
     pub async fn finish(self, client: &Client) -> Result<(), SourceError> {
         drop(self.rows);
-        client
-            .batch_execute("commit")
-            .await
-            .map_err(DbError::query("cannot end the source read"))?;
+        // Every row has been read: a server that ended the session meanwhile (an
+        // `idle_in_transaction_session_timeout`) took nothing from this read.
+        if let Err(error) = client.batch_execute("commit").await {
+            if !client.is_closed() {
+                return Err(DbError::query("cannot end the source read")(error).into());
+            }
+        }
         Ok(())
     }
 
@@ -568,8 +565,7 @@ pub async fn count_rows(
     window: &EventTimeWindow,
 ) -> Result<u64, SourceError> {
     let (sql, params) = query.count(window);
-    let row = client
-        .query_typed(&sql, &binds(&params))
+    let row = crate::db::reading(client, client.query_typed(&sql, &binds(&params)))
         .await
         .map_err(DbError::query("cannot count the source rows in the window"))?;
     Ok(row
@@ -582,8 +578,7 @@ pub async fn count_rows(
 /// # Errors
 /// [`SourceError::Db`] when the statement fails.
 pub async fn count(client: &Client, sql: &str, context: &str) -> Result<u64, SourceError> {
-    let rows = client
-        .query_typed(sql, &[])
+    let rows = crate::db::reading(client, client.query_typed(sql, &[]))
         .await
         .map_err(DbError::query(context))?;
     Ok(rows
@@ -597,7 +592,7 @@ async fn text_value(
     sql: &str,
     params: &[(&(dyn ToSql + Sync), Type)],
 ) -> Result<Option<String>, tokio_postgres::Error> {
-    let rows = client.query_typed(sql, params).await?;
+    let rows = crate::db::reading(client, client.query_typed(sql, params)).await?;
     Ok(rows.first().and_then(|row| row.get(0)))
 }
 

@@ -74,7 +74,7 @@ pub struct ReadQuery {
 }
 
 /// Renders a value of `column` as text. The read runs with the session settings that
-/// [`super::READ_SETTINGS`] fixes (ISO dates, UTC), so dates and times have one form whatever the
+/// `db::READ_SETTINGS` fixes (ISO dates, UTC), so dates and times have one form whatever the
 /// server's defaults; money's text depends on `lc_monetary` and floats' on
 /// `extra_float_digits`, so both go through `numeric` (`0.3`, not `0.30000000000000004`).
 fn text_of(expr: &str, column: &Column) -> String {
@@ -85,7 +85,7 @@ fn text_of(expr: &str, column: &Column) -> String {
 }
 
 /// A watermark value as text (castable back with `::text::<type>`): PostgreSQL's ISO form,
-/// in UTC for `timestamptz`, under [`super::READ_SETTINGS`].
+/// in UTC for `timestamptz`, under `db::READ_SETTINGS`.
 pub fn watermark_text(expr: &str, _kind: WatermarkKind) -> String {
     format!("({expr})::text")
 }

@@ -1,0 +1,196 @@
+//! The run lock: at most one run sends for a connector, and at most one for a dataset.
+//!
+//! Two session advisory locks, taken in a fixed order (the connector's, then the dataset's),
+//! on a ledger connection of their own that lives as long as the run. The ledger's no-resend
+//! promise is per dataset, so two connectors that send to one dataset take turns. A lock is
+//! only as good as its session: the run checks before each page and each commit that the
+//! session still holds both locks (same backend, locks granted), and stops with [`LockLost`] when it does not. Behind a
+//! transaction-mode pooler a session lock means nothing (the next statement may run on another
+//! backend that another client shares), so taking the lock refuses such a URL.
+//!
+//! The lock's session turns off `idle_session_timeout` for itself, as every ledger session
+//! does (`db::pool`); an administrator's `pg_terminate_backend` or a server restart still
+//! ends it, and the run then stops.
+
+use std::time::{Duration, Instant};
+
+use deadpool_postgres::Pool;
+
+use crate::config::Config;
+use crate::db::{self, DbError};
+use crate::error::Error;
+
+/// The run lost its lock: its session ended (`pg_terminate_backend`, a server-side timeout, a
+/// restart) or moved to another backend. Another run may hold the lock now, so this one sends
+/// nothing more.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the run's lock on {held} was lost ({why}); stopping before sending anything more \
+     (orders of the page in flight are sent again by the next run, with the same event_id)"
+)]
+pub struct LockLost {
+    /// What the lock was on.
+    held: String,
+    /// How it was lost.
+    why: String,
+}
+
+/// The connector's and the dataset's locks, held by one session for the length of a run.
+pub struct RunLock {
+    /// The session holding the locks; dropping it closes the session and frees them.
+    client: deadpool_postgres::ClientWrapper,
+    /// The backend that took the locks.
+    pid: i32,
+    /// The lock keys, as hashed by `hashtext`.
+    keys: Vec<String>,
+    /// For messages.
+    held: String,
+}
+
+/// The advisory lock key of a connector.
+fn connector_key(name: &str) -> String {
+    format!("ocapi:{name}")
+}
+
+/// The advisory lock key of a dataset.
+fn dataset_key(dataset_id: &str) -> String {
+    format!("ocapi-dataset:{dataset_id}")
+}
+
+impl RunLock {
+    /// Takes the connector's lock, then the dataset's, waiting up to `connector.lock_wait`
+    /// for both. The caller has refused a transaction-mode pooler first
+    /// ([`refuse_transaction_pooler`]).
+    pub async fn acquire(pool: &Pool, config: &Config) -> Result<Self, Error> {
+        let object = db::connect(pool, "ledger").await?;
+        let client = deadpool_postgres::Object::take(object);
+        let pid: i32 = client
+            .query_one("select pg_backend_pid()", &[])
+            .await
+            .map_err(DbError::query("cannot take the run's lock"))?
+            .get(0);
+        // The lock lives as long as the session; ledger sessions turn off a server-side
+        // `idle_session_timeout` for themselves (`db::pool`), so waiting on the destination
+        // does not end it.
+        let wait = config.connector.lock_wait;
+        let deadline = Instant::now() + wait;
+        let name = &config.connector.name;
+        let dataset = &config.destination.dataset_id;
+        let steps = [
+            (connector_key(name), format!("connector {name:?}")),
+            (dataset_key(dataset), format!("dataset {dataset}")),
+        ];
+        let mut keys = Vec::new();
+        for (key, what) in steps {
+            loop {
+                let row = client
+                    .query_one("select pg_try_advisory_lock(hashtext($1))", &[&key])
+                    .await
+                    .map_err(DbError::query("cannot take the run's lock"))?;
+                if row.get::<_, bool>(0) {
+                    break;
+                }
+                if Instant::now() >= deadline {
+                    return Err(Error::Locked {
+                        holder: what,
+                        waited_secs: wait.as_secs(),
+                    });
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            keys.push(key);
+        }
+        Ok(Self {
+            client,
+            pid,
+            keys,
+            held: format!("connector {name:?} and dataset {dataset}"),
+        })
+    }
+
+    /// Without a round trip: false once the lock's connection is known to be closed (the
+    /// server ended the session). Checked before each request.
+    pub fn is_held(&self) -> bool {
+        !self.client.is_closed()
+    }
+
+    /// Fails with [`LockLost`] unless the session that took the locks still holds them.
+    /// Called before each page is sent and before each page commits.
+    pub async fn check(&self) -> Result<(), LockLost> {
+        let lost = |why: String| LockLost {
+            held: self.held.clone(),
+            why,
+        };
+        let row = self
+            .client
+            .query_one(
+                "select pg_backend_pid(), count(*) from pg_locks l
+                 where l.locktype = 'advisory' and l.pid = pg_backend_pid() and l.granted
+                   and l.objsubid = 1
+                   and ((l.classid::int8 << 32) | l.objid::int8)
+                       = any(select hashtext(k)::int8 from unnest($1::text[]) k)",
+                &[&self.keys],
+            )
+            .await
+            .map_err(|error| {
+                lost(format!(
+                    "its session ended: {}",
+                    crate::run::error_chain(&error)
+                ))
+            })?;
+        let pid: i32 = row.get(0);
+        let count: i64 = row.get(1);
+        if pid != self.pid {
+            return Err(lost(format!(
+                "its statements now run on another backend ({pid}, not {}): a pooler in between",
+                self.pid
+            )));
+        }
+        if usize::try_from(count).ok() != Some(self.keys.len()) {
+            return Err(lost("its session no longer holds it".to_owned()));
+        }
+        Ok(())
+    }
+}
+
+/// Fails when `pool`'s connections share backends between statements, as a transaction-mode
+/// pooler (PgBouncer's `pool_mode = transaction`, hosted "pooled" ports) does: two client
+/// connections open at once are two sessions, so two backends, unless something multiplexes
+/// them. Simple-protocol statements only, which any pooler passes. `pool` must allow two
+/// connections.
+pub async fn refuse_transaction_pooler(pool: &Pool) -> Result<(), Error> {
+    let first = db::connect(pool, "ledger").await?;
+    let second = db::connect(pool, "ledger").await?;
+    let mut pids = Vec::new();
+    for client in [&first, &second] {
+        let messages = client
+            .simple_query("select pg_backend_pid()")
+            .await
+            .map_err(DbError::query("cannot read the ledger's backend"))?;
+        pids.extend(messages.into_iter().find_map(|message| match message {
+            tokio_postgres::SimpleQueryMessage::Row(row) => row.get(0).map(str::to_owned),
+            _ => None,
+        }));
+    }
+    if pids.len() == 2 && pids[0] == pids[1] {
+        return Err(Error::Usage(
+            "`ledger.url` goes through a transaction-mode connection pooler: two connections \
+             ran on one server session, so the run's lock and the ledger's transactions \
+             cannot be trusted; set `ledger.url` to a direct connection (or a session-mode \
+             pool) to the same database, and keep the pooled URL in `source.url`"
+                .to_owned(),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connector_and_dataset_keys_do_not_collide() {
+        assert_ne!(connector_key("1234"), dataset_key("1234"));
+        assert_eq!(connector_key("stores"), "ocapi:stores");
+    }
+}
