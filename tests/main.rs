@@ -6,5 +6,6 @@ mod conn;
 mod faults;
 mod meta;
 mod ops;
+mod orders;
 mod support;
 mod sync;

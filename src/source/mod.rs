@@ -175,11 +175,12 @@ pub enum EventTimeKind {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct SourceRow {
     /// The watermark of the row's order: the largest of its rows', capped at the source
-    /// database's clock plus [`query::WATERMARK_SKEW`] (canonical text).
+    /// database's clock (text).
     pub watermark: String,
     /// The order's identity: its id as text, trimmed; `""` when NULL.
     pub key: String,
-    /// The order's watermark is ahead of the source database's clock.
+    /// The order's watermark is ahead of the source database's clock by more than
+    /// [`query::WATERMARK_SKEW`].
     pub ahead: bool,
     /// The row's own watermark value (canonical text), `""` when NULL.
     pub row_watermark: String,

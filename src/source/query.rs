@@ -44,8 +44,9 @@ pub enum Filter {
     Orders(Vec<String>),
 }
 
-/// How far ahead of the source database's clock the watermark may advance: a till clock that
-/// runs a little fast must not move it past rows that are still to be written.
+/// How far ahead of the source database's clock a watermark value may be before its order is
+/// counted as ahead of the clock (the run is then degraded): a till clock a little fast is
+/// tolerated. The watermark itself never passes the clock.
 pub const WATERMARK_SKEW: &str = "5 minutes";
 
 /// The SQL pieces of one source's read, built once per run.
@@ -184,19 +185,29 @@ impl ReadQuery {
         }
     }
 
-    /// The watermark's upper bound for this read: the database's clock plus
-    /// [`WATERMARK_SKEW`], in the watermark's type (`null`, no bound, for integers).
+    /// The watermark's upper bound for this read: the database's clock, in the watermark's
+    /// type (`null`, no bound, for integers). A row stamped later (a till clock running fast)
+    /// is read, and read again by the next run, but the watermark never passes `now()`, so a
+    /// row written a moment later with an earlier stamp is not skipped.
     fn cap(&self) -> String {
+        self.clock("")
+    }
+
+    /// The database's clock plus `skew`, in the watermark's type (`null` for integers).
+    fn clock(&self, skew: &str) -> String {
+        let plus = if skew.is_empty() {
+            String::new()
+        } else {
+            format!(" + interval '{skew}'")
+        };
         match self.watermark_kind {
-            WatermarkKind::Timestamptz => format!("(now() + interval '{WATERMARK_SKEW}')"),
-            WatermarkKind::Timestamp => format!(
-                "((now() at time zone {}) + interval '{WATERMARK_SKEW}')",
-                self.timezone
-            ),
-            WatermarkKind::Date => format!(
-                "((now() at time zone {}) + interval '{WATERMARK_SKEW}')::date",
-                self.timezone
-            ),
+            WatermarkKind::Timestamptz => format!("(now(){plus})"),
+            WatermarkKind::Timestamp => {
+                format!("((now() at time zone {}){plus})", self.timezone)
+            }
+            WatermarkKind::Date => {
+                format!("((now() at time zone {}){plus})::date", self.timezone)
+            }
             WatermarkKind::Integer => "null::bigint".to_owned(),
         }
     }
@@ -277,12 +288,13 @@ impl ReadQuery {
         let outer: Vec<String> = (0..self.width).map(|i| format!("r.c{i}")).collect();
         let positions: Vec<String> = (4..4 + self.width).map(|i| i.to_string()).collect();
         let sql = format!(
-            "select {wm_text}, r.k, coalesce(r.order_wm > {cap}, false), {outer}
+            "select {wm_text}, r.k, coalesce(r.order_wm > {ahead}, false), {outer}
              from (select x.*, case when x.k is null then x.w
                                     else max(x.w) over (partition by x.k) end as order_wm
                    from ({rows}) as x) as r
              order by {order_wm} nulls last, r.k nulls last, r.w, {positions}",
             wm_text = watermark_text(&order_wm, self.watermark_kind),
+            ahead = self.clock(WATERMARK_SKEW),
             outer = outer.join(", "),
             positions = positions.join(", "),
         );
@@ -305,7 +317,7 @@ impl ReadQuery {
             "select count(*) from {} as s where s.{} > {}",
             self.table,
             self.watermark,
-            self.cap()
+            self.clock(WATERMARK_SKEW)
         )
     }
 
