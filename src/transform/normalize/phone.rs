@@ -31,8 +31,19 @@ pub(super) fn phone(raw: &str, country: Option<&str>) -> Outcome {
         return Outcome::Normalized(fast);
     }
     let parsed = if dialled.plus {
-        // The number says its own country; a national context must not touch it.
-        phonenumber::parse(None, format!("+{}", dialled.digits))
+        // The number says its own country; a national context must not touch it. No calling
+        // code starts with 0: zeros after the `+` are a stray exit code (`+001 616…`).
+        phonenumber::parse(None, format!("+{}", dialled.digits.trim_start_matches('0')))
+    } else if region.is_some_and(is_nanp) && dialled.digits.starts_with('0') {
+        // No North American number, nor its trunk prefix `1`, starts with 0: a leading 0 is an
+        // exit code other than `011` (`0044 20…`, dialled from elsewhere), or a stray one before
+        // the calling code (`01 (650) 123-4567`). The digits after it carry their calling code.
+        match dialled.digits.strip_prefix("011") {
+            Some(rest) => phonenumber::parse(None, format!("+{rest}")),
+            None => {
+                phonenumber::parse(None, format!("+{}", dialled.digits.trim_start_matches('0')))
+            }
+        }
     } else if let Some(region) = region {
         // National, or international with this region's exit code (`00`, `011`…): the parser
         // strips the exit code or the trunk prefix and adds the region's calling code.
@@ -123,6 +134,13 @@ fn national_fast(dialled: &Dialled, region: Id) -> Option<String> {
         is_possible(code, national.len())
     };
     possible.then(|| format!("{code}{national}"))
+}
+
+/// Whether `region` is in the North American Numbering Plan (calling code 1).
+fn is_nanp(region: Id) -> bool {
+    DATABASE
+        .by_id(region.as_ref())
+        .is_some_and(|meta| meta.country_code() == 1)
 }
 
 /// libphonenumber's region id for an alpha-2 code, if it has phone metadata.
@@ -220,6 +238,13 @@ mod tests {
             ("+49 (0)30 12345678", Some("de"), ok("493012345678")),
             ("0044 20 7946 0958", Some("de"), ok("442079460958")),
             ("011 44 20 7946 0958", Some("us"), ok("442079460958")),
+            ("0044 20 7946 0958", Some("us"), ok("442079460958")),
+            ("0044 20 7946 0958", Some("ca"), ok("442079460958")),
+            ("00 49 30 12345678", Some("pr"), ok("493012345678")),
+            ("01 (650) 123-4567", Some("us"), ok("16501234567")),
+            ("001 650 123 4567", Some("us"), ok("16501234567")),
+            ("+001 (616) 954-78 88", Some("us"), ok("16169547888")),
+            ("+0044 20 7946 0958", None, ok("442079460958")),
             ("0044 20 7946 0958", None, ok("442079460958")),
             ("16505551212", None, ok("16505551212")),
             ("+16505551212", None, ok("16505551212")),
