@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod faults;
+mod hash;
 mod meta;
 mod ops;
 mod support;
