@@ -211,8 +211,17 @@ fn alpha2(raw: &str) -> Option<Alpha2> {
     alpha2_by_name(raw)
 }
 
-/// [`alpha2`] for any spelling: names, alpha-3 codes, accents, spaces.
+/// [`alpha2`] for any spelling: names, alpha-3 codes, accents, spaces, full-width letters (a
+/// row's country is not folded with the field values).
 fn alpha2_by_name(raw: &str) -> Option<Alpha2> {
+    let folded = fold(raw.trim());
+    if let Cow::Owned(wide) = &folded {
+        // `ＵＳ`: now a code for the fast path (which never comes back here).
+        if wide.len() == 2 && wide.bytes().all(|b| b.is_ascii_alphabetic()) {
+            return alpha2(wide);
+        }
+    }
+    let raw = &*folded;
     // celes keys names without spaces or punctuation ("unitedstatesofamerica", "cotedivoire").
     let key: String = if raw.is_ascii() {
         raw.chars()
