@@ -5,9 +5,10 @@
 //! Every value is trimmed and its Unicode compatibility characters are folded first (NFKC:
 //! full-width `０９０` is `090`, `ﬁ` is `fi`); a value that already is a SHA-256 hex digest
 //! passes through lowercased. Lowercasing takes whole strings, with each language's rules (a
-//! Greek word's last `Σ` is `ς`), and what is hashed is the NFC form. The field rules live in one function each: [`email`],
-//! [`phone`](phone::phone), [`name`], [`gender`], [`date`](date::date_of_birth), [`city`],
-//! [`state`](place::state), [`zip`](place::zip), [`country`] and [`external_id`].
+//! Greek word's last `Σ` is `ς`), and what is hashed is the NFC form. The field rules live in
+//! one function each: [`email`], [`phone`](phone::phone), [`name`],
+//! [`gender`](gender::gender), [`date`](date::date_of_birth), [`city`],
+//! [`state`](place::state), [`zip`](place::zip), [`country`](fn@country) and [`external_id`].
 
 use std::borrow::Cow;
 
