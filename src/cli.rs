@@ -167,7 +167,8 @@ pub struct HashArgs {
     pub field: String,
     /// The raw value, as the source holds it.
     pub value: String,
-    /// The row's country (gives phone numbers their calling code).
+    /// The row's country (gives phone numbers their calling code); else the config's
+    /// `defaults.country` when a config is found, as a run uses it.
     #[arg(long, value_name = "CC")]
     pub country: Option<String>,
 }

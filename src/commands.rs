@@ -266,8 +266,53 @@ async fn check_ledger(config: &Config) -> Result<String, Error> {
     ))
 }
 
-/// `ocapi hash FIELD VALUE [--country CC]`: the normalized value and its hash.
-pub fn hash(field: &str, value: &str, country: Option<&str>) -> Result<String, Error> {
+/// The row country `ocapi hash` normalizes in, and where it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HashCountry {
+    /// The country, as given (`US`, `usa`, `United States`), if any.
+    pub country: Option<String>,
+    /// Where it came from, or why there is none, for the output.
+    pub from: String,
+}
+
+/// The country `ocapi hash` uses: `--country` when given, else the config's `defaults.country`
+/// (the country a run gives rows without one) when a config is found: `--config`,
+/// `$OCAPI_CONFIG`, or `./connector.toml` if it exists. A config named by the flag or the
+/// variable must load; without any, there is no country, as in a run without one.
+pub fn hash_country(
+    flag: Option<&str>,
+    config_flag: Option<&std::path::Path>,
+) -> Result<HashCountry, Error> {
+    if let Some(country) = flag {
+        return Ok(HashCountry {
+            country: Some(country.to_owned()),
+            from: "--country".to_owned(),
+        });
+    }
+    let path = crate::config::resolve_path(config_flag);
+    let named = config_flag.is_some() || std::env::var_os("OCAPI_CONFIG").is_some();
+    if !named && !path.exists() {
+        return Ok(HashCountry {
+            country: None,
+            from: format!("no --country, and no config: {} not found", path.display()),
+        });
+    }
+    let config = Config::load(&path)?;
+    let from = match &config.defaults.country {
+        Some(_) => format!("defaults.country in {}", path.display()),
+        None => format!(
+            "no --country, and no defaults.country in {}",
+            path.display()
+        ),
+    };
+    Ok(HashCountry {
+        country: config.defaults.country,
+        from,
+    })
+}
+
+/// `ocapi hash FIELD VALUE [--country CC]`: the country used, the normalized value and its hash.
+pub fn hash(field: &str, value: &str, country: &HashCountry) -> Result<String, Error> {
     let field = Field::from_key(field).ok_or_else(|| {
         let keys: Vec<&str> = Field::ALL.iter().map(|f| f.key()).collect();
         Error::Usage(format!(
@@ -275,8 +320,14 @@ pub fn hash(field: &str, value: &str, country: Option<&str>) -> Result<String, E
             keys.join(", ")
         ))
     })?;
-    let ctx = Context { country };
-    Ok(match normalize(field, value, &ctx) {
+    let ctx = Context {
+        country: country.country.as_deref(),
+    };
+    let used = match &country.country {
+        Some(code) => format!("country:    {code} ({})\n", country.from),
+        None => format!("country:    none ({})\n", country.from),
+    };
+    let result = match normalize(field, value, &ctx) {
         Outcome::Normalized(normalized) => {
             format!(
                 "normalized: {normalized}\nsha256:     {}\n",
@@ -288,5 +339,6 @@ pub fn hash(field: &str, value: &str, country: Option<&str>) -> Result<String, E
         }
         Outcome::Empty => "normalized: (empty: nothing is sent)\n".to_owned(),
         Outcome::Dropped => format!("normalized: (dropped: not a valid {} value)\n", field.key()),
-    })
+    };
+    Ok(used + &result)
 }

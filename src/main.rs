@@ -194,7 +194,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Hash(args) => {
-            let text = ocapi::commands::hash(&args.field, &args.value, args.country.as_deref())?;
+            let country =
+                ocapi::commands::hash_country(args.country.as_deref(), cli.config.as_deref())?;
+            let text = ocapi::commands::hash(&args.field, &args.value, &country)?;
             print!("{text}");
             Ok(ExitCode::SUCCESS)
         }

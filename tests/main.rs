@@ -4,6 +4,7 @@
 
 mod conn;
 mod faults;
+mod hash;
 mod meta;
 mod ops;
 mod orders;

@@ -1,7 +1,7 @@
-//! `db`: `YYYYMMDD` from the date forms a warehouse holds. Implausible dates (not on the calendar,
-//! or a year outside 1900..=the current year, Meta's bounds) are dropped.
+//! `db`: `YYYYMMDD` from the date forms a warehouse, a till or a CRM holds. Implausible dates (not
+//! on the calendar, or a year outside 1900..=the current year, Meta's bounds) are dropped.
 
-use chrono::{Datelike, NaiveDate};
+use chrono::{Datelike, Month, NaiveDate};
 
 use super::Outcome;
 
@@ -17,9 +17,13 @@ const EITHER_ORDER: [&str; 1] = ["ca"];
 /// The first year Meta accepts in `db`.
 const FIRST_YEAR: i32 = 1900;
 
-/// `db`: `YYYYMMDD` from `YYYYMMDD`, ISO `YYYY-MM-DD` (also with `/` or `.`, and with a time after
-/// it, as a PostgreSQL timestamp prints), `DD.MM.YYYY`, and `MM/DD/YYYY` or `DD/MM/YYYY` (also with
-/// `-`) by the row's country. A day/month order that cannot be told is dropped.
+/// `db`: `YYYYMMDD` from the first date found in the value: `YYYYMMDD`, year first (`1990-12-31`,
+/// any separators: `1990|12|31`, `1990_12.31`), year last (`12/31/1990`, `31.12.1990`,
+/// `12 31 1990`, en dashes), with a month name (`Dec 31, 1990`, `31 December 1990`), or with
+/// CJK markers (`1990年12月31日`, `1990년 12월 31일`). What comes around it (a time after it, a
+/// label before it: `DOB: 1990/12/31 (verified)`) is ignored. A day/month order is read as the
+/// only one the numbers allow (`16/02/1997`, `2/16/1997`), else as a `(dd-mm-yyyy)` note beside
+/// it says, else by the row's country; when none of these tells, the date is dropped.
 pub(super) fn date_of_birth(value: &str, country: Option<&str>, current_year: i32) -> Outcome {
     let ymd = parse(value, country)
         .filter(|(year, _, _)| (FIRST_YEAR..=current_year).contains(year))
@@ -35,57 +39,223 @@ pub(super) fn date_of_birth(value: &str, country: Option<&str>, current_year: i3
     }
 }
 
+/// A run of ASCII digits or of letters in the value; anything else separates tokens.
+#[derive(Debug, Clone, Copy)]
+struct Token<'a> {
+    /// The run's text.
+    text: &'a str,
+    /// Digits (else letters).
+    number: bool,
+    /// A token of the other kind touches it, without a separator (`1990bbb`, `31st`, `DOB19`).
+    glued: bool,
+    /// The separator right after it, if one is.
+    separator: Option<char>,
+}
+
+/// The value's tokens, in order.
+fn tokens(value: &str) -> Vec<Token<'_>> {
+    let mut tokens: Vec<Token<'_>> = Vec::with_capacity(8);
+    let mut chars = value.char_indices().peekable();
+    // Whether the last character seen ended a token (so that the next token touches it).
+    let mut touching = false;
+    while let Some((from, c)) = chars.next() {
+        let number = c.is_ascii_digit();
+        if !number && !c.is_alphabetic() {
+            if touching {
+                if let Some(last) = tokens.last_mut() {
+                    last.separator = Some(c);
+                }
+            }
+            touching = false;
+            continue;
+        }
+        let mut to = from + c.len_utf8();
+        while let Some(&(at, next)) = chars.peek() {
+            let same = if number {
+                next.is_ascii_digit()
+            } else {
+                next.is_alphabetic()
+            };
+            if !same {
+                break;
+            }
+            to = at + next.len_utf8();
+            chars.next();
+        }
+        if touching {
+            if let Some(last) = tokens.last_mut() {
+                last.glued = true;
+            }
+        }
+        tokens.push(Token {
+            text: &value[from..to],
+            number,
+            glued: touching,
+            separator: None,
+        });
+        touching = true;
+    }
+    tokens
+}
+
 /// Year, month and day as written, before any calendar check.
 fn parse(value: &str, country: Option<&str>) -> Option<(i32, u32, u32)> {
-    // A timestamp's time (`1990-12-31 00:00:00`, `1990-12-31T00:00:00Z`) is not part of the date.
-    let date = value.split([' ', 'T']).next().unwrap_or(value);
-    if date.len() == 8 && date.bytes().all(|b| b.is_ascii_digit()) {
-        return Some((
-            number(&date[..4])?,
-            number(&date[4..6])?,
-            number(&date[6..])?,
-        ));
+    // The common case, a bare `YYYYMMDD`, without tokens.
+    if value.len() == 8 && value.bytes().all(|b| b.is_ascii_digit()) {
+        return compact(value);
     }
-    let separator = date.chars().find(|c| matches!(c, '-' | '/' | '.'))?;
-    let parts: Vec<&str> = date.split(separator).collect();
-    let [first, second, third] = parts[..] else {
-        return None;
-    };
-    if first.len() == 4 {
-        return Some((number(first)?, short(second)?, short(third)?));
-    }
-    if third.len() != 4 {
-        return None;
-    }
-    let (year, a, b) = (number(third)?, short(first)?, short(second)?);
-    let month_first = if separator == '.' {
-        false
-    } else if country.is_some_and(|c| MONTH_FIRST.contains(&c)) {
-        true
-    } else if country.is_none() || country.is_some_and(|c| EITHER_ORDER.contains(&c)) {
-        // Only a day above 12 (or the same number twice) tells the order.
-        match (a > 12, b > 12) {
-            (false, true) => true,
-            (true, false) => false,
-            _ if a == b => true,
-            _ => return None,
+    let tokens = tokens(value);
+    with_cjk_markers(&tokens)
+        .or_else(|| numeric(&tokens, country))
+        .or_else(|| with_month_name(&tokens))
+}
+
+/// `YYYYMMDD`.
+fn compact(digits: &str) -> Option<(i32, u32, u32)> {
+    Some((
+        number(digits.get(..4)?)?,
+        number(digits.get(4..6)?)?,
+        number(digits.get(6..)?)?,
+    ))
+}
+
+/// `1990年12月31日`, `12月31日1990年`, `1990년 12월 31일`: each number names its part.
+fn with_cjk_markers(tokens: &[Token<'_>]) -> Option<(i32, u32, u32)> {
+    let (mut year, mut month, mut day) = (None, None, None);
+    for pair in tokens.windows(2) {
+        let [part, marker] = pair else {
+            continue;
+        };
+        if !part.number || marker.number {
+            continue;
         }
-    } else {
-        false
+        match marker.text.chars().next() {
+            Some('年' | '년') => year = Some(part.text),
+            Some('月' | '월') => month = Some(part.text),
+            Some('日' | '일') => day = Some(part.text),
+            _ => {}
+        }
+    }
+    Some((four(year?)?, short(month?)?, short(day?)?))
+}
+
+/// The first run of numbers that is a date: `YYYYMMDD` standing alone, or three numbers in a row
+/// with only separators between them, year first or last.
+fn numeric(tokens: &[Token<'_>], country: Option<&str>) -> Option<(i32, u32, u32)> {
+    for (at, token) in tokens.iter().enumerate() {
+        if !token.number {
+            continue;
+        }
+        // Glued to letters, eight digits are more likely part of an identifier than a date.
+        if token.text.len() == 8 && !token.glued {
+            return compact(token.text);
+        }
+        let Some([a, b, c]) = tokens.get(at..at + 3) else {
+            return None;
+        };
+        if !(b.number && c.number) {
+            continue;
+        }
+        if a.text.len() == 4 && is_short(b.text) && is_short(c.text) {
+            return Some((number(a.text)?, number(b.text)?, number(c.text)?));
+        }
+        if is_short(a.text) && is_short(b.text) && c.text.len() == 4 {
+            let (first, second) = (number(a.text)?, number(b.text)?);
+            let month_first = month_first(first, second, a.separator, tokens, country)?;
+            let (month, day) = if month_first {
+                (first, second)
+            } else {
+                (second, first)
+            };
+            return Some((number(c.text)?, month, day));
+        }
+    }
+    None
+}
+
+/// Whether `first/second/year` is month first: the only order the numbers allow, else what a
+/// `dd-mm-yyyy` or `mm/dd/yyyy` note says, else the country's order (day first after a `.`,
+/// as in `31.12.1990`). `None` when nothing tells.
+fn month_first(
+    first: u32,
+    second: u32,
+    separator: Option<char>,
+    tokens: &[Token<'_>],
+    country: Option<&str>,
+) -> Option<bool> {
+    match (first > 12, second > 12) {
+        (true, true) => return None,
+        (false, true) => return Some(true),
+        (true, false) => return Some(false),
+        _ if first == second => return Some(true),
+        _ => {}
+    }
+    let position = |word: &str| {
+        tokens
+            .iter()
+            .position(|t| !t.number && t.text.eq_ignore_ascii_case(word))
     };
-    Some(if month_first {
-        (year, a, b)
-    } else {
-        (year, b, a)
-    })
+    if let (Some(day), Some(month)) = (position("dd"), position("mm")) {
+        return Some(month < day);
+    }
+    if separator == Some('.') {
+        return Some(false);
+    }
+    match country {
+        Some(c) if MONTH_FIRST.contains(&c) => Some(true),
+        Some(c) if EITHER_ORDER.contains(&c) => None,
+        Some(_) => Some(false),
+        None => None,
+    }
+}
+
+/// `Dec 31, 1990`, `31 December 1990`, `December 31st, 1990`: a month name (English, as
+/// chrono reads it: full or three letters, or `Sept`), the first day-sized number and the first
+/// four-digit number, none of them glued to other letters or digits.
+fn with_month_name(tokens: &[Token<'_>]) -> Option<(i32, u32, u32)> {
+    let month = tokens
+        .iter()
+        .filter(|t| !t.number && !t.glued)
+        .find_map(|t| month_number(t.text))?;
+    let day = tokens.iter().enumerate().find_map(|(at, t)| {
+        let ordinal = || {
+            tokens.get(at + 1).is_some_and(|next| {
+                ["st", "nd", "rd", "th"]
+                    .iter()
+                    .any(|s| next.text.eq_ignore_ascii_case(s))
+            })
+        };
+        (t.number && is_short(t.text) && (!t.glued || ordinal()))
+            .then(|| number(t.text))
+            .flatten()
+    })?;
+    let year = tokens
+        .iter()
+        .find(|t| t.number && t.text.len() == 4 && !t.glued)?;
+    Some((number(year.text)?, month, day))
+}
+
+/// 1 to 12 for an English month name.
+fn month_number(word: &str) -> Option<u32> {
+    if word.eq_ignore_ascii_case("sept") {
+        return Some(9);
+    }
+    word.parse::<Month>().ok().map(|m| m.number_from_month())
+}
+
+/// Whether `part` can be a day or month: one or two digits.
+fn is_short(part: &str) -> bool {
+    (1..=2).contains(&part.len())
 }
 
 /// A day or month: one or two ASCII digits.
 fn short(part: &str) -> Option<u32> {
-    (1..=2)
-        .contains(&part.len())
-        .then(|| number(part))
-        .flatten()
+    is_short(part).then(|| number(part)).flatten()
+}
+
+/// A year: four ASCII digits.
+fn four(part: &str) -> Option<i32> {
+    (part.len() == 4).then(|| number(part)).flatten()
 }
 
 /// ASCII digits as a number (no sign, no spaces).
@@ -131,6 +301,36 @@ mod tests {
             ("16/2/1997", None, "19970216"),
             ("16/2/1997", Some("ca"), "19970216"),
             ("5/5/1997", None, "19970505"),
+            // Text around the date, a time after it, a sign before it.
+            ("+1990-12-31", None, "19901231"),
+            ("1990-12-31-01", None, "19901231"),
+            ("1990-12-31-00-00-00", None, "19901231"),
+            ("12-31-1990-15-30", Some("gb"), "19901231"),
+            ("DOB: 1990/12/31", None, "19901231"),
+            ("Date: 31.12.1990 Age: 30", Some("us"), "19901231"),
+            ("id 12345 12/31/1990", None, "19901231"),
+            ("xx12-31-1990yy", None, "19901231"),
+            ("born 19901231", None, "19901231"),
+            // Other separators.
+            ("1990|12|31", None, "19901231"),
+            ("1990_12.31", None, "19901231"),
+            ("12 31 1990", Some("gb"), "19901231"),
+            ("16\u{2013}2\u{2013}1997", None, "19970216"),
+            ("12:31:1990", None, "19901231"),
+            // Month names.
+            ("Dec 31, 1990", Some("gb"), "19901231"),
+            ("31 Dec 1990", Some("us"), "19901231"),
+            ("December 31st, 1990", None, "19901231"),
+            ("1 Sept 1990", None, "19900901"),
+            ("1990 March 3", None, "19900303"),
+            // CJK markers.
+            ("1990年12月31日", None, "19901231"),
+            ("12月31日1990年", Some("gb"), "19901231"),
+            ("1990년 12월 31일", None, "19901231"),
+            // A format note decides an ambiguous order.
+            ("01-02-2001 (dd-mm-yyyy)", Some("us"), "20010201"),
+            ("01-02-2001 (mm-dd-yyyy)", Some("gb"), "20010102"),
+            ("01-02-2001 (MM/DD/YYYY)", None, "20010102"),
         ];
         for (raw, country, want) in cases {
             assert_eq!(
@@ -155,9 +355,21 @@ mod tests {
             ("01/02/2001", Some("ca")),
             ("1/2/90", Some("us")),
             ("1990-12", None),
-            ("+1990-12-31", None),
-            ("1990-12-31-01", None),
             ("yesterday", None),
+            ("13/13/1990", None),
+            ("15-13-1990", Some("gb")),
+            ("1990-1991-12", None),
+            ("1990-12-1991", None),
+            ("199012311999", None),
+            ("Dec 1990", None),
+            ("31 Smarch 1990", None),
+            // Eight digits glued to letters are an identifier, not a date.
+            ("a19901231", None),
+            (
+                "a665a45920422f9d417e4867efdc4fb8a04a1f3fff1fa07e998e86f7f7a27ae",
+                None,
+            ),
+            ("dec1a2b1990", None),
         ];
         for (raw, country) in cases {
             assert_eq!(db(raw, country), None, "{raw} in {country:?}");

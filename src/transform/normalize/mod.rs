@@ -2,18 +2,23 @@
 //! (meta-capi.md decision 4). Pure: no I/O; the clock is read only by [`normalize`], which passes
 //! the current year to the pure [`normalize_at`].
 //!
-//! Every value is trimmed and put in Unicode NFC form first; a value that already is a SHA-256
-//! hex digest passes through lowercased. The field rules live in one function each: [`email`],
-//! [`phone`](phone::phone), [`name`], [`gender`], [`date`](date::date_of_birth), [`city`],
-//! [`state`](place::state), [`zip`](place::zip), [`country`] and [`external_id`].
+//! Every value is trimmed and its Unicode compatibility characters are folded first (NFKC:
+//! full-width `０９０` is `090`, `ﬁ` is `fi`); a value that already is a SHA-256 hex digest
+//! passes through lowercased. Lowercasing takes whole strings, with each language's rules (a
+//! Greek word's last `Σ` is `ς`), and what is hashed is the NFC form. The field rules live in
+//! one function each: [`email`], [`phone`](phone::phone), [`name`],
+//! [`gender`](gender::gender), [`date`](date::date_of_birth), [`city`],
+//! [`state`](place::state), [`zip`](place::zip), [`country`](fn@country) and [`external_id`].
 
 use std::borrow::Cow;
 
 use chrono::Datelike;
 use unicode_normalization::char::is_combining_mark;
-use unicode_normalization::{is_nfc_quick, IsNormalized, UnicodeNormalization};
+use unicode_normalization::{is_nfc_quick, is_nfkc_quick, IsNormalized, UnicodeNormalization};
 
+mod country;
 mod date;
+mod gender;
 mod phone;
 mod place;
 #[cfg(test)]
@@ -125,7 +130,7 @@ pub fn normalize(field: Field, raw: &str, ctx: &Context<'_>) -> Outcome {
 
 /// Normalizes one raw value of a field; `current_year` bounds plausible birth dates. Pure.
 pub fn normalize_at(field: Field, raw: &str, ctx: &Context<'_>, current_year: i32) -> Outcome {
-    let value = nfc(raw.trim());
+    let value = fold(raw.trim());
     let value = value.trim();
     if value.is_empty() {
         return Outcome::Empty;
@@ -143,7 +148,7 @@ pub fn normalize_at(field: Field, raw: &str, ctx: &Context<'_>, current_year: i3
         Field::Em => email(value),
         Field::Ph => phone::phone(value, country),
         Field::Fn | Field::Ln => name(value),
-        Field::Ge => gender(value),
+        Field::Ge => gender::gender(value),
         Field::Db => date::date_of_birth(value, country, current_year),
         Field::Ct => city(value),
         Field::St => place::state(value, country),
@@ -159,8 +164,10 @@ pub fn normalize_at(field: Field, raw: &str, ctx: &Context<'_>, current_year: i3
     }
 }
 
-/// ISO 3166-1 alpha-2, lowercase, for an alpha-2 or alpha-3 code or an English country name (in
-/// any case, with or without spaces, punctuation or accents); `None` when unknown.
+/// ISO 3166-1 alpha-2, lowercase, for an alpha-2 or alpha-3 code, an English country name, an
+/// ISO long or inverted name (`Korea, Republic of`) or the name in another language
+/// (`Deutschland`, `日本`), in any case, with or without spaces, punctuation or accents; `None`
+/// when unknown.
 pub fn country_code(raw: &str) -> Option<String> {
     alpha2(raw).map(|code| code.as_str().to_owned())
 }
@@ -174,6 +181,12 @@ impl Alpha2 {
     /// The code from celes' uppercase `alpha2`.
     fn from_celes(country: &celes::Country) -> Option<Self> {
         let code: [u8; 2] = country.alpha2.as_bytes().try_into().ok()?;
+        Some(Self(code.map(|b| b.to_ascii_lowercase())))
+    }
+
+    /// The code from an uppercase or lowercase alpha-2 text.
+    fn from_code(code: &str) -> Option<Self> {
+        let code: [u8; 2] = code.as_bytes().try_into().ok()?;
         Some(Self(code.map(|b| b.to_ascii_lowercase())))
     }
 
@@ -199,8 +212,17 @@ fn alpha2(raw: &str) -> Option<Alpha2> {
     alpha2_by_name(raw)
 }
 
-/// [`alpha2`] for any spelling: names, alpha-3 codes, accents, spaces.
+/// [`alpha2`] for any spelling: names, alpha-3 codes, accents, spaces, full-width letters (a
+/// row's country is not folded with the field values).
 fn alpha2_by_name(raw: &str) -> Option<Alpha2> {
+    let folded = fold(raw.trim());
+    if let Cow::Owned(wide) = &folded {
+        // `ＵＳ`: now a code for the fast path (which never comes back here).
+        if wide.len() == 2 && wide.bytes().all(|b| b.is_ascii_alphabetic()) {
+            return alpha2(wide);
+        }
+    }
+    let raw = &*folded;
     // celes keys names without spaces or punctuation ("unitedstatesofamerica", "cotedivoire").
     let key: String = if raw.is_ascii() {
         raw.chars()
@@ -220,6 +242,7 @@ fn alpha2_by_name(raw: &str) -> Option<Alpha2> {
     key.parse::<celes::Country>()
         .ok()
         .and_then(|c| Alpha2::from_celes(&c))
+        .or_else(|| country::by_name(raw).and_then(Alpha2::from_code))
 }
 
 /// `value` in Unicode NFC form, borrowed when it already is.
@@ -229,6 +252,31 @@ fn nfc(value: &str) -> Cow<'_, str> {
     } else {
         Cow::Owned(value.nfc().collect())
     }
+}
+
+/// `value` with its compatibility characters folded (Unicode NFKC: full-width letters and
+/// digits, ligatures, circled and superscript digits become their plain forms), borrowed when
+/// there is nothing to fold. NFKC output is also NFC.
+fn fold(value: &str) -> Cow<'_, str> {
+    if value.is_ascii() || is_nfkc_quick(value.chars()) == IsNormalized::Yes {
+        Cow::Borrowed(value)
+    } else {
+        Cow::Owned(value.nfkc().collect())
+    }
+}
+
+/// The characters of `value` that `keep` accepts, lowercased. Non-ASCII text is lowercased as a
+/// whole string first, so that context-dependent rules apply (a Greek word's final `Σ` becomes
+/// `ς`, not `σ`), and only then filtered.
+fn lower_kept(value: &str, keep: impl Fn(char) -> bool) -> String {
+    if value.is_ascii() {
+        return value
+            .chars()
+            .filter(|c| keep(*c))
+            .map(|c| c.to_ascii_lowercase())
+            .collect();
+    }
+    value.to_lowercase().chars().filter(|c| keep(*c)).collect()
 }
 
 /// Whether `value` is a SHA-256 digest in hex (64 hex digits, any case).
@@ -271,38 +319,14 @@ fn looks_like_email(value: &str) -> bool {
 /// `fn`, `ln`: lowercase, without punctuation or whitespace (`Mary Ann` → `maryann`); letters of
 /// any script are kept (`José` → `josé`).
 fn name(value: &str) -> Outcome {
-    Outcome::Normalized(
-        value
-            .chars()
-            .filter(|c| is_name_char(*c))
-            .flat_map(char::to_lowercase)
-            .collect(),
-    )
-}
-
-/// `ge`: `f` or `m`, from the usual spellings; anything else is dropped.
-fn gender(value: &str) -> Outcome {
-    let key: String = value
-        .chars()
-        .filter(|c| c.is_alphabetic())
-        .flat_map(char::to_lowercase)
-        .collect();
-    match key.as_str() {
-        "f" | "female" | "woman" | "women" | "girl" => Outcome::Normalized("f".to_owned()),
-        "m" | "male" | "man" | "men" | "boy" => Outcome::Normalized("m".to_owned()),
-        _ => Outcome::Dropped,
-    }
+    Outcome::Normalized(lower_kept(value, is_name_char))
 }
 
 /// `ct`: lowercase letters only: no spaces, digits or punctuation (`New York` → `newyork`).
 fn city(value: &str) -> Outcome {
-    Outcome::Normalized(
-        value
-            .chars()
-            .filter(|c| c.is_alphabetic() || is_combining_mark(*c))
-            .flat_map(char::to_lowercase)
-            .collect(),
-    )
+    Outcome::Normalized(lower_kept(value, |c| {
+        c.is_alphabetic() || is_combining_mark(c)
+    }))
 }
 
 /// `country`: the alpha-2 code in lowercase; dropped when no country matches.

@@ -31,8 +31,14 @@ pub(super) fn phone(raw: &str, country: Option<&str>) -> Outcome {
         return Outcome::Normalized(fast);
     }
     let parsed = if dialled.plus {
-        // The number says its own country; a national context must not touch it.
-        phonenumber::parse(None, format!("+{}", dialled.digits))
+        // The number says its own country; a national context must not touch it. No calling
+        // code starts with 0: zeros after the `+` are a stray exit code (`+001 616…`).
+        phonenumber::parse(None, format!("+{}", dialled.digits.trim_start_matches('0')))
+    } else if let Some(rest) = region
+        .filter(|region| is_nanp(*region))
+        .and_then(|_| nanp_international(&dialled.digits))
+    {
+        phonenumber::parse(None, format!("+{rest}"))
     } else if let Some(region) = region {
         // National, or international with this region's exit code (`00`, `011`…): the parser
         // strips the exit code or the trunk prefix and adds the region's calling code.
@@ -123,6 +129,27 @@ fn national_fast(dialled: &Dialled, region: Id) -> Option<String> {
         is_possible(code, national.len())
     };
     possible.then(|| format!("{code}{national}"))
+}
+
+/// In a North American row, the digits after an international prefix, with their calling code:
+/// no North American number, nor its trunk prefix `1`, starts with 0, so `011` (the NANP exit
+/// code), `00` (everyone else's, `0044 20…`) or a stray `0` before the calling code `1`
+/// (`01 (650) 123-4567`) is one. A single `0` before another digit is left to the parser.
+fn nanp_international(digits: &str) -> Option<&str> {
+    if let Some(rest) = digits.strip_prefix("011") {
+        return Some(rest);
+    }
+    if digits.starts_with("00") {
+        return Some(digits.trim_start_matches('0'));
+    }
+    digits.strip_prefix("01").map(|_| &digits[1..])
+}
+
+/// Whether `region` is in the North American Numbering Plan (calling code 1).
+fn is_nanp(region: Id) -> bool {
+    DATABASE
+        .by_id(region.as_ref())
+        .is_some_and(|meta| meta.country_code() == 1)
 }
 
 /// libphonenumber's region id for an alpha-2 code, if it has phone metadata.
@@ -220,6 +247,13 @@ mod tests {
             ("+49 (0)30 12345678", Some("de"), ok("493012345678")),
             ("0044 20 7946 0958", Some("de"), ok("442079460958")),
             ("011 44 20 7946 0958", Some("us"), ok("442079460958")),
+            ("0044 20 7946 0958", Some("us"), ok("442079460958")),
+            ("0044 20 7946 0958", Some("ca"), ok("442079460958")),
+            ("00 49 30 12345678", Some("pr"), ok("493012345678")),
+            ("01 (650) 123-4567", Some("us"), ok("16501234567")),
+            ("001 650 123 4567", Some("us"), ok("16501234567")),
+            ("+001 (616) 954-78 88", Some("us"), ok("16169547888")),
+            ("+0044 20 7946 0958", None, ok("442079460958")),
             ("0044 20 7946 0958", None, ok("442079460958")),
             ("16505551212", None, ok("16505551212")),
             ("+16505551212", None, ok("16505551212")),
@@ -228,6 +262,18 @@ mod tests {
         for (raw, country, want) in cases {
             assert_eq!(phone(raw, country), want, "{raw} in {country:?}");
         }
+    }
+
+    /// In a North American row a single leading 0 is an international prefix only before the
+    /// calling code 1; before another digit it is no reason to read a foreign number.
+    #[test]
+    fn a_single_leading_zero_in_a_nanp_row_is_a_prefix_only_before_1() {
+        assert_eq!(nanp_international("016501234567"), Some("16501234567"));
+        assert_eq!(nanp_international("00442079460958"), Some("442079460958"));
+        assert_eq!(nanp_international("011442079460958"), Some("442079460958"));
+        assert_eq!(nanp_international("06505551212"), None);
+        assert_eq!(nanp_international("6505551212"), None);
+        assert_ne!(phone("0650 555 1212", Some("us")), ok("6505551212"));
     }
 
     /// Extensions are not part of the number.

@@ -1,7 +1,8 @@
 //! `st` and `zp`, whose rules depend on the row's country: US states become their 2-letter code,
-//! US zips their first 5 digits, UK postcodes are kept whole.
+//! US zips (and those of the territories that use US ZIP codes) their first 5 digits, UK
+//! postcodes are kept whole.
 
-use super::{is_name_char, Outcome};
+use super::{is_name_char, lower_kept, Outcome};
 
 /// US states, DC and the inhabited territories: USPS name (lowercase, letters only) and code.
 /// Source: USPS Publication 28, appendix B (the same codes as ANSI/FIPS 5-2 for these entries).
@@ -64,37 +65,102 @@ const US_STATES: [(&str, &str); 56] = [
     ("virginislands", "vi"),
 ];
 
-/// `st`: for US rows the 2-letter code in lowercase (`California`, `CA`, `N.Y.` → `ca`, `ca`,
-/// `ny`), and dropped when it names no state; elsewhere lowercase without punctuation or spaces.
+/// The abbreviations newspapers and older address books use (AP style and the Government
+/// Printing Office's, letters only): `Calif.`, `Mass.`, `Tex.`, `N. Dak.`. The AP forms that are
+/// the USPS code itself (`Ga.`, `Pa.`, `N.Y.`) need no entry.
+const PRESS_ABBREVIATIONS: &[(&str, &str)] = &[
+    ("ala", "al"),
+    ("ariz", "az"),
+    ("ark", "ar"),
+    ("calif", "ca"),
+    ("cal", "ca"),
+    ("colo", "co"),
+    ("col", "co"),
+    ("conn", "ct"),
+    ("del", "de"),
+    ("fla", "fl"),
+    ("flor", "fl"),
+    ("ill", "il"),
+    ("ind", "in"),
+    ("kan", "ks"),
+    ("kans", "ks"),
+    ("mass", "ma"),
+    ("mich", "mi"),
+    ("minn", "mn"),
+    ("miss", "ms"),
+    ("mont", "mt"),
+    ("neb", "ne"),
+    ("nebr", "ne"),
+    ("nev", "nv"),
+    ("ndak", "nd"),
+    ("sdak", "sd"),
+    ("nmex", "nm"),
+    ("okla", "ok"),
+    ("ore", "or"),
+    ("oreg", "or"),
+    ("penn", "pa"),
+    ("penna", "pa"),
+    ("tenn", "tn"),
+    ("tex", "tx"),
+    ("wash", "wa"),
+    ("wva", "wv"),
+    ("wis", "wi"),
+    ("wisc", "wi"),
+    ("wyo", "wy"),
+    ("usvirginislands", "vi"),
+];
+
+/// Countries and territories whose postcodes are US ZIP codes: the US, Puerto Rico, Guam, the US
+/// Virgin Islands, American Samoa, the Northern Mariana Islands, the US Minor Outlying Islands
+/// and the freely associated states (Micronesia, the Marshall Islands, Palau).
+const US_ZIP_COUNTRIES: [&str; 10] = ["us", "pr", "gu", "vi", "as", "mp", "um", "fm", "mh", "pw"];
+
+/// `st`: for US rows the 2-letter code in lowercase (`California`, `CA`, `N.Y.`, `Calif.`,
+/// `Florida32801` → `ca`, `ca`, `ny`, `ca`, `fl`), and dropped when it names no state; without a
+/// country, a US state's name or abbreviation becomes its code too (`Georgia` → `ga`: a state
+/// field holding a country's name is rarer than a US address without a country) and anything
+/// else is as elsewhere; elsewhere lowercase without punctuation or spaces.
 pub(super) fn state(value: &str, country: Option<&str>) -> Outcome {
-    let key: String = value
-        .chars()
-        .filter(|c| is_name_char(*c))
-        .flat_map(char::to_lowercase)
-        .collect();
-    if country != Some("us") {
-        return Outcome::Normalized(key);
+    match country {
+        Some("us") => us_state(value).map_or(Outcome::Dropped, |code| {
+            Outcome::Normalized(code.to_owned())
+        }),
+        None => match us_state(value) {
+            Some(code) => Outcome::Normalized(code.to_owned()),
+            None => Outcome::Normalized(lower_kept(value, is_name_char)),
+        },
+        Some(_) => Outcome::Normalized(lower_kept(value, is_name_char)),
     }
-    let code = US_STATES
-        .iter()
-        .find(|(name, code)| *code == key || *name == key)
-        .map(|(_, code)| *code);
-    code.map_or(Outcome::Dropped, |code| {
-        Outcome::Normalized(code.to_owned())
-    })
 }
 
-/// `zp`: lowercase letters and digits only (no spaces, no dash); US zips are their first 5
-/// digits (`94035-1234` → `94035`) and dropped when not 5 or 9 digits; UK postcodes whole.
-/// Without a country, a ZIP+4 (`94035-1234`) is taken as a US zip: no other postcode has its
-/// shape, and keeping all 9 digits would never match.
-pub(super) fn zip(value: &str, country: Option<&str>) -> Outcome {
+/// The USPS code of the US state, DC or territory `value` names: by code, USPS name or press
+/// abbreviation, in any case, with any punctuation or spacing (`Hawaiʻi`), and with a ZIP code
+/// glued to it (`Florida32801`): only its ASCII letters count.
+fn us_state(value: &str) -> Option<&'static str> {
     let key: String = value
         .chars()
-        .filter(|c| c.is_alphanumeric())
-        .flat_map(char::to_lowercase)
+        .filter(char::is_ascii_alphabetic)
+        .map(|c| c.to_ascii_lowercase())
         .collect();
-    let us = country == Some("us") || (country.is_none() && is_zip_plus4(value));
+    US_STATES
+        .iter()
+        .find(|(name, code)| *code == key || *name == key)
+        .or_else(|| PRESS_ABBREVIATIONS.iter().find(|(name, _)| *name == key))
+        .map(|(_, code)| *code)
+}
+
+/// `zp`: lowercase letters and digits only (no spaces, no dash); US zips, and those of the
+/// territories that use them, are their first 5 digits (`94035-1234` → `94035`) and dropped when
+/// not 5 or 9 digits; UK postcodes whole. Without a country, a ZIP+4 (`94035-1234`) is taken as a
+/// US zip: no other postcode has its shape, and keeping all 9 digits would never match. A single
+/// character is no postcode anywhere, and is dropped.
+pub(super) fn zip(value: &str, country: Option<&str>) -> Outcome {
+    let key = lower_kept(value, char::is_alphanumeric);
+    if key.chars().nth(1).is_none() {
+        return Outcome::Dropped;
+    }
+    let us = country.is_some_and(|c| US_ZIP_COUNTRIES.contains(&c))
+        || (country.is_none() && is_zip_plus4(value));
     if !us {
         return Outcome::Normalized(key);
     }
@@ -132,8 +198,34 @@ mod tests {
         assert_eq!(state("new  york", us), ok("ny"));
         assert_eq!(state("District of Columbia", us), ok("dc"));
         assert_eq!(state("Puerto Rico", us), ok("pr"));
-        assert_eq!(state("Calif", us), Outcome::Dropped);
+        assert_eq!(state("Calif", us), ok("ca"));
+        assert_eq!(state("Calif.", us), ok("ca"));
+        assert_eq!(state("N. Dak.", us), ok("nd"));
+        assert_eq!(state("Florida32801", us), ok("fl"));
+        assert_eq!(state("32801 FL", us), ok("fl"));
+        assert_eq!(state("Hawaiʻi", us), ok("hi"));
+        assert_eq!(state("Californ", us), Outcome::Dropped);
         assert_eq!(state("ZZ", us), Outcome::Dropped);
+    }
+
+    /// Every state's name, code and press abbreviation, in any case and spacing, and with a ZIP
+    /// glued on, is its code in a US row and without a country.
+    #[test]
+    fn every_state_spelling_is_its_code_in_us_rows_and_without_a_country() {
+        let spellings = US_STATES.iter().chain(PRESS_ABBREVIATIONS);
+        for (name, code) in spellings {
+            for country in [Some("us"), None] {
+                for raw in [
+                    (*name).to_owned(),
+                    name.to_uppercase(),
+                    format!("{name}."),
+                    format!(" {name}12345 "),
+                    code.to_uppercase(),
+                ] {
+                    assert_eq!(state(&raw, country), ok(code), "{raw:?} in {country:?}");
+                }
+            }
+        }
     }
 
     /// Other states lose punctuation and spaces.
@@ -141,7 +233,12 @@ mod tests {
     fn other_states_lose_punctuation_and_spaces() {
         assert_eq!(state("Île-de-France", Some("fr")), ok("îledefrance"));
         assert_eq!(state("British Columbia", Some("ca")), ok("britishcolumbia"));
-        assert_eq!(state("California", None), ok("california"));
+        assert_eq!(state("California", None), ok("ca"));
+        assert_eq!(state("Mass.", None), ok("ma"));
+        assert_eq!(state("Bavaria", None), ok("bavaria"));
+        assert_eq!(state("NSW", None), ok("nsw"));
+        assert_eq!(state("Georgia", Some("ge")), ok("georgia"));
+        assert_eq!(state("ΑΤΤΙΚΗ", Some("gr")), ok("αττικη"));
         assert_eq!(state("NSW", Some("au")), ok("nsw"));
     }
 
@@ -155,6 +252,27 @@ mod tests {
         assert_eq!(zip("02101", us), ok("02101"));
         assert_eq!(zip("2101", us), Outcome::Dropped);
         assert_eq!(zip("9403A", us), Outcome::Dropped);
+    }
+
+    /// Every territory that uses US ZIP codes keeps five digits.
+    #[test]
+    fn us_territory_zips_keep_five_digits() {
+        for territory in US_ZIP_COUNTRIES {
+            let country = Some(territory);
+            assert_eq!(zip("00901-1234", country), ok("00901"), "{territory}");
+            assert_eq!(zip("969100000", country), ok("96910"), "{territory}");
+            assert_eq!(zip("9691", country), Outcome::Dropped, "{territory}");
+        }
+    }
+
+    /// A single character is never a postcode.
+    #[test]
+    fn a_single_character_is_never_a_postcode() {
+        for country in [None, Some("us"), Some("gb"), Some("fr"), Some("ie")] {
+            for raw in ["1", " a ", "-1", "--Z--", "７"] {
+                assert_eq!(zip(raw, country), Outcome::Dropped, "{raw} in {country:?}");
+            }
+        }
     }
 
     /// Other zips are whole without spaces or dashes.
