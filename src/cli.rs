@@ -165,8 +165,10 @@ fn ratio(text: &str) -> Result<f64, String> {
 pub struct HashArgs {
     /// The user_data key: em, ph, fn, ln, ge, db, ct, st, zp, country, external_id.
     pub field: String,
-    /// The raw value, as the source holds it.
-    pub value: String,
+    /// The raw value, as the source holds it; several values (a customer's two emails) are
+    /// each normalized and hashed, and duplicates after normalization are sent once.
+    #[arg(required = true, num_args = 1..)]
+    pub value: Vec<String>,
     /// The row's country (gives phone numbers their calling code); else the config's
     /// `defaults.country` when a config is found, as a run uses it.
     #[arg(long, value_name = "CC")]

@@ -312,7 +312,7 @@ pub fn hash_country(
 }
 
 /// `ocapi hash FIELD VALUE [--country CC]`: the country used, the normalized value and its hash.
-pub fn hash(field: &str, value: &str, country: &HashCountry) -> Result<String, Error> {
+pub fn hash(field: &str, values: &[String], country: &HashCountry) -> Result<String, Error> {
     let field = Field::from_key(field).ok_or_else(|| {
         let keys: Vec<&str> = Field::ALL.iter().map(|f| f.key()).collect();
         Error::Usage(format!(
@@ -327,18 +327,42 @@ pub fn hash(field: &str, value: &str, country: &HashCountry) -> Result<String, E
         Some(code) => format!("country:    {code} ({})\n", country.from),
         None => format!("country:    none ({})\n", country.from),
     };
-    let result = match normalize(field, value, &ctx) {
-        Outcome::Normalized(normalized) => {
-            format!(
-                "normalized: {normalized}\nsha256:     {}\n",
-                sha256(&normalized)
-            )
+    let mut out = used;
+    let mut seen: Vec<String> = Vec::new();
+    for (i, value) in values.iter().enumerate() {
+        if values.len() > 1 {
+            let _ = writeln!(out, "value {}:", i + 1);
         }
-        Outcome::AlreadyHashed(digest) => {
-            format!("normalized: (already a SHA-256 digest, sent as is)\nsha256:     {digest}\n")
+        let (text, sent) = match normalize(field, value, &ctx) {
+            Outcome::Normalized(normalized) => {
+                let hex = sha256(&normalized).to_string();
+                (
+                    format!("normalized: {normalized}\nsha256:     {hex}\n"),
+                    Some(hex),
+                )
+            }
+            Outcome::AlreadyHashed(hex) => (
+                format!("normalized: (already a SHA-256 digest, sent as is)\nsha256:     {hex}\n"),
+                Some(hex.clone()),
+            ),
+            Outcome::Empty => ("normalized: (empty: nothing is sent)\n".to_owned(), None),
+            Outcome::Dropped => (
+                format!("normalized: (dropped: not a valid {} value)\n", field.key()),
+                None,
+            ),
+        };
+        out.push_str(&text);
+        if let Some(hex) = sent {
+            if let Some(first) = seen.iter().position(|s| *s == hex) {
+                let _ = writeln!(
+                    out,
+                    "            (the same as value {}: sent once)",
+                    first + 1
+                );
+            } else {
+                seen.push(hex);
+            }
         }
-        Outcome::Empty => "normalized: (empty: nothing is sent)\n".to_owned(),
-        Outcome::Dropped => format!("normalized: (dropped: not a valid {} value)\n", field.key()),
-    };
-    Ok(used + &result)
+    }
+    Ok(out)
 }

@@ -179,28 +179,28 @@ pub struct Mapping {
     pub value: Option<String>,
     /// ISO 4217 currency.
     pub currency: Option<String>,
-    /// Customer email.
-    pub email: Option<String>,
-    /// Customer phone.
-    pub phone: Option<String>,
-    /// Customer first name.
-    pub first_name: Option<String>,
-    /// Customer last name.
-    pub last_name: Option<String>,
-    /// Customer city.
-    pub city: Option<String>,
-    /// Customer state or region.
-    pub state: Option<String>,
-    /// Customer postal code.
-    pub zip: Option<String>,
-    /// Customer country.
-    pub country: Option<String>,
-    /// Customer gender.
-    pub gender: Option<String>,
-    /// Customer date of birth.
-    pub date_of_birth: Option<String>,
-    /// A stable customer id such as a loyalty number.
-    pub external_id: Option<String>,
+    /// Customer email: one column or several, each value sent.
+    pub email: Option<Columns>,
+    /// Customer phone: one column or several, each value sent.
+    pub phone: Option<Columns>,
+    /// Customer first name: one column or several, each value sent.
+    pub first_name: Option<Columns>,
+    /// Customer last name: one column or several, each value sent.
+    pub last_name: Option<Columns>,
+    /// Customer city: one column or several, each value sent.
+    pub city: Option<Columns>,
+    /// Customer state or region: one column or several, each value sent.
+    pub state: Option<Columns>,
+    /// Customer postal code: one column or several, each value sent.
+    pub zip: Option<Columns>,
+    /// Customer country: one column or several, each value sent.
+    pub country: Option<Columns>,
+    /// Customer gender: one column or several, each value sent.
+    pub gender: Option<Columns>,
+    /// Customer date of birth: one column or several, each value sent.
+    pub date_of_birth: Option<Columns>,
+    /// A stable customer id such as a loyalty number: one column or several.
+    pub external_id: Option<Columns>,
     /// Line item id; when mapped, rows sharing an order id are one order's lines.
     pub item_id: Option<String>,
     /// Line item quantity.
@@ -214,14 +214,148 @@ pub struct Mapping {
     /// how a `timestamp without time zone` or `date` event time is read for that row.
     /// NULL or empty falls back to `source.timezone`.
     pub timezone: Option<String>,
+    /// Limited Data Use per order: a column holding `LDU`, an empty value, a boolean, or a text
+    /// array; NULL falls back to `defaults.data_processing_options`.
+    pub data_processing_options: Option<String>,
+    /// An integer column: `1` the US, `0` let Meta geolocate (required with LDU).
+    pub data_processing_options_country: Option<String>,
+    /// An integer column: `1000` California, `0` let Meta geolocate (required with LDU).
+    pub data_processing_options_state: Option<String>,
+    /// A boolean column: `true` means the event is used for attribution only.
+    pub opt_out: Option<String>,
+    /// A column holding `in_store`, `curbside` or `home_delivery` (buy online, pick up in store).
+    pub delivery_category: Option<String>,
+}
+
+/// One source column, or several (`email = ["email", "receipt_email"]`): each value is
+/// normalized and hashed on its own and the event carries them all.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Columns(pub Vec<String>);
+
+impl Columns {
+    /// The column names.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(String::as_str)
+    }
+}
+
+impl From<&str> for Columns {
+    fn from(name: &str) -> Self {
+        Self(vec![name.to_owned()])
+    }
+}
+
+impl<'de> Deserialize<'de> for Columns {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        /// A column name or a list of them, as written in TOML.
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum OneOrMany {
+            /// `email = "email"`.
+            One(String),
+            /// `email = ["email", "receipt_email"]`.
+            Many(Vec<String>),
+        }
+        match OneOrMany::deserialize(deserializer)? {
+            OneOrMany::One(name) => Ok(Self(vec![name])),
+            OneOrMany::Many(names) if names.is_empty() => Err(serde::de::Error::custom(
+                "expected a column name or a non-empty list of column names",
+            )),
+            OneOrMany::Many(names) => Ok(Self(names)),
+        }
+    }
+}
+
+/// Meta's data processing options: only `LDU` (Limited Data Use) exists (meta-capi.md §2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum ProcessingOption {
+    /// Limited Data Use.
+    #[serde(rename = "LDU")]
+    Ldu,
+}
+
+/// `data_processing_options_country`: `0` (Meta geolocates) or `1` (the US).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "i64")]
+pub struct ProcessingCountry(pub i64);
+
+impl TryFrom<i64> for ProcessingCountry {
+    type Error = String;
+    fn try_from(value: i64) -> Result<Self, String> {
+        ldu_rules::country_ok(value)
+            .then_some(Self(value))
+            .ok_or_else(|| format!("{value} is not 0 (geolocate) or 1 (the US)"))
+    }
+}
+
+/// `data_processing_options_state`: `0` (Meta geolocates) or a US state code from 1000
+/// (`1000` is California).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "i64")]
+pub struct ProcessingState(pub i64);
+
+impl TryFrom<i64> for ProcessingState {
+    type Error = String;
+    fn try_from(value: i64) -> Result<Self, String> {
+        ldu_rules::state_ok(value)
+            .then_some(Self(value))
+            .ok_or_else(|| {
+                format!("{value} is not 0 (geolocate) or a US state code (1000 is California)")
+            })
+    }
+}
+
+/// Meta's `custom_data.delivery_category` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryCategory {
+    /// Bought and handed over in the store.
+    InStore,
+    /// Picked up outside the store.
+    Curbside,
+    /// Delivered home.
+    HomeDelivery,
+}
+
+impl DeliveryCategory {
+    /// Meta's text.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InStore => "in_store",
+            Self::Curbside => "curbside",
+            Self::HomeDelivery => "home_delivery",
+        }
+    }
+
+    /// Reads Meta's text (trimmed, any case).
+    pub fn parse(text: &str) -> Option<Self> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "in_store" => Some(Self::InStore),
+            "curbside" => Some(Self::Curbside),
+            "home_delivery" => Some(Self::HomeDelivery),
+            _ => None,
+        }
+    }
+}
+
+/// The ranges Meta documents for the LDU geography (meta-capi.md §2: `1` = USA, `0` = geolocate;
+/// `1000` = California, `0` = geolocate; Meta numbers further US states from 1000 on).
+pub mod ldu_rules {
+    /// Whether a `data_processing_options_country` value is one Meta documents.
+    pub fn country_ok(value: i64) -> bool {
+        matches!(value, 0 | 1)
+    }
+
+    /// Whether a `data_processing_options_state` value is one Meta documents.
+    pub fn state_ok(value: i64) -> bool {
+        value == 0 || (1000..2000).contains(&value)
+    }
 }
 
 impl Mapping {
     /// Every mapped column with its config key, in a stable order.
     pub fn columns(&self) -> Vec<(&'static str, &str)> {
-        let optional = [
-            ("value", &self.value),
-            ("currency", &self.currency),
+        let customer = [
             ("email", &self.email),
             ("phone", &self.phone),
             ("first_name", &self.first_name),
@@ -233,11 +367,26 @@ impl Mapping {
             ("gender", &self.gender),
             ("date_of_birth", &self.date_of_birth),
             ("external_id", &self.external_id),
+        ];
+        let optional = [
+            ("value", &self.value),
+            ("currency", &self.currency),
             ("item_id", &self.item_id),
             ("item_quantity", &self.item_quantity),
             ("item_price", &self.item_price),
             ("store_id", &self.store_id),
             ("timezone", &self.timezone),
+            ("data_processing_options", &self.data_processing_options),
+            (
+                "data_processing_options_country",
+                &self.data_processing_options_country,
+            ),
+            (
+                "data_processing_options_state",
+                &self.data_processing_options_state,
+            ),
+            ("opt_out", &self.opt_out),
+            ("delivery_category", &self.delivery_category),
         ];
         let mut columns = vec![
             ("order_id", self.order_id.as_str()),
@@ -248,6 +397,11 @@ impl Mapping {
                 .into_iter()
                 .filter_map(|(k, c)| c.as_deref().map(|c| (k, c))),
         );
+        for (key, list) in customer {
+            for name in list.iter().flat_map(Columns::names) {
+                columns.push((key, name));
+            }
+        }
         columns
     }
 
@@ -265,6 +419,16 @@ pub struct Defaults {
     pub currency: Option<String>,
     /// Country for rows whose country is NULL or empty; also the phone region.
     pub country: Option<String>,
+    /// For rows whose `mapping.data_processing_options` is NULL or unmapped: `["LDU"]` or `[]`.
+    pub data_processing_options: Option<Vec<ProcessingOption>>,
+    /// For rows whose country column is NULL or unmapped.
+    pub data_processing_options_country: Option<ProcessingCountry>,
+    /// For rows whose state column is NULL or unmapped.
+    pub data_processing_options_state: Option<ProcessingState>,
+    /// For rows whose `mapping.opt_out` is NULL or unmapped.
+    pub opt_out: Option<bool>,
+    /// For rows whose `mapping.delivery_category` is NULL or unmapped.
+    pub delivery_category: Option<DeliveryCategory>,
 }
 
 /// `[normalize]`.
@@ -319,6 +483,9 @@ pub struct DestinationConfig {
     pub base_url: String,
     /// meta: events then show in Events Manager's Test Events (and are still kept as data).
     pub test_event_code: Option<String>,
+    /// A tag sent on every request (`upload_tag`), which Meta still accepts for advertisers
+    /// coming from the legacy Offline Conversions API.
+    pub upload_tag: Option<String>,
     /// Events per request, at most 1000.
     #[serde(default = "default_destination_batch_size")]
     pub batch_size: usize,

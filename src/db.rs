@@ -39,6 +39,11 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         "orders_held_and_per_currency",
         include_str!("../sql/0006_orders_held_and_per_currency.sql"),
     ),
+    (
+        8,
+        "limited_data_use",
+        include_str!("../sql/0008_limited_data_use.sql"),
+    ),
 ];
 
 /// Errors talking to PostgreSQL.

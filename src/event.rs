@@ -27,7 +27,24 @@ pub struct Event {
     pub user_data: UserData,
     /// Value, currency, order id and line items.
     pub custom_data: CustomData,
+    /// `true`: the event is used for attribution only (sent only when configured).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub opt_out: Option<bool>,
+    /// `["LDU"]` or `[]` (sent only when configured; meta-capi.md §2).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_processing_options: Option<&'static [&'static str]>,
+    /// With LDU: `1` the US, `0` geolocate.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_processing_options_country: Option<i64>,
+    /// With LDU: `1000` California, `0` geolocate.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_processing_options_state: Option<i64>,
 }
+
+/// `data_processing_options` with Limited Data Use.
+pub const LDU: &[&str] = &["LDU"];
+/// `data_processing_options` without it.
+pub const NO_LDU: &[&str] = &[];
 
 /// `user_data`: each key is an array of one lowercase hex SHA-256 digest (external_id may be
 /// plain when `normalize.hash_external_id = false`). Empty keys are left out of the JSON.
@@ -58,6 +75,9 @@ pub struct UserData {
     pub country: Option<UserValue>,
     /// External id.
     pub external_id: Option<UserValue>,
+    /// Further values of keys that have several (a second email, say), in the order read:
+    /// sent after the key's first value. Empty for nearly every event, so it costs nothing.
+    pub more: Vec<(&'static str, UserValue)>,
 }
 
 impl UserData {
@@ -111,7 +131,14 @@ impl Serialize for UserData {
         let mut map = serializer.serialize_map(None)?;
         for (key, value) in self.entries() {
             if let Some(value) = value {
-                map.serialize_entry(key, &[value])?;
+                if self.more.is_empty() {
+                    map.serialize_entry(key, &[value])?;
+                } else {
+                    let values: Vec<&UserValue> = std::iter::once(value)
+                        .chain(self.more.iter().filter(|(k, _)| *k == key).map(|(_, v)| v))
+                        .collect();
+                    map.serialize_entry(key, &values)?;
+                }
             }
         }
         map.end()
@@ -205,6 +232,9 @@ pub struct CustomData {
     /// `product` when contents are present.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub content_type: Option<String>,
+    /// `in_store`, `curbside` or `home_delivery`, when configured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delivery_category: Option<&'static str>,
 }
 
 /// One line of an order.
@@ -248,7 +278,12 @@ mod tests {
                 contents: None,
                 num_items: None,
                 content_type: None,
+                delivery_category: None,
             },
+            opt_out: None,
+            data_processing_options: None,
+            data_processing_options_country: None,
+            data_processing_options_state: None,
         };
         let em = format!("ab{}0f", "00".repeat(30));
         let ct = "f".repeat(64);

@@ -80,21 +80,30 @@ fn describe_rows(rows: &[SourceRow], zone: chrono_tz::Tz, out: &mut String) {
             ("item_quantity", row.item_quantity.clone()),
             ("item_price", row.item_price.clone()),
         ];
+        // Several values of one field are joined by the unit separator: mask each.
+        let each = |text: &Option<String>, mask: fn(&str) -> String| {
+            text.as_deref().map(|t| {
+                t.split(crate::source::VALUE_SEPARATOR)
+                    .map(mask)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+        };
         let masked: [(&str, Option<String>); 11] = [
-            ("email", row.email.as_deref().map(mask_email)),
-            ("phone", row.phone.as_deref().map(mask_phone)),
-            ("first_name", row.first_name.as_deref().map(mask_text)),
-            ("last_name", row.last_name.as_deref().map(mask_text)),
-            ("city", row.city.as_deref().map(mask_text)),
-            ("state", row.state.as_deref().map(mask_text)),
-            ("zip", row.zip.as_deref().map(mask_text)),
-            ("country", row.country.as_deref().map(mask_text)),
+            ("email", each(&row.email, mask_email)),
+            ("phone", each(&row.phone, mask_phone)),
+            ("first_name", each(&row.first_name, mask_text)),
+            ("last_name", each(&row.last_name, mask_text)),
+            ("city", each(&row.city, mask_text)),
+            ("state", each(&row.state, mask_text)),
+            ("zip", each(&row.zip, mask_text)),
+            ("country", each(&row.country, mask_text)),
             ("gender", row.gender.as_deref().map(|_| "***".to_owned())),
             (
                 "date_of_birth",
                 row.date_of_birth.as_deref().map(|_| "***".to_owned()),
             ),
-            ("external_id", row.external_id.as_deref().map(mask_text)),
+            ("external_id", each(&row.external_id, mask_text)),
         ];
         for (key, value) in plain.into_iter().chain(masked) {
             if let Some(value) = value {

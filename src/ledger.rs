@@ -78,13 +78,19 @@ pub struct OrderFacts {
     pub store_id: Option<String>,
     /// The `user_data` keys it carried, comma-separated.
     pub match_keys: String,
+    /// Sent with Limited Data Use; `None` when no data processing options are sent.
+    pub ldu: Option<bool>,
 }
 
 impl OrderFacts {
     /// Takes the facts out of an event that has come back from the destination.
     pub fn from_event(event: Event, watermark: String, store_id: Option<String>) -> Self {
         let match_keys = event.user_data.present_keys().collect::<Vec<_>>().join(",");
+        let ldu = event
+            .data_processing_options
+            .map(|options| !options.is_empty());
         Self {
+            ldu,
             order_id: event.custom_data.order_id,
             event_time: event.event_time,
             value: event.custom_data.value,
@@ -224,7 +230,7 @@ impl Ledger {
                  rejected = $9, retries = $10, batches = $11, watermark_start = $12,
                  watermark_end = $13, duration_ms = $14, match_keys = $15, dropped = $16,
                  error = $17, skipped_rejected = $18, skipped_invalid = $19, held = $20,
-                 ahead_of_clock = $21
+                 ahead_of_clock = $21, zero_value = $22
              where run_id = $1",
             self.runs
         );
@@ -255,6 +261,7 @@ impl Ledger {
                     &n(stats.skipped_invalid),
                     &n(stats.held),
                     &n(stats.ahead_of_clock),
+                    &n(stats.zero_value),
                 ],
             )
             .await
@@ -580,6 +587,7 @@ impl Ledger {
         let reasons: Vec<Option<&str>> = rows.iter().map(|r| r.verdict.reason()).collect();
         let traces: Vec<Option<&str>> = rows.iter().map(|r| r.verdict.fbtrace_id()).collect();
         let received: Vec<Option<i32>> = rows.iter().map(|r| r.verdict.received()).collect();
+        let ldu: Vec<Option<bool>> = orders().map(|o| o.ldu).collect();
         let on_conflict = if upsert {
             "on conflict (dataset_id, event_name, order_id) do update
                set status = excluded.status, reason = excluded.reason, run_id = excluded.run_id,
@@ -588,6 +596,7 @@ impl Ledger {
                    match_keys = excluded.match_keys, store_id = excluded.store_id,
                    sent_at = excluded.sent_at, fbtrace_id = excluded.fbtrace_id,
                    events_received = excluded.events_received, connector = excluded.connector,
+                   ldu = excluded.ldu,
                    attempts = l.attempts + 1, updated_at = now()
                where l.status <> 'sent' or excluded.status = 'sent'"
         } else {
@@ -596,16 +605,16 @@ impl Ledger {
         let sql = format!(
             "insert into {ledger} as l (connector, dataset_id, event_name, order_id, event_time,
                  value, currency, status, reason, run_id, source_watermark, attempts, match_keys,
-                 store_id, sent_at, fbtrace_id, events_received)
+                 store_id, sent_at, fbtrace_id, events_received, ldu)
              select $1, $2, $3, u.order_id, to_timestamp(u.event_time), u.value, u.currency,
                     u.status, u.reason, $4, u.watermark, 1, string_to_array(u.keys, ','),
                     u.store_id, case when u.status = 'sent' then now() end, u.fbtrace_id,
-                    u.received
+                    u.received, u.ldu
              from unnest($5::text[], $6::int8[], $7::numeric[], $8::text[], $9::text[],
                          $10::text[], $11::text[], $12::text[], $13::text[], $14::text[],
-                         $15::int4[])
+                         $15::int4[], $16::bool[])
                   as u(order_id, event_time, value, currency, watermark, keys, store_id, status,
-                       reason, fbtrace_id, received)
+                       reason, fbtrace_id, received, ldu)
              {on_conflict}",
             ledger = self.ledger
         );
@@ -627,6 +636,7 @@ impl Ledger {
                 &reasons,
                 &traces,
                 &received,
+                &ldu,
             ],
         )
         .await?;

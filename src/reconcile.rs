@@ -4,7 +4,8 @@
 //! those orders, and joins them here, because source and ledger may live in different
 //! databases. The ledger-only parts are also SQL views (sql/0002 and sql/0003).
 //!
-//! For every group: `sent + invalid + rejected + never_seen = source_orders + ledger_only`.
+//! For every group: `sent + invalid + returns + rejected + held + never_seen = source_orders +
+//! ledger_only`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
@@ -62,7 +63,12 @@ struct LedgerOrder {
     currency: Option<String>,
     /// A row was added or changed in the source after the order was sent.
     changed: bool,
+    /// Sent with Limited Data Use.
+    ldu: Option<bool>,
 }
+
+/// The ledger reason of a return or void.
+const NEGATIVE: &str = "negative value (a return or void is not a purchase)";
 
 /// The counts of one group (or the total).
 #[derive(Debug, Clone, Default, Serialize)]
@@ -84,8 +90,16 @@ pub struct Line {
     /// Their value, as sent.
     #[serde(with = "rust_decimal::serde::float")]
     pub sent_value: Decimal,
-    /// Orders that could not become an event.
+    /// Orders that could not become an event (returns and voids apart: `returns`).
     pub invalid: u64,
+    /// Orders with a negative total (a return or void booked in the sales table): not sent,
+    /// counted apart so that source totals that include returns still reconcile.
+    pub returns: u64,
+    /// Their value (negative).
+    #[serde(with = "rust_decimal::serde::float")]
+    pub returns_value: Decimal,
+    /// Sent orders that carried Limited Data Use.
+    pub sent_ldu: u64,
     /// Invalid orders by reason.
     pub invalid_reasons: BTreeMap<String, u64>,
     /// Orders Meta rejected.
@@ -111,6 +125,9 @@ impl Line {
         self.sent += other.sent;
         self.sent_value += other.sent_value;
         self.invalid += other.invalid;
+        self.returns += other.returns;
+        self.returns_value += other.returns_value;
+        self.sent_ldu += other.sent_ldu;
         for (reason, n) in &other.invalid_reasons {
             *self.invalid_reasons.entry(reason.clone()).or_default() += n;
         }
@@ -128,6 +145,11 @@ impl Line {
             "sent" => {
                 self.sent += 1;
                 self.sent_value += row.value.unwrap_or_default();
+                self.sent_ldu += u64::from(row.ldu == Some(true));
+            }
+            "invalid" if row.reason.as_deref() == Some(NEGATIVE) => {
+                self.returns += 1;
+                self.returns_value += row.value.unwrap_or_default();
             }
             "invalid" => {
                 self.invalid += 1;
@@ -357,7 +379,7 @@ async fn read_ledger(
     let ids: Vec<&str> = source.keys().map(String::as_str).collect();
     let sql = format!(
         "select order_id, status, reason, extract(epoch from event_time)::int8, value, store_id,
-                currency, changed_after_send_at is not null
+                currency, changed_after_send_at is not null, ldu
          from {}.ledger
          where dataset_id = $1 and event_name = $2
            and ((event_time >= to_timestamp($3::float8) and event_time < to_timestamp($4::float8))
@@ -390,6 +412,7 @@ async fn read_ledger(
                     store_id: r.get(5),
                     currency: r.get(6),
                     changed: r.get(7),
+                    ldu: r.get(8),
                 },
             )
         })

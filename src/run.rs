@@ -801,6 +801,7 @@ impl Pipeline<'_> {
             match decision {
                 Decision::Send => {
                     stats.events += 1;
+                    stats.zero_value += u64::from(built.event.custom_data.value.is_zero());
                     for field in &built.dropped {
                         RunStats::bump(&mut stats.dropped, field.key(), 1);
                     }

@@ -58,6 +58,8 @@ pub struct RunStats {
     /// Orders dated more than 5 minutes ahead (a till clock running fast), held: not sent and
     /// not invalid; the first run after their time sends them.
     pub held: u64,
+    /// Orders sent with a zero total (free or fully discounted items are purchases).
+    pub zero_value: u64,
     /// Orders whose watermark is ahead of the source database's clock (the watermark was not
     /// advanced past the clock; the run is degraded).
     pub ahead_of_clock: u64,
@@ -101,6 +103,7 @@ impl RunStats {
             skipped_rejected: 0,
             skipped_invalid: 0,
             held: 0,
+            zero_value: 0,
             ahead_of_clock: 0,
             invalid: 0,
             rejected: 0,
@@ -155,6 +158,9 @@ impl fmt::Display for RunStats {
         writeln!(f, "  skipped (invalid)   {:>10}", self.skipped_invalid)?;
         writeln!(f, "  held (future time)  {:>10}", self.held)?;
         writeln!(f, "  invalid             {:>10}", self.invalid)?;
+        if self.zero_value > 0 {
+            writeln!(f, "  zero value (sent)   {:>10}", self.zero_value)?;
+        }
         writeln!(f, "  rejected            {:>10}", self.rejected)?;
         writeln!(f, "  retries             {:>10}", self.retries)?;
         writeln!(f, "  batches             {:>10}", self.batches)?;

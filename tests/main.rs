@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod conn;
+mod contract;
 mod faults;
 mod hash;
 mod meta;

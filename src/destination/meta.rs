@@ -371,6 +371,10 @@ struct EventsRequest<'a> {
     /// Only when configured (decision 9).
     #[serde(skip_serializing_if = "Option::is_none")]
     test_event_code: Option<&'a str>,
+    /// `destination.upload_tag`, when configured (still accepted on the Conversions API for
+    /// advertisers from the legacy Offline Conversions API; meta-capi.md §1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    upload_tag: Option<&'a str>,
     /// `ocapi_<major>_<minor>`.
     partner_agent: &'a str,
 }
@@ -572,6 +576,8 @@ struct Inner {
     appsecret_proof: Option<Secret>,
     /// `destination.test_event_code`.
     test_event_code: Option<String>,
+    /// `destination.upload_tag`.
+    upload_tag: Option<String>,
     /// Where the token comes from, for messages that say what to update.
     token_source: String,
     /// Retries for transient failures.
@@ -650,6 +656,7 @@ impl Inner {
                 .map(|secret| Secret::new(appsecret_proof(token.expose(), secret.expose()))),
             token,
             test_event_code: config.test_event_code.clone(),
+            upload_tag: config.upload_tag.clone(),
             token_source,
             policy: RetryPolicy::new(config.max_retries),
             request_timeout: config.request_timeout,
@@ -784,6 +791,7 @@ impl Inner {
                 access_token: self.token.expose(),
                 appsecret_proof: self.appsecret_proof.as_ref().map(Secret::expose),
                 test_event_code: self.test_event_code.as_deref(),
+                upload_tag: self.upload_tag.as_deref(),
                 partner_agent: PARTNER_AGENT,
             },
         )
@@ -1354,6 +1362,7 @@ mod tests {
             api_version: "v26.0".to_owned(),
             base_url: base_url.to_owned(),
             test_event_code: None,
+            upload_tag: None,
             batch_size: 1000,
             concurrency: 4,
             max_retries: 3,
@@ -1575,7 +1584,12 @@ mod tests {
                     contents: None,
                     num_items: None,
                     content_type: None,
+                    delivery_category: None,
                 },
+                opt_out: None,
+                data_processing_options: None,
+                data_processing_options_country: None,
+                data_processing_options_state: None,
             })
             .collect()
     }

@@ -201,6 +201,18 @@ impl Sandbox {
         self.shared.events()
     }
 
+    /// The accepted request bodies, parsed as JSON (`Null` for a form body): what tests read
+    /// request-level fields such as `upload_tag` from.
+    pub fn bodies(&self) -> Vec<Value> {
+        self.shared
+            .accepted
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(|accepted| serde_json::from_slice(&accepted.body).unwrap_or(Value::Null))
+            .collect()
+    }
+
     /// The counters so far.
     pub fn stats(&self) -> SandboxStats {
         self.shared.stats()

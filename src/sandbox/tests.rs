@@ -47,7 +47,12 @@ fn event(order: &str) -> Value {
             contents: None,
             num_items: None,
             content_type: None,
+            delivery_category: None,
         },
+        opt_out: None,
+        data_processing_options: None,
+        data_processing_options_country: None,
+        data_processing_options_state: None,
     };
     serde_json::to_value(event).unwrap()
 }

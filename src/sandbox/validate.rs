@@ -258,6 +258,7 @@ fn check_event(index: usize, event: &Event<'_>, rules: &Rules<'_>) -> Result<(),
         ));
     }
     check_user_data(event.user_data.as_ref(), &bad)?;
+    check_processing(event, &bad)?;
     let custom_data = event.custom_data.as_ref();
     if event_name == "Purchase" {
         if !custom_data
@@ -304,6 +305,61 @@ fn check_event(index: usize, event: &Event<'_>, rules: &Rules<'_>) -> Result<(),
         }
     }
     Ok(())
+}
+
+/// Limited Data Use as Meta documents it (meta-capi.md §2): `data_processing_options` is an
+/// array whose only valid value is `LDU`; with it, `data_processing_options_country` (`0` or
+/// `1`) and `data_processing_options_state` (`0` or a state code from 1000) are both required.
+fn check_processing(
+    event: &Event<'_>,
+    bad: &dyn Fn(&str, u32, &str, &str) -> GraphError,
+) -> Result<(), GraphError> {
+    let Some(processing) = &event.processing else {
+        return Ok(());
+    };
+    let Some(options) = &processing.options else {
+        return Ok(());
+    };
+    let path = "['data_processing_options']";
+    let title = "Invalid Data Processing Options";
+    let Some(options) = options.as_array() else {
+        return Err(bad(
+            path,
+            SUBCODE_INVALID,
+            title,
+            "data_processing_options must be an array.",
+        ));
+    };
+    if options.iter().any(|o| o.as_str() != Some("LDU")) {
+        let msg = "The only valid data processing option is LDU.";
+        return Err(bad(path, SUBCODE_INVALID, title, msg));
+    }
+    if options.is_empty() {
+        return Ok(());
+    }
+    let code =
+        |value: &Option<serde_json::Value>| value.as_ref().and_then(serde_json::Value::as_i64);
+    let country = code(&processing.country);
+    let state = code(&processing.state);
+    match (country, state) {
+        (Some(country), Some(state))
+            if matches!(country, 0 | 1) && (state == 0 || (1000..2000).contains(&state)) =>
+        {
+            Ok(())
+        }
+        (Some(_), Some(_)) => Err(bad(
+            "['data_processing_options_state']",
+            SUBCODE_INVALID,
+            title,
+            "data_processing_options_country must be 0 or 1 and data_processing_options_state 0 or a state code.",
+        )),
+        _ => Err(bad(
+            "['data_processing_options_country']",
+            SUBCODE_REQUIRED,
+            title,
+            "With LDU, data_processing_options_country and data_processing_options_state are required.",
+        )),
+    }
 }
 
 /// The first required field that is absent or `null`, in [`REQUIRED_FIELDS`] order.

@@ -428,6 +428,19 @@ pub(super) struct Event<'a> {
     pub(super) user_data: Option<UserData<'a>>,
     /// `custom_data`, when it is an object.
     pub(super) custom_data: Option<CustomData<'a>>,
+    /// The Limited Data Use fields, when any is sent (rare: boxed, kept as JSON values).
+    pub(super) processing: Option<Box<Processing>>,
+}
+
+/// An event's `data_processing_options` fields, as sent.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(super) struct Processing {
+    /// `data_processing_options`.
+    pub(super) options: Option<serde_json::Value>,
+    /// `data_processing_options_country`.
+    pub(super) country: Option<serde_json::Value>,
+    /// `data_processing_options_state`.
+    pub(super) state: Option<serde_json::Value>,
 }
 
 /// Reads an event object's fields; every other field is skipped.
@@ -440,6 +453,15 @@ fn event_from_map<'de, A: MapAccess<'de>>(mut map: A) -> Result<Event<'de>, A::E
             "action_source" => event.action_source = Some(map.next_value()?),
             "user_data" => event.user_data = Some(map.next_value()?),
             "custom_data" => event.custom_data = map.next_value::<MaybeCustomData<'de>>()?.0,
+            "data_processing_options" => {
+                event.processing.get_or_insert_default().options = Some(map.next_value()?);
+            }
+            "data_processing_options_country" => {
+                event.processing.get_or_insert_default().country = Some(map.next_value()?);
+            }
+            "data_processing_options_state" => {
+                event.processing.get_or_insert_default().state = Some(map.next_value()?);
+            }
             _ => {
                 map.next_value::<Skip>()?;
             }

@@ -14,7 +14,9 @@ use tokio_postgres::{Client, Row, RowStream};
 
 use crate::config::Config;
 use crate::db::{quote_ident, DbError};
-pub use query::{watermark_text, EventTimeWindow, Filter, Param, ReadQuery, WATERMARK_SKEW};
+pub use query::{
+    watermark_text, EventTimeWindow, Filter, Param, ReadQuery, VALUE_SEPARATOR, WATERMARK_SKEW,
+};
 
 /// Errors reading the source; each says what to fix.
 #[derive(Debug, thiserror::Error)]
@@ -228,6 +230,16 @@ pub struct SourceRow {
     pub store_id: Option<String>,
     /// The row's IANA time zone (`mapping.timezone`).
     pub timezone: Option<String>,
+    /// `mapping.data_processing_options_country`.
+    pub dpo_country: Option<String>,
+    /// `mapping.data_processing_options_state`.
+    pub dpo_state: Option<String>,
+    /// `mapping.opt_out`.
+    pub opt_out: Option<String>,
+    /// `mapping.delivery_category`.
+    pub delivery_category: Option<String>,
+    /// `mapping.data_processing_options`: its values joined by [`VALUE_SEPARATOR`].
+    pub data_processing_options: Option<String>,
 }
 
 impl SourceRow {
@@ -261,6 +273,11 @@ impl SourceRow {
             item_price: text(f + 15),
             store_id: text(f + 16),
             timezone: text(f + 17),
+            dpo_country: text(f + 18),
+            dpo_state: text(f + 19),
+            opt_out: text(f + 20),
+            delivery_category: text(f + 21),
+            data_processing_options: text(f + 22),
         }
     }
 }
@@ -390,7 +407,25 @@ pub async fn describe(client: &Client, config: &Config) -> Result<SourceTable, S
 
 /// Checks that a mapped column's base type can be read for its role.
 fn check_role(key: &str, column: &str, found: &Column) -> Result<(), SourceError> {
-    let base = found.base.as_str();
+    const CUSTOMER: &[&str] = &[
+        "email",
+        "phone",
+        "first_name",
+        "last_name",
+        "city",
+        "state",
+        "zip",
+        "country",
+        "gender",
+        "date_of_birth",
+        "external_id",
+    ];
+    // An array column holds several values of a customer field (or the processing options).
+    let array_ok = CUSTOMER.contains(&key) || key == "data_processing_options";
+    let base = match found.base.strip_prefix('_') {
+        Some(element) if array_ok => element,
+        _ => found.base.as_str(),
+    };
     let is = |set: &[&str]| set.contains(&base);
     let (ok, expected) = match key {
         "order_id" => (
@@ -410,6 +445,15 @@ fn check_role(key: &str, column: &str, found: &Column) -> Result<(), SourceError
             is(types::TEXT) || is(types::NUMBER) || is(types::ID),
             "use a text or number column",
         ),
+        "data_processing_options" => (
+            is(types::TEXT) || base == "bool",
+            "use a text column holding LDU or nothing, a boolean, or a text array",
+        ),
+        "data_processing_options_country" | "data_processing_options_state" => (
+            is(types::INTEGER) || is(types::TEXT),
+            "use an integer column",
+        ),
+        "opt_out" => (base == "bool" || is(types::TEXT), "use a boolean column"),
         _ => (is(types::TEXT), "use a text column (cast it in a view)"),
     };
     if ok {

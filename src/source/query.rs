@@ -16,7 +16,7 @@
 use tokio_postgres::types::{ToSql, Type};
 
 use super::{Column, EventTimeKind, SourceTable, WatermarkKind};
-use crate::config::Config;
+use crate::config::{Columns, Config};
 use crate::db::{quote_ident, quote_literal};
 
 /// A bind parameter with its type (statements are sent unnamed, typed by the caller).
@@ -43,6 +43,12 @@ pub enum Filter {
     /// These orders, by their trimmed order id.
     Orders(Vec<String>),
 }
+
+/// Separates several values of one customer field in a row's text (U+001F, the unit
+/// separator: no customer value holds it).
+pub const VALUE_SEPARATOR: char = '\u{1f}';
+/// [`VALUE_SEPARATOR`] as an SQL literal.
+const VALUE_SEPARATOR_SQL: &str = "chr(31)";
 
 /// How far ahead of the source database's clock a watermark value may be before its order is
 /// counted as ahead of the clock (the run is then degraded): a till clock a little fast is
@@ -134,16 +140,45 @@ impl ReadQuery {
                 },
             )
         };
+        // Several columns, or an array column, give several values: joined by the unit
+        // separator, which no customer value holds, and split by the transform.
+        let values = |c: &Option<Columns>| {
+            let Some(columns) = c else {
+                return "null::text".to_owned();
+            };
+            let part = |name: &str| match table.columns.get(name) {
+                Some(column) if column.base.starts_with('_') => format!(
+                    "array_to_string({}::text[], {VALUE_SEPARATOR_SQL})",
+                    quote_ident(name)
+                ),
+                Some(column) => text_of(&quote_ident(name), column),
+                None => format!("{}::text", quote_ident(name)),
+            };
+            match columns.0.as_slice() {
+                [one]
+                    if !table
+                        .columns
+                        .get(one)
+                        .is_some_and(|c| c.base.starts_with('_')) =>
+                {
+                    part(one)
+                }
+                many => format!(
+                    "nullif(concat_ws({VALUE_SEPARATOR_SQL}, {}), '')",
+                    many.iter().map(|n| part(n)).collect::<Vec<_>>().join(", ")
+                ),
+            }
+        };
         let mut list = vec![
             watermark_text(&watermark, table.watermark_kind),
             format!("{order_id}::text"),
             epoch,
             local,
+            field(&m.value),
+            field(&m.currency),
         ];
         list.extend(
             [
-                &m.value,
-                &m.currency,
                 &m.email,
                 &m.phone,
                 &m.first_name,
@@ -155,15 +190,35 @@ impl ReadQuery {
                 &m.gender,
                 &m.date_of_birth,
                 &m.external_id,
+            ]
+            .into_iter()
+            .map(values),
+        );
+        list.extend(
+            [
                 &m.item_id,
                 &m.item_quantity,
                 &m.item_price,
                 &m.store_id,
                 &m.timezone,
+                &m.data_processing_options_country,
+                &m.data_processing_options_state,
+                &m.opt_out,
+                &m.delivery_category,
             ]
             .into_iter()
             .map(field),
         );
+        list.push(m.data_processing_options.as_deref().map_or_else(
+            || "null::text".to_owned(),
+            |name| match table.columns.get(name) {
+                Some(column) if column.base.starts_with('_') => format!(
+                    "array_to_string({}::text[], {VALUE_SEPARATOR_SQL})",
+                    quote_ident(name)
+                ),
+                _ => format!("{}::text", quote_ident(name)),
+            },
+        ));
         let width = list.len();
         let inner = list
             .iter()

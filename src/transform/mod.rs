@@ -46,6 +46,19 @@ pub enum InvalidReason {
     /// Rows with the same order id disagree on the order's time, value, currency, store or (for
     /// orders without line items) anything else.
     ConflictingRows,
+    /// A negative total: a return or void booked in the sales table (meta-capi.md: Meta has no
+    /// refund event and documents no negative purchase value).
+    NegativeValue,
+    /// `data_processing_options` holds something other than `LDU`.
+    UnknownProcessingOption,
+    /// LDU without both `data_processing_options_country` and `_state` (meta-capi.md §2).
+    LduWithoutGeography,
+    /// A country or state code Meta does not document.
+    ProcessingGeographyOutOfRange,
+    /// `opt_out` holds something that is not a boolean.
+    InvalidOptOut,
+    /// `delivery_category` outside Meta's set.
+    InvalidDeliveryCategory,
     /// No value and no line items to sum.
     MissingValue,
     /// A value that is not a finite number in range.
@@ -74,6 +87,18 @@ impl InvalidReason {
             Self::InFuture => "event time further ahead than source.max_future",
             Self::UnknownTimeZone => "time zone is not an IANA time zone name",
             Self::ConflictingRows => "rows of one order id disagree",
+            Self::NegativeValue => "negative value (a return or void is not a purchase)",
+            Self::UnknownProcessingOption => "data_processing_options other than LDU",
+            Self::LduWithoutGeography => {
+                "LDU without data_processing_options_country and data_processing_options_state"
+            }
+            Self::ProcessingGeographyOutOfRange => {
+                "data_processing_options_country or _state is not a code Meta documents"
+            }
+            Self::InvalidOptOut => "opt_out is not a boolean",
+            Self::InvalidDeliveryCategory => {
+                "delivery_category is not in_store, curbside or home_delivery"
+            }
             Self::MissingValue => "missing value",
             Self::InvalidValue => "value is not a valid number",
             Self::MissingCurrency => "missing currency",
@@ -150,6 +175,22 @@ pub struct Rules {
     timezone: chrono_tz::Tz,
     /// `source.max_future` in seconds.
     max_future_secs: i64,
+    /// Whether `data_processing_options` is sent at all (mapped or defaulted).
+    processing: bool,
+    /// `defaults.data_processing_options`: LDU or not.
+    default_ldu: Option<bool>,
+    /// `defaults.data_processing_options_country`.
+    default_dpo_country: Option<i64>,
+    /// `defaults.data_processing_options_state`.
+    default_dpo_state: Option<i64>,
+    /// Whether `opt_out` is sent at all.
+    opt_out: bool,
+    /// `defaults.opt_out`.
+    default_opt_out: Option<bool>,
+    /// Whether `delivery_category` is sent at all.
+    delivery: bool,
+    /// `defaults.delivery_category`.
+    default_delivery: Option<crate::config::DeliveryCategory>,
 }
 
 impl Rules {
@@ -165,6 +206,20 @@ impl Rules {
             max_future_secs: i64::try_from(config.source.max_future.as_secs())
                 .unwrap_or(i64::MAX)
                 .max(MAX_FUTURE_SECS),
+            processing: config.mapping.data_processing_options.is_some()
+                || config.defaults.data_processing_options.is_some(),
+            default_ldu: config
+                .defaults
+                .data_processing_options
+                .as_ref()
+                .map(|options| !options.is_empty()),
+            default_dpo_country: config.defaults.data_processing_options_country.map(|c| c.0),
+            default_dpo_state: config.defaults.data_processing_options_state.map(|s| s.0),
+            opt_out: config.mapping.opt_out.is_some() || config.defaults.opt_out.is_some(),
+            default_opt_out: config.defaults.opt_out,
+            delivery: config.mapping.delivery_category.is_some()
+                || config.defaults.delivery_category.is_some(),
+            default_delivery: config.defaults.delivery_category,
         }
     }
 }
@@ -237,6 +292,34 @@ pub fn build(rows: &[SourceRow], rules: &Rules, now: i64) -> Result<Built, Inval
     )
     .map_err(|reason| known.invalid(reason))?;
     known.value = Some(value);
+    if value.is_sign_negative() && !value.is_zero() {
+        return Err(known.invalid(InvalidReason::NegativeValue));
+    }
+    let processing = processing(first, rules).map_err(|reason| known.invalid(reason))?;
+    let opt_out = if rules.opt_out {
+        match nonblank(first.opt_out.as_deref()) {
+            None => rules.default_opt_out,
+            Some(text) => {
+                Some(boolean(text).ok_or_else(|| known.invalid(InvalidReason::InvalidOptOut))?)
+            }
+        }
+    } else {
+        None
+    };
+    let delivery_category = if rules.delivery {
+        match nonblank(first.delivery_category.as_deref()) {
+            None => rules
+                .default_delivery
+                .map(crate::config::DeliveryCategory::as_str),
+            Some(text) => Some(
+                crate::config::DeliveryCategory::parse(text)
+                    .ok_or_else(|| known.invalid(InvalidReason::InvalidDeliveryCategory))?
+                    .as_str(),
+            ),
+        }
+    } else {
+        None
+    };
 
     if event_time < now - MAX_AGE_SECS {
         return Err(known.invalid(InvalidReason::TooOld));
@@ -271,7 +354,12 @@ pub fn build(rows: &[SourceRow], rules: &Rules, now: i64) -> Result<Built, Inval
             contents,
             num_items,
             content_type,
+            delivery_category,
         },
+        opt_out,
+        data_processing_options: processing.map(|p| p.options),
+        data_processing_options_country: processing.and_then(|p| p.country),
+        data_processing_options_state: processing.and_then(|p| p.state),
     };
     Ok(Built {
         event,
@@ -281,6 +369,78 @@ pub fn build(rows: &[SourceRow], rules: &Rules, now: i64) -> Result<Built, Inval
         held_until,
         ahead: first.ahead,
     })
+}
+
+/// An event's Limited Data Use fields.
+#[derive(Debug, Clone, Copy)]
+struct Processing {
+    /// `["LDU"]` or `[]`.
+    options: &'static [&'static str],
+    /// With LDU, the country code.
+    country: Option<i64>,
+    /// With LDU, the state code.
+    state: Option<i64>,
+}
+
+/// The order's Limited Data Use fields (meta-capi.md §2): only `LDU` is a valid option; with
+/// it, country and state are both required (`0` lets Meta geolocate; `1` is the US, `1000`
+/// California). `None` when neither a column nor a default configures them.
+fn processing(row: &SourceRow, rules: &Rules) -> Result<Option<Processing>, InvalidReason> {
+    if !rules.processing {
+        return Ok(None);
+    }
+    let ldu = match row.data_processing_options.as_deref() {
+        // NULL: the default.
+        None => rules.default_ldu.unwrap_or(false),
+        Some(text) => {
+            let mut ldu = false;
+            for option in text.split(crate::source::VALUE_SEPARATOR).map(str::trim) {
+                match option.to_ascii_lowercase().as_str() {
+                    "" | "false" | "f" | "{}" => {}
+                    "ldu" | "true" | "t" | "{ldu}" => ldu = true,
+                    _ => return Err(InvalidReason::UnknownProcessingOption),
+                }
+            }
+            ldu
+        }
+    };
+    if !ldu {
+        return Ok(Some(Processing {
+            options: crate::event::NO_LDU,
+            country: None,
+            state: None,
+        }));
+    }
+    let code = |text: Option<&str>, default: Option<i64>| match nonblank(text) {
+        None => Ok(default),
+        Some(text) => text
+            .parse::<i64>()
+            .map(Some)
+            .map_err(|_| InvalidReason::ProcessingGeographyOutOfRange),
+    };
+    let country = code(row.dpo_country.as_deref(), rules.default_dpo_country)?;
+    let state = code(row.dpo_state.as_deref(), rules.default_dpo_state)?;
+    let (Some(country), Some(state)) = (country, state) else {
+        return Err(InvalidReason::LduWithoutGeography);
+    };
+    if !crate::config::ldu_rules::country_ok(country) || !crate::config::ldu_rules::state_ok(state)
+    {
+        return Err(InvalidReason::ProcessingGeographyOutOfRange);
+    }
+    Ok(Some(Processing {
+        options: crate::event::LDU,
+        country: Some(country),
+        state: Some(state),
+    }))
+}
+
+/// A boolean's text: PostgreSQL's `true`/`false` and the usual spellings.
+fn boolean(text: &str) -> Option<bool> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "true" | "t" | "yes" | "y" | "1" | "on" => Some(true),
+        "false" | "f" | "no" | "n" | "0" | "off" => Some(false),
+        _ => None,
+    }
 }
 
 /// Without line items, the rows of one order id are versions of one order (an append-only
@@ -565,10 +725,24 @@ fn line_items(rows: &[SourceRow]) -> Result<Lines, InvalidReason> {
     Ok(lines)
 }
 
-/// Normalizes and hashes every mapped customer field; returns the fields dropped.
+/// Normalizes and hashes every mapped customer field; returns the fields dropped (once per
+/// unusable value). A field may hold several values (several columns, or an array), joined by
+/// [`crate::source::VALUE_SEPARATOR`]: each is normalized and hashed on its own, and duplicates
+/// after normalization are sent once.
 fn user_data(row: &SourceRow, rules: &Rules) -> (UserData, Vec<Field>) {
-    let country = nonblank(row.country.as_deref()).or(rules.default_country.as_deref());
+    let row_country = row.country.as_deref().and_then(|t| {
+        t.split(crate::source::VALUE_SEPARATOR)
+            .map(str::trim)
+            .find(|v| !v.is_empty())
+    });
+    let country = row_country.or(rules.default_country.as_deref());
     let ctx = Context { country };
+    // The country field: the row's values, else the default.
+    let countries = if row_country.is_some() {
+        row.country.as_deref()
+    } else {
+        rules.default_country.as_deref()
+    };
     let fields = [
         (Field::Em, row.email.as_deref()),
         (Field::Ph, row.phone.as_deref()),
@@ -579,21 +753,32 @@ fn user_data(row: &SourceRow, rules: &Rules) -> (UserData, Vec<Field>) {
         (Field::Ct, row.city.as_deref()),
         (Field::St, row.state.as_deref()),
         (Field::Zp, row.zip.as_deref()),
-        (Field::Country, country),
+        (Field::Country, countries),
         (Field::ExternalId, row.external_id.as_deref()),
     ];
     let mut user_data = UserData::default();
     let mut dropped = Vec::new();
     for (field, raw) in fields {
         let Some(raw) = raw else { continue };
-        match hash_value(field, raw, &ctx, rules.hash_external_id) {
-            Hashed::Value(value) => {
-                if let Some(slot) = user_data.value_mut(field.key()) {
-                    *slot = Some(value);
+        for raw in raw.split(crate::source::VALUE_SEPARATOR) {
+            match hash_value(field, raw, &ctx, rules.hash_external_id) {
+                Hashed::Value(value) => {
+                    let key = field.key();
+                    if let Some(slot) = user_data.value_mut(key) {
+                        match slot {
+                            None => *slot = Some(value),
+                            Some(first) if *first == value => {}
+                            Some(_) => {
+                                if !user_data.more.iter().any(|(k, v)| *k == key && *v == value) {
+                                    user_data.more.push((key, value));
+                                }
+                            }
+                        }
+                    }
                 }
+                Hashed::Empty => {}
+                Hashed::Dropped => dropped.push(field),
             }
-            Hashed::Empty => {}
-            Hashed::Dropped => dropped.push(field),
         }
     }
     (user_data, dropped)
@@ -639,6 +824,14 @@ mod tests {
             hash_external_id: true,
             timezone: chrono_tz::UTC,
             max_future_secs: 24 * 3600,
+            processing: false,
+            default_ldu: None,
+            default_dpo_country: None,
+            default_dpo_state: None,
+            opt_out: false,
+            default_opt_out: None,
+            delivery: false,
+            default_delivery: None,
         }
     }
 
@@ -954,5 +1147,63 @@ mod tests {
             event_time(&local("2026-01-15 12:00:00", Some("Mars/Olympus")), utc),
             Err(InvalidReason::UnknownTimeZone)
         );
+    }
+
+    #[test]
+    fn limited_data_use_needs_its_geography_and_only_ldu_is_an_option() {
+        let mut rules = rules();
+        rules.processing = true;
+        let with = |dpo: &str, country: Option<&str>, state: Option<&str>| SourceRow {
+            data_processing_options: Some(dpo.to_owned()),
+            dpo_country: country.map(str::to_owned),
+            dpo_state: state.map(str::to_owned),
+            ..row()
+        };
+        let reason = |r: SourceRow| {
+            build(&[r], &rules, NOW)
+                .map(|b| b.event)
+                .map_err(|i| i.reason)
+        };
+        let sent = reason(with("LDU", Some("1"), Some("1000"))).unwrap();
+        assert_eq!(sent.data_processing_options, Some(crate::event::LDU));
+        assert_eq!(
+            (
+                sent.data_processing_options_country,
+                sent.data_processing_options_state
+            ),
+            (Some(1), Some(1000))
+        );
+        assert_eq!(
+            reason(with("LDU", Some("1"), None)),
+            Err(InvalidReason::LduWithoutGeography)
+        );
+        assert_eq!(
+            reason(with("LDU", None, None)),
+            Err(InvalidReason::LduWithoutGeography)
+        );
+        assert_eq!(
+            reason(with("LDU", Some("2"), Some("0"))),
+            Err(InvalidReason::ProcessingGeographyOutOfRange)
+        );
+        assert_eq!(
+            reason(with("CCPA", Some("1"), Some("1000"))),
+            Err(InvalidReason::UnknownProcessingOption)
+        );
+        let none = reason(with("", None, None)).unwrap();
+        assert_eq!(none.data_processing_options, Some(crate::event::NO_LDU));
+        assert_eq!(none.data_processing_options_country, None);
+        // Several options from an array: LDU alone, or nothing.
+        let sep = crate::source::VALUE_SEPARATOR;
+        assert!(reason(with(&format!("LDU{sep}LDU"), Some("0"), Some("0"))).is_ok());
+    }
+
+    #[test]
+    fn a_negative_total_is_a_return_not_a_purchase() {
+        let mut r = row();
+        r.value = Some("-12.50".to_owned());
+        assert_eq!(reason(r), InvalidReason::NegativeValue);
+        let mut r = row();
+        r.value = Some("0".to_owned());
+        assert!(build(&[r], &rules(), NOW).is_ok());
     }
 }
