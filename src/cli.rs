@@ -88,6 +88,9 @@ pub struct WatchArgs {
     /// Log a run at error level when more than this share of orders is invalid or rejected.
     #[arg(long, value_name = "RATIO", value_parser = ratio)]
     pub max_invalid_ratio: Option<f64>,
+    /// Serve /metrics, /healthz and /readyz over HTTP on this address, e.g. 0.0.0.0:9187.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<std::net::SocketAddr>,
 }
 
 /// `ocapi backfill`.

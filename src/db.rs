@@ -28,6 +28,7 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         "ledger_key_collation",
         include_str!("../sql/0005_ledger_key_collation.sql"),
     ),
+    (7, "upload_lag", include_str!("../sql/0007_upload_lag.sql")),
 ];
 
 /// Errors talking to PostgreSQL.

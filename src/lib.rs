@@ -16,6 +16,7 @@
 //! one order, [`quality`] reads Meta's Dataset Quality API and [`metrics`] writes Prometheus
 //! text.
 
+pub mod alerts;
 pub mod backfill;
 pub mod cli;
 pub mod commands;
@@ -26,8 +27,11 @@ pub mod destination;
 pub mod error;
 pub mod event;
 pub mod explain;
+pub mod health;
 pub mod history;
+pub mod lag;
 pub mod ledger;
+pub mod listen;
 pub mod metrics;
 pub mod quality;
 pub mod reconcile;

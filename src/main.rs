@@ -3,12 +3,13 @@
 //! print any error once, with its causes.
 
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::Parser;
 use ocapi::cli::{Cli, Command, LogFormat};
 use ocapi::config::{self, Config};
-use ocapi::metrics::MetricsFile;
+use ocapi::metrics::{MetricsFile, Telemetry};
 use ocapi::stats::{RunStats, RunStatus};
 
 /// mimalloc instead of glibc's malloc: a run allocates a few small strings per field of every
@@ -121,14 +122,42 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Watch(args) => {
             let config = load_config(&cli)?;
+            let telemetry = Arc::new(Telemetry::new(&config.connector.name));
+            let health = Arc::new(ocapi::health::Health::new(args.interval));
+            let alerts = ocapi::alerts::Alerter::from_config(&config.alerts)
+                .map_err(ocapi::Error::from)?;
             let options = ocapi::schedule::WatchOptions {
                 interval: args.interval,
                 run: ocapi::run::RunOptions {
                     max_invalid_ratio: args.max_invalid_ratio,
                     ..ocapi::run::RunOptions::default()
                 },
-                metrics: cli.metrics_file.clone().map(MetricsFile::new),
+                metrics: cli
+                    .metrics_file
+                    .clone()
+                    .map(|path| MetricsFile::with_telemetry(path, Arc::clone(&telemetry))),
+                telemetry: Some(Arc::clone(&telemetry)),
+                health: Some(Arc::clone(&health)),
+                alerts,
             };
+            if let Some(addr) = args.listen {
+                let listener = tokio::net::TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("cannot listen on {addr} (--listen)"))?;
+                tracing::info!(address = %listener.local_addr()?, "serving /metrics, /healthz and /readyz");
+                let service = Arc::new(ocapi::listen::Service {
+                    config: config.clone(),
+                    telemetry,
+                    health,
+                });
+                tokio::spawn(async move {
+                    if let Err(error) =
+                        ocapi::listen::serve(listener, service, shutdown_signal()).await
+                    {
+                        tracing::error!(error = %error, "the --listen server stopped");
+                    }
+                });
+            }
             ocapi::schedule::watch(&config, options, shutdown_signal()).await?;
             Ok(ExitCode::SUCCESS)
         }
@@ -238,7 +267,7 @@ fn record_metrics(
             &failed
         }
     };
-    MetricsFile::new(path.clone())
+    MetricsFile::new(path.clone(), &config.connector.name)
         .record(stats)
         .map_err(ocapi::Error::from)
         .with_context(|| format!("writing metrics to {}", path.display()))

@@ -1,0 +1,241 @@
+//! `[alerts]`: a JSON message `{"text": "..."}` (the shape Slack, Mattermost, Google Chat and
+//! most chat webhooks accept) when a run fails, when it is degraded, and once when a connector
+//! that was alerted about recovers. The same alert is not repeated on every failing tick of
+//! `watch`: once, then again only after `quiet_period`. The URL is a secret, read from the
+//! environment or a file and never logged; an alert that cannot be delivered is logged and
+//! never fails the run.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+
+use crate::config::{ConfigError, Secret};
+use crate::stats::{RunStats, RunStatus};
+
+/// How long a delivery may take.
+pub const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+/// The default `alerts.quiet_period`.
+pub const DEFAULT_QUIET_PERIOD: Duration = Duration::from_secs(60 * 60);
+
+/// `[alerts]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertsConfig {
+    /// The environment variable holding the webhook URL.
+    pub webhook_url_env: Option<String>,
+    /// A file holding the webhook URL (a mounted secret).
+    pub webhook_url_file: Option<PathBuf>,
+    /// How long the same alert stays quiet after it was sent.
+    #[serde(
+        default = "default_quiet_period",
+        deserialize_with = "crate::config::duration"
+    )]
+    pub quiet_period: Duration,
+}
+
+impl Default for AlertsConfig {
+    fn default() -> Self {
+        Self {
+            webhook_url_env: None,
+            webhook_url_file: None,
+            quiet_period: DEFAULT_QUIET_PERIOD,
+        }
+    }
+}
+
+/// Serde default for `alerts.quiet_period`.
+fn default_quiet_period() -> Duration {
+    DEFAULT_QUIET_PERIOD
+}
+
+impl AlertsConfig {
+    /// The webhook URL, if alerts are configured: from the file, else the environment.
+    pub fn webhook_url(&self) -> Result<Option<Secret>, ConfigError> {
+        if let Some(path) = &self.webhook_url_file {
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::SecretFile {
+                key: "alerts.webhook_url_file",
+                path: path.clone(),
+                source,
+            })?;
+            return non_empty(text, "alerts.webhook_url_file").map(Some);
+        }
+        let Some(var) = &self.webhook_url_env else {
+            return Ok(None);
+        };
+        match std::env::var(var) {
+            Ok(value) if !value.trim().is_empty() => Ok(Some(Secret::new(value.trim()))),
+            _ => Err(ConfigError::MissingEnv {
+                key: "alerts.webhook_url_env",
+                var: var.clone(),
+            }),
+        }
+    }
+}
+
+/// A trimmed, non-empty URL.
+fn non_empty(text: String, key: &'static str) -> Result<Secret, ConfigError> {
+    let url = text.trim();
+    if url.is_empty() {
+        return Err(ConfigError::Invalid {
+            key,
+            constraint: "names an empty file: put the webhook URL in it".to_owned(),
+        });
+    }
+    Ok(Secret::new(url))
+}
+
+/// What an alert is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AlertKind {
+    /// A run failed.
+    Failed,
+    /// A run completed above `--max-invalid-ratio`.
+    Degraded,
+    /// A run completed after alerts about failed or degraded runs.
+    Recovered,
+}
+
+/// Decides which runs are alerted about; holds no I/O, so that it can be tested on its own.
+#[derive(Debug, Clone)]
+pub struct AlertState {
+    /// How long the same alert stays quiet.
+    quiet_period: Duration,
+    /// The last failed or degraded alert sent, and when.
+    last: Option<(AlertKind, Instant)>,
+}
+
+impl AlertState {
+    /// No alert sent yet.
+    pub fn new(quiet_period: Duration) -> Self {
+        Self {
+            quiet_period,
+            last: None,
+        }
+    }
+
+    /// The alert to send for a run that ended with `status` at `now`, if any.
+    pub fn decide(&mut self, status: RunStatus, now: Instant) -> Option<AlertKind> {
+        let kind = match status {
+            RunStatus::Failed => AlertKind::Failed,
+            RunStatus::Degraded => AlertKind::Degraded,
+            RunStatus::Completed => {
+                return self.last.take().map(|_| AlertKind::Recovered);
+            }
+            RunStatus::Running => return None,
+        };
+        let quiet = self.last.is_some_and(|(last, at)| {
+            last == kind && now.saturating_duration_since(at) < self.quiet_period
+        });
+        if quiet {
+            return None;
+        }
+        self.last = Some((kind, now));
+        Some(kind)
+    }
+}
+
+/// The message for an alert about `stats`. No customer data: counts and the error chain only.
+pub fn message(kind: AlertKind, stats: &RunStats) -> String {
+    let who = format!("ocapi connector {:?}", stats.connector);
+    match kind {
+        AlertKind::Failed => format!(
+            "{who}: run {} failed: {}",
+            stats.run_id,
+            stats.error.as_deref().unwrap_or("unknown error")
+        ),
+        AlertKind::Degraded => format!(
+            "{who}: run {} degraded: {} invalid and {} rejected of {} orders ({:.1}%)",
+            stats.run_id,
+            stats.invalid,
+            stats.rejected,
+            stats.events + stats.invalid,
+            stats.invalid_ratio() * 100.0
+        ),
+        AlertKind::Recovered => format!(
+            "{who}: recovered, run {} completed ({} sent)",
+            stats.run_id, stats.sent
+        ),
+    }
+}
+
+/// Sends alerts to a webhook.
+#[derive(Debug, Clone)]
+pub struct Alerter {
+    /// The webhook URL (secret).
+    url: Secret,
+    /// What was sent when.
+    state: AlertState,
+    /// The HTTP client.
+    http: reqwest::Client,
+}
+
+impl Alerter {
+    /// An alerter for the config, or `None` when `[alerts]` names no webhook.
+    pub fn from_config(config: &AlertsConfig) -> Result<Option<Self>, ConfigError> {
+        let Some(url) = config.webhook_url()? else {
+            return Ok(None);
+        };
+        let http = reqwest::Client::builder()
+            .timeout(SEND_TIMEOUT)
+            .build()
+            .map_err(|error| ConfigError::Invalid {
+                key: "alerts.webhook_url_env",
+                constraint: format!("cannot set up an http client: {error}"),
+            })?;
+        Ok(Some(Self {
+            url,
+            state: AlertState::new(config.quiet_period),
+            http,
+        }))
+    }
+
+    /// Alerts about a finished run when it calls for one. Never fails: a delivery failure is
+    /// logged (without the URL) and the run goes on.
+    pub async fn observe(&mut self, stats: &RunStats) {
+        let Some(kind) = self.state.decide(stats.status, Instant::now()) else {
+            return;
+        };
+        let body = serde_json::json!({ "text": message(kind, stats) });
+        let sent = self.http.post(self.url.expose()).json(&body).send().await;
+        match sent.and_then(reqwest::Response::error_for_status) {
+            Ok(_) => tracing::info!(kind = ?kind, "alert sent"),
+            Err(error) => tracing::warn!(
+                kind = ?kind,
+                error = %crate::run::error_chain(&error.without_url()),
+                "cannot deliver the alert to alerts' webhook; the run goes on"
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failures_alert_once_per_quiet_period_and_recovery_once() {
+        let hour = Duration::from_secs(3600);
+        let mut state = AlertState::new(hour);
+        let t0 = Instant::now();
+        assert_eq!(state.decide(RunStatus::Completed, t0), None);
+        assert_eq!(
+            state.decide(RunStatus::Failed, t0),
+            Some(AlertKind::Failed)
+        );
+        assert_eq!(state.decide(RunStatus::Failed, t0 + hour / 2), None);
+        assert_eq!(
+            state.decide(RunStatus::Failed, t0 + hour),
+            Some(AlertKind::Failed)
+        );
+        assert_eq!(
+            state.decide(RunStatus::Degraded, t0 + hour),
+            Some(AlertKind::Degraded)
+        );
+        assert_eq!(
+            state.decide(RunStatus::Completed, t0 + hour),
+            Some(AlertKind::Recovered)
+        );
+        assert_eq!(state.decide(RunStatus::Completed, t0 + hour), None);
+    }
+}
