@@ -138,24 +138,25 @@ impl AlertState {
 /// The message for an alert about `stats`. No customer data: counts and the error chain only.
 pub fn message(kind: AlertKind, stats: &RunStats) -> String {
     let who = format!("ocapi connector {:?}", stats.connector);
+    // A run that failed before it was recorded has no id.
+    let run = if stats.run_id == 0 {
+        "run".to_owned()
+    } else {
+        format!("run {}", stats.run_id)
+    };
     match kind {
         AlertKind::Failed => format!(
-            "{who}: run {} failed: {}",
-            stats.run_id,
+            "{who}: {run} failed: {}",
             stats.error.as_deref().unwrap_or("unknown error")
         ),
         AlertKind::Degraded => format!(
-            "{who}: run {} degraded: {} invalid and {} rejected of {} orders ({:.1}%)",
-            stats.run_id,
+            "{who}: {run} degraded: {} invalid and {} rejected of {} orders ({:.1}%)",
             stats.invalid,
             stats.rejected,
             stats.events + stats.invalid,
             stats.invalid_ratio() * 100.0
         ),
-        AlertKind::Recovered => format!(
-            "{who}: recovered, run {} completed ({} sent)",
-            stats.run_id, stats.sent
-        ),
+        AlertKind::Recovered => format!("{who}: recovered, {run} completed ({} sent)", stats.sent),
     }
 }
 
@@ -219,10 +220,7 @@ mod tests {
         let mut state = AlertState::new(hour);
         let t0 = Instant::now();
         assert_eq!(state.decide(RunStatus::Completed, t0), None);
-        assert_eq!(
-            state.decide(RunStatus::Failed, t0),
-            Some(AlertKind::Failed)
-        );
+        assert_eq!(state.decide(RunStatus::Failed, t0), Some(AlertKind::Failed));
         assert_eq!(state.decide(RunStatus::Failed, t0 + hour / 2), None);
         assert_eq!(
             state.decide(RunStatus::Failed, t0 + hour),

@@ -106,9 +106,14 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 max_invalid_ratio: args.max_invalid_ratio,
                 ..ocapi::run::RunOptions::default()
             };
+            let alerts =
+                ocapi::alerts::Alerter::from_config(&config.alerts).map_err(ocapi::Error::from)?;
             let result = ocapi::run::run(&config, options, shutdown_signal()).await;
             if !args.dry_run {
                 record_metrics(&cli, &config, &result)?;
+                if let Some(mut alerts) = alerts {
+                    alerts.observe(&finished(&config, &result)).await;
+                }
             }
             let stats = result?;
             if args.dry_run {
@@ -124,8 +129,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             let config = load_config(&cli)?;
             let telemetry = Arc::new(Telemetry::new(&config.connector.name));
             let health = Arc::new(ocapi::health::Health::new(args.interval));
-            let alerts = ocapi::alerts::Alerter::from_config(&config.alerts)
-                .map_err(ocapi::Error::from)?;
+            let alerts =
+                ocapi::alerts::Alerter::from_config(&config.alerts).map_err(ocapi::Error::from)?;
             let options = ocapi::schedule::WatchOptions {
                 interval: args.interval,
                 run: ocapi::run::RunOptions {
@@ -170,9 +175,14 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 max_invalid_ratio: args.max_invalid_ratio,
                 ..ocapi::run::RunOptions::default()
             };
+            let alerts =
+                ocapi::alerts::Alerter::from_config(&config.alerts).map_err(ocapi::Error::from)?;
             let result =
                 ocapi::backfill::backfill(&config, window, options, shutdown_signal()).await;
             record_metrics(&cli, &config, &result)?;
+            if let Some(mut alerts) = alerts {
+                alerts.observe(&finished(&config, &result)).await;
+            }
             let stats = result?;
             if args.json {
                 println!("{}", serde_json::to_string(&stats)?);
@@ -256,21 +266,23 @@ fn record_metrics(
     let Some(path) = &cli.metrics_file else {
         return Ok(());
     };
-    let failed;
-    let stats = match result {
-        Ok(stats) => stats,
+    MetricsFile::new(path.clone(), &config.connector.name)
+        .record(&finished(config, result))
+        .map_err(ocapi::Error::from)
+        .with_context(|| format!("writing metrics to {}", path.display()))
+}
+
+/// A finished run's stats; a failed run's are empty but for its status and error.
+fn finished(config: &Config, result: &Result<RunStats, ocapi::Error>) -> RunStats {
+    match result {
+        Ok(stats) => stats.clone(),
         Err(error) => {
             let mut stats = RunStats::new(&config.connector.name);
             stats.status = RunStatus::Failed;
             stats.error = Some(ocapi::run::error_chain(error));
-            failed = stats;
-            &failed
+            stats
         }
-    };
-    MetricsFile::new(path.clone(), &config.connector.name)
-        .record(stats)
-        .map_err(ocapi::Error::from)
-        .with_context(|| format!("writing metrics to {}", path.display()))
+    }
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

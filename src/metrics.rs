@@ -178,7 +178,10 @@ const LAST_RUN_FIGURES: [(&str, &str); 9] = [
         "invalid",
         "Orders that could not become an event in the last run",
     ),
-    ("rejected", "Events the destination rejected in the last run"),
+    (
+        "rejected",
+        "Events the destination rejected in the last run",
+    ),
     ("retries", "Retried requests in the last run"),
     ("batches", "Requests sent by the last run"),
 ];
@@ -228,10 +231,7 @@ pub struct Telemetry {
 impl Telemetry {
     /// Metrics for `connector`, all counters at zero and no run yet.
     pub fn new(connector: &str) -> Self {
-        let labels = [(
-            Cow::Borrowed("connector"),
-            Cow::Owned(connector.to_owned()),
-        )];
+        let labels = [(Cow::Borrowed("connector"), Cow::Owned(connector.to_owned()))];
         let mut registry = Registry::with_labels(labels.into_iter());
         let counters = Counters::default();
         let lifetime: [(&str, &str, &Counter); 7] = [
@@ -352,7 +352,10 @@ impl Telemetry {
 
     /// Marks the start of a run: `ocapi_run_in_progress` goes to 1.
     pub fn run_started(&self) {
-        *self.seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Seen::default();
+        *self
+            .seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Seen::default();
         self.in_progress.set(1);
     }
 
@@ -385,7 +388,10 @@ impl Telemetry {
     /// counters, the lag histogram and the last-run gauges.
     pub fn run_finished(&self, stats: &RunStats) {
         self.progress(stats);
-        *self.seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Seen::default();
+        *self
+            .seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Seen::default();
         self.in_progress.set(0);
         self.runs
             .get_or_create(&StatusLabel {
@@ -606,16 +612,28 @@ mod tests {
         RunStats::bump(&mut stats.dropped, "ph", 2);
         telemetry.run_finished(&stats);
         let text = telemetry.encode();
-        assert!(text.contains("# TYPE ocapi_events_sent_total counter\n"), "{text}");
+        assert!(
+            text.contains("# TYPE ocapi_events_sent_total counter\n"),
+            "{text}"
+        );
         assert!(text.contains("ocapi_events_sent_total{connector=\"shop \\\"a\\\"\"} 7\n"));
         assert!(text.contains("# TYPE ocapi_last_run_sent gauge\n"));
         assert!(text.contains("ocapi_last_run_sent{connector=\"shop \\\"a\\\"\"} 7\n"));
         assert!(text.contains("status=\"degraded\"} 1\n"));
         assert!(text.contains("status=\"completed\"} 0\n"));
-        assert!(text.contains("ocapi_last_run_duration_seconds{connector=\"shop \\\"a\\\"\"} 1.5\n"));
+        assert!(
+            text.contains("ocapi_last_run_duration_seconds{connector=\"shop \\\"a\\\"\"} 1.5\n")
+        );
         assert!(text.contains(",key=\"em\"} 7\n"));
-        assert!(text.contains("ocapi_last_run_dropped{connector=\"shop \\\"a\\\"\",key=\"ph\"} 2\n"));
-        assert!(text.contains("ocapi_upload_lag_seconds_bucket{connector=\"shop \\\"a\\\"\",le=\"60\"} 1\n"), "{text}");
+        assert!(
+            text.contains("ocapi_last_run_dropped{connector=\"shop \\\"a\\\"\",key=\"ph\"} 2\n")
+        );
+        assert!(
+            text.contains(
+                "ocapi_upload_lag_seconds_bucket{connector=\"shop \\\"a\\\"\",le=\"60\"} 1\n"
+            ),
+            "{text}"
+        );
         // Prometheus' naming rule: only counters end in `_total`.
         for line in text.lines().filter(|l| l.starts_with("# TYPE")) {
             let mut parts = line.split(' ').skip(2);
@@ -632,14 +650,19 @@ mod tests {
         let mut stats = RunStats::new("shop");
         stats.status = RunStatus::Completed;
         stats.sent = 5;
-        MetricsFile::new(path.clone(), "shop").record(&stats).unwrap();
+        MetricsFile::new(path.clone(), "shop")
+            .record(&stats)
+            .unwrap();
         stats.status = RunStatus::Failed;
         stats.sent = 2;
         let mut second = MetricsFile::new(path.clone(), "shop");
         assert!(second.telemetry().last_success().is_some());
         second.record(&stats).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
-        assert!(text.contains("ocapi_events_sent_total{connector=\"shop\"} 7\n"), "{text}");
+        assert!(
+            text.contains("ocapi_events_sent_total{connector=\"shop\"} 7\n"),
+            "{text}"
+        );
         assert!(text.contains("ocapi_runs_total{connector=\"shop\",status=\"completed\"} 1\n"));
         assert!(text.contains("ocapi_runs_total{connector=\"shop\",status=\"failed\"} 1\n"));
         assert!(text.contains("ocapi_last_run_sent{connector=\"shop\"} 2\n"));

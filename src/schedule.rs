@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use futures_util::FutureExt as _;
 
+use crate::alerts::Alerter;
 use crate::config::Config;
 use crate::error::Error;
-use crate::alerts::Alerter;
 use crate::health::Health;
 use crate::metrics::{MetricsFile, Telemetry};
 use crate::run::{self, RunOptions};

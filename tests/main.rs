@@ -7,3 +7,4 @@ mod meta;
 mod ops;
 mod support;
 mod sync;
+mod unattended;
