@@ -504,6 +504,7 @@ async fn quality_reads_the_dataset_quality_api_with_a_bearer_token_never_in_the_
     assert_eq!(quality.phone_coverage, Some(35.5));
     assert_eq!(quality.freshness, Some(9.0));
     assert_eq!(quality.frequency, None);
+    assert!(!quality.stand_in);
     let _ = std::fs::remove_dir_all(dir);
 }
 

@@ -570,3 +570,62 @@ async fn a_degraded_run_alerts_and_an_undeliverable_alert_never_fails_the_run() 
     assert!(stderr.contains("cannot deliver the alert"), "{stderr}");
     assert!(!stderr.contains("secret-7d1e"), "{stderr}");
 }
+
+#[tokio::test]
+async fn runs_and_quality_show_the_upload_lag_and_quality_names_the_stand_in() {
+    // GIVEN 50 orders sold an hour ago, sent through the stand-in
+    let db = TestDb::new().await;
+    insert_orders(&db, "R", 50, "2026-01-01T00:00:00Z").await;
+    let graph = sandbox(Faults::default()).await;
+    let config = db.meta_config("", &graph.base_url(), TOKEN, "");
+    migrate(&config).await;
+    let stats = crate::support::run(&config).await;
+    let lag = stats.upload_lag.summary().unwrap();
+    assert!((3600.0..3700.0).contains(&lag.median_seconds), "{lag:?}");
+    let ocapi = |args: &'static [&'static str]| {
+        let config = db.config_path();
+        tokio::task::spawn_blocking(move || {
+            Command::new(env!("CARGO_BIN_EXE_ocapi"))
+                .arg("--config")
+                .arg(config)
+                .args(args)
+                .env("OCAPI_LOG", "warn")
+                .output()
+                .unwrap()
+        })
+    };
+
+    // WHEN listing runs; THEN the run carries its lag, as the run's stats said
+    let out = ocapi(&["runs", "--json"]).await.unwrap();
+    let runs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(runs[0]["upload_lag_median_seconds"], lag.median_seconds);
+    assert_eq!(runs[0]["upload_lag_p95_seconds"], lag.p95_seconds);
+    assert_eq!(runs[0]["upload_lag_max_seconds"], lag.max_seconds);
+    let out = ocapi(&["runs"]).await.unwrap();
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(table.contains("lag p50/p95"), "{table}");
+    assert!(table.contains("1.0h/1.0h"), "{table}");
+
+    // WHEN reading quality from the stand-in
+    let out = ocapi(&["quality"]).await.unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+
+    // THEN it says the scores are the stand-in's, and shows ocapi's lag beside freshness
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("are the local stand-in's"), "{text}");
+    assert!(text.contains("not Meta's"), "{text}");
+    let freshness = text.lines().find(|l| l.contains("freshness")).unwrap();
+    assert!(freshness.ends_with("p50 1.0h"), "{text}");
+    assert!(
+        text.contains(&format!(
+            "median {:.0} s, p95 {:.0} s, max {:.0} s",
+            lag.median_seconds, lag.p95_seconds, lag.max_seconds
+        )),
+        "{text}"
+    );
+}
