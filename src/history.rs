@@ -1,6 +1,7 @@
 //! `ocapi runs`: the connector's recent runs with their stats and status, read from the
 //! ledger schema's `run_summary` view (sql/0003_operations.sql).
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use serde::Serialize;
@@ -56,6 +57,8 @@ pub struct RunRecord {
     pub upload_lag_p95_seconds: Option<f64>,
     /// Maximum of the same.
     pub upload_lag_max_seconds: Option<f64>,
+    /// How many sent events carried each user_data key.
+    pub match_keys: BTreeMap<String, i64>,
 }
 
 /// The last `last` runs of the connector, newest first.
@@ -70,7 +73,8 @@ pub async fn recent(config: &Config, last: i64) -> Result<Vec<RunRecord>, Error>
                 s.duration_ms, s.rows_read, s.events, s.sent, s.skipped_duplicate,
                 s.changed_after_send, s.invalid, s.rejected, s.retries, s.batches,
                 s.invalid_ratio::float8, s.watermark_start, s.watermark_end, s.error,
-                r.upload_lag_median_seconds, r.upload_lag_p95_seconds, r.upload_lag_max_seconds
+                r.upload_lag_median_seconds, r.upload_lag_p95_seconds, r.upload_lag_max_seconds,
+                coalesce(r.match_keys, '{{}}'::jsonb)
          from {schema}.run_summary s join {schema}.runs r using (run_id, connector)
          where s.connector = $1 order by s.run_id desc limit $2",
         schema = quote_ident(&config.ledger.schema)
@@ -104,6 +108,7 @@ pub async fn recent(config: &Config, last: i64) -> Result<Vec<RunRecord>, Error>
             upload_lag_median_seconds: r.get(19),
             upload_lag_p95_seconds: r.get(20),
             upload_lag_max_seconds: r.get(21),
+            match_keys: serde_json::from_value(r.get(22)).unwrap_or_default(),
         })
         .collect())
 }

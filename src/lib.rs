@@ -35,6 +35,7 @@ pub mod listen;
 pub mod metrics;
 pub mod quality;
 pub mod reconcile;
+pub mod report;
 pub mod run;
 pub mod sandbox;
 pub mod schedule;

@@ -214,6 +214,17 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Report(args) => {
+            let config = load_config(&cli)?;
+            let to = args.to.unwrap_or_else(|| chrono::Utc::now().date_naive());
+            let from = args.from.unwrap_or(to - chrono::Duration::days(62));
+            let data = ocapi::report::gather(&config, from, to).await?;
+            let html = ocapi::report::render_html(&data);
+            std::fs::write(&args.html, html)
+                .with_context(|| format!("cannot write the report to {}", args.html.display()))?;
+            eprintln!("wrote {}", args.html.display());
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Explain(args) => {
             let config = load_config(&cli)?;
             print!(

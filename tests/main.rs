@@ -5,6 +5,7 @@
 mod faults;
 mod meta;
 mod ops;
+mod report;
 mod support;
 mod sync;
 mod unattended;
