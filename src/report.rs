@@ -232,7 +232,7 @@ fn days(out: &mut String, report: &reconcile::Report) {
         height + 50.0,
         height + 50.0
     );
-    axis(out, left, top, height, width, max, "");
+    axis(out, left, top, height, width, max, Unit::Count);
     let label_every = (lines.len() / 12).max(1);
     for (i, line) in lines.iter().enumerate() {
         let x0 = left + group_width * i as f64 + 3.0;
@@ -278,18 +278,40 @@ fn days(out: &mut String, report: &reconcile::Report) {
 }
 
 /// A y axis from 0 to `max` with a few grid lines.
-fn axis(out: &mut String, left: f64, top: f64, height: f64, width: f64, max: f64, unit: &str) {
+fn axis(out: &mut String, left: f64, top: f64, height: f64, width: f64, max: f64, unit: Unit) {
     for k in 0..=4 {
         let v = max * f64::from(k) / 4.0;
         let y = top + height - height * f64::from(k) / 4.0;
         let _ = write!(
             out,
             "<line x1=\"{left}\" x2=\"{width:.0}\" y1=\"{y:.1}\" y2=\"{y:.1}\" stroke=\"#eee\"/>\
-             <text x=\"{:.0}\" y=\"{:.1}\" text-anchor=\"end\">{}{unit}</text>",
+             <text x=\"{:.0}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>",
             left - 4.0,
             y + 4.0,
-            trim(v)
+            unit.show(v)
         );
+    }
+}
+
+/// How a chart's values read.
+#[derive(Debug, Clone, Copy)]
+enum Unit {
+    /// A count.
+    Count,
+    /// A percentage.
+    Percent,
+    /// Seconds, shown in the shortest fitting unit.
+    Seconds,
+}
+
+impl Unit {
+    /// A value with its unit.
+    fn show(self, v: f64) -> String {
+        match self {
+            Self::Count => trim(v),
+            Self::Percent => format!("{}%", trim(v)),
+            Self::Seconds => history::short(v),
+        }
     }
 }
 
@@ -368,7 +390,7 @@ fn run_chart(
     runs: &[RunRecord],
     series: &[(String, Vec<Option<f64>>)],
     max: f64,
-    unit: &str,
+    unit: Unit,
 ) {
     let (left, top, height) = (50.0, 10.0, 180.0);
     let step = (640.0 / runs.len().max(2) as f64).clamp(8.0, 60.0);
@@ -407,12 +429,12 @@ fn run_chart(
                 let _ = write!(
                     out,
                     "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"3\" fill=\"{colour}\">\
-                     <title>run {} {}: {}{unit}</title></circle>",
+                     <title>run {} {}: {}</title></circle>",
                     x(i),
                     y(*v),
                     runs[i].run_id,
                     esc(name),
-                    trim(*v)
+                    unit.show(*v)
                 );
             }
         }
@@ -464,7 +486,7 @@ fn coverage(out: &mut String, runs: &[RunRecord]) {
         &runs,
         &series,
         100.0,
-        "%",
+        Unit::Percent,
     );
     out.push_str("<table><tr><th>run</th><th>sent</th>");
     for key in keys.keys() {
@@ -492,7 +514,7 @@ fn coverage(out: &mut String, runs: &[RunRecord]) {
 
 /// Upload lag per run: median and 95th percentile, in seconds.
 fn lag(out: &mut String, runs: &[RunRecord]) {
-    out.push_str("<h2>Upload lag per run (seconds from the sale to Meta's acceptance)</h2>\n");
+    out.push_str("<h2>Upload lag per run (from the sale to the destination's acceptance)</h2>\n");
     let runs: Vec<RunRecord> = runs
         .iter()
         .filter(|r| r.upload_lag_median_seconds.is_some())
@@ -516,7 +538,14 @@ fn lag(out: &mut String, runs: &[RunRecord]) {
             runs.iter().map(|r| r.upload_lag_p95_seconds).collect(),
         ),
     ];
-    run_chart(out, "upload lag per run", &runs, &series, max * 1.1, "s");
+    run_chart(
+        out,
+        "upload lag per run",
+        &runs,
+        &series,
+        max * 1.1,
+        Unit::Seconds,
+    );
     out.push_str("<table><tr><th>run</th><th>median (s)</th><th>p95 (s)</th><th>max (s)</th></tr>");
     for run in &runs {
         let id = run.run_id;
