@@ -33,6 +33,7 @@ pub mod lag;
 pub mod ledger;
 pub mod listen;
 pub mod metrics;
+pub mod progress;
 pub mod quality;
 pub mod reconcile;
 pub mod report;

@@ -100,15 +100,18 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Run(args) => {
             let config = load_config(&cli)?;
+            let display = ocapi::progress::RunDisplay::new();
             let options = ocapi::run::RunOptions {
                 dry_run: args.dry_run,
                 limit: args.limit,
                 max_invalid_ratio: args.max_invalid_ratio,
+                progress: Some(display.callback()),
                 ..ocapi::run::RunOptions::default()
             };
             let alerts =
                 ocapi::alerts::Alerter::from_config(&config.alerts).map_err(ocapi::Error::from)?;
             let result = ocapi::run::run(&config, options, shutdown_signal()).await;
+            display.finish();
             if !args.dry_run {
                 record_metrics(&cli, &config, &result)?;
                 if let Some(mut alerts) = alerts {

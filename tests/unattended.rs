@@ -629,3 +629,40 @@ async fn runs_and_quality_show_the_upload_lag_and_quality_names_the_stand_in() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn run_without_a_terminal_logs_progress_lines() {
+    // GIVEN 60 orders read 20 to a page
+    let db = TestDb::new().await;
+    insert_orders(&db, "R", 60, "2026-01-01T00:00:00Z").await;
+    let config = db.config("batch_size = 20", None);
+    migrate(&config).await;
+
+    // WHEN `ocapi run` runs with stderr piped (no terminal)
+    let path = db.config_path();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_ocapi"))
+            .arg("--config")
+            .arg(path)
+            .args(["--log-format", "json", "run"])
+            .env("OCAPI_LOG", "info")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+
+    // THEN it logs progress lines with rows read, sent and a rate
+    assert_eq!(out.status.code(), Some(0));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let progress: Vec<serde_json::Value> = stderr
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|l| l["fields"]["message"] == "run progress")
+        .collect();
+    assert!(!progress.is_empty(), "{stderr}");
+    let first = &progress[0]["fields"];
+    assert!(first["rows_read"].as_u64().unwrap() >= 20, "{first}");
+    assert!(first["sent"].as_u64().unwrap() >= 20, "{first}");
+    assert!(first["rows_per_sec"].as_u64().is_some(), "{first}");
+}

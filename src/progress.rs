@@ -1,0 +1,96 @@
+//! `ocapi run`'s progress: on a terminal, a bar (a spinner, since a run does not know how many
+//! rows are new) with rows read, orders sent and the rate; elsewhere, log lines (the first
+//! page, then one every ten seconds), so that a long first sync under cron or systemd shows it
+//! is moving.
+
+use std::io::IsTerminal as _;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::run::Progress;
+use crate::stats::RunStats;
+
+/// Minimum time between two progress log lines when stderr is not a terminal.
+pub const LOG_EVERY: Duration = Duration::from_secs(10);
+
+/// The progress display of one run.
+pub struct RunDisplay {
+    /// The bar, when stderr is a terminal.
+    bar: Option<indicatif::ProgressBar>,
+    /// When the run started.
+    started: Instant,
+    /// When the last log line was written (`None` before the first).
+    last_log: Arc<Mutex<Option<Instant>>>,
+}
+
+impl RunDisplay {
+    /// A bar when stderr is a terminal, else log lines.
+    pub fn new() -> Self {
+        Self::with_terminal(std::io::stderr().is_terminal())
+    }
+
+    /// A bar when `terminal`, else log lines.
+    pub fn with_terminal(terminal: bool) -> Self {
+        let bar = terminal.then(|| {
+            let bar = indicatif::ProgressBar::new_spinner();
+            let style = indicatif::ProgressStyle::with_template(
+                "{spinner} {pos} rows read  {per_sec}  {msg}  {elapsed}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner());
+            bar.set_style(style);
+            bar.enable_steady_tick(Duration::from_millis(120));
+            bar
+        });
+        Self {
+            bar,
+            started: Instant::now(),
+            last_log: Arc::new(Mutex::new(None)),
+        }
+    }
+
+    /// The callback the run calls after each committed page.
+    pub fn callback(&self) -> Progress {
+        let bar = self.bar.clone();
+        let started = self.started;
+        let last_log = Arc::clone(&self.last_log);
+        Arc::new(move |stats: &RunStats| {
+            if let Some(bar) = &bar {
+                bar.set_position(stats.rows_read);
+                bar.set_message(format!(
+                    "{} sent, {} invalid, {} rejected",
+                    stats.sent, stats.invalid, stats.rejected
+                ));
+                return;
+            }
+            let mut last = last_log
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if last.is_some_and(|at| at.elapsed() < LOG_EVERY) {
+                return;
+            }
+            *last = Some(Instant::now());
+            let secs = started.elapsed().as_secs_f64().max(0.001);
+            tracing::info!(
+                rows_read = stats.rows_read,
+                sent = stats.sent,
+                invalid = stats.invalid,
+                rejected = stats.rejected,
+                rows_per_sec = (stats.rows_read as f64 / secs).round() as u64,
+                "run progress"
+            );
+        })
+    }
+
+    /// Clears the bar.
+    pub fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+impl Default for RunDisplay {
+    fn default() -> Self {
+        Self::new()
+    }
+}
