@@ -16,22 +16,29 @@ use crate::support::{admin_url, config_text, insert_orders, migrate, sandbox, Te
 use ocapi::sandbox::Faults;
 
 /// A running `ocapi watch` and what it logged so far.
-struct Watch {
+pub struct Watch {
     /// The process.
     child: Child,
     /// Its stderr lines.
     lines: Arc<Mutex<Vec<String>>>,
     /// Where `--listen` serves.
-    addr: SocketAddr,
+    pub addr: SocketAddr,
 }
 
 impl Watch {
     /// Starts `ocapi --log-format json watch --listen 127.0.0.1:0 ARGS` and waits for its address.
     fn start(config: &Path, args: &[&str], env: &[(&str, &str)]) -> Self {
+        let mut all = vec!["watch", "--listen", "127.0.0.1:0"];
+        all.extend_from_slice(args);
+        Self::spawn(config, &all, env)
+    }
+
+    /// Starts `ocapi --log-format json ARGS` (a `watch --listen`) and waits for its address.
+    pub fn spawn(config: &Path, args: &[&str], env: &[(&str, &str)]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_ocapi"))
             .arg("--config")
             .arg(config)
-            .args(["--log-format", "json", "watch", "--listen", "127.0.0.1:0"])
+            .args(["--log-format", "json"])
             .args(args)
             .envs(env.iter().copied())
             .env("OCAPI_LOG", "info")
@@ -65,7 +72,7 @@ impl Watch {
     }
 
     /// GET a path; the status and body.
-    async fn get(&self, path: &str) -> (u16, String) {
+    pub async fn get(&self, path: &str) -> (u16, String) {
         let response = reqwest::get(format!("http://{}{path}", self.addr))
             .await
             .unwrap();
@@ -97,12 +104,12 @@ impl Watch {
     }
 
     /// The logs so far.
-    fn logs(&self) -> String {
+    pub fn logs(&self) -> String {
         self.lines.lock().unwrap().join("\n")
     }
 
     /// SIGTERM, then the exit code.
-    async fn stop(self) -> Option<i32> {
+    pub async fn stop(self) -> Option<i32> {
         Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status()
