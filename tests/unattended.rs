@@ -673,3 +673,28 @@ async fn run_without_a_terminal_logs_progress_lines() {
     assert!(first["sent"].as_u64().unwrap() >= 20, "{first}");
     assert!(first["rows_per_sec"].as_u64().is_some(), "{first}");
 }
+
+#[tokio::test]
+async fn a_wrong_token_against_the_stand_in_says_which_token_it_accepts() {
+    // GIVEN the stand-in and a config carrying another token
+    let db = TestDb::new().await;
+    insert_orders(&db, "R", 2, "2026-01-01T00:00:00Z").await;
+    let graph = sandbox(Faults::default()).await;
+    let config = db.meta_config("", &graph.base_url(), "a-real-looking-meta-token", "");
+    migrate(&config).await;
+
+    // WHEN a run sends to it
+    let error = ocapi::run::run(
+        &config,
+        ocapi::run::RunOptions::default(),
+        std::future::pending(),
+    )
+    .await
+    .unwrap_err();
+
+    // THEN the error names the stand-in's token, not Business Manager
+    let message = ocapi::run::error_chain(&error);
+    assert!(message.contains("`ocapi sandbox`"), "{message}");
+    assert!(message.contains("sandbox-token"), "{message}");
+    assert!(!message.contains("Business Manager"), "{message}");
+}
