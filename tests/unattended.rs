@@ -357,8 +357,9 @@ async fn watch_listen_serves_counters_during_a_run_and_the_last_run_after() {
             300.0,
         ),
         (format!("ocapi_upload_lag_seconds_count{}", c("")), 300.0),
+        // (sold an hour ago: none within 15 minutes, all within 3 hours)
         (
-            format!("ocapi_upload_lag_seconds_bucket{}", c(",le=\"3600\"")),
+            format!("ocapi_upload_lag_seconds_bucket{}", c(",le=\"900\"")),
             0.0,
         ),
         (
