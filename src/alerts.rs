@@ -114,6 +114,23 @@ impl AlertState {
         }
     }
 
+    /// Counts the connector's previous run, which ended with `status` `age` ago, as alerted
+    /// about if it failed or was degraded: a one-shot `ocapi run` from cron then stays quiet
+    /// within the quiet period and says when the connector recovers, as `watch` does.
+    pub fn recall(&mut self, status: &str, age: Duration, now: Instant) {
+        let kind = match status {
+            "failed" => AlertKind::Failed,
+            "degraded" => AlertKind::Degraded,
+            _ => return,
+        };
+        // An age beyond what `Instant` can go back to is past any quiet period anyway.
+        let at = now
+            .checked_sub(age)
+            .or_else(|| now.checked_sub(self.quiet_period))
+            .unwrap_or(now);
+        self.last = Some((kind, at));
+    }
+
     /// The alert to send for a run that ended with `status` at `now`, if any.
     pub fn decide(&mut self, status: RunStatus, now: Instant) -> Option<AlertKind> {
         let kind = match status {
@@ -191,6 +208,38 @@ impl Alerter {
         }))
     }
 
+    /// Reads how the connector's previous run ended (see [`AlertState::recall`]), before a
+    /// one-shot run. Best effort: when the ledger cannot tell within a few seconds, nothing is
+    /// recalled and every failed or degraded run alerts.
+    pub async fn recall_previous_run(&mut self, config: &crate::config::Config) {
+        let read = async {
+            let pool = crate::db::pool(&config.ledger_url()?, "ledger", 1)?;
+            let client = crate::db::connect(&pool, "ledger").await?;
+            let sql = format!(
+                "select status, extract(epoch from now() - finished_at)::float8
+                 from {}.runs where connector = $1 and finished_at is not null
+                 order by run_id desc limit 1",
+                crate::db::quote_ident(&config.ledger.schema)
+            );
+            let row = client
+                .query_opt(&sql, &[&config.connector.name])
+                .await
+                .map_err(crate::db::DbError::query("cannot read the previous run"))?;
+            Ok::<_, crate::Error>(row.map(|r| (r.get::<_, String>(0), r.get::<_, f64>(1))))
+        };
+        match tokio::time::timeout(SEND_TIMEOUT, read).await {
+            Ok(Ok(Some((status, age)))) => {
+                let age = Duration::try_from_secs_f64(age.max(0.0)).unwrap_or(Duration::MAX);
+                self.state.recall(&status, age, Instant::now());
+            }
+            Ok(Ok(None)) => {}
+            Ok(Err(error)) => {
+                tracing::debug!(error = %crate::run::error_chain(&error), "previous run unknown for alerts");
+            }
+            Err(_) => tracing::debug!("previous run unknown for alerts: no answer in time"),
+        }
+    }
+
     /// Alerts about a finished run when it calls for one. Never fails: a delivery failure is
     /// logged (without the URL) and the run goes on.
     pub async fn observe(&mut self, stats: &RunStats) {
@@ -235,5 +284,29 @@ mod tests {
             Some(AlertKind::Recovered)
         );
         assert_eq!(state.decide(RunStatus::Completed, t0 + hour), None);
+    }
+
+    #[test]
+    fn a_recalled_previous_run_counts_as_alerted() {
+        let hour = Duration::from_secs(3600);
+        let now = Instant::now();
+        let mut state = AlertState::new(hour);
+        state.recall("failed", Duration::from_secs(60), now);
+        assert_eq!(state.decide(RunStatus::Failed, now), None);
+        let mut state = AlertState::new(hour);
+        state.recall("failed", 2 * hour, now);
+        assert_eq!(
+            state.decide(RunStatus::Failed, now),
+            Some(AlertKind::Failed)
+        );
+        let mut state = AlertState::new(hour);
+        state.recall("degraded", Duration::from_secs(60), now);
+        assert_eq!(
+            state.decide(RunStatus::Completed, now),
+            Some(AlertKind::Recovered)
+        );
+        let mut state = AlertState::new(hour);
+        state.recall("completed", Duration::from_secs(60), now);
+        assert_eq!(state.decide(RunStatus::Completed, now), None);
     }
 }

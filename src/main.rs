@@ -108,8 +108,11 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 progress: Some(display.callback()),
                 ..ocapi::run::RunOptions::default()
             };
-            let alerts =
+            let mut alerts =
                 ocapi::alerts::Alerter::from_config(&config.alerts).map_err(ocapi::Error::from)?;
+            if let (Some(alerts), false) = (alerts.as_mut(), args.dry_run) {
+                alerts.recall_previous_run(&config).await;
+            }
             let result = ocapi::run::run(&config, options, shutdown_signal()).await;
             display.finish();
             if !args.dry_run {
@@ -178,8 +181,11 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 max_invalid_ratio: args.max_invalid_ratio,
                 ..ocapi::run::RunOptions::default()
             };
-            let alerts =
+            let mut alerts =
                 ocapi::alerts::Alerter::from_config(&config.alerts).map_err(ocapi::Error::from)?;
+            if let Some(alerts) = alerts.as_mut() {
+                alerts.recall_previous_run(&config).await;
+            }
             let result =
                 ocapi::backfill::backfill(&config, window, options, shutdown_signal()).await;
             record_metrics(&cli, &config, &result)?;

@@ -529,8 +529,9 @@ async fn a_degraded_run_alerts_and_an_undeliverable_alert_never_fails_the_run() 
     let webhook = Webhook::start().await;
     let url_file = db.dir.join("webhook-url");
     std::fs::write(&url_file, format!("{}\n", webhook.url)).unwrap();
+    // (no quiet period: the second degraded run alerts again)
     let alerts = format!(
-        "\n[alerts]\nwebhook_url_file = {:?}\n",
+        "\n[alerts]\nwebhook_url_file = {:?}\nquiet_period = \"0s\"\n",
         url_file.display().to_string()
     );
     let config_file = db.config_path();
@@ -698,4 +699,61 @@ async fn a_wrong_token_against_the_stand_in_says_which_token_it_accepts() {
     assert!(message.contains("`ocapi sandbox`"), "{message}");
     assert!(message.contains("sandbox-token"), "{message}");
     assert!(!message.contains("Business Manager"), "{message}");
+}
+
+#[tokio::test]
+async fn one_shot_runs_stay_quiet_within_the_quiet_period_and_alert_the_recovery() {
+    // GIVEN a third of the orders invalid, and alerts with an hour's quiet period
+    let db = TestDb::new().await;
+    insert_orders(&db, "R", 6, "2026-01-01T00:00:00Z").await;
+    db.exec("update shop.store_transactions set total = null where order_id in ('R1', 'R2')")
+        .await;
+    let webhook = Webhook::start().await;
+    let text = config_text(&db.url, &db.out_path(), "", None)
+        + "\n[alerts]\nwebhook_url_env = \"TEST_ALERT_WEBHOOK\"\nquiet_period = \"1h\"\n";
+    let config_file = db.config_path();
+    std::fs::write(&config_file, text).unwrap();
+    migrate(&ocapi::config::Config::load(&config_file).unwrap()).await;
+    let url = webhook.url.clone();
+    let ocapi_run = move || {
+        let (config, url) = (config_file.clone(), url.clone());
+        tokio::task::spawn_blocking(move || {
+            Command::new(env!("CARGO_BIN_EXE_ocapi"))
+                .arg("--config")
+                .arg(config)
+                .args(["run", "--max-invalid-ratio", "0.05"])
+                .env("OCAPI_LOG", "warn")
+                .env("TEST_ALERT_WEBHOOK", url)
+                .output()
+                .unwrap()
+                .status
+                .code()
+        })
+    };
+
+    // WHEN a degraded run, then another degraded one within the hour, run from cron
+    assert_eq!(ocapi_run().await.unwrap(), Some(3));
+    insert_orders(&db, "N", 1, "2026-01-05T00:00:00Z").await;
+    db.exec("update shop.store_transactions set total = null where order_id = 'N1'")
+        .await;
+    assert_eq!(ocapi_run().await.unwrap(), Some(3));
+    // THEN only the first alerted
+    assert_eq!(webhook.texts().len(), 1, "{:?}", webhook.texts());
+
+    // WHEN the invalid order is fixed and a run completes, and another after it
+    db.exec(
+        "update shop.store_transactions set total = 10, updated_at = '2026-01-05T12:00:00Z'
+         where order_id = 'N1'",
+    )
+    .await;
+    insert_orders(&db, "G", 3, "2026-01-06T00:00:00Z").await;
+    assert_eq!(ocapi_run().await.unwrap(), Some(0));
+    insert_orders(&db, "H", 3, "2026-01-07T00:00:00Z").await;
+    assert_eq!(ocapi_run().await.unwrap(), Some(0));
+
+    // THEN the first says the connector recovered, once
+    let texts = webhook.texts();
+    assert_eq!(texts.len(), 2, "{texts:?}");
+    assert!(texts[0].contains("degraded"), "{texts:?}");
+    assert!(texts[1].contains("recovered"), "{texts:?}");
 }
