@@ -34,7 +34,7 @@ impl RunDisplay {
         let bar = terminal.then(|| {
             let bar = indicatif::ProgressBar::new_spinner();
             let style = indicatif::ProgressStyle::with_template(
-                "{spinner} {pos} rows read  {per_sec}  {msg}  {elapsed}",
+                "{spinner} {pos} rows read  {msg}  {elapsed}",
             )
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner());
             bar.set_style(style);
@@ -54,10 +54,12 @@ impl RunDisplay {
         let started = self.started;
         let last_log = Arc::clone(&self.last_log);
         Arc::new(move |stats: &RunStats| {
+            let secs = started.elapsed().as_secs_f64().max(0.001);
+            let rate = (stats.rows_read as f64 / secs).round() as u64;
             if let Some(bar) = &bar {
                 bar.set_position(stats.rows_read);
                 bar.set_message(format!(
-                    "{} sent, {} invalid, {} rejected",
+                    "{rate} rows/s  {} sent, {} invalid, {} rejected",
                     stats.sent, stats.invalid, stats.rejected
                 ));
                 return;
@@ -69,13 +71,12 @@ impl RunDisplay {
                 return;
             }
             *last = Some(Instant::now());
-            let secs = started.elapsed().as_secs_f64().max(0.001);
             tracing::info!(
                 rows_read = stats.rows_read,
                 sent = stats.sent,
                 invalid = stats.invalid,
                 rejected = stats.rejected,
-                rows_per_sec = (stats.rows_read as f64 / secs).round() as u64,
+                rows_per_sec = rate,
                 "run progress"
             );
         })

@@ -757,3 +757,37 @@ async fn one_shot_runs_stay_quiet_within_the_quiet_period_and_alert_the_recovery
     assert!(texts[0].contains("degraded"), "{texts:?}");
     assert!(texts[1].contains("recovered"), "{texts:?}");
 }
+
+#[tokio::test]
+async fn run_on_a_terminal_shows_a_progress_bar() {
+    // GIVEN 200 orders read 20 to a page
+    let db = TestDb::new().await;
+    insert_orders(&db, "R", 200, "2026-01-01T00:00:00Z").await;
+    let config = db.config("batch_size = 20", None);
+    migrate(&config).await;
+
+    // WHEN `ocapi run` runs on a terminal (a pseudo-terminal from util-linux's `script`)
+    let command = format!(
+        "{} --config {} run",
+        env!("CARGO_BIN_EXE_ocapi"),
+        db.config_path().display()
+    );
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("script")
+            .args(["-qec", &command, "/dev/null"])
+            .env("OCAPI_LOG", "warn")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+
+    // THEN the terminal showed the bar: rows read, rate and orders sent, redrawn in place
+    assert_eq!(out.status.code(), Some(0));
+    let screen = String::from_utf8_lossy(&out.stdout);
+    assert!(screen.contains(" rows read  "), "{screen}");
+    assert!(screen.contains(" rows/s  "), "{screen}");
+    // (the bar redraws at most 20 times a second, so which counts it showed last varies)
+    assert!(screen.contains(" sent, 0 invalid, 0 rejected"), "{screen}");
+    assert!(!screen.contains("run progress"), "{screen}");
+}
