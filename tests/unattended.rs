@@ -731,6 +731,30 @@ async fn one_shot_runs_stay_quiet_within_the_quiet_period_and_alert_the_recovery
         })
     };
 
+    // (check sees the webhook's variable, and says so when it is missing)
+    let check = |url: Option<String>| {
+        let config = db.config_path();
+        tokio::task::spawn_blocking(move || {
+            let mut command = Command::new(env!("CARGO_BIN_EXE_ocapi"));
+            command.arg("--config").arg(config).arg("check");
+            if let Some(url) = url {
+                command.env("TEST_ALERT_WEBHOOK", url);
+            }
+            command.output().unwrap()
+        })
+    };
+    let out = check(Some(webhook.url.clone())).await.unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("ok    alerts: webhook set (quiet period 1h)\n"),
+        "{text}"
+    );
+    let out = check(None).await.unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stdout).contains(
+        "FAIL  environment variable TEST_ALERT_WEBHOOK (named by `alerts.webhook_url_env`) is not set"
+    ));
+
     // WHEN a degraded run, then another degraded one within the hour, run from cron
     assert_eq!(ocapi_run().await.unwrap(), Some(3));
     insert_orders(&db, "N", 1, "2026-01-05T00:00:00Z").await;
