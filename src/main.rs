@@ -47,13 +47,14 @@ fn main() -> ExitCode {
     }
 }
 
-/// Logs go to stderr, so stdout carries only data (NDJSON, JSON stats).
+/// Logs go to stderr (around `run`'s progress bar), so stdout carries only data (NDJSON, JSON
+/// stats).
 fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("OCAPI_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(ocapi::progress::Stderr);
     match format {
         LogFormat::Json => builder.json().init(),
         // Colours only on a terminal: redirected logs stay plain text.

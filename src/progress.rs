@@ -3,7 +3,7 @@
 //! page, then one every ten seconds), so that a long first sync under cron or systemd shows it
 //! is moving.
 
-use std::io::IsTerminal as _;
+use std::io::{IsTerminal as _, Write};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -12,6 +12,46 @@ use crate::stats::RunStats;
 
 /// Minimum time between two progress log lines when stderr is not a terminal.
 pub const LOG_EVERY: Duration = Duration::from_secs(10);
+
+/// The bar on screen, if any: log lines are written around it (see [`Stderr`]).
+static ACTIVE: Mutex<Option<indicatif::ProgressBar>> = Mutex::new(None);
+
+/// The bar on screen.
+fn active() -> std::sync::MutexGuard<'static, Option<indicatif::ProgressBar>> {
+    ACTIVE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// A `tracing` writer to stderr that hides the progress bar while it writes a log line and
+/// draws it again after, so that a line logged during a run is not overwritten or cleared with
+/// the bar.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Stderr;
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Stderr {
+    type Writer = Self;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        *self
+    }
+}
+
+impl Write for Stderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let bar = active().clone();
+        match bar {
+            Some(bar) => bar
+                .suspend(|| std::io::stderr().write_all(buf))
+                .map(|()| buf.len()),
+            None => std::io::stderr().write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
+}
 
 /// The progress display of one run.
 pub struct RunDisplay {
@@ -39,6 +79,7 @@ impl RunDisplay {
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner());
             bar.set_style(style);
             bar.enable_steady_tick(Duration::from_millis(120));
+            *active() = Some(bar.clone());
             bar
         });
         Self {
@@ -85,6 +126,7 @@ impl RunDisplay {
     /// Clears the bar.
     pub fn finish(&self) {
         if let Some(bar) = &self.bar {
+            *active() = None;
             bar.finish_and_clear();
         }
     }

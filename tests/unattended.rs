@@ -799,7 +799,7 @@ async fn run_on_a_terminal_shows_a_progress_bar() {
     let out = tokio::task::spawn_blocking(move || {
         Command::new("script")
             .args(["-qec", &command, "/dev/null"])
-            .env("OCAPI_LOG", "warn")
+            .env("OCAPI_LOG", "info")
             .output()
             .unwrap()
     })
@@ -814,4 +814,19 @@ async fn run_on_a_terminal_shows_a_progress_bar() {
     // (the bar redraws at most 20 times a second, so which counts it showed last varies)
     assert!(screen.contains(" sent, 0 invalid, 0 rejected"), "{screen}");
     assert!(!screen.contains("run progress"), "{screen}");
+    // AND the log line of the finished run, written while the bar was up, starts on a line
+    // of its own, not glued to the bar's text
+    let at = screen
+        .find("run finished")
+        .expect("the run finished line was logged");
+    let line_start = ["\n", "\r", "\x1b[2K"]
+        .iter()
+        .filter_map(|mark| screen[..at].rfind(mark).map(|i| i + mark.len()))
+        .max()
+        .unwrap_or(0);
+    assert!(
+        !screen[line_start..at].contains("rows read"),
+        "{:?}",
+        &screen[line_start..at]
+    );
 }
