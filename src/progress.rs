@@ -23,6 +23,11 @@ fn active() -> std::sync::MutexGuard<'static, Option<indicatif::ProgressBar>> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+/// Puts `bar` on screen for [`Stderr`] to write log lines around it (`None` when it is gone).
+pub fn set_active(bar: Option<&indicatif::ProgressBar>) {
+    *active() = bar.cloned();
+}
+
 /// A `tracing` writer to stderr that hides the progress bar while it writes a log line and
 /// draws it again after, so that a line logged during a run is not overwritten or cleared with
 /// the bar.
@@ -79,7 +84,7 @@ impl RunDisplay {
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner());
             bar.set_style(style);
             bar.enable_steady_tick(Duration::from_millis(120));
-            *active() = Some(bar.clone());
+            set_active(Some(&bar));
             bar
         });
         Self {
@@ -126,7 +131,7 @@ impl RunDisplay {
     /// Clears the bar.
     pub fn finish(&self) {
         if let Some(bar) = &self.bar {
-            *active() = None;
+            set_active(None);
             bar.finish_and_clear();
         }
     }
