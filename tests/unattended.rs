@@ -284,10 +284,15 @@ impl Webhook {
 
 #[tokio::test]
 async fn watch_listen_serves_counters_during_a_run_and_the_last_run_after() {
-    // GIVEN 300 orders sold an hour ago, sent through the stand-in 20 to a request
+    // GIVEN 300 orders sold an hour ago, sent through a slow stand-in 20 to a request (so that
+    // the run is still going when the test makes the stand-in fail)
     let db = TestDb::new().await;
     insert_orders(&db, "R", 300, "2026-01-01T00:00:00Z").await;
-    let graph = sandbox(Faults::default()).await;
+    let slow = Faults {
+        latency: Duration::from_millis(200),
+        ..Faults::default()
+    };
+    let graph = sandbox(slow.clone()).await;
     let config = db.meta_config(
         "batch_size = 20",
         &graph.base_url(),
@@ -305,7 +310,7 @@ async fn watch_listen_serves_counters_during_a_run_and_the_last_run_after() {
     }
     graph.set_faults(Faults {
         error_rate: 1.0,
-        ..Faults::default()
+        ..slow.clone()
     });
 
     // THEN during the run, the lifetime counter equals what the ledger holds as sent
@@ -331,7 +336,7 @@ async fn watch_listen_serves_counters_during_a_run_and_the_last_run_after() {
     assert_eq!(reason, "no run has completed since the process started\n");
 
     // WHEN the stand-in recovers and the run completes
-    graph.set_faults(Faults::default());
+    graph.set_faults(slow);
     let text = watch
         .wait_for_metrics("the completed run", |text| {
             series_value(
