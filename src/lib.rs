@@ -15,6 +15,11 @@
 //! [`history`] lists runs, [`reconcile`] sets the source beside the ledger, [`explain`] follows
 //! one order, [`quality`] reads Meta's Dataset Quality API and [`metrics`] writes Prometheus
 //! text.
+//!
+//! Running unattended (issue #17): [`listen`] serves `/metrics`, `/healthz` and `/readyz` for
+//! `watch --listen` with [`health`] behind the probes, [`lag`] measures the upload lag,
+//! [`alerts`] posts to a chat webhook, [`report`] writes the HTML report and [`progress`] shows
+//! a run's progress.
 
 pub mod alerts;
 pub mod backfill;
