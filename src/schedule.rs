@@ -138,8 +138,17 @@ pub async fn watch(
         if let Some(telemetry) = &telemetry {
             telemetry.run_finished(&stats);
         }
-        if let Some(metrics) = &options.metrics {
-            if let Err(error) = metrics.write() {
+        if let Some(metrics) = options.metrics.as_mut() {
+            // A metrics file with metrics of its own records the run itself.
+            let shared = telemetry
+                .as_ref()
+                .is_some_and(|t| Arc::ptr_eq(t, metrics.telemetry()));
+            let written = if shared {
+                metrics.write()
+            } else {
+                metrics.record(&stats)
+            };
+            if let Err(error) = written {
                 tracing::warn!(error = %run::error_chain(&error), "cannot write the metrics file");
             }
         }
