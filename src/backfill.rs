@@ -100,6 +100,7 @@ impl Display {
             )
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
             bar.set_style(style);
+            crate::progress::set_active(Some(&bar));
             bar
         });
         let now = Instant::now();
@@ -150,6 +151,7 @@ impl Display {
     /// Clears the bar.
     fn finish(&self) {
         if let Some(bar) = &self.bar {
+            crate::progress::set_active(None);
             bar.finish_and_clear();
         }
     }

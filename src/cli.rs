@@ -50,6 +50,8 @@ pub enum Command {
     Runs(RunsArgs),
     /// Compare the source with the ledger: sent, invalid, rejected, never seen.
     Reconcile(ReconcileArgs),
+    /// Write a self-contained HTML report with charts: per day, per store, runs, lag, reasons.
+    Report(ReportArgs),
     /// Follow one order: source (masked), event (hashed), ledger history, and why.
     Explain(ExplainArgs),
     /// Read Meta's Dataset Quality API for the dataset's offline events.
@@ -88,6 +90,9 @@ pub struct WatchArgs {
     /// Log a run at error level when more than this share of orders is invalid or rejected.
     #[arg(long, value_name = "RATIO", value_parser = ratio)]
     pub max_invalid_ratio: Option<f64>,
+    /// Serve /metrics, /healthz and /readyz over HTTP on this address, e.g. 0.0.0.0:9187.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<std::net::SocketAddr>,
 }
 
 /// `ocapi backfill`.
@@ -133,6 +138,20 @@ pub struct ReconcileArgs {
     /// One JSON object on stdout.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `ocapi report`.
+#[derive(Debug, clap::Args)]
+pub struct ReportArgs {
+    /// The HTML file to write.
+    #[arg(long, value_name = "FILE")]
+    pub html: PathBuf,
+    /// First event-time day, inclusive (default: 62 days ago, Meta's limit for store events).
+    #[arg(long, value_name = "DATE")]
+    pub from: Option<NaiveDate>,
+    /// Last event-time day, inclusive (default: today, UTC).
+    #[arg(long, value_name = "DATE")]
+    pub to: Option<NaiveDate>,
 }
 
 /// `ocapi explain`.

@@ -51,6 +51,14 @@ pub async fn check(config: &Config) -> CheckReport {
         ..CheckReport::default()
     };
     report.pass(format!("config: connector {:?}", config.connector.name));
+    match crate::alerts::Alerter::from_config(&config.alerts) {
+        Ok(Some(_)) => report.pass(format!(
+            "alerts: webhook set (quiet period {})",
+            humantime::format_duration(config.alerts.quiet_period)
+        )),
+        Ok(None) => {}
+        Err(error) => report.fail(&error.into()),
+    }
     if let Err(error) = check_source(config, &mut report).await {
         report.fail(&error);
     }

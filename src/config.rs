@@ -125,6 +125,9 @@ pub struct Config {
     /// `[ledger]`: where the ledger lives.
     #[serde(default)]
     pub ledger: LedgerConfig,
+    /// `[alerts]`: a chat webhook told about failed, degraded and recovered runs.
+    #[serde(default)]
+    pub alerts: crate::alerts::AlertsConfig,
 }
 
 /// `[connector]`.
@@ -819,7 +822,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 }
 
 /// Serde adapter for humantime durations.
-fn duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+pub(crate) fn duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
     let text = String::deserialize(deserializer)?;
     parse_duration(&text).map_err(serde::de::Error::custom)
 }

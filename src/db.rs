@@ -39,6 +39,7 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         "orders_held_and_per_currency",
         include_str!("../sql/0006_orders_held_and_per_currency.sql"),
     ),
+    (7, "upload_lag", include_str!("../sql/0007_upload_lag.sql")),
     (
         8,
         "limited_data_use",

@@ -1,6 +1,7 @@
 //! `ocapi runs`: the connector's recent runs with their stats and status, read from the
 //! ledger schema's `run_summary` view (sql/0003_operations.sql).
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use serde::Serialize;
@@ -50,6 +51,14 @@ pub struct RunRecord {
     pub watermark_end: Option<String>,
     /// Why it failed.
     pub error: Option<String>,
+    /// Median seconds from an accepted event's `event_time` to its acceptance.
+    pub upload_lag_median_seconds: Option<f64>,
+    /// 95th percentile of the same.
+    pub upload_lag_p95_seconds: Option<f64>,
+    /// Maximum of the same.
+    pub upload_lag_max_seconds: Option<f64>,
+    /// How many sent events carried each user_data key.
+    pub match_keys: BTreeMap<String, i64>,
 }
 
 /// The last `last` runs of the connector, newest first.
@@ -58,14 +67,17 @@ pub async fn recent(config: &Config, last: i64) -> Result<Vec<RunRecord>, Error>
     let client = db::connect(&pool, "ledger").await?;
     crate::run::ensure_schema(&client, &config.ledger.schema).await?;
     let sql = format!(
-        "select run_id, mode, status,
-                to_char(started_at at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),
-                to_char(finished_at at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),
-                duration_ms, rows_read, events, sent, skipped_duplicate, changed_after_send,
-                invalid, rejected, retries, batches, invalid_ratio::float8, watermark_start,
-                watermark_end, error
-         from {}.run_summary where connector = $1 order by run_id desc limit $2",
-        quote_ident(&config.ledger.schema)
+        "select s.run_id, s.mode, s.status,
+                to_char(s.started_at at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),
+                to_char(s.finished_at at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),
+                s.duration_ms, s.rows_read, s.events, s.sent, s.skipped_duplicate,
+                s.changed_after_send, s.invalid, s.rejected, s.retries, s.batches,
+                s.invalid_ratio::float8, s.watermark_start, s.watermark_end, s.error,
+                r.upload_lag_median_seconds, r.upload_lag_p95_seconds, r.upload_lag_max_seconds,
+                coalesce(r.match_keys, '{{}}'::jsonb)
+         from {schema}.run_summary s join {schema}.runs r using (run_id, connector)
+         where s.connector = $1 order by s.run_id desc limit $2",
+        schema = quote_ident(&config.ledger.schema)
     );
     let rows = client
         .query(&sql, &[&config.connector.name, &last.max(0)])
@@ -93,6 +105,10 @@ pub async fn recent(config: &Config, last: i64) -> Result<Vec<RunRecord>, Error>
             watermark_start: r.get(16),
             watermark_end: r.get(17),
             error: r.get(18),
+            upload_lag_median_seconds: r.get(19),
+            upload_lag_p95_seconds: r.get(20),
+            upload_lag_max_seconds: r.get(21),
+            match_keys: serde_json::from_value(r.get(22)).unwrap_or_default(),
         })
         .collect())
 }
@@ -106,7 +122,7 @@ pub fn render(runs: &[RunRecord]) -> String {
     }
     let _ = writeln!(
         out,
-        "{:>6}  {:<8}  {:<9}  {:<20}  {:>9}  {:>8}  {:>8}  {:>8}  {:>8}  {:>8}  {:>6}",
+        "{:>6}  {:<8}  {:<9}  {:<20}  {:>9}  {:>8}  {:>8}  {:>8}  {:>8}  {:>8}  {:>6}  {:>13}",
         "run",
         "mode",
         "status",
@@ -117,7 +133,8 @@ pub fn render(runs: &[RunRecord]) -> String {
         "dup",
         "invalid",
         "rejected",
-        "ratio"
+        "ratio",
+        "lag p50/p95"
     );
     for r in runs {
         let duration = r.duration_ms.map_or_else(
@@ -126,7 +143,7 @@ pub fn render(runs: &[RunRecord]) -> String {
         );
         let _ = writeln!(
             out,
-            "{:>6}  {:<8}  {:<9}  {:<20}  {:>9}  {:>8}  {:>8}  {:>8}  {:>8}  {:>8}  {:>6.3}",
+            "{:>6}  {:<8}  {:<9}  {:<20}  {:>9}  {:>8}  {:>8}  {:>8}  {:>8}  {:>8}  {:>6.3}  {:>13}",
             r.run_id,
             r.mode,
             r.status,
@@ -137,11 +154,28 @@ pub fn render(runs: &[RunRecord]) -> String {
             r.skipped_duplicate,
             r.invalid,
             r.rejected,
-            r.invalid_ratio
+            r.invalid_ratio,
+            match (r.upload_lag_median_seconds, r.upload_lag_p95_seconds) {
+                (Some(median), Some(p95)) => format!("{}/{}", short(median), short(p95)),
+                _ => "-".to_owned(),
+            }
         );
         if let Some(error) = &r.error {
             let _ = writeln!(out, "        error: {error}");
         }
     }
     out
+}
+
+/// Seconds in a short human unit: `45s`, `12m`, `3.5h`, `2.1d`.
+pub fn short(seconds: f64) -> String {
+    if seconds < 60.0 {
+        format!("{seconds:.0}s")
+    } else if seconds < 3_600.0 {
+        format!("{:.0}m", seconds / 60.0)
+    } else if seconds < 86_400.0 {
+        format!("{:.1}h", seconds / 3_600.0)
+    } else {
+        format!("{:.1}d", seconds / 86_400.0)
+    }
 }

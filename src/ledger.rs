@@ -266,7 +266,7 @@ impl Ledger {
             )
             .await
             .map_err(DbError::query("cannot record the run's stats"))?;
-        Ok(())
+        crate::lag::store(client, &self.runs, stats.run_id, &stats.upload_lag).await
     }
 
     /// The stored watermark and its type, if any.

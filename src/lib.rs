@@ -15,7 +15,13 @@
 //! [`history`] lists runs, [`reconcile`] sets the source beside the ledger, [`explain`] follows
 //! one order, [`quality`] reads Meta's Dataset Quality API and [`metrics`] writes Prometheus
 //! text.
+//!
+//! Running unattended (issue #17): [`listen`] serves `/metrics`, `/healthz` and `/readyz` for
+//! `watch --listen` with [`health`] behind the probes, [`lag`] measures the upload lag,
+//! [`alerts`] posts to a chat webhook, [`report`] writes the HTML report and [`progress`] shows
+//! a run's progress.
 
+pub mod alerts;
 pub mod backfill;
 pub mod cli;
 pub mod commands;
@@ -26,12 +32,17 @@ pub mod destination;
 pub mod error;
 pub mod event;
 pub mod explain;
+pub mod health;
 pub mod history;
+pub mod lag;
 pub mod ledger;
 pub mod lock;
+pub mod listen;
 pub mod metrics;
+pub mod progress;
 pub mod quality;
 pub mod reconcile;
+pub mod report;
 pub mod run;
 pub mod sandbox;
 pub mod schedule;

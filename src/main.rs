@@ -3,12 +3,13 @@
 //! print any error once, with its causes.
 
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::Parser;
 use ocapi::cli::{Cli, Command, LogFormat};
 use ocapi::config::{self, Config};
-use ocapi::metrics::MetricsFile;
+use ocapi::metrics::{MetricsFile, Telemetry};
 use ocapi::stats::{RunStats, RunStatus};
 
 /// mimalloc instead of glibc's malloc: a run allocates a few small strings per field of every
@@ -46,13 +47,14 @@ fn main() -> ExitCode {
     }
 }
 
-/// Logs go to stderr, so stdout carries only data (NDJSON, JSON stats).
+/// Logs go to stderr (around `run`'s progress bar), so stdout carries only data (NDJSON, JSON
+/// stats).
 fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("OCAPI_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(ocapi::progress::Stderr);
     match format {
         LogFormat::Json => builder.json().init(),
         // Colours only on a terminal: redirected logs stay plain text.
@@ -99,15 +101,26 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Run(args) => {
             let config = load_config(&cli)?;
+            let display = ocapi::progress::RunDisplay::new();
             let options = ocapi::run::RunOptions {
                 dry_run: args.dry_run,
                 limit: args.limit,
                 max_invalid_ratio: args.max_invalid_ratio,
+                progress: Some(display.callback()),
                 ..ocapi::run::RunOptions::default()
             };
+            let mut alerts =
+                ocapi::alerts::Alerter::from_config(&config.alerts).map_err(ocapi::Error::from)?;
+            if let (Some(alerts), false) = (alerts.as_mut(), args.dry_run) {
+                alerts.recall_previous_run(&config).await;
+            }
             let result = ocapi::run::run(&config, options, shutdown_signal()).await;
+            display.finish();
             if !args.dry_run {
                 record_metrics(&cli, &config, &result)?;
+                if let Some(mut alerts) = alerts {
+                    alerts.observe(&finished(&config, &result)).await;
+                }
             }
             let stats = result?;
             if args.dry_run {
@@ -121,14 +134,42 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Watch(args) => {
             let config = load_config(&cli)?;
+            let telemetry = Arc::new(Telemetry::new(&config.connector.name));
+            let health = Arc::new(ocapi::health::Health::new(args.interval));
+            let alerts =
+                ocapi::alerts::Alerter::from_config(&config.alerts).map_err(ocapi::Error::from)?;
             let options = ocapi::schedule::WatchOptions {
                 interval: args.interval,
                 run: ocapi::run::RunOptions {
                     max_invalid_ratio: args.max_invalid_ratio,
                     ..ocapi::run::RunOptions::default()
                 },
-                metrics: cli.metrics_file.clone().map(MetricsFile::new),
+                metrics: cli
+                    .metrics_file
+                    .clone()
+                    .map(|path| MetricsFile::with_telemetry(path, Arc::clone(&telemetry))),
+                telemetry: Some(Arc::clone(&telemetry)),
+                health: Some(Arc::clone(&health)),
+                alerts,
             };
+            if let Some(addr) = args.listen {
+                let listener = tokio::net::TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("cannot listen on {addr} (--listen)"))?;
+                tracing::info!(address = %listener.local_addr()?, "serving /metrics, /healthz and /readyz");
+                let service = Arc::new(ocapi::listen::Service {
+                    config: config.clone(),
+                    telemetry,
+                    health,
+                });
+                tokio::spawn(async move {
+                    if let Err(error) =
+                        ocapi::listen::serve(listener, service, shutdown_signal()).await
+                    {
+                        tracing::error!(error = %error, "the --listen server stopped");
+                    }
+                });
+            }
             ocapi::schedule::watch(&config, options, shutdown_signal()).await?;
             Ok(ExitCode::SUCCESS)
         }
@@ -141,9 +182,17 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 max_invalid_ratio: args.max_invalid_ratio,
                 ..ocapi::run::RunOptions::default()
             };
+            let mut alerts =
+                ocapi::alerts::Alerter::from_config(&config.alerts).map_err(ocapi::Error::from)?;
+            if let Some(alerts) = alerts.as_mut() {
+                alerts.recall_previous_run(&config).await;
+            }
             let result =
                 ocapi::backfill::backfill(&config, window, options, shutdown_signal()).await;
             record_metrics(&cli, &config, &result)?;
+            if let Some(mut alerts) = alerts {
+                alerts.observe(&finished(&config, &result)).await;
+            }
             let stats = result?;
             if args.json {
                 println!("{}", serde_json::to_string(&stats)?);
@@ -173,6 +222,17 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             } else {
                 print!("{}", ocapi::reconcile::render(&report));
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Report(args) => {
+            let config = load_config(&cli)?;
+            let to = args.to.unwrap_or_else(|| chrono::Utc::now().date_naive());
+            let from = args.from.unwrap_or(to - chrono::Duration::days(62));
+            let data = ocapi::report::gather(&config, from, to).await?;
+            let html = ocapi::report::render_html(&data);
+            std::fs::write(&args.html, html)
+                .with_context(|| format!("cannot write the report to {}", args.html.display()))?;
+            eprintln!("wrote {}", args.html.display());
             Ok(ExitCode::SUCCESS)
         }
         Command::Explain(args) => {
@@ -229,21 +289,23 @@ fn record_metrics(
     let Some(path) = &cli.metrics_file else {
         return Ok(());
     };
-    let failed;
-    let stats = match result {
-        Ok(stats) => stats,
+    MetricsFile::new(path.clone(), &config.connector.name)
+        .record(&finished(config, result))
+        .map_err(ocapi::Error::from)
+        .with_context(|| format!("writing metrics to {}", path.display()))
+}
+
+/// A finished run's stats; a failed run's are empty but for its status and error.
+fn finished(config: &Config, result: &Result<RunStats, ocapi::Error>) -> RunStats {
+    match result {
+        Ok(stats) => stats.clone(),
         Err(error) => {
             let mut stats = RunStats::new(&config.connector.name);
             stats.status = RunStatus::Failed;
             stats.error = Some(ocapi::run::error_chain(error));
-            failed = stats;
-            &failed
+            stats
         }
-    };
-    MetricsFile::new(path.clone())
-        .record(stats)
-        .map_err(ocapi::Error::from)
-        .with_context(|| format!("writing metrics to {}", path.display()))
+    }
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

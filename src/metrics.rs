@@ -1,11 +1,31 @@
-//! `--metrics-file`: a run's stats in the Prometheus text exposition format, for
-//! node_exporter's textfile collector. The format is a few lines of text, so it is written by
-//! hand rather than through a metrics crate. The file is replaced atomically (a temporary file
-//! in the same directory, then a rename) so the collector never reads half a file.
+//! Prometheus metrics, encoded by `prometheus-client` in the Prometheus text format (0.0.4):
+//! served on `watch --listen`'s `/metrics` and written by `--metrics-file` for node_exporter's
+//! textfile collector.
+//!
+//! Two kinds of series, typed as Prometheus' naming rules want:
+//! - counters (`ocapi_events_sent_total`, ...) grow over the life of the process, page by page
+//!   while a run goes, so `rate()` works. A metrics file carries them over from the file it
+//!   replaces, so that one `ocapi run` per cron tick counts on too;
+//! - gauges for the last finished run (`ocapi_last_run_sent`, ...), whose names never end in
+//!   `_total`.
+//!
+//! Every series carries the connector's name as the `connector` label. The file is replaced
+//! atomically (a temporary file in the same directory, then a rename) so the collector never
+//! reads half a file.
 
-use std::fmt::Write as _;
+use std::borrow::Cow;
+use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
 
 use crate::stats::{RunStats, RunStatus};
 
@@ -23,146 +43,481 @@ pub enum MetricsError {
     },
 }
 
-/// Every status a run can end with, so that `ocapi_run_status` has one series per status
+/// Every status a run can end with, so that `ocapi_last_run_status` has one series per status
 /// with exactly one of them at 1 (the usual Prometheus "enum" pattern).
 const STATUSES: [RunStatus; 3] = [RunStatus::Completed, RunStatus::Degraded, RunStatus::Failed];
 
-/// Escapes a label value: backslash, double quote and newline (the exposition format's rule).
-fn label(value: &str) -> String {
+/// Upper bounds of the upload lag histogram's buckets, in seconds: a minute, 5 and 15 minutes,
+/// 1, 3, 6, 12 hours, 1, 2 and 7 days (Meta accepts store events up to 62 days old, and scores
+/// freshness against hours, not seconds).
+const LAG_BUCKETS: [f64; 10] = [
+    60.0, 300.0, 900.0, 3_600.0, 10_800.0, 21_600.0, 43_200.0, 86_400.0, 172_800.0, 604_800.0,
+];
+
+/// A `status` label.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StatusLabel {
+    /// `completed`, `degraded` or `failed`.
+    status: String,
+}
+
+/// A `key` label (a user_data key).
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KeyLabel {
+    /// The key.
+    key: String,
+}
+
+/// A `reason` label.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabel {
+    /// Why an order was invalid.
+    reason: String,
+}
+
+/// A `stat` label of the last run's upload lag gauge.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StatLabel {
+    /// `median`, `p95` or `max`.
+    stat: String,
+}
+
+/// A float gauge.
+type FloatGauge = Gauge<f64, AtomicU64>;
+
+/// The process-lifetime counters that follow a run's stats, by field.
+#[derive(Debug, Default, Clone)]
+struct Counters {
+    /// `ocapi_rows_read_total`.
+    rows_read: Counter,
+    /// `ocapi_events_sent_total`.
+    sent: Counter,
+    /// `ocapi_events_rejected_total`.
+    rejected: Counter,
+    /// `ocapi_orders_invalid_total`.
+    invalid: Counter,
+    /// `ocapi_orders_skipped_duplicate_total`.
+    skipped_duplicate: Counter,
+    /// `ocapi_retries_total`.
+    retries: Counter,
+    /// `ocapi_requests_total`.
+    requests: Counter,
+}
+
+/// The figures of a run already added to the counters, so that each page adds only what is new.
+#[derive(Debug, Default, Clone, Copy)]
+struct Seen {
+    /// Rows read.
+    rows_read: u64,
+    /// Orders sent.
+    sent: u64,
+    /// Events rejected.
+    rejected: u64,
+    /// Invalid orders.
+    invalid: u64,
+    /// Duplicates skipped.
+    skipped_duplicate: u64,
+    /// Retries.
+    retries: u64,
+    /// Requests.
+    requests: u64,
+}
+
+impl Seen {
+    /// A run's figures.
+    fn of(stats: &RunStats) -> Self {
+        Self {
+            rows_read: stats.rows_read,
+            sent: stats.sent,
+            rejected: stats.rejected,
+            invalid: stats.invalid,
+            skipped_duplicate: stats.skipped_duplicate,
+            retries: stats.retries,
+            requests: stats.batches,
+        }
+    }
+}
+
+/// The last run's gauges.
+#[derive(Debug, Default, Clone)]
+struct LastRun {
+    /// By stats field name (`rows_read`, `sent`, ...).
+    figures: Vec<(&'static str, Gauge)>,
+    /// Wall time in seconds.
+    duration: FloatGauge,
+    /// One series per status.
+    status: Family<StatusLabel, Gauge>,
+    /// Unix time it finished.
+    finished: Gauge,
+    /// Unix time of the last completed run.
+    last_success: Gauge,
+    /// Sent events per user_data key.
+    match_keys: Family<KeyLabel, Gauge>,
+    /// Dropped values per user_data key.
+    dropped: Family<KeyLabel, Gauge>,
+    /// Invalid orders per reason.
+    invalid_reasons: Family<ReasonLabel, Gauge>,
+    /// Upload lag median, p95 and max.
+    upload_lag: Family<StatLabel, FloatGauge>,
+}
+
+/// The stats fields shown as last-run gauges, with their help text.
+const LAST_RUN_FIGURES: [(&str, &str); 9] = [
+    ("rows_read", "Source rows read by the last run"),
+    ("events", "Orders built into events by the last run"),
+    ("sent", "Orders accepted by the destination in the last run"),
+    (
+        "skipped_duplicate",
+        "Orders already sent, not sent again, in the last run",
+    ),
+    (
+        "changed_after_send",
+        "Sent orders whose value or event time changed since, seen by the last run",
+    ),
+    (
+        "invalid",
+        "Orders that could not become an event in the last run",
+    ),
+    (
+        "rejected",
+        "Events the destination rejected in the last run",
+    ),
+    ("retries", "Retried requests in the last run"),
+    ("batches", "Requests sent by the last run"),
+];
+
+/// The value of a last-run figure by field name.
+fn figure(stats: &RunStats, name: &str) -> u64 {
+    match name {
+        "rows_read" => stats.rows_read,
+        "events" => stats.events,
+        "sent" => stats.sent,
+        "skipped_duplicate" => stats.skipped_duplicate,
+        "changed_after_send" => stats.changed_after_send,
+        "invalid" => stats.invalid,
+        "rejected" => stats.rejected,
+        "retries" => stats.retries,
+        _ => stats.batches,
+    }
+}
+
+/// Saturating `u64` to `i64`, for gauges.
+fn gauge_value(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// A connector's metrics: a registry and the handles that update it. Shared between the watch
+/// loop (which updates it) and the `/metrics` handler or metrics file (which encode it).
+#[derive(Debug)]
+pub struct Telemetry {
+    /// The registry; encoding only reads it.
+    registry: Registry,
+    /// The connector's name (the `connector` label).
+    connector: String,
+    /// Lifetime counters.
+    counters: Counters,
+    /// Finished runs by status.
+    runs: Family<StatusLabel, Counter>,
+    /// Lag of every accepted event.
+    lag: Histogram,
+    /// 1 while a run goes.
+    in_progress: Gauge,
+    /// Last-run gauges.
+    last: LastRun,
+    /// What the current run has added to the counters so far.
+    seen: Mutex<Seen>,
+}
+
+impl Telemetry {
+    /// Metrics for `connector`, all counters at zero and no run yet.
+    pub fn new(connector: &str) -> Self {
+        let labels = [(Cow::Borrowed("connector"), Cow::Owned(connector.to_owned()))];
+        let mut registry = Registry::with_labels(labels.into_iter());
+        let counters = Counters::default();
+        let lifetime: [(&str, &str, &Counter); 7] = [
+            (
+                "ocapi_rows_read",
+                "Source rows read since the process started",
+                &counters.rows_read,
+            ),
+            (
+                "ocapi_events_sent",
+                "Orders accepted by the destination since the process started",
+                &counters.sent,
+            ),
+            (
+                "ocapi_events_rejected",
+                "Events the destination rejected since the process started",
+                &counters.rejected,
+            ),
+            (
+                "ocapi_orders_invalid",
+                "Orders that could not become an event since the process started",
+                &counters.invalid,
+            ),
+            (
+                "ocapi_orders_skipped_duplicate",
+                "Orders already sent, not sent again, since the process started",
+                &counters.skipped_duplicate,
+            ),
+            (
+                "ocapi_retries",
+                "Retried requests since the process started",
+                &counters.retries,
+            ),
+            (
+                "ocapi_requests",
+                "Requests sent to the destination since the process started",
+                &counters.requests,
+            ),
+        ];
+        for (name, help, counter) in lifetime {
+            registry.register(name, help, counter.clone());
+        }
+        let runs = Family::<StatusLabel, Counter>::default();
+        registry.register(
+            "ocapi_runs",
+            "Runs finished since the process started, by status",
+            runs.clone(),
+        );
+        let lag = Histogram::new(LAG_BUCKETS);
+        registry.register(
+            "ocapi_upload_lag_seconds",
+            "Seconds from an accepted event's event_time to its acceptance",
+            lag.clone(),
+        );
+        let in_progress = Gauge::default();
+        registry.register(
+            "ocapi_run_in_progress",
+            "1 while a run is going, else 0",
+            in_progress.clone(),
+        );
+        let mut last = LastRun::default();
+        for (name, help) in LAST_RUN_FIGURES {
+            let gauge = Gauge::default();
+            registry.register(format!("ocapi_last_run_{name}"), help, gauge.clone());
+            last.figures.push((name, gauge));
+        }
+        registry.register(
+            "ocapi_last_run_duration_seconds",
+            "Wall time of the last run",
+            last.duration.clone(),
+        );
+        registry.register(
+            "ocapi_last_run_status",
+            "1 for the status the last run ended with, 0 for the others",
+            last.status.clone(),
+        );
+        registry.register(
+            "ocapi_last_run_finished_timestamp_seconds",
+            "Unix time the last run finished",
+            last.finished.clone(),
+        );
+        registry.register(
+            "ocapi_last_success_timestamp_seconds",
+            "Unix time of the last run that completed (degraded included)",
+            last.last_success.clone(),
+        );
+        registry.register(
+            "ocapi_last_run_match_keys",
+            "Sent events carrying each user_data key in the last run",
+            last.match_keys.clone(),
+        );
+        registry.register(
+            "ocapi_last_run_dropped",
+            "Customer values dropped as unusable in the last run, by user_data key",
+            last.dropped.clone(),
+        );
+        registry.register(
+            "ocapi_last_run_invalid_reason",
+            "Invalid orders in the last run, by reason",
+            last.invalid_reasons.clone(),
+        );
+        registry.register(
+            "ocapi_last_run_upload_lag_seconds",
+            "Upload lag of the last run's accepted events: median, p95 and max",
+            last.upload_lag.clone(),
+        );
+        Self {
+            registry,
+            connector: connector.to_owned(),
+            counters,
+            runs,
+            lag,
+            in_progress,
+            last,
+            seen: Mutex::new(Seen::default()),
+        }
+    }
+
+    /// Marks the start of a run: `ocapi_run_in_progress` goes to 1.
+    pub fn run_started(&self) {
+        *self
+            .seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Seen::default();
+        self.in_progress.set(1);
+    }
+
+    /// Adds what a running run did since it was last told (after each committed page).
+    pub fn progress(&self, stats: &RunStats) {
+        let mut seen = self
+            .seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let now = Seen::of(stats);
+        let c = &self.counters;
+        let add = |counter: &Counter, now: u64, before: u64| {
+            counter.inc_by(now.saturating_sub(before));
+        };
+        add(&c.rows_read, now.rows_read, seen.rows_read);
+        add(&c.sent, now.sent, seen.sent);
+        add(&c.rejected, now.rejected, seen.rejected);
+        add(&c.invalid, now.invalid, seen.invalid);
+        add(
+            &c.skipped_duplicate,
+            now.skipped_duplicate,
+            seen.skipped_duplicate,
+        );
+        add(&c.retries, now.retries, seen.retries);
+        add(&c.requests, now.requests, seen.requests);
+        *seen = now;
+    }
+
+    /// Records a finished run (a failed one as `failed`, with whatever it had counted):
+    /// counters, the lag histogram and the last-run gauges.
+    pub fn run_finished(&self, stats: &RunStats) {
+        self.progress(stats);
+        *self
+            .seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Seen::default();
+        self.in_progress.set(0);
+        self.runs
+            .get_or_create(&StatusLabel {
+                status: stats.status.as_str().to_owned(),
+            })
+            .inc();
+        for lag in stats.upload_lag.samples() {
+            self.lag.observe(f64::from(*lag));
+        }
+        let now = chrono::Utc::now().timestamp();
+        let last = &self.last;
+        for (name, gauge) in &last.figures {
+            gauge.set(gauge_value(figure(stats, name)));
+        }
+        last.duration.set(stats.duration_ms as f64 / 1000.0);
+        for status in STATUSES {
+            last.status
+                .get_or_create(&StatusLabel {
+                    status: status.as_str().to_owned(),
+                })
+                .set(i64::from(status == stats.status));
+        }
+        last.finished.set(now);
+        if matches!(stats.status, RunStatus::Completed | RunStatus::Degraded) {
+            last.last_success.set(now);
+        }
+        let keyed = |family: &Family<KeyLabel, Gauge>, map: &BTreeMap<String, u64>| {
+            family.clear();
+            for (key, n) in map {
+                family
+                    .get_or_create(&KeyLabel { key: key.clone() })
+                    .set(gauge_value(*n));
+            }
+        };
+        keyed(&last.match_keys, &stats.match_keys);
+        keyed(&last.dropped, &stats.dropped);
+        last.invalid_reasons.clear();
+        for (reason, n) in &stats.invalid_reasons {
+            last.invalid_reasons
+                .get_or_create(&ReasonLabel {
+                    reason: reason.clone(),
+                })
+                .set(gauge_value(*n));
+        }
+        last.upload_lag.clear();
+        if let Some(lag) = stats.upload_lag.summary() {
+            for (stat, value) in [
+                ("median", lag.median_seconds),
+                ("p95", lag.p95_seconds),
+                ("max", lag.max_seconds),
+            ] {
+                last.upload_lag
+                    .get_or_create(&StatLabel {
+                        stat: stat.to_owned(),
+                    })
+                    .set(value);
+            }
+        }
+    }
+
+    /// The exposition, in the Prometheus text format.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry);
+        out
+    }
+
+    /// Whether a run has finished since these metrics were made (or carried over).
+    pub fn last_success(&self) -> Option<i64> {
+        Some(self.last.last_success.get()).filter(|at| *at > 0)
+    }
+
+    /// Carries counters and the last success over from an earlier exposition of the same
+    /// connector (the metrics file being replaced), so that they keep growing across processes.
+    fn carry_over(&self, previous: &str) {
+        let values: BTreeMap<&str, f64> = previous
+            .lines()
+            .filter(|line| !line.starts_with('#'))
+            .filter_map(|line| {
+                let (series, value) = line.rsplit_once(' ')?;
+                Some((series, value.parse().ok()?))
+            })
+            .collect();
+        let connector = format!("connector=\"{}\"", escape(&self.connector));
+        let get = |name: &str, extra: &str| {
+            values
+                .get(format!("{name}{{{connector}{extra}}}").as_str())
+                .map(|v| *v as u64)
+        };
+        let c = &self.counters;
+        for (name, counter) in [
+            ("ocapi_rows_read_total", &c.rows_read),
+            ("ocapi_events_sent_total", &c.sent),
+            ("ocapi_events_rejected_total", &c.rejected),
+            ("ocapi_orders_invalid_total", &c.invalid),
+            ("ocapi_orders_skipped_duplicate_total", &c.skipped_duplicate),
+            ("ocapi_retries_total", &c.retries),
+            ("ocapi_requests_total", &c.requests),
+        ] {
+            counter.inc_by(get(name, "").unwrap_or(0));
+        }
+        for status in STATUSES {
+            let extra = format!(",status=\"{}\"", status.as_str());
+            if let Some(n) = get("ocapi_runs_total", &extra) {
+                self.runs
+                    .get_or_create(&StatusLabel {
+                        status: status.as_str().to_owned(),
+                    })
+                    .inc_by(n);
+            }
+        }
+        if let Some(at) = get("ocapi_last_success_timestamp_seconds", "") {
+            self.last
+                .last_success
+                .set(i64::try_from(at).unwrap_or_default());
+        }
+    }
+}
+
+/// Escapes a label value as the exposition format does: backslash, double quote and newline.
+fn escape(value: &str) -> String {
     value
         .replace('\\', "\\\\")
         .replace('"', "\\\"")
         .replace('\n', "\\n")
-}
-
-/// Renders a run's stats. `last_success` is the unix time of the latest successful run that
-/// this process knows of (the run itself when it completed), so the gauge survives failures.
-pub fn render(stats: &RunStats, finished_at: i64, last_success: Option<i64>) -> String {
-    let c = format!("connector=\"{}\"", label(&stats.connector));
-    let mut out = String::new();
-    let mut metric = |name: &str, kind: &str, help: &str, lines: Vec<(String, String)>| {
-        let _ = writeln!(out, "# HELP {name} {help}");
-        let _ = writeln!(out, "# TYPE {name} {kind}");
-        for (labels, value) in lines {
-            let _ = writeln!(out, "{name}{{{labels}}} {value}");
-        }
-    };
-    let one = |v: u64| vec![(c.clone(), v.to_string())];
-    let counters: [(&str, &str, u64); 9] = [
-        (
-            "ocapi_run_rows_read_total",
-            "Source rows read by the last run.",
-            stats.rows_read,
-        ),
-        (
-            "ocapi_run_events_total",
-            "Orders built into events by the last run.",
-            stats.events,
-        ),
-        (
-            "ocapi_run_sent_total",
-            "Orders accepted by the destination in the last run.",
-            stats.sent,
-        ),
-        (
-            "ocapi_run_skipped_duplicate_total",
-            "Orders already sent, not sent again, in the last run.",
-            stats.skipped_duplicate,
-        ),
-        (
-            "ocapi_run_changed_after_send_total",
-            "Sent orders whose value or event time changed since, seen by the last run.",
-            stats.changed_after_send,
-        ),
-        (
-            "ocapi_run_invalid_total",
-            "Orders that could not become an event in the last run.",
-            stats.invalid,
-        ),
-        (
-            "ocapi_run_rejected_total",
-            "Events the destination rejected in the last run.",
-            stats.rejected,
-        ),
-        (
-            "ocapi_run_retries_total",
-            "Retried requests in the last run.",
-            stats.retries,
-        ),
-        (
-            "ocapi_run_batches_total",
-            "Requests sent by the last run.",
-            stats.batches,
-        ),
-    ];
-    for (name, help, value) in counters {
-        metric(name, "gauge", help, one(value));
-    }
-    metric(
-        "ocapi_run_duration_seconds",
-        "gauge",
-        "Wall time of the last run.",
-        vec![(
-            c.clone(),
-            format!("{:.3}", stats.duration_ms as f64 / 1000.0),
-        )],
-    );
-    metric(
-        "ocapi_run_status",
-        "gauge",
-        "1 for the status the last run ended with, 0 for the others.",
-        STATUSES
-            .iter()
-            .map(|s| {
-                (
-                    format!("{c},status=\"{}\"", s.as_str()),
-                    u8::from(*s == stats.status).to_string(),
-                )
-            })
-            .collect(),
-    );
-    metric(
-        "ocapi_run_finished_timestamp_seconds",
-        "gauge",
-        "Unix time the last run finished.",
-        vec![(c.clone(), finished_at.to_string())],
-    );
-    if let Some(at) = last_success {
-        metric(
-            "ocapi_last_success_timestamp_seconds",
-            "gauge",
-            "Unix time of the last run that completed (degraded included).",
-            vec![(c.clone(), at.to_string())],
-        );
-    }
-    let keyed = |map: &std::collections::BTreeMap<String, u64>| {
-        map.iter()
-            .map(|(key, n)| (format!("{c},key=\"{}\"", label(key)), n.to_string()))
-            .collect::<Vec<_>>()
-    };
-    metric(
-        "ocapi_run_match_keys_total",
-        "gauge",
-        "Sent events carrying each user_data key in the last run.",
-        keyed(&stats.match_keys),
-    );
-    metric(
-        "ocapi_run_dropped_total",
-        "gauge",
-        "Customer values dropped as unusable in the last run, by user_data key.",
-        keyed(&stats.dropped),
-    );
-    metric(
-        "ocapi_run_invalid_reason_total",
-        "gauge",
-        "Invalid orders in the last run, by reason.",
-        stats
-            .invalid_reasons
-            .iter()
-            .map(|(reason, n)| (format!("{c},reason=\"{}\"", label(reason)), n.to_string()))
-            .collect(),
-    );
-    out
 }
 
 /// Writes `text` to `path` atomically: a temporary file beside it, flushed, then renamed.
@@ -193,35 +548,45 @@ pub fn write_atomic(path: &Path, text: &str) -> Result<(), MetricsError> {
     written.map_err(err)
 }
 
-/// Tracks the last success across runs of one process (`watch`), and writes the file.
+/// `--metrics-file`: the connector's metrics, written after each run.
 #[derive(Debug, Clone)]
 pub struct MetricsFile {
     /// The target path.
     path: PathBuf,
-    /// Unix time of the last completed run seen by this process.
-    last_success: Option<i64>,
+    /// The metrics written there.
+    telemetry: Arc<Telemetry>,
 }
 
 impl MetricsFile {
-    /// A metrics file at `path`; the last success is carried over from the file already
-    /// there, so that a failed `ocapi run` from cron keeps reporting when the last good one was.
-    pub fn new(path: PathBuf) -> Self {
-        let last_success = std::fs::read_to_string(&path).ok().and_then(|text| {
-            text.lines()
-                .find(|line| line.starts_with("ocapi_last_success_timestamp_seconds{"))
-                .and_then(|line| line.rsplit(' ').next())
-                .and_then(|value| value.parse().ok())
-        });
-        Self { path, last_success }
+    /// A metrics file at `path` for `connector`. Counters and the last success are carried
+    /// over from the file already there, so that a failed `ocapi run` from cron keeps
+    /// reporting when the last good one was and counters never go back.
+    pub fn new(path: PathBuf, connector: &str) -> Self {
+        Self::with_telemetry(path, Arc::new(Telemetry::new(connector)))
     }
 
-    /// Writes a finished run's stats.
-    pub fn record(&mut self, stats: &RunStats) -> Result<(), MetricsError> {
-        let now = chrono::Utc::now().timestamp();
-        if matches!(stats.status, RunStatus::Completed | RunStatus::Degraded) {
-            self.last_success = Some(now);
+    /// A metrics file writing `telemetry` (shared with `/metrics`), seeded from the file there.
+    pub fn with_telemetry(path: PathBuf, telemetry: Arc<Telemetry>) -> Self {
+        if let Ok(previous) = std::fs::read_to_string(&path) {
+            telemetry.carry_over(&previous);
         }
-        write_atomic(&self.path, &render(stats, now, self.last_success))
+        Self { path, telemetry }
+    }
+
+    /// The metrics it writes.
+    pub fn telemetry(&self) -> &Arc<Telemetry> {
+        &self.telemetry
+    }
+
+    /// Records a finished run's stats and writes the file.
+    pub fn record(&mut self, stats: &RunStats) -> Result<(), MetricsError> {
+        self.telemetry.run_finished(stats);
+        self.write()
+    }
+
+    /// Writes the metrics as they are (the run already recorded in the shared telemetry).
+    pub fn write(&self) -> Result<(), MetricsError> {
+        write_atomic(&self.path, &self.telemetry.encode())
     }
 }
 
@@ -230,23 +595,78 @@ mod tests {
     use super::*;
 
     #[test]
-    fn render_has_one_status_set_and_labels_by_key() {
+    fn counters_are_counters_and_last_run_figures_are_gauges() {
+        let telemetry = Telemetry::new("shop \"a\"");
         let mut stats = RunStats::new("shop \"a\"");
+        telemetry.run_started();
+        stats.sent = 4;
+        telemetry.progress(&stats);
+        assert!(telemetry
+            .encode()
+            .contains("ocapi_events_sent_total{connector=\"shop \\\"a\\\"\"} 4\n"));
         stats.status = RunStatus::Degraded;
         stats.sent = 7;
         stats.duration_ms = 1500;
+        stats.accepted(100, 160);
         RunStats::bump(&mut stats.match_keys, "em", 7);
         RunStats::bump(&mut stats.dropped, "ph", 2);
-        let text = render(&stats, 100, Some(100));
-        assert!(text.contains("ocapi_run_sent_total{connector=\"shop \\\"a\\\"\"} 7\n"));
+        telemetry.run_finished(&stats);
+        let text = telemetry.encode();
+        assert!(
+            text.contains("# TYPE ocapi_events_sent_total counter\n"),
+            "{text}"
+        );
+        assert!(text.contains("ocapi_events_sent_total{connector=\"shop \\\"a\\\"\"} 7\n"));
+        assert!(text.contains("# TYPE ocapi_last_run_sent gauge\n"));
+        assert!(text.contains("ocapi_last_run_sent{connector=\"shop \\\"a\\\"\"} 7\n"));
         assert!(text.contains("status=\"degraded\"} 1\n"));
         assert!(text.contains("status=\"completed\"} 0\n"));
-        assert!(text.contains("ocapi_run_duration_seconds{connector=\"shop \\\"a\\\"\"} 1.500\n"));
+        assert!(
+            text.contains("ocapi_last_run_duration_seconds{connector=\"shop \\\"a\\\"\"} 1.5\n")
+        );
         assert!(text.contains(",key=\"em\"} 7\n"));
         assert!(
-            text.contains("ocapi_run_dropped_total{connector=\"shop \\\"a\\\"\",key=\"ph\"} 2\n")
+            text.contains("ocapi_last_run_dropped{connector=\"shop \\\"a\\\"\",key=\"ph\"} 2\n")
         );
-        assert!(text
-            .contains("ocapi_last_success_timestamp_seconds{connector=\"shop \\\"a\\\"\"} 100\n"));
+        assert!(
+            text.contains(
+                "ocapi_upload_lag_seconds_bucket{connector=\"shop \\\"a\\\"\",le=\"60\"} 1\n"
+            ),
+            "{text}"
+        );
+        // Prometheus' naming rule: only counters end in `_total`.
+        for line in text.lines().filter(|l| l.starts_with("# TYPE")) {
+            let mut parts = line.split(' ').skip(2);
+            let (name, kind) = (parts.next().unwrap(), parts.next().unwrap());
+            assert_eq!(name.ends_with("_total"), kind == "counter", "{line}");
+        }
+    }
+
+    #[test]
+    fn a_metrics_file_carries_counters_and_the_last_success_over() {
+        let dir = std::env::temp_dir().join(format!("ocapi-metrics-{}", rand::random::<u64>()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("ocapi.prom");
+        let mut stats = RunStats::new("shop");
+        stats.status = RunStatus::Completed;
+        stats.sent = 5;
+        MetricsFile::new(path.clone(), "shop")
+            .record(&stats)
+            .unwrap();
+        stats.status = RunStatus::Failed;
+        stats.sent = 2;
+        let mut second = MetricsFile::new(path.clone(), "shop");
+        assert!(second.telemetry().last_success().is_some());
+        second.record(&stats).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            text.contains("ocapi_events_sent_total{connector=\"shop\"} 7\n"),
+            "{text}"
+        );
+        assert!(text.contains("ocapi_runs_total{connector=\"shop\",status=\"completed\"} 1\n"));
+        assert!(text.contains("ocapi_runs_total{connector=\"shop\",status=\"failed\"} 1\n"));
+        assert!(text.contains("ocapi_last_run_sent{connector=\"shop\"} 2\n"));
+        assert!(!text.contains("ocapi_last_success_timestamp_seconds{connector=\"shop\"} 0\n"));
+        let _ = std::fs::remove_dir_all(dir);
     }
 }

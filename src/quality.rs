@@ -57,6 +57,8 @@ pub struct MetaQuality {
     pub freshness: Option<f64>,
     /// The frequency score, out of 10.
     pub frequency: Option<f64>,
+    /// The scores come from the local stand-in (`ocapi sandbox`), not from Meta.
+    pub stand_in: bool,
 }
 
 /// ocapi's own coverage: per key, the share of sent events that carried it.
@@ -79,6 +81,43 @@ pub struct Report {
     pub meta: MetaQuality,
     /// ocapi's view.
     pub local: LocalCoverage,
+    /// The upload lag of the connector's latest run that sent something, seen from ocapi.
+    pub upload_lag: Option<RunLag>,
+}
+
+/// A run's upload lag, from the `runs` table.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunLag {
+    /// The run.
+    pub run_id: i64,
+    /// Median seconds from `event_time` to acceptance.
+    pub median_seconds: f64,
+    /// 95th percentile.
+    pub p95_seconds: f64,
+    /// Maximum.
+    pub max_seconds: f64,
+}
+
+/// The upload lag of the connector's latest run that recorded one.
+pub async fn latest_lag(config: &Config) -> Result<Option<RunLag>, Error> {
+    let pool = db::pool(&config.ledger_url()?, "ledger", 1)?;
+    let client = db::connect(&pool, "ledger").await?;
+    let sql = format!(
+        "select run_id, upload_lag_median_seconds, upload_lag_p95_seconds, upload_lag_max_seconds
+         from {}.runs where connector = $1 and upload_lag_median_seconds is not null
+         order by run_id desc limit 1",
+        quote_ident(&config.ledger.schema)
+    );
+    let row = client
+        .query_opt(&sql, &[&config.connector.name])
+        .await
+        .map_err(DbError::query("cannot read the runs' upload lag"))?;
+    Ok(row.map(|r| RunLag {
+        run_id: r.get(0),
+        median_seconds: r.get(1),
+        p95_seconds: r.get(2),
+        max_seconds: r.get(3),
+    }))
 }
 
 /// A number, or an object holding one under a score-like name.
@@ -160,6 +199,7 @@ pub fn parse(body: &Value) -> MetaQuality {
         email_coverage: match_key.and_then(|m| coverage_of(m, "email")),
         phone_coverage: match_key.and_then(|m| coverage_of(m, "phone")),
         freshness: find(root, "freshness").and_then(score_of),
+        stand_in: body.get("stand_in").is_some(),
         frequency: find(root, "frequency").and_then(score_of),
     }
 }
@@ -248,10 +288,12 @@ pub async fn local_coverage(config: &Config) -> Result<LocalCoverage, Error> {
 pub async fn report(config: &Config) -> Result<Report, Error> {
     let meta = fetch(config).await?;
     let local = local_coverage(config).await?;
+    let upload_lag = latest_lag(config).await?;
     Ok(Report {
         dataset_id: config.destination.dataset_id.clone(),
         meta,
         local,
+        upload_lag,
     })
 }
 
@@ -263,14 +305,24 @@ pub fn render(report: &Report) -> String {
     let m = &report.meta;
     let mut out = String::new();
     let _ = writeln!(out, "dataset {} (offline events)", report.dataset_id);
+    if m.stand_in {
+        let _ = writeln!(
+            out,
+            "these scores are the local stand-in's (`ocapi sandbox`), computed from the events it \
+             accepted: they are not Meta's"
+        );
+    }
     let none = || "-".to_owned();
+    let lag = report.upload_lag.as_ref().map_or_else(none, |lag| {
+        format!("p50 {}", crate::history::short(lag.median_seconds))
+    });
     let rows = [
         ("", "meta".to_owned(), "ocapi".to_owned()),
         ("composite (/10)", show(m.composite, ""), none()),
         ("match key (/10)", show(m.match_key, ""), none()),
         ("email coverage", show(m.email_coverage, "%"), local("em")),
         ("phone coverage", show(m.phone_coverage, "%"), local("ph")),
-        ("freshness (/10)", show(m.freshness, ""), none()),
+        ("freshness (/10)", show(m.freshness, ""), lag),
         ("frequency (/10)", show(m.frequency, ""), none()),
     ];
     for (label, meta, ocapi) in rows {
@@ -286,6 +338,13 @@ pub fn render(report: &Report) -> String {
     }
     for (key, pct) in &report.local.keys {
         let _ = writeln!(out, "  {key:<12} {pct:>6.1}%");
+    }
+    if let Some(lag) = &report.upload_lag {
+        let _ = writeln!(
+            out,
+            "ocapi upload lag (sale to acceptance) in run {}: median {:.0} s, p95 {:.0} s, max {:.0} s",
+            lag.run_id, lag.median_seconds, lag.p95_seconds, lag.max_seconds
+        );
     }
     if m.composite.is_some_and(|c| c < 8.5) {
         let _ = writeln!(

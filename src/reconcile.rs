@@ -115,6 +115,8 @@ pub struct Line {
     pub changed_after_send: u64,
     /// Ledger rows in the window whose order is not in the source window (deleted, or moved).
     pub ledger_only: u64,
+    /// Rejected orders by the destination's message.
+    pub rejected_reasons: BTreeMap<String, u64>,
 }
 
 impl Line {
@@ -137,6 +139,9 @@ impl Line {
         self.never_seen_null_watermark += other.never_seen_null_watermark;
         self.changed_after_send += other.changed_after_send;
         self.ledger_only += other.ledger_only;
+        for (reason, n) in &other.rejected_reasons {
+            *self.rejected_reasons.entry(reason.clone()).or_default() += n;
+        }
     }
 
     /// Counts a ledger row's status.
@@ -157,7 +162,11 @@ impl Line {
                 *self.invalid_reasons.entry(reason).or_default() += 1;
             }
             "held" => self.held += 1,
-            _ => self.rejected += 1,
+            _ => {
+                self.rejected += 1;
+                let reason = row.reason.clone().unwrap_or_else(|| "-".to_owned());
+                *self.rejected_reasons.entry(reason).or_default() += 1;
+            }
         }
     }
 }

@@ -401,6 +401,7 @@ impl PageOutcome {
         let mut slots: Vec<Option<(Event, Tag)>> =
             batch.events.into_iter().zip(batch.tags).map(Some).collect();
         let mut take = |index: usize| slots.get_mut(index).and_then(Option::take);
+        let accepted_at = chrono::Utc::now().timestamp();
         for accepted in delivery.accepted {
             let received = i32::try_from(accepted.events_received).unwrap_or(i32::MAX);
             for index in accepted.indices {
@@ -410,6 +411,7 @@ impl PageOutcome {
                 for key in event.user_data.present_keys() {
                     RunStats::bump(&mut stats.match_keys, key, 1);
                 }
+                stats.accepted(event.event_time, accepted_at);
                 self.outcomes.push(Outcome {
                     new: tag.new,
                     order: OrderFacts::from_event(event, tag.watermark, tag.store_id),

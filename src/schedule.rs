@@ -5,13 +5,16 @@
 //! retrying cannot fix them.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::FutureExt as _;
 
+use crate::alerts::Alerter;
 use crate::config::Config;
 use crate::error::Error;
-use crate::metrics::MetricsFile;
+use crate::health::Health;
+use crate::metrics::{MetricsFile, Telemetry};
 use crate::run::{self, RunOptions};
 use crate::stats::{RunStats, RunStatus};
 
@@ -31,6 +34,12 @@ pub struct WatchOptions {
     pub run: RunOptions,
     /// Where to write each run's metrics, if anywhere.
     pub metrics: Option<MetricsFile>,
+    /// Metrics kept for `/metrics` (a metrics file's own are used when this is `None`).
+    pub telemetry: Option<Arc<Telemetry>>,
+    /// Signs of life for `/healthz` and `/readyz`.
+    pub health: Option<Arc<Health>>,
+    /// Where failed, degraded and recovered runs are alerted about.
+    pub alerts: Option<Alerter>,
 }
 
 /// What a watch did before it stopped.
@@ -68,11 +77,27 @@ pub async fn watch(
         connector = %config.connector.name,
         "watching"
     );
+    let telemetry = options
+        .telemetry
+        .clone()
+        .or_else(|| options.metrics.as_ref().map(|m| Arc::clone(m.telemetry())));
+    let mut run_options = options.run.clone();
+    run_options.progress = observe_progress(
+        run_options.progress.take(),
+        telemetry.clone(),
+        options.health.clone(),
+    );
     loop {
         if shutdown.peek().is_some() {
             break;
         }
-        let result = run::run(config, options.run.clone(), shutdown.clone()).await;
+        if let Some(health) = &options.health {
+            health.beat();
+        }
+        if let Some(telemetry) = &telemetry {
+            telemetry.run_started();
+        }
+        let result = run::run(config, run_options.clone(), shutdown.clone()).await;
         let stats = match result {
             Ok(stats) => {
                 failures = 0;
@@ -110,12 +135,33 @@ pub async fn watch(
                 stats
             }
         };
+        if let Some(telemetry) = &telemetry {
+            telemetry.run_finished(&stats);
+        }
         if let Some(metrics) = options.metrics.as_mut() {
-            if let Err(error) = metrics.record(&stats) {
+            // A metrics file with metrics of its own records the run itself.
+            let shared = telemetry
+                .as_ref()
+                .is_some_and(|t| Arc::ptr_eq(t, metrics.telemetry()));
+            let written = if shared {
+                metrics.write()
+            } else {
+                metrics.record(&stats)
+            };
+            if let Err(error) = written {
                 tracing::warn!(error = %run::error_chain(&error), "cannot write the metrics file");
             }
         }
+        if let Some(alerts) = options.alerts.as_mut() {
+            alerts.observe(&stats).await;
+        }
         let delay = next_delay(options.interval, failures);
+        if let Some(health) = &options.health {
+            if stats.status != RunStatus::Failed {
+                health.completed();
+            }
+            health.waiting(delay);
+        }
         tokio::select! {
             () = tokio::time::sleep(delay) => {}
             () = shutdown.clone() => break,
@@ -128,6 +174,29 @@ pub async fn watch(
         "watch stopped"
     );
     Ok(summary)
+}
+
+/// A progress callback that also counts each committed page in the metrics and as a sign of
+/// life, then calls `inner`.
+fn observe_progress(
+    inner: Option<run::Progress>,
+    telemetry: Option<Arc<Telemetry>>,
+    health: Option<Arc<Health>>,
+) -> Option<run::Progress> {
+    if telemetry.is_none() && health.is_none() {
+        return inner;
+    }
+    Some(Arc::new(move |stats: &RunStats| {
+        if let Some(telemetry) = &telemetry {
+            telemetry.progress(stats);
+        }
+        if let Some(health) = &health {
+            health.beat();
+        }
+        if let Some(inner) = &inner {
+            inner(stats);
+        }
+    }))
 }
 
 #[cfg(test)]

@@ -5,6 +5,8 @@ use std::fmt;
 
 use serde::Serialize;
 
+use crate::lag::UploadLag;
+
 /// How a run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -86,6 +88,8 @@ pub struct RunStats {
     /// The error that failed the run, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Seconds from `event_time` to acceptance of the sent events (median, p95, max).
+    pub upload_lag: UploadLag,
 }
 
 impl RunStats {
@@ -116,6 +120,7 @@ impl RunStats {
             dropped: BTreeMap::new(),
             invalid_reasons: BTreeMap::new(),
             error: None,
+            upload_lag: UploadLag::default(),
         }
     }
 
@@ -137,6 +142,14 @@ impl RunStats {
                 map.insert(key.to_owned(), n);
             }
         }
+    }
+}
+
+impl RunStats {
+    /// Counts an event the destination accepted at `accepted_at` (unix seconds) in the
+    /// upload lag.
+    pub fn accepted(&mut self, event_time: i64, accepted_at: i64) {
+        self.upload_lag.record(event_time, accepted_at);
     }
 }
 
@@ -172,6 +185,13 @@ impl fmt::Display for RunStats {
             self.watermark_end.clone().unwrap_or_else(none)
         )?;
         writeln!(f, "  duration            {:>8} ms", self.duration_ms)?;
+        if let Some(lag) = self.upload_lag.summary() {
+            writeln!(
+                f,
+                "  upload lag          median {:.0} s, p95 {:.0} s, max {:.0} s",
+                lag.median_seconds, lag.p95_seconds, lag.max_seconds
+            )?;
+        }
         let list = |map: &BTreeMap<String, u64>| {
             map.iter()
                 .map(|(k, v)| format!("{k}={v}"))

@@ -4,10 +4,13 @@
 
 mod conn;
 mod contract;
+mod docker;
 mod faults;
 mod hash;
 mod meta;
 mod ops;
 mod orders;
+mod report;
 mod support;
 mod sync;
+mod unattended;

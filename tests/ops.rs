@@ -355,13 +355,16 @@ async fn a_degraded_run_exits_3_and_writes_its_metrics_file() {
     let text = std::fs::read_to_string(&metrics).unwrap();
     let c = "connector=\"stores-test\"";
     for line in [
-        format!("ocapi_run_sent_total{{{c}}} 10"),
-        format!("ocapi_run_invalid_total{{{c}}} 2"),
-        format!("ocapi_run_status{{{c},status=\"degraded\"}} 1"),
-        format!("ocapi_run_status{{{c},status=\"completed\"}} 0"),
-        format!("ocapi_run_match_keys_total{{{c},key=\"em\"}} 10"),
-        format!("ocapi_run_invalid_reason_total{{{c},reason=\"missing value\"}} 2"),
-        "# TYPE ocapi_run_duration_seconds gauge".to_owned(),
+        format!("ocapi_last_run_sent{{{c}}} 10"),
+        format!("ocapi_last_run_invalid{{{c}}} 2"),
+        format!("ocapi_last_run_status{{{c},status=\"degraded\"}} 1"),
+        format!("ocapi_last_run_status{{{c},status=\"completed\"}} 0"),
+        format!("ocapi_last_run_match_keys{{{c},key=\"em\"}} 10"),
+        format!("ocapi_last_run_invalid_reason{{{c},reason=\"missing value\"}} 2"),
+        format!("ocapi_events_sent_total{{{c}}} 10"),
+        format!("ocapi_runs_total{{{c},status=\"degraded\"}} 1"),
+        "# TYPE ocapi_last_run_duration_seconds gauge".to_owned(),
+        "# TYPE ocapi_events_sent_total counter".to_owned(),
     ] {
         assert!(
             text.lines().any(|l| l == line),
@@ -369,7 +372,8 @@ async fn a_degraded_run_exits_3_and_writes_its_metrics_file() {
         );
     }
     assert!(text.contains(&format!("ocapi_last_success_timestamp_seconds{{{c}}} ")));
-    assert!(text.contains(&format!("ocapi_run_duration_seconds{{{c}}} ")));
+    assert!(text.contains(&format!("ocapi_last_run_duration_seconds{{{c}}} ")));
+    crate::unattended::promtool_check(&text);
     // AND no temporary file is left beside it
     let files: Vec<_> = std::fs::read_dir(&db.dir)
         .unwrap()
@@ -510,6 +514,7 @@ async fn quality_reads_the_dataset_quality_api_with_a_bearer_token_never_in_the_
     assert_eq!(quality.phone_coverage, Some(35.5));
     assert_eq!(quality.freshness, Some(9.0));
     assert_eq!(quality.frequency, None);
+    assert!(!quality.stand_in);
     let _ = std::fs::remove_dir_all(dir);
 }
 

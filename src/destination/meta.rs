@@ -900,7 +900,17 @@ impl Inner {
             ),
             (_, Some(graph)) => {
                 let sub = graph.subcode_suffix();
+                let meta = self
+                    .dataset_url
+                    .starts_with(crate::config::DEFAULT_BASE_URL);
                 match graph.code {
+                    Some(190) if !meta => format!(
+                        "the destination rejected the access token (code 190{sub}), and \
+                         destination.base_url is not Meta's graph api: the local stand-in \
+                         (`ocapi sandbox`) accepts only the token it was started with (`--token` \
+                         or OCAPI_SANDBOX_TOKEN, default `sandbox-token`); put that token in {}",
+                        self.token_source
+                    ),
                     Some(190) => format!(
                         "meta rejected the access token (code 190{sub}): the token is invalid, \
                          expired or revoked; create a new system-user token in Business Manager \

@@ -34,7 +34,11 @@ pub(super) fn offline(accepted: &[Accepted], dataset_id: &str, now: i64) -> Valu
         .into_iter()
         .map(|(name, records)| entry(name, &records, now))
         .collect();
-    json!({ "dataset_id": dataset_id, "offline": entries })
+    json!({
+        "dataset_id": dataset_id,
+        "offline": entries,
+        "stand_in": "ocapi sandbox: scores computed locally from the events it accepted, not by Meta",
+    })
 }
 
 /// The scores of one event name.

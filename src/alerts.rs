@@ -1,0 +1,312 @@
+//! `[alerts]`: a JSON message `{"text": "..."}` (the shape Slack, Mattermost, Google Chat and
+//! most chat webhooks accept) when a run fails, when it is degraded, and once when a connector
+//! that was alerted about recovers. The same alert is not repeated on every failing tick of
+//! `watch`: once, then again only after `quiet_period`. The URL is a secret, read from the
+//! environment or a file and never logged; an alert that cannot be delivered is logged and
+//! never fails the run.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+
+use crate::config::{ConfigError, Secret};
+use crate::stats::{RunStats, RunStatus};
+
+/// How long a delivery may take.
+pub const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+/// The default `alerts.quiet_period`.
+pub const DEFAULT_QUIET_PERIOD: Duration = Duration::from_secs(60 * 60);
+
+/// `[alerts]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertsConfig {
+    /// The environment variable holding the webhook URL.
+    pub webhook_url_env: Option<String>,
+    /// A file holding the webhook URL (a mounted secret).
+    pub webhook_url_file: Option<PathBuf>,
+    /// How long the same alert stays quiet after it was sent.
+    #[serde(
+        default = "default_quiet_period",
+        deserialize_with = "crate::config::duration"
+    )]
+    pub quiet_period: Duration,
+}
+
+impl Default for AlertsConfig {
+    fn default() -> Self {
+        Self {
+            webhook_url_env: None,
+            webhook_url_file: None,
+            quiet_period: DEFAULT_QUIET_PERIOD,
+        }
+    }
+}
+
+/// Serde default for `alerts.quiet_period`.
+fn default_quiet_period() -> Duration {
+    DEFAULT_QUIET_PERIOD
+}
+
+impl AlertsConfig {
+    /// The webhook URL, if alerts are configured: from the file, else the environment.
+    pub fn webhook_url(&self) -> Result<Option<Secret>, ConfigError> {
+        if let Some(path) = &self.webhook_url_file {
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::SecretFile {
+                key: "alerts.webhook_url_file",
+                path: path.clone(),
+                source,
+            })?;
+            return non_empty(text, "alerts.webhook_url_file").map(Some);
+        }
+        let Some(var) = &self.webhook_url_env else {
+            return Ok(None);
+        };
+        match std::env::var(var) {
+            Ok(value) if !value.trim().is_empty() => Ok(Some(Secret::new(value.trim()))),
+            _ => Err(ConfigError::MissingEnv {
+                key: "alerts.webhook_url_env",
+                var: var.clone(),
+            }),
+        }
+    }
+}
+
+/// A trimmed, non-empty URL.
+fn non_empty(text: String, key: &'static str) -> Result<Secret, ConfigError> {
+    let url = text.trim();
+    if url.is_empty() {
+        return Err(ConfigError::Invalid {
+            key,
+            constraint: "names an empty file: put the webhook URL in it".to_owned(),
+        });
+    }
+    Ok(Secret::new(url))
+}
+
+/// What an alert is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AlertKind {
+    /// A run failed.
+    Failed,
+    /// A run completed above `--max-invalid-ratio`.
+    Degraded,
+    /// A run completed after alerts about failed or degraded runs.
+    Recovered,
+}
+
+/// Decides which runs are alerted about; holds no I/O, so that it can be tested on its own.
+#[derive(Debug, Clone)]
+pub struct AlertState {
+    /// How long the same alert stays quiet.
+    quiet_period: Duration,
+    /// The last failed or degraded alert sent, and when.
+    last: Option<(AlertKind, Instant)>,
+}
+
+impl AlertState {
+    /// No alert sent yet.
+    pub fn new(quiet_period: Duration) -> Self {
+        Self {
+            quiet_period,
+            last: None,
+        }
+    }
+
+    /// Counts the connector's previous run, which ended with `status` `age` ago, as alerted
+    /// about if it failed or was degraded: a one-shot `ocapi run` from cron then stays quiet
+    /// within the quiet period and says when the connector recovers, as `watch` does.
+    pub fn recall(&mut self, status: &str, age: Duration, now: Instant) {
+        let kind = match status {
+            "failed" => AlertKind::Failed,
+            "degraded" => AlertKind::Degraded,
+            _ => return,
+        };
+        // An age beyond what `Instant` can go back to is past any quiet period anyway.
+        let at = now
+            .checked_sub(age)
+            .or_else(|| now.checked_sub(self.quiet_period))
+            .unwrap_or(now);
+        self.last = Some((kind, at));
+    }
+
+    /// The alert to send for a run that ended with `status` at `now`, if any.
+    pub fn decide(&mut self, status: RunStatus, now: Instant) -> Option<AlertKind> {
+        let kind = match status {
+            RunStatus::Failed => AlertKind::Failed,
+            RunStatus::Degraded => AlertKind::Degraded,
+            RunStatus::Completed => {
+                return self.last.take().map(|_| AlertKind::Recovered);
+            }
+            RunStatus::Running => return None,
+        };
+        let quiet = self.last.is_some_and(|(last, at)| {
+            last == kind && now.saturating_duration_since(at) < self.quiet_period
+        });
+        if quiet {
+            return None;
+        }
+        self.last = Some((kind, now));
+        Some(kind)
+    }
+}
+
+/// The message for an alert about `stats`. No customer data: counts and the error chain only.
+pub fn message(kind: AlertKind, stats: &RunStats) -> String {
+    let who = format!("ocapi connector {:?}", stats.connector);
+    // A run that failed before it was recorded has no id.
+    let run = if stats.run_id == 0 {
+        "run".to_owned()
+    } else {
+        format!("run {}", stats.run_id)
+    };
+    match kind {
+        AlertKind::Failed => format!(
+            "{who}: {run} failed: {}",
+            stats.error.as_deref().unwrap_or("unknown error")
+        ),
+        AlertKind::Degraded => format!(
+            "{who}: {run} degraded: {} invalid and {} rejected of {} orders ({:.1}%)",
+            stats.invalid,
+            stats.rejected,
+            stats.events + stats.invalid,
+            stats.invalid_ratio() * 100.0
+        ),
+        AlertKind::Recovered => format!("{who}: recovered, {run} completed ({} sent)", stats.sent),
+    }
+}
+
+/// Sends alerts to a webhook.
+#[derive(Debug, Clone)]
+pub struct Alerter {
+    /// The webhook URL (secret).
+    url: Secret,
+    /// What was sent when.
+    state: AlertState,
+    /// The HTTP client.
+    http: reqwest::Client,
+}
+
+impl Alerter {
+    /// An alerter for the config, or `None` when `[alerts]` names no webhook.
+    pub fn from_config(config: &AlertsConfig) -> Result<Option<Self>, ConfigError> {
+        let Some(url) = config.webhook_url()? else {
+            return Ok(None);
+        };
+        let http = reqwest::Client::builder()
+            .timeout(SEND_TIMEOUT)
+            .build()
+            .map_err(|error| ConfigError::Invalid {
+                key: "alerts.webhook_url_env",
+                constraint: format!("cannot set up an http client: {error}"),
+            })?;
+        Ok(Some(Self {
+            url,
+            state: AlertState::new(config.quiet_period),
+            http,
+        }))
+    }
+
+    /// Reads how the connector's previous run ended (see [`AlertState::recall`]), before a
+    /// one-shot run. Best effort: when the ledger cannot tell within a few seconds, nothing is
+    /// recalled and every failed or degraded run alerts.
+    pub async fn recall_previous_run(&mut self, config: &crate::config::Config) {
+        let read = async {
+            let pool = crate::db::pool(&config.ledger_url()?, "ledger", 1)?;
+            let client = crate::db::connect(&pool, "ledger").await?;
+            let sql = format!(
+                "select status, extract(epoch from now() - finished_at)::float8
+                 from {}.runs where connector = $1 and finished_at is not null
+                 order by run_id desc limit 1",
+                crate::db::quote_ident(&config.ledger.schema)
+            );
+            let row = client
+                .query_opt(&sql, &[&config.connector.name])
+                .await
+                .map_err(crate::db::DbError::query("cannot read the previous run"))?;
+            Ok::<_, crate::Error>(row.map(|r| (r.get::<_, String>(0), r.get::<_, f64>(1))))
+        };
+        match tokio::time::timeout(SEND_TIMEOUT, read).await {
+            Ok(Ok(Some((status, age)))) => {
+                let age = Duration::try_from_secs_f64(age.max(0.0)).unwrap_or(Duration::MAX);
+                self.state.recall(&status, age, Instant::now());
+            }
+            Ok(Ok(None)) => {}
+            Ok(Err(error)) => {
+                tracing::debug!(error = %crate::run::error_chain(&error), "previous run unknown for alerts");
+            }
+            Err(_) => tracing::debug!("previous run unknown for alerts: no answer in time"),
+        }
+    }
+
+    /// Alerts about a finished run when it calls for one. Never fails: a delivery failure is
+    /// logged (without the URL) and the run goes on.
+    pub async fn observe(&mut self, stats: &RunStats) {
+        let Some(kind) = self.state.decide(stats.status, Instant::now()) else {
+            return;
+        };
+        let body = serde_json::json!({ "text": message(kind, stats) });
+        let sent = self.http.post(self.url.expose()).json(&body).send().await;
+        match sent.and_then(reqwest::Response::error_for_status) {
+            Ok(_) => tracing::info!(kind = ?kind, "alert sent"),
+            Err(error) => tracing::warn!(
+                kind = ?kind,
+                error = %crate::run::error_chain(&error.without_url()),
+                "cannot deliver the alert to alerts' webhook; the run goes on"
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failures_alert_once_per_quiet_period_and_recovery_once() {
+        let hour = Duration::from_secs(3600);
+        let mut state = AlertState::new(hour);
+        let t0 = Instant::now();
+        assert_eq!(state.decide(RunStatus::Completed, t0), None);
+        assert_eq!(state.decide(RunStatus::Failed, t0), Some(AlertKind::Failed));
+        assert_eq!(state.decide(RunStatus::Failed, t0 + hour / 2), None);
+        assert_eq!(
+            state.decide(RunStatus::Failed, t0 + hour),
+            Some(AlertKind::Failed)
+        );
+        assert_eq!(
+            state.decide(RunStatus::Degraded, t0 + hour),
+            Some(AlertKind::Degraded)
+        );
+        assert_eq!(
+            state.decide(RunStatus::Completed, t0 + hour),
+            Some(AlertKind::Recovered)
+        );
+        assert_eq!(state.decide(RunStatus::Completed, t0 + hour), None);
+    }
+
+    #[test]
+    fn a_recalled_previous_run_counts_as_alerted() {
+        let hour = Duration::from_secs(3600);
+        let now = Instant::now();
+        let mut state = AlertState::new(hour);
+        state.recall("failed", Duration::from_secs(60), now);
+        assert_eq!(state.decide(RunStatus::Failed, now), None);
+        let mut state = AlertState::new(hour);
+        state.recall("failed", 2 * hour, now);
+        assert_eq!(
+            state.decide(RunStatus::Failed, now),
+            Some(AlertKind::Failed)
+        );
+        let mut state = AlertState::new(hour);
+        state.recall("degraded", Duration::from_secs(60), now);
+        assert_eq!(
+            state.decide(RunStatus::Completed, now),
+            Some(AlertKind::Recovered)
+        );
+        let mut state = AlertState::new(hour);
+        state.recall("completed", Duration::from_secs(60), now);
+        assert_eq!(state.decide(RunStatus::Completed, now), None);
+    }
+}
