@@ -127,6 +127,32 @@ async fn check_source(config: &Config, report: &mut CheckReport) -> Result<(), E
             ),
         );
     }
+    if config.source.lookback.is_zero() {
+        warn(
+            report,
+            "`source.lookback` is 0: a row committed after a later-stamped one (two tills \
+             writing at once, a long transaction) is never read by `run`; set it to how late \
+             your source commits, for example \"15m\""
+                .to_owned(),
+        );
+    }
+    if let Some(start) = &config.source.start {
+        let t = table.watermark_kind.sql_type();
+        let sql = format!("select $1::text::{t} > {}", now_in(table.watermark_kind));
+        let ahead = client
+            .query_one(&sql, &[start])
+            .await
+            .is_ok_and(|row| row.get::<_, bool>(0));
+        if ahead {
+            warn(
+                report,
+                format!(
+                    "`source.start` {start:?} is ahead of the source database's clock: the \
+                     first run reads nothing until then"
+                ),
+            );
+        }
+    }
     if table.watermark_kind == source::WatermarkKind::Integer && config.source.start.is_none() {
         warn(
             report,
@@ -169,6 +195,17 @@ async fn check_source(config: &Config, report: &mut CheckReport) -> Result<(), E
         warn(report, line);
     }
     Ok(())
+}
+
+/// The database's clock in a watermark's type (an integer watermark is compared with unix
+/// seconds).
+fn now_in(kind: source::WatermarkKind) -> &'static str {
+    match kind {
+        source::WatermarkKind::Integer => "extract(epoch from now())::bigint",
+        source::WatermarkKind::Date => "current_date",
+        source::WatermarkKind::Timestamp => "localtimestamp",
+        source::WatermarkKind::Timestamptz => "now()",
+    }
 }
 
 /// Whether an IANA zone has daylight-saving time (its offset differs between January and July).

@@ -127,7 +127,7 @@ pub async fn explain(config: &Config, order_id: &str) -> Result<String, Error> {
     let table = source::describe(&source_client, config).await?;
     let query = ReadQuery::new(config, &table);
     // One identity per order: the id, trimmed (`W-2` and `W-2 ` are one order).
-    let order_id = order_id.trim();
+    let order_id = order_id.trim_matches(transform::ID_BLANKS);
     let rows = source::read_orders(&source_client, &query, &[order_id.to_owned()]).await?;
     let rules = Rules::from_config(config);
     let zone = config.source.timezone.parse().unwrap_or(chrono_tz::UTC);

@@ -39,6 +39,14 @@ pub struct RunRecord {
     pub invalid: i64,
     /// Events the destination rejected.
     pub rejected: i64,
+    /// Orders held until their event time comes (dated ahead by a fast till clock).
+    pub held: i64,
+    /// Orders invalid before, unchanged, read again: not counted as new.
+    pub skipped_invalid: i64,
+    /// Orders whose watermark was ahead of the source database's clock.
+    pub ahead_of_clock: i64,
+    /// Orders sent with a zero total.
+    pub zero_value: i64,
     /// Retried requests.
     pub retries: i64,
     /// Requests sent.
@@ -74,7 +82,8 @@ pub async fn recent(config: &Config, last: i64) -> Result<Vec<RunRecord>, Error>
                 s.changed_after_send, s.invalid, s.rejected, s.retries, s.batches,
                 s.invalid_ratio::float8, s.watermark_start, s.watermark_end, s.error,
                 r.upload_lag_median_seconds, r.upload_lag_p95_seconds, r.upload_lag_max_seconds,
-                coalesce(r.match_keys, '{{}}'::jsonb)
+                coalesce(r.match_keys, '{{}}'::jsonb), r.held, r.skipped_invalid,
+                r.ahead_of_clock, r.zero_value
          from {schema}.run_summary s join {schema}.runs r using (run_id, connector)
          where s.connector = $1 order by s.run_id desc limit $2",
         schema = quote_ident(&config.ledger.schema)
@@ -99,6 +108,10 @@ pub async fn recent(config: &Config, last: i64) -> Result<Vec<RunRecord>, Error>
             changed_after_send: r.get(10),
             invalid: r.get(11),
             rejected: r.get(12),
+            held: r.get(23),
+            skipped_invalid: r.get(24),
+            ahead_of_clock: r.get(25),
+            zero_value: r.get(26),
             retries: r.get(13),
             batches: r.get(14),
             invalid_ratio: r.get(15),
@@ -122,7 +135,7 @@ pub fn render(runs: &[RunRecord]) -> String {
     }
     let _ = writeln!(
         out,
-        "{:>6}  {:<8}  {:<9}  {:<20}  {:>9}  {:>8}  {:>8}  {:>8}  {:>8}  {:>8}  {:>6}  {:>13}",
+        "{:>6}  {:<8}  {:<9}  {:<20}  {:>9}  {:>8}  {:>8}  {:>8}  {:>8}  {:>8}  {:>6}  {:>6}  {:>13}",
         "run",
         "mode",
         "status",
@@ -133,6 +146,7 @@ pub fn render(runs: &[RunRecord]) -> String {
         "dup",
         "invalid",
         "rejected",
+        "held",
         "ratio",
         "lag p50/p95"
     );
@@ -143,7 +157,7 @@ pub fn render(runs: &[RunRecord]) -> String {
         );
         let _ = writeln!(
             out,
-            "{:>6}  {:<8}  {:<9}  {:<20}  {:>9}  {:>8}  {:>8}  {:>8}  {:>8}  {:>8}  {:>6.3}  {:>13}",
+            "{:>6}  {:<8}  {:<9}  {:<20}  {:>9}  {:>8}  {:>8}  {:>8}  {:>8}  {:>8}  {:>6}  {:>6.3}  {:>13}",
             r.run_id,
             r.mode,
             r.status,
@@ -154,6 +168,7 @@ pub fn render(runs: &[RunRecord]) -> String {
             r.skipped_duplicate,
             r.invalid,
             r.rejected,
+            r.held,
             r.invalid_ratio,
             match (r.upload_lag_median_seconds, r.upload_lag_p95_seconds) {
                 (Some(median), Some(p95)) => format!("{}/{}", short(median), short(p95)),

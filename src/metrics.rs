@@ -162,7 +162,7 @@ struct LastRun {
 }
 
 /// The stats fields shown as last-run gauges, with their help text.
-const LAST_RUN_FIGURES: [(&str, &str); 9] = [
+const LAST_RUN_FIGURES: [(&str, &str); 11] = [
     ("rows_read", "Source rows read by the last run"),
     ("events", "Orders built into events by the last run"),
     ("sent", "Orders accepted by the destination in the last run"),
@@ -184,6 +184,14 @@ const LAST_RUN_FIGURES: [(&str, &str); 9] = [
     ),
     ("retries", "Retried requests in the last run"),
     ("batches", "Requests sent by the last run"),
+    (
+        "held",
+        "Orders dated ahead (a fast till clock) held by the last run until their time",
+    ),
+    (
+        "ahead_of_clock",
+        "Orders whose watermark was ahead of the source database's clock in the last run",
+    ),
 ];
 
 /// The value of a last-run figure by field name.
@@ -197,6 +205,8 @@ fn figure(stats: &RunStats, name: &str) -> u64 {
         "invalid" => stats.invalid,
         "rejected" => stats.rejected,
         "retries" => stats.retries,
+        "held" => stats.held,
+        "ahead_of_clock" => stats.ahead_of_clock,
         _ => stats.batches,
     }
 }

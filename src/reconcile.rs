@@ -328,10 +328,12 @@ async fn read_source(
     let query = ReadQuery::new(config, &table);
     let rules = Rules::from_config(config);
     let now = Utc::now().timestamp();
+    // Orders without an event time are kept: they are the `undated` line.
     let inside =
-        |t: Option<i64>| t.is_some_and(|t| (t as f64) >= window.from && (t as f64) < window.to);
+        |t: Option<i64>| t.is_none_or(|t| (t as f64) >= window.from && (t as f64) < window.to);
     let mut orders = HashMap::new();
-    let mut reader = source::Reader::start(&client, &query, &Filter::Window(*window)).await?;
+    let mut reader =
+        source::Reader::start(&client, &query, &Filter::WindowOrUndated(*window)).await?;
     loop {
         let page = reader.next_page(config.source.batch_size.get()).await?;
         if page.rows.is_empty() {

@@ -182,6 +182,10 @@ pub async fn run(
             Vec::new()
         };
         drop(source_client);
+        let committed = stats
+            .watermark_start
+            .clone()
+            .filter(|_| options.mode == Mode::Run);
         let mut sync = Pipeline {
             config,
             ledger: &ledger,
@@ -195,7 +199,15 @@ pub async fn run(
             in_flight: HashSet::new(),
             lock: lock.as_ref().map(Arc::clone),
         };
-        let pages = spawn_reader(config, &source_pool, &table, filter, held, &options);
+        let pages = spawn_reader(
+            config,
+            &source_pool,
+            &table,
+            filter,
+            held,
+            committed.as_deref(),
+            &options,
+        );
         sync.drive(pages, shutdown).await
     }
     .await;
@@ -444,10 +456,12 @@ fn spawn_reader(
     table: &SourceTable,
     filter: Filter,
     held: Vec<String>,
+    committed: Option<&str>,
     options: &RunOptions,
 ) -> mpsc::Receiver<Result<PagePlan, Error>> {
     let (tx, rx) = mpsc::channel(PAGES_AHEAD);
     let pool = pool.clone();
+    let committed = committed.map(str::to_owned);
     let query = ReadQuery::new(config, table);
     let rules = Rules::from_config(config);
     let page_size = config.source.batch_size.get();
@@ -471,7 +485,8 @@ fn spawn_reader(
                     return Ok(());
                 }
             }
-            let mut reader = source::Reader::start(&client, &query, &filter).await?;
+            let mut reader =
+                source::Reader::start_after(&client, &query, &filter, committed.as_deref()).await?;
             let mut read = 0u64;
             let finished = loop {
                 let remaining = limit.map_or(usize::MAX, |l| {
@@ -480,11 +495,20 @@ fn spawn_reader(
                 if remaining == 0 {
                     break false;
                 }
-                let page = reader.next_page(page_size.min(remaining)).await?;
+                let mut page = reader.next_page(page_size.min(remaining)).await?;
+                // The last page a `--limit` allows ends where the watermark changes.
+                if remaining <= page_size {
+                    if let Some(last) = page.rows.last().map(|r| r.watermark.clone()) {
+                        page.rows
+                            .extend(reader.rest_of_watermark(&last).await?.rows);
+                    }
+                }
                 if page.rows.is_empty() {
                     break true;
                 }
-                read += page.rows.len() as u64;
+                // Rows read again (at or before the stored watermark) do not count toward
+                // `--limit`, or a limit smaller than a tie on one watermark would never progress.
+                read += page.rows.iter().filter(|r| !r.reread).count() as u64;
                 if tx.send(Ok(plan(page.rows, advance).await?)).await.is_err() {
                     break false;
                 }

@@ -125,12 +125,22 @@ impl RunStats {
     }
 
     /// The share of handled orders that were invalid or rejected.
+    ///
+    /// Orders more than 62 days old are left out: nothing in the source can make them
+    /// sendable, so they say nothing about the data's quality now (a view whose watermark moves
+    /// with a customer record re-reads that customer's whole history).
     pub fn invalid_ratio(&self) -> f64 {
-        let handled = self.events + self.invalid;
+        let too_old = self
+            .invalid_reasons
+            .get(crate::transform::InvalidReason::TooOld.as_str())
+            .copied()
+            .unwrap_or(0);
+        let invalid = self.invalid.saturating_sub(too_old);
+        let handled = self.events + invalid;
         if handled == 0 {
             return 0.0;
         }
-        (self.invalid + self.rejected) as f64 / handled as f64
+        (invalid + self.rejected) as f64 / handled as f64
     }
 
     /// Adds `n` to a keyed counter. Called for every key of every sent event, so the key is

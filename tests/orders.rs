@@ -793,3 +793,171 @@ async fn reconcile_never_adds_currencies_and_counts_undated_orders() {
         .get(0);
     assert_eq!(rows, 2);
 }
+
+#[tokio::test]
+async fn ids_padded_with_tabs_newlines_or_no_break_spaces_are_one_order() {
+    // GIVEN four lines of W-3, padded with nothing, a tab, a newline and a no-break space
+    let db = TestDb::new().await;
+    db.exec(LINES).await;
+    db.exec(
+        "insert into shop.lines values
+         ('W-3',            1, now() - interval '1 hour', '2026-11-01 10:00:00+00', 'USD', 'a@b.co', 'US', 'A', 1, 10),
+         (E'W-3\\t',        2, now() - interval '1 hour', '2026-11-01 10:00:00+00', 'USD', 'a@b.co', 'US', 'B', 1, 3),
+         (E'W-3\\n',        3, now() - interval '1 hour', '2026-11-01 10:00:00+00', 'USD', 'a@b.co', 'US', 'C', 1, 3),
+         ('W-3' || chr(160), 4, now() - interval '1 hour', '2026-11-01 10:00:00+00', 'USD', 'a@b.co', 'US', 'D', 1, 2);",
+    )
+    .await;
+    let config = lines_config(&db, "shop.lines", "", "");
+    migrate(&config).await;
+
+    // WHEN the connector runs
+    let stats = run(&config).await;
+
+    // THEN it is one event with all four lines
+    let w3 = events_of(&db, "W-3");
+    assert_eq!(w3.len(), 1);
+    assert_eq!(w3[0]["custom_data"]["value"], serde_json::json!(18.0));
+    assert_eq!(stats.skipped_duplicate, 0);
+}
+
+#[tokio::test]
+async fn a_limit_smaller_than_a_tie_on_one_watermark_still_makes_progress() {
+    // GIVEN 50 orders on one watermark value (a bulk load) and 10 after it
+    let db = TestDb::new().await;
+    db.exec(
+        "insert into shop.store_transactions (order_id, purchased_at, updated_at, total, currency, email)
+         select 'B' || g, now() - interval '1 hour', '2026-11-01 10:00:00+00', 1, 'USD', 'a@b.co'
+         from generate_series(1, 50) g;
+         insert into shop.store_transactions (order_id, purchased_at, updated_at, total, currency, email)
+         select 'C' || g, now() - interval '1 hour', '2026-11-01 11:00:00+00'::timestamptz + g * interval '1 second', 1, 'USD', 'a@b.co'
+         from generate_series(1, 10) g;",
+    )
+    .await;
+    let config = db.config("batch_size = 7", None);
+    migrate(&config).await;
+
+    // WHEN runs with --limit 20 follow one another
+    let mut sent = 0;
+    for _ in 0..4 {
+        let options = RunOptions {
+            limit: Some(20),
+            ..RunOptions::default()
+        };
+        sent += ocapi::run::run(&config, options, std::future::pending())
+            .await
+            .unwrap()
+            .sent;
+    }
+
+    // THEN every order is sent, once
+    assert_eq!(sent, 60);
+    assert_eq!(db.written_events().len(), 60);
+}
+
+#[tokio::test]
+async fn an_order_stamped_a_few_minutes_ahead_is_not_taken_as_changed_on_every_run() {
+    // GIVEN an order whose watermark is 3 minutes ahead of the clock (a fast till), sent
+    let db = TestDb::new().await;
+    db.exec(
+        "insert into shop.store_transactions (order_id, purchased_at, updated_at, total, currency, email) values
+         ('FAST', now() - interval '1 hour', now() + interval '3 minutes', 10, 'USD', 'a@b.co')",
+    )
+    .await;
+    let config = db.config("", None);
+    migrate(&config).await;
+    assert_eq!(run(&config).await.sent, 1);
+
+    // WHEN the connector runs again (the capped watermark re-reads it)
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let again = run(&config).await;
+
+    // THEN it is a plain duplicate, not a change
+    assert_eq!((again.sent, again.changed_after_send), (0, 0));
+    assert!(db
+        .ledger_text("FAST", "changed_after_send_at")
+        .await
+        .is_none());
+}
+
+#[tokio::test]
+async fn a_real_price_with_seven_digits_is_sent_exactly() {
+    let db = TestDb::new().await;
+    db.exec(LINES).await;
+    db.exec(
+        "alter table shop.lines alter column unit_price type real;
+         insert into shop.lines values
+         ('R-1', 1, now() - interval '1 hour', now(), 'USD', 'a@b.co', 'US', 'CAR', 1, 1234567)",
+    )
+    .await;
+    let config = lines_config(&db, "shop.lines", "", "");
+    migrate(&config).await;
+    run(&config).await;
+    assert_eq!(
+        events_of(&db, "R-1")[0]["custom_data"]["value"],
+        serde_json::json!(1_234_567.0)
+    );
+}
+
+#[tokio::test]
+async fn held_orders_show_in_runs_and_the_metrics_file() {
+    let db = TestDb::new().await;
+    db.exec(
+        "insert into shop.store_transactions (order_id, purchased_at, updated_at, total, currency, email) values
+         ('AHEAD', now() + interval '2 hours', now(), 10, 'USD', 'a@b.co')",
+    )
+    .await;
+    db.config("", None);
+    let metrics = db.dir.join("ocapi.prom");
+    let path = db.config_path();
+    let config = Config::load(&path).unwrap();
+    migrate(&config).await;
+    let metrics_flag = metrics.display().to_string();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_ocapi"));
+    command
+        .arg("--config")
+        .arg(&path)
+        .args(["--metrics-file", &metrics_flag, "run"])
+        .env("OCAPI_LOG", "warn");
+    let out = tokio::task::spawn_blocking(move || command.output().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let runs = ocapi(&path, &["runs", "--json"]).await;
+    let runs: serde_json::Value = serde_json::from_slice(&runs.stdout).unwrap();
+    assert_eq!(runs[0]["held"], 1, "{runs}");
+    let text = ocapi(&path, &["runs"]).await;
+    assert!(String::from_utf8_lossy(&text.stdout).contains("held"));
+    let prom = std::fs::read_to_string(&metrics).unwrap();
+    assert!(
+        prom.lines()
+            .any(|l| l.starts_with("ocapi_last_run_held{") && l.ends_with(" 1")),
+        "{prom}"
+    );
+}
+
+#[tokio::test]
+async fn reconcile_counts_an_undated_source_order_on_its_undated_line() {
+    let db = TestDb::new().await;
+    db.exec(
+        "insert into shop.store_transactions (order_id, purchased_at, updated_at, total, currency, email) values
+         ('U-1', null, now(), 30, 'USD', 'a@b.co')",
+    )
+    .await;
+    let config = db.config("", None);
+    migrate(&config).await;
+    run(&config).await;
+    let today = Utc::now().date_naive();
+    let report = ocapi::reconcile::reconcile(&config, today, today, GroupBy::Day)
+        .await
+        .unwrap();
+    let undated = report.lines.iter().find(|l| l.group == "undated").unwrap();
+    assert_eq!(
+        (undated.source_orders, undated.invalid, undated.ledger_only),
+        (1, 1, 0)
+    );
+}

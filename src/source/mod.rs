@@ -181,6 +181,12 @@ pub struct SourceRow {
     pub watermark: String,
     /// The order's identity: its id as text, trimmed; `""` when NULL.
     pub key: String,
+    /// The order's own watermark, not capped: what the ledger records, so that an order stamped
+    /// ahead of the clock is not taken as changed each time the cap moves.
+    pub order_watermark: String,
+    /// The order's watermark is at or before the stored one: read again (a restart, the
+    /// lookback), not new.
+    pub reread: bool,
     /// The order's watermark is ahead of the source database's clock by more than
     /// [`query::WATERMARK_SKEW`].
     pub ahead: bool,
@@ -250,6 +256,8 @@ impl SourceRow {
         Self {
             watermark: text(0).unwrap_or_default(),
             key: text(1).unwrap_or_default(),
+            order_watermark: text(row.len() - 2).unwrap_or_default(),
+            reread: row.get(row.len() - 1),
             ahead: row.get(2),
             row_watermark: text(query::col::ROW_WATERMARK).unwrap_or_default(),
             order_id: text(query::col::ORDER_ID),
@@ -519,7 +527,21 @@ impl Reader {
         query: &ReadQuery,
         filter: &Filter,
     ) -> Result<Self, SourceError> {
-        let (sql, params) = query.read(filter);
+        Self::start_after(client, query, filter, None).await
+    }
+
+    /// [`Reader::start`], marking the rows of orders at or before `committed` (the stored
+    /// watermark) as re-read ([`SourceRow::reread`]).
+    ///
+    /// # Errors
+    /// [`SourceError::Db`] when the statement fails.
+    pub async fn start_after(
+        client: &Client,
+        query: &ReadQuery,
+        filter: &Filter,
+        committed: Option<&str>,
+    ) -> Result<Self, SourceError> {
+        let (sql, params) = query.read_after(filter, committed);
         client
             .batch_execute(&format!(
                 "begin isolation level repeatable read read only; {}",
@@ -553,6 +575,39 @@ impl Reader {
             }
         }
         Ok(())
+    }
+
+    /// The rest of the rows at `watermark` (the last page's): a run that stops after a page
+    /// (`--limit`) reads them too, so that no order at the watermark it stores is left unread
+    /// and the next run, which starts at that watermark, reads past it instead of reading the
+    /// same orders again (a bulk load puts thousands of rows on one value).
+    ///
+    /// # Errors
+    /// [`SourceError::Db`] when the stream fails.
+    pub async fn rest_of_watermark(&mut self, watermark: &str) -> Result<Page, SourceError> {
+        let mut rows = Vec::new();
+        match self.pending.take() {
+            Some(row) if row.watermark == watermark => rows.push(row),
+            Some(row) => {
+                self.pending = Some(row);
+                return Ok(Page { rows });
+            }
+            None => {}
+        }
+        while !self.done {
+            let Some(row) = self.rows.next().await else {
+                self.done = true;
+                break;
+            };
+            let row =
+                SourceRow::from_row(&row.map_err(DbError::query("cannot read the source table"))?);
+            if row.watermark != watermark {
+                self.pending = Some(row);
+                break;
+            }
+            rows.push(row);
+        }
+        Ok(Page { rows })
     }
 
     /// The next page: at least `limit` rows (when the read has that many), extended to the end

@@ -40,9 +40,17 @@ pub enum Filter {
     /// Orders with a row whose event time may fall in the window (local times are widened by a
     /// day; the transform's exact event time decides).
     Window(EventTimeWindow),
+    /// Like `Window`, and the orders with a row without an event time (for `reconcile`'s
+    /// `undated` line).
+    WindowOrUndated(EventTimeWindow),
     /// These orders, by their trimmed order id.
     Orders(Vec<String>),
 }
+
+/// What is trimmed from both ends of an order id: ASCII white space and the no-break space
+/// (tills and spreadsheets pad with tabs and U+00A0 too). The transform trims the same set
+/// (`transform::ID_BLANKS`), so grouping, the event id, the ledger and `explain` agree.
+const ID_BLANKS_SQL: &str = "E' \\t\\n\\r\\x0b\\x0c' || chr(160)";
 
 /// Separates several values of one customer field in a row's text (U+001F, the unit
 /// separator: no customer value holds it).
@@ -82,11 +90,13 @@ pub struct ReadQuery {
 
 /// Renders a value of `column` as text. The read runs with the session settings that
 /// `db::READ_SETTINGS` fixes (ISO dates, UTC), so dates and times have one form whatever the
-/// server's defaults; money's text depends on `lc_monetary` and floats' on
-/// `extra_float_digits`, so both go through `numeric` (`0.3`, not `0.30000000000000004`).
+/// server's defaults. Money's text depends on `lc_monetary`, so it goes through `numeric`. A
+/// `double precision` goes through `numeric` too (15 significant digits: `0.3`, not
+/// `0.30000000000000004`); a `real` is read as its shortest exact text (`extra_float_digits` is
+/// 1 in a read), since its `numeric` cast keeps only 6 digits (`1234567` would be `1234570`).
 fn text_of(expr: &str, column: &Column) -> String {
     match column.base.as_str() {
-        "money" | "float4" | "float8" => format!("{expr}::numeric::text"),
+        "money" | "float8" => format!("{expr}::numeric::text"),
         _ => format!("{expr}::text"),
     }
 }
@@ -118,7 +128,7 @@ impl ReadQuery {
         let m = &config.mapping;
         let watermark = quote_ident(&config.source.watermark_column);
         let order_id = quote_ident(&m.order_id);
-        let key = format!("btrim({order_id}::text)");
+        let key = format!("btrim({order_id}::text, {ID_BLANKS_SQL})");
         let event_time = quote_ident(&m.event_time);
         let epoch = match table.event_time_kind {
             EventTimeKind::Timestamptz => format!("date_part('epoch', {event_time})"),
@@ -277,6 +287,10 @@ impl ReadQuery {
                 params.push((Box::new(from.clone()), Type::TEXT));
                 format!("{w} >= ${}::text::{t}", params.len())
             }
+            Filter::WindowOrUndated(window) => {
+                let within = self.condition(alias, &Filter::Window(*window), params);
+                format!("(({within}) or {alias}.{} is null)", self.event_time)
+            }
             Filter::Window(window) => {
                 params.push((Box::new(window.from), Type::FLOAT8));
                 params.push((Box::new(window.to), Type::FLOAT8));
@@ -301,7 +315,7 @@ impl ReadQuery {
             Filter::Orders(ids) => {
                 params.push((Box::new(ids.clone()), Type::TEXT_ARRAY));
                 format!(
-                    "btrim({alias}.{}::text) = any(${})",
+                    "btrim({alias}.{}::text, {ID_BLANKS_SQL}) = any(${})",
                     self.order_id,
                     params.len()
                 )
@@ -316,6 +330,13 @@ impl ReadQuery {
     /// the trimmed order id, whether the order's watermark is ahead of the clock, then the inner
     /// columns (see [`col`]).
     pub fn read(&self, filter: &Filter) -> (String, Vec<Param>) {
+        self.read_after(filter, None)
+    }
+
+    /// [`ReadQuery::read`], with one more output column (last): whether the order's watermark
+    /// is at or before `committed`, the stored watermark, i.e. re-read by a restart or the
+    /// lookback rather than new (`false` without one).
+    pub fn read_after(&self, filter: &Filter, committed: Option<&str>) -> (String, Vec<Param>) {
         let mut params: Vec<Param> = Vec::new();
         let (t, w, o, inner) = (&self.table, &self.watermark, &self.order_id, &self.inner);
         let key = &self.key;
@@ -343,13 +364,26 @@ impl ReadQuery {
         let outer: Vec<String> = (0..self.width).map(|i| format!("r.c{i}")).collect();
         let positions: Vec<String> = (4..4 + self.width).map(|i| i.to_string()).collect();
         let sql = format!(
-            "select {wm_text}, r.k, coalesce(r.order_wm > {ahead}, false), {outer}
+            "select {wm_text}, r.k, coalesce(r.order_wm > {ahead}, false), {outer}, {uncapped},
+                    {reread}
              from (select x.*, case when x.k is null then x.w
                                     else max(x.w) over (partition by x.k) end as order_wm
                    from ({rows}) as x) as r
              order by {order_wm} nulls last, r.k nulls last, r.w, {positions}",
             wm_text = watermark_text(&order_wm, self.watermark_kind),
             ahead = self.clock(WATERMARK_SKEW),
+            uncapped = watermark_text("r.order_wm", self.watermark_kind),
+            reread = match committed {
+                Some(committed) => {
+                    params.push((Box::new(committed.to_owned()), Type::TEXT));
+                    format!(
+                        "coalesce(r.order_wm <= ${}::text::{}, false)",
+                        params.len(),
+                        self.watermark_kind.sql_type()
+                    )
+                }
+                None => "false".to_owned(),
+            },
             outer = outer.join(", "),
             positions = positions.join(", "),
         );

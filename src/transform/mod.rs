@@ -21,6 +21,10 @@ pub const MAX_AGE_SECS: i64 = 62 * 24 * 3600;
 /// ocapi never sends an event more than 5 minutes in the future (meta-capi.md decision 3); such
 /// an order is held until its time comes (up to `source.max_future` ahead).
 pub const MAX_FUTURE_SECS: i64 = 5 * 60;
+/// What is trimmed from both ends of an order id (the same set as the source read's SQL):
+/// ASCII white space and the no-break space.
+pub const ID_BLANKS: &[char] = &[' ', '\t', '\n', '\r', '\x0b', '\x0c', '\u{a0}'];
+
 /// Longer order ids cannot be a ledger key (PostgreSQL's index rows are bounded) and are no
 /// receipt number anyway.
 pub const MAX_ORDER_ID_LEN: usize = 256;
@@ -103,7 +107,9 @@ impl InvalidReason {
             Self::InvalidValue => "value is not a valid number",
             Self::MissingCurrency => "missing currency",
             Self::InvalidCurrency => "currency is not an ISO 4217 code",
-            Self::InvalidLineItem => "line item quantity or price is not a valid number",
+            Self::InvalidLineItem => {
+                "line item quantity or price is not a valid number (a negative quantity is a return)"
+            }
             Self::NoCustomerInformation => "no customer information",
             Self::InsufficientCustomerInformation => "insufficient customer information",
         }
@@ -253,7 +259,11 @@ pub fn build(rows: &[SourceRow], rules: &Rules, now: i64) -> Result<Built, Inval
         value: None,
         currency: None,
     };
-    let order_id = match first.order_id.as_deref().map(str::trim) {
+    let order_id = match first
+        .order_id
+        .as_deref()
+        .map(|id| id.trim_matches(ID_BLANKS))
+    {
         None | Some("") => return Err(known.invalid(InvalidReason::MissingOrderId)),
         Some(id) if id.chars().count() > MAX_ORDER_ID_LEN => {
             return Err(known.invalid(InvalidReason::OrderIdTooLong));
@@ -364,7 +374,7 @@ pub fn build(rows: &[SourceRow], rules: &Rules, now: i64) -> Result<Built, Inval
     Ok(Built {
         event,
         dropped,
-        watermark: first.watermark.clone(),
+        watermark: first.order_watermark.clone(),
         store_id: store_id(first),
         held_until,
         ahead: first.ahead,
@@ -482,8 +492,8 @@ fn conflict(rows: &[SourceRow], line_items: bool) -> Option<InvalidReason> {
             nonblank(r.store_id.as_deref()),
         )
     }
-    /// The customer fields, as compared.
-    fn customer(r: &SourceRow) -> [Option<&str>; 11] {
+    /// The customer fields, as compared (case aside: `T@X.com` and `t@x.com ` hash alike).
+    fn customer(r: &SourceRow) -> [Option<String>; 11] {
         [
             &r.email,
             &r.phone,
@@ -497,7 +507,7 @@ fn conflict(rows: &[SourceRow], line_items: bool) -> Option<InvalidReason> {
             &r.date_of_birth,
             &r.external_id,
         ]
-        .map(|v| nonblank(v.as_deref()))
+        .map(|v| nonblank(v.as_deref()).map(str::to_lowercase))
     }
     let first = &rows[0];
     let disagree = rows[1..]
@@ -562,7 +572,7 @@ impl Known<'_> {
             event_time: self.event_time,
             value: self.value,
             currency: self.currency.map(str::to_owned),
-            watermark: self.first.watermark.clone(),
+            watermark: self.first.order_watermark.clone(),
             store_id: store_id(self.first),
         }
     }
