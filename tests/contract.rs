@@ -344,3 +344,65 @@ async fn a_bad_default_is_a_configuration_error_naming_the_key_and_line() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("data_processing_options_state"));
 }
+
+#[tokio::test]
+async fn hash_and_dry_run_show_several_values_and_the_privacy_fields() {
+    // GIVEN a config with LDU by default, and an order
+    let db = TestDb::new().await;
+    db.exec(
+        "insert into shop.store_transactions (order_id, purchased_at, updated_at, total, currency, email) values
+         ('D-1', now() - interval '1 hour', now(), 10, 'USD', 'a@b.co')",
+    )
+    .await;
+    db.config("", None);
+    let path = db.config_path();
+    let text = std::fs::read_to_string(&path).unwrap().replace(
+        "[defaults]\n",
+        "[defaults]\ndata_processing_options = [\"LDU\"]\ndata_processing_options_country = 1\n\
+         data_processing_options_state = 1000\nopt_out = true\n",
+    );
+    std::fs::write(&path, text).unwrap();
+    let config = Config::load(&path).unwrap();
+    migrate(&config).await;
+
+    // WHEN hash is given two emails that normalize alike and a third, and a dry run runs
+    let run_binary = |args: Vec<String>| {
+        let path = path.clone();
+        tokio::task::spawn_blocking(move || {
+            Command::new(env!("CARGO_BIN_EXE_ocapi"))
+                .arg("--config")
+                .arg(&path)
+                .args(args)
+                .env("OCAPI_LOG", "warn")
+                .output()
+                .unwrap()
+        })
+    };
+    let hash = run_binary(
+        [
+            "hash",
+            "em",
+            "Jane@Example.com",
+            " jane@example.com",
+            "j2@example.com",
+        ]
+        .map(str::to_owned)
+        .to_vec(),
+    )
+    .await
+    .unwrap();
+    let dry = run_binary(vec!["run".to_owned(), "--dry-run".to_owned()])
+        .await
+        .unwrap();
+
+    // THEN hash shows each value, and that the first two are sent once
+    let said = String::from_utf8_lossy(&hash.stdout);
+    assert!(said.contains("value 3:"), "{said}");
+    assert!(said.contains("the same as value 1"), "{said}");
+    // AND the dry run prints the fields a run would send
+    let event: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&dry.stdout).lines().next().unwrap()).unwrap();
+    assert_eq!(event["data_processing_options"], json!(["LDU"]));
+    assert_eq!(event["data_processing_options_state"], 1000);
+    assert_eq!(event["opt_out"], true);
+}
