@@ -3,7 +3,7 @@
 //! The data flow reads top to bottom in the module list:
 //!
 //! ```text
-//! [postgres] --keyset page--> source --SourceRow--> transform --Event--> destination --Delivery--> ledger --> stats
+//! [postgres] --changed orders, streamed--> source --SourceRow--> transform --Event--> destination --Delivery--> ledger --> stats
 //!      ^                                                                                              |
 //!      +------ ledger rows + watermark advance, ONE transaction, only after the destination answered --+
 //! ```
