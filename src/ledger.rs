@@ -447,8 +447,11 @@ impl Ledger {
                   as u(order_id, event_time, value, currency, reason, watermark, store_id)
              on conflict (dataset_id, event_name, order_id) do update
                set status = excluded.status, reason = excluded.reason, run_id = excluded.run_id,
-                   event_time = excluded.event_time, value = excluded.value,
-                   currency = excluded.currency, source_watermark = excluded.source_watermark,
+                   event_time = coalesce(excluded.event_time, l.event_time),
+                   value = coalesce(excluded.value, l.value),
+                   currency = coalesce(excluded.currency, l.currency),
+                   source_watermark = coalesce(nullif(excluded.source_watermark, ''),
+                                               l.source_watermark),
                    store_id = excluded.store_id,
                    connector = excluded.connector, updated_at = now()
                where l.status <> 'sent'",

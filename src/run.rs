@@ -481,7 +481,25 @@ fn spawn_reader(
             };
             if !held.is_empty() {
                 let rows = source::read_orders(&client, &query, &held).await?;
-                if tx.send(Ok(plan(rows, false).await?)).await.is_err() {
+                let found: HashSet<&str> = rows.iter().map(|r| r.key.as_str()).collect();
+                // A held order deleted from the source (a voided sale) is recorded so, not
+                // asked for again on every run.
+                let gone: Vec<Invalid> = held
+                    .iter()
+                    .filter(|id| !found.contains(id.as_str()))
+                    .map(|id| Invalid {
+                        order_id: Some(id.clone()),
+                        reason: InvalidReason::HeldOrderGone,
+                        event_time: None,
+                        value: None,
+                        currency: None,
+                        watermark: String::new(),
+                        store_id: None,
+                    })
+                    .collect();
+                let mut held_page = plan(rows, false).await?;
+                held_page.invalid.extend(gone);
+                if tx.send(Ok(held_page)).await.is_err() {
                     return Ok(());
                 }
             }

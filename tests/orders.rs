@@ -961,3 +961,30 @@ async fn reconcile_counts_an_undated_source_order_on_its_undated_line() {
         (1, 1, 0)
     );
 }
+
+#[tokio::test]
+async fn a_held_order_deleted_from_the_source_is_recorded_so_and_not_asked_for_again() {
+    // GIVEN an order held (dated 2 hours ahead), then voided: deleted from the source
+    let db = TestDb::new().await;
+    db.exec(
+        "insert into shop.store_transactions (order_id, purchased_at, updated_at, total, currency, email) values
+         ('VOID', now() + interval '2 hours', now(), 10, 'USD', 'a@b.co')",
+    )
+    .await;
+    let config = db.config("", None);
+    migrate(&config).await;
+    assert_eq!(run(&config).await.held, 1);
+    db.exec("delete from shop.store_transactions where order_id = 'VOID'; update ocapi.ledger set event_time = now() - interval '1 minute' where order_id = 'VOID'")
+        .await;
+
+    // WHEN its time has come and the connector runs
+    let stats = run(&config).await;
+
+    // THEN it is invalid with that reason, and nothing was sent
+    assert_eq!(stats.sent, 0);
+    assert_eq!(
+        db.ledger_text("VOID", "reason").await.as_deref(),
+        Some("held order no longer in the source")
+    );
+    assert!(db.ledger_text("VOID", "event_time").await.is_some());
+}

@@ -63,6 +63,8 @@ pub enum InvalidReason {
     InvalidOptOut,
     /// `delivery_category` outside Meta's set.
     InvalidDeliveryCategory,
+    /// A held order whose rows are gone from the source by the time it was due.
+    HeldOrderGone,
     /// No value and no line items to sum.
     MissingValue,
     /// A value that is not a finite number in range.
@@ -103,6 +105,7 @@ impl InvalidReason {
             Self::InvalidDeliveryCategory => {
                 "delivery_category is not in_store, curbside or home_delivery"
             }
+            Self::HeldOrderGone => "held order no longer in the source",
             Self::MissingValue => "missing value",
             Self::InvalidValue => "value is not a valid number",
             Self::MissingCurrency => "missing currency",
