@@ -558,3 +558,94 @@ async fn upgrading_a_ledger_with_pending_rows_sends_them_again_and_drops_the_pay
         .get(0);
     assert_eq!(collation.as_deref(), Some("C"));
 }
+
+/// `ocapi check`'s stdout with the config file last written for `db`.
+fn check_output(db: &TestDb) -> String {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_ocapi"))
+        .arg("--config")
+        .arg(db.config_path())
+        .arg("check")
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// The `warn` lines of a check that are about indexes.
+fn index_warnings(check: &str) -> Vec<&str> {
+    check
+        .lines()
+        .filter(|l| l.starts_with("warn") && l.contains("index"))
+        .collect()
+}
+
+#[tokio::test]
+async fn check_gives_the_create_index_statements_a_table_lacks() {
+    // GIVEN the source table with no index at all
+    let db = TestDb::new().await;
+    insert_orders(&db, "R", 10, "2026-01-01T00:00:00Z").await;
+    let config = db.config("", None);
+    migrate(&config).await;
+
+    // WHEN check runs, THEN it names both statements
+    let none = check_output(&db);
+    let warnings = index_warnings(&none);
+    assert_eq!(warnings.len(), 2, "{none}");
+    assert!(none.contains(r#"create index on "shop"."store_transactions" ("updated_at");"#));
+    assert!(none.contains(r#"create index on "shop"."store_transactions" ("order_id");"#));
+
+    // WHEN only a composite (watermark, order id) index exists, THEN the order id one is
+    // still missing: the rows of a changed order are looked up by order id alone
+    db.exec("create index on shop.store_transactions (updated_at, order_id)")
+        .await;
+    let composite = check_output(&db);
+    let warnings = index_warnings(&composite);
+    assert_eq!(warnings.len(), 1, "{composite}");
+    assert!(warnings[0].contains(r#"("order_id");"#), "{composite}");
+
+    // WHEN it is added, THEN check has no index advice left
+    db.exec("create index on shop.store_transactions (order_id)")
+        .await;
+    let both = check_output(&db);
+    assert!(index_warnings(&both).is_empty(), "{both}");
+}
+
+#[tokio::test]
+async fn check_tells_when_a_view_would_be_read_whole_for_a_small_delta() {
+    // GIVEN a view over 20,000 purchases whose table has only a composite (watermark, order
+    // id) index: PostgreSQL finds the delta through it, but can only look the changed orders'
+    // rows up by walking the whole index
+    let db = TestDb::new().await;
+    db.exec(
+        "insert into shop.store_transactions (order_id, purchased_at, updated_at, total, currency, email)
+         select 'V' || g, now() - interval '1 hour', now() - interval '2 days' + g * interval '1 second',
+                10, 'USD', 'v' || g || '@example.com'
+         from generate_series(1, 20000) g;
+         create index on shop.store_transactions (updated_at, order_id);
+         create view shop.purchases as select * from shop.store_transactions;
+         analyze shop.store_transactions;",
+    )
+    .await;
+    let config = db.config("", None);
+    migrate(&config).await;
+    let text = std::fs::read_to_string(db.config_path()).unwrap();
+    std::fs::write(
+        db.config_path(),
+        text.replace("\"shop.store_transactions\"", "\"shop.purchases\""),
+    )
+    .unwrap();
+
+    // WHEN check runs, THEN it says the view would be read whole
+    let composite = check_output(&db);
+    let warnings = index_warnings(&composite);
+    assert_eq!(warnings.len(), 1, "{composite}");
+    assert!(
+        warnings[0].contains("\"shop\".\"purchases\" is a view"),
+        "{composite}"
+    );
+
+    // WHEN the order id gets its own index, THEN the advice goes
+    db.exec("create index on shop.store_transactions (order_id); analyze shop.store_transactions")
+        .await;
+    let both = check_output(&db);
+    assert!(index_warnings(&both).is_empty(), "{both}");
+}

@@ -542,9 +542,15 @@ impl Reader {
         committed: Option<&str>,
     ) -> Result<Self, SourceError> {
         let (sql, params) = query.read_after(filter, committed);
+        // JIT off for the read: the statement's estimated cost grows with the delta, and past
+        // `jit_optimize_above_cost` (a delta of about half a million rows) each of its processes
+        // spent over a second of CPU compiling expressions as simple as `::text`, before the
+        // first row (`docs/benchmarks.md`). `jit` exists from PostgreSQL 11.
         client
             .batch_execute(&format!(
-                "begin isolation level repeatable read read only; {}",
+                "begin isolation level repeatable read read only; {}\
+                 select set_config('jit', 'off', true) \
+                 where current_setting('server_version_num')::int >= 110000",
                 crate::db::set_statements(true)
             ))
             .await
