@@ -155,6 +155,12 @@ pub async fn run(
     let destination = if options.dry_run {
         None
     } else {
+        // An unset token variable or an unreadable token file is a configuration error
+        // (exit 2, and `watch` stops): no retry can fix it.
+        if config.destination.kind == crate::config::DestinationKind::Meta {
+            config.access_token()?;
+            config.app_secret()?;
+        }
         Some(Arc::new(Destination::from_config(config)?))
     };
     if !options.dry_run {

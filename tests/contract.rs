@@ -406,3 +406,43 @@ async fn hash_and_dry_run_show_several_values_and_the_privacy_fields() {
     assert_eq!(event["data_processing_options_state"], 1000);
     assert_eq!(event["opt_out"], true);
 }
+
+#[tokio::test]
+async fn an_unset_token_variable_is_a_configuration_error_exit_2() {
+    // GIVEN a meta destination whose access_token_env names a variable that is not set
+    let db = TestDb::new().await;
+    let graph = sandbox(Faults::default()).await;
+    db.meta_config("", &graph.base_url(), TOKEN, "");
+    let path = db.config_path();
+    let text = std::fs::read_to_string(&path).unwrap();
+    let text = text
+        .lines()
+        .filter(|l| !l.starts_with("access_token_file"))
+        .collect::<Vec<_>>()
+        .join("\n")
+        .replace(
+            "[destination]\n",
+            "[destination]\naccess_token_env = \"OCAPI_TEST_TOKEN_NOT_SET\"\n",
+        );
+    std::fs::write(&path, text).unwrap();
+    let config = Config::load(&path).unwrap();
+    migrate(&config).await;
+
+    // WHEN a run starts
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_ocapi"))
+            .arg("--config")
+            .arg(&path)
+            .arg("run")
+            .env_remove("OCAPI_TEST_TOKEN_NOT_SET")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+
+    // THEN it exits 2 naming the key, and nothing was sent
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("access_token_env"));
+    assert_eq!(graph.stats().requests, 0);
+}
