@@ -581,6 +581,30 @@ impl Config {
         if self.source.table.trim().is_empty() {
             return invalid("source.table", "must name a table or view");
         }
+        let d = &self.defaults;
+        let m = &self.mapping;
+        if d.data_processing_options
+            .as_ref()
+            .is_some_and(|o| !o.is_empty())
+            && ((d.data_processing_options_country.is_none()
+                && m.data_processing_options_country.is_none())
+                || (d.data_processing_options_state.is_none()
+                    && m.data_processing_options_state.is_none()))
+        {
+            return invalid(
+                "defaults.data_processing_options",
+                "LDU needs a country and a state: set `defaults.data_processing_options_country` \
+                 and `_state` (0 lets Meta geolocate), or map their columns",
+            );
+        }
+        if self
+            .destination
+            .upload_tag
+            .as_deref()
+            .is_some_and(|t| t.trim().is_empty())
+        {
+            return invalid("destination.upload_tag", "must not be empty");
+        }
         if self.source.timezone.parse::<chrono_tz::Tz>().is_err() {
             return invalid(
                 "source.timezone",
@@ -981,5 +1005,31 @@ mod tests {
     fn the_example_connector_toml_parses() {
         let text = include_str!("../connector.toml");
         Config::parse(text, Path::new("connector.toml")).unwrap();
+    }
+
+    #[test]
+    fn ldu_by_default_needs_its_geography_and_an_upload_tag_is_not_empty() {
+        let base = TEST_CONFIG.replace(
+            "[defaults]",
+            "[defaults]\ndata_processing_options = [\"LDU\"]",
+        );
+        let error = Config::parse(&base, Path::new("t.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("defaults.data_processing_options"),
+            "{error}"
+        );
+        let fixed = base.replace(
+            "data_processing_options = [\"LDU\"]",
+            "data_processing_options = [\"LDU\"]\ndata_processing_options_country = 0\n\
+             data_processing_options_state = 0",
+        );
+        assert!(Config::parse(&fixed, Path::new("t.toml")).is_ok());
+        let tagged = TEST_CONFIG.replace("[destination]", "[destination]\nupload_tag = \" \"");
+        let error = Config::parse(&tagged, Path::new("t.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("destination.upload_tag"), "{error}");
     }
 }

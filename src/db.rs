@@ -121,15 +121,19 @@ pub(crate) fn set_statements(local: bool) -> String {
 /// statements): reads go through [`reading`]. Other connections are sessions and set
 /// `READ_SETTINGS` once, after the user's own options.
 pub fn pool(url: &Secret, what: &'static str, size: usize) -> Result<Pool, DbError> {
-    let bad = |reason: String| DbError::Url { what, reason };
+    // Every reason is redacted: a URL that does not even parse (a mistyped scheme) is echoed
+    // by the parsers, password included.
+    let password = password_in(url.expose());
+    let bad = |reason: String| DbError::Url {
+        what,
+        reason: match &password {
+            Some(password) => reason.replace(password.as_str(), "[redacted]"),
+            None => reason,
+        },
+    };
     let (text, params) = url::split(url.expose()).map_err(bad)?;
-    let mut pg = tokio_postgres::Config::from_str(&text).map_err(|error| {
-        let mut reason = crate::run::error_chain(&error);
-        if let Some(password) = password_in(&text) {
-            reason = reason.replace(&password, "[redacted]");
-        }
-        bad(reason)
-    })?;
+    let mut pg = tokio_postgres::Config::from_str(&text)
+        .map_err(|error| bad(crate::run::error_chain(&error)))?;
     if pg.get_application_name().is_none() {
         pg.application_name("ocapi");
     }
@@ -189,8 +193,9 @@ fn password_in(text: &str) -> Option<String> {
                 .map(|p| String::from_utf8_lossy(p).into_owned())
         })
         .or_else(|| {
-            // The URL form did not parse: take what sits between `user:` and `@`.
-            let rest = text.split_once("://")?.1;
+            // The URL form did not parse (a mistyped scheme such as `mysql://` or `postgres//`):
+            // take what sits between `user:` and `@`.
+            let rest = text.split_once("//").map_or(text, |(_, rest)| rest);
             let userinfo = rest.split_once('@')?.0;
             userinfo.split_once(':').map(|(_, p)| p.to_owned())
         })
@@ -392,6 +397,16 @@ mod tests {
         assert!(!reason.contains("hunter2"), "{reason}");
         let reason = unusable("host=db password='hunter2-pw' port=x");
         assert!(!reason.contains("hunter2"), "{reason}");
+        // A mistyped scheme is echoed by the parser: never with the password.
+        for url in [
+            "mysql://postgres:hunter2-pw@127.0.0.1/x",
+            "postgresql:/postgres:hunter2-pw@127.0.0.1/x",
+            "postgres//postgres:hunter2-pw@127.0.0.1/x",
+            "http://postgres:hunter2-pw@127.0.0.1/x",
+        ] {
+            let reason = unusable(url);
+            assert!(!reason.contains("hunter2"), "{url}: {reason}");
+        }
     }
 
     #[test]

@@ -318,6 +318,13 @@ pub async fn explain(config: &Config, order_id: &str) -> Result<String, Error> {
                  fast?); nothing to fix, the first run after that sends it"
             )
         }
+        "invalid"
+            if reason.as_deref() == Some(transform::InvalidReason::NegativeValue.as_str()) =>
+        {
+            "a return or void (a negative total): not a purchase, so nothing is sent and \
+             nothing needs fixing; `reconcile` counts it under returns"
+                .to_owned()
+        }
         "invalid" if too_old => format!(
             "invalid: {}; its event time is more than 62 days old now, so Meta no longer \
              accepts it whatever is fixed",

@@ -444,7 +444,7 @@ pub fn render(report: &Report) -> String {
     );
     let _ = writeln!(
         out,
-        "{:<12} {:>4} {:>8} {:>12} {:>8} {:>12} {:>8} {:>8} {:>6} {:>10} {:>8} {:>11}",
+        "{:<12} {:>4} {:>8} {:>12} {:>8} {:>12} {:>8} {:>8} {:>8} {:>6} {:>10} {:>8} {:>11}",
         by,
         "cur",
         "orders",
@@ -452,6 +452,7 @@ pub fn render(report: &Report) -> String {
         "sent",
         "sent value",
         "invalid",
+        "returns",
         "rejected",
         "held",
         "never seen",
@@ -461,7 +462,7 @@ pub fn render(report: &Report) -> String {
     for line in report.lines.iter().chain(&report.totals) {
         let _ = writeln!(
             out,
-            "{:<12} {:>4} {:>8} {:>12} {:>8} {:>12} {:>8} {:>8} {:>6} {:>10} {:>8} {:>11}",
+            "{:<12} {:>4} {:>8} {:>12} {:>8} {:>12} {:>8} {:>8} {:>8} {:>6} {:>10} {:>8} {:>11}",
             line.group,
             line.currency.as_deref().unwrap_or("-"),
             line.source_orders,
@@ -469,6 +470,7 @@ pub fn render(report: &Report) -> String {
             line.sent,
             format!("{:.2}", line.sent_value),
             line.invalid,
+            line.returns,
             line.rejected,
             line.held,
             line.never_seen,

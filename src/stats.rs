@@ -126,15 +126,19 @@ impl RunStats {
 
     /// The share of handled orders that were invalid or rejected.
     ///
-    /// Orders more than 62 days old are left out: nothing in the source can make them
-    /// sendable, so they say nothing about the data's quality now (a view whose watermark moves
-    /// with a customer record re-reads that customer's whole history).
+    /// Orders more than 62 days old and returns (negative totals) are left out: nothing in the
+    /// source makes them sendable, so they say nothing about the data's quality now (a view
+    /// whose watermark moves with a customer record re-reads that customer's whole history).
     pub fn invalid_ratio(&self) -> f64 {
-        let too_old = self
-            .invalid_reasons
-            .get(crate::transform::InvalidReason::TooOld.as_str())
-            .copied()
-            .unwrap_or(0);
+        // Returns booked in the sales table are not data errors either.
+        let count = |reason: crate::transform::InvalidReason| {
+            self.invalid_reasons
+                .get(reason.as_str())
+                .copied()
+                .unwrap_or(0)
+        };
+        let too_old = count(crate::transform::InvalidReason::TooOld)
+            + count(crate::transform::InvalidReason::NegativeValue);
         let invalid = self.invalid.saturating_sub(too_old);
         let handled = self.events + invalid;
         if handled == 0 {
@@ -228,5 +232,27 @@ impl fmt::Display for RunStats {
             writeln!(f, "  error: {error}")?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn returns_and_orders_too_old_to_send_do_not_count_toward_the_invalid_ratio() {
+        let mut stats = RunStats::new("c");
+        stats.events = 8;
+        stats.invalid = 4;
+        for reason in [
+            crate::transform::InvalidReason::NegativeValue,
+            crate::transform::InvalidReason::TooOld,
+            crate::transform::InvalidReason::MissingCurrency,
+            crate::transform::InvalidReason::MissingCurrency,
+        ] {
+            RunStats::bump(&mut stats.invalid_reasons, reason.as_str(), 1);
+        }
+        // 2 data errors of 10 orders that could have been sent.
+        assert!((stats.invalid_ratio() - 0.2).abs() < 1e-9);
     }
 }

@@ -403,8 +403,11 @@ fn processing(row: &SourceRow, rules: &Rules) -> Result<Option<Processing>, Inva
         return Ok(None);
     }
     let ldu = match row.data_processing_options.as_deref() {
-        // NULL: the default.
-        None => rules.default_ldu.unwrap_or(false),
+        // NULL: the default; without one, nothing is sent.
+        None => match rules.default_ldu {
+            Some(ldu) => ldu,
+            None => return Ok(None),
+        },
         Some(text) => {
             let mut ldu = false;
             for option in text.split(crate::source::VALUE_SEPARATOR).map(str::trim) {
@@ -1218,5 +1221,19 @@ mod tests {
         let mut r = row();
         r.value = Some("0".to_owned());
         assert!(build(&[r], &rules(), NOW).is_ok());
+    }
+
+    #[test]
+    fn a_null_processing_column_without_a_default_sends_no_processing_fields() {
+        let mut rules = rules();
+        rules.processing = true;
+        let built = build(&[row()], &rules, NOW).unwrap();
+        assert_eq!(built.event.data_processing_options, None);
+        rules.default_ldu = Some(false);
+        let built = build(&[row()], &rules, NOW).unwrap();
+        assert_eq!(
+            built.event.data_processing_options,
+            Some(crate::event::NO_LDU)
+        );
     }
 }
