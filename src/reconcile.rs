@@ -188,6 +188,31 @@ pub struct Report {
     pub totals: Vec<Line>,
 }
 
+impl Report {
+    /// The lines with one line per group, its currencies' counts added (for views that show
+    /// counts per day or store, such as `ocapi report`); a merged line's values are kept only
+    /// when all its parts share one currency, and its `currency` is then that one.
+    pub fn merged_lines(&self) -> Vec<Line> {
+        let mut merged: Vec<Line> = Vec::new();
+        for line in &self.lines {
+            match merged.last_mut() {
+                Some(last) if last.group == line.group => {
+                    let same = last.currency == line.currency;
+                    last.add(line);
+                    if !same {
+                        last.currency = None;
+                        last.source_value = Decimal::ZERO;
+                        last.sent_value = Decimal::ZERO;
+                        last.returns_value = Decimal::ZERO;
+                    }
+                }
+                _ => merged.push(line.clone()),
+            }
+        }
+        merged
+    }
+}
+
 /// Builds the report for event times on days `from..=to` (UTC).
 pub async fn reconcile(
     config: &Config,

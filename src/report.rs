@@ -60,8 +60,11 @@ pub struct ReportData {
 
 /// Reads what the report shows for days `from..=to`.
 pub async fn gather(config: &Config, from: NaiveDate, to: NaiveDate) -> Result<ReportData, Error> {
-    let by_day = reconcile::reconcile(config, from, to, GroupBy::Day).await?;
-    let by_store = reconcile::reconcile(config, from, to, GroupBy::Store).await?;
+    // The charts count orders per day and store, whatever their currency.
+    let mut by_day = reconcile::reconcile(config, from, to, GroupBy::Day).await?;
+    by_day.lines = by_day.merged_lines();
+    let mut by_store = reconcile::reconcile(config, from, to, GroupBy::Store).await?;
+    by_store.lines = by_store.merged_lines();
     let mut runs = in_window(history::recent(config, RUNS).await?, from, to);
     runs.reverse();
     Ok(ReportData {
@@ -170,7 +173,9 @@ fn totals(out: &mut String, total: &Line) {
         ("source orders", "source_orders", total.source_orders),
         ("sent", "sent", total.sent),
         ("invalid", "invalid", total.invalid),
+        ("returns", "returns", total.returns),
         ("rejected", "rejected", total.rejected),
+        ("held", "held", total.held),
         ("never seen", "never_seen", total.never_seen),
     ] {
         let _ = write!(
@@ -259,18 +264,21 @@ fn days(out: &mut String, report: &reconcile::Report) {
     }
     out.push_str(
         "</svg>\n<table><tr><th>day</th><th>source orders</th><th>sent</th>\
-                  <th>invalid</th><th>rejected</th><th>never seen</th></tr>",
+                  <th>invalid</th><th>returns</th><th>rejected</th><th>held</th>\
+                  <th>never seen</th></tr>",
     );
     for line in lines.iter().chain([&report.total]) {
         let g = &line.group;
         let _ = write!(
             out,
-            "<tr><td>{}</td>{}{}{}{}{}</tr>",
+            "<tr><td>{}</td>{}{}{}{}{}{}{}</tr>",
             esc(g),
             cell(&format!("day/{g}/source_orders"), line.source_orders),
             cell(&format!("day/{g}/sent"), line.sent),
             cell(&format!("day/{g}/invalid"), line.invalid),
+            cell(&format!("day/{g}/returns"), line.returns),
             cell(&format!("day/{g}/rejected"), line.rejected),
+            cell(&format!("day/{g}/held"), line.held),
             cell(&format!("day/{g}/never_seen"), line.never_seen),
         );
     }

@@ -164,7 +164,15 @@ async fn the_html_report_renders_in_chromium_with_the_figures_of_reconcile_and_r
     assert_eq!(lines.len(), 3, "{day}");
     for line in lines.iter().chain([&day["total"]]) {
         let g = line["group"].as_str().unwrap();
-        for field in ["source_orders", "sent", "invalid", "rejected", "never_seen"] {
+        for field in [
+            "source_orders",
+            "sent",
+            "invalid",
+            "returns",
+            "rejected",
+            "held",
+            "never_seen",
+        ] {
             assert_eq!(
                 shown[&format!("day/{g}/{field}")],
                 line[field].to_string(),
