@@ -111,7 +111,13 @@ async fn kill_9_at_random_moments_over_many_runs_loses_no_order_and_sends_none_t
         let base = format!("2026-01-01T{iteration:02}:00:00Z");
         insert_orders(&db, &prefix, 400, &base).await;
         expected.extend((1..=400).map(|i| format!("{prefix}{i}")));
-        let delay = rand::random_range(0..600u64);
+        // The last kill comes later, so that at least one lands after a send even on a loaded
+        // machine, where a run may take longer than 600 ms to send its first page.
+        let delay = if iteration == 7 {
+            rand::random_range(1000..2500u64)
+        } else {
+            rand::random_range(0..600u64)
+        };
         delays.push(delay);
         let mut child = ocapi_run(&db).spawn().unwrap();
         tokio::time::sleep(Duration::from_millis(delay)).await;
