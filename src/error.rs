@@ -52,6 +52,9 @@ pub enum Error {
     /// Meta's Dataset Quality API failed.
     #[error(transparent)]
     Quality(#[from] QualityError),
+    /// What was asked about does not exist (`explain` of an order that is nowhere): exit 1.
+    #[error("{0}")]
+    NotFound(String),
     /// A usage error from a command's arguments.
     #[error("{0}")]
     Usage(String),

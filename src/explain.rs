@@ -203,6 +203,12 @@ pub async fn explain(config: &Config, order_id: &str) -> Result<String, Error> {
         .await
         .map_err(DbError::query("cannot read the order's ledger row"))?;
     let Some(row) = ledger_row else {
+        if rows.is_empty() {
+            return Err(Error::NotFound(format!(
+                "no such order in the source or the ledger: {order_id:?} (order ids are \
+                 compared trimmed and case-sensitively)"
+            )));
+        }
         let _ = writeln!(out, "  no ledger row: no run has handled this order");
         let why = never_seen_reason(config, &ledger_client, &schema, &rows).await?;
         let _ = writeln!(out, "\nwhy not sent:\n  {why}");

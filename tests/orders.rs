@@ -988,3 +988,13 @@ async fn a_held_order_deleted_from_the_source_is_recorded_so_and_not_asked_for_a
     );
     assert!(db.ledger_text("VOID", "event_time").await.is_some());
 }
+
+#[tokio::test]
+async fn explain_of_an_order_that_is_nowhere_exits_1() {
+    let db = TestDb::new().await;
+    let config = db.config("", None);
+    migrate(&config).await;
+    let out = ocapi(&db.config_path(), &["explain", "NOPE-1"]).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no such order"));
+}
