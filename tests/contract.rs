@@ -257,8 +257,12 @@ async fn several_values_per_customer_field_are_each_hashed_deduplicated_and_sent
         json!([sha("jane@example.com")])
     );
     assert_eq!(stats.dropped.get("em"), Some(&1));
-    // AND match-key coverage counts an event once per key
+    // AND match-key coverage counts an event once per key, in the stats and the ledger
     assert_eq!(stats.match_keys.get("em"), Some(&3));
+    assert_eq!(
+        db.ledger_text("TWO", "match_keys").await.as_deref(),
+        Some("{em,ph,country}")
+    );
     assert_eq!(stats.match_keys.get("ph"), Some(&1));
     // AND explain shows both values, masked
     let text = ocapi::explain::explain(&config, "TWO").await.unwrap();
