@@ -24,6 +24,7 @@ const EXIT_DEGRADED: u8 = 3;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(cli.log_format);
+    let json = matches!(cli.log_format, LogFormat::Json);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -37,7 +38,12 @@ fn main() -> ExitCode {
     match runtime.block_on(dispatch(cli)) {
         Ok(code) => code,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            // With `--log-format json` every stderr line is JSON, the final error included.
+            if json {
+                tracing::error!(error = %format!("{error:#}"), "command failed");
+            } else {
+                eprintln!("error: {error:#}");
+            }
             let config_error = error
                 .chain()
                 .find_map(|e| e.downcast_ref::<ocapi::Error>())

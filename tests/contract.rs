@@ -450,3 +450,33 @@ async fn an_unset_token_variable_is_a_configuration_error_exit_2() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("access_token_env"));
     assert_eq!(graph.stats().requests, 0);
 }
+
+#[tokio::test]
+async fn with_json_logs_a_failed_command_ends_with_a_json_line_too() {
+    // GIVEN a config whose ledger has not been migrated
+    let db = TestDb::new().await;
+    db.config("", None);
+    let path = db.config_path();
+
+    // WHEN a run fails with --log-format json
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_ocapi"))
+            .args(["--log-format", "json", "--config"])
+            .arg(&path)
+            .arg("run")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+
+    // THEN it exits 2 and every stderr line is JSON, the error among them
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for line in stderr.lines().filter(|l| !l.trim().is_empty()) {
+        let parsed: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|_| panic!("{line}"));
+        assert!(parsed.is_object());
+    }
+    assert!(stderr.contains("ocapi migrate"), "{stderr}");
+}
