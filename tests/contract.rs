@@ -3,13 +3,11 @@
 //! the connector against the local stand-in and asserts on the JSON it received and on the
 //! ledger.
 
-use std::process::Command;
-
 use ocapi::config::Config;
 use ocapi::sandbox::Faults;
 use serde_json::json;
 
-use crate::support::{migrate, run, sandbox, TestDb, TOKEN};
+use crate::support::{migrate, ocapi, run, sandbox, TestDb, TOKEN};
 
 /// Rewrites the config file `meta_config` wrote: `[mapping]` and `[defaults]` extras, and loads
 /// it.
@@ -321,12 +319,7 @@ async fn a_bad_default_is_a_configuration_error_naming_the_key_and_line() {
         "[defaults]\ndelivery_category = \"drone\"\n",
     );
     std::fs::write(&path, text).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_ocapi"))
-        .arg("--config")
-        .arg(&path)
-        .arg("check")
-        .output()
-        .unwrap();
+    let out = ocapi(&path, &["check"]).await;
     assert_eq!(out.status.code(), Some(2));
     let said = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -339,12 +332,7 @@ async fn a_bad_default_is_a_configuration_error_naming_the_key_and_line() {
         "data_processing_options_state = 7",
     );
     std::fs::write(&path, text).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_ocapi"))
-        .arg("--config")
-        .arg(&path)
-        .arg("check")
-        .output()
-        .unwrap();
+    let out = ocapi(&path, &["check"]).await;
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("data_processing_options_state"));
 }
@@ -370,34 +358,18 @@ async fn hash_and_dry_run_show_several_values_and_the_privacy_fields() {
     migrate(&config).await;
 
     // WHEN hash is given two emails that normalize alike and a third, and a dry run runs
-    let run_binary = |args: Vec<String>| {
-        let path = path.clone();
-        tokio::task::spawn_blocking(move || {
-            Command::new(env!("CARGO_BIN_EXE_ocapi"))
-                .arg("--config")
-                .arg(&path)
-                .args(args)
-                .env("OCAPI_LOG", "warn")
-                .output()
-                .unwrap()
-        })
-    };
-    let hash = run_binary(
-        [
+    let hash = ocapi(
+        &path,
+        &[
             "hash",
             "em",
             "Jane@Example.com",
             " jane@example.com",
             "j2@example.com",
-        ]
-        .map(str::to_owned)
-        .to_vec(),
+        ],
     )
-    .await
-    .unwrap();
-    let dry = run_binary(vec!["run".to_owned(), "--dry-run".to_owned()])
-        .await
-        .unwrap();
+    .await;
+    let dry = ocapi(&path, &["run", "--dry-run"]).await;
 
     // THEN hash shows each value, and that the first two are sent once
     let said = String::from_utf8_lossy(&hash.stdout);
@@ -433,17 +405,8 @@ async fn an_unset_token_variable_is_a_configuration_error_exit_2() {
     migrate(&config).await;
 
     // WHEN a run starts
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new(env!("CARGO_BIN_EXE_ocapi"))
-            .arg("--config")
-            .arg(&path)
-            .arg("run")
-            .env_remove("OCAPI_TEST_TOKEN_NOT_SET")
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
+    // (no test environment sets OCAPI_TEST_TOKEN_NOT_SET)
+    let out = ocapi(&path, &["run"]).await;
 
     // THEN it exits 2 naming the key, and nothing was sent
     assert_eq!(out.status.code(), Some(2));
@@ -459,16 +422,7 @@ async fn with_json_logs_a_failed_command_ends_with_a_json_line_too() {
     let path = db.config_path();
 
     // WHEN a run fails with --log-format json
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new(env!("CARGO_BIN_EXE_ocapi"))
-            .args(["--log-format", "json", "--config"])
-            .arg(&path)
-            .arg("run")
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
+    let out = ocapi(&path, &["--log-format", "json", "run"]).await;
 
     // THEN it exits 2 and every stderr line is JSON, the error among them
     assert_eq!(out.status.code(), Some(2));

@@ -3,8 +3,7 @@
 //! against a real PostgreSQL; the events are read back from the file destination and the
 //! outcomes from the ledger.
 
-use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
 use chrono::Utc;
 use ocapi::config::Config;
@@ -12,21 +11,7 @@ use ocapi::reconcile::GroupBy;
 use ocapi::run::RunOptions;
 use rust_decimal::Decimal;
 
-use crate::support::{migrate, run, TestDb};
-
-/// Runs the `ocapi` binary with `--config` and waits for it, letting the test's runtime go on
-/// (it closes the connections of the in-process runs before, which hold their locks until then).
-async fn ocapi(config: &Path, args: &[&str]) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_ocapi"));
-    command
-        .arg("--config")
-        .arg(config)
-        .args(args)
-        .env("OCAPI_LOG", "warn");
-    tokio::task::spawn_blocking(move || command.output().unwrap())
-        .await
-        .unwrap()
-}
+use crate::support::{migrate, ocapi, run, TestDb};
 
 /// A store's order lines at line grain, each line with its own `updated_at`.
 const LINES: &str = "

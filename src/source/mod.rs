@@ -592,21 +592,7 @@ impl Reader {
     /// [`SourceError::Db`] when the stream fails.
     pub async fn rest_of_watermark(&mut self, watermark: &str) -> Result<Page, SourceError> {
         let mut rows = Vec::new();
-        match self.pending.take() {
-            Some(row) if row.watermark == watermark => rows.push(row),
-            Some(row) => {
-                self.pending = Some(row);
-                return Ok(Page { rows });
-            }
-            None => {}
-        }
-        while !self.done {
-            let Some(row) = self.rows.next().await else {
-                self.done = true;
-                break;
-            };
-            let row =
-                SourceRow::from_row(&row.map_err(DbError::query("cannot read the source table"))?);
+        while let Some(row) = self.next_row().await? {
             if row.watermark != watermark {
                 self.pending = Some(row);
                 break;
@@ -623,16 +609,7 @@ impl Reader {
     /// [`SourceError::Db`] when the stream fails.
     pub async fn next_page(&mut self, limit: usize) -> Result<Page, SourceError> {
         let mut rows: Vec<SourceRow> = Vec::with_capacity(limit.min(65_536) + 1);
-        if let Some(row) = self.pending.take() {
-            rows.push(row);
-        }
-        while !self.done {
-            let Some(row) = self.rows.next().await else {
-                self.done = true;
-                break;
-            };
-            let row =
-                SourceRow::from_row(&row.map_err(DbError::query("cannot read the source table"))?);
+        while let Some(row) = self.next_row().await? {
             let same_order = rows.last().is_some_and(|last| {
                 !row.key.is_empty() && last.key == row.key && last.watermark == row.watermark
             });
@@ -643,6 +620,27 @@ impl Reader {
             rows.push(row);
         }
         Ok(Page { rows })
+    }
+
+    /// The next row: the one read past the last page's end, else the stream's next; `None`
+    /// once the stream has ended (a finished row stream must not be polled again: it would
+    /// answer "connection closed").
+    async fn next_row(&mut self) -> Result<Option<SourceRow>, SourceError> {
+        if let Some(row) = self.pending.take() {
+            return Ok(Some(row));
+        }
+        if self.done {
+            return Ok(None);
+        }
+        match self.rows.next().await {
+            None => {
+                self.done = true;
+                Ok(None)
+            }
+            Some(row) => Ok(Some(SourceRow::from_row(
+                &row.map_err(DbError::query("cannot read the source table"))?,
+            ))),
+        }
     }
 }
 

@@ -141,43 +141,31 @@ impl ReadQuery {
             }
             _ => "null::text".to_owned(),
         };
-        let field = |c: &Option<String>| {
-            c.as_deref().map_or_else(
-                || "null::text".to_owned(),
-                |name| match table.columns.get(name) {
-                    Some(column) => text_of(&quote_ident(name), column),
-                    None => format!("{}::text", quote_ident(name)),
-                },
-            )
+        // An array column (several values of a customer field, or the processing options) is
+        // joined by the unit separator, which no value holds; the transform splits it.
+        let column_text = |name: &str| match table.columns.get(name) {
+            Some(column) if column.base.starts_with('_') => format!(
+                "array_to_string({}::text[], {VALUE_SEPARATOR_SQL})",
+                quote_ident(name)
+            ),
+            Some(column) => text_of(&quote_ident(name), column),
+            None => format!("{}::text", quote_ident(name)),
         };
-        // Several columns, or an array column, give several values: joined by the unit
-        // separator, which no customer value holds, and split by the transform.
-        let values = |c: &Option<Columns>| {
-            let Some(columns) = c else {
-                return "null::text".to_owned();
-            };
-            let part = |name: &str| match table.columns.get(name) {
-                Some(column) if column.base.starts_with('_') => format!(
-                    "array_to_string({}::text[], {VALUE_SEPARATOR_SQL})",
-                    quote_ident(name)
-                ),
-                Some(column) => text_of(&quote_ident(name), column),
-                None => format!("{}::text", quote_ident(name)),
-            };
-            match columns.0.as_slice() {
-                [one]
-                    if !table
-                        .columns
-                        .get(one)
-                        .is_some_and(|c| c.base.starts_with('_')) =>
-                {
-                    part(one)
-                }
-                many => format!(
-                    "nullif(concat_ws({VALUE_SEPARATOR_SQL}, {}), '')",
-                    many.iter().map(|n| part(n)).collect::<Vec<_>>().join(", ")
-                ),
-            }
+        let field = |c: &Option<String>| {
+            c.as_deref()
+                .map_or_else(|| "null::text".to_owned(), column_text)
+        };
+        // Several columns give several values, joined the same way.
+        let values = |c: &Option<Columns>| match c.as_ref().map(|c| c.0.as_slice()) {
+            None => "null::text".to_owned(),
+            Some([one]) => column_text(one),
+            Some(many) => format!(
+                "nullif(concat_ws({VALUE_SEPARATOR_SQL}, {}), '')",
+                many.iter()
+                    .map(|name| column_text(name))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
         };
         let mut list = vec![
             watermark_text(&watermark, table.watermark_kind),
@@ -219,16 +207,7 @@ impl ReadQuery {
             .into_iter()
             .map(field),
         );
-        list.push(m.data_processing_options.as_deref().map_or_else(
-            || "null::text".to_owned(),
-            |name| match table.columns.get(name) {
-                Some(column) if column.base.starts_with('_') => format!(
-                    "array_to_string({}::text[], {VALUE_SEPARATOR_SQL})",
-                    quote_ident(name)
-                ),
-                _ => format!("{}::text", quote_ident(name)),
-            },
-        ));
+        list.push(field(&m.data_processing_options));
         let width = list.len();
         let inner = list
             .iter()

@@ -314,3 +314,17 @@ pub fn accepted_ids(sandbox: &ocapi::sandbox::Sandbox) -> Vec<String> {
         .map(|e| e["event_id"].as_str().unwrap().to_owned())
         .collect()
 }
+
+/// Runs the `ocapi` binary with `--config` and waits for it, letting the test's runtime go on
+/// (it closes the connections of the in-process runs before, which hold their locks until then).
+pub async fn ocapi(config: &Path, args: &[&str]) -> std::process::Output {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_ocapi"));
+    command
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .env("OCAPI_LOG", "warn");
+    tokio::task::spawn_blocking(move || command.output().unwrap())
+        .await
+        .unwrap()
+}
