@@ -669,12 +669,13 @@ pub async fn count_rows(
     window: &EventTimeWindow,
 ) -> Result<u64, SourceError> {
     let (sql, params) = query.count(window);
-    let row = crate::db::reading(client, client.query_typed(&sql, &binds(&params)))
-        .await
-        .map_err(DbError::query("cannot count the source rows in the window"))?;
-    Ok(row
-        .first()
-        .map_or(0, |row| u64::try_from(row.get::<_, i64>(0)).unwrap_or(0)))
+    count_with(
+        client,
+        &sql,
+        &binds(&params),
+        "cannot count the source rows in the window",
+    )
+    .await
 }
 
 /// Runs one `select count(*)`-shaped statement without binds.
@@ -682,7 +683,17 @@ pub async fn count_rows(
 /// # Errors
 /// [`SourceError::Db`] when the statement fails.
 pub async fn count(client: &Client, sql: &str, context: &str) -> Result<u64, SourceError> {
-    let rows = crate::db::reading(client, client.query_typed(sql, &[]))
+    count_with(client, sql, &[], context).await
+}
+
+/// Runs one `select count(*)`-shaped statement, unnamed, with ocapi's read settings.
+async fn count_with(
+    client: &Client,
+    sql: &str,
+    params: &[(&(dyn ToSql + Sync), Type)],
+    context: &str,
+) -> Result<u64, SourceError> {
+    let rows = crate::db::reading(client, client.query_typed(sql, params))
         .await
         .map_err(DbError::query(context))?;
     Ok(rows
