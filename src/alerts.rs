@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
-use crate::config::{ConfigError, Secret};
+use crate::config::ConfigError;
+use crate::secret::{self, Secret};
 use crate::stats::{RunStats, RunStatus};
 
 /// How long a delivery may take.
@@ -53,36 +54,25 @@ impl AlertsConfig {
     /// The webhook URL, if alerts are configured: from the file, else the environment.
     pub fn webhook_url(&self) -> Result<Option<Secret>, ConfigError> {
         if let Some(path) = &self.webhook_url_file {
-            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::SecretFile {
-                key: "alerts.webhook_url_file",
-                path: path.clone(),
-                source,
-            })?;
+            let text = secret::from_file("alerts.webhook_url_file", path)?;
             return non_empty(text, "alerts.webhook_url_file").map(Some);
         }
         let Some(var) = &self.webhook_url_env else {
             return Ok(None);
         };
-        match std::env::var(var) {
-            Ok(value) if !value.trim().is_empty() => Ok(Some(Secret::new(value.trim()))),
-            _ => Err(ConfigError::MissingEnv {
-                key: "alerts.webhook_url_env",
-                var: var.clone(),
-            }),
-        }
+        Ok(Some(secret::from_env("alerts.webhook_url_env", var)?))
     }
 }
 
 /// A trimmed, non-empty URL.
-fn non_empty(text: String, key: &'static str) -> Result<Secret, ConfigError> {
-    let url = text.trim();
-    if url.is_empty() {
+fn non_empty(url: Secret, key: &'static str) -> Result<Secret, ConfigError> {
+    if url.expose().is_empty() {
         return Err(ConfigError::Invalid {
             key,
             constraint: "names an empty file: put the webhook URL in it".to_owned(),
         });
     }
-    Ok(Secret::new(url))
+    Ok(url)
 }
 
 /// What an alert is about.
@@ -234,7 +224,7 @@ impl Alerter {
             }
             Ok(Ok(None)) => {}
             Ok(Err(error)) => {
-                tracing::debug!(error = %crate::run::error_chain(&error), "previous run unknown for alerts");
+                tracing::debug!(error = %crate::error::chain(&error), "previous run unknown for alerts");
             }
             Err(_) => tracing::debug!("previous run unknown for alerts: no answer in time"),
         }
@@ -252,7 +242,7 @@ impl Alerter {
             Ok(_) => tracing::info!(kind = ?kind, "alert sent"),
             Err(error) => tracing::warn!(
                 kind = ?kind,
-                error = %crate::run::error_chain(&error.without_url()),
+                error = %crate::error::chain(&error.without_url()),
                 "cannot deliver the alert to alerts' webhook; the run goes on"
             ),
         }

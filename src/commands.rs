@@ -36,7 +36,7 @@ impl CheckReport {
 
     /// Adds a failed check; the first failure decides the exit code.
     fn fail(&mut self, error: &Error) {
-        let _ = writeln!(self.text, "FAIL  {}", crate::run::error_chain(error));
+        let _ = writeln!(self.text, "FAIL  {}", crate::error::chain(error));
         if self.ok {
             self.exit_code = if error.is_config() { 2 } else { 1 };
         }

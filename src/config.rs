@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
+use crate::secret::{self, Secret};
+
 /// Where the config is read from when `--config` is not given and `OCAPI_CONFIG` is unset.
 pub const DEFAULT_CONFIG_PATH: &str = "connector.toml";
 /// Rows per source page: large enough to amortize a round trip, small enough to bound memory.
@@ -31,29 +33,6 @@ pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(30);
 /// The schema that holds the ledger, runs and state tables.
 pub const DEFAULT_LEDGER_SCHEMA: &str = "ocapi";
-
-/// A value that must never reach a log line, an error message or the ledger.
-#[derive(Clone, Deserialize, PartialEq, Eq)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a secret value.
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    /// The secret itself, for the one place that must send it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[redacted]")
-    }
-}
 
 /// Errors in loading or validating the config; each names the key and what to do.
 #[derive(Debug, thiserror::Error)]
@@ -83,25 +62,9 @@ pub enum ConfigError {
         /// What is wrong, written as the fix.
         constraint: String,
     },
-    /// An environment variable the config points to is unset.
-    #[error("environment variable {var} (named by `{key}`) is not set")]
-    MissingEnv {
-        /// The config key naming the variable.
-        key: &'static str,
-        /// The variable's name.
-        var: String,
-    },
-    /// A secret file the config points to cannot be read.
-    #[error("cannot read `{key}` file {path}")]
-    SecretFile {
-        /// The config key naming the file.
-        key: &'static str,
-        /// The file.
-        path: PathBuf,
-        /// The I/O error.
-        #[source]
-        source: std::io::Error,
-    },
+    /// A secret the config points to (an environment variable or a file) cannot be read.
+    #[error(transparent)]
+    Secret(#[from] crate::secret::SecretError),
 }
 
 /// The whole connector configuration.
@@ -766,15 +729,10 @@ impl Config {
     pub fn access_token(&self) -> Result<Secret, ConfigError> {
         let d = &self.destination;
         if let Some(path) = &d.access_token_file {
-            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::SecretFile {
-                key: "destination.access_token_file",
-                path: path.clone(),
-                source,
-            })?;
-            return Ok(Secret::new(text.trim()));
+            return Ok(secret::from_file("destination.access_token_file", path)?);
         }
         let var = d.access_token_env.as_deref().unwrap_or("META_ACCESS_TOKEN");
-        env_secret("destination.access_token_env", var)
+        Ok(secret::from_env("destination.access_token_env", var)?)
     }
 
     /// The app secret for `appsecret_proof`, when configured.
@@ -782,19 +740,9 @@ impl Config {
         self.destination
             .app_secret_env
             .as_deref()
-            .map(|var| env_secret("destination.app_secret_env", var))
+            .map(|var| secret::from_env("destination.app_secret_env", var))
             .transpose()
-    }
-}
-
-/// Reads a non-empty secret from the environment.
-fn env_secret(key: &'static str, var: &str) -> Result<Secret, ConfigError> {
-    match std::env::var(var) {
-        Ok(value) if !value.trim().is_empty() => Ok(Secret::new(value.trim())),
-        _ => Err(ConfigError::MissingEnv {
-            key,
-            var: var.to_owned(),
-        }),
+            .map_err(ConfigError::from)
     }
 }
 
@@ -806,7 +754,7 @@ fn resolve_url(
 ) -> Result<Secret, ConfigError> {
     match (url, var) {
         (Some(url), _) => Ok(url.clone()),
-        (None, Some(var)) => env_secret(key, var),
+        (None, Some(var)) => Ok(secret::from_env(key, var)?),
         (None, None) => Err(ConfigError::Invalid {
             key,
             constraint: "is not set: set a URL or the variable that holds it".to_owned(),
@@ -994,11 +942,6 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(error.contains("invalid duration"), "{error}");
-    }
-
-    #[test]
-    fn secret_debug_is_redacted() {
-        assert_eq!(format!("{:?}", Secret::new("hunter2")), "[redacted]");
     }
 
     #[test]

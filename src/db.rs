@@ -12,7 +12,7 @@ use deadpool_postgres::{Hook, HookError, Manager, ManagerConfig, Pool, Recycling
 use tokio_postgres::config::Host;
 use tokio_postgres::Client;
 
-use crate::config::Secret;
+use crate::secret::Secret;
 
 /// Migrations, numbered, forward-only, never edited once landed. Each runs with `search_path`
 /// set to the ledger schema, so the files use unqualified names.
@@ -133,7 +133,7 @@ pub fn pool(url: &Secret, what: &'static str, size: usize) -> Result<Pool, DbErr
     };
     let (text, params) = url::split(url.expose()).map_err(bad)?;
     let mut pg = tokio_postgres::Config::from_str(&text)
-        .map_err(|error| bad(crate::run::error_chain(&error)))?;
+        .map_err(|error| bad(crate::error::chain(&error)))?;
     if pg.get_application_name().is_none() {
         pg.application_name("ocapi");
     }

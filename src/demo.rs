@@ -5,11 +5,12 @@
 
 use std::path::Path;
 
-use crate::config::{Config, Secret};
+use crate::config::Config;
 use crate::db::{self, DbError};
 use crate::error::Error;
 use crate::run::{self, RunOptions};
 use crate::sandbox::{Faults, Sandbox, SandboxOptions};
+use crate::secret::Secret;
 
 /// The server the demo uses when `DATABASE_URL` is unset.
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";

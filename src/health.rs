@@ -100,12 +100,12 @@ impl Health {
 }
 
 /// Connects afresh (not through a pool that may hold an old connection) and runs `select 1`.
-async fn reachable(url: &crate::config::Secret, what: &'static str) -> Result<(), String> {
+async fn reachable(url: &crate::secret::Secret, what: &'static str) -> Result<(), String> {
     let probe = async {
-        let pool = db::pool(url, what, 1).map_err(|e| crate::run::error_chain(&e))?;
+        let pool = db::pool(url, what, 1).map_err(|e| crate::error::chain(&e))?;
         let client = db::connect(&pool, what)
             .await
-            .map_err(|e| crate::run::error_chain(&e))?;
+            .map_err(|e| crate::error::chain(&e))?;
         client
             .simple_query("select 1")
             .await

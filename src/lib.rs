@@ -46,6 +46,7 @@ pub mod report;
 pub mod run;
 pub mod sandbox;
 pub mod schedule;
+pub mod secret;
 pub mod source;
 pub mod stats;
 pub mod transform;

@@ -135,7 +135,7 @@ impl RunLock {
             .map_err(|error| {
                 lost(format!(
                     "its session ended: {}",
-                    crate::run::error_chain(&error)
+                    crate::error::chain(&error)
                 ))
             })?;
         let pid: i32 = row.get(0);

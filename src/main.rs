@@ -308,7 +308,7 @@ fn finished(config: &Config, result: &Result<RunStats, ocapi::Error>) -> RunStat
         Err(error) => {
             let mut stats = RunStats::new(&config.connector.name);
             stats.status = RunStatus::Failed;
-            stats.error = Some(ocapi::run::error_chain(error));
+            stats.error = Some(ocapi::error::chain(error));
             stats
         }
     }

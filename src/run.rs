@@ -231,7 +231,7 @@ pub async fn run(
         }
         Ok(()) => RunStatus::Completed,
         Err(error) => {
-            stats.error = Some(error_chain(error));
+            stats.error = Some(crate::error::chain(error));
             RunStatus::Failed
         }
     };
@@ -243,7 +243,7 @@ pub async fn run(
         if result.is_ok() {
             return Err(error.into());
         }
-        tracing::error!(error = %error_chain(&error), "the failed run's stats could not be stored");
+        tracing::error!(error = %crate::error::chain(&error), "the failed run's stats could not be stored");
     }
     tracing::info!(
         run_id = stats.run_id,
@@ -265,18 +265,6 @@ pub async fn run(
 /// Whether the share of invalid or rejected rows is above the limit.
 fn exceeds(stats: &RunStats, limit: Option<f64>) -> bool {
     limit.is_some_and(|limit| stats.invalid_ratio() > limit)
-}
-
-/// An error with its sources, as one line.
-pub fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// Milliseconds since `started`.

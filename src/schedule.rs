@@ -116,7 +116,7 @@ pub async fn watch(
                 stats
             }
             Err(error) if error.is_config() => {
-                tracing::error!(error = %run::error_chain(&error), "run failed on configuration; stopping");
+                tracing::error!(error = %crate::error::chain(&error), "run failed on configuration; stopping");
                 return Err(error);
             }
             Err(error) => {
@@ -125,13 +125,13 @@ pub async fn watch(
                 let delay = next_delay(options.interval, failures);
                 let locked = matches!(error, Error::Locked { .. });
                 if locked {
-                    tracing::warn!(error = %run::error_chain(&error), delay_secs = delay.as_secs(), "another run holds the lock; retrying");
+                    tracing::warn!(error = %crate::error::chain(&error), delay_secs = delay.as_secs(), "another run holds the lock; retrying");
                 } else {
-                    tracing::error!(error = %run::error_chain(&error), failures, delay_secs = delay.as_secs(), "run failed; retrying");
+                    tracing::error!(error = %crate::error::chain(&error), failures, delay_secs = delay.as_secs(), "run failed; retrying");
                 }
                 let mut stats = RunStats::new(&config.connector.name);
                 stats.status = RunStatus::Failed;
-                stats.error = Some(run::error_chain(&error));
+                stats.error = Some(crate::error::chain(&error));
                 stats
             }
         };
@@ -149,7 +149,7 @@ pub async fn watch(
                 metrics.record(&stats)
             };
             if let Err(error) = written {
-                tracing::warn!(error = %run::error_chain(&error), "cannot write the metrics file");
+                tracing::warn!(error = %crate::error::chain(&error), "cannot write the metrics file");
             }
         }
         if let Some(alerts) = options.alerts.as_mut() {

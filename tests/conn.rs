@@ -212,7 +212,7 @@ async fn a_run_whose_lock_session_is_terminated_sends_nothing_more() {
 
     // THEN the run stops, says why, and is recorded failed; only the page in flight when the
     // lock went reached the endpoint
-    let message = ocapi::run::error_chain(&error);
+    let message = ocapi::error::chain(&error);
     assert!(
         message.contains("lock") && message.contains("lost"),
         "{message}"
@@ -512,11 +512,11 @@ impl Drop for OwnServer {
 
 /// Connects through ocapi's pool and says whether the session is encrypted.
 async fn ocapi_connect(url: &str) -> Result<bool, String> {
-    let pool = ocapi::db::pool(&ocapi::config::Secret::new(url), "source", 1)
-        .map_err(|error| ocapi::run::error_chain(&error))?;
+    let pool = ocapi::db::pool(&ocapi::secret::Secret::new(url), "source", 1)
+        .map_err(|error| ocapi::error::chain(&error))?;
     let client = ocapi::db::connect(&pool, "source")
         .await
-        .map_err(|error| ocapi::run::error_chain(&error))?;
+        .map_err(|error| ocapi::error::chain(&error))?;
     let row = client
         .query_one(
             "select coalesce((select ssl from pg_stat_ssl where pid = pg_backend_pid()), false)",
@@ -668,7 +668,7 @@ async fn the_urls_own_options_are_kept() {
     assert_eq!(stats.sent, 1);
     assert_eq!(db.written_events()[0]["custom_data"]["order_id"], "S1");
     for what in ["source", "ledger"] {
-        let pool = ocapi::db::pool(&ocapi::config::Secret::new(url.clone()), what, 1).unwrap();
+        let pool = ocapi::db::pool(&ocapi::secret::Secret::new(url.clone()), what, 1).unwrap();
         let client = ocapi::db::connect(&pool, what).await.unwrap();
         let row = client
             .query_one(
@@ -734,7 +734,7 @@ async fn an_unusable_url_is_a_configuration_error_and_watch_stops() {
 
     // AND an unknown parameter is named the same way
     let unknown = format!("{}?sslcrl=/etc/crl.pem", db.url);
-    let error = ocapi::db::pool(&ocapi::config::Secret::new(unknown), "ledger", 1).unwrap_err();
+    let error = ocapi::db::pool(&ocapi::secret::Secret::new(unknown), "ledger", 1).unwrap_err();
     let error = ocapi::Error::from(error);
     assert!(error.is_config());
     assert!(

@@ -238,7 +238,7 @@ async fn terminating_the_connectors_backends_mid_run_fails_cleanly_and_the_next_
         .expect("the run panicked");
     if let Err(error) = &outcome {
         assert!(
-            !ocapi::run::error_chain(error).is_empty(),
+            !ocapi::error::chain(error).is_empty(),
             "an error without a message"
         );
     }
@@ -321,7 +321,7 @@ async fn an_outage_longer_than_the_retry_budget_fails_the_run_in_time_and_loses_
         .await
         .unwrap()
         .get(0);
-    assert_eq!(status, "failed", "{}", ocapi::run::error_chain(&error));
+    assert_eq!(status, "failed", "{}", ocapi::error::chain(&error));
     let requests = graph.stats().requests;
     let concurrency = config.destination.concurrency as u64;
     assert!(
@@ -561,7 +561,7 @@ async fn a_mapping_to_a_column_of_the_wrong_type_is_a_clear_error_naming_the_key
         .unwrap_err();
 
     // THEN it stops before reading, naming the config key, and sends nothing
-    let text = ocapi::run::error_chain(&error);
+    let text = ocapi::error::chain(&error);
     assert!(text.contains("mapping.event_time"), "{text}");
     assert_eq!(graph.stats().requests, 0);
 }

@@ -107,7 +107,7 @@ async fn a_token_error_stops_the_run_cleanly_and_the_next_run_resumes() {
         .await
         .unwrap_err();
 
-    let text = ocapi::run::error_chain(&error);
+    let text = ocapi::error::chain(&error);
     assert!(text.contains("190") && text.contains("token"), "{text}");
     assert!(
         !text.contains("expired-token"),

@@ -700,7 +700,7 @@ async fn a_wrong_token_against_the_stand_in_says_which_token_it_accepts() {
     .unwrap_err();
 
     // THEN the error names the stand-in's token, not Business Manager
-    let message = ocapi::run::error_chain(&error);
+    let message = ocapi::error::chain(&error);
     assert!(message.contains("`ocapi sandbox`"), "{message}");
     assert!(message.contains("sandbox-token"), "{message}");
     assert!(!message.contains("Business Manager"), "{message}");

@@ -25,8 +25,9 @@ use tokio::time::Instant;
 
 use super::retry::{retry_with_backoff, Decision, GaveUp, Retried, RetryPolicy, Traced};
 use super::{Accepted, Delivery, DestinationError, Rejected};
-use crate::config::{Config, DestinationConfig, Secret};
+use crate::config::{Config, DestinationConfig};
 use crate::event::Event;
+use crate::secret::Secret;
 
 /// `partner_agent`: Meta's format is `[partner_name]_[major]_[minor]` (meta-capi.md §1, S5/S19).
 pub const PARTNER_AGENT: &str = concat!(
