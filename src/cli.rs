@@ -59,8 +59,10 @@ pub enum Command {
     /// Print a customer value normalized and hashed, to debug one customer's match.
     Hash(HashArgs),
     /// Serve a local stand-in for the Graph API's Conversions API endpoint.
+    #[cfg(feature = "sandbox")]
     Sandbox(crate::sandbox::SandboxArgs),
     /// Load demo data into a local PostgreSQL and sync it through the local stand-in, twice.
+    #[cfg(feature = "sandbox")]
     Demo(DemoArgs),
 }
 
@@ -101,7 +103,8 @@ pub struct BackfillArgs {
     /// Start of the event-time window, inclusive (RFC 3339 or YYYY-MM-DD, UTC).
     #[arg(long, value_name = "TIME")]
     pub from: String,
-    /// End of the event-time window, exclusive (RFC 3339 or YYYY-MM-DD, UTC).
+    /// End of the event-time window, exclusive like every `--to` (RFC 3339 or YYYY-MM-DD,
+    /// UTC): `--from 2026-11-01 --to 2026-12-01` is November.
     #[arg(long, value_name = "TIME")]
     pub to: String,
     /// Exit 3 (completed, degraded) when more than this share of orders is invalid or rejected.
@@ -126,15 +129,17 @@ pub struct RunsArgs {
 /// `ocapi reconcile`.
 #[derive(Debug, clap::Args)]
 pub struct ReconcileArgs {
-    /// First event-time day, inclusive (default: 62 days ago, Meta's limit for store events).
+    /// First event-time day, inclusive (UTC; default: 62 days ago, Meta's limit for store
+    /// events).
     #[arg(long, value_name = "DATE")]
     pub from: Option<NaiveDate>,
-    /// Last event-time day, inclusive (default: today, UTC).
+    /// The day after the last, exclusive like every `--to` (UTC; default: tomorrow, so today
+    /// counts): `--from 2026-11-01 --to 2026-12-01` is November.
     #[arg(long, value_name = "DATE")]
     pub to: Option<NaiveDate>,
     /// Group lines by event day or by store (`mapping.store_id`).
-    #[arg(long, value_enum, default_value_t = crate::reconcile::GroupBy::Day)]
-    pub by: crate::reconcile::GroupBy,
+    #[arg(long, value_enum, default_value_t = crate::commands::reconcile::GroupBy::Day)]
+    pub by: crate::commands::reconcile::GroupBy,
     /// One JSON object on stdout.
     #[arg(long)]
     pub json: bool,
@@ -146,10 +151,12 @@ pub struct ReportArgs {
     /// The HTML file to write.
     #[arg(long, value_name = "FILE")]
     pub html: PathBuf,
-    /// First event-time day, inclusive (default: 62 days ago, Meta's limit for store events).
+    /// First event-time day, inclusive (UTC; default: 62 days ago, Meta's limit for store
+    /// events).
     #[arg(long, value_name = "DATE")]
     pub from: Option<NaiveDate>,
-    /// Last event-time day, inclusive (default: today, UTC).
+    /// The day after the last, exclusive like every `--to` (UTC; default: tomorrow, so today
+    /// counts): `--from 2026-11-01 --to 2026-12-01` is November.
     #[arg(long, value_name = "DATE")]
     pub to: Option<NaiveDate>,
 }

@@ -1,11 +1,12 @@
-//! The crate's error: one variant per module's error enum, so callers can classify failures
-//! (configuration or usage, exit 2; a failed run, exit 1) without matching on text.
+//! The crate's error, one variant per module's error enum, and [`ExitStatus`], the one mapping
+//! from an outcome to the README's exit codes (0 completed, 1 failed, 2 configuration or usage,
+//! 3 degraded) that every command and `watch` decide from: from the type, never from text.
 
+use crate::commands::quality::QualityError;
 use crate::config::ConfigError;
 use crate::db::DbError;
 use crate::destination::DestinationError;
 use crate::metrics::MetricsError;
-use crate::quality::QualityError;
 use crate::source::SourceError;
 
 /// Any error the library returns.
@@ -14,6 +15,15 @@ pub enum Error {
     /// The config is wrong.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// The config file could not be loaded: read, parsed or validated.
+    #[error("reading config {path}")]
+    ConfigFile {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What is wrong with it.
+        #[source]
+        source: ConfigError,
+    },
     /// The source table or its columns do not fit the config.
     #[error(transparent)]
     Source(#[from] SourceError),
@@ -61,6 +71,27 @@ pub enum Error {
     /// Writing output failed.
     #[error("cannot write output")]
     Io(#[from] std::io::Error),
+    /// A file a command writes (the HTML report) could not be written.
+    #[error("cannot write {path}")]
+    Write {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// `watch --listen` could not listen on its address (in use, not local, no permission).
+    #[error("cannot listen on {addr} (--listen)")]
+    Listen {
+        /// The address asked for.
+        addr: std::net::SocketAddr,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A worker task of the run panicked or was cancelled: a bug, not the config (exit 1).
+    #[error("a worker task of the run failed")]
+    TaskFailed(#[source] tokio::task::JoinError),
 }
 
 impl Error {
@@ -68,11 +99,65 @@ impl Error {
     /// that failed (exit code 1).
     pub fn is_config(&self) -> bool {
         match self {
-            Self::Config(_) | Self::Usage(_) | Self::SchemaNotReady { .. } => true,
+            Self::Config(_) | Self::ConfigFile { .. } | Self::Usage(_) => true,
+            Self::SchemaNotReady { .. } => true,
             Self::Db(DbError::Url { .. }) => true,
             Self::Source(error) => !matches!(error, SourceError::Db(_)),
             _ => false,
         }
+    }
+
+    /// The process exit status for this error: [`ExitStatus::Config`] (2) for configuration
+    /// and usage problems, which no retry fixes, else [`ExitStatus::Failed`] (1).
+    pub fn exit_status(&self) -> ExitStatus {
+        if self.is_config() {
+            ExitStatus::Config
+        } else {
+            ExitStatus::Failed
+        }
+    }
+}
+
+/// How a command ended, as the README's exit-code table gives it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ExitStatus {
+    /// 0: the command (or run) completed; `watch` stopped by a signal.
+    #[default]
+    Success,
+    /// 1: the run failed (database, network, Meta, a lock held by another run); the next run
+    /// resumes.
+    Failed,
+    /// 2: a configuration or usage problem; the message names what to fix.
+    Config,
+    /// 3: the run completed but was degraded (`--max-invalid-ratio` passed, or orders ahead of
+    /// the source's clock).
+    Degraded,
+}
+
+impl ExitStatus {
+    /// The exit code: 0, 1, 2 or 3.
+    pub fn code(self) -> u8 {
+        match self {
+            Self::Success => 0,
+            Self::Failed => 1,
+            Self::Config => 2,
+            Self::Degraded => 3,
+        }
+    }
+
+    /// The status of a run that returned its stats: 3 when degraded, else 0.
+    pub fn of_run(stats: &crate::stats::RunStats) -> Self {
+        if stats.status == crate::stats::RunStatus::Degraded {
+            Self::Degraded
+        } else {
+            Self::Success
+        }
+    }
+}
+
+impl From<ExitStatus> for std::process::ExitCode {
+    fn from(status: ExitStatus) -> Self {
+        Self::from(status.code())
     }
 }
 

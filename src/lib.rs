@@ -1,6 +1,6 @@
 //! ocapi sends a retailer's in-store purchases to Meta's Conversions API.
 //!
-//! The data flow reads top to bottom in the module list:
+//! The modules are listed in the order data flows through them (docs/architecture.md draws it):
 //!
 //! ```text
 //! [postgres] --changed orders, streamed--> source --SourceRow--> transform --Event--> destination --Delivery--> ledger --> stats
@@ -8,47 +8,32 @@
 //!      +------ ledger rows + watermark advance, ONE transaction, only after the destination answered --+
 //! ```
 //!
-//! [`config`] is read and validated once; [`run`] drives one sync pass; [`ledger`] makes sure
-//! that no order is ever sent twice and that every order can be reconciled.
-//!
-//! Around a run (issue #5): [`schedule`] repeats it (`watch`), [`backfill`] re-reads a window,
-//! [`history`] lists runs, [`reconcile`] sets the source beside the ledger, [`explain`] follows
-//! one order, [`quality`] reads Meta's Dataset Quality API and [`metrics`] writes Prometheus
-//! text.
-//!
-//! Running unattended (issue #17): [`listen`] serves `/metrics`, `/healthz` and `/readyz` for
-//! `watch --listen` with [`health`] behind the probes, [`lag`] measures the upload lag,
-//! [`alerts`] posts to a chat webhook, [`report`] writes the HTML report and [`progress`] shows
-//! a run's progress.
+//! [`config`] is read and validated once, with [`secret`] values that never reach a log; [`db`]
+//! connects; [`source`] reads; [`transform`] builds one [`event::Event`] per order;
+//! [`destination`] delivers; [`ledger`] records, so that no order is sent twice and every order
+//! can be reconciled; [`run`] drives one pass through them; [`stats`], [`metrics`] and [`alerts`]
+//! tell what a run did; [`error`] maps every outcome to an exit status. The subcommands live in
+//! [`commands`], one file each; [`cli`] is the command line; [`sandbox`] (cargo feature
+//! `sandbox`, on by default) is a local stand-in for the Graph API.
 
+pub mod config;
+pub mod secret;
+pub mod db;
+pub mod source;
+pub mod transform;
+pub mod event;
+pub mod destination;
+pub mod ledger;
+pub mod lock;
+pub mod lag;
+pub mod run;
+pub mod stats;
+pub mod metrics;
 pub mod alerts;
-pub mod backfill;
+pub mod error;
 pub mod cli;
 pub mod commands;
-pub mod config;
-pub mod db;
-pub mod demo;
-pub mod destination;
-pub mod error;
-pub mod event;
-pub mod explain;
-pub mod health;
-pub mod history;
-pub mod lag;
-pub mod ledger;
-pub mod listen;
-pub mod lock;
-pub mod metrics;
-pub mod progress;
-pub mod quality;
-pub mod reconcile;
-pub mod report;
-pub mod run;
+#[cfg(feature = "sandbox")]
 pub mod sandbox;
-pub mod schedule;
-pub mod secret;
-pub mod source;
-pub mod stats;
-pub mod transform;
 
 pub use error::Error;

@@ -293,8 +293,8 @@ async fn each_command_works_as_a_role_with_only_the_readme_grants() {
     db.exec(&adapt(&blocks[0])).await;
 
     // WHEN the migrator migrates the schema it owns, twice, and grants as the README says
-    let applied = ocapi::commands::migrate(&config_as(&db, &migrator)).await;
-    let again = ocapi::commands::migrate(&config_as(&db, &migrator)).await;
+    let applied = ocapi::commands::migrate::migrate(&config_as(&db, &migrator)).await;
+    let again = ocapi::commands::migrate::migrate(&config_as(&db, &migrator)).await;
     let owner =
         crate::support::connect(&db.url.replacen("postgres@", &format!("{migrator}@"), 1)).await;
     owner.batch_execute(&adapt(&blocks[1])).await.unwrap();
@@ -305,21 +305,33 @@ async fn each_command_works_as_a_role_with_only_the_readme_grants() {
 
     // AND the sync role checks, runs and lists runs; its migrate is a no-op
     let as_sync = config_as(&db, &sync);
-    let check = ocapi::commands::check(&as_sync).await;
+    let check = ocapi::commands::check::check(&as_sync).await;
     assert!(check.ok, "{}", check.text);
     let stats = crate::support::run(&as_sync).await;
     assert_eq!(stats.sent, 3);
-    assert_eq!(ocapi::history::recent(&as_sync, 5).await.unwrap().len(), 1);
-    assert!(ocapi::commands::migrate(&as_sync).await.unwrap().is_empty());
+    assert_eq!(
+        ocapi::commands::runs::recent(&as_sync, 5)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(ocapi::commands::migrate::migrate(&as_sync)
+        .await
+        .unwrap()
+        .is_empty());
 
     // AND the analyst reads the ledger and its views, migrates nothing and cannot run
     let as_analyst = config_as(&db, &analyst);
-    assert!(ocapi::commands::migrate(&as_analyst)
+    assert!(ocapi::commands::migrate::migrate(&as_analyst)
         .await
         .unwrap()
         .is_empty());
     assert_eq!(
-        ocapi::history::recent(&as_analyst, 5).await.unwrap().len(),
+        ocapi::commands::runs::recent(&as_analyst, 5)
+            .await
+            .unwrap()
+            .len(),
         1
     );
     let reader =
@@ -866,8 +878,13 @@ async fn the_source_is_read_through_a_transaction_mode_pooler() {
     // AND with the ledger behind the pooler too, check and run refuse with exit 2 and the fix
     let text = crate::support::config_text(&pooled, &db.out_path(), "", None);
     let all_pooled = Config::parse(&text, Path::new("all-pooled.toml")).unwrap();
-    let check = ocapi::commands::check(&all_pooled).await;
-    assert_eq!((check.ok, check.exit_code), (false, 2), "{}", check.text);
+    let check = ocapi::commands::check::check(&all_pooled).await;
+    assert_eq!(
+        (check.ok, check.status),
+        (false, ocapi::error::ExitStatus::Config),
+        "{}",
+        check.text
+    );
     assert!(check.text.contains("`ledger.url`"), "{}", check.text);
     let error = ocapi::run::run(&all_pooled, RunOptions::default(), std::future::pending())
         .await
@@ -881,7 +898,7 @@ async fn the_source_is_read_through_a_transaction_mode_pooler() {
     insert_orders(&db, "Q", 2, "2026-11-02 10:00:00+00").await;
     let text = crate::support::config_text(&session.url(&db.name), &db.out_path(), "", None);
     let all_session = Config::parse(&text, Path::new("session.toml")).unwrap();
-    let check = ocapi::commands::check(&all_session).await;
+    let check = ocapi::commands::check::check(&all_session).await;
     assert!(check.ok, "{}", check.text);
     assert_eq!(crate::support::run(&all_session).await.sent, 2);
     let events = db.written_events();

@@ -101,11 +101,11 @@ async fn limited_data_use_is_sent_per_order_as_mapped_and_defaulted_and_broken_r
         Some("false")
     );
     let today = chrono::Utc::now().date_naive();
-    let report = ocapi::reconcile::reconcile(
+    let report = ocapi::commands::reconcile::reconcile(
         &config,
         today - chrono::Duration::days(1),
         today,
-        ocapi::reconcile::GroupBy::Day,
+        ocapi::commands::reconcile::GroupBy::Day,
     )
     .await
     .unwrap();
@@ -263,7 +263,9 @@ async fn several_values_per_customer_field_are_each_hashed_deduplicated_and_sent
     );
     assert_eq!(stats.match_keys.get("ph"), Some(&1));
     // AND explain shows both values, masked
-    let text = ocapi::explain::explain(&config, "TWO").await.unwrap();
+    let text = ocapi::commands::explain::explain(&config, "TWO")
+        .await
+        .unwrap();
     assert!(text.contains("j***@e***.com, j***@e***.com"), "{text}");
 }
 
@@ -295,11 +297,11 @@ async fn a_negative_total_is_an_invalid_return_and_a_zero_total_is_sent_and_coun
     );
     // AND reconcile counts the return apart, and the source total still reconciles
     let today = chrono::Utc::now().date_naive();
-    let report = ocapi::reconcile::reconcile(
+    let report = ocapi::commands::reconcile::reconcile(
         &config,
         today - chrono::Duration::days(1),
         today,
-        ocapi::reconcile::GroupBy::Day,
+        ocapi::commands::reconcile::GroupBy::Day,
     )
     .await
     .unwrap();

@@ -160,7 +160,7 @@ async fn check_verifies_the_token_and_dataset_without_sending() {
     let graph = sandbox(Faults::default()).await;
     let config = db.meta_config("", &graph.base_url(), TOKEN, "");
     migrate(&config).await;
-    let report = ocapi::commands::check(&config).await;
+    let report = ocapi::commands::check::check(&config).await;
     assert!(report.ok, "{}", report.text);
     assert!(
         report.text.contains("meta dataset 1234567890"),
@@ -169,7 +169,7 @@ async fn check_verifies_the_token_and_dataset_without_sending() {
     );
 
     let bad = db.meta_config("", &graph.base_url(), "wrong", "");
-    let report = ocapi::commands::check(&bad).await;
+    let report = ocapi::commands::check::check(&bad).await;
     assert!(!report.ok);
     assert!(report.text.contains("190"), "{}", report.text);
     assert_eq!(graph.stats().requests, 0, "check must not send events");
@@ -292,12 +292,12 @@ async fn quality_reads_the_stand_ins_scores_next_to_ocapis_own_coverage() {
     migrate(&config).await;
     run(&config).await;
 
-    let report = ocapi::quality::report(&config).await.unwrap();
+    let report = ocapi::commands::quality::report(&config).await.unwrap();
 
     assert_eq!(report.meta.email_coverage, Some(90.0));
     assert_eq!(report.meta.phone_coverage, Some(100.0));
     assert!(report.meta.composite.is_some() && report.meta.freshness.is_some());
-    let text = ocapi::quality::render(&report);
+    let text = ocapi::commands::quality::render(&report);
     assert!(text.contains("90.0%"), "{text}");
     assert_eq!(graph.stats().tokens_seen_in_url, 0);
 }

@@ -10,7 +10,7 @@ use chrono::Utc;
 use rust_decimal::Decimal;
 
 use crate::support::{config_text, insert_orders, migrate, run, TestDb};
-use ocapi::reconcile::GroupBy;
+use ocapi::commands::reconcile::GroupBy;
 use ocapi::run::RunOptions;
 
 /// Runs the `ocapi` binary with `--config` and waits for it.
@@ -78,10 +78,10 @@ async fn reconcile_totals_equal_hand_computed_totals_for_every_status() {
     let (from, to) = (today - chrono::Duration::days(2), today);
 
     // WHEN reconciling by day and by store
-    let by_day = ocapi::reconcile::reconcile(&config, from, to, GroupBy::Day)
+    let by_day = ocapi::commands::reconcile::reconcile(&config, from, to, GroupBy::Day)
         .await
         .unwrap();
-    let by_store = ocapi::reconcile::reconcile(&config, from, to, GroupBy::Store)
+    let by_store = ocapi::commands::reconcile::reconcile(&config, from, to, GroupBy::Store)
         .await
         .unwrap();
 
@@ -285,13 +285,18 @@ async fn backfill_of_a_window_already_sent_sends_nothing_and_leaves_the_watermar
 
     // WHEN the window around their event times is backfilled
     let now = Utc::now();
-    let window = ocapi::backfill::window(
+    let window = ocapi::commands::backfill::window(
         now - chrono::Duration::days(1),
         now + chrono::Duration::hours(1),
     )
     .unwrap();
-    assert_eq!(ocapi::backfill::count(&config, &window).await.unwrap(), 40);
-    let stats = ocapi::backfill::backfill(
+    assert_eq!(
+        ocapi::commands::backfill::count(&config, &window)
+            .await
+            .unwrap(),
+        40
+    );
+    let stats = ocapi::commands::backfill::backfill(
         &config,
         window,
         RunOptions::default(),
@@ -423,8 +428,12 @@ async fn explain_masks_customer_data_and_shows_the_ledger_history() {
     insert_orders(&db, "LATE", 1, "2025-01-01T00:00:00Z").await;
 
     // WHEN explaining them
-    let sent = ocapi::explain::explain(&config, "R1").await.unwrap();
-    let late = ocapi::explain::explain(&config, "LATE1").await.unwrap();
+    let sent = ocapi::commands::explain::explain(&config, "R1")
+        .await
+        .unwrap();
+    let late = ocapi::commands::explain::explain(&config, "LATE1")
+        .await
+        .unwrap();
 
     // THEN no raw customer value appears, masks and hashes do, and the history is there
     for text in [&sent, &late] {
@@ -505,7 +514,7 @@ async fn quality_reads_the_dataset_quality_api_with_a_bearer_token_never_in_the_
     let config = ocapi::config::Config::parse(&text, Path::new("test.toml")).unwrap();
 
     // WHEN fetching the dataset's quality
-    let quality = ocapi::quality::fetch(&config).await.unwrap();
+    let quality = ocapi::commands::quality::fetch(&config).await.unwrap();
 
     // THEN the scores are parsed and a missing one stays empty
     assert_eq!(quality.composite, Some(7.5));

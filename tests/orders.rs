@@ -6,8 +6,8 @@
 use std::process::Command;
 
 use chrono::Utc;
+use ocapi::commands::reconcile::GroupBy;
 use ocapi::config::Config;
-use ocapi::reconcile::GroupBy;
 use ocapi::run::RunOptions;
 use rust_decimal::Decimal;
 
@@ -107,7 +107,7 @@ async fn lines_with_their_own_updated_at_are_one_event_with_every_line() {
     assert_eq!((stats.sent, stats.skipped_duplicate), (2, 0));
     // AND reconcile's source value equals what was sent
     let today = Utc::now().date_naive();
-    let report = ocapi::reconcile::reconcile(
+    let report = ocapi::commands::reconcile::reconcile(
         &config,
         today - chrono::Duration::days(1),
         today,
@@ -194,7 +194,9 @@ async fn a_line_added_after_its_order_was_sent_sends_nothing_and_is_counted_chan
         .await
         .is_some());
     // AND explain says so
-    let text = ocapi::explain::explain(&config, "L-1").await.unwrap();
+    let text = ocapi::commands::explain::explain(&config, "L-1")
+        .await
+        .unwrap();
     assert!(text.contains("changed_after_send"), "{text}");
 }
 
@@ -228,7 +230,9 @@ async fn ids_that_differ_only_by_surrounding_blanks_are_one_order_everywhere() {
         db.ledger_text("W-3", "status").await.as_deref(),
         Some("sent")
     );
-    let text = ocapi::explain::explain(&config, "W-2").await.unwrap();
+    let text = ocapi::commands::explain::explain(&config, "W-2")
+        .await
+        .unwrap();
     assert!(text.contains("row 2"), "{text}");
     assert!(!text.contains("no row with this order id"), "{text}");
 }
@@ -271,7 +275,9 @@ async fn one_order_id_from_two_tills_with_conflicting_values_is_invalid_and_said
     assert_eq!(events_of(&db, "T-2").len(), 1);
     let t3 = events_of(&db, "T-3");
     assert_eq!(t3[0]["custom_data"]["value"], serde_json::json!(8.0));
-    let text = ocapi::explain::explain(&config, "T-1").await.unwrap();
+    let text = ocapi::commands::explain::explain(&config, "T-1")
+        .await
+        .unwrap();
     assert!(text.contains("disagree"), "{text}");
 }
 
@@ -297,10 +303,12 @@ async fn an_order_dated_a_few_minutes_ahead_is_held_then_sent_with_the_event_it_
         db.ledger_text("F-1", "status").await.as_deref(),
         Some("held")
     );
-    let text = ocapi::explain::explain(&config, "F-1").await.unwrap();
+    let text = ocapi::commands::explain::explain(&config, "F-1")
+        .await
+        .unwrap();
     assert!(text.contains("held until"), "{text}");
     let today = Utc::now().date_naive();
-    let report = ocapi::reconcile::reconcile(
+    let report = ocapi::commands::reconcile::reconcile(
         &config,
         today - chrono::Duration::days(1),
         today + chrono::Duration::days(1),
@@ -401,7 +409,7 @@ async fn orders_with_a_null_watermark_are_counted_explained_and_read_by_backfill
 
     // THEN reconcile counts N-1 as never seen, with the cause, and explain says why
     let today = Utc::now().date_naive();
-    let report = ocapi::reconcile::reconcile(
+    let report = ocapi::commands::reconcile::reconcile(
         &config,
         today - chrono::Duration::days(1),
         today,
@@ -414,13 +422,15 @@ async fn orders_with_a_null_watermark_are_counted_explained_and_read_by_backfill
         (2, 1)
     );
     assert_eq!(report.total.never_seen_null_watermark, 1);
-    let text = ocapi::explain::explain(&config, "N-1").await.unwrap();
+    let text = ocapi::commands::explain::explain(&config, "N-1")
+        .await
+        .unwrap();
     assert!(text.contains("NULL"), "{text}");
     assert!(!text.contains("the next run sends it"), "{text}");
 
     // WHEN a backfill of its event time runs
     let now = Utc::now();
-    let window = ocapi::backfill::window(now - chrono::Duration::days(1), now).unwrap();
+    let window = ocapi::commands::backfill::window(now - chrono::Duration::days(1), now).unwrap();
     let options = RunOptions {
         mode: ocapi::run::Mode::Backfill,
         window: Some(window),
@@ -659,7 +669,9 @@ path = {out:?}
         Some("time zone is not an IANA time zone name")
     );
     // AND explain shows the local time, the zone and the UTC time sent
-    let text = ocapi::explain::explain(&config, "LA-1").await.unwrap();
+    let text = ocapi::commands::explain::explain(&config, "LA-1")
+        .await
+        .unwrap();
     assert!(
         text.contains("America/Los_Angeles") && text.contains("local"),
         "{text}"
@@ -735,7 +747,7 @@ async fn reconcile_never_adds_currencies_and_counts_undated_orders() {
 
     // WHEN reconciling the day
     let today = Utc::now().date_naive();
-    let report = ocapi::reconcile::reconcile(
+    let report = ocapi::commands::reconcile::reconcile(
         &config,
         today - chrono::Duration::days(1),
         today,
@@ -937,7 +949,7 @@ async fn reconcile_counts_an_undated_source_order_on_its_undated_line() {
     migrate(&config).await;
     run(&config).await;
     let today = Utc::now().date_naive();
-    let report = ocapi::reconcile::reconcile(&config, today, today, GroupBy::Day)
+    let report = ocapi::commands::reconcile::reconcile(&config, today, today, GroupBy::Day)
         .await
         .unwrap();
     let undated = report.lines.iter().find(|l| l.group == "undated").unwrap();

@@ -116,7 +116,8 @@ async fn the_html_report_renders_in_chromium_with_the_figures_of_reconcile_and_r
     // WHEN writing the report for the last three days
     let today = chrono::Utc::now().date_naive();
     let from = (today - chrono::Duration::days(3)).to_string();
-    let to = today.to_string();
+    // `--to` is exclusive, as backfill's: tomorrow includes today.
+    let to = (today + chrono::Duration::days(1)).to_string();
     let html_path = db.dir.join("report.html");
     let window = |args: &[&str]| {
         let mut v: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();

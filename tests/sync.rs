@@ -285,8 +285,8 @@ async fn a_run_before_migrate_says_to_migrate() {
 async fn migrate_twice_changes_nothing() {
     let db = TestDb::new().await;
     let config = db.config("", None);
-    let first = ocapi::commands::migrate(&config).await.unwrap();
-    let second = ocapi::commands::migrate(&config).await.unwrap();
+    let first = ocapi::commands::migrate::migrate(&config).await.unwrap();
+    let second = ocapi::commands::migrate::migrate(&config).await.unwrap();
     assert!(!first.is_empty());
     assert!(second.is_empty());
 }

@@ -256,7 +256,7 @@ pub async fn run(config: &Config) -> ocapi::stats::RunStats {
 
 /// Runs `ocapi migrate` for a config.
 pub async fn migrate(config: &Config) {
-    ocapi::commands::migrate(config).await.unwrap();
+    ocapi::commands::migrate::migrate(config).await.unwrap();
 }
 
 /// The token the stand-in accepts in tests.

@@ -8,9 +8,10 @@ use std::fmt::Write as _;
 use chrono::Utc;
 use tokio_postgres::Client;
 
+use crate::cli::ExplainArgs;
 use crate::config::Config;
 use crate::db::{self, quote_ident, DbError};
-use crate::error::Error;
+use crate::error::{Error, ExitStatus};
 use crate::event::PURCHASE;
 use crate::source::{self, ReadQuery, SourceRow};
 use crate::transform::{self, Rules};
@@ -417,6 +418,12 @@ async fn never_seen_reason(
             last.watermark
         )
     })
+}
+
+/// `ocapi explain ORDER_ID`: exits 1 (`Error::NotFound`) for an order that is nowhere.
+pub(crate) async fn command(config: &Config, args: &ExplainArgs) -> Result<ExitStatus, Error> {
+    print!("{}", explain(config, &args.order_id).await?);
+    Ok(ExitStatus::Success)
 }
 
 #[cfg(test)]

@@ -12,9 +12,10 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::cli::QualityArgs;
 use crate::config::Config;
 use crate::db::{self, quote_ident, DbError};
-use crate::error::Error;
+use crate::error::{Error, ExitStatus};
 
 /// Runs whose match keys make up ocapi's own coverage.
 pub const RECENT_RUNS: i64 = 10;
@@ -314,7 +315,7 @@ pub fn render(report: &Report) -> String {
     }
     let none = || "-".to_owned();
     let lag = report.upload_lag.as_ref().map_or_else(none, |lag| {
-        format!("p50 {}", crate::history::short(lag.median_seconds))
+        format!("p50 {}", crate::commands::runs::short(lag.median_seconds))
     });
     let rows = [
         ("", "meta".to_owned(), "ocapi".to_owned()),
@@ -354,6 +355,17 @@ pub fn render(report: &Report) -> String {
         );
     }
     out
+}
+
+/// `ocapi quality`: Meta's view of the dataset beside the ledger's, as text or one JSON object.
+pub(crate) async fn command(config: &Config, args: &QualityArgs) -> Result<ExitStatus, Error> {
+    let report = report(config).await?;
+    if args.json {
+        crate::commands::print_json(&report)?;
+    } else {
+        print!("{}", render(&report));
+    }
+    Ok(ExitStatus::Success)
 }
 
 #[cfg(test)]

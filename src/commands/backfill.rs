@@ -9,15 +9,46 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 
+use crate::alerts::Alerter;
+use crate::cli::{BackfillArgs, Cli};
 use crate::config::Config;
 use crate::db;
-use crate::error::Error;
+use crate::error::{Error, ExitStatus};
 use crate::run::{self, Mode, Progress, RunOptions};
 use crate::source::{self, EventTimeWindow, ReadQuery};
 use crate::stats::RunStats;
 
 /// Minimum time between two progress log lines when stderr is not a terminal.
 const LOG_EVERY: Duration = Duration::from_secs(10);
+
+/// `ocapi backfill`: re-reads `[--from, --to)` and prints the run's stats.
+pub(crate) async fn command(
+    cli: &Cli,
+    config: &Config,
+    args: &BackfillArgs,
+) -> Result<ExitStatus, Error> {
+    let window = window(parse_time(&args.from)?, parse_time(&args.to)?)?;
+    let options = RunOptions {
+        max_invalid_ratio: args.max_invalid_ratio,
+        ..RunOptions::default()
+    };
+    let mut alerts = Alerter::from_config(&config.alerts)?;
+    if let Some(alerts) = alerts.as_mut() {
+        alerts.recall_previous_run(config).await;
+    }
+    let result = backfill(config, window, options, super::shutdown_signal()).await;
+    super::record_metrics(cli.metrics_file.as_deref(), config, &result)?;
+    if let Some(mut alerts) = alerts {
+        alerts.observe(&super::finished(config, &result)).await;
+    }
+    let stats = result?;
+    if args.json {
+        super::print_json(&stats)?;
+    } else {
+        print!("{stats}");
+    }
+    Ok(ExitStatus::of_run(&stats))
+}
 
 /// Parses a time for `--from`/`--to`: RFC 3339, `YYYY-MM-DDTHH:MM:SS` (UTC) or a date
 /// (midnight UTC).
@@ -100,7 +131,7 @@ impl Display {
             )
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
             bar.set_style(style);
-            crate::progress::set_active(Some(&bar));
+            crate::commands::progress::set_active(Some(&bar));
             bar
         });
         let now = Instant::now();
@@ -151,7 +182,7 @@ impl Display {
     /// Clears the bar.
     fn finish(&self) {
         if let Some(bar) = &self.bar {
-            crate::progress::set_active(None);
+            crate::commands::progress::set_active(None);
             bar.finish_and_clear();
         }
     }

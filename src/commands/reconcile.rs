@@ -14,9 +14,10 @@ use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use serde::Serialize;
 
+use crate::cli::ReconcileArgs;
 use crate::config::Config;
 use crate::db::{self, quote_ident, DbError};
-use crate::error::Error;
+use crate::error::{Error, ExitStatus};
 use crate::event::PURCHASE;
 use crate::source::{self, EventTimeWindow, Filter, ReadQuery};
 use crate::transform::{self, Rules};
@@ -518,4 +519,17 @@ pub fn render(report: &Report) -> String {
         }
     }
     out
+}
+
+/// `ocapi reconcile`: the source beside the ledger for the event days `[--from, --to)`.
+pub(crate) async fn command(config: &Config, args: &ReconcileArgs) -> Result<ExitStatus, Error> {
+    let (from, to) = crate::commands::day_window(args.from, args.to)?;
+    let last = to.pred_opt().unwrap_or(to);
+    let report = reconcile(config, from, last, args.by).await?;
+    if args.json {
+        crate::commands::print_json(&report)?;
+    } else {
+        print!("{}", render(&report));
+    }
+    Ok(ExitStatus::Success)
 }

@@ -1,21 +1,14 @@
-//! The small commands around a run: `migrate`, `check` and `hash`.
+//! `ocapi check`: validates the config against the source (table, columns, types, indexes,
+//! rows a run would never read or would hold back), the ledger schema and the destination,
+//! without sending anything.
 
 use std::fmt::Write as _;
 
 use crate::config::Config;
 use crate::db;
 use crate::destination::Destination;
-use crate::error::Error;
+use crate::error::{Error, ExitStatus};
 use crate::source;
-use crate::transform::hash::sha256;
-use crate::transform::normalize::{normalize, Context, Field, Outcome};
-
-/// Creates or upgrades the ledger schema; returns the migrations applied now.
-pub async fn migrate(config: &Config) -> Result<Vec<i32>, Error> {
-    let pool = db::pool(&config.ledger_url()?, "ledger", 1)?;
-    let mut client = db::connect(&pool, "ledger").await?;
-    Ok(db::migrate(&mut client, &config.ledger.schema).await?)
-}
 
 /// What `check` found.
 #[derive(Debug, Default)]
@@ -24,8 +17,9 @@ pub struct CheckReport {
     pub text: String,
     /// Whether everything is ready for a run.
     pub ok: bool,
-    /// The exit code when not ok: 2 for configuration problems, 1 for failures to connect.
-    pub exit_code: u8,
+    /// The exit status: success, or that of the first failure (configuration problems 2,
+    /// failures to connect 1).
+    pub status: ExitStatus,
 }
 
 impl CheckReport {
@@ -38,10 +32,17 @@ impl CheckReport {
     fn fail(&mut self, error: &Error) {
         let _ = writeln!(self.text, "FAIL  {}", crate::error::chain(error));
         if self.ok {
-            self.exit_code = if error.is_config() { 2 } else { 1 };
+            self.status = error.exit_status();
         }
         self.ok = false;
     }
+}
+
+/// `ocapi check`: prints a line per check; exits with the first failure's status.
+pub(crate) async fn command(config: &Config) -> Result<ExitStatus, Error> {
+    let report = check(config).await;
+    print!("{}", report.text);
+    Ok(report.status)
 }
 
 /// Validates the config against the source, the ledger and the destination.
@@ -321,105 +322,4 @@ async fn check_ledger(config: &Config) -> Result<String, Error> {
         config.ledger.schema,
         db::latest_migration()
     ))
-}
-
-/// The row country `ocapi hash` normalizes in, and where it came from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HashCountry {
-    /// The country, as given (`US`, `usa`, `United States`), if any.
-    pub country: Option<String>,
-    /// Where it came from, or why there is none, for the output.
-    pub from: String,
-}
-
-/// The country `ocapi hash` uses: `--country` when given, else the config's `defaults.country`
-/// (the country a run gives rows without one) when a config is found: `--config`,
-/// `$OCAPI_CONFIG`, or `./connector.toml` if it exists. A config named by the flag or the
-/// variable must load; without any, there is no country, as in a run without one.
-pub fn hash_country(
-    flag: Option<&str>,
-    config_flag: Option<&std::path::Path>,
-) -> Result<HashCountry, Error> {
-    if let Some(country) = flag {
-        return Ok(HashCountry {
-            country: Some(country.to_owned()),
-            from: "--country".to_owned(),
-        });
-    }
-    let path = crate::config::resolve_path(config_flag);
-    let named = config_flag.is_some() || std::env::var_os("OCAPI_CONFIG").is_some();
-    if !named && !path.exists() {
-        return Ok(HashCountry {
-            country: None,
-            from: format!("no --country, and no config: {} not found", path.display()),
-        });
-    }
-    let config = Config::load(&path)?;
-    let from = match &config.defaults.country {
-        Some(_) => format!("defaults.country in {}", path.display()),
-        None => format!(
-            "no --country, and no defaults.country in {}",
-            path.display()
-        ),
-    };
-    Ok(HashCountry {
-        country: config.defaults.country,
-        from,
-    })
-}
-
-/// `ocapi hash FIELD VALUE [--country CC]`: the country used, the normalized value and its hash.
-pub fn hash(field: &str, values: &[String], country: &HashCountry) -> Result<String, Error> {
-    let field = Field::from_key(field).ok_or_else(|| {
-        let keys: Vec<&str> = Field::ALL.iter().map(|f| f.key()).collect();
-        Error::Usage(format!(
-            "unknown field {field:?}; use one of {}",
-            keys.join(", ")
-        ))
-    })?;
-    let ctx = Context {
-        country: country.country.as_deref(),
-    };
-    let used = match &country.country {
-        Some(code) => format!("country:    {code} ({})\n", country.from),
-        None => format!("country:    none ({})\n", country.from),
-    };
-    let mut out = used;
-    let mut seen: Vec<String> = Vec::new();
-    for (i, value) in values.iter().enumerate() {
-        if values.len() > 1 {
-            let _ = writeln!(out, "value {}:", i + 1);
-        }
-        let (text, sent) = match normalize(field, value, &ctx) {
-            Outcome::Normalized(normalized) => {
-                let hex = sha256(&normalized).to_string();
-                (
-                    format!("normalized: {normalized}\nsha256:     {hex}\n"),
-                    Some(hex),
-                )
-            }
-            Outcome::AlreadyHashed(hex) => (
-                format!("normalized: (already a SHA-256 digest, sent as is)\nsha256:     {hex}\n"),
-                Some(hex.clone()),
-            ),
-            Outcome::Empty => ("normalized: (empty: nothing is sent)\n".to_owned(), None),
-            Outcome::Dropped => (
-                format!("normalized: (dropped: not a valid {} value)\n", field.key()),
-                None,
-            ),
-        };
-        out.push_str(&text);
-        if let Some(hex) = sent {
-            if let Some(first) = seen.iter().position(|s| *s == hex) {
-                let _ = writeln!(
-                    out,
-                    "            (the same as value {}: sent once)",
-                    first + 1
-                );
-            } else {
-                seen.push(hex);
-            }
-        }
-    }
-    Ok(out)
 }

@@ -6,9 +6,10 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
+use crate::cli::RunsArgs;
 use crate::config::Config;
 use crate::db::{self, quote_ident, DbError};
-use crate::error::Error;
+use crate::error::{Error, ExitStatus};
 
 /// One run as `ocapi runs` shows it.
 #[derive(Debug, Clone, Serialize)]
@@ -193,4 +194,15 @@ pub fn short(seconds: f64) -> String {
     } else {
         format!("{:.1}d", seconds / 86_400.0)
     }
+}
+
+/// `ocapi runs`: the last `--last` runs, newest first, as a table or one JSON array.
+pub(crate) async fn command(config: &Config, args: &RunsArgs) -> Result<ExitStatus, Error> {
+    let runs = recent(config, args.last).await?;
+    if args.json {
+        crate::commands::print_json(&runs)?;
+    } else {
+        print!("{}", render(&runs));
+    }
+    Ok(ExitStatus::Success)
 }

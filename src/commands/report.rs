@@ -15,10 +15,11 @@ use std::fmt::Write as _;
 
 use chrono::NaiveDate;
 
+use crate::cli::ReportArgs;
+use crate::commands::reconcile::{self, GroupBy, Line};
+use crate::commands::runs::{self, RunRecord};
 use crate::config::Config;
-use crate::error::Error;
-use crate::history::{self, RunRecord};
-use crate::reconcile::{self, GroupBy, Line};
+use crate::error::{Error, ExitStatus};
 
 /// Runs read for the run charts (those started in the window are shown).
 pub const RUNS: i64 = 60;
@@ -65,7 +66,7 @@ pub async fn gather(config: &Config, from: NaiveDate, to: NaiveDate) -> Result<R
     by_day.lines = by_day.merged_lines();
     let mut by_store = reconcile::reconcile(config, from, to, GroupBy::Store).await?;
     by_store.lines = by_store.merged_lines();
-    let mut runs = in_window(history::recent(config, RUNS).await?, from, to);
+    let mut runs = in_window(runs::recent(config, RUNS).await?, from, to);
     runs.reverse();
     Ok(ReportData {
         connector: config.connector.name.clone(),
@@ -318,7 +319,7 @@ impl Unit {
         match self {
             Self::Count => trim(v),
             Self::Percent => format!("{}%", trim(v)),
-            Self::Seconds => history::short(v),
+            Self::Seconds => runs::short(v),
         }
     }
 }
@@ -612,6 +613,19 @@ fn reasons(out: &mut String, total: &Line) {
         }
         out.push_str("</table>\n");
     }
+}
+
+/// `ocapi report --html FILE`: writes the report for the event days `[--from, --to)`.
+pub(crate) async fn command(config: &Config, args: &ReportArgs) -> Result<ExitStatus, Error> {
+    let (from, to) = crate::commands::day_window(args.from, args.to)?;
+    let last = to.pred_opt().unwrap_or(to);
+    let html = render_html(&gather(config, from, last).await?);
+    std::fs::write(&args.html, html).map_err(|source| Error::Write {
+        path: args.html.clone(),
+        source,
+    })?;
+    eprintln!("wrote {}", args.html.display());
+    Ok(ExitStatus::Success)
 }
 
 #[cfg(test)]

@@ -4,6 +4,9 @@
 //! database or network outage never ends the process; only configuration errors do, since
 //! retrying cannot fix them.
 
+pub mod health;
+pub mod listen;
+
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,12 +14,13 @@ use std::time::Duration;
 use futures_util::FutureExt as _;
 
 use crate::alerts::Alerter;
+use crate::cli::{Cli, WatchArgs};
 use crate::config::Config;
-use crate::error::Error;
-use crate::health::Health;
+use crate::error::{Error, ExitStatus};
 use crate::metrics::{MetricsFile, Telemetry};
 use crate::run::{self, RunOptions};
 use crate::stats::{RunStats, RunStatus};
+use health::Health;
 
 /// The default interval between runs.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(5 * 60);
@@ -61,6 +65,51 @@ pub fn next_delay(interval: Duration, failures: u32) -> Duration {
     let cap = MAX_BACKOFF.max(interval);
     let factor = 2u32.saturating_pow(failures - 1);
     interval.saturating_mul(factor).min(cap)
+}
+
+/// `ocapi watch`: runs every `--interval`, serving `--listen` if asked, until SIGTERM or Ctrl-C
+/// (exit 0) or a configuration error (exit 2: no retry can fix it).
+pub(crate) async fn command(
+    cli: &Cli,
+    config: &Config,
+    args: &WatchArgs,
+) -> Result<ExitStatus, Error> {
+    let telemetry = Arc::new(Telemetry::new(&config.connector.name));
+    let health = Arc::new(Health::new(args.interval));
+    let options = WatchOptions {
+        interval: args.interval,
+        run: RunOptions {
+            max_invalid_ratio: args.max_invalid_ratio,
+            ..RunOptions::default()
+        },
+        metrics: cli
+            .metrics_file
+            .clone()
+            .map(|path| MetricsFile::with_telemetry(path, Arc::clone(&telemetry))),
+        telemetry: Some(Arc::clone(&telemetry)),
+        health: Some(Arc::clone(&health)),
+        alerts: Alerter::from_config(&config.alerts)?,
+    };
+    if let Some(addr) = args.listen {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|source| Error::Listen { addr, source })?;
+        if let Ok(address) = listener.local_addr() {
+            tracing::info!(address = %address, "serving /metrics, /healthz and /readyz");
+        }
+        let service = Arc::new(listen::Service {
+            config: config.clone(),
+            telemetry,
+            health,
+        });
+        tokio::spawn(async move {
+            if let Err(error) = listen::serve(listener, service, super::shutdown_signal()).await {
+                tracing::error!(error = %error, "the --listen server stopped");
+            }
+        });
+    }
+    watch(config, options, super::shutdown_signal()).await?;
+    Ok(ExitStatus::Success)
 }
 
 /// Runs a sync every `options.interval` until `shutdown` resolves.

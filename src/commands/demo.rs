@@ -119,7 +119,7 @@ pub async fn run(rows: u32) -> Result<(), Error> {
     );
 
     let config = demo_config(&url, &sandbox.base_url())?;
-    let applied = crate::commands::migrate(&config).await?;
+    let applied = crate::commands::migrate::migrate(&config).await?;
     println!(
         "migrated ledger schema {:?} ({applied:?})\n",
         config.ledger.schema
@@ -145,7 +145,7 @@ pub async fn run(rows: u32) -> Result<(), Error> {
 /// The bundled `connector.toml`, pointed at this database and this stand-in.
 fn demo_config(url: &Secret, base_url: &str) -> Result<Config, Error> {
     let mut config = Config::parse(
-        include_str!("../connector.toml"),
+        include_str!("../../connector.toml"),
         Path::new("connector.toml"),
     )?;
     config.source.url = Some(url.clone());
