@@ -5,75 +5,14 @@
 //! environment or a file and never logged; an alert that cannot be delivered is logged and
 //! never fails the run.
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use serde::Deserialize;
-
-use crate::config::ConfigError;
-use crate::secret::{self, Secret};
+use crate::config::{AlertsConfig, ConfigError};
+use crate::secret::Secret;
 use crate::stats::{RunStats, RunStatus};
 
 /// How long a delivery may take.
 pub const SEND_TIMEOUT: Duration = Duration::from_secs(10);
-/// The default `alerts.quiet_period`.
-pub const DEFAULT_QUIET_PERIOD: Duration = Duration::from_secs(60 * 60);
-
-/// `[alerts]`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AlertsConfig {
-    /// The environment variable holding the webhook URL.
-    pub webhook_url_env: Option<String>,
-    /// A file holding the webhook URL (a mounted secret).
-    pub webhook_url_file: Option<PathBuf>,
-    /// How long the same alert stays quiet after it was sent.
-    #[serde(
-        default = "default_quiet_period",
-        deserialize_with = "crate::config::duration"
-    )]
-    pub quiet_period: Duration,
-}
-
-impl Default for AlertsConfig {
-    fn default() -> Self {
-        Self {
-            webhook_url_env: None,
-            webhook_url_file: None,
-            quiet_period: DEFAULT_QUIET_PERIOD,
-        }
-    }
-}
-
-/// Serde default for `alerts.quiet_period`.
-fn default_quiet_period() -> Duration {
-    DEFAULT_QUIET_PERIOD
-}
-
-impl AlertsConfig {
-    /// The webhook URL, if alerts are configured: from the file, else the environment.
-    pub fn webhook_url(&self) -> Result<Option<Secret>, ConfigError> {
-        if let Some(path) = &self.webhook_url_file {
-            let text = secret::from_file("alerts.webhook_url_file", path)?;
-            return non_empty(text, "alerts.webhook_url_file").map(Some);
-        }
-        let Some(var) = &self.webhook_url_env else {
-            return Ok(None);
-        };
-        Ok(Some(secret::from_env("alerts.webhook_url_env", var)?))
-    }
-}
-
-/// A trimmed, non-empty URL.
-fn non_empty(url: Secret, key: &'static str) -> Result<Secret, ConfigError> {
-    if url.expose().is_empty() {
-        return Err(ConfigError::Invalid {
-            key,
-            constraint: "names an empty file: put the webhook URL in it".to_owned(),
-        });
-    }
-    Ok(url)
-}
 
 /// What an alert is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

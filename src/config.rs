@@ -3,6 +3,7 @@
 
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
+use std::str::FromStr as _;
 use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
@@ -89,7 +90,7 @@ pub struct Config {
     pub ledger: LedgerConfig,
     /// `[alerts]`: a chat webhook told about failed, degraded and recovered runs.
     #[serde(default)]
-    pub alerts: crate::alerts::AlertsConfig,
+    pub alerts: AlertsConfig,
 }
 
 /// `[connector]`.
@@ -574,7 +575,7 @@ impl Config {
             );
         }
         if let Some(start) = &self.source.start {
-            if crate::source::Watermark::parse_start(start).is_none() {
+            if !is_watermark_start(start) {
                 return invalid(
                     "source.start",
                     "must be an RFC 3339 timestamp (\"2026-11-01T00:00:00Z\") or an integer",
@@ -611,7 +612,7 @@ impl Config {
             );
         }
         if let Some(currency) = &self.defaults.currency {
-            if crate::transform::currency_code(currency).is_none() {
+            if currency_code(currency).is_none() {
                 return invalid(
                     "defaults.currency",
                     "must be an ISO 4217 code such as \"USD\"",
@@ -619,10 +620,10 @@ impl Config {
             }
         }
         if let Some(country) = &self.defaults.country {
-            if crate::transform::normalize::country_code(country).is_none() {
+            if celes::Country::from_str(country.trim()).is_err() {
                 return invalid(
                     "defaults.country",
-                    "must be an ISO 3166 country such as \"US\"",
+                    "must be an ISO 3166 country code or English name such as \"US\"",
                 );
             }
         }
@@ -759,6 +760,79 @@ fn resolve_url(
             constraint: "is not set: set a URL or the variable that holds it".to_owned(),
         }),
     }
+}
+
+/// The default `alerts.quiet_period`.
+pub const DEFAULT_QUIET_PERIOD: Duration = Duration::from_secs(60 * 60);
+
+/// `[alerts]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertsConfig {
+    /// The environment variable holding the webhook URL.
+    pub webhook_url_env: Option<String>,
+    /// A file holding the webhook URL (a mounted secret).
+    pub webhook_url_file: Option<PathBuf>,
+    /// How long the same alert stays quiet after it was sent.
+    #[serde(default = "default_quiet_period", deserialize_with = "duration")]
+    pub quiet_period: Duration,
+}
+
+impl Default for AlertsConfig {
+    fn default() -> Self {
+        Self {
+            webhook_url_env: None,
+            webhook_url_file: None,
+            quiet_period: DEFAULT_QUIET_PERIOD,
+        }
+    }
+}
+
+/// Serde default for `alerts.quiet_period`.
+fn default_quiet_period() -> Duration {
+    DEFAULT_QUIET_PERIOD
+}
+
+impl AlertsConfig {
+    /// The webhook URL, if alerts are configured: from the file, else the environment.
+    pub fn webhook_url(&self) -> Result<Option<Secret>, ConfigError> {
+        if let Some(path) = &self.webhook_url_file {
+            let text = secret::from_file("alerts.webhook_url_file", path)?;
+            return non_empty_url(text, "alerts.webhook_url_file").map(Some);
+        }
+        let Some(var) = &self.webhook_url_env else {
+            return Ok(None);
+        };
+        Ok(Some(secret::from_env("alerts.webhook_url_env", var)?))
+    }
+}
+
+/// A trimmed, non-empty URL from a secret file.
+fn non_empty_url(url: Secret, key: &'static str) -> Result<Secret, ConfigError> {
+    if url.expose().is_empty() {
+        return Err(ConfigError::Invalid {
+            key,
+            constraint: "names an empty file: put the webhook URL in it".to_owned(),
+        });
+    }
+    Ok(url)
+}
+
+/// The ISO 4217 code of `raw` (any case, surrounding white space ignored), or `None` when it
+/// is not one (iso_currency's list). One rule for `defaults.currency` and every row's currency.
+pub fn currency_code(raw: &str) -> Option<String> {
+    let upper = raw.trim().to_ascii_uppercase();
+    iso_currency::Currency::from_code(&upper).map(|_| upper)
+}
+
+/// Whether `text` can start a watermark: an integer, an RFC 3339 time, a date or a time
+/// without zone (read in UTC).
+pub fn is_watermark_start(text: &str) -> bool {
+    let t = text.trim();
+    t.parse::<i64>().is_ok()
+        || chrono::DateTime::parse_from_rfc3339(t).is_ok()
+        || chrono::NaiveDate::parse_from_str(t, "%Y-%m-%d").is_ok()
+        || chrono::NaiveDateTime::parse_from_str(t, "%Y-%m-%dT%H:%M:%S").is_ok()
 }
 
 /// The dotted key of a mapping entry, for messages.

@@ -118,12 +118,7 @@ pub struct Watermark;
 impl Watermark {
     /// Checks the form of `source.start`: an RFC 3339 timestamp, a date or an integer.
     pub fn parse_start(text: &str) -> Option<String> {
-        let t = text.trim();
-        let ok = t.parse::<i64>().is_ok()
-            || chrono::DateTime::parse_from_rfc3339(t).is_ok()
-            || chrono::NaiveDate::parse_from_str(t, "%Y-%m-%d").is_ok()
-            || chrono::NaiveDateTime::parse_from_str(t, "%Y-%m-%dT%H:%M:%S").is_ok();
-        ok.then(|| t.to_owned())
+        crate::config::is_watermark_start(text).then(|| text.trim().to_owned())
     }
 }
 

@@ -208,7 +208,11 @@ impl Rules {
         Self {
             line_items: config.mapping.has_line_items(),
             value_mapped: config.mapping.value.is_some(),
-            default_currency: config.defaults.currency.as_deref().and_then(currency_code),
+            default_currency: config
+                .defaults
+                .currency
+                .as_deref()
+                .and_then(crate::config::currency_code),
             default_country: config.defaults.country.clone(),
             hash_external_id: config.normalize.hash_external_id,
             timezone: config.source.timezone.parse().unwrap_or(chrono_tz::UTC),
@@ -231,12 +235,6 @@ impl Rules {
             default_delivery: config.defaults.delivery_category,
         }
     }
-}
-
-/// ISO 4217 code, uppercase, or `None`.
-pub fn currency_code(raw: &str) -> Option<String> {
-    let upper = raw.trim().to_ascii_uppercase();
-    iso_currency::Currency::from_code(&upper).map(|_| upper)
 }
 
 /// Splits a page into orders: consecutive rows with the same key (the trimmed order id) are one
@@ -282,7 +280,7 @@ pub fn build(rows: &[SourceRow], rules: &Rules, now: i64) -> Result<Built, Inval
     }
 
     let currency = match nonblank(first.currency.as_deref()) {
-        Some(raw) => currency_code(raw),
+        Some(raw) => crate::config::currency_code(raw),
         None => match &rules.default_currency {
             Some(default) => Some(default.clone()),
             None => return Err(known.invalid(InvalidReason::MissingCurrency)),
