@@ -708,8 +708,8 @@ async fn an_unusable_url_is_a_configuration_error_and_watch_stops() {
 
     // WHEN `run` and `watch` start with it
     for args in [vec!["run"], vec!["watch", "--interval", "1s"]] {
-        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_ocapi"));
-        command.arg("--config").arg(&path).args(&args);
+        let mut command = tokio::process::Command::from(crate::support::command(&path));
+        command.args(&args);
         command.kill_on_drop(true);
         let output = tokio::time::timeout(Duration::from_secs(60), command.output())
             .await
@@ -733,10 +733,8 @@ async fn an_unusable_url_is_a_configuration_error_and_watch_stops() {
         None,
     );
     std::fs::write(&path, text).unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_ocapi"))
+    let output = crate::support::command(&path)
         .env("HOME", &db.dir)
-        .arg("--config")
-        .arg(&path)
         .arg("check")
         .output()
         .unwrap();

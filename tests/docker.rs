@@ -220,9 +220,7 @@ async fn the_connector_containers_command_line_works_when_run_directly() {
         ("OCAPI_SOURCE_URL", db.url.as_str()),
         ("OCAPI_META_TOKEN", TOKEN),
     ];
-    let migrate = Command::new(env!("CARGO_BIN_EXE_ocapi"))
-        .arg("--config")
-        .arg(&config_path)
+    let migrate = crate::support::command(&config_path)
         .arg("migrate")
         .envs(env)
         .output()

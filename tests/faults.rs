@@ -79,12 +79,9 @@ async fn assert_all_sent_once(db: &TestDb, graph: &Sandbox, expected: &HashSet<S
 
 /// The binary, `ocapi --config <db's config> run`, its logs discarded.
 fn ocapi_run(db: &TestDb) -> std::process::Command {
-    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_ocapi"));
+    let mut command = crate::support::command(&db.config_path());
     command
-        .arg("--config")
-        .arg(db.config_path())
         .arg("run")
-        .env("OCAPI_LOG", "warn")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null());
     command

@@ -177,11 +177,8 @@ async fn check_verifies_the_token_and_dataset_without_sending() {
 
 /// Runs the binary with a config; returns its output.
 fn ocapi_command(db: &TestDb) -> std::process::Command {
-    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_ocapi"));
-    command
-        .arg("--config")
-        .arg(db.config_path())
-        .env("OCAPI_LOG", "debug");
+    let mut command = crate::support::command(&db.config_path());
+    command.env("OCAPI_LOG", "debug");
     command
 }
 

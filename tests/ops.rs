@@ -15,18 +15,7 @@ use ocapi::run::RunOptions;
 
 /// Runs the `ocapi` binary with `--config` and waits for it.
 fn ocapi(config: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ocapi"))
-        .arg("--config")
-        .arg(config)
-        .args(args)
-        .env("OCAPI_LOG", "warn")
-        .output()
-        .unwrap()
-}
-
-/// The config file `TestDb::config` wrote.
-fn config_path(db: &TestDb) -> std::path::PathBuf {
-    db.dir.join("connector.toml")
+    crate::support::command(config).args(args).output().unwrap()
 }
 
 /// The stored watermark of the test connector.
@@ -186,7 +175,7 @@ async fn a_second_run_waits_for_the_lock_then_exits_1_saying_another_run_holds_i
 
     // WHEN a run starts (lock_wait is 2s in the test config)
     let started = Instant::now();
-    let out = ocapi(&config_path(&db), &["run"]);
+    let out = ocapi(&db.config_path(), &["run"]);
 
     // THEN it waited, exited 1, said why, and sent nothing
     assert!(started.elapsed() >= Duration::from_secs(2));
@@ -215,9 +204,7 @@ async fn watch_stops_cleanly_on_sigterm_mid_run_and_loses_nothing() {
     migrate(&config).await;
 
     // WHEN watch runs and gets SIGTERM once the first pages are committed
-    let child = Command::new(env!("CARGO_BIN_EXE_ocapi"))
-        .arg("--config")
-        .arg(config_path(&db))
+    let child = crate::support::command(&db.config_path())
         .args(["watch", "--interval", "1s"])
         .env("OCAPI_LOG", "warn")
         .stdout(Stdio::null())
@@ -340,7 +327,7 @@ async fn a_degraded_run_exits_3_and_writes_its_metrics_file() {
 
     // WHEN it runs with --max-invalid-ratio 0.05 and --metrics-file
     let out = ocapi(
-        &config_path(&db),
+        &db.config_path(),
         &[
             "--metrics-file",
             metrics.to_str().unwrap(),
@@ -400,7 +387,7 @@ async fn runs_json_lists_recent_runs_newest_first_with_their_stats() {
     run(&config).await;
 
     // WHEN listing them as JSON
-    let out = ocapi(&config_path(&db), &["runs", "--json", "--last", "5"]);
+    let out = ocapi(&db.config_path(), &["runs", "--json", "--last", "5"]);
 
     // THEN the newest comes first, with its stats and status
     assert_eq!(out.status.code(), Some(0));
@@ -547,9 +534,7 @@ async fn watch_logs_a_degraded_run_at_error_level_and_keeps_going() {
     migrate(&config).await;
 
     // WHEN watch runs with a 5% limit, in JSON logs, and is stopped after its first run
-    let child = Command::new(env!("CARGO_BIN_EXE_ocapi"))
-        .arg("--config")
-        .arg(config_path(&db))
+    let child = crate::support::command(&db.config_path())
         .args([
             "--log-format",
             "json",

@@ -3,8 +3,6 @@
 //! against a real PostgreSQL; the events are read back from the file destination and the
 //! outcomes from the ledger.
 
-use std::process::Command;
-
 use chrono::Utc;
 use ocapi::commands::reconcile::GroupBy;
 use ocapi::config::Config;
@@ -909,12 +907,8 @@ async fn held_orders_show_in_runs_and_the_metrics_file() {
     let config = Config::load(&path).unwrap();
     migrate(&config).await;
     let metrics_flag = metrics.display().to_string();
-    let mut command = Command::new(env!("CARGO_BIN_EXE_ocapi"));
-    command
-        .arg("--config")
-        .arg(&path)
-        .args(["--metrics-file", &metrics_flag, "run"])
-        .env("OCAPI_LOG", "warn");
+    let mut command = crate::support::command(&path);
+    command.args(["--metrics-file", &metrics_flag, "run"]);
     let out = tokio::task::spawn_blocking(move || command.output().unwrap())
         .await
         .unwrap();

@@ -3,26 +3,10 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
-use crate::support::{insert_orders, migrate, sandbox, TestDb, TOKEN};
+use crate::support::{insert_orders, migrate, ocapi, sandbox, TestDb, TOKEN};
 use ocapi::sandbox::Faults;
-
-/// Runs the binary off the runtime's thread (the stand-in serves on it meanwhile).
-async fn ocapi(config: &Path, args: Vec<String>) -> Output {
-    let config = config.to_path_buf();
-    tokio::task::spawn_blocking(move || {
-        Command::new(env!("CARGO_BIN_EXE_ocapi"))
-            .arg("--config")
-            .arg(config)
-            .args(args)
-            .env("OCAPI_LOG", "warn")
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap()
-}
 
 /// Undoes HTML's attribute and text escapes.
 fn unescape(text: &str) -> String {
@@ -131,7 +115,7 @@ async fn the_html_report_renders_in_chromium_with_the_figures_of_reconcile_and_r
     };
     let out = ocapi(
         &path,
-        window(&["report", "--html", html_path.to_str().unwrap()]),
+        &window(&["report", "--html", html_path.to_str().unwrap()]),
     )
     .await;
     assert_eq!(
@@ -156,7 +140,7 @@ async fn the_html_report_renders_in_chromium_with_the_figures_of_reconcile_and_r
 
     // AND every per-day and total figure equals reconcile --json's
     let day: serde_json::Value = serde_json::from_slice(
-        &ocapi(&path, window(&["reconcile", "--json", "--by", "day"]))
+        &ocapi(&path, &window(&["reconcile", "--json", "--by", "day"]))
             .await
             .stdout,
     )
@@ -186,7 +170,7 @@ async fn the_html_report_renders_in_chromium_with_the_figures_of_reconcile_and_r
     assert_eq!(day["total"]["invalid"], 3);
     // AND the per-store shares equal reconcile --by store --json's
     let store: serde_json::Value = serde_json::from_slice(
-        &ocapi(&path, window(&["reconcile", "--json", "--by", "store"]))
+        &ocapi(&path, &window(&["reconcile", "--json", "--by", "store"]))
             .await
             .stdout,
     )
@@ -218,12 +202,9 @@ async fn the_html_report_renders_in_chromium_with_the_figures_of_reconcile_and_r
     }
     // AND each run's sent count, match-key coverage and lag equal runs --json's
     let runs: serde_json::Value = serde_json::from_slice(
-        &ocapi(
-            &path,
-            vec!["runs".into(), "--json".into(), "--last".into(), "60".into()],
-        )
-        .await
-        .stdout,
+        &ocapi(&path, &["runs", "--json", "--last", "60"])
+            .await
+            .stdout,
     )
     .unwrap();
     let runs = runs.as_array().unwrap();

@@ -346,12 +346,7 @@ async fn bad_toml_exits_2_naming_the_line() {
     let path = db.dir.join("bad.toml");
     std::fs::write(&path, "[connector]\nname = \"x\"\n[source]\ntable = \n").unwrap();
 
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_ocapi"))
-        .arg("--config")
-        .arg(&path)
-        .arg("run")
-        .output()
-        .unwrap();
+    let output = crate::support::command(&path).arg("run").output().unwrap();
 
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -371,9 +366,7 @@ async fn a_missing_column_exits_2_from_the_binary_and_check_names_it() {
     std::fs::write(db.config_path(), config_text).unwrap();
 
     let run = |command: &str| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_ocapi"))
-            .arg("--config")
-            .arg(db.config_path())
+        crate::support::command(&db.config_path())
             .arg(command)
             .output()
             .unwrap()
@@ -561,9 +554,7 @@ async fn upgrading_a_ledger_with_pending_rows_sends_them_again_and_drops_the_pay
 
 /// `ocapi check`'s stdout with the config file last written for `db`.
 fn check_output(db: &TestDb) -> String {
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_ocapi"))
-        .arg("--config")
-        .arg(db.config_path())
+    let output = crate::support::command(&db.config_path())
         .arg("check")
         .output()
         .unwrap();

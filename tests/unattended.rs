@@ -35,9 +35,7 @@ impl Watch {
 
     /// Starts `ocapi --log-format json ARGS` (a `watch --listen`) and waits for its address.
     pub fn spawn(config: &Path, args: &[&str], env: &[(&str, &str)]) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_ocapi"))
-            .arg("--config")
-            .arg(config)
+        let mut child = crate::support::command(config)
             .args(["--log-format", "json"])
             .args(args)
             .envs(env.iter().copied())
@@ -547,11 +545,8 @@ async fn a_degraded_run_alerts_and_an_undeliverable_alert_never_fails_the_run() 
     let ocapi_run = |config: &Path| {
         let config = config.to_path_buf();
         tokio::task::spawn_blocking(move || {
-            Command::new(env!("CARGO_BIN_EXE_ocapi"))
-                .arg("--config")
-                .arg(config)
+            crate::support::command(&config)
                 .args(["run", "--max-invalid-ratio", "0.05"])
-                .env("OCAPI_LOG", "warn")
                 .output()
                 .unwrap()
         })
@@ -599,11 +594,8 @@ async fn runs_and_quality_show_the_upload_lag_and_quality_names_the_stand_in() {
     let ocapi = |args: &'static [&'static str]| {
         let config = db.config_path();
         tokio::task::spawn_blocking(move || {
-            Command::new(env!("CARGO_BIN_EXE_ocapi"))
-                .arg("--config")
-                .arg(config)
+            crate::support::command(&config)
                 .args(args)
-                .env("OCAPI_LOG", "warn")
                 .output()
                 .unwrap()
         })
@@ -655,9 +647,7 @@ async fn run_without_a_terminal_logs_progress_lines() {
     // WHEN `ocapi run` runs with stderr piped (no terminal)
     let path = db.config_path();
     let out = tokio::task::spawn_blocking(move || {
-        Command::new(env!("CARGO_BIN_EXE_ocapi"))
-            .arg("--config")
-            .arg(path)
+        crate::support::command(&path)
             .args(["--log-format", "json", "run"])
             .env("OCAPI_LOG", "info")
             .output()
@@ -723,11 +713,8 @@ async fn one_shot_runs_stay_quiet_within_the_quiet_period_and_alert_the_recovery
     let ocapi_run = move || {
         let (config, url) = (config_file.clone(), url.clone());
         tokio::task::spawn_blocking(move || {
-            Command::new(env!("CARGO_BIN_EXE_ocapi"))
-                .arg("--config")
-                .arg(config)
+            crate::support::command(&config)
                 .args(["run", "--max-invalid-ratio", "0.05"])
-                .env("OCAPI_LOG", "warn")
                 .env("TEST_ALERT_WEBHOOK", url)
                 .output()
                 .unwrap()
@@ -740,8 +727,8 @@ async fn one_shot_runs_stay_quiet_within_the_quiet_period_and_alert_the_recovery
     let check = |url: Option<String>| {
         let config = db.config_path();
         tokio::task::spawn_blocking(move || {
-            let mut command = Command::new(env!("CARGO_BIN_EXE_ocapi"));
-            command.arg("--config").arg(config).arg("check");
+            let mut command = crate::support::command(&config);
+            command.arg("check");
             if let Some(url) = url {
                 command.env("TEST_ALERT_WEBHOOK", url);
             }

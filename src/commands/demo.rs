@@ -24,28 +24,8 @@ set client_min_messages = warning;
 drop schema if exists ocapi_demo cascade;
 drop schema if exists ocapi_demo_ledger cascade;
 create schema ocapi_demo;
-create table ocapi_demo.store_transactions (
-    order_id     text,
-    store_id     text,
-    purchased_at timestamptz,
-    updated_at   timestamptz,
-    total        numeric(12, 2),
-    currency     text,
-    email        text,
-    phone        text,
-    first_name   text,
-    last_name    text,
-    city         text,
-    state        text,
-    zip          text,
-    country      text,
-    gender       text,
-    birth_date   date,
-    loyalty_id   text,
-    sku          text,
-    qty          integer,
-    unit_price   numeric(10, 2)
-);
+set search_path = ocapi_demo;
+{TABLE}reset search_path;
 select setseed(0.42);
 with orders as (
     select g as n,
@@ -60,6 +40,8 @@ with orders as (
     from generate_series(1, $ROWS) g
 )
 insert into ocapi_demo.store_transactions
+    (order_id, store_id, purchased_at, updated_at, total, currency, email, phone, first_name,
+     last_name, city, state, zip, country, gender, birth_date, loyalty_id, sku, qty, unit_price)
 select o.order_id, o.store_id, o.purchased_at, o.purchased_at + interval '2 minutes', null,
        case when o.n % 71 = 0 then 'EURO' when o.uk then 'GBP' else 'USD' end,
        case when o.n % 37 = 0 or o.n % 5 = 0 then null
@@ -96,7 +78,14 @@ pub async fn run(rows: u32) -> Result<(), Error> {
     let client = db::connect(&pool, "demo").await?;
     println!("creating {rows} demo orders in ocapi_demo.store_transactions");
     client
-        .batch_execute(&DEMO_DATA.replace("$ROWS", &rows.max(1).to_string()))
+        .batch_execute(
+            &DEMO_DATA
+                .replace(
+                    "{TABLE}",
+                    include_str!("../../sql/demo/store_transactions.sql"),
+                )
+                .replace("$ROWS", &rows.max(1).to_string()),
+        )
         .await
         .map_err(DbError::query("cannot create the demo data"))?;
 

@@ -150,27 +150,13 @@ pub fn read_ndjson(path: &Path) -> Vec<serde_json::Value> {
         .collect()
 }
 
-/// The demo-shaped source table.
-pub const SOURCE_TABLE: &str = "
-create schema shop;
-create table shop.store_transactions (
-    order_id     text,
-    purchased_at timestamptz,
-    updated_at   timestamptz,
-    total        numeric,
-    currency     text,
-    email        text,
-    phone        text,
-    first_name   text,
-    last_name    text,
-    city         text,
-    state        text,
-    zip          text,
-    country      text,
-    gender       text,
-    birth_date   date,
-    loyalty_id   text
-);";
+/// The demo-shaped source table `shop.store_transactions` (sql/demo/store_transactions.sql,
+/// the one definition `ocapi demo` and bench/e2e use too).
+pub const SOURCE_TABLE: &str = concat!(
+    "create schema shop; set search_path = shop;\n",
+    include_str!("../../sql/demo/store_transactions.sql"),
+    "\nreset search_path;"
+);
 
 /// A connector config over `shop.store_transactions`.
 pub fn config_text(url: &str, out: &Path, source_extra: &str, destination: Option<&str>) -> String {
@@ -315,15 +301,19 @@ pub fn accepted_ids(sandbox: &ocapi::sandbox::Sandbox) -> Vec<String> {
         .collect()
 }
 
+/// The `ocapi` binary with `--config PATH` and warn-level logs: the one way tests start it,
+/// to wait for (`output`, or [`ocapi`] from async tests) or to signal (`spawn`).
+pub fn command(config: &Path) -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_ocapi"));
+    command.arg("--config").arg(config).env("OCAPI_LOG", "warn");
+    command
+}
+
 /// Runs the `ocapi` binary with `--config` and waits for it, letting the test's runtime go on
 /// (it closes the connections of the in-process runs before, which hold their locks until then).
-pub async fn ocapi(config: &Path, args: &[&str]) -> std::process::Output {
-    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_ocapi"));
-    command
-        .arg("--config")
-        .arg(config)
-        .args(args)
-        .env("OCAPI_LOG", "warn");
+pub async fn ocapi<S: AsRef<std::ffi::OsStr>>(config: &Path, args: &[S]) -> std::process::Output {
+    let mut command = command(config);
+    command.args(args);
     tokio::task::spawn_blocking(move || command.output().unwrap())
         .await
         .unwrap()
