@@ -3,6 +3,7 @@
 //! serializing a 1000-event batch into the request body sent to Meta. Run with
 //! `cargo bench --bench batch`; the figures are in docs/benchmarks.md.
 
+use ocapi::config::CustomerField as Field;
 use std::hint::black_box;
 use std::path::Path;
 
@@ -74,19 +75,19 @@ fn row(i: usize) -> SourceRow {
         event_time: Some((NOW - 3600) as f64),
         value: Some(format!("{}.99", 10 + i % 500)),
         currency: Some("USD".to_owned()),
-        email: Some(format!(" Customer{i}@Example.com ")),
-        phone: Some(format!("(650) 555-{:04}", i % 10_000)),
-        first_name: Some("Mary".to_owned()),
-        last_name: Some("Smith".to_owned()),
-        city: Some("New York".to_owned()),
-        state: Some("NY".to_owned()),
-        zip: Some("10001".to_owned()),
-        country: Some("US".to_owned()),
-        gender: Some("F".to_owned()),
-        date_of_birth: Some("1990-01-02".to_owned()),
-        external_id: Some(format!("L{i}")),
         ..SourceRow::default()
     }
+    .with_customer(Field::Em, Some(&format!(" Customer{i}@Example.com ")))
+    .with_customer(Field::Ph, Some(&format!("(650) 555-{:04}", i % 10_000)))
+    .with_customer(Field::Fn, Some("Mary"))
+    .with_customer(Field::Ln, Some("Smith"))
+    .with_customer(Field::Ct, Some("New York"))
+    .with_customer(Field::St, Some("NY"))
+    .with_customer(Field::Zp, Some("10001"))
+    .with_customer(Field::Country, Some("US"))
+    .with_customer(Field::Ge, Some("F"))
+    .with_customer(Field::Db, Some("1990-01-02"))
+    .with_customer(Field::ExternalId, Some(&format!("L{i}")))
 }
 
 /// The transform rules of [`CONFIG`].

@@ -321,19 +321,7 @@ pub mod ldu_rules {
 impl Mapping {
     /// Every mapped column with its config key, in a stable order.
     pub fn columns(&self) -> Vec<(&'static str, &str)> {
-        let customer = [
-            ("email", &self.email),
-            ("phone", &self.phone),
-            ("first_name", &self.first_name),
-            ("last_name", &self.last_name),
-            ("city", &self.city),
-            ("state", &self.state),
-            ("zip", &self.zip),
-            ("country", &self.country),
-            ("gender", &self.gender),
-            ("date_of_birth", &self.date_of_birth),
-            ("external_id", &self.external_id),
-        ];
+        let customer = CustomerField::ALL.map(|f| (f.mapping_key(), self.customer(f)));
         let optional = [
             ("value", &self.value),
             ("currency", &self.currency),
@@ -369,6 +357,23 @@ impl Mapping {
             }
         }
         columns
+    }
+
+    /// The columns of a customer field, if mapped.
+    pub fn customer(&self, field: CustomerField) -> &Option<Columns> {
+        match field {
+            CustomerField::Em => &self.email,
+            CustomerField::Ph => &self.phone,
+            CustomerField::Fn => &self.first_name,
+            CustomerField::Ln => &self.last_name,
+            CustomerField::Ge => &self.gender,
+            CustomerField::Db => &self.date_of_birth,
+            CustomerField::Ct => &self.city,
+            CustomerField::St => &self.state,
+            CustomerField::Zp => &self.zip,
+            CustomerField::Country => &self.country,
+            CustomerField::ExternalId => &self.external_id,
+        }
     }
 
     /// Whether rows are order lines to be grouped into one event per order.
@@ -835,28 +840,125 @@ pub fn is_watermark_start(text: &str) -> bool {
         || chrono::NaiveDateTime::parse_from_str(t, "%Y-%m-%dT%H:%M:%S").is_ok()
 }
 
+/// A customer field: a `[mapping]` key that names one or several columns, and the `user_data`
+/// key Meta takes it under (meta-capi.md §3), normalized and hashed by the rule of the same name
+/// in `transform::normalize`. This is the one list of customer fields: the source reads, the
+/// transform normalizes and the event serializes them in [`CustomerField::ALL`]'s order, so that
+/// adding one touches this enum and its `[mapping]` key in [`Mapping`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum CustomerField {
+    /// Email (`em`).
+    Em,
+    /// Phone (`ph`).
+    Ph,
+    /// First name (`fn`).
+    Fn,
+    /// Last name (`ln`).
+    Ln,
+    /// Gender (`ge`).
+    Ge,
+    /// Date of birth (`db`).
+    Db,
+    /// City (`ct`).
+    Ct,
+    /// State or region (`st`).
+    St,
+    /// Postal code (`zp`).
+    Zp,
+    /// Country (`country`).
+    Country,
+    /// The retailer's customer id (`external_id`).
+    ExternalId,
+}
+
+impl CustomerField {
+    /// How many there are.
+    pub const COUNT: usize = 11;
+
+    /// Every field, in Meta's key order; `field as usize` is its index here.
+    pub const ALL: [CustomerField; Self::COUNT] = [
+        Self::Em,
+        Self::Ph,
+        Self::Fn,
+        Self::Ln,
+        Self::Ge,
+        Self::Db,
+        Self::Ct,
+        Self::St,
+        Self::Zp,
+        Self::Country,
+        Self::ExternalId,
+    ];
+
+    /// Meta's `user_data` key.
+    pub fn key(self) -> &'static str {
+        self.names().0
+    }
+
+    /// The `[mapping]` key that names its columns.
+    pub fn mapping_key(self) -> &'static str {
+        self.names().1
+    }
+
+    /// The dotted config key, for messages.
+    pub fn config_key(self) -> &'static str {
+        self.names().2
+    }
+
+    /// The field for a Meta key.
+    pub fn from_key(key: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|f| f.key() == key)
+    }
+
+    /// The field for a `[mapping]` key.
+    pub fn from_mapping_key(key: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|f| f.mapping_key() == key)
+    }
+
+    /// Its position in [`CustomerField::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// (Meta's key, the mapping key, the dotted config key).
+    fn names(self) -> (&'static str, &'static str, &'static str) {
+        match self {
+            Self::Em => ("em", "email", "mapping.email"),
+            Self::Ph => ("ph", "phone", "mapping.phone"),
+            Self::Fn => ("fn", "first_name", "mapping.first_name"),
+            Self::Ln => ("ln", "last_name", "mapping.last_name"),
+            Self::Ge => ("ge", "gender", "mapping.gender"),
+            Self::Db => ("db", "date_of_birth", "mapping.date_of_birth"),
+            Self::Ct => ("ct", "city", "mapping.city"),
+            Self::St => ("st", "state", "mapping.state"),
+            Self::Zp => ("zp", "zip", "mapping.zip"),
+            Self::Country => ("country", "country", "mapping.country"),
+            Self::ExternalId => ("external_id", "external_id", "mapping.external_id"),
+        }
+    }
+}
+
 /// The dotted key of a mapping entry, for messages.
 fn mapping_key(key: &str) -> &'static str {
+    if let Some(field) = CustomerField::from_mapping_key(key) {
+        return field.config_key();
+    }
     match key {
         "order_id" => "mapping.order_id",
         "event_time" => "mapping.event_time",
         "value" => "mapping.value",
         "currency" => "mapping.currency",
-        "email" => "mapping.email",
-        "phone" => "mapping.phone",
-        "first_name" => "mapping.first_name",
-        "last_name" => "mapping.last_name",
-        "city" => "mapping.city",
-        "state" => "mapping.state",
-        "zip" => "mapping.zip",
-        "country" => "mapping.country",
-        "gender" => "mapping.gender",
-        "date_of_birth" => "mapping.date_of_birth",
-        "external_id" => "mapping.external_id",
         "item_id" => "mapping.item_id",
         "item_quantity" => "mapping.item_quantity",
+        "item_price" => "mapping.item_price",
         "store_id" => "mapping.store_id",
-        _ => "mapping.item_price",
+        "timezone" => "mapping.timezone",
+        "data_processing_options" => "mapping.data_processing_options",
+        "data_processing_options_country" => "mapping.data_processing_options_country",
+        "data_processing_options_state" => "mapping.data_processing_options_state",
+        "opt_out" => "mapping.opt_out",
+        "delivery_category" => "mapping.delivery_category",
+        _ => "mapping",
     }
 }
 

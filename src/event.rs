@@ -7,6 +7,8 @@ use rust_decimal::Decimal;
 use serde::ser::{Error as _, SerializeMap};
 use serde::{Serialize, Serializer};
 
+use crate::config::CustomerField;
+
 /// `event_name` of every event ocapi sends.
 pub const PURCHASE: &str = "Purchase";
 /// `action_source` of every event ocapi sends: in-store purchases.
@@ -46,82 +48,44 @@ pub const LDU: &[&str] = &["LDU"];
 /// `data_processing_options` without it.
 pub const NO_LDU: &[&str] = &[];
 
-/// `user_data`: each key is an array of one lowercase hex SHA-256 digest (external_id may be
+/// `user_data`: each key is an array of lowercase hex SHA-256 digests (external_id may be
 /// plain when `normalize.hash_external_id = false`). Empty keys are left out of the JSON.
 ///
-/// ocapi maps one source column to each key, so a key holds at most one value; an `Option`
-/// instead of a `Vec` saves an allocation per key and event.
+/// Nearly every key holds one value, so each key's first value has a slot of its own (no `Vec`
+/// per key and event), indexed by [`CustomerField::index`]; further values wait in `more`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct UserData {
-    /// Email.
-    pub em: Option<UserValue>,
-    /// Phone, with country calling code.
-    pub ph: Option<UserValue>,
-    /// First name (`fn`).
-    pub first_name: Option<UserValue>,
-    /// Last name.
-    pub ln: Option<UserValue>,
-    /// Gender.
-    pub ge: Option<UserValue>,
-    /// Date of birth.
-    pub db: Option<UserValue>,
-    /// City.
-    pub ct: Option<UserValue>,
-    /// State.
-    pub st: Option<UserValue>,
-    /// Zip.
-    pub zp: Option<UserValue>,
-    /// Country.
-    pub country: Option<UserValue>,
-    /// External id.
-    pub external_id: Option<UserValue>,
+    /// Each field's first value, in [`CustomerField::ALL`]'s order.
+    values: [Option<UserValue>; CustomerField::COUNT],
     /// Further values of keys that have several (a second email, say), in the order read:
     /// sent after the key's first value. Empty for nearly every event, so it costs nothing.
     pub more: Vec<(&'static str, UserValue)>,
 }
 
 impl UserData {
-    /// Every key by its Meta name, in a stable order, with its value if any.
-    fn entries(&self) -> [(&'static str, &Option<UserValue>); 11] {
-        [
-            ("em", &self.em),
-            ("ph", &self.ph),
-            ("fn", &self.first_name),
-            ("ln", &self.ln),
-            ("ge", &self.ge),
-            ("db", &self.db),
-            ("ct", &self.ct),
-            ("st", &self.st),
-            ("zp", &self.zp),
-            ("country", &self.country),
-            ("external_id", &self.external_id),
-        ]
+    /// This data with `value` as `field`'s first value.
+    #[must_use]
+    pub fn with(mut self, field: CustomerField, value: UserValue) -> Self {
+        self.values[field.index()] = Some(value);
+        self
+    }
+
+    /// A field's first value.
+    pub fn get(&self, field: CustomerField) -> Option<&UserValue> {
+        self.values[field.index()].as_ref()
     }
 
     /// The keys that carry a value, by their Meta names, in a stable order.
     pub fn present_keys(&self) -> impl Iterator<Item = &'static str> + '_ {
-        self.entries()
+        CustomerField::ALL
             .into_iter()
-            .filter(|(_, value)| value.is_some())
-            .map(|(key, _)| key)
+            .filter(|f| self.values[f.index()].is_some())
+            .map(CustomerField::key)
     }
 
-    /// The value slot of a key by its Meta name.
+    /// The first-value slot of a key by its Meta name; `None` for a key that is not one.
     pub fn value_mut(&mut self, key: &str) -> Option<&mut Option<UserValue>> {
-        Some(match key {
-            "em" => &mut self.em,
-            "ph" => &mut self.ph,
-            "fn" => &mut self.first_name,
-            "ln" => &mut self.ln,
-            "ge" => &mut self.ge,
-            "db" => &mut self.db,
-            "ct" => &mut self.ct,
-            "st" => &mut self.st,
-            "zp" => &mut self.zp,
-            "country" => &mut self.country,
-            "external_id" => &mut self.external_id,
-            _ => return None,
-        })
+        CustomerField::from_key(key).map(|f| &mut self.values[f.index()])
     }
 }
 
@@ -129,8 +93,9 @@ impl UserData {
 impl Serialize for UserData {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut map = serializer.serialize_map(None)?;
-        for (key, value) in self.entries() {
-            if let Some(value) = value {
+        for field in CustomerField::ALL {
+            let key = field.key();
+            if let Some(value) = &self.values[field.index()] {
                 if self.more.is_empty() {
                     map.serialize_entry(key, &[value])?;
                 } else {
@@ -265,12 +230,13 @@ mod tests {
             event_time: 1_780_000_000,
             event_id: "R1".to_owned(),
             action_source: PHYSICAL_STORE,
-            user_data: UserData {
-                em: Some(UserValue::Digest(Digest(digest))),
-                ct: Some(UserValue::Digest(Digest([0xff; 32]))),
-                external_id: Some(UserValue::Text("Cust_1234".to_owned())),
-                ..UserData::default()
-            },
+            user_data: UserData::default()
+                .with(CustomerField::Em, UserValue::Digest(Digest(digest)))
+                .with(CustomerField::Ct, UserValue::Digest(Digest([0xff; 32])))
+                .with(
+                    CustomerField::ExternalId,
+                    UserValue::Text("Cust_1234".to_owned()),
+                ),
             custom_data: CustomData {
                 value: Decimal::new(1250, 2),
                 currency: "USD".to_owned(),

@@ -64,8 +64,7 @@ async fn meta(args: &[&'static str], token: &str) -> Setup {
 #[tokio::test]
 async fn every_row_of_the_readme_exit_code_table_exits_with_its_code() {
     let mut failures = Vec::new();
-    for row in 0..ROWS.len() {
-        let (name, expected) = ROWS[row];
+    for (row, &(name, expected)) in ROWS.iter().enumerate() {
         let setup = setup(row).await;
         let out = ocapi(&setup.path, &setup.args).await;
         if out.status.code() != Some(expected) {

@@ -128,8 +128,7 @@ async fn a_tie_of_thousands_of_rows_on_one_watermark_is_read_whole_across_pages(
 async fn line_items_become_one_event_even_when_split_across_pages() {
     let db = TestDb::new().await;
     db.exec(
-        "alter table shop.store_transactions add column sku text, add column qty int, add column unit_price numeric;
-         insert into shop.store_transactions (order_id, purchased_at, updated_at, email, sku, qty, unit_price)
+        "insert into shop.store_transactions (order_id, purchased_at, updated_at, email, sku, qty, unit_price)
          select 'O' || (g / 5), now() - interval '1 hour', timestamptz '2026-01-01' + (g / 5) * interval '1 minute',
                 'a@b.co', 'SKU' || (g % 5), 1 + g % 2, 2.50
          from generate_series(0, 49) g;",

@@ -9,7 +9,7 @@ use chrono::Utc;
 use tokio_postgres::Client;
 
 use crate::cli::ExplainArgs;
-use crate::config::Config;
+use crate::config::{Config, CustomerField};
 use crate::db::{self, quote_ident, DbError};
 use crate::error::{Error, ExitStatus};
 use crate::event::PURCHASE;
@@ -81,31 +81,23 @@ fn describe_rows(rows: &[SourceRow], zone: chrono_tz::Tz, out: &mut String) {
             ("item_quantity", row.item_quantity.clone()),
             ("item_price", row.item_price.clone()),
         ];
-        // Several values of one field are joined by the unit separator: mask each.
-        let each = |text: &Option<String>, mask: fn(&str) -> String| {
-            text.as_deref().map(|t| {
+        // Several values of one field are joined by the unit separator: mask each. Gender and
+        // birth date are hidden whole (one character or a date would tell too much).
+        let masked = CustomerField::ALL.map(|field| {
+            let mask: fn(&str) -> String = match field {
+                CustomerField::Em => mask_email,
+                CustomerField::Ph => mask_phone,
+                CustomerField::Ge | CustomerField::Db => |_| "***".to_owned(),
+                _ => mask_text,
+            };
+            let value = row.customer(field).map(|t| {
                 t.split(crate::source::VALUE_SEPARATOR)
                     .map(mask)
                     .collect::<Vec<_>>()
                     .join(", ")
-            })
-        };
-        let masked: [(&str, Option<String>); 11] = [
-            ("email", each(&row.email, mask_email)),
-            ("phone", each(&row.phone, mask_phone)),
-            ("first_name", each(&row.first_name, mask_text)),
-            ("last_name", each(&row.last_name, mask_text)),
-            ("city", each(&row.city, mask_text)),
-            ("state", each(&row.state, mask_text)),
-            ("zip", each(&row.zip, mask_text)),
-            ("country", each(&row.country, mask_text)),
-            ("gender", row.gender.as_deref().map(|_| "***".to_owned())),
-            (
-                "date_of_birth",
-                row.date_of_birth.as_deref().map(|_| "***".to_owned()),
-            ),
-            ("external_id", each(&row.external_id, mask_text)),
-        ];
+            });
+            (field.mapping_key(), value)
+        });
         for (key, value) in plain.into_iter().chain(masked) {
             if let Some(value) = value {
                 let _ = writeln!(out, "    {key:<14} {value}");

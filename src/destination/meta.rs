@@ -1584,10 +1584,10 @@ mod tests {
                 event_time: 1_764_300_000,
                 event_id: format!("order-{i}"),
                 action_source: PHYSICAL_STORE,
-                user_data: UserData {
-                    em: Some(UserValue::Text("a".repeat(64))),
-                    ..UserData::default()
-                },
+                user_data: UserData::default().with(
+                    crate::config::CustomerField::Em,
+                    UserValue::Text("a".repeat(64)),
+                ),
                 custom_data: CustomData {
                     value: Decimal::new(12345, 2),
                     currency: "USD".to_owned(),

@@ -1,6 +1,7 @@
 //! The sandbox over real HTTP: each test starts it on `127.0.0.1:0` and talks to it with
 //! `reqwest`, as ocapi does.
 
+use crate::config::CustomerField;
 use std::time::Instant;
 
 use rust_decimal::Decimal;
@@ -34,12 +35,10 @@ fn event(order: &str) -> Value {
         event_time: chrono::Utc::now().timestamp() - 3_600,
         event_id: order.to_owned(),
         action_source: PHYSICAL_STORE,
-        user_data: UserData {
-            em: Some(UserValue::Text("a".repeat(64))),
-            ph: Some(UserValue::Text("b".repeat(64))),
-            country: Some(UserValue::Text("c".repeat(64))),
-            ..UserData::default()
-        },
+        user_data: UserData::default()
+            .with(CustomerField::Em, UserValue::Text("a".repeat(64)))
+            .with(CustomerField::Ph, UserValue::Text("b".repeat(64)))
+            .with(CustomerField::Country, UserValue::Text("c".repeat(64))),
         custom_data: CustomData {
             value: Decimal::new(1250, 2),
             currency: "USD".to_owned(),

@@ -12,7 +12,7 @@ use futures_util::StreamExt;
 use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{Client, Row, RowStream};
 
-use crate::config::Config;
+use crate::config::{Config, CustomerField};
 use crate::db::{quote_ident, DbError};
 pub use query::{
     watermark_text, EventTimeWindow, Filter, Param, ReadQuery, VALUE_SEPARATOR, WATERMARK_SKEW,
@@ -199,28 +199,9 @@ pub struct SourceRow {
     pub value: Option<String>,
     /// Currency.
     pub currency: Option<String>,
-    /// Email.
-    pub email: Option<String>,
-    /// Phone.
-    pub phone: Option<String>,
-    /// First name.
-    pub first_name: Option<String>,
-    /// Last name.
-    pub last_name: Option<String>,
-    /// City.
-    pub city: Option<String>,
-    /// State.
-    pub state: Option<String>,
-    /// Zip.
-    pub zip: Option<String>,
-    /// Country.
-    pub country: Option<String>,
-    /// Gender.
-    pub gender: Option<String>,
-    /// Date of birth.
-    pub date_of_birth: Option<String>,
-    /// External id.
-    pub external_id: Option<String>,
+    /// The customer fields' values, indexed by [`CustomerField::index`]; a field mapped to
+    /// several columns or to an array has its values joined by [`VALUE_SEPARATOR`].
+    pub customer: [Option<String>; CustomerField::COUNT],
     /// Line item id.
     pub item_id: Option<String>,
     /// Line item quantity.
@@ -244,6 +225,18 @@ pub struct SourceRow {
 }
 
 impl SourceRow {
+    /// This row with `value` as a customer field's raw value (benchmarks and tests build rows).
+    #[must_use]
+    pub fn with_customer(mut self, field: CustomerField, value: Option<&str>) -> Self {
+        self.customer[field.index()] = value.map(str::to_owned);
+        self
+    }
+
+    /// The raw value of a customer field (several joined by [`VALUE_SEPARATOR`]).
+    pub fn customer(&self, field: CustomerField) -> Option<&str> {
+        self.customer[field.index()].as_deref()
+    }
+
     /// Decodes a row in `ReadQuery::read`'s output order.
     fn from_row(row: &Row) -> Self {
         let text = |i: usize| row.get::<_, Option<String>>(i);
@@ -260,17 +253,7 @@ impl SourceRow {
             local_time: text(query::col::LOCAL_TIME),
             value: text(f),
             currency: text(f + 1),
-            email: text(f + 2),
-            phone: text(f + 3),
-            first_name: text(f + 4),
-            last_name: text(f + 5),
-            city: text(f + 6),
-            state: text(f + 7),
-            zip: text(f + 8),
-            country: text(f + 9),
-            gender: text(f + 10),
-            date_of_birth: text(f + 11),
-            external_id: text(f + 12),
+            customer: CustomerField::ALL.map(|field| text(f + 2 + field.index())),
             item_id: text(f + 13),
             item_quantity: text(f + 14),
             item_price: text(f + 15),
@@ -410,21 +393,9 @@ pub async fn describe(client: &Client, config: &Config) -> Result<SourceTable, S
 
 /// Checks that a mapped column's base type can be read for its role.
 fn check_role(key: &str, column: &str, found: &Column) -> Result<(), SourceError> {
-    const CUSTOMER: &[&str] = &[
-        "email",
-        "phone",
-        "first_name",
-        "last_name",
-        "city",
-        "state",
-        "zip",
-        "country",
-        "gender",
-        "date_of_birth",
-        "external_id",
-    ];
     // An array column holds several values of a customer field (or the processing options).
-    let array_ok = CUSTOMER.contains(&key) || key == "data_processing_options";
+    let array_ok =
+        CustomerField::from_mapping_key(key).is_some() || key == "data_processing_options";
     let base = match found.base.strip_prefix('_') {
         Some(element) if array_ok => element,
         _ => found.base.as_str(),

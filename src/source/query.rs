@@ -16,7 +16,7 @@
 use tokio_postgres::types::{ToSql, Type};
 
 use super::{Column, EventTimeKind, SourceTable, WatermarkKind};
-use crate::config::{Columns, Config};
+use crate::config::{Columns, Config, CustomerField};
 use crate::db::{quote_ident, quote_literal};
 
 /// A bind parameter with its type (statements are sent unnamed, typed by the caller).
@@ -175,23 +175,7 @@ impl ReadQuery {
             field(&m.value),
             field(&m.currency),
         ];
-        list.extend(
-            [
-                &m.email,
-                &m.phone,
-                &m.first_name,
-                &m.last_name,
-                &m.city,
-                &m.state,
-                &m.zip,
-                &m.country,
-                &m.gender,
-                &m.date_of_birth,
-                &m.external_id,
-            ]
-            .into_iter()
-            .map(values),
-        );
+        list.extend(CustomerField::ALL.map(|f| values(m.customer(f))));
         list.extend(
             [
                 &m.item_id,

@@ -497,21 +497,8 @@ fn conflict(rows: &[SourceRow], line_items: bool) -> Option<InvalidReason> {
         )
     }
     /// The customer fields, as compared (case aside: `T@X.com` and `t@x.com ` hash alike).
-    fn customer(r: &SourceRow) -> [Option<String>; 11] {
-        [
-            &r.email,
-            &r.phone,
-            &r.first_name,
-            &r.last_name,
-            &r.city,
-            &r.state,
-            &r.zip,
-            &r.country,
-            &r.gender,
-            &r.date_of_birth,
-            &r.external_id,
-        ]
-        .map(|v| nonblank(v.as_deref()).map(str::to_lowercase))
+    fn customer(r: &SourceRow) -> [Option<String>; Field::COUNT] {
+        Field::ALL.map(|f| nonblank(r.customer(f)).map(str::to_lowercase))
     }
     let first = &rows[0];
     let disagree = rows[1..]
@@ -529,20 +516,7 @@ fn customer_row(rows: &[SourceRow], line_items: bool) -> Cow<'_, SourceRow> {
     }
     let mut row = first.clone();
     for other in &rows[1..] {
-        let fields = [
-            (&mut row.email, &other.email),
-            (&mut row.phone, &other.phone),
-            (&mut row.first_name, &other.first_name),
-            (&mut row.last_name, &other.last_name),
-            (&mut row.city, &other.city),
-            (&mut row.state, &other.state),
-            (&mut row.zip, &other.zip),
-            (&mut row.country, &other.country),
-            (&mut row.gender, &other.gender),
-            (&mut row.date_of_birth, &other.date_of_birth),
-            (&mut row.external_id, &other.external_id),
-        ];
-        for (mine, theirs) in fields {
+        for (mine, theirs) in row.customer.iter_mut().zip(&other.customer) {
             if nonblank(mine.as_deref()).is_none() && nonblank(theirs.as_deref()).is_some() {
                 mine.clone_from(theirs);
             }
@@ -744,7 +718,7 @@ fn line_items(rows: &[SourceRow]) -> Result<Lines, InvalidReason> {
 /// [`crate::source::VALUE_SEPARATOR`]: each is normalized and hashed on its own, and duplicates
 /// after normalization are sent once.
 fn user_data(row: &SourceRow, rules: &Rules) -> (UserData, Vec<Field>) {
-    let row_country = row.country.as_deref().and_then(|t| {
+    let row_country = row.customer(Field::Country).and_then(|t| {
         t.split(crate::source::VALUE_SEPARATOR)
             .map(str::trim)
             .find(|v| !v.is_empty())
@@ -753,23 +727,14 @@ fn user_data(row: &SourceRow, rules: &Rules) -> (UserData, Vec<Field>) {
     let ctx = Context { country };
     // The country field: the row's values, else the default.
     let countries = if row_country.is_some() {
-        row.country.as_deref()
+        row.customer(Field::Country)
     } else {
         rules.default_country.as_deref()
     };
-    let fields = [
-        (Field::Em, row.email.as_deref()),
-        (Field::Ph, row.phone.as_deref()),
-        (Field::Fn, row.first_name.as_deref()),
-        (Field::Ln, row.last_name.as_deref()),
-        (Field::Ge, row.gender.as_deref()),
-        (Field::Db, row.date_of_birth.as_deref()),
-        (Field::Ct, row.city.as_deref()),
-        (Field::St, row.state.as_deref()),
-        (Field::Zp, row.zip.as_deref()),
-        (Field::Country, countries),
-        (Field::ExternalId, row.external_id.as_deref()),
-    ];
+    let fields = Field::ALL.map(|f| match f {
+        Field::Country => (f, countries),
+        _ => (f, row.customer(f)),
+    });
     let mut user_data = UserData::default();
     let mut dropped = Vec::new();
     for (field, raw) in fields {
@@ -856,9 +821,9 @@ mod tests {
             order_id: Some("R1".to_owned()),
             event_time: Some((NOW - 3600) as f64),
             value: Some("12.50".to_owned()),
-            email: Some("A@Example.com".to_owned()),
             ..SourceRow::default()
         }
+        .with_customer(Field::Em, Some("A@Example.com"))
     }
 
     fn reason(row: SourceRow) -> InvalidReason {
@@ -876,11 +841,11 @@ mod tests {
         assert_eq!(e.custom_data.value, Decimal::new(125, 1));
         assert_eq!(e.custom_data.currency, "USD");
         assert_eq!(
-            e.user_data.em,
+            e.user_data.get(Field::Em).cloned(),
             Some(UserValue::Digest(hash::sha256("a@example.com")))
         );
         assert_eq!(
-            e.user_data.country,
+            e.user_data.get(Field::Country).cloned(),
             Some(UserValue::Digest(hash::sha256("us")))
         );
         let json = serde_json::to_value(e).unwrap();
@@ -975,17 +940,11 @@ mod tests {
                 InvalidReason::InvalidCurrency,
             ),
             (
-                SourceRow {
-                    email: None,
-                    ..row()
-                },
+                row().with_customer(Field::Em, None),
                 InvalidReason::InsufficientCustomerInformation,
             ),
             (
-                SourceRow {
-                    email: Some("not-an-email".into()),
-                    ..row()
-                },
+                row().with_customer(Field::Em, Some("not-an-email")),
                 InvalidReason::InsufficientCustomerInformation,
             ),
         ];
@@ -994,27 +953,17 @@ mod tests {
         }
         let mut no_country = rules();
         no_country.default_country = None;
-        let error = build(
-            &[SourceRow {
-                email: None,
-                ..row()
-            }],
-            &no_country,
-            NOW,
-        )
-        .unwrap_err();
+        let error = build(&[row().with_customer(Field::Em, None)], &no_country, NOW).unwrap_err();
         assert_eq!(error.reason, InvalidReason::NoCustomerInformation);
     }
 
     #[test]
     fn a_dropped_email_is_counted_not_fatal() {
-        let row = SourceRow {
-            email: Some("nope".into()),
-            phone: Some("+1 650 555 1212".into()),
-            ..row()
-        };
+        let row = row()
+            .with_customer(Field::Em, Some("nope"))
+            .with_customer(Field::Ph, Some("+1 650 555 1212"));
         let built = build(&[row], &rules(), NOW).unwrap();
-        assert!(built.event.user_data.em.is_none());
+        assert!(built.event.user_data.get(Field::Em).is_none());
         assert_eq!(built.dropped, vec![Field::Em]);
     }
 
@@ -1088,8 +1037,7 @@ mod tests {
             build(&[a.clone(), b], &rules(), NOW).unwrap_err().reason,
             InvalidReason::ConflictingRows
         );
-        let mut c = row();
-        c.email = Some("other@example.com".to_owned());
+        let c = row().with_customer(Field::Em, Some("other@example.com"));
         assert_eq!(
             build(&[a.clone(), c], &rules(), NOW).unwrap_err().reason,
             InvalidReason::ConflictingRows

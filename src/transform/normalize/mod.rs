@@ -30,71 +30,8 @@ pub fn warm_up() {
     phone::load_metadata();
 }
 
-/// A `user_data` key that ocapi normalizes and hashes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Field {
-    /// Email.
-    Em,
-    /// Phone.
-    Ph,
-    /// First name.
-    Fn,
-    /// Last name.
-    Ln,
-    /// Gender.
-    Ge,
-    /// Date of birth.
-    Db,
-    /// City.
-    Ct,
-    /// State.
-    St,
-    /// Zip.
-    Zp,
-    /// Country.
-    Country,
-    /// External id.
-    ExternalId,
-}
-
-impl Field {
-    /// Every field, in Meta's key order.
-    pub const ALL: [Field; 11] = [
-        Field::Em,
-        Field::Ph,
-        Field::Fn,
-        Field::Ln,
-        Field::Ge,
-        Field::Db,
-        Field::Ct,
-        Field::St,
-        Field::Zp,
-        Field::Country,
-        Field::ExternalId,
-    ];
-
-    /// Meta's key for the field.
-    pub fn key(self) -> &'static str {
-        match self {
-            Field::Em => "em",
-            Field::Ph => "ph",
-            Field::Fn => "fn",
-            Field::Ln => "ln",
-            Field::Ge => "ge",
-            Field::Db => "db",
-            Field::Ct => "ct",
-            Field::St => "st",
-            Field::Zp => "zp",
-            Field::Country => "country",
-            Field::ExternalId => "external_id",
-        }
-    }
-
-    /// The field for a Meta key.
-    pub fn from_key(key: &str) -> Option<Field> {
-        Field::ALL.into_iter().find(|f| f.key() == key)
-    }
-}
+/// A `user_data` key: the one list of customer fields is [`crate::config::CustomerField`].
+pub use crate::config::CustomerField as Field;
 
 /// The row context some rules depend on.
 #[derive(Debug, Clone, Copy, Default)]
