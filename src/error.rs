@@ -5,7 +5,6 @@ use crate::config::ConfigError;
 use crate::db::DbError;
 use crate::destination::DestinationError;
 use crate::metrics::MetricsError;
-use crate::quality::QualityError;
 use crate::source::SourceError;
 
 /// Any error the library returns.
@@ -49,9 +48,6 @@ pub enum Error {
     /// The metrics file could not be written.
     #[error(transparent)]
     Metrics(#[from] MetricsError),
-    /// Meta's Dataset Quality API failed.
-    #[error(transparent)]
-    Quality(#[from] QualityError),
     /// What was asked about does not exist (`explain` of an order that is nowhere): exit 1.
     #[error("{0}")]
     NotFound(String),

@@ -22,7 +22,7 @@ impl FileDestination {
     /// Uses `destination.path`.
     pub fn from_config(config: &Config) -> Result<Self, DestinationError> {
         let path = config.destination.path.clone().ok_or_else(|| {
-            DestinationError::Setup("destination.path is required for kind = \"file\"".into())
+            DestinationError::Invalid("destination.path is required for kind = \"file\"".to_owned())
         })?;
         Ok(Self {
             path,

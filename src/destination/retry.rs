@@ -128,15 +128,6 @@ pub enum GaveUp<E> {
     },
 }
 
-impl<E> GaveUp<E> {
-    /// Retries made before giving up.
-    pub fn retries(&self) -> u32 {
-        match self {
-            Self::Stopped { retries, .. } | Self::Exhausted { retries, .. } => *retries,
-        }
-    }
-}
-
 /// Runs `op` until it succeeds, `classify` says `Stop`, or `policy.max_retries` retries have
 /// failed, sleeping the backoff (or the server's hint) in between. Logs one `warn` per retry
 /// with `retry`, `max`, `delay_ms`, `error` and `fbtrace_id`.
