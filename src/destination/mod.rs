@@ -2,11 +2,11 @@
 //! crash, always with the same `event_id`, `event_time`, `event_name` and `order_id`, which Meta
 //! deduplicates on; the ledger makes sure an order is recorded `sent` once.
 
-pub mod file;
+mod file;
 pub(crate) mod isolate;
 pub mod meta;
 pub(crate) mod rate_limit;
-pub mod retry;
+pub(crate) mod retry;
 
 use crate::config::{Config, ConfigError, DestinationKind};
 use crate::event::Event;
@@ -126,7 +126,7 @@ impl DestinationError {
     }
 
     /// Meta's error, when the failure was an answer from Meta (the last one, after retries).
-    pub fn meta_error(&self) -> Option<&MetaError> {
+    pub(crate) fn meta_error(&self) -> Option<&MetaError> {
         match self {
             Self::Meta { error, .. } => Some(error),
             Self::RetriesExhausted { last, .. } => last.meta(),
@@ -204,7 +204,7 @@ pub struct Delivery {
 
 impl Delivery {
     /// A delivery where every event of a batch of `len` was accepted at once.
-    pub fn all_accepted(len: usize, fbtrace_id: Option<String>) -> Self {
+    pub(crate) fn all_accepted(len: usize, fbtrace_id: Option<String>) -> Self {
         Self {
             accepted: vec![Accepted {
                 indices: (0..len).collect(),
@@ -237,7 +237,7 @@ impl Destination {
     }
 
     /// Delivers one batch (at most `destination.batch_size` events).
-    pub async fn send(&self, events: &[Event]) -> Result<Delivery, DestinationError> {
+    pub(crate) async fn send(&self, events: &[Event]) -> Result<Delivery, DestinationError> {
         match self {
             Self::File(file) => file.send(events).await,
             Self::Meta(meta) => meta.send(events).await,

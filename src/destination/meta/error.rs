@@ -96,7 +96,7 @@ impl MetaError {
     }
 
     /// Meta's `error_user_title` (e.g. "Event Timestamp Too Old"), if any.
-    pub fn user_title(&self) -> Option<&str> {
+    pub(crate) fn user_title(&self) -> Option<&str> {
         self.graph()?.error_user_title.as_deref()
     }
 
@@ -371,7 +371,7 @@ pub enum Failure {
 
 impl Failure {
     /// The Meta error, when there was an answer.
-    pub fn meta(&self) -> Option<&MetaError> {
+    pub(crate) fn meta(&self) -> Option<&MetaError> {
         match self {
             Self::Meta(error) => Some(error),
             Self::Transport(_) => None,

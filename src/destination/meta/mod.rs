@@ -65,7 +65,7 @@ impl MetaDestination {
     /// [`DestinationError::Secret`] when a secret cannot be read, [`DestinationError::Invalid`]
     /// for an empty token or a rate that is not positive, [`DestinationError::Client`] when the
     /// TLS backend does not start.
-    pub fn from_config(config: &Config) -> Result<Self, DestinationError> {
+    pub(crate) fn from_config(config: &Config) -> Result<Self, DestinationError> {
         let token = config.access_token().map_err(DestinationError::Secret)?;
         let app_secret = config.app_secret().map_err(DestinationError::Secret)?;
         let inner = Inner::new(&config.destination, token, app_secret.as_ref())?;
@@ -77,7 +77,7 @@ impl MetaDestination {
     /// Delivers one batch: every event ends up accepted or rejected (with Meta's message, code
     /// and subcode), or the whole call fails with a typed error whose `attempts()` counts every
     /// request made. The run loop sends several batches at once.
-    pub async fn send(&self, events: &[Event]) -> Result<Delivery, DestinationError> {
+    pub(crate) async fn send(&self, events: &[Event]) -> Result<Delivery, DestinationError> {
         let inner = &*self.inner;
         isolate_rejections(events.len(), |indices: Vec<usize>| async move {
             inner.post_events(events, &indices).await
@@ -87,7 +87,7 @@ impl MetaDestination {
     }
 
     /// Verifies the token and the dataset without sending events; says what it found.
-    pub async fn check(&self) -> Result<String, DestinationError> {
+    pub(crate) async fn check(&self) -> Result<String, DestinationError> {
         self.inner.check().await
     }
 }

@@ -14,7 +14,7 @@ impl MetaDestination {
     ///
     /// # Errors
     /// As [`MetaDestination::check`]: a typed [`DestinationError`] after the same retries.
-    pub async fn dataset_quality(&self) -> Result<Value, DestinationError> {
+    pub(crate) async fn dataset_quality(&self) -> Result<Value, DestinationError> {
         let inner = &*self.inner;
         let url = format!("{}/dataset_quality", inner.version_url);
         let query = [

@@ -18,7 +18,7 @@ pub(crate) async fn transport_error(
     let url = error.url().cloned();
     let kind = if error.is_timeout() {
         TransportKind::Timeout
-    } else if causes(&error).any(|cause| is_plain_http(cause)) {
+    } else if causes(&error).any(is_plain_http) {
         TransportKind::PlainHttp
     } else if io_kinds(&error).any(|kind| kind == io::ErrorKind::ConnectionRefused) {
         let addresses = match &url {
