@@ -45,6 +45,11 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         "limited_data_use",
         include_str!("../sql/0008_limited_data_use.sql"),
     ),
+    (
+        9,
+        "rejection_cause",
+        include_str!("../sql/0009_rejection_cause.sql"),
+    ),
 ];
 
 /// Errors talking to PostgreSQL.

@@ -2,7 +2,6 @@
 //! from an outcome to the README's exit codes (0 completed, 1 failed, 2 configuration or usage,
 //! 3 degraded) that every command and `watch` decide from: from the type, never from text.
 
-use crate::commands::quality::QualityError;
 use crate::config::ConfigError;
 use crate::db::DbError;
 use crate::destination::DestinationError;
@@ -59,9 +58,6 @@ pub enum Error {
     /// The metrics file could not be written.
     #[error(transparent)]
     Metrics(#[from] MetricsError),
-    /// Meta's Dataset Quality API failed.
-    #[error(transparent)]
-    Quality(#[from] QualityError),
     /// What was asked about does not exist (`explain` of an order that is nowhere): exit 1.
     #[error("{0}")]
     NotFound(String),
@@ -103,6 +99,7 @@ impl Error {
             Self::SchemaNotReady { .. } => true,
             Self::Db(DbError::Url { .. }) => true,
             Self::Source(error) => !matches!(error, SourceError::Db(_)),
+            Self::Destination(error) => error.is_config(),
             _ => false,
         }
     }

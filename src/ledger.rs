@@ -112,8 +112,25 @@ pub enum Verdict {
         /// `events_received` of that request.
         events_received: i32,
     },
-    /// Rejected for its data, with the destination's message.
-    Rejected(String),
+    /// Rejected for its data.
+    Rejected {
+        /// The destination's message with its trace id (the ledger's `reason`).
+        message: String,
+        /// Meta's error code (`error_code`).
+        code: Option<i64>,
+        /// Meta's error subcode (`error_subcode`).
+        error_subcode: Option<i64>,
+    },
+}
+
+impl From<crate::destination::Rejected> for Verdict {
+    fn from(rejected: crate::destination::Rejected) -> Self {
+        Self::Rejected {
+            message: rejected.message,
+            code: rejected.code,
+            error_subcode: rejected.error_subcode,
+        }
+    }
 }
 
 impl Verdict {
@@ -121,7 +138,7 @@ impl Verdict {
     fn status(&self) -> &'static str {
         match self {
             Self::Sent { .. } => "sent",
-            Self::Rejected(_) => "rejected",
+            Self::Rejected { .. } => "rejected",
         }
     }
 
@@ -129,7 +146,7 @@ impl Verdict {
     fn reason(&self) -> Option<&str> {
         match self {
             Self::Sent { .. } => None,
-            Self::Rejected(message) => Some(message),
+            Self::Rejected { message, .. } => Some(message),
         }
     }
 
@@ -137,7 +154,7 @@ impl Verdict {
     fn fbtrace_id(&self) -> Option<&str> {
         match self {
             Self::Sent { fbtrace_id, .. } => fbtrace_id.as_deref(),
-            Self::Rejected(_) => None,
+            Self::Rejected { .. } => None,
         }
     }
 
@@ -147,7 +164,19 @@ impl Verdict {
             Self::Sent {
                 events_received, ..
             } => Some(*events_received),
-            Self::Rejected(_) => None,
+            Self::Rejected { .. } => None,
+        }
+    }
+
+    /// Meta's error code and subcode, for a rejected order.
+    fn error_codes(&self) -> (Option<i64>, Option<i64>) {
+        match self {
+            Self::Sent { .. } => (None, None),
+            Self::Rejected {
+                code,
+                error_subcode,
+                ..
+            } => (*code, *error_subcode),
         }
     }
 }
@@ -452,7 +481,7 @@ impl Ledger {
                    currency = coalesce(excluded.currency, l.currency),
                    source_watermark = coalesce(nullif(excluded.source_watermark, ''),
                                                l.source_watermark),
-                   store_id = excluded.store_id,
+                   store_id = excluded.store_id, error_code = null, error_subcode = null,
                    connector = excluded.connector, updated_at = now()
                where l.status <> 'sent'",
             ledger = self.ledger
@@ -591,6 +620,8 @@ impl Ledger {
         let traces: Vec<Option<&str>> = rows.iter().map(|r| r.verdict.fbtrace_id()).collect();
         let received: Vec<Option<i32>> = rows.iter().map(|r| r.verdict.received()).collect();
         let ldu: Vec<Option<bool>> = orders().map(|o| o.ldu).collect();
+        let codes: Vec<Option<i64>> = rows.iter().map(|r| r.verdict.error_codes().0).collect();
+        let subcodes: Vec<Option<i64>> = rows.iter().map(|r| r.verdict.error_codes().1).collect();
         let on_conflict = if upsert {
             "on conflict (dataset_id, event_name, order_id) do update
                set status = excluded.status, reason = excluded.reason, run_id = excluded.run_id,
@@ -599,7 +630,8 @@ impl Ledger {
                    match_keys = excluded.match_keys, store_id = excluded.store_id,
                    sent_at = excluded.sent_at, fbtrace_id = excluded.fbtrace_id,
                    events_received = excluded.events_received, connector = excluded.connector,
-                   ldu = excluded.ldu,
+                   ldu = excluded.ldu, error_code = excluded.error_code,
+                   error_subcode = excluded.error_subcode,
                    attempts = l.attempts + 1, updated_at = now()
                where l.status <> 'sent' or excluded.status = 'sent'"
         } else {
@@ -608,16 +640,16 @@ impl Ledger {
         let sql = format!(
             "insert into {ledger} as l (connector, dataset_id, event_name, order_id, event_time,
                  value, currency, status, reason, run_id, source_watermark, attempts, match_keys,
-                 store_id, sent_at, fbtrace_id, events_received, ldu)
+                 store_id, sent_at, fbtrace_id, events_received, ldu, error_code, error_subcode)
              select $1, $2, $3, u.order_id, to_timestamp(u.event_time), u.value, u.currency,
                     u.status, u.reason, $4, u.watermark, 1, string_to_array(u.keys, ','),
                     u.store_id, case when u.status = 'sent' then now() end, u.fbtrace_id,
-                    u.received, u.ldu
+                    u.received, u.ldu, u.error_code, u.error_subcode
              from unnest($5::text[], $6::int8[], $7::numeric[], $8::text[], $9::text[],
                          $10::text[], $11::text[], $12::text[], $13::text[], $14::text[],
-                         $15::int4[], $16::bool[])
+                         $15::int4[], $16::bool[], $17::int8[], $18::int8[])
                   as u(order_id, event_time, value, currency, watermark, keys, store_id, status,
-                       reason, fbtrace_id, received, ldu)
+                       reason, fbtrace_id, received, ldu, error_code, error_subcode)
              {on_conflict}",
             ledger = self.ledger
         );
@@ -640,6 +672,8 @@ impl Ledger {
                 &traces,
                 &received,
                 &ldu,
+                &codes,
+                &subcodes,
             ],
         )
         .await?;

@@ -436,7 +436,7 @@ impl PageOutcome {
             self.outcomes.push(Outcome {
                 new: tag.new,
                 order: OrderFacts::from_event(event, tag.watermark, tag.store_id),
-                verdict: Verdict::Rejected(rejected.message),
+                verdict: Verdict::from(rejected),
             });
         }
     }

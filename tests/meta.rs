@@ -4,6 +4,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use crate::support::{accepted_ids, insert_orders, migrate, run, sandbox, TestDb, TOKEN};
+use ocapi::destination::{Destination, DestinationError, TransportKind};
 use ocapi::run::RunOptions;
 use ocapi::sandbox::Faults;
 
@@ -79,6 +80,23 @@ async fn poison_events_are_isolated_and_the_rest_delivered_with_and_without_an_i
         );
         let reason = db.ledger_text("POISON2", "reason").await.unwrap();
         assert!(reason.contains("fbtrace_id"), "{reason}");
+        // AND each keeps Meta's code and subcode, so that rejections group by cause
+        let causes: Vec<(String, Option<i32>, Option<i32>)> = db
+            .client
+            .query(
+                "select order_id, error_code, error_subcode from ocapi.ledger
+                 where status = 'rejected' order by order_id",
+                &[],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|row| (row.get(0), row.get(1), row.get(2)))
+            .collect();
+        let expected: Vec<(String, Option<i32>, Option<i32>)> = (1..=3)
+            .map(|i| (format!("POISON{i}"), Some(100), Some(2_804_001)))
+            .collect();
+        assert_eq!(causes, expected, "name_index={name_index}");
 
         // A rejected order that is unchanged is not re-sent; once fixed (its watermark moves)
         // it is sent again.
@@ -92,6 +110,7 @@ async fn poison_events_are_isolated_and_the_rest_delivered_with_and_without_an_i
             db.ledger_text("POISON2", "status").await.as_deref(),
             Some("sent")
         );
+        assert_eq!(db.ledger_text("POISON2", "error_code").await, None);
     }
 }
 
@@ -107,8 +126,19 @@ async fn a_token_error_stops_the_run_cleanly_and_the_next_run_resumes() {
         .await
         .unwrap_err();
 
+    let ocapi::Error::Destination(refused) = &error else {
+        panic!("expected a destination error, got {error:?}");
+    };
+    assert!(
+        matches!(refused, DestinationError::Meta { attempts: 1, .. }),
+        "{refused:?}"
+    );
+    assert_eq!(refused.code(), Some(190));
+    assert!(
+        !refused.is_config(),
+        "the README puts a refused token under exit 1"
+    );
     let text = ocapi::error::chain(&error);
-    assert!(text.contains("190") && text.contains("token"), "{text}");
     assert!(
         !text.contains("expired-token"),
         "the token leaked into the error: {text}"
@@ -171,7 +201,13 @@ async fn check_verifies_the_token_and_dataset_without_sending() {
     let bad = db.meta_config("", &graph.base_url(), "wrong", "");
     let report = ocapi::commands::check::check(&bad).await;
     assert!(!report.ok);
-    assert!(report.text.contains("190"), "{}", report.text);
+    assert_eq!(report.status, ocapi::error::ExitStatus::Failed);
+    let refused = Destination::from_config(&bad)
+        .unwrap()
+        .check()
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Some(190));
     assert_eq!(graph.stats().requests, 0, "check must not send events");
 }
 
@@ -297,4 +333,34 @@ async fn quality_reads_the_stand_ins_scores_next_to_ocapis_own_coverage() {
     let text = ocapi::commands::quality::render(&report);
     assert!(text.contains("90.0%"), "{text}");
     assert_eq!(graph.stats().tokens_seen_in_url, 0);
+}
+
+#[tokio::test]
+async fn a_run_against_a_local_address_where_nothing_listens_fails_at_once_naming_the_url() {
+    // GIVEN a config whose base_url is a local port nobody listens on
+    let db = TestDb::new().await;
+    insert_orders(&db, "R", 10, "2026-01-01T00:00:00Z").await;
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = closed.local_addr().unwrap();
+    drop(closed);
+    let config = db.meta_config("", &format!("http://{address}"), TOKEN, "");
+    migrate(&config).await;
+
+    // WHEN the connector runs
+    let error = ocapi::run::run(&config, RunOptions::default(), std::future::pending())
+        .await
+        .unwrap_err();
+
+    // THEN it stops after one attempt per batch, with no backoff, naming the URL
+    let ocapi::Error::Destination(DestinationError::Unreachable { error, attempts }) = &error
+    else {
+        panic!("expected Unreachable, got {error:?}");
+    };
+    assert_eq!(error.kind(), TransportKind::Refused { local: true });
+    assert_eq!(*attempts, 1);
+    assert_eq!(
+        error.url(),
+        format!("http://{address}/v26.0/1234567890/events")
+    );
+    assert_eq!(db.ledger_counts().await.get("sent"), None);
 }

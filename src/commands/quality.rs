@@ -1,16 +1,12 @@
-//! `ocapi quality`: Meta's Dataset Quality API for the dataset's offline events
-//! (`GET {base_url}/{api_version}/dataset_quality?dataset_id=…&fields=offline`, meta-capi.md §7)
-//! beside ocapi's own per-key coverage from the ledger's recent runs. The token travels in an
-//! `Authorization: Bearer` header, never in the URL. The response is parsed leniently: Meta's
-//! exact nesting is not pinned down, so each score is looked for by name wherever it appears,
-//! and anything missing prints as `-`.
-
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
-use std::time::Duration;
+//! `ocapi quality`: Meta's Dataset Quality API for the dataset's offline events (called by
+//! `destination::meta`, meta-capi.md §7) beside ocapi's own per-key coverage from the ledger's
+//! recent runs. The response is parsed leniently: Meta's exact nesting is not pinned down, so
+//! each score is looked for by name wherever it appears, and anything missing prints as `-`.
 
 use serde::Serialize;
 use serde_json::Value;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
 
 use crate::cli::QualityArgs;
 use crate::config::Config;
@@ -19,29 +15,6 @@ use crate::error::{Error, ExitStatus};
 
 /// Runs whose match keys make up ocapi's own coverage.
 pub const RECENT_RUNS: i64 = 10;
-
-/// Errors reading the Dataset Quality API.
-#[derive(Debug, thiserror::Error)]
-pub enum QualityError {
-    /// The request could not be made or its body not read.
-    #[error("cannot reach the dataset quality api")]
-    Request {
-        /// The cause (reqwest errors never carry the token: it is in a header).
-        #[source]
-        source: reqwest::Error,
-    },
-    /// Meta answered with an error status.
-    #[error("the dataset quality api answered http {status}: {message}")]
-    Status {
-        /// The HTTP status.
-        status: u16,
-        /// Meta's `error.message`, when present.
-        message: String,
-    },
-    /// The body is not JSON.
-    #[error("the dataset quality api answered with a body that is not json")]
-    Body,
-}
 
 /// Meta's offline dataset quality, every field optional.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -205,51 +178,11 @@ pub fn parse(body: &Value) -> MetaQuality {
     }
 }
 
-/// Calls the Dataset Quality API.
+/// Calls the Dataset Quality API through the Meta destination (its client, retries and typed
+/// errors) and reads the scores out of the answer.
 pub async fn fetch(config: &Config) -> Result<MetaQuality, Error> {
-    let token = config.access_token()?;
-    let d = &config.destination;
-    let url = format!(
-        "{}/{}/dataset_quality",
-        d.base_url.trim_end_matches('/'),
-        d.api_version
-    );
-    let client = reqwest::Client::builder()
-        .timeout(d.request_timeout.max(Duration::from_secs(1)))
-        .build()
-        .map_err(|source| QualityError::Request { source })?;
-    let response = client
-        .get(&url)
-        .query(&[("dataset_id", d.dataset_id.as_str()), ("fields", "offline")])
-        .bearer_auth(token.expose())
-        .send()
-        .await
-        .map_err(|source| QualityError::Request {
-            source: source.without_url(),
-        })?;
-    let status = response.status();
-    let body = response
-        .bytes()
-        .await
-        .map_err(|source| QualityError::Request {
-            source: source.without_url(),
-        })?;
-    let json: Option<Value> = serde_json::from_slice(&body).ok();
-    if !status.is_success() {
-        let message = json
-            .as_ref()
-            .and_then(|j| j.pointer("/error/message"))
-            .and_then(Value::as_str)
-            .unwrap_or("-")
-            .to_owned();
-        return Err(QualityError::Status {
-            status: status.as_u16(),
-            message,
-        }
-        .into());
-    }
-    let json = json.ok_or(QualityError::Body)?;
-    Ok(parse(&json))
+    let meta = crate::destination::MetaDestination::from_config(config)?;
+    Ok(parse(&meta.dataset_quality().await?))
 }
 
 /// ocapi's coverage over the connector's last `RECENT_RUNS` runs that sent something.

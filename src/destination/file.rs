@@ -20,9 +20,9 @@ pub struct FileDestination {
 
 impl FileDestination {
     /// Uses `destination.path`.
-    pub fn from_config(config: &Config) -> Result<Self, DestinationError> {
+    pub(crate) fn from_config(config: &Config) -> Result<Self, DestinationError> {
         let path = config.destination.path.clone().ok_or_else(|| {
-            DestinationError::Setup("destination.path is required for kind = \"file\"".into())
+            DestinationError::Invalid("destination.path is required for kind = \"file\"".to_owned())
         })?;
         Ok(Self {
             path,
@@ -32,7 +32,7 @@ impl FileDestination {
 
     /// Appends the batch, one event per line, flushed before returning.
     #[allow(clippy::unused_async)]
-    pub async fn send(&self, events: &[Event]) -> Result<Delivery, DestinationError> {
+    pub(crate) async fn send(&self, events: &[Event]) -> Result<Delivery, DestinationError> {
         let mut buffer = Vec::with_capacity(events.len() * 512);
         for event in events {
             serde_json::to_writer(&mut buffer, event).expect("an Event always serializes");
@@ -57,7 +57,7 @@ impl FileDestination {
     }
 
     /// Says where events will be written.
-    pub fn check(&self) -> Result<String, DestinationError> {
+    pub(crate) fn check(&self) -> Result<String, DestinationError> {
         Ok(format!(
             "file destination: events are appended to {}",
             self.path.display()

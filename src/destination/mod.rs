@@ -2,17 +2,20 @@
 //! crash, always with the same `event_id`, `event_time`, `event_name` and `order_id`, which Meta
 //! deduplicates on; the ledger makes sure an order is recorded `sent` once.
 
-pub mod file;
+mod file;
+pub(crate) mod isolate;
 pub mod meta;
-pub mod retry;
+pub(crate) mod rate_limit;
+pub(crate) mod retry;
 
-use crate::config::{Config, DestinationKind};
+use crate::config::{Config, ConfigError, DestinationKind};
 use crate::event::Event;
 
 pub use file::FileDestination;
-pub use meta::MetaDestination;
+pub use meta::{Failure, MetaDestination, MetaError, TransportError, TransportKind};
 
-/// Errors from a destination, classified so that the run can decide what to do.
+/// Errors from a destination, typed so that the run decides what to do (retry later, stop,
+/// exit code) from the variant and Meta's codes, never from text.
 #[derive(Debug, thiserror::Error)]
 pub enum DestinationError {
     /// Writing the NDJSON file failed.
@@ -24,20 +27,33 @@ pub enum DestinationError {
         #[source]
         source: std::io::Error,
     },
-    /// The destination refused the whole request for a reason no retry fixes (token, permission,
-    /// unknown dataset); the message says what to do.
-    #[error("{message}")]
-    Permanent {
-        /// Meta's code, message and fbtrace_id, written for the user.
-        message: String,
+    /// Meta refused the request for a reason no retry fixes (token, permission, unknown
+    /// dataset, policy block, an answer that is not the Graph API's); the error's `Display`
+    /// says what it means and what to do.
+    #[error("{error}")]
+    Meta {
+        /// Meta's answer: status, code, subcode, fbtrace_id and message.
+        error: MetaError,
+        /// HTTP requests made by the call that failed, retries and earlier sub-batches included.
+        attempts: u32,
+    },
+    /// The endpoint could not be reached for a reason no backoff fixes: nothing listening at a
+    /// local or private address, a host name that does not resolve, a plain-HTTP server behind
+    /// an `https://` URL. The message names the URL (never its query).
+    #[error("{error}")]
+    Unreachable {
+        /// What happened, with the URL.
+        error: TransportError,
+        /// HTTP requests attempted by the call that failed.
+        attempts: u32,
     },
     /// Transient failures went on past `max_retries`.
-    #[error("request failed after {attempts} attempts: {last_error}")]
+    #[error("request failed after {attempts} attempts: {last}")]
     RetriesExhausted {
-        /// Attempts made.
+        /// HTTP requests made by the call that failed, retries and earlier sub-batches included.
         attempts: u32,
-        /// The last failure, without the token.
-        last_error: String,
+        /// The last failure.
+        last: Failure,
     },
     /// Meta answered 200 but counted a different number of events than were sent.
     #[error("meta received {received} events of a batch of {sent} (fbtrace_id {fbtrace_id})")]
@@ -48,8 +64,23 @@ pub enum DestinationError {
         received: u64,
         /// Meta's trace id.
         fbtrace_id: String,
+        /// HTTP requests made by the call that failed.
+        attempts: u32,
     },
-    /// The destination could not be set up (secret missing, client not built).
+    /// A secret the destination needs (the access token, the app secret) cannot be read: only a
+    /// configuration change fixes it.
+    #[error("cannot set up the destination")]
+    Secret(#[source] ConfigError),
+    /// The destination's configuration cannot work (an empty token, a rate that is not a
+    /// positive number, a file destination without a path); the message names the key.
+    #[error("{0}")]
+    Invalid(String),
+    /// The HTTP client could not be built (the TLS backend failed to start).
+    #[error("cannot build the http client")]
+    Client(#[source] reqwest::Error),
+    /// A failure around sending that is not the destination's own (the run uses it for a lost
+    /// lock, a send task that failed and a dry run that cannot print); not a configuration
+    /// problem.
     #[error("cannot set up the destination")]
     Setup(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
@@ -61,10 +92,76 @@ impl DestinationError {
         matches!(self, Self::RetriesExhausted { .. })
     }
 
-    /// Whether a person must act (token, permission, dataset, configuration) before sending
-    /// can succeed; the message says what to do.
+    /// Whether a person must act (token, permission, dataset, an endpoint that is not there,
+    /// configuration) before sending can succeed; the message says what to do.
     pub fn is_permanent(&self) -> bool {
-        matches!(self, Self::Permanent { .. } | Self::Setup(_))
+        matches!(
+            self,
+            Self::Meta { .. } | Self::Unreachable { .. } | Self::Secret(_) | Self::Invalid(_)
+        )
+    }
+
+    /// Whether only a configuration change can fix it (exit code 2; `watch` stops): a secret
+    /// that cannot be read, or a destination setting that cannot work. Meta refusing the token
+    /// (code 190) or the dataset is not one: the config may be right and Meta's side wrong, and
+    /// the README's exit-code table puts Meta failures under 1.
+    pub fn is_config(&self) -> bool {
+        matches!(self, Self::Secret(_) | Self::Invalid(_))
+    }
+
+    /// HTTP requests the failed call made, retries and bisection included, so that a run that
+    /// fails still counts every attempt. 0 when no request left.
+    pub fn attempts(&self) -> u32 {
+        match self {
+            Self::Meta { attempts, .. }
+            | Self::Unreachable { attempts, .. }
+            | Self::RetriesExhausted { attempts, .. }
+            | Self::CountMismatch { attempts, .. } => *attempts,
+            Self::File { .. }
+            | Self::Secret(_)
+            | Self::Invalid(_)
+            | Self::Client(_)
+            | Self::Setup(_) => 0,
+        }
+    }
+
+    /// Meta's error, when the failure was an answer from Meta (the last one, after retries).
+    pub(crate) fn meta_error(&self) -> Option<&MetaError> {
+        match self {
+            Self::Meta { error, .. } => Some(error),
+            Self::RetriesExhausted { last, .. } => last.meta(),
+            _ => None,
+        }
+    }
+
+    /// Meta's `code` (e.g. 190 for the token), when Meta answered.
+    pub fn code(&self) -> Option<i64> {
+        self.meta_error()?.code()
+    }
+
+    /// Meta's `error_subcode`, when Meta answered with one.
+    pub fn error_subcode(&self) -> Option<i64> {
+        self.meta_error()?.error_subcode()
+    }
+
+    /// Meta's trace id of the failed request, when Meta answered with one.
+    pub fn fbtrace_id(&self) -> Option<&str> {
+        match self {
+            Self::CountMismatch { fbtrace_id, .. } => Some(fbtrace_id),
+            _ => self.meta_error()?.fbtrace_id(),
+        }
+    }
+
+    /// The same error, counting `earlier` more requests made by the same call before it.
+    pub(crate) fn after(mut self, earlier: u32) -> Self {
+        match &mut self {
+            Self::Meta { attempts, .. }
+            | Self::Unreachable { attempts, .. }
+            | Self::RetriesExhausted { attempts, .. }
+            | Self::CountMismatch { attempts, .. } => *attempts += earlier,
+            _ => {}
+        }
+        self
     }
 }
 
@@ -86,6 +183,10 @@ pub struct Rejected {
     pub index: usize,
     /// The destination's message (Meta's `error_user_msg` or `message`), with its fbtrace_id.
     pub message: String,
+    /// The destination's error code (Meta: 100, invalid parameter).
+    pub code: Option<i64>,
+    /// The destination's error subcode (Meta: 2804xxx, which rule the event broke).
+    pub error_subcode: Option<i64>,
 }
 
 /// What became of one batch: every index is either accepted or rejected.
@@ -103,7 +204,7 @@ pub struct Delivery {
 
 impl Delivery {
     /// A delivery where every event of a batch of `len` was accepted at once.
-    pub fn all_accepted(len: usize, fbtrace_id: Option<String>) -> Self {
+    pub(crate) fn all_accepted(len: usize, fbtrace_id: Option<String>) -> Self {
         Self {
             accepted: vec![Accepted {
                 indices: (0..len).collect(),
@@ -136,7 +237,7 @@ impl Destination {
     }
 
     /// Delivers one batch (at most `destination.batch_size` events).
-    pub async fn send(&self, events: &[Event]) -> Result<Delivery, DestinationError> {
+    pub(crate) async fn send(&self, events: &[Event]) -> Result<Delivery, DestinationError> {
         match self {
             Self::File(file) => file.send(events).await,
             Self::Meta(meta) => meta.send(events).await,

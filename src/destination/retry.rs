@@ -18,33 +18,33 @@ use rand::Rng;
 
 /// First retry delay: long enough for a dropped connection to be re-established, short enough
 /// that one flaky 5xx costs a fraction of a second.
-pub const DEFAULT_BASE_DELAY: Duration = Duration::from_millis(200);
+pub(crate) const DEFAULT_BASE_DELAY: Duration = Duration::from_millis(200);
 /// Longest backoff delay: 200 ms doubled eight times reaches it, so with the default eight
 /// retries a batch waits at most ~51 s (at least ~26 s) before `RetriesExhausted`.
-pub const DEFAULT_MAX_DELAY: Duration = Duration::from_secs(30);
+pub(crate) const DEFAULT_MAX_DELAY: Duration = Duration::from_secs(30);
 /// Longest wait a server hint may impose: Meta's `estimated_time_to_regain_access` can say an
 /// hour; waiting that long inside one request would look like a hang, so we wait at most five
 /// minutes per retry and let the run fail (and be re-run) if the throttle outlasts the retries.
-pub const MAX_HINTED_DELAY: Duration = Duration::from_secs(300);
+pub(crate) const MAX_HINTED_DELAY: Duration = Duration::from_secs(300);
 
 /// How often and how long to retry. Built from `[destination]` (`max_retries`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RetryPolicy {
+pub(crate) struct RetryPolicy {
     /// Retries after the first attempt; 0 means try once.
-    pub max_retries: u32,
+    pub(crate) max_retries: u32,
     /// Delay before the first retry, doubled for each further one.
-    pub base_delay: Duration,
+    pub(crate) base_delay: Duration,
     /// Cap on the backoff delay.
-    pub max_delay: Duration,
+    pub(crate) max_delay: Duration,
     /// Cap on a delay the server asks for.
-    pub max_hinted_delay: Duration,
+    pub(crate) max_hinted_delay: Duration,
     /// Spread delays over `[d/2, d]` so that concurrent requests do not retry in lockstep.
-    pub jitter: bool,
+    pub(crate) jitter: bool,
 }
 
 impl RetryPolicy {
     /// The default schedule with `max_retries` retries.
-    pub fn new(max_retries: u32) -> Self {
+    pub(crate) fn new(max_retries: u32) -> Self {
         Self {
             max_retries,
             base_delay: DEFAULT_BASE_DELAY,
@@ -56,7 +56,7 @@ impl RetryPolicy {
 
     /// The backoff delays before each retry, without jitter: `base · 2ⁿ`, capped, `max_retries`
     /// of them.
-    pub fn schedule(&self) -> impl Iterator<Item = Duration> {
+    pub(crate) fn schedule(&self) -> impl Iterator<Item = Duration> {
         ExponentialBuilder::new()
             .with_min_delay(self.base_delay)
             .with_max_delay(self.max_delay)
@@ -66,7 +66,7 @@ impl RetryPolicy {
     }
 
     /// The delay actually waited: the jittered backoff, or the server's hint (capped) if longer.
-    pub fn delay(&self, backoff: Duration, hint: Option<Duration>) -> Duration {
+    pub(crate) fn delay(&self, backoff: Duration, hint: Option<Duration>) -> Duration {
         let backoff = if self.jitter && !backoff.is_zero() {
             let half = backoff / 2;
             half + half.mul_f64(rand::rng().random_range(0.0..=1.0))
@@ -82,7 +82,7 @@ impl RetryPolicy {
 
 /// What the classifier says about one failure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Decision {
+pub(crate) enum Decision {
     /// Transient: try again, waiting at least `after` when the server said so.
     Retry {
         /// The server's delay hint, uncapped.
@@ -93,7 +93,7 @@ pub enum Decision {
 }
 
 /// A failure that can name the remote trace id for the retry log line.
-pub trait Traced: fmt::Display {
+pub(crate) trait Traced: fmt::Display {
     /// The remote's trace id (Meta's `fbtrace_id`), when it gave one.
     fn trace_id(&self) -> Option<&str> {
         None
@@ -102,16 +102,16 @@ pub trait Traced: fmt::Display {
 
 /// A value obtained after `retries` retries.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Retried<T> {
+pub(crate) struct Retried<T> {
     /// The operation's result.
-    pub value: T,
+    pub(crate) value: T,
     /// Retries made before it (attempts − 1).
-    pub retries: u32,
+    pub(crate) retries: u32,
 }
 
 /// Why `retry_with_backoff` gave up.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum GaveUp<E> {
+pub(crate) enum GaveUp<E> {
     /// The classifier said `Stop`.
     Stopped {
         /// The failure.
@@ -128,19 +128,10 @@ pub enum GaveUp<E> {
     },
 }
 
-impl<E> GaveUp<E> {
-    /// Retries made before giving up.
-    pub fn retries(&self) -> u32 {
-        match self {
-            Self::Stopped { retries, .. } | Self::Exhausted { retries, .. } => *retries,
-        }
-    }
-}
-
 /// Runs `op` until it succeeds, `classify` says `Stop`, or `policy.max_retries` retries have
 /// failed, sleeping the backoff (or the server's hint) in between. Logs one `warn` per retry
 /// with `retry`, `max`, `delay_ms`, `error` and `fbtrace_id`.
-pub async fn retry_with_backoff<T, E, C, Op, Fut>(
+pub(crate) async fn retry_with_backoff<T, E, C, Op, Fut>(
     policy: &RetryPolicy,
     classify: C,
     mut op: Op,

@@ -1,0 +1,220 @@
+//! The Graph API on the wire: request and answer bodies, `appsecret_proof`, and the delay a
+//! throttled answer asks for (meta-capi.md §4, §5). Pure: no I/O.
+
+use std::time::Duration;
+
+use hmac::{Hmac, KeyInit, Mac};
+use reqwest::header::HeaderMap;
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+
+use crate::event::Event;
+
+/// `partner_agent`: Meta's format is `[partner_name]_[major]_[minor]` (meta-capi.md §1, S5/S19).
+pub const PARTNER_AGENT: &str = concat!(
+    "ocapi_",
+    env!("CARGO_PKG_VERSION_MAJOR"),
+    "_",
+    env!("CARGO_PKG_VERSION_MINOR")
+);
+
+/// The `error` object of a Graph API error answer (meta-capi.md §5).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub(crate) struct GraphError {
+    /// Meta's message; localized, so never branched on.
+    #[serde(default)]
+    pub(crate) message: Option<String>,
+    /// The error code that decides what to do.
+    #[serde(default)]
+    pub(crate) code: Option<i64>,
+    /// Refines `code` (e.g. 33 under 100, 463 under 190).
+    #[serde(default)]
+    pub(crate) error_subcode: Option<i64>,
+    /// A short title, e.g. "Event Timestamp Too Old".
+    #[serde(default)]
+    pub(crate) error_user_title: Option<String>,
+    /// The message written for people.
+    #[serde(default)]
+    pub(crate) error_user_msg: Option<String>,
+    /// Meta's trace id, for support tickets.
+    #[serde(default)]
+    pub(crate) fbtrace_id: Option<String>,
+    /// Meta's own verdict that a retry may succeed.
+    #[serde(default)]
+    pub(crate) is_transient: Option<bool>,
+    /// `{"blame_field_specs": [["data", "3", "event_time"]]}`: where the bad event is. Meta
+    /// sometimes sends it as a JSON object, sometimes as a string holding one.
+    #[serde(default)]
+    pub(crate) error_data: Option<serde_json::Value>,
+}
+
+/// A Graph error answer: `{"error": {...}}`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct ErrorBody {
+    /// The error.
+    pub(crate) error: GraphError,
+}
+
+/// A 200 answer of the `/events` edge.
+#[derive(Debug, Deserialize)]
+pub(crate) struct EventsResponse {
+    /// Events Meta counted.
+    pub(crate) events_received: u64,
+    /// Meta's trace id.
+    #[serde(default)]
+    pub(crate) fbtrace_id: Option<String>,
+}
+
+/// A 200 answer of `GET /{dataset_id}?fields=id,name,is_consolidated_container`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct DatasetInfo {
+    /// The dataset id.
+    pub(crate) id: String,
+    /// Its name in Events Manager.
+    #[serde(default)]
+    pub(crate) name: Option<String>,
+    /// Whether the dataset can take offline events through CAPI (meta-capi.md §1).
+    #[serde(default)]
+    pub(crate) is_consolidated_container: Option<bool>,
+}
+
+/// The JSON body of an `/events` request.
+#[derive(Serialize)]
+pub(crate) struct EventsRequest<'a> {
+    /// The events.
+    pub(crate) data: &'a [&'a Event],
+    /// The token: in the body, never in the URL (decision 1).
+    pub(crate) access_token: &'a str,
+    /// HMAC of the token with the app secret, when configured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) appsecret_proof: Option<&'a str>,
+    /// Only when configured (decision 9).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) test_event_code: Option<&'a str>,
+    /// `destination.upload_tag`, when configured (still accepted on the Conversions API for
+    /// advertisers from the legacy Offline Conversions API; meta-capi.md §1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) upload_tag: Option<&'a str>,
+    /// `ocapi_<major>_<minor>`.
+    pub(crate) partner_agent: &'a str,
+}
+
+/// `appsecret_proof`: lowercase hex HMAC-SHA256 of the token, keyed with the app secret.
+pub(crate) fn appsecret_proof(token: &str, app_secret: &str) -> String {
+    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(app_secret.as_bytes())
+        .expect("HMAC takes keys of any length");
+    mac.update(token.as_bytes());
+    hex::encode(mac.finalize().into_bytes())
+}
+
+/// The delay a throttled answer asks for: `Retry-After` (seconds), or the largest
+/// `estimated_time_to_regain_access` (minutes) in `X-Business-Use-Case-Usage` / `X-App-Usage`.
+/// HTTP-date `Retry-After` values are ignored (Graph sends seconds). Capped by the retry policy.
+pub(crate) fn rate_limit_hint(headers: &HeaderMap) -> Option<Duration> {
+    let retry_after = headers
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs);
+    let usage = [
+        "x-business-use-case-usage",
+        "x-app-usage",
+        "x-ad-account-usage",
+    ]
+    .iter()
+    .filter_map(|name| headers.get(*name)?.to_str().ok())
+    .filter_map(|text| serde_json::from_str::<serde_json::Value>(text).ok())
+    .filter_map(|json| max_regain_minutes(&json))
+    .max()
+    .map(|minutes| Duration::from_secs(minutes.saturating_mul(60)));
+    retry_after.max(usage).filter(|d| !d.is_zero())
+}
+
+/// The largest `estimated_time_to_regain_access` anywhere in a usage header's JSON.
+fn max_regain_minutes(json: &serde_json::Value) -> Option<u64> {
+    match json {
+        serde_json::Value::Object(map) => map
+            .iter()
+            .filter_map(|(key, value)| {
+                if key == "estimated_time_to_regain_access" {
+                    value.as_u64()
+                } else {
+                    max_regain_minutes(value)
+                }
+            })
+            .max(),
+        serde_json::Value::Array(items) => items.iter().filter_map(max_regain_minutes).max(),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn rate_limit_headers_give_hints() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(rate_limit_hint(&headers), None);
+        headers.insert("retry-after", "7".parse().unwrap());
+        assert_eq!(rate_limit_hint(&headers), Some(Duration::from_secs(7)));
+        let usage = json!({"1234": [{"type": "ads_management", "call_count": 100,
+            "estimated_time_to_regain_access": 3}]});
+        headers.insert(
+            "x-business-use-case-usage",
+            usage.to_string().parse().unwrap(),
+        );
+        assert_eq!(rate_limit_hint(&headers), Some(Duration::from_secs(180)));
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "x-app-usage",
+            r#"{"call_count":100,"total_time":20}"#.parse().unwrap(),
+        );
+        assert_eq!(rate_limit_hint(&headers), None);
+        headers.insert(
+            "retry-after",
+            "Wed, 21 Oct 2026 07:28:00 GMT".parse().unwrap(),
+        );
+        assert_eq!(rate_limit_hint(&headers), None);
+        headers.insert("x-app-usage", "not json".parse().unwrap());
+        assert_eq!(rate_limit_hint(&headers), None);
+    }
+
+    #[test]
+    fn appsecret_proof_matches_rfc_4231_vector() {
+        // RFC 4231 test case 2: key "Jefe", data "what do ya want for nothing?".
+        assert_eq!(
+            appsecret_proof("what do ya want for nothing?", "Jefe"),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
+
+    #[test]
+    fn partner_agent_names_major_and_minor_version() {
+        let expected = format!(
+            "ocapi_{}_{}",
+            env!("CARGO_PKG_VERSION_MAJOR"),
+            env!("CARGO_PKG_VERSION_MINOR")
+        );
+        assert_eq!(PARTNER_AGENT, expected);
+    }
+
+    #[test]
+    fn a_graph_error_reads_every_field_meta_documents() {
+        let body: ErrorBody = serde_json::from_value(json!({"error": {
+            "message": "Invalid parameter", "type": "OAuthException", "code": 100,
+            "error_subcode": 2804003, "is_transient": false,
+            "error_user_title": "Event Timestamp Too Old", "error_user_msg": "too old",
+            "fbtrace_id": "A6U", "error_data": {"blame_field_specs": [["data", "2"]]}}}))
+        .unwrap();
+        let error = body.error;
+        assert_eq!(
+            (error.code, error.error_subcode),
+            (Some(100), Some(2_804_003))
+        );
+        assert_eq!(error.is_transient, Some(false));
+        assert_eq!(error.fbtrace_id.as_deref(), Some("A6U"));
+        assert!(error.error_data.is_some());
+    }
+}

@@ -1,0 +1,477 @@
+//! The `meta` destination: Meta's Conversions API (meta-capi.md, decisions 1, 6, 7, 9 and 10).
+//!
+//! One batch is one `POST {base_url}/{api_version}/{dataset_id}/events` carrying the events in
+//! `data` and the access token in the JSON body (never in a URL). Each HTTP exchange goes
+//! through [`retry_with_backoff`] with the pure [`classify`] deciding what a failure means:
+//!
+//! * transient (timeout, reset, 408/429/5xx, `is_transient`, throttling codes, a refusal from a
+//!   public address): retried;
+//! * event data (code 100, any subcode but 33): the bad events are isolated
+//!   ([`isolate`](super::isolate)), by the event Meta blames or by bisection, recorded as
+//!   rejected with Meta's code and subcode, and the rest re-sent;
+//! * anything else: a typed [`MetaError`] or [`TransportError`] saying what it means and what
+//!   to do, at once (no backoff cascade for a stand-in that is not running).
+//!
+//! Stages, one file each: [`graph`] (wire types, signing, throttle headers), [`classify`]
+//! (pure decisions), [`error`] (the typed errors and their advice), [`transport`] (reading a
+//! client error), [`quality`] (the Dataset Quality API call).
+//!
+//! Secrets: the token lives in a [`Secret`]; it is written only into request bodies (and the
+//! `Authorization` header of GET requests). Errors and logs never carry a URL query, a body, or
+//! user data; Meta's own messages are scrubbed of the token before use.
+
+mod classify;
+mod error;
+mod graph;
+mod quality;
+mod transport;
+
+use std::fmt;
+use std::time::Duration;
+
+use reqwest::header::CONTENT_TYPE;
+use serde::de::DeserializeOwned;
+
+use super::isolate::{isolate_rejections, Answer, Attempt, Refusal};
+use super::rate_limit::RateLimiter;
+use super::retry::{retry_with_backoff, GaveUp, Retried, RetryPolicy, Traced};
+use super::{Delivery, DestinationError};
+use crate::config::{Config, DestinationConfig};
+use crate::event::Event;
+use crate::secret::Secret;
+use classify::Action;
+use error::AdviceContext;
+use graph::{DatasetInfo, ErrorBody, EventsRequest, EventsResponse};
+
+pub use error::{Failure, MetaError, TransportError, TransportKind};
+pub use graph::PARTNER_AGENT;
+
+/// Sends batches to `POST {base_url}/{api_version}/{dataset_id}/events`.
+pub struct MetaDestination {
+    /// Boxed, so that `Destination` stays small whichever variant it holds.
+    inner: Box<Inner>,
+}
+
+impl fmt::Debug for MetaDestination {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.inner.fmt(f)
+    }
+}
+
+impl MetaDestination {
+    /// Reads the token and the optional app secret once and builds the HTTP client.
+    ///
+    /// # Errors
+    /// [`DestinationError::Secret`] when a secret cannot be read, [`DestinationError::Invalid`]
+    /// for an empty token or a rate that is not positive, [`DestinationError::Client`] when the
+    /// TLS backend does not start.
+    pub(crate) fn from_config(config: &Config) -> Result<Self, DestinationError> {
+        let token = config.access_token().map_err(DestinationError::Secret)?;
+        let app_secret = config.app_secret().map_err(DestinationError::Secret)?;
+        let inner = Inner::new(&config.destination, token, app_secret.as_ref())?;
+        Ok(Self {
+            inner: Box::new(inner),
+        })
+    }
+
+    /// Delivers one batch: every event ends up accepted or rejected (with Meta's message, code
+    /// and subcode), or the whole call fails with a typed error whose `attempts()` counts every
+    /// request made. The run loop sends several batches at once.
+    pub(crate) async fn send(&self, events: &[Event]) -> Result<Delivery, DestinationError> {
+        let inner = &*self.inner;
+        isolate_rejections(events.len(), |indices: Vec<usize>| async move {
+            inner.post_events(events, &indices).await
+        })
+        .await
+        .map_err(|aborted| aborted.error.after(aborted.requests))
+    }
+
+    /// Verifies the token and the dataset without sending events; says what it found.
+    pub(crate) async fn check(&self) -> Result<String, DestinationError> {
+        self.inner.check().await
+    }
+}
+
+/// The destination's state: client, URLs, secrets, retry policy and rate limiter.
+struct Inner {
+    /// One client for every request: its pool is sized for `destination.concurrency`.
+    client: reqwest::Client,
+    /// `{base_url}/{api_version}`, no query.
+    version_url: String,
+    /// `{version_url}/{dataset_id}`, no query.
+    dataset_url: String,
+    /// `{dataset_url}/events`, no query.
+    events_url: String,
+    /// The access token.
+    token: Secret,
+    /// `appsecret_proof`, when an app secret is configured.
+    appsecret_proof: Option<Secret>,
+    /// `destination.test_event_code`.
+    test_event_code: Option<String>,
+    /// `destination.upload_tag`.
+    upload_tag: Option<String>,
+    /// What the advice of a final error needs (dataset, version, where the token comes from).
+    advice: AdviceContext,
+    /// Retries for transient failures.
+    policy: RetryPolicy,
+    /// `destination.request_timeout`, for messages.
+    request_timeout: Duration,
+    /// `destination.max_requests_per_second`.
+    limiter: Option<RateLimiter>,
+}
+
+impl fmt::Debug for Inner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MetaDestination")
+            .field("events_url", &self.events_url)
+            .field("token", &self.token)
+            .field("appsecret_proof", &self.appsecret_proof.is_some())
+            .field("test_event_code", &self.test_event_code)
+            .field("policy", &self.policy)
+            .field("limiter", &self.limiter)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Inner {
+    /// Builds the destination from `[destination]` and the secrets already read.
+    fn new(
+        config: &DestinationConfig,
+        token: Secret,
+        app_secret: Option<&Secret>,
+    ) -> Result<Self, DestinationError> {
+        if token.expose().is_empty() {
+            return Err(DestinationError::Invalid(
+                "the meta access token is empty".to_owned(),
+            ));
+        }
+        let client = reqwest::Client::builder()
+            .timeout(config.request_timeout)
+            .connect_timeout(config.request_timeout.min(Duration::from_secs(10)))
+            .pool_max_idle_per_host(config.concurrency.max(1))
+            .user_agent(concat!("ocapi/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| DestinationError::Client(e.without_url()))?;
+        let limiter = config
+            .max_requests_per_second
+            .map(|rate| {
+                RateLimiter::new(rate).ok_or_else(|| {
+                    DestinationError::Invalid(
+                        "destination.max_requests_per_second must be a positive number".to_owned(),
+                    )
+                })
+            })
+            .transpose()?;
+        let token_source = match (&config.access_token_file, &config.access_token_env) {
+            (Some(path), _) => format!("the token file {}", path.display()),
+            (None, var) => format!(
+                "the {} environment variable",
+                var.as_deref().unwrap_or("META_ACCESS_TOKEN")
+            ),
+        };
+        if let Some(code) = &config.test_event_code {
+            tracing::warn!(
+                test_event_code = %code,
+                "destination.test_event_code is set: events show under Test Events but Meta \
+                 still keeps them as real data; remove it before sending production data"
+            );
+        }
+        let base_url = config.base_url.trim_end_matches('/');
+        let version_url = format!("{base_url}/{}", config.api_version);
+        let dataset_url = format!("{version_url}/{}", config.dataset_id);
+        Ok(Self {
+            client,
+            events_url: format!("{dataset_url}/events"),
+            dataset_url,
+            version_url,
+            appsecret_proof: app_secret
+                .map(|secret| Secret::new(graph::appsecret_proof(token.expose(), secret.expose()))),
+            token,
+            test_event_code: config.test_event_code.clone(),
+            upload_tag: config.upload_tag.clone(),
+            advice: AdviceContext {
+                dataset_id: config.dataset_id.clone(),
+                api_version: config.api_version.clone(),
+                token_source,
+                stand_in: !base_url.starts_with(crate::config::DEFAULT_BASE_URL),
+            },
+            policy: RetryPolicy::new(config.max_retries),
+            request_timeout: config.request_timeout,
+            limiter,
+        })
+    }
+
+    /// `GET {url}` with the token in the `Authorization` header and `query` plus the
+    /// `appsecret_proof` (an HMAC, not the token; a GET can only carry it in the query) in the
+    /// query, with retries. `what` names the request in logs.
+    async fn get<T: DeserializeOwned>(
+        &self,
+        url: &str,
+        query: &[(&str, &str)],
+        what: &str,
+    ) -> Result<T, DestinationError> {
+        let mut request = self
+            .client
+            .get(url)
+            .query(query)
+            .bearer_auth(self.token.expose());
+        if let Some(proof) = &self.appsecret_proof {
+            request = request.query(&[("appsecret_proof", proof.expose())]);
+        }
+        let result = retry_with_backoff(&self.policy, classify::decision, || {
+            let attempt = request
+                .try_clone()
+                .expect("a request without a body can be cloned");
+            self.exchange::<T>(attempt)
+        })
+        .await;
+        result
+            .map(|retried| retried.value)
+            .map_err(|gave_up| self.give_up(gave_up, what))
+    }
+
+    /// `GET {dataset_url}?fields=id,name,is_consolidated_container`: a one-line description.
+    async fn check(&self) -> Result<String, DestinationError> {
+        let fields = [("fields", "id,name,is_consolidated_container")];
+        let info: DatasetInfo = self.get(&self.dataset_url, &fields, "check").await?;
+        // A name with a line break must not break the one-line description.
+        let name = info
+            .name
+            .map(|n| format!(" \"{}\"", n.replace(char::is_control, " ")))
+            .unwrap_or_default();
+        let consolidated = match info.is_consolidated_container {
+            Some(true) => "a consolidated dataset: it takes physical-store events",
+            Some(false) => {
+                "NOT a consolidated dataset: Meta may refuse physical-store events; consolidate \
+                 it in Events Manager"
+            }
+            None => "consolidation unknown (Meta did not say)",
+        };
+        let test = if self.test_event_code.is_some() {
+            "; test_event_code is set (events are still kept as real data)"
+        } else {
+            ""
+        };
+        Ok(format!(
+            "meta dataset {}{name} reachable with api {}: {consolidated}{test}",
+            info.id, self.advice.api_version
+        ))
+    }
+
+    /// Sends the events at `indices` as one request, with retries.
+    async fn post_events(
+        &self,
+        events: &[Event],
+        indices: &[usize],
+    ) -> Result<Attempt, DestinationError> {
+        let body = self.events_body(events, indices);
+        // The body is moved into the request once; every attempt sends a clone of that request,
+        // which shares the bytes instead of copying ~1 MB per attempt.
+        let request = self
+            .client
+            .post(&self.events_url)
+            .header(CONTENT_TYPE, "application/json")
+            .body(body);
+        let result = retry_with_backoff(&self.policy, classify::decision, || {
+            let attempt = request
+                .try_clone()
+                .expect("a request with an in-memory body can be cloned");
+            self.exchange::<EventsResponse>(attempt)
+        })
+        .await;
+        match result {
+            Ok(Retried { value, retries }) => {
+                let requests = retries + 1;
+                if value.events_received != indices.len() as u64 {
+                    return Err(DestinationError::CountMismatch {
+                        sent: indices.len(),
+                        received: value.events_received,
+                        fbtrace_id: value.fbtrace_id.unwrap_or_else(|| "-".to_owned()),
+                        attempts: requests,
+                    });
+                }
+                Ok(Attempt {
+                    answer: Answer::Accepted {
+                        fbtrace_id: value.fbtrace_id,
+                        events_received: value.events_received,
+                    },
+                    requests,
+                    retries,
+                })
+            }
+            Err(GaveUp::Stopped {
+                error: Failure::Meta(error),
+                retries,
+            }) if classify::classify(
+                error.status(),
+                error.code(),
+                error.error_subcode(),
+                error.is_transient(),
+            ) == Action::RejectEvents =>
+            {
+                let position = classify::blamed_position(&error);
+                tracing::warn!(
+                    status = error.status(),
+                    code = error.code(),
+                    subcode = error.error_subcode(),
+                    events = indices.len(),
+                    named_index = position,
+                    fbtrace_id = error.fbtrace_id(),
+                    "meta rejected event data; isolating the bad events"
+                );
+                Ok(Attempt {
+                    answer: Answer::Rejected {
+                        position,
+                        refusal: Refusal {
+                            message: error.rejection(),
+                            code: error.code(),
+                            error_subcode: error.error_subcode(),
+                        },
+                    },
+                    requests: retries + 1,
+                    retries,
+                })
+            }
+            Err(gave_up) => Err(self.give_up(gave_up, "send")),
+        }
+    }
+
+    /// The JSON body of `POST /events` carrying the events at `indices`. The buffer is sized
+    /// for the batch up front: grown by doubling from empty, a 1 MB body was copied about a dozen
+    /// times, and the freed buffers made the allocator consolidate its free lists.
+    fn events_body(&self, events: &[Event], indices: &[usize]) -> Vec<u8> {
+        /// A typical event with every customer key is ~1 KB of JSON.
+        const EVENT_BYTES: usize = 1200;
+        let data: Vec<&Event> = indices.iter().map(|&index| &events[index]).collect();
+        let mut body = Vec::with_capacity(512 + data.len() * EVENT_BYTES);
+        serde_json::to_writer(
+            &mut body,
+            &EventsRequest {
+                data: &data,
+                access_token: self.token.expose(),
+                appsecret_proof: self.appsecret_proof.as_ref().map(Secret::expose),
+                test_event_code: self.test_event_code.as_deref(),
+                upload_tag: self.upload_tag.as_deref(),
+                partner_agent: PARTNER_AGENT,
+            },
+        )
+        .expect("an Event always serializes");
+        body
+    }
+
+    /// One HTTP exchange, read into `T` on success.
+    async fn exchange<T: DeserializeOwned>(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<T, Failure> {
+        if let Some(limiter) = &self.limiter {
+            limiter.acquire().await;
+        }
+        let response = match request.send().await {
+            Ok(response) => response,
+            Err(error) => return Err(self.transport(error).await),
+        };
+        let status = response.status().as_u16();
+        let header_trace = response
+            .headers()
+            .get("x-fb-trace-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let hint = graph::rate_limit_hint(response.headers());
+        let bytes = match response.bytes().await {
+            Ok(bytes) => bytes,
+            Err(error) => return Err(self.transport(error).await),
+        };
+        if (200..300).contains(&status) {
+            return serde_json::from_slice(&bytes).map_err(|error| {
+                Failure::Meta(MetaError::unreadable(
+                    status,
+                    error.to_string(),
+                    header_trace,
+                ))
+            });
+        }
+        let graph = serde_json::from_slice::<ErrorBody>(&bytes)
+            .ok()
+            .map(|body| {
+                // Scrubbed here, once, so that no log line or error built from it holds the token.
+                let mut graph = body.error;
+                for text in [
+                    &mut graph.message,
+                    &mut graph.error_user_msg,
+                    &mut graph.error_user_title,
+                ] {
+                    if let Some(text) = text.as_mut() {
+                        *text = self.scrub(text);
+                    }
+                }
+                graph
+            });
+        Err(Failure::Meta(MetaError::http(
+            status,
+            graph,
+            header_trace,
+            hint,
+        )))
+    }
+
+    /// A client error as a typed failure, scrubbed of the token.
+    async fn transport(&self, error: reqwest::Error) -> Failure {
+        Failure::Transport(
+            transport::transport_error(error, self.request_timeout, |text| self.scrub(text)).await,
+        )
+    }
+
+    /// Turns a failure the retry helper gave up on into the caller's error, logging it once.
+    fn give_up(&self, gave_up: GaveUp<Failure>, what: &str) -> DestinationError {
+        match gave_up {
+            GaveUp::Exhausted { error, retries } => {
+                tracing::warn!(
+                    error = %error,
+                    attempts = retries + 1,
+                    fbtrace_id = error.trace_id(),
+                    "meta {what} request failed after all retries"
+                );
+                DestinationError::RetriesExhausted {
+                    attempts: retries + 1,
+                    last: error,
+                }
+            }
+            GaveUp::Stopped {
+                error: Failure::Transport(error),
+                retries,
+            } => {
+                tracing::error!(error = %error, "meta {what} request cannot reach the endpoint");
+                DestinationError::Unreachable {
+                    error,
+                    attempts: retries + 1,
+                }
+            }
+            GaveUp::Stopped {
+                error: Failure::Meta(error),
+                retries,
+            } => {
+                tracing::error!(
+                    status = error.status(),
+                    code = error.code(),
+                    subcode = error.error_subcode(),
+                    fbtrace_id = error.fbtrace_id(),
+                    "meta refused the {what} request"
+                );
+                let advice = self.advice.advice(&error);
+                DestinationError::Meta {
+                    error: error.advised(advice),
+                    attempts: retries + 1,
+                }
+            }
+        }
+    }
+
+    /// Removes the token from text that came from elsewhere (Meta's messages, error chains).
+    fn scrub(&self, text: &str) -> String {
+        text.replace(self.token.expose(), "[redacted]")
+    }
+}
+
+#[cfg(all(test, feature = "sandbox"))]
+mod tests;
