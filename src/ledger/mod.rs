@@ -15,6 +15,15 @@ use crate::source::WatermarkKind;
 use crate::stats::RunStats;
 use crate::transform::{Built, Invalid};
 
+mod orders;
+mod reader;
+mod runs;
+
+pub(crate) use orders::{OrderRecord, OrderRun, Position, WindowOrder};
+pub(crate) use reader::LedgerReader;
+pub use runs::{RunLag, RunRecord};
+pub(crate) use runs::MatchKeyTotals;
+
 /// A ledger row's status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
@@ -29,8 +38,8 @@ pub enum Status {
 }
 
 impl Status {
-    /// Reads the stored text.
-    fn parse(text: &str) -> Option<Self> {
+    /// Reads the stored text (`None` for a status the schema's check constraint forbids).
+    pub(crate) fn parse(text: &str) -> Option<Self> {
         match text {
             "sent" => Some(Self::Sent),
             "invalid" => Some(Self::Invalid),
@@ -190,6 +199,8 @@ pub struct Ledger {
     runs: String,
     /// `"schema".state`.
     state: String,
+    /// `"schema".run_summary`, the view of sql/0003_operations.sql.
+    run_summary: String,
     /// `connector.name`.
     connector: String,
     /// `destination.dataset_id`.
@@ -204,6 +215,7 @@ impl Ledger {
             ledger: format!("{schema}.ledger"),
             runs: format!("{schema}.runs"),
             state: format!("{schema}.state"),
+            run_summary: format!("{schema}.run_summary"),
             connector: connector.to_owned(),
             dataset_id: dataset_id.to_owned(),
         }
@@ -266,7 +278,8 @@ impl Ledger {
             )
             .await
             .map_err(DbError::query("cannot record the run's stats"))?;
-        crate::lag::store(client, &self.runs, stats.run_id, &stats.upload_lag).await
+        self.store_lag(client, stats.run_id, &stats.upload_lag)
+            .await
     }
 
     /// The stored watermark and its type, if any.
