@@ -15,8 +15,8 @@ use serde_json::Value;
 use crate::cli::QualityArgs;
 use crate::config::Config;
 use crate::error::{Error, ExitStatus};
-use crate::ledger::{LedgerReader, MatchKeyTotals};
 pub use crate::ledger::RunLag;
+use crate::ledger::{LedgerReader, MatchKeyTotals};
 
 /// Runs whose match keys make up ocapi's own coverage.
 pub const RECENT_RUNS: i64 = 10;
