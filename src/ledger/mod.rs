@@ -2,6 +2,11 @@
 //! `invalid`, `rejected`), the runs table and the watermark. An order is written once, when its
 //! outcome is known, in bulk (arrays through `unnest`, never one INSERT per row) and in the same
 //! transaction as the watermark that covers it.
+//!
+//! This module is the only one that names or queries the ledger's tables: a run's reads are in
+//! `lookup.rs`; the subcommands' reads go through a [`LedgerReader`] (`reader.rs`) to
+//! `orders.rs` (one order, a reconciliation window) and `runs.rs` (recent runs, lag, match keys,
+//! the previous run).
 
 use rust_decimal::Decimal;
 use tokio_postgres::error::SqlState;
