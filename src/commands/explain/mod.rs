@@ -140,7 +140,11 @@ pub async fn explain(config: &Config, order_id: &str) -> Result<String, Error> {
     let _ = writeln!(out, "\nsource ({}):", table.quoted_name);
     let now = Utc::now().timestamp();
     // `transform::build` needs at least one row.
-    let built = (!rows.is_empty()).then(|| transform::build(&rows, &rules, now));
+    let built = if rows.is_empty() {
+        None
+    } else {
+        Some(transform::build(&rows, &rules, now))
+    };
     if let Some(built) = &built {
         describe_rows(&rows, zone, &mut out);
         let _ = writeln!(
