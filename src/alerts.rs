@@ -142,24 +142,14 @@ impl Alerter {
     /// recalled and every failed or degraded run alerts.
     pub async fn recall_previous_run(&mut self, config: &crate::config::Config) {
         let read = async {
-            let pool = crate::db::pool(&config.ledger_url()?, "ledger", 1)?;
-            let client = crate::db::connect(&pool, "ledger").await?;
-            let sql = format!(
-                "select status, extract(epoch from now() - finished_at)::float8
-                 from {}.runs where connector = $1 and finished_at is not null
-                 order by run_id desc limit 1",
-                crate::db::quote_ident(&config.ledger.schema)
-            );
-            let row = client
-                .query_opt(&sql, &[&config.connector.name])
-                .await
-                .map_err(crate::db::DbError::query("cannot read the previous run"))?;
-            Ok::<_, crate::Error>(row.map(|r| (r.get::<_, String>(0), r.get::<_, f64>(1))))
+            let ledger = crate::ledger::LedgerReader::connect(config).await?;
+            Ok::<_, crate::Error>(ledger.previous_run().await?)
         };
         match tokio::time::timeout(SEND_TIMEOUT, read).await {
-            Ok(Ok(Some((status, age)))) => {
-                let age = Duration::try_from_secs_f64(age.max(0.0)).unwrap_or(Duration::MAX);
-                self.state.recall(&status, age, Instant::now());
+            Ok(Ok(Some(previous))) => {
+                let age = Duration::try_from_secs_f64(previous.age_seconds.max(0.0))
+                    .unwrap_or(Duration::MAX);
+                self.state.recall(&previous.status, age, Instant::now());
             }
             Ok(Ok(None)) => {}
             Ok(Err(error)) => {

@@ -1,14 +1,11 @@
 //! Upload lag: how long after a sale the destination accepted it, measured from the sender's
 //! side (the "freshness" Meta's Dataset Quality API scores). Each accepted event's lag, from
 //! its `event_time` to the moment its batch was accepted, in whole seconds; per run, the
-//! median, the 95th percentile and the maximum go to the stats, the `runs` table, the metrics
-//! and `quality`.
+//! median, the 95th percentile and the maximum go to the stats, the `runs` table (written by
+//! the ledger module), the metrics and `quality`.
 
 use serde::ser::SerializeStruct as _;
 use serde::{Serialize, Serializer};
-use tokio_postgres::Client;
-
-use crate::db::DbError;
 
 /// The lags of one run's accepted events, in seconds.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -87,36 +84,6 @@ impl Serialize for UploadLag {
             }
         }
     }
-}
-
-/// Stores a run's lag figures in its `runs` row (columns of sql/0007_upload_lag.sql).
-pub async fn store(
-    client: &Client,
-    runs_table: &str,
-    run_id: i64,
-    lag: &UploadLag,
-) -> Result<(), DbError> {
-    let Some(summary) = lag.summary() else {
-        return Ok(());
-    };
-    let sql = format!(
-        "update {runs_table} set upload_lag_median_seconds = $2, upload_lag_p95_seconds = $3,
-             upload_lag_max_seconds = $4
-         where run_id = $1"
-    );
-    client
-        .execute(
-            &sql,
-            &[
-                &run_id,
-                &summary.median_seconds,
-                &summary.p95_seconds,
-                &summary.max_seconds,
-            ],
-        )
-        .await
-        .map_err(DbError::query("cannot record the run's upload lag"))?;
-    Ok(())
 }
 
 #[cfg(test)]

@@ -989,3 +989,32 @@ async fn explain_of_an_order_that_is_nowhere_exits_1() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no such order"));
 }
+
+/// Issue 15: `explain` told to fix the source row of an order Meta no longer takes.
+#[tokio::test]
+async fn explain_of_an_order_older_than_62_days_says_it_is_too_old_to_send_and_no_more() {
+    // GIVEN an order sold 63 days ago, which a run recorded as invalid
+    let db = TestDb::new().await;
+    db.exec(
+        "insert into shop.store_transactions (order_id, purchased_at, updated_at, total, currency, email) values
+         ('OLD-1', now() - interval '63 days', '2026-11-01 10:00:00+00', 10, 'USD', 'a@b.co');",
+    )
+    .await;
+    let config = db.config("", None);
+    migrate(&config).await;
+    let stats = run(&config).await;
+    assert_eq!((stats.sent, stats.invalid), (0, 1));
+    assert_eq!(
+        db.ledger_text("OLD-1", "reason").await.as_deref(),
+        Some("event time more than 62 days old")
+    );
+
+    // WHEN `ocapi explain` is asked about it
+    let out = ocapi(&db.config_path(), &["explain", "OLD-1"]).await;
+
+    // THEN it exits 0 with the too-old advice, and promises no run that would send it
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("why not sent [too_old]:"), "{text}");
+    assert!(!text.contains("sends it"), "{text}");
+}

@@ -10,8 +10,9 @@ use std::fmt::Write as _;
 
 use crate::cli::QualityArgs;
 use crate::config::Config;
-use crate::db::{self, quote_ident, DbError};
 use crate::error::{Error, ExitStatus};
+pub use crate::ledger::RunLag;
+use crate::ledger::{LedgerReader, MatchKeyTotals};
 
 /// Runs whose match keys make up ocapi's own coverage.
 pub const RECENT_RUNS: i64 = 10;
@@ -57,41 +58,6 @@ pub struct Report {
     pub local: LocalCoverage,
     /// The upload lag of the connector's latest run that sent something, seen from ocapi.
     pub upload_lag: Option<RunLag>,
-}
-
-/// A run's upload lag, from the `runs` table.
-#[derive(Debug, Clone, Serialize)]
-pub struct RunLag {
-    /// The run.
-    pub run_id: i64,
-    /// Median seconds from `event_time` to acceptance.
-    pub median_seconds: f64,
-    /// 95th percentile.
-    pub p95_seconds: f64,
-    /// Maximum.
-    pub max_seconds: f64,
-}
-
-/// The upload lag of the connector's latest run that recorded one.
-pub async fn latest_lag(config: &Config) -> Result<Option<RunLag>, Error> {
-    let pool = db::pool(&config.ledger_url()?, "ledger", 1)?;
-    let client = db::connect(&pool, "ledger").await?;
-    let sql = format!(
-        "select run_id, upload_lag_median_seconds, upload_lag_p95_seconds, upload_lag_max_seconds
-         from {}.runs where connector = $1 and upload_lag_median_seconds is not null
-         order by run_id desc limit 1",
-        quote_ident(&config.ledger.schema)
-    );
-    let row = client
-        .query_opt(&sql, &[&config.connector.name])
-        .await
-        .map_err(DbError::query("cannot read the runs' upload lag"))?;
-    Ok(row.map(|r| RunLag {
-        run_id: r.get(0),
-        median_seconds: r.get(1),
-        p95_seconds: r.get(2),
-        max_seconds: r.get(3),
-    }))
 }
 
 /// A number, or an object holding one under a score-like name.
@@ -185,44 +151,30 @@ pub async fn fetch(config: &Config) -> Result<MetaQuality, Error> {
     Ok(parse(&meta.dataset_quality().await?))
 }
 
-/// ocapi's coverage over the connector's last `RECENT_RUNS` runs that sent something.
-pub async fn local_coverage(config: &Config) -> Result<LocalCoverage, Error> {
-    let pool = db::pool(&config.ledger_url()?, "ledger", 1)?;
-    let client = db::connect(&pool, "ledger").await?;
-    crate::run::ensure_schema(&client, &config.ledger.schema).await?;
-    let schema = quote_ident(&config.ledger.schema);
-    let sql = format!(
-        "with recent as (
-             select run_id, sent, match_keys from {schema}.runs
-             where connector = $1 and sent > 0 order by run_id desc limit $2)
-         select (select count(*) from recent), (select coalesce(sum(sent), 0)::int8 from recent),
-                k.key, sum(k.value::int8)::int8
-         from recent cross join lateral jsonb_each_text(recent.match_keys) as k(key, value)
-         group by k.key"
-    );
-    let rows = client
-        .query(&sql, &[&config.connector.name, &RECENT_RUNS])
-        .await
-        .map_err(DbError::query("cannot read the runs' match keys"))?;
-    let mut coverage = LocalCoverage::default();
-    for row in &rows {
-        coverage.runs = row.get(0);
-        coverage.sent = row.get(1);
-        let events: i64 = row.get(3);
-        if coverage.sent > 0 {
+/// ocapi's coverage over the connector's last `RECENT_RUNS` runs that sent something: per
+/// key, the percent of their sent events that carried it.
+fn local_coverage(totals: MatchKeyTotals) -> LocalCoverage {
+    let mut coverage = LocalCoverage {
+        runs: totals.runs,
+        sent: totals.sent,
+        keys: BTreeMap::new(),
+    };
+    if coverage.sent > 0 {
+        for (key, events) in totals.events_with {
             coverage
                 .keys
-                .insert(row.get(2), 100.0 * events as f64 / coverage.sent as f64);
+                .insert(key, 100.0 * events as f64 / coverage.sent as f64);
         }
     }
-    Ok(coverage)
+    coverage
 }
 
 /// Meta's scores and ocapi's coverage.
 pub async fn report(config: &Config) -> Result<Report, Error> {
     let meta = fetch(config).await?;
-    let local = local_coverage(config).await?;
-    let upload_lag = latest_lag(config).await?;
+    let ledger = LedgerReader::open(config).await?;
+    let local = local_coverage(ledger.match_keys(RECENT_RUNS).await?);
+    let upload_lag = ledger.latest_lag().await?;
     Ok(Report {
         dataset_id: config.destination.dataset_id.clone(),
         meta,

@@ -16,9 +16,9 @@ use serde::Serialize;
 
 use crate::cli::ReconcileArgs;
 use crate::config::Config;
-use crate::db::{self, quote_ident, DbError};
+use crate::db;
 use crate::error::{Error, ExitStatus};
-use crate::event::PURCHASE;
+use crate::ledger::{LedgerReader, Status, WindowOrder};
 use crate::source::{self, EventTimeWindow, Filter, ReadQuery};
 use crate::transform::{self, Rules};
 
@@ -45,27 +45,6 @@ struct SourceOrder {
     currency: Option<String>,
     /// Every row of the order has a NULL watermark: incremental runs never read it.
     unwatermarked: bool,
-}
-
-/// One order as the ledger holds it.
-#[derive(Debug, Clone)]
-struct LedgerOrder {
-    /// `sent`, `invalid` or `rejected`.
-    status: String,
-    /// Why it is invalid or rejected.
-    reason: Option<String>,
-    /// Unix seconds.
-    event_time: Option<i64>,
-    /// The value.
-    value: Option<Decimal>,
-    /// The store.
-    store_id: Option<String>,
-    /// The currency.
-    currency: Option<String>,
-    /// A row was added or changed in the source after the order was sent.
-    changed: bool,
-    /// Sent with Limited Data Use.
-    ldu: Option<bool>,
 }
 
 /// The ledger reason of a return or void.
@@ -146,24 +125,24 @@ impl Line {
     }
 
     /// Counts a ledger row's status.
-    fn count_status(&mut self, row: &LedgerOrder) {
-        match row.status.as_str() {
-            "sent" => {
+    fn count_status(&mut self, row: &WindowOrder) {
+        match row.status {
+            Status::Sent => {
                 self.sent += 1;
                 self.sent_value += row.value.unwrap_or_default();
                 self.sent_ldu += u64::from(row.ldu == Some(true));
             }
-            "invalid" if row.reason.as_deref() == Some(NEGATIVE) => {
+            Status::Invalid if row.reason.as_deref() == Some(NEGATIVE) => {
                 self.returns += 1;
                 self.returns_value += row.value.unwrap_or_default();
             }
-            "invalid" => {
+            Status::Invalid => {
                 self.invalid += 1;
                 let reason = row.reason.clone().unwrap_or_else(|| "-".to_owned());
                 *self.invalid_reasons.entry(reason).or_default() += 1;
             }
-            "held" => self.held += 1,
-            _ => {
+            Status::Held => self.held += 1,
+            Status::Rejected => {
                 self.rejected += 1;
                 let reason = row.reason.clone().unwrap_or_else(|| "-".to_owned());
                 *self.rejected_reasons.entry(reason).or_default() += 1;
@@ -273,7 +252,7 @@ pub async fn reconcile(
                 line.count_status(row);
                 let changed =
                     row.changed || row.event_time != order.event_time || row.value != order.value;
-                if row.status == "sent" && changed {
+                if row.status == Status::Sent && changed {
                     line.changed_after_send += 1;
                 }
             }
@@ -409,51 +388,10 @@ async fn read_ledger(
     config: &Config,
     window: &EventTimeWindow,
     source: &HashMap<String, SourceOrder>,
-) -> Result<HashMap<String, LedgerOrder>, Error> {
-    let pool = db::pool(&config.ledger_url()?, "ledger", 1)?;
-    let client = db::connect(&pool, "ledger").await?;
-    crate::run::ensure_schema(&client, &config.ledger.schema).await?;
+) -> Result<HashMap<String, WindowOrder>, Error> {
     let ids: Vec<&str> = source.keys().map(String::as_str).collect();
-    let sql = format!(
-        "select order_id, status, reason, extract(epoch from event_time)::int8, value, store_id,
-                currency, changed_after_send_at is not null, ldu
-         from {}.ledger
-         where dataset_id = $1 and event_name = $2
-           and ((event_time >= to_timestamp($3::float8) and event_time < to_timestamp($4::float8))
-                or event_time is null or order_id = any($5))",
-        quote_ident(&config.ledger.schema)
-    );
-    let rows = client
-        .query(
-            &sql,
-            &[
-                &config.destination.dataset_id,
-                &PURCHASE,
-                &window.from,
-                &window.to,
-                &ids,
-            ],
-        )
-        .await
-        .map_err(DbError::query("cannot read the ledger"))?;
-    Ok(rows
-        .iter()
-        .map(|r| {
-            (
-                r.get(0),
-                LedgerOrder {
-                    status: r.get(1),
-                    reason: r.get(2),
-                    event_time: r.get(3),
-                    value: r.get(4),
-                    store_id: r.get(5),
-                    currency: r.get(6),
-                    changed: r.get(7),
-                    ldu: r.get(8),
-                },
-            )
-        })
-        .collect())
+    let ledger = LedgerReader::open(config).await?;
+    Ok(ledger.window_orders(window, &ids).await?)
 }
 
 /// The report as a table for people.

@@ -2,8 +2,11 @@
 //! `invalid`, `rejected`), the runs table and the watermark. An order is written once, when its
 //! outcome is known, in bulk (arrays through `unnest`, never one INSERT per row) and in the same
 //! transaction as the watermark that covers it.
-
-use std::collections::HashMap;
+//!
+//! This module is the only one that names or queries the ledger's tables: a run's reads are in
+//! `lookup.rs`; the subcommands' reads go through a [`LedgerReader`] (`reader.rs`) to
+//! `orders.rs` (one order, a reconciliation window) and `runs.rs` (recent runs, lag, match keys,
+//! the previous run).
 
 use rust_decimal::Decimal;
 use tokio_postgres::error::SqlState;
@@ -14,6 +17,16 @@ use crate::event::{Event, PURCHASE};
 use crate::source::WatermarkKind;
 use crate::stats::RunStats;
 use crate::transform::{Built, Invalid};
+
+mod lookup;
+mod orders;
+mod reader;
+mod runs;
+
+pub(crate) use orders::{Position, WindowOrder};
+pub(crate) use reader::LedgerReader;
+pub(crate) use runs::MatchKeyTotals;
+pub use runs::{RunLag, RunRecord};
 
 /// A ledger row's status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,14 +42,24 @@ pub enum Status {
 }
 
 impl Status {
-    /// Reads the stored text.
-    fn parse(text: &str) -> Option<Self> {
+    /// Reads the stored text (`None` for a status the schema's check constraint forbids).
+    pub(crate) fn parse(text: &str) -> Option<Self> {
         match text {
             "sent" => Some(Self::Sent),
             "invalid" => Some(Self::Invalid),
             "rejected" => Some(Self::Rejected),
             "held" => Some(Self::Held),
             _ => None,
+        }
+    }
+
+    /// The stored text.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::Sent => "sent",
+            Self::Invalid => "invalid",
+            Self::Rejected => "rejected",
+            Self::Held => "held",
         }
     }
 }
@@ -219,6 +242,8 @@ pub struct Ledger {
     runs: String,
     /// `"schema".state`.
     state: String,
+    /// `"schema".run_summary`, the view of sql/0003_operations.sql.
+    run_summary: String,
     /// `connector.name`.
     connector: String,
     /// `destination.dataset_id`.
@@ -233,6 +258,7 @@ impl Ledger {
             ledger: format!("{schema}.ledger"),
             runs: format!("{schema}.runs"),
             state: format!("{schema}.state"),
+            run_summary: format!("{schema}.run_summary"),
             connector: connector.to_owned(),
             dataset_id: dataset_id.to_owned(),
         }
@@ -295,27 +321,8 @@ impl Ledger {
             )
             .await
             .map_err(DbError::query("cannot record the run's stats"))?;
-        crate::lag::store(client, &self.runs, stats.run_id, &stats.upload_lag).await
-    }
-
-    /// The stored watermark and its type, if any.
-    pub async fn watermark(
-        &self,
-        client: &Client,
-    ) -> Result<Option<(String, Option<WatermarkKind>)>, DbError> {
-        let sql = format!(
-            "select watermark, watermark_type from {} where connector = $1",
-            self.state
-        );
-        let row = client
-            .query_opt(&sql, &[&self.connector])
+        self.store_lag(client, stats.run_id, &stats.upload_lag)
             .await
-            .map_err(DbError::query("cannot read the watermark"))?;
-        Ok(row.and_then(|row| {
-            let watermark: Option<String> = row.get(0);
-            let kind: Option<String> = row.get(1);
-            watermark.map(|w| (w, kind.as_deref().and_then(WatermarkKind::from_sql_type)))
-        }))
     }
 
     /// Moves the watermark forward (never back: the comparison is done by PostgreSQL in the
@@ -342,64 +349,6 @@ impl Ledger {
             .await
             .map_err(DbError::query("cannot advance the watermark"))?;
         Ok(())
-    }
-
-    /// The ledger rows of these orders.
-    ///
-    /// One primary-key probe per order id, whatever the table's statistics say. The key leads
-    /// with order_id, so `order_id = any($3)` is an index condition: PostgreSQL sorts the ids
-    /// and descends the key once for each (measured against one `lateral ... limit 1` subquery
-    /// per id: 20-45% less time in psql, hits and misses alike). Sequential and bitmap scans
-    /// are off for this one transaction: left to itself, PostgreSQL once planned this as a
-    /// filter over every row of a dataset whose statistics still described a small ledger (a
-    /// first sync grows it faster than autovacuum analyzes it), 440 ms per page at 1M rows.
-    pub async fn lookup(
-        &self,
-        client: &mut Client,
-        order_ids: &[&str],
-    ) -> Result<HashMap<String, Existing>, DbError> {
-        if order_ids.is_empty() {
-            return Ok(HashMap::new());
-        }
-        let sql = format!(
-            "select l.order_id, l.status, extract(epoch from l.event_time)::int8, l.value,
-                    l.source_watermark, l.run_id, l.reason, l.changed_watermark
-             from {} as l
-             where l.order_id = any($3) and l.dataset_id = $1 and l.event_name = $2",
-            self.ledger
-        );
-        let tx = client
-            .transaction()
-            .await
-            .map_err(DbError::query("cannot start a transaction"))?;
-        tx.batch_execute("set local enable_seqscan = off; set local enable_bitmapscan = off")
-            .await
-            .map_err(DbError::query("cannot set up the ledger lookup"))?;
-        let rows = tx
-            .query(&sql, &[&self.dataset_id, &PURCHASE, &order_ids])
-            .await
-            .map_err(DbError::query("cannot look up orders in the ledger"))?;
-        tx.commit()
-            .await
-            .map_err(DbError::query("cannot end the ledger lookup"))?;
-        Ok(rows
-            .iter()
-            .filter_map(|row| {
-                let status = Status::parse(row.get(1))?;
-                Some((
-                    row.get(0),
-                    Existing {
-                        status,
-                        event_time: row.get(2),
-                        value: row.get(3),
-                        source_watermark: row.get(4),
-                        run_id: row.get(5),
-                        reason: row.get(6),
-                        changed_watermark: row.get(7),
-                    },
-                ))
-            })
-            .collect())
     }
 
     /// Records invalid orders (never downgrading a `sent` one).
@@ -537,22 +486,6 @@ impl Ledger {
                 "cannot record orders changed after they were sent",
             ))?;
         Ok(())
-    }
-
-    /// The held orders of this dataset whose time has come (event time at or before
-    /// `until`, unix seconds).
-    pub async fn due_held(&self, client: &Client, until: i64) -> Result<Vec<String>, DbError> {
-        let sql = format!(
-            "select order_id from {} where dataset_id = $1 and event_name = $2
-               and status = 'held' and event_time <= to_timestamp($3::int8)
-             order by order_id",
-            self.ledger
-        );
-        let rows = client
-            .query(&sql, &[&self.dataset_id, &PURCHASE, &until])
-            .await
-            .map_err(DbError::query("cannot read the held orders"))?;
-        Ok(rows.iter().map(|row| row.get(0)).collect())
     }
 
     /// Records the orders whose requests came back, `sent` or `rejected`. A `sent` row is

@@ -1,0 +1,108 @@
+//! The ledger's reads during a run: the stored watermark a run starts from, the rows of a
+//! page's orders (which decide what is sent), and the held orders whose time has come.
+
+use std::collections::HashMap;
+
+use tokio_postgres::Client;
+
+use crate::db::DbError;
+use crate::event::PURCHASE;
+use crate::source::WatermarkKind;
+
+use super::{Existing, Ledger, Status};
+
+impl Ledger {
+    /// The stored watermark and its type, if any.
+    pub async fn watermark(
+        &self,
+        client: &Client,
+    ) -> Result<Option<(String, Option<WatermarkKind>)>, DbError> {
+        let sql = format!(
+            "select watermark, watermark_type from {} where connector = $1",
+            self.state
+        );
+        let row = client
+            .query_opt(&sql, &[&self.connector])
+            .await
+            .map_err(DbError::query("cannot read the watermark"))?;
+        Ok(row.and_then(|row| {
+            let watermark: Option<String> = row.get(0);
+            let kind: Option<String> = row.get(1);
+            watermark.map(|w| (w, kind.as_deref().and_then(WatermarkKind::from_sql_type)))
+        }))
+    }
+
+    /// The ledger rows of these orders.
+    ///
+    /// One primary-key probe per order id, whatever the table's statistics say. The key leads
+    /// with order_id, so `order_id = any($3)` is an index condition: PostgreSQL sorts the ids
+    /// and descends the key once for each (measured against one `lateral ... limit 1` subquery
+    /// per id: 20-45% less time in psql, hits and misses alike). Sequential and bitmap scans
+    /// are off for this one transaction: left to itself, PostgreSQL once planned this as a
+    /// filter over every row of a dataset whose statistics still described a small ledger (a
+    /// first sync grows it faster than autovacuum analyzes it), 440 ms per page at 1M rows.
+    pub async fn lookup(
+        &self,
+        client: &mut Client,
+        order_ids: &[&str],
+    ) -> Result<HashMap<String, Existing>, DbError> {
+        if order_ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let sql = format!(
+            "select l.order_id, l.status, extract(epoch from l.event_time)::int8, l.value,
+                    l.source_watermark, l.run_id, l.reason, l.changed_watermark
+             from {} as l
+             where l.order_id = any($3) and l.dataset_id = $1 and l.event_name = $2",
+            self.ledger
+        );
+        let tx = client
+            .transaction()
+            .await
+            .map_err(DbError::query("cannot start a transaction"))?;
+        tx.batch_execute("set local enable_seqscan = off; set local enable_bitmapscan = off")
+            .await
+            .map_err(DbError::query("cannot set up the ledger lookup"))?;
+        let rows = tx
+            .query(&sql, &[&self.dataset_id, &PURCHASE, &order_ids])
+            .await
+            .map_err(DbError::query("cannot look up orders in the ledger"))?;
+        tx.commit()
+            .await
+            .map_err(DbError::query("cannot end the ledger lookup"))?;
+        Ok(rows
+            .iter()
+            .filter_map(|row| {
+                let status = Status::parse(row.get(1))?;
+                Some((
+                    row.get(0),
+                    Existing {
+                        status,
+                        event_time: row.get(2),
+                        value: row.get(3),
+                        source_watermark: row.get(4),
+                        run_id: row.get(5),
+                        reason: row.get(6),
+                        changed_watermark: row.get(7),
+                    },
+                ))
+            })
+            .collect())
+    }
+
+    /// The held orders of this dataset whose time has come (event time at or before
+    /// `until`, unix seconds).
+    pub async fn due_held(&self, client: &Client, until: i64) -> Result<Vec<String>, DbError> {
+        let sql = format!(
+            "select order_id from {} where dataset_id = $1 and event_name = $2
+               and status = 'held' and event_time <= to_timestamp($3::int8)
+             order by order_id",
+            self.ledger
+        );
+        let rows = client
+            .query(&sql, &[&self.dataset_id, &PURCHASE, &until])
+            .await
+            .map_err(DbError::query("cannot read the held orders"))?;
+        Ok(rows.iter().map(|row| row.get(0)).collect())
+    }
+}
