@@ -1,7 +1,6 @@
 //! The connector's TOML configuration: one serde struct per table, closed to unknown keys,
 //! validated once at load so that the rest of the program can trust it.
 
-use std::fmt;
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;

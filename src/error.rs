@@ -61,6 +61,10 @@ pub enum Error {
     /// Writing output failed.
     #[error("cannot write output")]
     Io(#[from] std::io::Error),
+    /// A worker task (a transform on a blocking thread, a send, the page committer) panicked
+    /// or was cancelled: a bug, not a configuration problem (exit 1).
+    #[error("a worker task failed")]
+    TaskFailed(#[source] tokio::task::JoinError),
 }
 
 impl Error {

@@ -184,7 +184,7 @@ pub async fn explain(config: &Config, order_id: &str) -> Result<String, Error> {
 
     let ledger_pool = db::pool(&config.ledger_url()?, "ledger", 1)?;
     let ledger_client = db::connect(&ledger_pool, "ledger").await?;
-    crate::run::ensure_schema(&ledger_client, &config.ledger.schema).await?;
+    crate::ledger::ensure_schema(&ledger_client, &config.ledger.schema).await?;
     let schema = quote_ident(&config.ledger.schema);
     let _ = writeln!(out, "\nledger:");
     let ledger_row = ledger_client

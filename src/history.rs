@@ -73,7 +73,7 @@ pub struct RunRecord {
 pub async fn recent(config: &Config, last: i64) -> Result<Vec<RunRecord>, Error> {
     let pool = db::pool(&config.ledger_url()?, "ledger", 1)?;
     let client = db::connect(&pool, "ledger").await?;
-    crate::run::ensure_schema(&client, &config.ledger.schema).await?;
+    crate::ledger::ensure_schema(&client, &config.ledger.schema).await?;
     let sql = format!(
         "select s.run_id, s.mode, s.status,
                 to_char(s.started_at at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),

@@ -255,7 +255,7 @@ pub async fn fetch(config: &Config) -> Result<MetaQuality, Error> {
 pub async fn local_coverage(config: &Config) -> Result<LocalCoverage, Error> {
     let pool = db::pool(&config.ledger_url()?, "ledger", 1)?;
     let client = db::connect(&pool, "ledger").await?;
-    crate::run::ensure_schema(&client, &config.ledger.schema).await?;
+    crate::ledger::ensure_schema(&client, &config.ledger.schema).await?;
     let schema = quote_ident(&config.ledger.schema);
     let sql = format!(
         "with recent as (

@@ -411,7 +411,7 @@ async fn read_ledger(
 ) -> Result<HashMap<String, LedgerOrder>, Error> {
     let pool = db::pool(&config.ledger_url()?, "ledger", 1)?;
     let client = db::connect(&pool, "ledger").await?;
-    crate::run::ensure_schema(&client, &config.ledger.schema).await?;
+    crate::ledger::ensure_schema(&client, &config.ledger.schema).await?;
     let ids: Vec<&str> = source.keys().map(String::as_str).collect();
     let sql = format!(
         "select order_id, status, reason, extract(epoch from event_time)::int8, value, store_id,

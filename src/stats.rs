@@ -5,6 +5,7 @@ use std::fmt;
 
 use serde::Serialize;
 
+use crate::destination::{Delivery, DestinationError};
 use crate::lag::UploadLag;
 
 /// How a run ended.
@@ -165,6 +166,30 @@ impl RunStats {
     pub fn accepted(&mut self, event_time: i64, accepted_at: i64) {
         self.upload_lag.record(event_time, accepted_at);
     }
+
+    /// Counts the requests (retries and bisection included) and retries of one batch the
+    /// destination answered; called as each batch finishes, so a run that fails later still
+    /// counts it.
+    pub(crate) fn count_delivery(&mut self, delivery: &Delivery) {
+        self.retries += u64::from(delivery.retries);
+        self.batches += u64::from(delivery.requests);
+    }
+}
+
+/// Counts the requests a batch made before it failed with `error`, so that a failed run's
+/// `runs` row shows the attempts that led to the failure.
+///
+/// THE one place that reads attempts from a destination error: only `RetriesExhausted` says
+/// how many it made today; for any other error nothing is added (it made at least one request,
+/// but how many is not known). When `DestinationError` gains an accessor for the attempts
+/// made, use it here.
+pub(crate) fn count_failed_attempts(stats: &mut RunStats, error: &DestinationError) {
+    let attempts = match error {
+        DestinationError::RetriesExhausted { attempts, .. } => *attempts,
+        _ => 0,
+    };
+    stats.batches += u64::from(attempts);
+    stats.retries += u64::from(attempts.saturating_sub(1));
 }
 
 impl fmt::Display for RunStats {
@@ -254,5 +279,21 @@ mod tests {
         }
         // 2 data errors of 10 orders that could have been sent.
         assert!((stats.invalid_ratio() - 0.2).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_batch_that_ran_out_of_retries_counts_every_attempt_and_an_unknown_failure_none() {
+        let mut stats = RunStats::new("c");
+        let exhausted = DestinationError::RetriesExhausted {
+            attempts: 4,
+            last_error: "http 503".to_owned(),
+        };
+        count_failed_attempts(&mut stats, &exhausted);
+        assert_eq!((stats.batches, stats.retries), (4, 3));
+        let permanent = DestinationError::Permanent {
+            message: "token rejected".to_owned(),
+        };
+        count_failed_attempts(&mut stats, &permanent);
+        assert_eq!((stats.batches, stats.retries), (4, 3));
     }
 }
