@@ -671,7 +671,10 @@ impl Ledger {
 
 /// Fails with [`crate::error::Error::SchemaNotReady`] unless the ledger schema is at this
 /// build's version (`ocapi migrate` brings it there); database errors pass through as they are.
-pub async fn ensure_schema(client: &Client, schema: &str) -> Result<(), crate::error::Error> {
+pub(crate) async fn ensure_schema(
+    client: &Client,
+    schema: &str,
+) -> Result<(), crate::error::Error> {
     use crate::db::{latest_migration, schema_version};
     use crate::error::Error;
     match schema_version(client, schema).await? {

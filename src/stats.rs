@@ -24,7 +24,7 @@ pub enum RunStatus {
 
 impl RunStatus {
     /// The text stored in `runs.status`.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::Running => "running",
             Self::Completed => "completed",
@@ -130,7 +130,7 @@ impl RunStats {
     /// Orders more than 62 days old and returns (negative totals) are left out: nothing in the
     /// source makes them sendable, so they say nothing about the data's quality now (a view
     /// whose watermark moves with a customer record re-reads that customer's whole history).
-    pub fn invalid_ratio(&self) -> f64 {
+    pub(crate) fn invalid_ratio(&self) -> f64 {
         // Returns booked in the sales table are not data errors either.
         let count = |reason: crate::transform::InvalidReason| {
             self.invalid_reasons
@@ -150,7 +150,7 @@ impl RunStats {
 
     /// Adds `n` to a keyed counter. Called for every key of every sent event, so the key is
     /// copied only the first time it is seen (`entry` would take an owned copy every call).
-    pub fn bump(map: &mut BTreeMap<String, u64>, key: &str, n: u64) {
+    pub(crate) fn bump(map: &mut BTreeMap<String, u64>, key: &str, n: u64) {
         match map.get_mut(key) {
             Some(count) => *count += n,
             None => {
@@ -163,7 +163,7 @@ impl RunStats {
 impl RunStats {
     /// Counts an event the destination accepted at `accepted_at` (unix seconds) in the
     /// upload lag.
-    pub fn accepted(&mut self, event_time: i64, accepted_at: i64) {
+    pub(crate) fn accepted(&mut self, event_time: i64, accepted_at: i64) {
         self.upload_lag.record(event_time, accepted_at);
     }
 

@@ -45,7 +45,7 @@ pub enum Mode {
 
 impl Mode {
     /// The text stored in `runs.mode`.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::Run => "run",
             Self::Backfill => "backfill",
