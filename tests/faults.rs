@@ -644,3 +644,45 @@ async fn a_run_failed_by_an_endpoint_that_fails_every_request_records_its_reques
         "batches: {batches}"
     );
 }
+
+#[tokio::test]
+async fn a_watermark_column_whose_type_no_longer_fits_the_stored_watermark_is_a_configuration_error(
+) {
+    // GIVEN a ledger whose watermark was stored from a timestamp column
+    let db = TestDb::new().await;
+    insert_orders(&db, "K", 3, "2026-01-01T00:00:00Z").await;
+    db.exec(
+        "alter table shop.store_transactions add column seq bigint;
+         update shop.store_transactions set seq = substr(order_id, 2)::bigint",
+    )
+    .await;
+    let config = db.config("", None);
+    migrate(&config).await;
+    assert_eq!(run(&config).await.sent, 3);
+
+    // WHEN the config then names an integer watermark column
+    let config = edit_config(
+        &db,
+        &[(
+            r#"watermark_column = "updated_at""#,
+            r#"watermark_column = "seq""#,
+        )],
+    );
+    let error = ocapi::run::run(&config, RunOptions::default(), std::future::pending())
+        .await
+        .unwrap_err();
+
+    // THEN it is a configuration error on that key (exit 2; `watch` stops), and nothing moved
+    assert!(error.is_config(), "{error:?}");
+    assert!(
+        matches!(
+            &error,
+            ocapi::Error::Config(ocapi::config::ConfigError::Invalid {
+                key: "source.watermark_column",
+                ..
+            })
+        ),
+        "{error:?}"
+    );
+    assert_eq!(db.written_events().len(), 3);
+}

@@ -363,3 +363,15 @@ impl SharedStats {
         f(&mut self.0.lock().unwrap_or_else(PoisonError::into_inner))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_worker_task_that_panicked_fails_the_run_and_is_not_a_configuration_error() {
+        let joined = tokio::spawn(async { panic!("a bug in a worker task") }).await;
+        let error = Error::TaskFailed(joined.expect_err("the task panicked"));
+        assert!(!error.is_config());
+    }
+}
