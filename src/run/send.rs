@@ -5,7 +5,9 @@
 //! The scheduler is a chain of stream combinators:
 //!
 //! ```text
-//! pages ─take_until(shutdown)─and_then(prepare)─try_flatten─map_ok(send)─try_buffered(concurrency)─▶ collect ─channel(1)─▶ committer task
+//! pages ─take_until(shutdown)─and_then(prepare)─try_flatten─map_ok(send)─try_buffered(n)─┐
+//!   ┌───────────────────────────────────────────────────────────────────────────────────┘
+//!   └─▶ collect (page outcomes, in order) ─channel(1)─▶ committer task (one transaction a page)
 //! ```
 //!
 //! `try_buffered` keeps at most `destination.concurrency` batches in flight (each batch is one
