@@ -85,8 +85,9 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    /// A worker task of the run panicked or was cancelled: a bug, not the config (exit 1).
-    #[error("a worker task of the run failed")]
+    /// A worker task (a transform on a blocking thread, a send, the page committer) panicked
+    /// or was cancelled: a bug, not a configuration problem (exit 1).
+    #[error("a worker task failed")]
     TaskFailed(#[source] tokio::task::JoinError),
 }
 

@@ -36,7 +36,7 @@ pub struct LockLost {
 }
 
 /// The connector's and the dataset's locks, held by one session for the length of a run.
-pub struct RunLock {
+pub(crate) struct RunLock {
     /// The session holding the locks; dropping it closes the session and frees them.
     client: deadpool_postgres::ClientWrapper,
     /// The backend that took the locks.
@@ -61,7 +61,7 @@ impl RunLock {
     /// Takes the connector's lock, then the dataset's, waiting up to `connector.lock_wait`
     /// for both. The caller has refused a transaction-mode pooler first
     /// ([`refuse_transaction_pooler`]).
-    pub async fn acquire(pool: &Pool, config: &Config) -> Result<Self, Error> {
+    pub(crate) async fn acquire(pool: &Pool, config: &Config) -> Result<Self, Error> {
         let object = db::connect(pool, "ledger").await?;
         let client = deadpool_postgres::Object::take(object);
         let pid: i32 = client
@@ -110,13 +110,13 @@ impl RunLock {
 
     /// Without a round trip: false once the lock's connection is known to be closed (the
     /// server ended the session). Checked before each request.
-    pub fn is_held(&self) -> bool {
+    pub(crate) fn is_held(&self) -> bool {
         !self.client.is_closed()
     }
 
     /// Fails with [`LockLost`] unless the session that took the locks still holds them.
     /// Called before each page is sent and before each page commits.
-    pub async fn check(&self) -> Result<(), LockLost> {
+    pub(crate) async fn check(&self) -> Result<(), LockLost> {
         let lost = |why: String| LockLost {
             held: self.held.clone(),
             why,
@@ -158,7 +158,7 @@ impl RunLock {
 /// connections open at once are two sessions, so two backends, unless something multiplexes
 /// them. Simple-protocol statements only, which any pooler passes. `pool` must allow two
 /// connections.
-pub async fn refuse_transaction_pooler(pool: &Pool) -> Result<(), Error> {
+pub(crate) async fn refuse_transaction_pooler(pool: &Pool) -> Result<(), Error> {
     let first = db::connect(pool, "ledger").await?;
     let second = db::connect(pool, "ledger").await?;
     let mut pids = Vec::new();

@@ -5,6 +5,7 @@ use std::fmt;
 
 use serde::Serialize;
 
+use crate::destination::{Delivery, DestinationError};
 use crate::lag::UploadLag;
 
 /// How a run ended.
@@ -23,7 +24,7 @@ pub enum RunStatus {
 
 impl RunStatus {
     /// The text stored in `runs.status`.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::Running => "running",
             Self::Completed => "completed",
@@ -129,7 +130,7 @@ impl RunStats {
     /// Orders more than 62 days old and returns (negative totals) are left out: nothing in the
     /// source makes them sendable, so they say nothing about the data's quality now (a view
     /// whose watermark moves with a customer record re-reads that customer's whole history).
-    pub fn invalid_ratio(&self) -> f64 {
+    pub(crate) fn invalid_ratio(&self) -> f64 {
         // Returns booked in the sales table are not data errors either.
         let count = |reason: crate::transform::InvalidReason| {
             self.invalid_reasons
@@ -149,7 +150,7 @@ impl RunStats {
 
     /// Adds `n` to a keyed counter. Called for every key of every sent event, so the key is
     /// copied only the first time it is seen (`entry` would take an owned copy every call).
-    pub fn bump(map: &mut BTreeMap<String, u64>, key: &str, n: u64) {
+    pub(crate) fn bump(map: &mut BTreeMap<String, u64>, key: &str, n: u64) {
         match map.get_mut(key) {
             Some(count) => *count += n,
             None => {
@@ -162,9 +163,29 @@ impl RunStats {
 impl RunStats {
     /// Counts an event the destination accepted at `accepted_at` (unix seconds) in the
     /// upload lag.
-    pub fn accepted(&mut self, event_time: i64, accepted_at: i64) {
+    pub(crate) fn accepted(&mut self, event_time: i64, accepted_at: i64) {
         self.upload_lag.record(event_time, accepted_at);
     }
+
+    /// Counts the requests (retries and bisection included) and retries of one batch the
+    /// destination answered; called as each batch finishes, so a run that fails later still
+    /// counts it.
+    pub(crate) fn count_delivery(&mut self, delivery: &Delivery) {
+        self.retries += u64::from(delivery.retries);
+        self.batches += u64::from(delivery.requests);
+    }
+}
+
+/// Counts the requests a batch made before it failed with `error`, so that a failed run's
+/// `runs` row shows the attempts that led to the failure.
+///
+/// The one place that reads attempts from a destination error
+/// ([`DestinationError::attempts`]): every HTTP request a failed batch made counts as a batch
+/// request, and all but its first as retries, so that a failed run's record shows them.
+pub(crate) fn count_failed_attempts(stats: &mut RunStats, error: &DestinationError) {
+    let attempts = error.attempts();
+    stats.batches += u64::from(attempts);
+    stats.retries += u64::from(attempts.saturating_sub(1));
 }
 
 impl fmt::Display for RunStats {
@@ -254,5 +275,12 @@ mod tests {
         }
         // 2 data errors of 10 orders that could have been sent.
         assert!((stats.invalid_ratio() - 0.2).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_failure_that_made_no_request_counts_none() {
+        let mut stats = RunStats::new("c");
+        count_failed_attempts(&mut stats, &DestinationError::Invalid("no path".to_owned()));
+        assert_eq!((stats.batches, stats.retries), (0, 0));
     }
 }

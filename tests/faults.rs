@@ -597,3 +597,89 @@ async fn an_integer_watermark_whose_values_grow_a_digit_pages_in_numeric_order_a
     assert_eq!(db.written_events().len(), 30);
     assert_eq!(stats.watermark_end.as_deref(), Some("30"));
 }
+
+#[tokio::test]
+async fn a_run_failed_by_an_endpoint_that_fails_every_request_records_its_requests_and_retries() {
+    // GIVEN an endpoint that answers every request with a transient error, and 2 retries
+    let db = TestDb::new().await;
+    insert_orders(&db, "F", 50, "2026-01-01T00:00:00Z").await;
+    let graph = sandbox(Faults {
+        error_rate: 1.0,
+        ..Faults::default()
+    })
+    .await;
+    db.meta_config("", &graph.base_url(), TOKEN, "");
+    let config = edit_config(&db, &[("max_retries = 10", "max_retries = 2")]);
+    migrate(&config).await;
+
+    // WHEN the connector runs and fails
+    let error = ocapi::run::run(&config, RunOptions::default(), std::future::pending())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            error,
+            ocapi::Error::Destination(
+                ocapi::destination::DestinationError::RetriesExhausted { .. }
+            )
+        ),
+        "{error:?}"
+    );
+
+    // THEN its row in the runs table counts the requests it made and their retries (#15)
+    let row = db
+        .client
+        .query_one("select status, batches, retries from ocapi.runs", &[])
+        .await
+        .unwrap();
+    let (status, batches, retries): (String, i64, i64) = (row.get(0), row.get(1), row.get(2));
+    assert_eq!(status, "failed");
+    assert!(batches >= 3, "batches: {batches}");
+    assert!(retries >= 2, "retries: {retries}");
+    assert!(
+        batches as u64 <= graph.stats().requests,
+        "batches: {batches}"
+    );
+}
+
+#[tokio::test]
+async fn a_watermark_column_whose_type_no_longer_fits_the_stored_watermark_is_a_configuration_error(
+) {
+    // GIVEN a ledger whose watermark was stored from a timestamp column
+    let db = TestDb::new().await;
+    insert_orders(&db, "K", 3, "2026-01-01T00:00:00Z").await;
+    db.exec(
+        "alter table shop.store_transactions add column seq bigint;
+         update shop.store_transactions set seq = substr(order_id, 2)::bigint",
+    )
+    .await;
+    let config = db.config("", None);
+    migrate(&config).await;
+    assert_eq!(run(&config).await.sent, 3);
+
+    // WHEN the config then names an integer watermark column
+    let config = edit_config(
+        &db,
+        &[(
+            r#"watermark_column = "updated_at""#,
+            r#"watermark_column = "seq""#,
+        )],
+    );
+    let error = ocapi::run::run(&config, RunOptions::default(), std::future::pending())
+        .await
+        .unwrap_err();
+
+    // THEN it is a configuration error on that key (exit 2; `watch` stops), and nothing moved
+    assert!(error.is_config(), "{error:?}");
+    assert!(
+        matches!(
+            &error,
+            ocapi::Error::Config(ocapi::config::ConfigError::Invalid {
+                key: "source.watermark_column",
+                ..
+            })
+        ),
+        "{error:?}"
+    );
+    assert_eq!(db.written_events().len(), 3);
+}

@@ -316,7 +316,7 @@ async fn check_ledger(config: &Config) -> Result<String, Error> {
     let pool = db::pool(&config.ledger_url()?, "ledger", 2)?;
     crate::lock::refuse_transaction_pooler(&pool).await?;
     let client = db::connect(&pool, "ledger").await?;
-    crate::run::ensure_schema(&client, &config.ledger.schema).await?;
+    crate::ledger::ensure_schema(&client, &config.ledger.schema).await?;
     Ok(format!(
         "ledger: schema {:?} at version {}",
         config.ledger.schema,

@@ -635,3 +635,27 @@ impl Ledger {
         Ok(rows.iter().map(|row| (row.get(0), row.get(1))).collect())
     }
 }
+
+/// Fails with [`crate::error::Error::SchemaNotReady`] unless the ledger schema is at this
+/// build's version (`ocapi migrate` brings it there); database errors pass through as they are.
+pub(crate) async fn ensure_schema(
+    client: &Client,
+    schema: &str,
+) -> Result<(), crate::error::Error> {
+    use crate::db::{latest_migration, schema_version};
+    use crate::error::Error;
+    match schema_version(client, schema).await? {
+        Some(version) if version >= latest_migration() => Ok(()),
+        Some(version) => Err(Error::SchemaNotReady {
+            schema: schema.to_owned(),
+            found: format!(
+                "at version {version}, older than this build's {}",
+                latest_migration()
+            ),
+        }),
+        None => Err(Error::SchemaNotReady {
+            schema: schema.to_owned(),
+            found: "missing".to_owned(),
+        }),
+    }
+}

@@ -24,7 +24,7 @@ impl LedgerReader {
     /// [`Error::SchemaNotReady`] when `ocapi migrate` has not been run for this build.
     pub(crate) async fn open(config: &Config) -> Result<Self, Error> {
         let reader = Self::connect(config).await?;
-        crate::run::ensure_schema(&reader.client, &config.ledger.schema).await?;
+        crate::ledger::ensure_schema(&reader.client, &config.ledger.schema).await?;
         Ok(reader)
     }
 

@@ -1,0 +1,421 @@
+//! The order-level dedup policy: what to do with each order a page holds, given what the ledger
+//! holds of it and what this run already sent. Pure (no I/O, no clock), so it is table-tested;
+//! the I/O around it (the ledger lookup, the run's in-flight set) is in `send`.
+
+use std::collections::{HashMap, HashSet};
+
+use crate::ledger::{Existing, Status};
+use crate::stats::RunStats;
+use crate::transform::{Built, Invalid, InvalidReason};
+
+/// An order as this run read it, for the dedup policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Candidate<'a> {
+    /// A valid event whose time has come.
+    Due {
+        /// The order's watermark (the largest of its rows').
+        watermark: &'a str,
+    },
+    /// A valid event dated ahead: held until its time.
+    Held {
+        /// The order's watermark (the largest of its rows').
+        watermark: &'a str,
+    },
+    /// An order that cannot become an event.
+    Invalid {
+        /// The order's watermark (the largest of its rows').
+        watermark: &'a str,
+        /// Why it cannot.
+        reason: InvalidReason,
+    },
+}
+
+impl Candidate<'_> {
+    /// The order's watermark, whatever the candidate's kind.
+    fn watermark(&self) -> &str {
+        match self {
+            Self::Due { watermark }
+            | Self::Held { watermark }
+            | Self::Invalid { watermark, .. } => watermark,
+        }
+    }
+}
+
+/// What to do with an order, given its ledger row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Decision {
+    /// Send it.
+    Send,
+    /// Record it `held` (new, or changed while held).
+    Hold,
+    /// Held before and unchanged: leave its row (counted `held` again).
+    StillHeld,
+    /// Record it `invalid` (new, changed, or invalid for another reason now).
+    RecordInvalid,
+    /// Invalid before for the same reason and unchanged: counted `skipped_invalid`, not
+    /// `invalid` again.
+    StillInvalid,
+    /// Already sent (or being sent in this run): counted `skipped_duplicate`.
+    Duplicate {
+        /// A row was added or changed after the order was sent and that change was not
+        /// counted before: counted `changed_after_send` too, and recorded on its ledger row.
+        changed: bool,
+    },
+    /// Rejected before, and its source rows have not changed since: counted
+    /// `skipped_rejected`.
+    StillRejected,
+}
+
+/// The dedup policy: what to do with an order this run read, given what the ledger holds of it
+/// (`existing`) and whether this run already sent it or is sending it (`seen_in_run`).
+///
+/// "Unchanged" means the order's watermark (the largest of its rows') is the one recorded.
+pub(super) fn decide(
+    existing: Option<&Existing>,
+    seen_in_run: bool,
+    candidate: &Candidate<'_>,
+) -> Decision {
+    if seen_in_run {
+        return Decision::Duplicate { changed: false };
+    }
+    let watermark = candidate.watermark();
+    let Some(e) = existing else {
+        return match candidate {
+            Candidate::Due { .. } => Decision::Send,
+            Candidate::Held { .. } => Decision::Hold,
+            Candidate::Invalid { .. } => Decision::RecordInvalid,
+        };
+    };
+    let unchanged = e
+        .source_watermark
+        .as_deref()
+        .is_some_and(|w| same_watermark(w, watermark));
+    match (e.status, candidate) {
+        (Status::Sent, _) => Decision::Duplicate {
+            changed: !unchanged
+                && !e
+                    .changed_watermark
+                    .as_deref()
+                    .is_some_and(|w| same_watermark(w, watermark)),
+        },
+        (Status::Rejected, Candidate::Due { .. }) if unchanged => Decision::StillRejected,
+        (Status::Held, Candidate::Held { .. }) if unchanged => Decision::StillHeld,
+        (Status::Invalid, Candidate::Invalid { reason, .. })
+            if unchanged && e.reason.as_deref() == Some(reason.as_str()) =>
+        {
+            Decision::StillInvalid
+        }
+        (_, Candidate::Due { .. }) => Decision::Send,
+        (_, Candidate::Held { .. }) => Decision::Hold,
+        (_, Candidate::Invalid { .. }) => Decision::RecordInvalid,
+    }
+}
+
+/// Whether two watermark texts name the same value: equal text, or the same instant written
+/// two ways (ledgers written before issue 11 kept PostgreSQL's session-dependent text form,
+/// `2026-11-01 10:00:00.5+00`; ocapi now writes `2026-11-01T10:00:00.500000Z`).
+fn same_watermark(a: &str, b: &str) -> bool {
+    if a == b {
+        return true;
+    }
+    let parse = |text: &str| -> Option<chrono::NaiveDateTime> {
+        let text = text.trim();
+        if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text) {
+            return Some(t.naive_utc());
+        }
+        for format in ["%Y-%m-%d %H:%M:%S%.f%#z", "%Y-%m-%dT%H:%M:%S%.f%#z"] {
+            if let Ok(t) = chrono::DateTime::parse_from_str(text, format) {
+                return Some(t.naive_utc());
+            }
+        }
+        for format in ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f"] {
+            if let Ok(t) = chrono::NaiveDateTime::parse_from_str(text, format) {
+                return Some(t);
+            }
+        }
+        None
+    };
+    matches!((parse(a), parse(b)), (Some(x), Some(y)) if x == y)
+}
+
+/// A page's orders sorted by the policy, each order in at most one list.
+#[derive(Debug, Default)]
+pub(super) struct Sorted {
+    /// Orders to send, in page order.
+    pub(super) to_send: Vec<Built>,
+    /// Orders to record `held` (new or changed while held).
+    pub(super) held: Vec<Built>,
+    /// Orders to record `invalid`: one per order id.
+    pub(super) invalid: Vec<Invalid>,
+    /// Sent orders changed since, with their watermark now: `(order_id, watermark)`.
+    pub(super) changed: Vec<(String, String)>,
+    /// The ids of `to_send`: "in flight in this run" until the page commits.
+    pub(super) sending: Vec<String>,
+}
+
+/// Applies [`decide`] to every order of a page and counts each decision in `stats` (all but
+/// `rows_read`). `seen_before(order_id)` says whether an earlier page of this run sent the
+/// order or is sending it; orders earlier in this page are known here.
+///
+/// Only orders this run sent (or is sending) count as seen: an order it recorded invalid
+/// earlier may come back fixed in a later page, and must then be sent.
+pub(super) fn sort_page(
+    built: Vec<Built>,
+    invalid: Vec<Invalid>,
+    existing: &HashMap<String, Existing>,
+    seen_before: impl Fn(&str) -> bool,
+    stats: &mut RunStats,
+) -> Sorted {
+    let mut in_page: HashSet<String> = HashSet::new();
+    let mut changed: Vec<(String, String)> = Vec::new();
+    // Captures only the skip counters (closures capture disjoint fields), so the loops below
+    // count the rest directly.
+    let mut count = |decision: Decision, order_id: &str, watermark: &str| match decision {
+        Decision::Duplicate { changed: true } => {
+            stats.skipped_duplicate += 1;
+            stats.changed_after_send += 1;
+            changed.push((order_id.to_owned(), watermark.to_owned()));
+        }
+        Decision::Duplicate { changed: false } => stats.skipped_duplicate += 1,
+        Decision::StillRejected => stats.skipped_rejected += 1,
+        Decision::StillInvalid => stats.skipped_invalid += 1,
+        Decision::Send | Decision::Hold | Decision::StillHeld | Decision::RecordInvalid => {}
+    };
+
+    // The orders to send, moved (not cloned) into the list.
+    let mut to_send: Vec<Built> = Vec::with_capacity(built.len());
+    let mut held: Vec<Built> = Vec::new();
+    for built in built {
+        stats.ahead_of_clock += u64::from(built.ahead);
+        let order_id = built.event.custom_data.order_id.as_str();
+        let candidate = match built.held_until {
+            Some(_) => Candidate::Held {
+                watermark: &built.watermark,
+            },
+            None => Candidate::Due {
+                watermark: &built.watermark,
+            },
+        };
+        let seen = in_page.contains(order_id) || seen_before(order_id);
+        let decision = decide(existing.get(order_id), seen, &candidate);
+        count(decision, order_id, &built.watermark);
+        match decision {
+            Decision::Send => {
+                stats.events += 1;
+                stats.zero_value += u64::from(built.event.custom_data.value.is_zero());
+                for field in &built.dropped {
+                    RunStats::bump(&mut stats.dropped, field.key(), 1);
+                }
+                in_page.insert(order_id.to_owned());
+                to_send.push(built);
+            }
+            Decision::Hold => {
+                stats.held += 1;
+                held.push(built);
+            }
+            Decision::StillHeld => stats.held += 1,
+            _ => {}
+        }
+    }
+    // Invalid orders to record: one row per order id.
+    let mut to_record: Vec<Invalid> = Vec::new();
+    for row in invalid {
+        let Some(order_id) = row.order_id.as_deref() else {
+            stats.invalid += 1;
+            RunStats::bump(&mut stats.invalid_reasons, row.reason.as_str(), 1);
+            tracing::warn!(watermark = %row.watermark, reason = %row.reason, "row without a usable order id skipped");
+            continue;
+        };
+        let candidate = Candidate::Invalid {
+            watermark: &row.watermark,
+            reason: row.reason,
+        };
+        let seen = in_page.contains(order_id) || seen_before(order_id);
+        let decision = decide(existing.get(order_id), seen, &candidate);
+        count(decision, order_id, &row.watermark);
+        if decision == Decision::RecordInvalid {
+            stats.invalid += 1;
+            RunStats::bump(&mut stats.invalid_reasons, row.reason.as_str(), 1);
+            to_record.push(row);
+        }
+    }
+    Sorted {
+        sending: in_page.into_iter().collect(),
+        to_send,
+        held,
+        invalid: to_record,
+        changed,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A ledger row of `status` recorded at `watermark` by run 1.
+    fn row(status: Status, watermark: &str) -> Existing {
+        Existing {
+            status,
+            event_time: Some(1),
+            value: None,
+            source_watermark: Some(watermark.to_owned()),
+            run_id: Some(1),
+            reason: (status == Status::Invalid).then(|| "missing currency".to_owned()),
+            changed_watermark: None,
+        }
+    }
+
+    #[test]
+    fn the_dedup_policy_decides_each_case_as_the_table_says() {
+        use Decision::*;
+        let due = |w| Candidate::Due { watermark: w };
+        let held = |w| Candidate::Held { watermark: w };
+        let invalid = |w| Candidate::Invalid {
+            watermark: w,
+            reason: InvalidReason::MissingCurrency,
+        };
+        let too_old = |w| Candidate::Invalid {
+            watermark: w,
+            reason: InvalidReason::TooOld,
+        };
+        let sent = || Some(row(Status::Sent, "w1"));
+        let mut counted = row(Status::Sent, "w1");
+        counted.changed_watermark = Some("w2".to_owned());
+        #[rustfmt::skip]
+        let cases: Vec<(&str, Option<Existing>, bool, Candidate<'_>, Decision)> = vec![
+            ("new and due", None, false, due("w1"), Send),
+            ("new and dated ahead", None, false, held("w1"), Hold),
+            ("new and invalid", None, false, invalid("w1"), RecordInvalid),
+            ("seen earlier in the same run", None, true, due("w1"), Duplicate { changed: false }),
+            ("seen earlier in the run, sent before", sent(), true, due("w2"), Duplicate { changed: false }),
+            ("already sent, unchanged", sent(), false, due("w1"), Duplicate { changed: false }),
+            ("a line added after send", sent(), false, due("w2"), Duplicate { changed: true }),
+            ("sent, then made invalid by a change", sent(), false, invalid("w2"), Duplicate { changed: true }),
+            ("a change after send already counted", Some(counted), false, due("w2"), Duplicate { changed: false }),
+            ("sent, the same instant in the old text form",
+                Some(row(Status::Sent, "2026-11-01 10:00:00.5+00")), false,
+                due("2026-11-01T10:00:00.500000Z"), Duplicate { changed: false }),
+            ("rejected and unchanged", Some(row(Status::Rejected, "w1")), false, due("w1"), StillRejected),
+            ("rejected then changed", Some(row(Status::Rejected, "w1")), false, due("w2"), Send),
+            ("invalid unchanged", Some(row(Status::Invalid, "w1")), false, invalid("w1"), StillInvalid),
+            ("invalid for another reason now", Some(row(Status::Invalid, "w1")), false, too_old("w1"), RecordInvalid),
+            ("invalid then fixed", Some(row(Status::Invalid, "w1")), false, due("w2"), Send),
+            ("invalid then fixed but dated ahead", Some(row(Status::Invalid, "w1")), false, held("w2"), Hold),
+            ("held still ahead", Some(row(Status::Held, "w1")), false, held("w1"), StillHeld),
+            ("held, changed, still ahead", Some(row(Status::Held, "w1")), false, held("w2"), Hold),
+            ("held and now due", Some(row(Status::Held, "w1")), false, due("w1"), Send),
+            ("held, then made invalid", Some(row(Status::Held, "w1")), false, invalid("w2"), RecordInvalid),
+        ];
+        for (case, existing, seen, candidate, expected) in cases {
+            assert_eq!(
+                decide(existing.as_ref(), seen, &candidate),
+                expected,
+                "{case}"
+            );
+        }
+    }
+
+    /// A built event of order `id` at `watermark`, held when `held`.
+    fn built(id: &str, watermark: &str, held: bool) -> Built {
+        use crate::event::{CustomData, Event, UserData, PHYSICAL_STORE, PURCHASE};
+        let event = Event {
+            event_name: PURCHASE,
+            event_time: 1,
+            event_id: id.to_owned(),
+            action_source: PHYSICAL_STORE,
+            user_data: UserData::default(),
+            custom_data: CustomData {
+                value: rust_decimal::Decimal::ONE,
+                currency: "EUR".to_owned(),
+                order_id: id.to_owned(),
+                contents: None,
+                num_items: None,
+                content_type: None,
+                delivery_category: None,
+            },
+            opt_out: None,
+            data_processing_options: None,
+            data_processing_options_country: None,
+            data_processing_options_state: None,
+        };
+        Built {
+            event,
+            dropped: Vec::new(),
+            watermark: watermark.to_owned(),
+            store_id: None,
+            held_until: held.then_some(10),
+            ahead: false,
+        }
+    }
+
+    /// An order of id `id` that cannot become an event for a missing currency.
+    fn invalid_order(id: Option<&str>, watermark: &str) -> Invalid {
+        Invalid {
+            order_id: id.map(str::to_owned),
+            reason: InvalidReason::MissingCurrency,
+            event_time: None,
+            value: None,
+            currency: None,
+            watermark: watermark.to_owned(),
+            store_id: None,
+        }
+    }
+
+    #[test]
+    fn a_page_is_sorted_into_lists_and_each_decision_is_counted_once() {
+        // GIVEN a ledger holding a sent, a rejected, an invalid and a held order
+        let existing: HashMap<String, Existing> = [
+            ("SENT", row(Status::Sent, "w1")),
+            ("REJ", row(Status::Rejected, "w1")),
+            ("INV", row(Status::Invalid, "w1")),
+            ("HELD", row(Status::Held, "w1")),
+        ]
+        .into_iter()
+        .map(|(id, row)| (id.to_owned(), row))
+        .collect();
+        let mut stats = RunStats::new("c");
+
+        // WHEN a page reads them again (a line added to SENT, HELD now due), a new order twice,
+        // an order an earlier page of this run is sending, and an invalid row without an id
+        let sorted = sort_page(
+            vec![
+                built("SENT", "w2", false),
+                built("REJ", "w1", false),
+                built("HELD", "w1", false),
+                built("NEW", "w1", false),
+                built("NEW", "w1", false),
+                built("EARLIER", "w1", false),
+                built("AHEAD", "w1", true),
+            ],
+            vec![invalid_order(Some("INV"), "w1"), invalid_order(None, "w1")],
+            &existing,
+            |id| id == "EARLIER",
+            &mut stats,
+        );
+
+        // THEN the held-now-due and the new order are sent once, the one ahead is held, the
+        // change after send is recorded, and each skip is counted under its own name
+        let ids = |list: &[Built]| -> Vec<String> {
+            list.iter()
+                .map(|b| b.event.custom_data.order_id.clone())
+                .collect()
+        };
+        assert_eq!(ids(&sorted.to_send), ["HELD", "NEW"]);
+        let mut sending = sorted.sending.clone();
+        sending.sort();
+        assert_eq!(sending, ["HELD", "NEW"]);
+        assert_eq!(ids(&sorted.held), ["AHEAD"]);
+        assert!(sorted.invalid.is_empty());
+        assert_eq!(sorted.changed, [("SENT".to_owned(), "w2".to_owned())]);
+        let counts = (
+            stats.events,
+            stats.skipped_duplicate,
+            stats.changed_after_send,
+            stats.skipped_rejected,
+            stats.skipped_invalid,
+            stats.held,
+            stats.invalid,
+        );
+        assert_eq!(counts, (2, 3, 1, 1, 1, 1, 1));
+    }
+}

@@ -1,0 +1,377 @@
+//! One sync pass: read → transform → send → ledger → stats, one stage per child module.
+//!
+//! Three stages overlap. The reader task (`reader`) streams the source's changed orders (every
+//! row of each, see `source`) in pages of whole orders and transforms them; the scheduler
+//! (`send`) decides each page's orders against the ledger (`dedup`, a pure policy) and sends
+//! its batches, up to `destination.concurrency` requests in flight; batches come back in page
+//! order, and when the last batch of a page is back, its `sent`, `rejected` and `invalid` rows
+//! and the watermark advance commit in one transaction, on one committer task, while the next
+//! pages are sent. A dry run (`dry_run`) prints the events instead of sending them.
+//!
+//! Each order is written to the ledger once. A run that fails or is killed at any point loses
+//! no order: the watermark never passes an order whose ledger row is not committed, so the next
+//! run reads the dead run's in-flight orders again and sends them with the same `event_id`,
+//! `order_id` and `event_time`, which Meta deduplicates.
+
+mod dedup;
+mod dry_run;
+mod reader;
+mod send;
+
+use std::future::Future;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
+
+use tokio_postgres::Client;
+
+use crate::config::{Config, ConfigError};
+use crate::db;
+use crate::destination::Destination;
+use crate::error::Error;
+use crate::ledger::{ensure_schema, Ledger};
+use crate::lock::RunLock;
+use crate::source::{self, EventTimeWindow, Filter, SourceTable};
+use crate::stats::{RunStats, RunStatus};
+use crate::transform;
+
+/// What kind of pass this is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// An incremental sync from the watermark.
+    Run,
+    /// A re-read of an event-time window that leaves the watermark alone.
+    Backfill,
+}
+
+impl Mode {
+    /// The text stored in `runs.mode`.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::Run => "run",
+            Self::Backfill => "backfill",
+        }
+    }
+}
+
+/// A callback told the running stats after each committed page (progress bars).
+pub type Progress = Arc<dyn Fn(&RunStats) + Send + Sync>;
+
+/// How to run a pass.
+#[derive(Clone)]
+pub struct RunOptions {
+    /// Run or backfill.
+    pub mode: Mode,
+    /// Print events as NDJSON on stdout and write nothing anywhere.
+    pub dry_run: bool,
+    /// Stop after about this many source rows.
+    pub limit: Option<u64>,
+    /// Backfill: the event-time window.
+    pub window: Option<EventTimeWindow>,
+    /// A completed run above this share of invalid or rejected rows is `degraded`.
+    pub max_invalid_ratio: Option<f64>,
+    /// Told the stats after each page.
+    pub progress: Option<Progress>,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        Self {
+            mode: Mode::Run,
+            dry_run: false,
+            limit: None,
+            window: None,
+            max_invalid_ratio: None,
+            progress: None,
+        }
+    }
+}
+
+/// Runs one sync pass. `shutdown` resolving stops it after the page in flight, committed.
+///
+/// A dry run reads the ledger (when it has been migrated) but writes nothing anywhere and
+/// sends nothing: it prints, as NDJSON on stdout, exactly the events a real run would send now,
+/// and counts what a real run would count.
+pub async fn run(
+    config: &Config,
+    options: RunOptions,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<RunStats, Error> {
+    let started = Instant::now();
+    // Only phone numbers need it. Not awaited: the first page's normalization waits for it if
+    // it is not done by then.
+    if config.mapping.phone.is_some() {
+        drop(tokio::task::spawn_blocking(
+            crate::transform::normalize::warm_up,
+        ));
+    }
+    let source_pool = db::pool(&config.source_url()?, "source", 2)?;
+    let source_client = db::connect(&source_pool, "source").await?;
+    let table = source::describe(&source_client, config).await?;
+    let mut stats = RunStats::new(&config.connector.name);
+    let ledger_pool = db::pool(&config.ledger_url()?, "ledger", 4)?;
+    if !options.dry_run {
+        crate::lock::refuse_transaction_pooler(&ledger_pool).await?;
+    }
+    let ledger_client = db::connect(&ledger_pool, "ledger").await?;
+    let ledger = Ledger::new(
+        &config.ledger.schema,
+        &config.connector.name,
+        &config.destination.dataset_id,
+    );
+    // A dry run reads a ledger that exists and treats a missing one as empty.
+    let ledger_ready = if options.dry_run {
+        ensure_schema(&ledger_client, &config.ledger.schema)
+            .await
+            .is_ok()
+    } else {
+        ensure_schema(&ledger_client, &config.ledger.schema).await?;
+        true
+    };
+    // Held until this function returns, so the run's end is recorded under the lock.
+    let lock = if options.dry_run {
+        None
+    } else {
+        Some(Arc::new(RunLock::acquire(&ledger_pool, config).await?))
+    };
+    let destination = if options.dry_run {
+        None
+    } else {
+        // An unset token variable or an unreadable token file is a configuration error
+        // (exit 2, and `watch` stops): no retry can fix it.
+        if config.destination.kind == crate::config::DestinationKind::Meta {
+            config.access_token()?;
+            config.app_secret()?;
+        }
+        Some(Arc::new(Destination::from_config(config)?))
+    };
+    if !options.dry_run {
+        stats.run_id = ledger
+            .start_run(&ledger_client, options.mode.as_str())
+            .await?;
+        report_interrupted_runs(&ledger, &ledger_client, stats.run_id).await?;
+    }
+
+    let result = async {
+        let filter = start_filter(
+            config,
+            &options,
+            ledger_ready.then_some(&ledger),
+            &ledger_client,
+            &table,
+            &source_client,
+            &mut stats,
+        )
+        .await?;
+        let held = if ledger_ready && options.mode == Mode::Run {
+            let due = chrono::Utc::now().timestamp() + transform::MAX_FUTURE_SECS;
+            ledger.due_held(&ledger_client, due).await?
+        } else {
+            Vec::new()
+        };
+        drop(source_client);
+        let committed = stats
+            .watermark_start
+            .clone()
+            .filter(|_| options.mode == Mode::Run);
+        let shared = SharedStats::new(std::mem::replace(
+            &mut stats,
+            RunStats::new(&config.connector.name),
+        ));
+        let pass = send::Pass {
+            ledger: ledger.clone(),
+            pool: ledger_pool.clone(),
+            batch_size: config.destination.batch_size,
+            concurrency: config.destination.concurrency,
+            destination,
+            ledger_ready,
+            stats: shared.clone(),
+            run_id: shared.update(|stats| stats.run_id),
+            watermark_kind: table.watermark_kind,
+            advance: options.mode == Mode::Run,
+            progress: options.progress.clone(),
+            in_flight: send::InFlight::default(),
+            lock: lock.as_ref().map(Arc::clone),
+        };
+        let read = reader::ReadPlan {
+            filter,
+            held,
+            committed: committed.as_deref(),
+        };
+        let pages = reader::pages(config, &source_pool, &table, read, &options);
+        let result = Arc::new(pass).drive(pages, shutdown).await;
+        // Whatever the outcome, the stats counted so far are the run's.
+        stats = shared.update(|stats| stats.clone());
+        result
+    }
+    .await;
+
+    stats.duration_ms = elapsed_ms(started);
+    stats.status = match &result {
+        Ok(()) if exceeds(&stats, options.max_invalid_ratio) => RunStatus::Degraded,
+        Ok(()) if stats.ahead_of_clock > 0 => {
+            stats.error = Some(format!(
+                "{} orders have a watermark ({}) ahead of the source database's clock; the \
+                 watermark was not advanced past the clock (fix the rows, see `ocapi check`)",
+                stats.ahead_of_clock, config.source.watermark_column
+            ));
+            RunStatus::Degraded
+        }
+        Ok(()) => RunStatus::Completed,
+        Err(error) => {
+            stats.error = Some(crate::error::chain(error));
+            RunStatus::Failed
+        }
+    };
+    if options.dry_run {
+        return result.map(|()| stats);
+    }
+    if let Err(error) = ledger.finish_run(&ledger_client, &stats).await {
+        // A run that failed (its connections cut, say) reports why it failed, not this.
+        if result.is_ok() {
+            return Err(error.into());
+        }
+        tracing::error!(error = %crate::error::chain(&error), "the failed run's stats could not be stored");
+    }
+    tracing::info!(
+        run_id = stats.run_id,
+        status = stats.status.as_str(),
+        rows_read = stats.rows_read,
+        sent = stats.sent,
+        skipped_duplicate = stats.skipped_duplicate,
+        invalid = stats.invalid,
+        held = stats.held,
+        rejected = stats.rejected,
+        retries = stats.retries,
+        batches = stats.batches,
+        duration_ms = stats.duration_ms,
+        "run finished"
+    );
+    result.map(|()| stats)
+}
+
+/// Whether the share of invalid or rejected rows is above the limit.
+fn exceeds(stats: &RunStats, limit: Option<f64>) -> bool {
+    limit.is_some_and(|limit| stats.invalid_ratio() > limit)
+}
+
+/// Milliseconds since `started`.
+fn elapsed_ms(started: Instant) -> u64 {
+    u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+/// What an incremental run reads: the orders changed since the stored watermark minus the
+/// lookback, else since `source.start`, else (a time watermark) since 62 days ago, the oldest
+/// a store event may be; an integer watermark without `source.start` reads the whole table. A
+/// backfill reads its event-time window.
+async fn start_filter(
+    config: &Config,
+    options: &RunOptions,
+    ledger: Option<&Ledger>,
+    ledger_client: &Client,
+    table: &SourceTable,
+    source_client: &Client,
+    stats: &mut RunStats,
+) -> Result<Filter, Error> {
+    let stored = match ledger {
+        Some(ledger) => ledger.watermark(ledger_client).await?,
+        None => None,
+    };
+    stats.watermark_start = stored.as_ref().map(|(w, _)| w.clone());
+    stats.watermark_end = stats.watermark_start.clone();
+    if let Some(window) = options.window {
+        return Ok(Filter::Window(window));
+    }
+    let kind = table.watermark_kind;
+    match stored {
+        Some((watermark, stored_kind)) if stored_kind.is_none_or(|k| k == kind) => {
+            let from = if config.source.lookback.is_zero() {
+                watermark
+            } else {
+                source::minus_lookback(source_client, kind, &watermark, config.source.lookback)
+                    .await?
+            };
+            Ok(Filter::Delta(Some(from)))
+        }
+        // The config no longer fits the ledger: a configuration error (exit 2), which no
+        // retry by `watch` can fix.
+        Some((_, Some(stored_kind))) => Err(ConfigError::Invalid {
+            key: "source.watermark_column",
+            constraint: format!(
+                "is now a {} but the stored watermark is a {}; reset it with \
+                 `delete from {}.state where connector = '{}'` after checking",
+                kind.sql_type(),
+                stored_kind.sql_type(),
+                config.ledger.schema,
+                config.connector.name
+            ),
+        }
+        .into()),
+        _ => match &config.source.start {
+            Some(start) => {
+                let start = source::check_watermark(source_client, kind, start).await?;
+                Ok(Filter::Delta(Some(start)))
+            }
+            None => Ok(Filter::Delta(
+                source::default_start(source_client, kind, &config.source.timezone).await?,
+            )),
+        },
+    }
+}
+
+/// Closes the runs of this connector that a dead process left `running` and says what they
+/// leave to do: an incremental run's orders are read again from the watermark by this run, a
+/// backfill's window must be backfilled again.
+async fn report_interrupted_runs(
+    ledger: &Ledger,
+    client: &Client,
+    run_id: i64,
+) -> Result<(), Error> {
+    for (interrupted, mode) in ledger.close_interrupted_runs(client, run_id).await? {
+        let (kind, to_do) = if mode == Mode::Backfill.as_str() {
+            (
+                "backfill run",
+                "run the same backfill again (orders it sent are skipped)",
+            )
+        } else {
+            (
+                "run",
+                "its unfinished orders are read again from the watermark",
+            )
+        };
+        tracing::warn!(
+            run_id = interrupted,
+            "{kind} {interrupted} was interrupted; {to_do}"
+        );
+    }
+    Ok(())
+}
+
+/// The run's stats, counted by the stages as they go: pages as they are decided, batches as
+/// they finish (failed ones included), pages as they commit. Locked only for counting, never
+/// across an await.
+#[derive(Clone)]
+struct SharedStats(Arc<Mutex<RunStats>>);
+
+impl SharedStats {
+    /// Shares `stats`.
+    fn new(stats: RunStats) -> Self {
+        Self(Arc::new(Mutex::new(stats)))
+    }
+
+    /// Runs `f` on the stats (a poisoned lock still counts: a counter is never half-written).
+    fn update<R>(&self, f: impl FnOnce(&mut RunStats) -> R) -> R {
+        f(&mut self.0.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_worker_task_that_panicked_fails_the_run_and_is_not_a_configuration_error() {
+        let joined = tokio::spawn(async { panic!("a bug in a worker task") }).await;
+        let error = Error::TaskFailed(joined.expect_err("the task panicked"));
+        assert!(!error.is_config());
+    }
+}

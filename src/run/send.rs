@@ -1,0 +1,518 @@
+//! The send stage: each page's orders decided against the ledger and cut into batches, the
+//! batches sent with bounded concurrency and taken back in page order, and each page committed
+//! once its last batch is back.
+//!
+//! The scheduler is a chain of stream combinators:
+//!
+//! ```text
+//! pages ─take_until(shutdown)─and_then(prepare)─try_flatten─map_ok(send)─try_buffered(n)─┐
+//!   ┌───────────────────────────────────────────────────────────────────────────────────┘
+//!   └─▶ collect (page outcomes, in order) ─channel(1)─▶ committer task (one transaction a page)
+//! ```
+//!
+//! `try_buffered` keeps at most `destination.concurrency` batches in flight (each batch is one
+//! request at a time) and hands them back in the order they were started; a page's last batch
+//! carries the page's end, so when it comes back every batch of the page has. `collect` passes
+//! the page to ONE committer task, which writes its ledger rows and the watermark in one
+//! transaction, page after page, while the next pages are sent. Pages are pulled from the
+//! reader only when a slot is free, so the pages read ahead stay bounded.
+
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::pin::pin;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use deadpool_postgres::Pool;
+use futures_util::stream::{self, Stream, StreamExt, TryStream, TryStreamExt};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use super::dedup::{self, Sorted};
+use super::reader::PagePlan;
+use super::{dry_run, Progress, SharedStats};
+use crate::db;
+use crate::destination::{Delivery, Destination, DestinationError};
+use crate::error::Error;
+use crate::event::Event;
+use crate::ledger::{Ledger, OrderFacts, Outcome, Status, Verdict};
+use crate::lock::RunLock;
+use crate::source::WatermarkKind;
+use crate::stats::{count_failed_attempts, RunStats};
+use crate::transform::{Built, Invalid};
+
+/// What the ledger needs of a sent event besides the event: its source watermark and store.
+#[derive(Debug)]
+struct Tag {
+    /// The source watermark of the version sent.
+    watermark: String,
+    /// The store, when mapped.
+    store_id: Option<String>,
+    /// The ledger held no row for the order when its page was read.
+    new: bool,
+}
+
+/// One request's events, with their tags in the same order.
+#[derive(Debug, Default)]
+struct Batch {
+    /// The events, as sent.
+    events: Vec<Event>,
+    /// `tags[i]` belongs to `events[i]`.
+    tags: Vec<Tag>,
+}
+
+/// The end of a page: what its commit writes besides its batches' outcomes.
+#[derive(Debug)]
+struct PageEnd {
+    /// The watermark of its last row, where the watermark advances once it commits.
+    watermark: Option<String>,
+    /// Its invalid orders.
+    invalid: Vec<Invalid>,
+    /// Its orders held until their time comes.
+    held: Vec<Built>,
+    /// Sent orders changed since, with their watermark now.
+    changed: Vec<(String, String)>,
+    /// The orders it sends, which stay "in flight in this run" until it commits.
+    sending: Vec<String>,
+}
+
+/// One slot of the scheduler: a batch (empty for a page with nothing to send), and the page's
+/// end on the page's last batch.
+#[derive(Debug)]
+struct Flight {
+    /// The batch.
+    batch: Batch,
+    /// Set on the last flight of a page.
+    end: Option<PageEnd>,
+}
+
+/// A flight back from the destination, in page order.
+struct Sent {
+    /// The batch, to match the delivery's indices with its tags.
+    batch: Batch,
+    /// Set on the last flight of a page.
+    end: Option<PageEnd>,
+    /// The destination's answer.
+    result: Result<Delivery, DestinationError>,
+}
+
+/// A page whose batches are all back, for the committer.
+struct PageDone {
+    /// Its sent and rejected orders.
+    outcomes: Vec<Outcome>,
+    /// The rest of what it records.
+    end: PageEnd,
+}
+
+/// Orders sent by pages of this run that have not committed yet. Once a page commits, the
+/// ledger knows its orders (their rows carry this run's id), so memory stays bounded by the
+/// pages in flight, not by the size of the run. Shared by `prepare` and the committer.
+#[derive(Clone, Default)]
+pub(super) struct InFlight(Arc<Mutex<HashSet<String>>>);
+
+impl InFlight {
+    /// Runs `f` on the set; never across an await.
+    fn with<R>(&self, f: impl FnOnce(&mut HashSet<String>) -> R) -> R {
+        f(&mut self.0.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+}
+
+/// One pass's sending and committing, with what its stages share. Owned (no borrows), so that
+/// the futures of its stages are `'static` and a run can be spawned on any runtime thread.
+pub(super) struct Pass {
+    /// The ledger.
+    pub(super) ledger: Ledger,
+    /// Ledger connections.
+    pub(super) pool: Pool,
+    /// Events per request (`destination.batch_size`).
+    pub(super) batch_size: usize,
+    /// Requests in flight at most (`destination.concurrency`).
+    pub(super) concurrency: usize,
+    /// Where batches go; `None` for a dry run, whose batches are printed.
+    pub(super) destination: Option<Arc<Destination>>,
+    /// Whether the ledger schema exists (a dry run may run before `migrate`).
+    pub(super) ledger_ready: bool,
+    /// Running stats, counted as pages are decided, batches finish and pages commit.
+    pub(super) stats: SharedStats,
+    /// `runs.run_id` (0 for a dry run).
+    pub(super) run_id: i64,
+    /// How to compare watermarks.
+    pub(super) watermark_kind: WatermarkKind,
+    /// False for backfills: the watermark stays where it is.
+    pub(super) advance: bool,
+    /// Told the stats after each committed page.
+    pub(super) progress: Option<Progress>,
+    /// See [`InFlight`].
+    pub(super) in_flight: InFlight,
+    /// The run's lock, checked before each page is sent, each request and each commit.
+    pub(super) lock: Option<Arc<RunLock>>,
+}
+
+impl Pass {
+    /// Runs pages through the ledger and the destination until the reader is done, an error
+    /// occurs, or `shutdown` resolves (then no page is started, and the pages started are
+    /// finished and committed). A failing run still commits the pages whose batches all came
+    /// back; the committer's error, if any, wins over the sending side's.
+    pub(super) async fn drive(
+        self: Arc<Self>,
+        pages: impl Stream<Item = Result<PagePlan, Error>> + Send,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> Result<(), Error> {
+        let (commits, committer) = self.spawn_committer();
+        let shutdown = async {
+            shutdown.await;
+            tracing::info!("shutdown requested: finishing the pages in flight");
+        };
+        let flights = pages
+            .take_until(shutdown)
+            // Each page's future owns a handle on the pass: a future borrowing it from a
+            // closure could not be proven `Send` for every lifetime, which spawning a run needs.
+            .and_then({
+                let pass = Arc::clone(&self);
+                move |plan| {
+                    let pass = Arc::clone(&pass);
+                    async move { pass.prepare(plan).await }
+                }
+            })
+            .map_ok(|flights| stream::iter(flights).map(Ok))
+            .try_flatten()
+            .map_ok(|flight| self.send(flight))
+            .try_buffered(self.concurrency);
+        // Returning drops the flights, which aborts the requests still going.
+        let sent = self.collect(flights, &commits).await;
+        drop(commits);
+        let committed = committer.await.map_err(Error::TaskFailed)?;
+        committed.and(sent)
+    }
+
+    /// Takes batches back in page order and hands each page to the committer once its last
+    /// batch is back. Stops at the first failed batch, or when the committer has stopped (on
+    /// an error of its own, which `drive` returns).
+    async fn collect(
+        &self,
+        flights: impl TryStream<Ok = Sent, Error = Error>,
+        commits: &mpsc::Sender<PageDone>,
+    ) -> Result<(), Error> {
+        let mut flights = pin!(flights.into_stream());
+        let mut outcomes: Vec<Outcome> = Vec::new();
+        while let Some(sent) = flights.try_next().await? {
+            let delivery = sent.result?;
+            self.stats
+                .update(|stats| add_outcomes(&mut outcomes, sent.batch, delivery, stats));
+            if let Some(end) = sent.end {
+                let page = PageDone {
+                    outcomes: std::mem::take(&mut outcomes),
+                    end,
+                };
+                if commits.send(page).await.is_err() {
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Decides each order of a page against the ledger and returns the page's flights: its
+    /// batches, the last carrying the page's end (its invalid, held and changed orders).
+    ///
+    /// An order already handled in this run (seen again, e.g. a held order that is also in the
+    /// delta) is a duplicate: earlier pages are known from `in_flight` until they commit, and
+    /// from the ledger (their rows carry this run's id) after.
+    async fn prepare(&self, plan: PagePlan) -> Result<Vec<Flight>, Error> {
+        if let Some(lock) = &self.lock {
+            lock.check().await?;
+        }
+        let PagePlan {
+            rows,
+            built,
+            invalid,
+            last_watermark,
+        } = plan;
+        let mut ids: Vec<&str> = built
+            .iter()
+            .map(|b| b.event.custom_data.order_id.as_str())
+            .chain(invalid.iter().filter_map(|i| i.order_id.as_deref()))
+            .collect();
+        // In key order, consecutive probes of the ledger's index visit neighbouring pages.
+        ids.sort_unstable();
+        ids.dedup();
+        // Read before the lookup: an order leaves `in_flight` only after its page committed,
+        // so one that has left by now is in the lookup's answer.
+        let sending_earlier: HashSet<String> = self.in_flight.with(|in_flight| {
+            ids.iter()
+                .filter(|id| in_flight.contains(**id))
+                .map(|id| (*id).to_owned())
+                .collect()
+        });
+        let existing = if self.ledger_ready {
+            let mut client = db::connect(&self.pool, "ledger").await?;
+            self.ledger.lookup(&mut client, &ids).await?
+        } else {
+            HashMap::new()
+        };
+        let run_id = self.run_id;
+        let seen_before = |order_id: &str| {
+            sending_earlier.contains(order_id)
+                || existing.get(order_id).is_some_and(|e| {
+                    run_id != 0 && e.run_id == Some(run_id) && e.status == Status::Sent
+                })
+        };
+        let Sorted {
+            to_send,
+            held,
+            invalid,
+            changed,
+            sending,
+        } = self.stats.update(|stats| {
+            stats.rows_read += rows;
+            dedup::sort_page(built, invalid, &existing, seen_before, stats)
+        });
+        self.in_flight
+            .with(|in_flight| in_flight.extend(sending.iter().cloned()));
+
+        let batch_size = self.batch_size;
+        let mut flights: Vec<Flight> = Vec::with_capacity(to_send.len().div_ceil(batch_size) + 1);
+        let mut chosen = to_send.into_iter().peekable();
+        while chosen.peek().is_some() {
+            let mut batch = Batch::default();
+            for built in chosen.by_ref().take(batch_size) {
+                batch.tags.push(Tag {
+                    new: !existing.contains_key(&built.event.custom_data.order_id),
+                    watermark: built.watermark,
+                    store_id: built.store_id,
+                });
+                batch.events.push(built.event);
+            }
+            flights.push(Flight { batch, end: None });
+        }
+        let end = PageEnd {
+            watermark: last_watermark,
+            invalid,
+            held,
+            changed,
+            sending,
+        };
+        match flights.last_mut() {
+            Some(last) => last.end = Some(end),
+            None => flights.push(Flight {
+                batch: Batch::default(),
+                end: Some(end),
+            }),
+        }
+        Ok(flights)
+    }
+
+    /// Starts sending one flight's batch: on its own task, so that requests progress while
+    /// the scheduler works, counted in the stats as soon as it finishes, failed or not. A dry
+    /// run prints the batch now, in page order. An empty batch sends nothing.
+    fn send(&self, flight: Flight) -> impl Future<Output = Result<Sent, Error>> + Send + 'static {
+        let Flight { batch, end } = flight;
+        let sending = if batch.events.is_empty() {
+            Sending::Done(batch, Ok(Delivery::default()))
+        } else if let Some(destination) = &self.destination {
+            let destination = Arc::clone(destination);
+            let lock = self.lock.as_ref().map(Arc::clone);
+            let stats = self.stats.clone();
+            Sending::Task(AbortOnDrop(tokio::spawn(async move {
+                if let Some(lock) = lock.as_ref().filter(|lock| !lock.is_held()) {
+                    let lost = lock.check().await.err().map(Box::from);
+                    let lost = lost.unwrap_or_else(|| "the run's lock was lost".into());
+                    return (batch, Err(DestinationError::Setup(lost)));
+                }
+                let result = destination.send(&batch.events).await;
+                stats.update(|stats| match &result {
+                    Ok(delivery) => stats.count_delivery(delivery),
+                    Err(error) => count_failed_attempts(stats, error),
+                });
+                (batch, result)
+            })))
+        } else {
+            let result = dry_run::deliver(&batch.events);
+            if let Ok(delivery) = &result {
+                self.stats.update(|stats| stats.count_delivery(delivery));
+            }
+            Sending::Done(batch, result)
+        };
+        async move {
+            let (batch, result) = match sending {
+                Sending::Done(batch, result) => (batch, result),
+                Sending::Task(mut task) => (&mut task.0).await.map_err(Error::TaskFailed)?,
+            };
+            Ok(Sent { batch, end, result })
+        }
+    }
+
+    /// Starts the committer: ONE task that commits pages in the order they are sent to it,
+    /// each in one transaction, and stops at its first error. Dropping the sender lets it
+    /// finish the pages it was given and end.
+    fn spawn_committer(&self) -> (mpsc::Sender<PageDone>, JoinHandle<Result<(), Error>>) {
+        let (tx, mut rx) = mpsc::channel::<PageDone>(1);
+        let committer = Committer {
+            ledger: self.ledger.clone(),
+            pool: self.pool.clone(),
+            run_id: self.run_id,
+            watermark_kind: self.advance.then_some(self.watermark_kind),
+            dry_run: self.destination.is_none(),
+            lock: self.lock.as_ref().map(Arc::clone),
+            stats: self.stats.clone(),
+            in_flight: self.in_flight.clone(),
+            progress: self.progress.clone(),
+        };
+        let task = tokio::spawn(async move {
+            while let Some(page) = rx.recv().await {
+                committer.commit(page).await?;
+            }
+            Ok(())
+        });
+        (tx, task)
+    }
+}
+
+/// A batch being sent, or already answered (a dry run, an empty batch).
+enum Sending {
+    /// Answered without a request.
+    Done(Batch, Result<Delivery, DestinationError>),
+    /// On its own task.
+    Task(AbortOnDrop<(Batch, Result<Delivery, DestinationError>)>),
+}
+
+/// Aborts a spawned send when its in-flight future is dropped: a run that stops on an error
+/// must not leave requests going out behind it (their orders have no ledger row and the
+/// watermark has not passed them, so the next run sends them).
+struct AbortOnDrop<T>(JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Adds one batch's delivery to its page's outcomes, and counts the match keys and upload lag
+/// of its accepted events.
+fn add_outcomes(
+    outcomes: &mut Vec<Outcome>,
+    batch: Batch,
+    delivery: Delivery,
+    stats: &mut RunStats,
+) {
+    outcomes.reserve(batch.events.len());
+    let mut slots: Vec<Option<(Event, Tag)>> =
+        batch.events.into_iter().zip(batch.tags).map(Some).collect();
+    let mut take = |index: usize| slots.get_mut(index).and_then(Option::take);
+    let accepted_at = chrono::Utc::now().timestamp();
+    for accepted in delivery.accepted {
+        let received = i32::try_from(accepted.events_received).unwrap_or(i32::MAX);
+        for index in accepted.indices {
+            let Some((event, tag)) = take(index) else {
+                continue;
+            };
+            for key in event.user_data.present_keys() {
+                RunStats::bump(&mut stats.match_keys, key, 1);
+            }
+            stats.accepted(event.event_time, accepted_at);
+            outcomes.push(Outcome {
+                new: tag.new,
+                order: OrderFacts::from_event(event, tag.watermark, tag.store_id),
+                verdict: Verdict::Sent {
+                    fbtrace_id: accepted.fbtrace_id.clone(),
+                    events_received: received,
+                },
+            });
+        }
+    }
+    for rejected in delivery.rejected {
+        let Some((event, tag)) = take(rejected.index) else {
+            continue;
+        };
+        tracing::warn!(order_id = %event.custom_data.order_id, "event rejected by the destination");
+        outcomes.push(Outcome {
+            new: tag.new,
+            order: OrderFacts::from_event(event, tag.watermark, tag.store_id),
+            verdict: Verdict::from(rejected),
+        });
+    }
+}
+
+/// What the committer task owns.
+struct Committer {
+    /// The ledger.
+    ledger: Ledger,
+    /// Ledger connections.
+    pool: Pool,
+    /// `runs.run_id`.
+    run_id: i64,
+    /// How to store the watermark; `None` for backfills, which leave it alone.
+    watermark_kind: Option<WatermarkKind>,
+    /// A dry run writes nothing; its "sent" orders stay in flight until it ends.
+    dry_run: bool,
+    /// Checked before each commit.
+    lock: Option<Arc<RunLock>>,
+    /// Counts what each commit recorded.
+    stats: SharedStats,
+    /// Loses a page's orders once the ledger has them.
+    in_flight: InFlight,
+    /// Told the stats after each page.
+    progress: Option<Progress>,
+}
+
+impl Committer {
+    /// Commits one page, then counts it in the stats and tells the progress callback.
+    async fn commit(&self, page: PageDone) -> Result<(), Error> {
+        let sent = page
+            .outcomes
+            .iter()
+            .filter(|o| matches!(o.verdict, Verdict::Sent { .. }))
+            .count() as u64;
+        let rejected = page.outcomes.len() as u64 - sent;
+        if !self.dry_run {
+            self.write(&page).await?;
+            self.in_flight.with(|in_flight| {
+                for order_id in &page.end.sending {
+                    in_flight.remove(order_id);
+                }
+            });
+        }
+        let watermark = page.end.watermark;
+        self.stats.update(|stats| {
+            stats.sent += sent;
+            stats.rejected += rejected;
+            if self.watermark_kind.is_some() && watermark.is_some() {
+                stats.watermark_end = watermark;
+            }
+            if let Some(progress) = &self.progress {
+                progress(stats);
+            }
+        });
+        Ok(())
+    }
+
+    /// Writes a page's sent, rejected, invalid, held and changed rows and advances the
+    /// watermark, in one transaction, under the run's lock.
+    async fn write(&self, page: &PageDone) -> Result<(), Error> {
+        if let Some(lock) = &self.lock {
+            lock.check().await?;
+        }
+        let (ledger, run_id, end) = (&self.ledger, self.run_id, &page.end);
+        let mut client = db::connect(&self.pool, "ledger").await?;
+        let mut tx = client
+            .transaction()
+            .await
+            .map_err(db::DbError::query("cannot start a transaction"))?;
+        let invalid: Vec<&Invalid> = end.invalid.iter().collect();
+        ledger.record_invalid(&tx, &invalid, run_id).await?;
+        let held: Vec<&Built> = end.held.iter().collect();
+        ledger.record_held(&tx, &held, run_id).await?;
+        ledger.mark_changed(&tx, &end.changed).await?;
+        ledger
+            .record_outcomes(&mut tx, &page.outcomes, run_id)
+            .await?;
+        if let (Some(kind), Some(watermark)) = (self.watermark_kind, &end.watermark) {
+            ledger
+                .advance_watermark(&tx, watermark, kind, run_id)
+                .await?;
+        }
+        tx.commit()
+            .await
+            .map_err(db::DbError::query("cannot commit a page"))?;
+        Ok(())
+    }
+}
