@@ -1,0 +1,65 @@
+//! `[alerts]`: the chat webhook told about failed, degraded and recovered runs.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::{duration, ConfigError};
+use crate::secret::{self, Secret};
+
+/// The default `alerts.quiet_period`.
+pub const DEFAULT_QUIET_PERIOD: Duration = Duration::from_secs(60 * 60);
+
+/// `[alerts]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertsConfig {
+    /// The environment variable holding the webhook URL.
+    pub webhook_url_env: Option<String>,
+    /// A file holding the webhook URL (a mounted secret).
+    pub webhook_url_file: Option<PathBuf>,
+    /// How long the same alert stays quiet after it was sent.
+    #[serde(default = "default_quiet_period", deserialize_with = "duration")]
+    pub quiet_period: Duration,
+}
+
+impl Default for AlertsConfig {
+    fn default() -> Self {
+        Self {
+            webhook_url_env: None,
+            webhook_url_file: None,
+            quiet_period: DEFAULT_QUIET_PERIOD,
+        }
+    }
+}
+
+/// Serde default for `alerts.quiet_period`.
+fn default_quiet_period() -> Duration {
+    DEFAULT_QUIET_PERIOD
+}
+
+impl AlertsConfig {
+    /// The webhook URL, if alerts are configured: from the file, else the environment.
+    pub fn webhook_url(&self) -> Result<Option<Secret>, ConfigError> {
+        if let Some(path) = &self.webhook_url_file {
+            let text = secret::from_file("alerts.webhook_url_file", path)?;
+            return non_empty_url(text, "alerts.webhook_url_file").map(Some);
+        }
+        let Some(var) = &self.webhook_url_env else {
+            return Ok(None);
+        };
+        Ok(Some(secret::from_env("alerts.webhook_url_env", var)?))
+    }
+}
+
+/// A trimmed, non-empty URL from a secret file.
+fn non_empty_url(url: Secret, key: &'static str) -> Result<Secret, ConfigError> {
+    if url.expose().is_empty() {
+        return Err(ConfigError::Invalid {
+            key,
+            constraint: "names an empty file: put the webhook URL in it".to_owned(),
+        });
+    }
+    Ok(url)
+}

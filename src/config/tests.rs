@@ -1,0 +1,104 @@
+//! Unit tests of `config`.
+
+use super::*;
+
+const MINIMAL: &str = TEST_CONFIG;
+
+#[test]
+fn minimal_config_gets_defaults() {
+    let config = Config::parse(MINIMAL, Path::new("x.toml")).unwrap();
+    assert_eq!(config.source.batch_size.get(), DEFAULT_SOURCE_BATCH_SIZE);
+    assert_eq!(config.source.lookback, Duration::ZERO);
+    assert_eq!(config.destination.batch_size, 1000);
+    assert_eq!(config.ledger.schema, "ocapi");
+    assert!(config.normalize.hash_external_id);
+}
+
+#[test]
+fn unknown_key_names_key_and_line() {
+    let text = MINIMAL.replace("table = \"t\"", "table = \"t\"\ntabel = \"x\"");
+    let error = Config::parse(&text, Path::new("x.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("tabel"), "{error}");
+    assert!(error.contains("line 7"), "{error}");
+}
+
+#[test]
+fn missing_required_key_is_named() {
+    let text = MINIMAL.replace("watermark_column = \"updated_at\"\n", "");
+    let error = Config::parse(&text, Path::new("x.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("watermark_column"), "{error}");
+}
+
+#[test]
+fn batch_size_over_meta_limit_is_rejected() {
+    let text = MINIMAL.replace("path = \"out.ndjson\"", "path = \"o\"\nbatch_size = 1001");
+    let error = Config::parse(&text, Path::new("x.toml")).unwrap_err();
+    assert!(matches!(
+        error,
+        ConfigError::Invalid {
+            key: "destination.batch_size",
+            ..
+        }
+    ));
+}
+
+#[test]
+fn meta_keys_under_file_kind_are_rejected() {
+    let text = MINIMAL.replace(
+        "path = \"out.ndjson\"",
+        "path = \"o\"\naccess_token_env = \"X\"",
+    );
+    let error = Config::parse(&text, Path::new("x.toml")).unwrap_err();
+    assert!(matches!(
+        error,
+        ConfigError::Invalid {
+            key: "destination.access_token_env",
+            ..
+        }
+    ));
+}
+
+#[test]
+fn bad_duration_is_explained() {
+    let text = MINIMAL.replace("table = \"t\"", "table = \"t\"\nlookback = \"soon\"");
+    let error = Config::parse(&text, Path::new("x.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("invalid duration"), "{error}");
+}
+
+#[test]
+fn the_example_connector_toml_parses() {
+    let text = include_str!("../../connector.toml");
+    Config::parse(text, Path::new("connector.toml")).unwrap();
+}
+
+#[test]
+fn ldu_by_default_needs_its_geography_and_an_upload_tag_is_not_empty() {
+    let base = TEST_CONFIG.replace(
+        "[defaults]",
+        "[defaults]\ndata_processing_options = [\"LDU\"]",
+    );
+    let error = Config::parse(&base, Path::new("t.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("defaults.data_processing_options"),
+        "{error}"
+    );
+    let fixed = base.replace(
+        "data_processing_options = [\"LDU\"]",
+        "data_processing_options = [\"LDU\"]\ndata_processing_options_country = 0\n\
+         data_processing_options_state = 0",
+    );
+    assert!(Config::parse(&fixed, Path::new("t.toml")).is_ok());
+    let tagged = TEST_CONFIG.replace("[destination]", "[destination]\nupload_tag = \" \"");
+    let error = Config::parse(&tagged, Path::new("t.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("destination.upload_tag"), "{error}");
+}

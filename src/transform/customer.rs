@@ -1,0 +1,82 @@
+//! The customer side of an order: its customer fields gathered from its rows, normalized,
+//! hashed into `user_data`, and checked to be enough for Meta to match (meta-capi.md).
+
+use super::{InvalidReason, Rules};
+use crate::event::UserData;
+use crate::source::SourceRow;
+use crate::transform::hash::{hash_value, Hashed};
+use crate::transform::normalize::{Context, Field};
+
+/// Normalizes and hashes every mapped customer field; returns the fields dropped (once per
+/// unusable value). A field may hold several values (several columns, or an array), joined by
+/// [`crate::source::VALUE_SEPARATOR`]: each is normalized and hashed on its own, and duplicates
+/// after normalization are sent once.
+pub(super) fn user_data(row: &SourceRow, rules: &Rules) -> (UserData, Vec<Field>) {
+    let row_country = row.customer(Field::Country).and_then(|t| {
+        t.split(crate::source::VALUE_SEPARATOR)
+            .map(str::trim)
+            .find(|v| !v.is_empty())
+    });
+    let country = row_country.or(rules.default_country.as_deref());
+    let ctx = Context { country };
+    // The country field: the row's values, else the default.
+    let countries = if row_country.is_some() {
+        row.customer(Field::Country)
+    } else {
+        rules.default_country.as_deref()
+    };
+    let fields = Field::ALL.map(|f| match f {
+        Field::Country => (f, countries),
+        _ => (f, row.customer(f)),
+    });
+    let mut user_data = UserData::default();
+    let mut dropped = Vec::new();
+    for (field, raw) in fields {
+        let Some(raw) = raw else { continue };
+        for raw in raw.split(crate::source::VALUE_SEPARATOR) {
+            match hash_value(field, raw, &ctx, rules.hash_external_id) {
+                Hashed::Value(value) => {
+                    let key = field.key();
+                    if let Some(slot) = user_data.value_mut(key) {
+                        match slot {
+                            None => *slot = Some(value),
+                            Some(first) if *first == value => {}
+                            Some(_) => {
+                                if !user_data.more.iter().any(|(k, v)| *k == key && *v == value) {
+                                    user_data.more.push((key, value));
+                                }
+                            }
+                        }
+                    }
+                }
+                Hashed::Empty => {}
+                Hashed::Dropped => dropped.push(field),
+            }
+        }
+    }
+    (user_data, dropped)
+}
+
+/// Meta rejects events whose customer data is only one of these combinations or a subset of
+/// one (meta-capi.md decision 5).
+const TOO_BROAD: [&[&str]; 4] = [
+    &["ct", "country", "st", "zp", "ge"],
+    &["db"],
+    &["fn", "ge"],
+    &["ln", "ge"],
+];
+
+/// Checks that the customer data can identify someone. Runs once per order, so it checks the
+/// present keys in place rather than collecting them (an allocation per row).
+pub(super) fn sufficient(user_data: &UserData) -> Result<(), InvalidReason> {
+    if user_data.present_keys().next().is_none() {
+        return Err(InvalidReason::NoCustomerInformation);
+    }
+    if TOO_BROAD
+        .iter()
+        .any(|combo| user_data.present_keys().all(|k| combo.contains(&k)))
+    {
+        return Err(InvalidReason::InsufficientCustomerInformation);
+    }
+    Ok(())
+}
