@@ -473,5 +473,5 @@ impl Inner {
     }
 }
 
-#[cfg(all(test, feature = "sandbox"))]
+#[cfg(test)]
 mod tests;

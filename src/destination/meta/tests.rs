@@ -1,5 +1,6 @@
 //! The Meta destination over real HTTP against the project's own stand-in (`crate::sandbox`,
 //! on 127.0.0.1:0), and its handling of secrets.
+#![cfg(feature = "sandbox")]
 
 use crate::config::CustomerField;
 use std::time::Duration;
