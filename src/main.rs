@@ -14,7 +14,10 @@ use ocapi::error::ExitStatus;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => return usage_error(&error),
+    };
     init_tracing(cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -38,6 +41,25 @@ fn main() -> ExitCode {
             error.exit_status().into()
         }
     }
+}
+
+/// A command line clap refused: `--help` and `--version` print and exit 0; a usage error exits
+/// 2, as one JSON line when `--log-format json` was asked for (every stderr line is JSON then).
+fn usage_error(error: &clap::Error) -> ExitCode {
+    let json = {
+        let args: Vec<String> = std::env::args().collect();
+        args.windows(2)
+            .any(|pair| pair[0] == "--log-format" && pair[1] == "json")
+            || args.iter().any(|arg| arg == "--log-format=json")
+    };
+    if !error.use_stderr() || !json {
+        error.exit();
+    }
+    init_tracing(LogFormat::Json);
+    let text = error.render().to_string();
+    let first = text.lines().next().unwrap_or_default();
+    tracing::error!(error = %first.trim_start_matches("error: "), usage = %text, "command failed");
+    ExitStatus::Config.into()
 }
 
 /// Logs go to stderr (around `run`'s progress bar), so stdout carries only data (NDJSON, JSON

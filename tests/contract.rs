@@ -436,3 +436,27 @@ async fn with_json_logs_a_failed_command_ends_with_a_json_line_too() {
     }
     assert!(stderr.contains("ocapi migrate"), "{stderr}");
 }
+
+#[tokio::test]
+async fn with_json_logs_a_usage_error_is_a_json_line_and_exits_2() {
+    // GIVEN any config
+    let db = TestDb::new().await;
+    db.config("", None);
+
+    // WHEN a flag's value is not what it takes, with --log-format json
+    let out = ocapi(
+        &db.config_path(),
+        &["--log-format", "json", "runs", "--last", "abc"],
+    )
+    .await;
+
+    // THEN it exits 2 and every stderr line is JSON
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.trim().is_empty());
+    for line in stderr.lines().filter(|l| !l.trim().is_empty()) {
+        let parsed: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|_| panic!("{line}"));
+        assert_eq!(parsed["level"], "ERROR", "{line}");
+    }
+}

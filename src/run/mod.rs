@@ -207,7 +207,16 @@ pub async fn run(
 
     stats.duration_ms = elapsed_ms(started);
     stats.status = match &result {
-        Ok(()) if exceeds(&stats, options.max_invalid_ratio) => RunStatus::Degraded,
+        Ok(()) if exceeds(&stats, options.max_invalid_ratio) => {
+            stats.error = Some(format!(
+                "{} invalid and {} rejected orders are {:.1}% of the orders that could be sent,                  above --max-invalid-ratio {}; see `ocapi reconcile` for the reasons",
+                stats.invalid,
+                stats.rejected,
+                100.0 * stats.invalid_ratio(),
+                options.max_invalid_ratio.unwrap_or(1.0)
+            ));
+            RunStatus::Degraded
+        }
         Ok(()) if stats.ahead_of_clock > 0 => {
             stats.error = Some(format!(
                 "{} orders have a watermark ({}) ahead of the source database's clock; the \
