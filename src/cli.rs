@@ -138,8 +138,8 @@ pub struct ReconcileArgs {
     #[arg(long, value_name = "DATE")]
     pub to: Option<NaiveDate>,
     /// Group lines by event day or by store (`mapping.store_id`).
-    #[arg(long, value_enum, default_value_t = crate::commands::reconcile::GroupBy::Day)]
-    pub by: crate::commands::reconcile::GroupBy,
+    #[arg(long, value_enum, default_value_t = GroupBy::Day)]
+    pub by: GroupBy,
     /// One JSON object on stdout.
     #[arg(long)]
     pub json: bool,
@@ -207,4 +207,14 @@ pub struct DemoArgs {
     /// Demo transactions to create.
     #[arg(long, default_value_t = 3000)]
     pub rows: u32,
+}
+
+/// How lines are grouped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum GroupBy {
+    /// The event time's UTC day.
+    Day,
+    /// `mapping.store_id` (the ledger's `store_id`); `-` when unmapped.
+    Store,
 }

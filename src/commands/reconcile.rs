@@ -22,15 +22,7 @@ use crate::ledger::{LedgerReader, Status, WindowOrder};
 use crate::source::{self, EventTimeWindow, Filter, ReadQuery};
 use crate::transform::{self, Rules};
 
-/// How lines are grouped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum GroupBy {
-    /// The event time's UTC day.
-    Day,
-    /// `mapping.store_id` (the ledger's `store_id`); `-` when unmapped.
-    Store,
-}
+pub use crate::cli::GroupBy;
 
 /// One order as the source holds it.
 #[derive(Debug, Clone)]
