@@ -138,7 +138,7 @@ pub fn pool(url: &Secret, what: &'static str, size: usize) -> Result<Pool, DbErr
     };
     let (text, params) = url::split(url.expose()).map_err(bad)?;
     let mut pg = tokio_postgres::Config::from_str(&text)
-        .map_err(|error| bad(crate::error::chain(&error)))?;
+        .map_err(|error| bad(error.to_string()))?;
     if pg.get_application_name().is_none() {
         pg.application_name("ocapi");
     }

@@ -40,18 +40,10 @@ pub enum Error {
         /// What was found.
         found: String,
     },
-    /// Another run of the same connector, or another run sending to the same dataset, holds
-    /// the lock.
-    #[error(
-        "another run for {holder} holds its lock (waited {waited_secs}s); \
-             try again when it finishes, or raise `connector.lock_wait`"
-    )]
-    Locked {
-        /// What the lock is on: `connector "name"` or `dataset 1234`.
-        holder: String,
-        /// How long ocapi waited.
-        waited_secs: u64,
-    },
+    /// The run could not take its lock: another run holds it, or a pooler makes it
+    /// meaningless.
+    #[error(transparent)]
+    Lock(#[from] crate::lock::LockError),
     /// The run's lock was lost while it ran.
     #[error(transparent)]
     LockLost(#[from] crate::lock::LockLost),
@@ -101,6 +93,7 @@ impl Error {
             Self::Db(DbError::Url { .. }) => true,
             Self::Source(error) => !matches!(error, SourceError::Db(_)),
             Self::Destination(error) => error.is_config(),
+            Self::Lock(error) => error.is_config(),
             _ => false,
         }
     }

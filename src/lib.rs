@@ -1,6 +1,7 @@
 //! ocapi sends a retailer's in-store purchases to Meta's Conversions API.
 //!
-//! The modules are listed in the order data flows through them (docs/architecture.md draws it):
+//! The modules are listed in the order data flows through them (docs/architecture.md draws it),
+//! and each imports only modules listed above it: no import cycle, no import against the flow.
 //!
 //! ```text
 //! [postgres] --changed orders, streamed--> source --SourceRow--> transform --Event--> destination --Delivery--> ledger --> stats
@@ -9,31 +10,33 @@
 //! ```
 //!
 //! [`config`] is read and validated once, with [`secret`] values that never reach a log; [`db`]
-//! connects; [`source`] reads; [`transform`] builds one [`event::Event`] per order;
-//! [`destination`] delivers; [`ledger`] records, so that no order is sent twice and every order
-//! can be reconciled; [`run`] drives one pass through them; [`stats`], [`metrics`] and [`alerts`]
-//! tell what a run did; [`error`] maps every outcome to an exit status. The subcommands live in
+//! connects; [`source`] reads; [`transform`] builds one [`event::Event`] (the type is defined
+//! first, since transform, destination and ledger all speak it) per order; [`destination`]
+//! delivers; [`stats`] (with [`lag`]) and [`metrics`] count what happened; [`lock`] keeps runs
+//! apart; [`error`] is every module's error in one type, mapped to an exit status; [`ledger`]
+//! records outcomes and run stats, so that no order is sent twice and every order can be
+//! reconciled; [`run`] drives one pass through them; [`alerts`] tells a chat about it. The subcommands live in
 //! [`commands`], one file each; [`cli`] is the command line; [`sandbox`] (cargo feature
 //! `sandbox`, on by default) is a local stand-in for the Graph API.
 
-pub mod config;
 pub mod secret;
+pub mod config;
 pub mod db;
 pub mod source;
-pub mod transform;
 pub mod event;
+pub mod transform;
 pub mod destination;
-pub mod ledger;
-pub mod lock;
 pub mod lag;
-pub mod run;
 pub mod stats;
 pub mod metrics;
-pub mod alerts;
+pub mod lock;
 pub mod error;
-pub mod cli;
-pub mod commands;
+pub mod ledger;
+pub mod run;
+pub mod alerts;
 #[cfg(feature = "sandbox")]
 pub mod sandbox;
+pub mod cli;
+pub mod commands;
 
 pub use error::Error;

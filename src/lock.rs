@@ -18,7 +18,6 @@ use deadpool_postgres::Pool;
 
 use crate::config::Config;
 use crate::db::{self, DbError};
-use crate::error::Error;
 
 /// The run lost its lock: its session ended (`pg_terminate_backend`, a server-side timeout, a
 /// restart) or moved to another backend. Another run may hold the lock now, so this one sends
@@ -33,6 +32,46 @@ pub struct LockLost {
     held: String,
     /// How it was lost.
     why: String,
+}
+
+/// Why a run could not take its lock.
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    /// Another run of the same connector, or another run sending to the same dataset, holds
+    /// the lock (exit 1: the next run resumes).
+    #[error(
+        "another run for {holder} holds its lock (waited {waited_secs}s); \
+         try again when it finishes, or raise `connector.lock_wait`"
+    )]
+    Held {
+        /// What the lock is on: `connector "name"` or `dataset 1234`.
+        holder: String,
+        /// How long ocapi waited, in seconds (`connector.lock_wait`).
+        waited_secs: u64,
+    },
+    /// `ledger.url` goes through a transaction-mode pooler, where a session lock means nothing:
+    /// a configuration error (exit 2).
+    #[error(
+        "`ledger.url` goes through a transaction-mode connection pooler: two connections \
+         ran on one server session, so the run's lock and the ledger's transactions \
+         cannot be trusted; set `ledger.url` to a direct connection (or a session-mode \
+         pool) to the same database, and keep the pooled URL in `source.url`"
+    )]
+    TransactionPooler,
+    /// The ledger database failed.
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+impl LockError {
+    /// Whether only a config change fixes it.
+    pub fn is_config(&self) -> bool {
+        match self {
+            Self::TransactionPooler => true,
+            Self::Db(error) => matches!(error, DbError::Url { .. }),
+            Self::Held { .. } => false,
+        }
+    }
 }
 
 /// The connector's and the dataset's locks, held by one session for the length of a run.
@@ -61,7 +100,7 @@ impl RunLock {
     /// Takes the connector's lock, then the dataset's, waiting up to `connector.lock_wait`
     /// for both. The caller has refused a transaction-mode pooler first
     /// ([`refuse_transaction_pooler`]).
-    pub(crate) async fn acquire(pool: &Pool, config: &Config) -> Result<Self, Error> {
+    pub(crate) async fn acquire(pool: &Pool, config: &Config) -> Result<Self, LockError> {
         let object = db::connect(pool, "ledger").await?;
         let client = deadpool_postgres::Object::take(object);
         let pid: i32 = client
@@ -91,7 +130,7 @@ impl RunLock {
                     break;
                 }
                 if Instant::now() >= deadline {
-                    return Err(Error::Locked {
+                    return Err(LockError::Held {
                         holder: what,
                         waited_secs: wait.as_secs(),
                     });
@@ -132,12 +171,7 @@ impl RunLock {
                 &[&self.keys],
             )
             .await
-            .map_err(|error| {
-                lost(format!(
-                    "its session ended: {}",
-                    crate::error::chain(&error)
-                ))
-            })?;
+            .map_err(|error| lost(format!("its session ended: {error}")))?;
         let pid: i32 = row.get(0);
         let count: i64 = row.get(1);
         if pid != self.pid {
@@ -158,7 +192,7 @@ impl RunLock {
 /// connections open at once are two sessions, so two backends, unless something multiplexes
 /// them. Simple-protocol statements only, which any pooler passes. `pool` must allow two
 /// connections.
-pub(crate) async fn refuse_transaction_pooler(pool: &Pool) -> Result<(), Error> {
+pub(crate) async fn refuse_transaction_pooler(pool: &Pool) -> Result<(), LockError> {
     let first = db::connect(pool, "ledger").await?;
     let second = db::connect(pool, "ledger").await?;
     let mut pids = Vec::new();
@@ -173,13 +207,7 @@ pub(crate) async fn refuse_transaction_pooler(pool: &Pool) -> Result<(), Error> 
         }));
     }
     if pids.len() == 2 && pids[0] == pids[1] {
-        return Err(Error::Usage(
-            "`ledger.url` goes through a transaction-mode connection pooler: two connections \
-             ran on one server session, so the run's lock and the ledger's transactions \
-             cannot be trusted; set `ledger.url` to a direct connection (or a session-mode \
-             pool) to the same database, and keep the pooled URL in `source.url`"
-                .to_owned(),
-        ));
+        return Err(LockError::TransactionPooler);
     }
     Ok(())
 }

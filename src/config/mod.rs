@@ -28,6 +28,9 @@ pub const DEFAULT_CONFIG_PATH: &str = "connector.toml";
 /// 90 MiB peak RSS (5000 came within 5 MiB of 100) at the same rows/s, and still give the
 /// 8 batches of 1000 that concurrency 8 needs in flight from two pages.
 pub const DEFAULT_SOURCE_BATCH_SIZE: usize = 4000;
+/// Meta accepts physical-store events up to 62 days old, in seconds (meta-capi.md decision 3):
+/// older orders are never sent, and a first run reads back this far by default.
+pub const MAX_EVENT_AGE_SECS: i64 = 62 * 24 * 3600;
 /// Meta accepts at most 1000 events per request (meta-capi.md §4).
 pub const MAX_EVENTS_PER_REQUEST: usize = 1000;
 /// The Graph API version ocapi is tested against (meta-capi.md §1).

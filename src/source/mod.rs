@@ -3,6 +3,7 @@
 //! of whole orders, so that memory is bounded by the page size and the cost of a read by the rows
 //! it reads (see `query` for the statement and why it is safe to restart from).
 
+mod describe;
 mod query;
 
 use std::collections::HashMap;
@@ -12,8 +13,9 @@ use futures_util::StreamExt;
 use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{Client, Row, RowStream};
 
-use crate::config::{Config, CustomerField};
-use crate::db::{quote_ident, DbError};
+use crate::config::CustomerField;
+use crate::db::DbError;
+pub use describe::describe;
 pub use query::{
     watermark_text, EventTimeWindow, Filter, Param, ReadQuery, VALUE_SEPARATOR, WATERMARK_SKEW,
 };
@@ -273,193 +275,6 @@ impl SourceRow {
 pub struct Page {
     /// The rows; an order's rows are consecutive.
     pub rows: Vec<SourceRow>,
-}
-
-/// Type names (base types) by what they can hold.
-mod types {
-    /// Text.
-    pub const TEXT: &[&str] = &["text", "varchar", "bpchar", "name", "citext"];
-    /// Integers.
-    pub const INTEGER: &[&str] = &["int2", "int4", "int8"];
-    /// Exact or binary numbers, and money.
-    pub const NUMBER: &[&str] = &[
-        "int2", "int4", "int8", "numeric", "float4", "float8", "money",
-    ];
-    /// Dates and times.
-    pub const TIME: &[&str] = &["date", "timestamp", "timestamptz"];
-    /// Identifiers.
-    pub const ID: &[&str] = &["uuid"];
-}
-
-/// Looks up the table and checks every mapped column and its type (following domains to their
-/// base type).
-///
-/// # Errors
-/// [`SourceError::TableNotFound`], [`SourceError::ColumnNotFound`], and
-/// [`SourceError::ColumnType`] naming the config key, the column and its type when a column's
-/// type cannot be used for its role.
-pub async fn describe(client: &Client, config: &Config) -> Result<SourceTable, SourceError> {
-    let table = &config.source.table;
-    let found = client
-        .query_opt(
-            "select n.nspname::text, c.relname::text from pg_class c
-             join pg_namespace n on n.oid = c.relnamespace
-             where c.oid = to_regclass($1)",
-            &[table],
-        )
-        .await
-        .map_err(|error| match error.code() {
-            Some(_) => SourceError::TableNotFound {
-                table: table.clone(),
-            },
-            None => DbError::query("cannot look up the source table")(error).into(),
-        })?
-        .ok_or_else(|| SourceError::TableNotFound {
-            table: table.clone(),
-        })?;
-    let (schema, name): (String, String) = (found.get(0), found.get(1));
-    // Domains over domains are followed down to their base type.
-    let rows = client
-        .query(
-            "with recursive t(attname, declared, oid, depth) as (
-                 select a.attname::text, format_type(a.atttypid, a.atttypmod), a.atttypid, 0
-                 from pg_attribute a
-                 where a.attrelid = to_regclass($1) and a.attnum > 0 and not a.attisdropped
-                 union all
-                 select t.attname, t.declared, y.typbasetype, t.depth + 1
-                 from t join pg_type y on y.oid = t.oid
-                 where y.typtype = 'd' and t.depth < 16
-             )
-             select distinct on (t.attname) t.attname, t.declared, y.typname::text
-             from t join pg_type y on y.oid = t.oid
-             order by t.attname, t.depth desc",
-            &[table],
-        )
-        .await
-        .map_err(DbError::query("cannot read the source table's columns"))?;
-    let columns: HashMap<String, Column> = rows
-        .iter()
-        .map(|row| {
-            (
-                row.get::<_, String>(0),
-                Column {
-                    declared: row.get(1),
-                    base: row.get(2),
-                },
-            )
-        })
-        .collect();
-    let quoted_name = format!("{}.{}", quote_ident(&schema), quote_ident(&name));
-    for (key, column) in config.mapping.columns() {
-        check_column_exists(&columns, &format!("mapping.{key}"), column, &quoted_name)?;
-    }
-    let wm_column = &config.source.watermark_column;
-    check_column_exists(&columns, "source.watermark_column", wm_column, &quoted_name)?;
-    let wm_type = &columns[wm_column];
-    let watermark_kind =
-        WatermarkKind::from_typname(&wm_type.base).ok_or_else(|| SourceError::ColumnType {
-            key: "source.watermark_column".to_owned(),
-            column: wm_column.clone(),
-            found: wm_type.declared.clone(),
-            expected: "use a timestamptz, timestamp, date or integer column".to_owned(),
-        })?;
-    let et_column = &config.mapping.event_time;
-    let et_type = &columns[et_column];
-    let event_time_kind = match et_type.base.as_str() {
-        "timestamptz" => EventTimeKind::Timestamptz,
-        "timestamp" | "date" => EventTimeKind::Local,
-        "int2" | "int4" | "int8" | "numeric" | "float4" | "float8" => EventTimeKind::Epoch,
-        _ => {
-            return Err(SourceError::ColumnType {
-                key: "mapping.event_time".to_owned(),
-                column: et_column.clone(),
-                found: et_type.declared.clone(),
-                expected: "use a timestamptz, timestamp or date column, or unix seconds; \
-                           cast a text column in a view"
-                    .to_owned(),
-            })
-        }
-    };
-    for (key, column) in config.mapping.columns() {
-        check_role(key, column, &columns[column])?;
-    }
-    Ok(SourceTable {
-        quoted_name,
-        columns,
-        watermark_kind,
-        event_time_kind,
-    })
-}
-
-/// Checks that a mapped column's base type can be read for its role.
-fn check_role(key: &str, column: &str, found: &Column) -> Result<(), SourceError> {
-    // An array column holds several values of a customer field (or the processing options).
-    let array_ok =
-        CustomerField::from_mapping_key(key).is_some() || key == "data_processing_options";
-    let base = match found.base.strip_prefix('_') {
-        Some(element) if array_ok => element,
-        _ => found.base.as_str(),
-    };
-    let is = |set: &[&str]| set.contains(&base);
-    let (ok, expected) = match key {
-        "order_id" => (
-            is(types::TEXT) || is(types::INTEGER) || base == "numeric" || is(types::ID),
-            "use a text, integer, numeric or uuid column",
-        ),
-        "event_time" => (true, ""),
-        "value" | "item_price" | "item_quantity" => (
-            is(types::NUMBER) || is(types::TEXT),
-            "use a numeric, money, integer or floating-point column (or text holding a number)",
-        ),
-        "date_of_birth" => (
-            is(types::TEXT) || is(types::TIME) || is(types::INTEGER),
-            "use a date, timestamp or text column",
-        ),
-        "phone" | "zip" | "external_id" | "item_id" | "store_id" => (
-            is(types::TEXT) || is(types::NUMBER) || is(types::ID),
-            "use a text or number column",
-        ),
-        "data_processing_options" => (
-            is(types::TEXT) || base == "bool",
-            "use a text column holding LDU or nothing, a boolean, or a text array",
-        ),
-        "data_processing_options_country" | "data_processing_options_state" => (
-            is(types::INTEGER) || is(types::TEXT),
-            "use an integer column",
-        ),
-        "opt_out" => (base == "bool" || is(types::TEXT), "use a boolean column"),
-        _ => (is(types::TEXT), "use a text column (cast it in a view)"),
-    };
-    if ok {
-        return Ok(());
-    }
-    Err(SourceError::ColumnType {
-        key: format!("mapping.{key}"),
-        column: column.to_owned(),
-        found: found.declared.clone(),
-        expected: expected.to_owned(),
-    })
-}
-
-/// Fails with a helpful message when a configured column is missing.
-fn check_column_exists(
-    columns: &HashMap<String, Column>,
-    key: &str,
-    column: &str,
-    table: &str,
-) -> Result<(), SourceError> {
-    if columns.contains_key(column) {
-        return Ok(());
-    }
-    let near = columns.keys().find(|c| c.eq_ignore_ascii_case(column));
-    Err(SourceError::ColumnNotFound {
-        key: key.to_owned(),
-        column: column.to_owned(),
-        table: table.to_owned(),
-        hint: near
-            .map(|c| format!(" (did you mean {c:?}? names are case-sensitive)"))
-            .unwrap_or_default(),
-    })
 }
 
 /// Binds as the driver wants them.
@@ -744,7 +559,7 @@ pub async fn default_start(
     kind: WatermarkKind,
     timezone: &str,
 ) -> Result<Option<String>, SourceError> {
-    let days = crate::transform::MAX_AGE_SECS / 86_400;
+    let days = crate::config::MAX_EVENT_AGE_SECS / 86_400;
     let expr = match kind {
         WatermarkKind::Integer => return Ok(None),
         WatermarkKind::Timestamptz => format!("now() - interval '{days} days'"),

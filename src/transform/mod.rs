@@ -4,6 +4,8 @@
 pub mod hash;
 pub mod normalize;
 mod customer;
+mod processing;
+mod time;
 
 use std::borrow::Cow;
 use std::fmt;
@@ -17,9 +19,11 @@ use crate::source::SourceRow;
 
 use customer::{sufficient, user_data};
 use normalize::Field;
+use processing::{boolean, processing};
+pub use time::{event_time, row_zone};
 
 /// Physical-store events may be up to 62 days old (meta-capi.md decision 3).
-pub const MAX_AGE_SECS: i64 = 62 * 24 * 3600;
+pub use crate::config::MAX_EVENT_AGE_SECS as MAX_AGE_SECS;
 /// ocapi never sends an event more than 5 minutes in the future (meta-capi.md decision 3); such
 /// an order is held until its time comes (up to `source.max_future` ahead).
 pub const MAX_FUTURE_SECS: i64 = 5 * 60;
@@ -384,81 +388,6 @@ pub fn build(rows: &[SourceRow], rules: &Rules, now: i64) -> Result<Built, Inval
     })
 }
 
-/// An event's Limited Data Use fields.
-#[derive(Debug, Clone, Copy)]
-struct Processing {
-    /// `["LDU"]` or `[]`.
-    options: &'static [&'static str],
-    /// With LDU, the country code.
-    country: Option<i64>,
-    /// With LDU, the state code.
-    state: Option<i64>,
-}
-
-/// The order's Limited Data Use fields (meta-capi.md §2): only `LDU` is a valid option; with
-/// it, country and state are both required (`0` lets Meta geolocate; `1` is the US, `1000`
-/// California). `None` when neither a column nor a default configures them.
-fn processing(row: &SourceRow, rules: &Rules) -> Result<Option<Processing>, InvalidReason> {
-    if !rules.processing {
-        return Ok(None);
-    }
-    let ldu = match row.data_processing_options.as_deref() {
-        // NULL: the default; without one, nothing is sent.
-        None => match rules.default_ldu {
-            Some(ldu) => ldu,
-            None => return Ok(None),
-        },
-        Some(text) => {
-            let mut ldu = false;
-            for option in text.split(crate::source::VALUE_SEPARATOR).map(str::trim) {
-                match option.to_ascii_lowercase().as_str() {
-                    "" | "false" | "f" | "{}" => {}
-                    "ldu" | "true" | "t" | "{ldu}" => ldu = true,
-                    _ => return Err(InvalidReason::UnknownProcessingOption),
-                }
-            }
-            ldu
-        }
-    };
-    if !ldu {
-        return Ok(Some(Processing {
-            options: crate::event::NO_LDU,
-            country: None,
-            state: None,
-        }));
-    }
-    let code = |text: Option<&str>, default: Option<i64>| match nonblank(text) {
-        None => Ok(default),
-        Some(text) => text
-            .parse::<i64>()
-            .map(Some)
-            .map_err(|_| InvalidReason::ProcessingGeographyOutOfRange),
-    };
-    let country = code(row.dpo_country.as_deref(), rules.default_dpo_country)?;
-    let state = code(row.dpo_state.as_deref(), rules.default_dpo_state)?;
-    let (Some(country), Some(state)) = (country, state) else {
-        return Err(InvalidReason::LduWithoutGeography);
-    };
-    if !crate::config::ldu_rules::country_ok(country) || !crate::config::ldu_rules::state_ok(state)
-    {
-        return Err(InvalidReason::ProcessingGeographyOutOfRange);
-    }
-    Ok(Some(Processing {
-        options: crate::event::LDU,
-        country: Some(country),
-        state: Some(state),
-    }))
-}
-
-/// A boolean's text: PostgreSQL's `true`/`false` and the usual spellings.
-fn boolean(text: &str) -> Option<bool> {
-    match text.trim().to_ascii_lowercase().as_str() {
-        "true" | "t" | "yes" | "y" | "1" | "on" => Some(true),
-        "false" | "f" | "no" | "n" | "0" | "off" => Some(false),
-        _ => None,
-    }
-}
-
 /// Without line items, the rows of one order id are versions of one order (an append-only
 /// log) or copies of it (a `union all` of two tills): the rows with the latest watermark are the
 /// order; older versions are ignored (a deterministic merge). With line items every row is a
@@ -566,68 +495,6 @@ fn store_id(row: &SourceRow) -> Option<String> {
 /// `None` for NULL, empty and whitespace-only text.
 fn nonblank(value: Option<&str>) -> Option<&str> {
     value.map(str::trim).filter(|v| !v.is_empty())
-}
-
-/// Unix seconds of the row's event time: the epoch PostgreSQL computed (`timestamptz` and epoch
-/// columns), or the local time read in the row's time zone (`mapping.timezone`), else
-/// `source.timezone`. A local time that a daylight-saving change makes ambiguous is read as
-/// standard time, and one in the gap with the offset in force before the change, as
-/// PostgreSQL's `at time zone` does.
-///
-/// # Errors
-/// A missing or out-of-range time, or a row zone that is not an IANA name.
-pub fn event_time(row: &SourceRow, default_zone: chrono_tz::Tz) -> Result<i64, InvalidReason> {
-    let epoch = match row.local_time.as_deref() {
-        None => row.event_time.ok_or(InvalidReason::MissingEventTime)?,
-        Some(local) => local_epoch(local, row_zone(row, default_zone)?)? as f64,
-    };
-    // Year 0..=9999 bounds what Meta (and any receipt) can mean.
-    if !epoch.is_finite() || !(-62_167_219_200.0..=253_402_300_799.0).contains(&epoch) {
-        return Err(InvalidReason::EventTimeOutOfRange);
-    }
-    Ok(epoch.floor() as i64)
-}
-
-/// The zone a row's local event time is read in: its `mapping.timezone` value when not blank,
-/// else `source.timezone`.
-///
-/// # Errors
-/// [`InvalidReason::UnknownTimeZone`] when the row names a zone that is not an IANA name.
-pub fn row_zone(
-    row: &SourceRow,
-    default_zone: chrono_tz::Tz,
-) -> Result<chrono_tz::Tz, InvalidReason> {
-    match nonblank(row.timezone.as_deref()) {
-        None => Ok(default_zone),
-        Some(name) => name
-            .parse::<chrono_tz::Tz>()
-            .map_err(|_| InvalidReason::UnknownTimeZone),
-    }
-}
-
-/// Unix seconds of a local `YYYY-MM-DD HH:MM:SS[.ffffff]` (PostgreSQL's ISO form; a `T` also
-/// works) in `zone`.
-fn local_epoch(local: &str, zone: chrono_tz::Tz) -> Result<i64, InvalidReason> {
-    use chrono::{Offset as _, TimeZone as _};
-    let naive = chrono::NaiveDateTime::parse_from_str(local, "%Y-%m-%d %H:%M:%S%.f")
-        .or_else(|_| chrono::NaiveDateTime::parse_from_str(local, "%Y-%m-%dT%H:%M:%S%.f"))
-        .map_err(|_| InvalidReason::EventTimeOutOfRange)?;
-    match zone.from_local_datetime(&naive) {
-        chrono::LocalResult::Single(t) => Ok(t.timestamp()),
-        // Ambiguous: the later instant, standard time.
-        chrono::LocalResult::Ambiguous(_, later) => Ok(later.timestamp()),
-        // In the gap: the offset in force before the change.
-        chrono::LocalResult::None => {
-            let before = naive - chrono::Duration::hours(3);
-            let offset = zone
-                .from_local_datetime(&before)
-                .latest()
-                .ok_or(InvalidReason::EventTimeOutOfRange)?
-                .offset()
-                .fix();
-            Ok((naive - offset).and_utc().timestamp())
-        }
-    }
 }
 
 /// Parses a decimal from PostgreSQL's text form of numeric, float or integer values.

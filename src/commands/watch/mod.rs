@@ -172,7 +172,7 @@ pub async fn watch(
                 failures = failures.saturating_add(1);
                 summary.failed += 1;
                 let delay = next_delay(options.interval, failures);
-                let locked = matches!(error, Error::Locked { .. });
+                let locked = matches!(error, Error::Lock(crate::lock::LockError::Held { .. }));
                 if locked {
                     tracing::warn!(error = %crate::error::chain(&error), delay_secs = delay.as_secs(), "another run holds the lock; retrying");
                 } else {

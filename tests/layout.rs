@@ -1,0 +1,112 @@
+//! The module list is the data flow (issue 15): each top-level module of `src/` names, through
+//! `crate::`, only modules listed above it in `src/lib.rs`. That rules out import cycles and
+//! imports against the flow; the stand-in (`sandbox`) and test code are left out. No file under
+//! `src/` passes 700 lines, so that a file keeps to one stage.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+/// Every `.rs` file under `dir`.
+fn rust_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(rust_files(&path));
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            files.push(path);
+        }
+    }
+    files
+}
+
+/// The `pub mod` names of `src/lib.rs`, in order.
+fn module_order(src: &Path) -> Vec<String> {
+    std::fs::read_to_string(src.join("lib.rs"))
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.strip_prefix("pub mod "))
+        .map(|l| l.trim_end_matches(';').to_owned())
+        .collect()
+}
+
+/// The top-level modules that `text` names as `crate::x` (also inside `crate::{x, y}`).
+fn named_modules(text: &str, modules: &[String]) -> BTreeSet<String> {
+    let code: String = text
+        .lines()
+        .map(|l| l.split("//").next().unwrap_or_default())
+        .collect::<Vec<_>>()
+        .join("\n");
+    let mut found = BTreeSet::new();
+    for (i, _) in code.match_indices("crate::") {
+        let rest = &code[i + "crate::".len()..];
+        let names: Vec<&str> = match rest.strip_prefix('{') {
+            Some(group) => group
+                .split('}')
+                .next()
+                .unwrap_or_default()
+                .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+                .collect(),
+            None => vec![rest
+                .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+                .next()
+                .unwrap_or_default()],
+        };
+        found.extend(
+            names
+                .into_iter()
+                .filter(|n| modules.iter().any(|m| m == n))
+                .map(str::to_owned),
+        );
+    }
+    found
+}
+
+#[test]
+fn every_module_imports_only_modules_listed_above_it_in_lib_rs() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let order = module_order(&src);
+    let mut against = Vec::new();
+    for path in rust_files(&src) {
+        let relative = path.strip_prefix(&src).unwrap();
+        let top = relative
+            .components()
+            .next()
+            .unwrap()
+            .as_os_str()
+            .to_string_lossy()
+            .trim_end_matches(".rs")
+            .to_owned();
+        let Some(position) = order.iter().position(|m| *m == top) else {
+            continue; // lib.rs, main.rs
+        };
+        if top == "sandbox" || path.file_name().is_some_and(|n| n == "tests.rs") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        let code = text.split("#[cfg(test)]\nmod tests {").next().unwrap();
+        for module in named_modules(code, &order) {
+            let theirs = order.iter().position(|m| *m == module).unwrap();
+            if theirs > position {
+                against.push(format!("{} -> {module}", relative.display()));
+            }
+        }
+    }
+    assert!(
+        against.is_empty(),
+        "imports of modules listed later in src/lib.rs: {against:#?}"
+    );
+}
+
+#[test]
+fn no_file_under_src_passes_700_lines() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let long: Vec<String> = rust_files(&src)
+        .into_iter()
+        .filter_map(|path| {
+            let lines = std::fs::read_to_string(&path).unwrap().lines().count();
+            (lines > 700).then(|| format!("{}: {lines}", path.display()))
+        })
+        .collect();
+    assert!(long.is_empty(), "{long:#?}");
+}
