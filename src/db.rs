@@ -138,7 +138,12 @@ pub fn pool(url: &Secret, what: &'static str, size: usize) -> Result<Pool, DbErr
     };
     let (text, params) = url::split(url.expose()).map_err(bad)?;
     let mut pg = tokio_postgres::Config::from_str(&text)
-        .map_err(|error| bad(error.to_string()))?;
+        // tokio-postgres's message is generic ("invalid connection string"); its cause names
+        // the part at fault.
+        .map_err(|error| match std::error::Error::source(&error) {
+            Some(cause) => bad(format!("{error}: {cause}")),
+            None => bad(error.to_string()),
+        })?;
     if pg.get_application_name().is_none() {
         pg.application_name("ocapi");
     }
