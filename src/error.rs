@@ -94,7 +94,14 @@ impl Error {
             Self::Source(error) => !matches!(error, SourceError::Db(_)),
             Self::Destination(error) => error.is_config(),
             Self::Lock(error) => error.is_config(),
-            _ => false,
+            Self::Db(_)
+            | Self::LockLost(_)
+            | Self::Metrics(_)
+            | Self::NotFound(_)
+            | Self::Io(_)
+            | Self::Write { .. }
+            | Self::Listen { .. }
+            | Self::TaskFailed(_) => false,
         }
     }
 

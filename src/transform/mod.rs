@@ -123,11 +123,6 @@ impl InvalidReason {
             Self::InsufficientCustomerInformation => "insufficient customer information",
         }
     }
-
-    /// Whether the row can have a ledger row (it needs a usable order id).
-    pub fn has_ledger_row(self) -> bool {
-        !matches!(self, Self::MissingOrderId | Self::OrderIdTooLong)
-    }
 }
 
 impl fmt::Display for InvalidReason {
