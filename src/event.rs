@@ -43,6 +43,40 @@ pub struct Event {
     pub data_processing_options_state: Option<i64>,
 }
 
+impl Event {
+    /// A `Purchase` of `order_id` (also its `event_id`) worth `value` in `currency` at unix
+    /// second `event_time`, with no customer data, line items or privacy fields: where the
+    /// tests of the destination, the dedup policy and the stand-in start from.
+    #[cfg(test)]
+    pub(crate) fn purchase(
+        order_id: &str,
+        event_time: i64,
+        value: Decimal,
+        currency: &str,
+    ) -> Self {
+        Self {
+            event_name: PURCHASE,
+            event_time,
+            event_id: order_id.to_owned(),
+            action_source: PHYSICAL_STORE,
+            user_data: UserData::default(),
+            custom_data: CustomData {
+                value,
+                currency: currency.to_owned(),
+                order_id: order_id.to_owned(),
+                contents: None,
+                num_items: None,
+                content_type: None,
+                delivery_category: None,
+            },
+            opt_out: None,
+            data_processing_options: None,
+            data_processing_options_country: None,
+            data_processing_options_state: None,
+        }
+    }
+}
+
 /// `data_processing_options` with Limited Data Use.
 pub const LDU: &[&str] = &["LDU"];
 /// `data_processing_options` without it.
@@ -226,10 +260,6 @@ mod tests {
         digest[0] = 0xab;
         digest[31] = 0x0f;
         let event = Event {
-            event_name: PURCHASE,
-            event_time: 1_780_000_000,
-            event_id: "R1".to_owned(),
-            action_source: PHYSICAL_STORE,
             user_data: UserData::default()
                 .with(CustomerField::Em, UserValue::Digest(Digest(digest)))
                 .with(CustomerField::Ct, UserValue::Digest(Digest([0xff; 32])))
@@ -237,19 +267,7 @@ mod tests {
                     CustomerField::ExternalId,
                     UserValue::Text("Cust_1234".to_owned()),
                 ),
-            custom_data: CustomData {
-                value: Decimal::new(1250, 2),
-                currency: "USD".to_owned(),
-                order_id: "R1".to_owned(),
-                contents: None,
-                num_items: None,
-                content_type: None,
-                delivery_category: None,
-            },
-            opt_out: None,
-            data_processing_options: None,
-            data_processing_options_country: None,
-            data_processing_options_state: None,
+            ..Event::purchase("R1", 1_780_000_000, Decimal::new(1250, 2), "USD")
         };
         let em = format!("ab{}0f", "00".repeat(30));
         let ct = "f".repeat(64);

@@ -317,27 +317,7 @@ mod tests {
 
     /// A built event of order `id` at `watermark`, held when `held`.
     fn built(id: &str, watermark: &str, held: bool) -> Built {
-        use crate::event::{CustomData, Event, UserData, PHYSICAL_STORE, PURCHASE};
-        let event = Event {
-            event_name: PURCHASE,
-            event_time: 1,
-            event_id: id.to_owned(),
-            action_source: PHYSICAL_STORE,
-            user_data: UserData::default(),
-            custom_data: CustomData {
-                value: rust_decimal::Decimal::ONE,
-                currency: "EUR".to_owned(),
-                order_id: id.to_owned(),
-                contents: None,
-                num_items: None,
-                content_type: None,
-                delivery_category: None,
-            },
-            opt_out: None,
-            data_processing_options: None,
-            data_processing_options_country: None,
-            data_processing_options_state: None,
-        };
+        let event = crate::event::Event::purchase(id, 1, rust_decimal::Decimal::ONE, "EUR");
         Built {
             event,
             dropped: Vec::new(),

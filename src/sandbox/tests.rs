@@ -8,7 +8,7 @@ use rust_decimal::Decimal;
 use serde_json::{json, Value};
 
 use super::*;
-use crate::event::{CustomData, Event, UserData, UserValue, PHYSICAL_STORE, PURCHASE};
+use crate::event::{Event, UserData, UserValue};
 
 /// The token the test sandboxes accept.
 const TOKEN: &str = "test-token";
@@ -31,27 +31,16 @@ async fn start(faults: Faults) -> Sandbox {
 /// A valid ocapi event for order `order`, built with ocapi's own type.
 fn event(order: &str) -> Value {
     let event = Event {
-        event_name: PURCHASE,
-        event_time: chrono::Utc::now().timestamp() - 3_600,
-        event_id: order.to_owned(),
-        action_source: PHYSICAL_STORE,
         user_data: UserData::default()
             .with(CustomerField::Em, UserValue::Text("a".repeat(64)))
             .with(CustomerField::Ph, UserValue::Text("b".repeat(64)))
             .with(CustomerField::Country, UserValue::Text("c".repeat(64))),
-        custom_data: CustomData {
-            value: Decimal::new(1250, 2),
-            currency: "USD".to_owned(),
-            order_id: order.to_owned(),
-            contents: None,
-            num_items: None,
-            content_type: None,
-            delivery_category: None,
-        },
-        opt_out: None,
-        data_processing_options: None,
-        data_processing_options_country: None,
-        data_processing_options_state: None,
+        ..Event::purchase(
+            order,
+            chrono::Utc::now().timestamp() - 3_600,
+            Decimal::new(1250, 2),
+            "USD",
+        )
     };
     serde_json::to_value(event).unwrap()
 }

@@ -9,7 +9,7 @@ use rust_decimal::Decimal;
 
 use super::*;
 use crate::config::DestinationKind;
-use crate::event::{CustomData, UserData, UserValue, PHYSICAL_STORE, PURCHASE};
+use crate::event::{UserData, UserValue};
 use crate::sandbox::{Faults, Sandbox, SandboxOptions};
 
 const TOKEN: &str = "EAAtestSECRETtoken0123456789";
@@ -79,26 +79,15 @@ fn events(n: usize, poison: &[usize]) -> Vec<Event> {
                 format!("order-{i}")
             };
             Event {
-                event_name: PURCHASE,
-                event_time: chrono::Utc::now().timestamp() - 3600,
-                event_id: id.clone(),
-                action_source: PHYSICAL_STORE,
                 user_data: UserData::default()
                     .with(CustomerField::Em, UserValue::Text("a".repeat(64)))
                     .with(CustomerField::Ph, UserValue::Text("b".repeat(64))),
-                custom_data: CustomData {
-                    value: Decimal::new(12345, 2),
-                    currency: "USD".to_owned(),
-                    order_id: id,
-                    contents: None,
-                    num_items: None,
-                    content_type: None,
-                    delivery_category: None,
-                },
-                opt_out: None,
-                data_processing_options: None,
-                data_processing_options_country: None,
-                data_processing_options_state: None,
+                ..Event::purchase(
+                    &id,
+                    chrono::Utc::now().timestamp() - 3600,
+                    Decimal::new(12345, 2),
+                    "USD",
+                )
             }
         })
         .collect()
