@@ -22,7 +22,7 @@ use std::future::Future;
 use std::pin::pin;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use deadpool_postgres::Pool;
+use crate::db::Pool;
 use futures_util::stream::{self, Stream, StreamExt, TryStream, TryStreamExt};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
