@@ -364,3 +364,36 @@ async fn a_run_against_a_local_address_where_nothing_listens_fails_at_once_namin
     );
     assert_eq!(db.ledger_counts().await.get("sent"), None);
 }
+
+#[tokio::test]
+async fn check_says_an_unreachable_endpoint_once_on_its_fail_line() {
+    // GIVEN a destination URL where nothing listens
+    let db = TestDb::new().await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let base_url = format!("http://127.0.0.1:{port}");
+    let config = db.meta_config("", &base_url, TOKEN, "");
+    crate::support::migrate(&config).await;
+
+    // WHEN checking, with JSON logs
+    let out = crate::support::ocapi(&db.config_path(), &["--log-format", "json", "check"]).await;
+
+    // THEN it fails, no log line is at error level, and the URL is named once (the FAIL line)
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for line in stderr.lines() {
+        let log: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_ne!(log["level"], "ERROR", "{line}");
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let naming: Vec<&str> = stdout
+        .lines()
+        .chain(stderr.lines())
+        .filter(|l| l.contains(&base_url))
+        .collect();
+    assert_eq!(naming.len(), 1, "{naming:?}");
+    assert!(naming[0].starts_with("FAIL"), "{naming:?}");
+}
