@@ -50,6 +50,11 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         "rejection_cause",
         include_str!("../sql/0009_rejection_cause.sql"),
     ),
+    (
+        10,
+        "attempts_and_unsendable",
+        include_str!("../sql/0010_attempts_and_unsendable.sql"),
+    ),
 ];
 
 /// Errors talking to PostgreSQL.
