@@ -8,7 +8,7 @@ mod url;
 use std::future::Future;
 use std::str::FromStr;
 
-use deadpool_postgres::{Hook, HookError, Manager, ManagerConfig, Pool, RecyclingMethod};
+use deadpool_postgres::{Hook, HookError, Manager, ManagerConfig, RecyclingMethod};
 use tokio_postgres::config::Host;
 use tokio_postgres::Client;
 
@@ -50,6 +50,11 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         "rejection_cause",
         include_str!("../sql/0009_rejection_cause.sql"),
     ),
+    (
+        10,
+        "attempts_and_unsendable",
+        include_str!("../sql/0010_attempts_and_unsendable.sql"),
+    ),
 ];
 
 /// Errors talking to PostgreSQL.
@@ -72,14 +77,19 @@ pub enum DbError {
         #[source]
         source: deadpool_postgres::BuildError,
     },
-    /// No connection could be had.
-    #[error("cannot connect to the {what} database")]
+    /// No connection could be had. The message names the server (`host:port`, never the
+    /// user or password) and gives the cause once: the pool's own wrapper, whose text repeats
+    /// its cause, is left out.
+    #[error("cannot connect to the {what} database at {target}")]
     Connect {
         /// Which database.
         what: &'static str,
-        /// The cause.
+        /// Where: `host:port` (or the socket path), comma-separated when the URL lists several.
+        target: String,
+        /// The cause: PostgreSQL's (or the network's) error, or the pool's when no connection
+        /// was tried (a timeout waiting for a free one).
         #[source]
-        source: deadpool_postgres::PoolError,
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
     /// A statement failed.
     #[error("{context}")]
@@ -119,6 +129,65 @@ pub(crate) fn set_statements(local: bool) -> String {
         .collect()
 }
 
+/// A connection pool, with the server it connects to (for messages). Dereferences to the
+/// `deadpool_postgres` pool.
+#[derive(Clone)]
+pub struct Pool {
+    /// The pool.
+    inner: deadpool_postgres::Pool,
+    /// `host:port` of the server(s), as [`DbError::Connect`] names them.
+    target: std::sync::Arc<str>,
+}
+
+impl std::ops::Deref for Pool {
+    type Target = deadpool_postgres::Pool;
+
+    fn deref(&self) -> &Self::Target {
+        &self.inner
+    }
+}
+
+impl std::fmt::Debug for Pool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pool")
+            .field("target", &self.target)
+            .finish()
+    }
+}
+
+/// Where a config connects: `host:port` per host (a Unix socket as its path), comma-separated;
+/// the port defaults to 5432 as libpq's. Holds no user name or password.
+fn target(pg: &tokio_postgres::Config) -> String {
+    let ports = pg.get_ports();
+    let port = |i: usize| ports.get(i).or(ports.first()).copied().unwrap_or(5432);
+    let hosts: Vec<String> = if pg.get_hosts().is_empty() {
+        pg.get_hostaddrs()
+            .iter()
+            .enumerate()
+            .map(|(i, addr)| match addr {
+                std::net::IpAddr::V6(v6) => format!("[{v6}]:{}", port(i)),
+                std::net::IpAddr::V4(v4) => format!("{v4}:{}", port(i)),
+            })
+            .collect()
+    } else {
+        pg.get_hosts()
+            .iter()
+            .enumerate()
+            .map(|(i, host)| match host {
+                Host::Tcp(name) if name.contains(':') => format!("[{name}]:{}", port(i)),
+                Host::Tcp(name) => format!("{name}:{}", port(i)),
+                #[cfg(unix)]
+                Host::Unix(path) => format!("{}/.s.PGSQL.{}", path.display(), port(i)),
+            })
+            .collect()
+    };
+    if hosts.is_empty() {
+        "(no host in the URL)".to_owned()
+    } else {
+        hosts.join(",")
+    }
+}
+
 /// Builds a pool for a URL. `what` is `source`, `ledger` (or `demo`) and names the config key
 /// in errors. The URL is read as libpq reads it (`db::url`); nothing is added to its startup
 /// packet but `application_name`, so a transaction-mode pooler accepts it. Source connections
@@ -147,6 +216,7 @@ pub fn pool(url: &Secret, what: &'static str, size: usize) -> Result<Pool, DbErr
     if pg.get_application_name().is_none() {
         pg.application_name("ocapi");
     }
+    let target = target(&pg);
     let hosts = pg.get_hosts();
     let unix_only = !hosts.is_empty() && hosts.iter().all(|h| !matches!(h, Host::Tcp(_)));
     pg.ssl_mode(match params.mode {
@@ -168,7 +238,7 @@ pub fn pool(url: &Secret, what: &'static str, size: usize) -> Result<Pool, DbErr
         let connector = tokio_postgres_rustls::MakeRustlsConnect::new(config);
         Manager::from_config(pg, connector, manager_config)
     };
-    let mut builder = Pool::builder(manager).max_size(size);
+    let mut builder = deadpool_postgres::Pool::builder(manager).max_size(size);
     if what != "source" {
         // A run's ledger sessions wait on the destination between statements and close when
         // the run ends: a server-side `idle_session_timeout` (PostgreSQL 14+) must not end
@@ -189,9 +259,13 @@ pub fn pool(url: &Secret, what: &'static str, size: usize) -> Result<Pool, DbErr
             })
         }));
     }
-    builder
+    let inner = builder
         .build()
-        .map_err(|source| DbError::Pool { what, source })
+        .map_err(|source| DbError::Pool { what, source })?;
+    Ok(Pool {
+        inner,
+        target: target.into(),
+    })
 }
 
 /// The password of a URL, to keep it out of messages.
@@ -240,9 +314,17 @@ pub async fn connect(
     pool: &Pool,
     what: &'static str,
 ) -> Result<deadpool_postgres::Object, DbError> {
-    pool.get()
-        .await
-        .map_err(|source| DbError::Connect { what, source })
+    pool.get().await.map_err(|error| DbError::Connect {
+        what,
+        target: pool.target.to_string(),
+        source: match error {
+            deadpool_postgres::PoolError::Backend(cause)
+            | deadpool_postgres::PoolError::PostCreateHook(HookError::Backend(cause)) => {
+                Box::new(cause)
+            }
+            other => Box::new(other),
+        },
+    })
 }
 
 /// Quotes an identifier for SQL: `"name"`, with embedded quotes doubled.

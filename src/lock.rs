@@ -14,7 +14,7 @@
 
 use std::time::{Duration, Instant};
 
-use deadpool_postgres::Pool;
+use crate::db::Pool;
 
 use crate::config::Config;
 use crate::db::{self, DbError};

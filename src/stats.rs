@@ -130,22 +130,37 @@ impl RunStats {
     /// Orders more than 62 days old and returns (negative totals) are left out: nothing in the
     /// source makes them sendable, so they say nothing about the data's quality now (a view
     /// whose watermark moves with a customer record re-reads that customer's whole history).
+    /// `invalid / handled` below, and the `runs` table's `run_summary.invalid_ratio` (sql/0010),
+    /// compute the same.
     pub(crate) fn invalid_ratio(&self) -> f64 {
-        // Returns booked in the sales table are not data errors either.
+        let invalid = self.invalid_counted();
+        let handled = self.events + invalid;
+        if handled == 0 {
+            return 0.0;
+        }
+        (invalid + self.rejected) as f64 / handled as f64
+    }
+
+    /// Of `invalid`, the returns (negative totals) and the orders more than 62 days old:
+    /// `(returns, too_old)`, stored in the `runs` table's columns of those names.
+    pub(crate) fn unsendable(&self) -> (u64, u64) {
         let count = |reason: crate::transform::InvalidReason| {
             self.invalid_reasons
                 .get(reason.as_str())
                 .copied()
                 .unwrap_or(0)
         };
-        let too_old = count(crate::transform::InvalidReason::TooOld)
-            + count(crate::transform::InvalidReason::NegativeValue);
-        let invalid = self.invalid.saturating_sub(too_old);
-        let handled = self.events + invalid;
-        if handled == 0 {
-            return 0.0;
-        }
-        (invalid + self.rejected) as f64 / handled as f64
+        (
+            count(crate::transform::InvalidReason::NegativeValue),
+            count(crate::transform::InvalidReason::TooOld),
+        )
+    }
+
+    /// The invalid orders `--max-invalid-ratio` judges: `invalid` without the returns and the
+    /// orders too old to send ([`RunStats::unsendable`]).
+    pub(crate) fn invalid_counted(&self) -> u64 {
+        let (returns, too_old) = self.unsendable();
+        self.invalid.saturating_sub(returns + too_old)
     }
 
     /// Adds `n` to a keyed counter. Called for every key of every sent event, so the key is

@@ -912,3 +912,33 @@ async fn the_source_is_read_through_a_transaction_mode_pooler() {
         .get(0);
     assert_eq!(watermark, "2026-11-02 10:00:02+00");
 }
+
+#[tokio::test]
+async fn a_source_that_is_down_is_named_by_host_and_port_with_its_cause_said_once() {
+    // GIVEN a URL with a password, at a port where nothing listens
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("postgres://postgres:hunter2@127.0.0.1:{port}/postgres");
+    let pool = ocapi::db::pool(&ocapi::secret::Secret::new(url), "source", 1).unwrap();
+
+    // WHEN connecting
+    let error = ocapi::db::connect(&pool, "source").await.unwrap_err();
+
+    // THEN the error names the server, never the password, and no cause is said twice
+    let ocapi::db::DbError::Connect { what, target, .. } = &error else {
+        panic!("{error:?}");
+    };
+    assert_eq!(
+        (*what, target.as_str()),
+        ("source", &*format!("127.0.0.1:{port}"))
+    );
+    let text = ocapi::error::chain(&error);
+    assert!(!text.contains("hunter2"), "{text}");
+    let parts: Vec<&str> = text.split(": ").collect();
+    let mut unique = parts.clone();
+    unique.dedup();
+    assert_eq!(parts, unique, "{text}");
+}

@@ -104,7 +104,7 @@ async fn limited_data_use_is_sent_per_order_as_mapped_and_defaulted_and_broken_r
     let report = ocapi::commands::reconcile::reconcile(
         &config,
         today - chrono::Duration::days(1),
-        today,
+        today + chrono::Duration::days(1),
         ocapi::commands::reconcile::GroupBy::Day,
     )
     .await
@@ -300,7 +300,7 @@ async fn a_negative_total_is_an_invalid_return_and_a_zero_total_is_sent_and_coun
     let report = ocapi::commands::reconcile::reconcile(
         &config,
         today - chrono::Duration::days(1),
-        today,
+        today + chrono::Duration::days(1),
         ocapi::commands::reconcile::GroupBy::Day,
     )
     .await

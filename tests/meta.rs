@@ -364,3 +364,81 @@ async fn a_run_against_a_local_address_where_nothing_listens_fails_at_once_namin
     );
     assert_eq!(db.ledger_counts().await.get("sent"), None);
 }
+
+#[tokio::test]
+async fn check_says_an_unreachable_endpoint_once_on_its_fail_line() {
+    // GIVEN a destination URL where nothing listens
+    let db = TestDb::new().await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let base_url = format!("http://127.0.0.1:{port}");
+    let config = db.meta_config("", &base_url, TOKEN, "");
+    crate::support::migrate(&config).await;
+
+    // WHEN checking, with JSON logs
+    let out = crate::support::ocapi(&db.config_path(), &["--log-format", "json", "check"]).await;
+
+    // THEN it fails, no log line is at error level, and the URL is named once (the FAIL line)
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for line in stderr.lines() {
+        let log: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_ne!(log["level"], "ERROR", "{line}");
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let naming: Vec<&str> = stdout
+        .lines()
+        .chain(stderr.lines())
+        .filter(|l| l.contains(&base_url))
+        .collect();
+    assert_eq!(naming.len(), 1, "{naming:?}");
+    assert!(naming[0].starts_with("FAIL"), "{naming:?}");
+}
+
+#[tokio::test]
+async fn a_run_failed_on_the_destination_counts_only_the_invalid_orders_it_recorded() {
+    // GIVEN five orders, three of them invalid (no total), on one page, and a token Meta
+    // refuses
+    let db = TestDb::new().await;
+    insert_orders(&db, "R", 5, "2026-01-01T00:00:00Z").await;
+    db.exec("update shop.store_transactions set total = null where order_id in ('R1', 'R2', 'R3')")
+        .await;
+    let graph = sandbox(Faults::default()).await;
+    let bad = db.meta_config("", &graph.base_url(), "expired-token", "");
+    migrate(&bad).await;
+
+    // WHEN the run fails on the destination
+    ocapi::run::run(&bad, RunOptions::default(), std::future::pending())
+        .await
+        .unwrap_err();
+
+    // THEN the ledger has no invalid row, and the run's record counts none
+    assert_eq!(db.ledger_counts().await.get("invalid"), None);
+    let recorded = || async {
+        let row = db
+            .client
+            .query_one(
+                "select status, invalid, invalid_ratio::float8 from ocapi.run_summary
+                 order by run_id desc limit 1",
+                &[],
+            )
+            .await
+            .unwrap();
+        (
+            row.get::<_, String>(0),
+            row.get::<_, i64>(1),
+            row.get::<_, f64>(2),
+        )
+    };
+    assert_eq!(recorded().await, ("failed".to_owned(), 0, 0.0));
+
+    // AND the next run, with a good token, records and counts all three
+    let good = db.meta_config("", &graph.base_url(), TOKEN, "");
+    let stats = run(&good).await;
+    assert_eq!((stats.sent, stats.invalid), (2, 3));
+    assert_eq!(db.ledger_counts().await.get("invalid"), Some(&3));
+    assert_eq!(recorded().await.1, 3);
+}

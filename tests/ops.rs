@@ -64,7 +64,10 @@ async fn reconcile_totals_equal_hand_computed_totals_for_every_status() {
     )
     .await;
     let today = Utc::now().date_naive();
-    let (from, to) = (today - chrono::Duration::days(2), today);
+    let (from, to) = (
+        today - chrono::Duration::days(2),
+        today + chrono::Duration::days(1),
+    );
 
     // WHEN reconciling by day and by store
     let by_day = ocapi::commands::reconcile::reconcile(&config, from, to, GroupBy::Day)

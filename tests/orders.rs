@@ -108,7 +108,7 @@ async fn lines_with_their_own_updated_at_are_one_event_with_every_line() {
     let report = ocapi::commands::reconcile::reconcile(
         &config,
         today - chrono::Duration::days(1),
-        today,
+        today + chrono::Duration::days(1),
         GroupBy::Day,
     )
     .await
@@ -309,7 +309,7 @@ async fn an_order_dated_a_few_minutes_ahead_is_held_then_sent_with_the_event_it_
     let report = ocapi::commands::reconcile::reconcile(
         &config,
         today - chrono::Duration::days(1),
-        today + chrono::Duration::days(1),
+        today + chrono::Duration::days(2),
         GroupBy::Day,
     )
     .await
@@ -410,7 +410,7 @@ async fn orders_with_a_null_watermark_are_counted_explained_and_read_by_backfill
     let report = ocapi::commands::reconcile::reconcile(
         &config,
         today - chrono::Duration::days(1),
-        today,
+        today + chrono::Duration::days(1),
         GroupBy::Day,
     )
     .await
@@ -748,7 +748,7 @@ async fn reconcile_never_adds_currencies_and_counts_undated_orders() {
     let report = ocapi::commands::reconcile::reconcile(
         &config,
         today - chrono::Duration::days(1),
-        today,
+        today + chrono::Duration::days(1),
         GroupBy::Day,
     )
     .await
@@ -943,9 +943,14 @@ async fn reconcile_counts_an_undated_source_order_on_its_undated_line() {
     migrate(&config).await;
     run(&config).await;
     let today = Utc::now().date_naive();
-    let report = ocapi::commands::reconcile::reconcile(&config, today, today, GroupBy::Day)
-        .await
-        .unwrap();
+    let report = ocapi::commands::reconcile::reconcile(
+        &config,
+        today,
+        today + chrono::Duration::days(1),
+        GroupBy::Day,
+    )
+    .await
+    .unwrap();
     let undated = report.lines.iter().find(|l| l.group == "undated").unwrap();
     assert_eq!(
         (undated.source_orders, undated.invalid, undated.ledger_only),
@@ -1017,4 +1022,77 @@ async fn explain_of_an_order_older_than_62_days_says_it_is_too_old_to_send_and_n
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("why not sent [too_old]:"), "{text}");
     assert!(!text.contains("sends it"), "{text}");
+}
+
+#[tokio::test]
+async fn reconcile_counts_an_order_no_run_recorded_as_a_run_would_and_as_explain_says() {
+    // GIVEN four orders with NULL watermarks, which no run reads: OLD-1 70 days old, a
+    // return, an order without customer data, and a good one
+    let db = TestDb::new().await;
+    db.exec(
+        "insert into shop.store_transactions (order_id, purchased_at, updated_at, total, currency, email) values
+         ('OLD-1', now() - interval '70 days', null, 10, 'USD', 'a@b.co'),
+         ('RET-1', now() - interval '1 hour', null, -5, 'USD', 'a@b.co'),
+         ('BAD-1', now() - interval '1 hour', null, 7, 'USD', null),
+         ('OK-1', now() - interval '1 hour', null, 3, 'USD', 'a@b.co');",
+    )
+    .await;
+    let config = db.config("", None);
+    migrate(&config).await;
+    run(&config).await;
+    assert!(db.ledger_counts().await.is_empty());
+    let today = Utc::now().date_naive();
+    let (from, to) = (
+        today - chrono::Duration::days(80),
+        today + chrono::Duration::days(1),
+    );
+    let too_old = ocapi::transform::InvalidReason::TooOld.as_str();
+
+    // WHEN reconciling the window
+    let report = ocapi::commands::reconcile::reconcile(&config, from, to, GroupBy::Day)
+        .await
+        .unwrap();
+
+    // THEN OLD-1 is invalid as too old, RET-1 a return, and only what a run can still handle
+    // is never seen; only OK-1 is one `backfill` can send
+    let t = &report.total;
+    assert_eq!(
+        (t.source_orders, t.invalid, t.returns, t.never_seen),
+        (4, 1, 1, 2)
+    );
+    assert_eq!(t.invalid_reasons.get(too_old), Some(&1));
+    assert_eq!((t.never_seen_invalid, t.never_seen_null_watermark), (1, 1));
+    assert_eq!(
+        t.sent + t.invalid + t.returns + t.rejected + t.held + t.never_seen,
+        t.source_orders + t.ledger_only
+    );
+    // AND explain says the same of OLD-1
+    let text = ocapi::commands::explain::explain(&config, "OLD-1")
+        .await
+        .unwrap();
+    assert!(text.contains("[too_old]"), "{text}");
+
+    // WHEN a backfill reads them all
+    let now = Utc::now();
+    let window = ocapi::commands::backfill::window(now - chrono::Duration::days(80), now).unwrap();
+    let options = RunOptions {
+        mode: ocapi::run::Mode::Backfill,
+        window: Some(window),
+        ..RunOptions::default()
+    };
+    ocapi::run::run(&config, options, std::future::pending())
+        .await
+        .unwrap();
+
+    // THEN the ledger has OLD-1 and RET-1 as reconcile counted them before
+    let after = ocapi::commands::reconcile::reconcile(&config, from, to, GroupBy::Day)
+        .await
+        .unwrap();
+    let a = &after.total;
+    assert_eq!((a.sent, a.invalid, a.returns, a.never_seen), (1, 2, 1, 0));
+    assert_eq!(a.invalid_reasons.get(too_old), Some(&1));
+    assert_eq!(
+        db.ledger_text("OLD-1", "reason").await.as_deref(),
+        Some(too_old)
+    );
 }

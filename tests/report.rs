@@ -147,6 +147,12 @@ async fn the_html_report_renders_in_chromium_with_the_figures_of_reconcile_and_r
     .unwrap();
     let lines = day["lines"].as_array().unwrap();
     assert_eq!(lines.len(), 3, "{day}");
+    // AND the report and reconcile show the window as given: `--to` exclusive
+    assert_eq!(
+        (&day["from"], &day["to"]),
+        (&from.clone().into(), &to.clone().into())
+    );
+    assert_eq!((&shown["window/from"], &shown["window/to"]), (&from, &to));
     for line in lines.iter().chain([&day["total"]]) {
         let g = line["group"].as_str().unwrap();
         for field in [

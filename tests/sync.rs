@@ -639,3 +639,79 @@ async fn check_tells_when_a_view_would_be_read_whole_for_a_small_delta() {
     let both = check_output(&db);
     assert!(index_warnings(&both).is_empty(), "{both}");
 }
+
+#[tokio::test]
+async fn a_return_is_counted_invalid_but_left_out_of_the_ratio_in_the_run_and_in_runs() {
+    // GIVEN four orders: a return, one with a currency that does not exist, two good ones
+    let db = TestDb::new().await;
+    insert_orders(&db, "R", 4, "2026-01-01T00:00:00Z").await;
+    db.exec(
+        "update shop.store_transactions set total = -5 where order_id = 'R1';
+         update shop.store_transactions set currency = 'XX' where order_id = 'R2';",
+    )
+    .await;
+    let config = db.config("", None);
+    migrate(&config).await;
+
+    // WHEN a run judges them against --max-invalid-ratio 0.2
+    let options = RunOptions {
+        max_invalid_ratio: Some(0.2),
+        ..RunOptions::default()
+    };
+    let stats = ocapi::run::run(&config, options, std::future::pending())
+        .await
+        .unwrap();
+
+    // THEN both are invalid orders, the ratio counts only the bad currency (1 of 3), and the
+    // runs table's ratio is the same
+    assert_eq!((stats.events, stats.invalid), (2, 2));
+    assert_eq!(stats.status, ocapi::stats::RunStatus::Degraded);
+    let row = db
+        .client
+        .query_one(
+            "select invalid, returns, too_old, invalid_ratio::float8 from ocapi.run_summary",
+            &[],
+        )
+        .await
+        .unwrap();
+    let (invalid, returns, too_old, ratio): (i64, i64, i64, f64) =
+        (row.get(0), row.get(1), row.get(2), row.get(3));
+    assert_eq!((invalid, returns, too_old), (2, 1, 0));
+    assert!((ratio - 0.3333).abs() < 1e-9, "{ratio}");
+    let runs = crate::support::ocapi(&db.config_path(), &["runs", "--json"]).await;
+    let runs: serde_json::Value = serde_json::from_slice(&runs.stdout).unwrap();
+    assert!(
+        (runs[0]["invalid_ratio"].as_f64().unwrap() - 0.3333).abs() < 1e-9,
+        "{runs}"
+    );
+}
+
+#[tokio::test]
+async fn attempts_counts_every_recording_of_an_invalid_order() {
+    // GIVEN an order without a total, recorded invalid by a run
+    let db = TestDb::new().await;
+    insert_orders(&db, "R", 1, "2026-01-01T00:00:00Z").await;
+    db.exec("update shop.store_transactions set total = null where order_id = 'R1'")
+        .await;
+    let config = db.config("", None);
+    migrate(&config).await;
+    run(&config).await;
+    assert_eq!(db.ledger_text("R1", "attempts").await.as_deref(), Some("1"));
+
+    // WHEN it is changed, still invalid for another reason, and read again
+    db.exec(
+        "update shop.store_transactions set total = 5, email = null, phone = null,
+             first_name = null, last_name = null, city = null, state = null, zip = null,
+             country = null, gender = null, birth_date = null, loyalty_id = null,
+             updated_at = '2026-01-03' where order_id = 'R1'",
+    )
+    .await;
+    run(&config).await;
+
+    // THEN its outcome was recorded twice
+    assert_eq!(
+        db.ledger_text("R1", "status").await.as_deref(),
+        Some("invalid")
+    );
+    assert_eq!(db.ledger_text("R1", "attempts").await.as_deref(), Some("2"));
+}

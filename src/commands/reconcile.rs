@@ -15,12 +15,13 @@ use rust_decimal::Decimal;
 use serde::Serialize;
 
 use crate::cli::ReconcileArgs;
+use crate::commands::explain::decide;
 use crate::config::Config;
 use crate::db;
 use crate::error::{Error, ExitStatus};
 use crate::ledger::{LedgerReader, Status, WindowOrder};
 use crate::source::{self, EventTimeWindow, Filter, ReadQuery};
-use crate::transform::{self, Rules};
+use crate::transform::{self, InvalidReason, Rules};
 
 pub use crate::cli::GroupBy;
 
@@ -37,6 +38,8 @@ struct SourceOrder {
     currency: Option<String>,
     /// Every row of the order has a NULL watermark: incremental runs never read it.
     unwatermarked: bool,
+    /// Why the order cannot become an event as the source holds it, if it cannot.
+    invalid: Option<InvalidReason>,
 }
 
 /// The ledger reason of a return or void.
@@ -78,11 +81,17 @@ pub struct Line {
     pub rejected: u64,
     /// Orders held until their event time comes (dated ahead by a fast till clock).
     pub held: u64,
-    /// Orders in the source with no ledger row.
+    /// Orders in the source with no ledger row that a run can still handle: not read yet, in
+    /// flight, written late or unwatermarked. An order no run recorded that is a return counts
+    /// under `returns`, and one too old to send under `invalid` (reason `event time more than
+    /// 62 days old`), as a run would record them.
     pub never_seen: u64,
-    /// Of those, orders whose every row has a NULL watermark: incremental runs never read
-    /// them (`ocapi backfill` does).
+    /// Of those, orders that build into an event and whose every row has a NULL watermark:
+    /// incremental runs never read them, `ocapi backfill` sends them.
     pub never_seen_null_watermark: u64,
+    /// Of those, orders that cannot become an event as the source holds them (a run would
+    /// record them invalid): fixing their rows sends them.
+    pub never_seen_invalid: u64,
     /// Sent orders whose source value or event time now differs from what was sent.
     pub changed_after_send: u64,
     /// Ledger rows in the window whose order is not in the source window (deleted, or moved).
@@ -109,10 +118,33 @@ impl Line {
         self.held += other.held;
         self.never_seen += other.never_seen;
         self.never_seen_null_watermark += other.never_seen_null_watermark;
+        self.never_seen_invalid += other.never_seen_invalid;
         self.changed_after_send += other.changed_after_send;
         self.ledger_only += other.ledger_only;
         for (reason, n) in &other.rejected_reasons {
             *self.rejected_reasons.entry(reason.clone()).or_default() += n;
+        }
+    }
+
+    /// Counts a source order that has no ledger row as a run would record it now (the
+    /// classification `explain` gives, `decide::advise`): a return under `returns`, an order
+    /// too old to send under `invalid` (no run or backfill can send it), anything else under
+    /// `never_seen`.
+    fn count_unrecorded(&mut self, order: &SourceOrder, now: i64) {
+        if order.invalid == Some(InvalidReason::NegativeValue) {
+            self.returns += 1;
+            self.returns_value += order.value.unwrap_or_default();
+        } else if decide::too_old(order.invalid, order.event_time, now) {
+            self.invalid += 1;
+            let reason = InvalidReason::TooOld.as_str().to_owned();
+            *self.invalid_reasons.entry(reason).or_default() += 1;
+        } else {
+            self.never_seen += 1;
+            if order.invalid.is_some() {
+                self.never_seen_invalid += 1;
+            } else {
+                self.never_seen_null_watermark += u64::from(order.unwatermarked);
+            }
         }
     }
 
@@ -146,9 +178,10 @@ impl Line {
 /// The whole report.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
-    /// First day, inclusive.
+    /// First event-time day, inclusive (UTC).
     pub from: NaiveDate,
-    /// Last day, inclusive.
+    /// The day after the last one, exclusive (UTC): the window is `[from, to)`, as `--from`
+    /// and `--to` take it, so a script can pass both back.
     pub to: NaiveDate,
     /// The grouping.
     pub by: GroupBy,
@@ -185,28 +218,27 @@ impl Report {
     }
 }
 
-/// Builds the report for event times on days `from..=to` (UTC).
+/// Builds the report for event times on days `[from, to)` (UTC midnights; `to` exclusive, as
+/// `--to` everywhere). Errors with [`Error::Usage`] when `to` is not after `from`.
 pub async fn reconcile(
     config: &Config,
     from: NaiveDate,
     to: NaiveDate,
     by: GroupBy,
 ) -> Result<Report, Error> {
-    if to < from {
-        return Err(Error::Usage(
-            "`--to` must not be before `--from`".to_owned(),
-        ));
+    if to <= from {
+        return Err(Error::Usage(format!(
+            "`--to` ({to}) must be after `--from` ({from}): `--from` is inclusive, `--to` exclusive"
+        )));
     }
     let start = from.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc();
-    let end = (to + chrono::Duration::days(1))
-        .and_hms_opt(0, 0, 0)
-        .unwrap_or_default()
-        .and_utc();
+    let end = to.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc();
     let window = EventTimeWindow {
         from: start.timestamp() as f64,
         to: end.timestamp() as f64,
     };
-    let source = read_source(config, &window).await?;
+    let now = Utc::now().timestamp();
+    let source = read_source(config, &window, now).await?;
     let ledger = read_ledger(config, &window, &source).await?;
 
     let group_of = |event_time: Option<i64>, store: Option<&str>, currency: Option<&str>| {
@@ -236,10 +268,7 @@ pub async fn reconcile(
         line.source_orders += 1;
         line.source_value += order.value.unwrap_or_default();
         match row {
-            None => {
-                line.never_seen += 1;
-                line.never_seen_null_watermark += u64::from(order.unwatermarked);
-            }
+            None => line.count_unrecorded(order, now),
             Some(row) => {
                 line.count_status(row);
                 let changed =
@@ -318,13 +347,13 @@ pub async fn reconcile(
 async fn read_source(
     config: &Config,
     window: &EventTimeWindow,
+    now: i64,
 ) -> Result<HashMap<String, SourceOrder>, Error> {
     let pool = db::pool(&config.source_url()?, "source", 1)?;
     let client = db::connect(&pool, "source").await?;
     let table = source::describe(&client, config).await?;
     let query = ReadQuery::new(config, &table);
     let rules = Rules::from_config(config);
-    let now = Utc::now().timestamp();
     // Orders without an event time are kept: they are the `undated` line.
     let inside =
         |t: Option<i64>| t.is_none_or(|t| (t as f64) >= window.from && (t as f64) < window.to);
@@ -348,6 +377,7 @@ async fn read_source(
                         store_id: built.store_id,
                         currency: Some(built.event.custom_data.currency),
                         unwatermarked,
+                        invalid: None,
                     },
                 ),
                 Err(invalid) => {
@@ -362,6 +392,7 @@ async fn read_source(
                             store_id: invalid.store_id,
                             currency: invalid.currency,
                             unwatermarked,
+                            invalid: Some(invalid.reason),
                         },
                     )
                 }
@@ -395,7 +426,7 @@ pub fn render(report: &Report) -> String {
     };
     let _ = writeln!(
         out,
-        "source vs ledger, event times {} to {} (UTC), by {by}",
+        "source vs ledger, event times from {} to {} (UTC, `--to` exclusive), by {by}",
         report.from, report.to
     );
     let _ = writeln!(
@@ -442,6 +473,14 @@ pub fn render(report: &Report) -> String {
             report.total.never_seen_null_watermark
         );
     }
+    if report.total.never_seen_invalid > 0 {
+        let _ = writeln!(
+            out,
+            "{} never-seen orders cannot become an event as the source holds them: fix their \
+             rows (`ocapi explain ORDER_ID` says why) and touch their watermark column",
+            report.total.never_seen_invalid
+        );
+    }
     if !report.total.invalid_reasons.is_empty() {
         let _ = writeln!(out, "invalid by reason:");
         for (reason, n) in &report.total.invalid_reasons {
@@ -454,8 +493,7 @@ pub fn render(report: &Report) -> String {
 /// `ocapi reconcile`: the source beside the ledger for the event days `[--from, --to)`.
 pub(crate) async fn command(config: &Config, args: &ReconcileArgs) -> Result<ExitStatus, Error> {
     let (from, to) = crate::commands::day_window(args.from, args.to)?;
-    let last = to.pred_opt().unwrap_or(to);
-    let report = reconcile(config, from, last, args.by).await?;
+    let report = reconcile(config, from, to, args.by).await?;
     if args.json {
         crate::commands::print_json(&report)?;
     } else {

@@ -285,12 +285,13 @@ impl Ledger {
                  rejected = $9, retries = $10, batches = $11, watermark_start = $12,
                  watermark_end = $13, duration_ms = $14, match_keys = $15, dropped = $16,
                  error = $17, skipped_rejected = $18, skipped_invalid = $19, held = $20,
-                 ahead_of_clock = $21, zero_value = $22
+                 ahead_of_clock = $21, zero_value = $22, returns = $23, too_old = $24
              where run_id = $1",
             self.runs
         );
         let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
         let json = |m| serde_json::to_value(m).unwrap_or_default();
+        let (returns, too_old) = stats.unsendable();
         client
             .execute(
                 &sql,
@@ -317,6 +318,8 @@ impl Ledger {
                     &n(stats.held),
                     &n(stats.ahead_of_clock),
                     &n(stats.zero_value),
+                    &n(returns),
+                    &n(too_old),
                 ],
             )
             .await
@@ -417,9 +420,9 @@ impl Ledger {
         let stores: Vec<Option<&str>> = rows.iter().map(|r| r.store_id).collect();
         let sql = format!(
             "insert into {ledger} as l (connector, dataset_id, event_name, order_id, event_time,
-                 value, currency, status, reason, run_id, source_watermark, store_id)
+                 value, currency, status, reason, run_id, source_watermark, store_id, attempts)
              select $1, $2, $3, u.order_id, to_timestamp(u.event_time), u.value, u.currency,
-                    $12, u.reason, $4, u.watermark, u.store_id
+                    $12, u.reason, $4, u.watermark, u.store_id, 1
              from unnest($5::text[], $6::int8[], $7::numeric[], $8::text[], $9::text[], $10::text[],
                          $11::text[])
                   as u(order_id, event_time, value, currency, reason, watermark, store_id)
@@ -431,7 +434,8 @@ impl Ledger {
                    source_watermark = coalesce(nullif(excluded.source_watermark, ''),
                                                l.source_watermark),
                    store_id = excluded.store_id, error_code = null, error_subcode = null,
-                   connector = excluded.connector, updated_at = now()
+                   connector = excluded.connector, attempts = l.attempts + 1,
+                   updated_at = now()
                where l.status <> 'sent'",
             ledger = self.ledger
         );

@@ -2,7 +2,7 @@
 //! holds of it and what this run already sent. Pure (no I/O, no clock), so it is table-tested;
 //! the I/O around it (the ledger lookup, the run's in-flight set) is in `send`.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use crate::ledger::{Existing, Status};
 use crate::stats::RunStats;
@@ -151,10 +151,41 @@ pub(super) struct Sorted {
     pub(super) changed: Vec<(String, String)>,
     /// The ids of `to_send`: "in flight in this run" until the page commits.
     pub(super) sending: Vec<String>,
+    /// The page's new invalid orders, counted in the run's stats once the page commits.
+    pub(super) invalid_count: InvalidCount,
+}
+
+/// A page's new invalid orders (those it records, and rows without a usable order id), by
+/// reason. Counted in the run's stats only when the page commits, so that a failed run's
+/// `invalid` and ratio describe what it recorded: the orders of a page that did not commit
+/// are read again, and counted, by the next run.
+#[derive(Debug, Default)]
+pub(super) struct InvalidCount {
+    /// Orders.
+    orders: u64,
+    /// Orders by [`InvalidReason`] text.
+    reasons: BTreeMap<String, u64>,
+}
+
+impl InvalidCount {
+    /// Counts one order invalid for `reason`.
+    fn add(&mut self, reason: InvalidReason) {
+        self.orders += 1;
+        RunStats::bump(&mut self.reasons, reason.as_str(), 1);
+    }
+
+    /// Adds the count to a run's `invalid` and `invalid_reasons`.
+    pub(super) fn count_in(&self, stats: &mut RunStats) {
+        stats.invalid += self.orders;
+        for (reason, n) in &self.reasons {
+            RunStats::bump(&mut stats.invalid_reasons, reason, *n);
+        }
+    }
 }
 
 /// Applies [`decide`] to every order of a page and counts each decision in `stats` (all but
-/// `rows_read`). `seen_before(order_id)` says whether an earlier page of this run sent the
+/// `rows_read`, and the new invalid orders, which [`Sorted::invalid_count`] holds until the
+/// page commits). `seen_before(order_id)` says whether an earlier page of this run sent the
 /// order or is sending it; orders earlier in this page are known here.
 ///
 /// Only orders this run sent (or is sending) count as seen: an order it recorded invalid
@@ -219,10 +250,10 @@ pub(super) fn sort_page(
     }
     // Invalid orders to record: one row per order id.
     let mut to_record: Vec<Invalid> = Vec::new();
+    let mut invalid_count = InvalidCount::default();
     for row in invalid {
         let Some(order_id) = row.order_id.as_deref() else {
-            stats.invalid += 1;
-            RunStats::bump(&mut stats.invalid_reasons, row.reason.as_str(), 1);
+            invalid_count.add(row.reason);
             tracing::warn!(watermark = %row.watermark, reason = %row.reason, "row without a usable order id skipped");
             continue;
         };
@@ -234,8 +265,7 @@ pub(super) fn sort_page(
         let decision = decide(existing.get(order_id), seen, &candidate);
         count(decision, order_id, &row.watermark);
         if decision == Decision::RecordInvalid {
-            stats.invalid += 1;
-            RunStats::bump(&mut stats.invalid_reasons, row.reason.as_str(), 1);
+            invalid_count.add(row.reason);
             to_record.push(row);
         }
     }
@@ -245,6 +275,7 @@ pub(super) fn sort_page(
         held,
         invalid: to_record,
         changed,
+        invalid_count,
     }
 }
 
@@ -396,6 +427,9 @@ mod tests {
             stats.held,
             stats.invalid,
         );
-        assert_eq!(counts, (2, 3, 1, 1, 1, 1, 1));
+        assert_eq!(counts, (2, 3, 1, 1, 1, 1, 0));
+        // AND the row without an order id waits for the page's commit to be counted invalid
+        sorted.invalid_count.count_in(&mut stats);
+        assert_eq!(stats.invalid, 1);
     }
 }

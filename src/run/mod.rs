@@ -209,8 +209,10 @@ pub async fn run(
     stats.status = match &result {
         Ok(()) if exceeds(&stats, options.max_invalid_ratio) => {
             stats.error = Some(format!(
-                "{} invalid and {} rejected orders are {:.1}% of the orders that could be sent,                  above --max-invalid-ratio {}; see `ocapi reconcile` for the reasons",
-                stats.invalid,
+                "{} invalid (returns and orders too old to send left out) and {} rejected orders \
+                 are {:.1}% of the orders that could be sent, above --max-invalid-ratio {}; see \
+                 `ocapi reconcile` for the reasons",
+                stats.invalid_counted(),
                 stats.rejected,
                 100.0 * stats.invalid_ratio(),
                 options.max_invalid_ratio.unwrap_or(1.0)

@@ -4,7 +4,7 @@
 
 use std::collections::HashSet;
 
-use deadpool_postgres::Pool;
+use crate::db::Pool;
 use futures_util::stream::{self, Stream, StreamExt};
 use tokio::sync::mpsc;
 

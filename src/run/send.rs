@@ -22,7 +22,7 @@ use std::future::Future;
 use std::pin::pin;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use deadpool_postgres::Pool;
+use crate::db::Pool;
 use futures_util::stream::{self, Stream, StreamExt, TryStream, TryStreamExt};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -73,6 +73,8 @@ struct PageEnd {
     changed: Vec<(String, String)>,
     /// The orders it sends, which stay "in flight in this run" until it commits.
     sending: Vec<String>,
+    /// Its new invalid orders, counted in the stats when it commits.
+    invalid_count: dedup::InvalidCount,
 }
 
 /// One slot of the scheduler: a batch (empty for a page with nothing to send), and the page's
@@ -262,6 +264,7 @@ impl Pass {
             invalid,
             changed,
             sending,
+            invalid_count,
         } = self.stats.update(|stats| {
             stats.rows_read += rows;
             dedup::sort_page(built, invalid, &existing, seen_before, stats)
@@ -290,6 +293,7 @@ impl Pass {
             held,
             changed,
             sending,
+            invalid_count,
         };
         match flights.last_mut() {
             Some(last) => last.end = Some(end),
@@ -475,6 +479,7 @@ impl Committer {
         self.stats.update(|stats| {
             stats.sent += sent;
             stats.rejected += rejected;
+            page.end.invalid_count.count_in(stats);
             if self.watermark_kind.is_some() && watermark.is_some() {
                 stats.watermark_end = watermark;
             }

@@ -22,7 +22,11 @@ pub(crate) enum Advice {
     /// A negative total: a return or void, never sent.
     Return,
     /// More than 62 days old: Meta refuses it, whatever is fixed.
-    TooOld,
+    TooOld {
+        /// What `reconcile` counts it as: its ledger status, or `invalid` (with the reason
+        /// `event time more than 62 days old`) when no run has recorded it.
+        counted_as: Status,
+    },
     /// Held (dated ahead): the first run from `until` (unix seconds) sends it.
     HeldUntil {
         /// Unix seconds.
@@ -97,7 +101,7 @@ impl Advice {
             Self::Sent => "sent",
             Self::ChangedAfterSend { .. } => "changed_after_send",
             Self::Return => "return",
-            Self::TooOld => "too_old",
+            Self::TooOld { .. } => "too_old",
             Self::HeldUntil { .. } => "held",
             Self::HeldDue { .. } => "held_due",
             Self::HeldGone => "held_gone",
@@ -140,9 +144,11 @@ impl fmt::Display for Advice {
                 "a return or void (a negative total): not a purchase, so nothing is sent and \
                  nothing needs fixing; `reconcile` counts it under returns",
             ),
-            Self::TooOld => f.write_str(
-                "too old to send: Meta takes store events up to 62 days old; nothing to do \
-                 (`reconcile` counts it as invalid)",
+            Self::TooOld { counted_as } => write!(
+                f,
+                "too old to send: Meta takes store events up to 62 days old; nothing to do, \
+                 `backfill` cannot send it either (`reconcile` counts it as {})",
+                counted_as.as_str()
             ),
             Self::HeldUntil { until } => write!(
                 f,

@@ -102,16 +102,20 @@ impl OrderState<'_> {
 
     /// Older than Meta takes store events: the transform's rule (`transform::build`).
     fn too_old(&self) -> bool {
-        matches!(
-            self.source,
-            InSource::Invalid {
-                reason: InvalidReason::TooOld,
-                ..
-            }
-        ) || self
-            .event_time()
-            .is_some_and(|t| t < self.now - MAX_AGE_SECS)
+        let reason = match self.source {
+            InSource::Invalid { reason, .. } => Some(reason),
+            _ => None,
+        };
+        too_old(reason, self.event_time(), self.now)
     }
+}
+
+/// Whether an order is too old for any run to send: the source's rows build into
+/// [`InvalidReason::TooOld`] (`reason`), or its event time (unix seconds) is more than
+/// `MAX_AGE_SECS` before `now` (meta-capi.md decision 3). `explain` and `reconcile` both
+/// classify by this, so that they agree.
+pub(crate) fn too_old(reason: Option<InvalidReason>, event_time: Option<i64>, now: i64) -> bool {
+    reason == Some(InvalidReason::TooOld) || event_time.is_some_and(|t| t < now - MAX_AGE_SECS)
 }
 
 /// The advice for an order in `state`.
@@ -135,7 +139,7 @@ pub(crate) fn advise(state: &OrderState<'_>) -> Advice {
                 }
             }
             Status::Invalid if row.reason == Some(negative) => Advice::Return,
-            _ if state.too_old() => Advice::TooOld,
+            status if state.too_old() => Advice::TooOld { counted_as: status },
             Status::Held if state.source == InSource::Nothing => Advice::HeldGone,
             Status::Held => {
                 let until = row.event_time.map_or(state.now, |t| t - MAX_FUTURE_SECS);
@@ -165,7 +169,10 @@ pub(crate) fn advise(state: &OrderState<'_>) -> Advice {
                 },
                 _,
             ) => Advice::Return,
-            _ if state.too_old() => Advice::TooOld,
+            // `reconcile` counts an order no run recorded as a run would record it.
+            _ if state.too_old() => Advice::TooOld {
+                counted_as: Status::Invalid,
+            },
             (InSource::Invalid { reason, .. }, _) => Advice::FixInSource { reason: *reason },
             (InSource::Event { .. }, Reach::Unwatermarked) => Advice::Unwatermarked {
                 column: state.watermark_column.to_owned(),
@@ -304,7 +311,9 @@ mod tests {
                     reason: InvalidReason::TooOld,
                     event_time: Some(NOW - 63 * DAY),
                 },
-                Advice::TooOld,
+                Advice::TooOld {
+                    counted_as: Status::Invalid,
+                },
             ),
             (
                 "invalid as too old, the source gone too",
@@ -314,13 +323,17 @@ mod tests {
                     70 * DAY,
                 ),
                 InSource::Nothing,
-                Advice::TooOld,
+                Advice::TooOld {
+                    counted_as: Status::Invalid,
+                },
             ),
             (
                 "rejected, older than 62 days now",
                 row(Status::Rejected, Some("invalid parameter"), 63 * DAY),
                 event(63 * DAY),
-                Advice::TooOld,
+                Advice::TooOld {
+                    counted_as: Status::Rejected,
+                },
             ),
             (
                 "rejected, recent",
@@ -383,13 +396,17 @@ mod tests {
                 "never read, older than 62 days",
                 unread(Position::Ahead { stored: stored() }),
                 too_old.clone(),
-                Advice::TooOld,
+                Advice::TooOld {
+                    counted_as: Status::Invalid,
+                },
             ),
             (
                 "never read, behind the watermark and older than 62 days",
                 unread(Position::Behind { stored: stored() }),
                 too_old,
-                Advice::TooOld,
+                Advice::TooOld {
+                    counted_as: Status::Invalid,
+                },
             ),
             (
                 "never read, invalid as it stands",

@@ -15,7 +15,7 @@ use crate::transform::{self, Rules};
 use chrono::Utc;
 
 mod advice;
-mod decide;
+pub(crate) mod decide;
 
 use advice::Advice;
 use decide::{advise, InLedger, InSource, OrderState, Reach, Recorded};

@@ -49,9 +49,10 @@ const PALETTE: [&str; 8] = [
 pub struct ReportData {
     /// `connector.name`.
     pub connector: String,
-    /// First day, inclusive.
+    /// First event-time day, inclusive (UTC).
     pub from: NaiveDate,
-    /// Last day, inclusive.
+    /// The day after the last one, exclusive (UTC): the window is `[from, to)`, as `--from`
+    /// and `--to` take it.
     pub to: NaiveDate,
     /// When it was made (RFC 3339, UTC).
     pub generated_at: String,
@@ -63,7 +64,7 @@ pub struct ReportData {
     pub runs: Vec<RunRecord>,
 }
 
-/// Reads what the report shows for days `from..=to`.
+/// Reads what the report shows for the event days `[from, to)` (`to` exclusive).
 pub async fn gather(config: &Config, from: NaiveDate, to: NaiveDate) -> Result<ReportData, Error> {
     // The charts count orders per day and store, whatever their currency.
     let mut by_day = reconcile::reconcile(config, from, to, GroupBy::Day).await?;
@@ -83,14 +84,14 @@ pub async fn gather(config: &Config, from: NaiveDate, to: NaiveDate) -> Result<R
     })
 }
 
-/// The runs started on days `from..=to` (UTC).
+/// The runs started on days `[from, to)` (UTC; `to` exclusive).
 pub fn in_window(runs: Vec<RunRecord>, from: NaiveDate, to: NaiveDate) -> Vec<RunRecord> {
     runs.into_iter()
         .filter(|r| {
             r.started_at
                 .get(..10)
                 .and_then(|day| day.parse::<NaiveDate>().ok())
-                .is_some_and(|day| from <= day && day <= to)
+                .is_some_and(|day| from <= day && day < to)
         })
         .collect()
 }
@@ -132,7 +133,7 @@ fn cell(key: &str, value: impl std::fmt::Display) -> String {
 pub fn render_html(data: &ReportData) -> String {
     let mut out = String::new();
     let title = format!(
-        "ocapi report: {} ({} to {})",
+        "ocapi report: {} ({} to {}, the last day excluded)",
         data.connector, data.from, data.to
     );
     let _ = write!(
@@ -142,7 +143,8 @@ pub fn render_html(data: &ReportData) -> String {
          style-src 'unsafe-inline'\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
          <title>{}</title><style>{STYLE}</style></head><body>\n<h1>{}</h1>\n\
-         <p class=\"meta\">Event times {} to {} (UTC). Made {}. Figures as \
+         <p class=\"meta\">Event times from <time data-figure=\"window/from\">{}</time> to \
+         <time data-figure=\"window/to\">{}</time> (UTC, <code>--to</code> exclusive). Made {}. Figures as \
          <code>ocapi reconcile --json</code> and <code>ocapi runs --json</code> give them.</p>\n",
         esc(&title),
         esc(&title),
@@ -435,8 +437,7 @@ fn reasons(out: &mut String, total: &Line) {
 /// `ocapi report --html FILE`: writes the report for the event days `[--from, --to)`.
 pub(crate) async fn command(config: &Config, args: &ReportArgs) -> Result<ExitStatus, Error> {
     let (from, to) = crate::commands::day_window(args.from, args.to)?;
-    let last = to.pred_opt().unwrap_or(to);
-    let html = render_html(&gather(config, from, last).await?);
+    let html = render_html(&gather(config, from, to).await?);
     std::fs::write(&args.html, html).map_err(|source| Error::Write {
         path: args.html.clone(),
         source,

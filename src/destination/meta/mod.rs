@@ -441,7 +441,8 @@ impl Inner {
                 error: Failure::Transport(error),
                 retries,
             } => {
-                tracing::error!(error = %error, "meta {what} request cannot reach the endpoint");
+                // Returned, and said once by the caller (`check`'s FAIL line, the run's error).
+                tracing::debug!(error = %error, "meta {what} request cannot reach the endpoint");
                 DestinationError::Unreachable {
                     error,
                     attempts: retries + 1,
