@@ -36,7 +36,7 @@
 //! | `drop_rate` | none | connection cut before a complete response | injected |
 //!
 //! Value-rule errors (every event error except a missing field) name `$['data'][i]` only when
-//! [`Faults::name_index`] is set; see `validate.rs`. Bodies are JSON (what ocapi sends) or form
+//! [`Faults::name_index`] is set; see `validate/`. Bodies are JSON (what ocapi sends) or form
 //! fields with JSON-encoded values (what Meta's SDKs send, e.g. `bench/python_sdk_sync.py`).
 //!
 //! Here: the options, faults and counters, the [`Sandbox`] handle and the router. The state

@@ -1,4 +1,4 @@
-//! Borrowed views of a `POST …/events` body, just wide enough for the rules in `validate.rs`.
+//! Borrowed views of a `POST …/events` body, just wide enough for the rules in `validate/`.
 //!
 //! Why: reading a 1000-event body into `serde_json::Value` allocates a `String` per key and
 //! value and a `BTreeMap` per object, and that (not the rules) was most of the sandbox's CPU.
