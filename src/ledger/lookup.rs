@@ -1,5 +1,6 @@
-//! The ledger's reads during a run: the stored watermark a run starts from, the rows of a
-//! page's orders (which decide what is sent), and the held orders whose time has come.
+//! The ledger's reads during a run: the rows of a page's orders (which decide what is sent),
+//! and the held orders whose time has come. The watermark a run starts from is read in
+//! `watermark.rs`.
 
 use std::collections::HashMap;
 
@@ -7,31 +8,10 @@ use tokio_postgres::Client;
 
 use crate::db::DbError;
 use crate::event::PURCHASE;
-use crate::source::WatermarkKind;
 
 use super::{Existing, Ledger, Status};
 
 impl Ledger {
-    /// The stored watermark and its type, if any.
-    pub async fn watermark(
-        &self,
-        client: &Client,
-    ) -> Result<Option<(String, Option<WatermarkKind>)>, DbError> {
-        let sql = format!(
-            "select watermark, watermark_type from {} where connector = $1",
-            self.state
-        );
-        let row = client
-            .query_opt(&sql, &[&self.connector])
-            .await
-            .map_err(DbError::query("cannot read the watermark"))?;
-        Ok(row.and_then(|row| {
-            let watermark: Option<String> = row.get(0);
-            let kind: Option<String> = row.get(1);
-            watermark.map(|w| (w, kind.as_deref().and_then(WatermarkKind::from_sql_type)))
-        }))
-    }
-
     /// The ledger rows of these orders.
     ///
     /// One primary-key probe per order id, whatever the table's statistics say. The key leads

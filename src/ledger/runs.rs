@@ -1,6 +1,7 @@
-//! The reads and writes of the `runs` table beyond a run's start and end: the recent runs
-//! with their stats (`ocapi runs`, `ocapi report`), the latest upload lag and the match-key
-//! totals (`ocapi quality`), how the previous run ended (alerts), and a run's upload lag.
+//! The `runs` table: a run's record (started, finished with its stats and upload lag, or
+//! closed as interrupted when its process died), and its reads for the subcommands: the recent
+//! runs with their stats (`ocapi runs`, `ocapi report`), the latest upload lag and the
+//! match-key totals (`ocapi quality`), how the previous run ended (alerts).
 
 use std::collections::BTreeMap;
 
@@ -9,6 +10,7 @@ use tokio_postgres::Client;
 
 use crate::db::DbError;
 use crate::lag::UploadLag;
+use crate::stats::RunStats;
 
 use super::reader::LedgerReader;
 use super::Ledger;
@@ -235,6 +237,92 @@ impl LedgerReader {
 }
 
 impl Ledger {
+    /// Records a new run and returns its id.
+    pub async fn start_run(&self, client: &Client, mode: &str) -> Result<i64, DbError> {
+        let sql = format!(
+            "insert into {} (connector, mode) values ($1, $2) returning run_id",
+            self.runs
+        );
+        let row = client
+            .query_one(&sql, &[&self.connector, &mode])
+            .await
+            .map_err(DbError::query("cannot record the run"))?;
+        Ok(row.get(0))
+    }
+
+    /// Stores a run's final stats.
+    pub async fn finish_run(&self, client: &Client, stats: &RunStats) -> Result<(), DbError> {
+        let sql = format!(
+            "update {} set status = $2, finished_at = now(), rows_read = $3, events = $4,
+                 sent = $5, skipped_duplicate = $6, changed_after_send = $7, invalid = $8,
+                 rejected = $9, retries = $10, batches = $11, watermark_start = $12,
+                 watermark_end = $13, duration_ms = $14, match_keys = $15, dropped = $16,
+                 error = $17, skipped_rejected = $18, skipped_invalid = $19, held = $20,
+                 ahead_of_clock = $21, zero_value = $22, returns = $23, too_old = $24
+             where run_id = $1",
+            self.runs
+        );
+        let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        let json = |m| serde_json::to_value(m).unwrap_or_default();
+        let (returns, too_old) = stats.unsendable();
+        client
+            .execute(
+                &sql,
+                &[
+                    &stats.run_id,
+                    &stats.status.as_str(),
+                    &n(stats.rows_read),
+                    &n(stats.events),
+                    &n(stats.sent),
+                    &n(stats.skipped_duplicate),
+                    &n(stats.changed_after_send),
+                    &n(stats.invalid),
+                    &n(stats.rejected),
+                    &n(stats.retries),
+                    &n(stats.batches),
+                    &stats.watermark_start,
+                    &stats.watermark_end,
+                    &n(stats.duration_ms),
+                    &json(&stats.match_keys),
+                    &json(&stats.dropped),
+                    &stats.error,
+                    &n(stats.skipped_rejected),
+                    &n(stats.skipped_invalid),
+                    &n(stats.held),
+                    &n(stats.ahead_of_clock),
+                    &n(stats.zero_value),
+                    &n(returns),
+                    &n(too_old),
+                ],
+            )
+            .await
+            .map_err(DbError::query("cannot record the run's stats"))?;
+        self.store_lag(client, stats.run_id, &stats.upload_lag)
+            .await
+    }
+
+    /// Marks the runs of this connector that are still `running` as failed: the caller holds
+    /// the connector's lock, so their process died (`kill -9`, a lost machine). Returns their
+    /// ids and modes, so that the caller can say what to re-run.
+    pub async fn close_interrupted_runs(
+        &self,
+        client: &Client,
+        run_id: i64,
+    ) -> Result<Vec<(i64, String)>, DbError> {
+        let sql = format!(
+            "update {} set status = 'failed', finished_at = now(),
+                 error = 'interrupted: the process stopped before the run finished'
+             where connector = $1 and status = 'running' and run_id <> $2
+             returning run_id, mode",
+            self.runs
+        );
+        let rows = client
+            .query(&sql, &[&self.connector, &run_id])
+            .await
+            .map_err(DbError::query("cannot close interrupted runs"))?;
+        Ok(rows.iter().map(|row| (row.get(0), row.get(1))).collect())
+    }
+
     /// Stores a run's lag figures in its `runs` row (columns of sql/0007_upload_lag.sql);
     /// nothing when no event was accepted.
     pub(super) async fn store_lag(

@@ -12,13 +12,14 @@
 //! Every series carries the connector's name as the `connector` label. The file is replaced
 //! atomically (a temporary file in the same directory, then a rename) so the collector never
 //! reads half a file.
+//!
+//! Here: [`Telemetry`], its label and handle types, and how a run updates it. The series' names,
+//! help and registration are in `series.rs`; the metrics file (writing, carrying over) in
+//! `file.rs`.
 
-use std::borrow::Cow;
 use std::collections::BTreeMap;
-use std::io::Write as _;
-use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -29,30 +30,14 @@ use prometheus_client::registry::Registry;
 
 use crate::stats::{RunStats, RunStatus};
 
-/// Errors writing the metrics file.
-#[derive(Debug, thiserror::Error)]
-pub enum MetricsError {
-    /// The temporary file could not be written or renamed over the target.
-    #[error("cannot write the metrics file {path}")]
-    Write {
-        /// The target path.
-        path: PathBuf,
-        /// The I/O error.
-        #[source]
-        source: std::io::Error,
-    },
-}
+mod file;
+mod series;
+
+pub use file::{write_atomic, MetricsError, MetricsFile};
 
 /// Every status a run can end with, so that `ocapi_last_run_status` has one series per status
 /// with exactly one of them at 1 (the usual Prometheus "enum" pattern).
 const STATUSES: [RunStatus; 3] = [RunStatus::Completed, RunStatus::Degraded, RunStatus::Failed];
-
-/// Upper bounds of the upload lag histogram's buckets, in seconds: a minute, 5 and 15 minutes,
-/// 1, 3, 6, 12 hours, 1, 2 and 7 days (Meta accepts store events up to 62 days old, and scores
-/// freshness against hours, not seconds).
-const LAG_BUCKETS: [f64; 10] = [
-    60.0, 300.0, 900.0, 3_600.0, 10_800.0, 21_600.0, 43_200.0, 86_400.0, 172_800.0, 604_800.0,
-];
 
 /// A `status` label.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -161,39 +146,6 @@ struct LastRun {
     upload_lag: Family<StatLabel, FloatGauge>,
 }
 
-/// The stats fields shown as last-run gauges, with their help text.
-const LAST_RUN_FIGURES: [(&str, &str); 11] = [
-    ("rows_read", "Source rows read by the last run"),
-    ("events", "Orders built into events by the last run"),
-    ("sent", "Orders accepted by the destination in the last run"),
-    (
-        "skipped_duplicate",
-        "Orders already sent, not sent again, in the last run",
-    ),
-    (
-        "changed_after_send",
-        "Sent orders whose value or event time changed since, seen by the last run",
-    ),
-    (
-        "invalid",
-        "Orders that could not become an event in the last run",
-    ),
-    (
-        "rejected",
-        "Events the destination rejected in the last run",
-    ),
-    ("retries", "Retried requests in the last run"),
-    ("batches", "Requests sent by the last run"),
-    (
-        "held",
-        "Orders dated ahead (a fast till clock) held by the last run until their time",
-    ),
-    (
-        "ahead_of_clock",
-        "Orders whose watermark was ahead of the source database's clock in the last run",
-    ),
-];
-
 /// The value of a last-run figure by field name.
 fn figure(stats: &RunStats, name: &str) -> u64 {
     match name {
@@ -239,127 +191,6 @@ pub struct Telemetry {
 }
 
 impl Telemetry {
-    /// Metrics for `connector`, all counters at zero and no run yet.
-    pub fn new(connector: &str) -> Self {
-        let labels = [(Cow::Borrowed("connector"), Cow::Owned(connector.to_owned()))];
-        let mut registry = Registry::with_labels(labels.into_iter());
-        let counters = Counters::default();
-        let lifetime: [(&str, &str, &Counter); 7] = [
-            (
-                "ocapi_rows_read",
-                "Source rows read since the process started",
-                &counters.rows_read,
-            ),
-            (
-                "ocapi_events_sent",
-                "Orders accepted by the destination since the process started",
-                &counters.sent,
-            ),
-            (
-                "ocapi_events_rejected",
-                "Events the destination rejected since the process started",
-                &counters.rejected,
-            ),
-            (
-                "ocapi_orders_invalid",
-                "Orders that could not become an event since the process started",
-                &counters.invalid,
-            ),
-            (
-                "ocapi_orders_skipped_duplicate",
-                "Orders already sent, not sent again, since the process started",
-                &counters.skipped_duplicate,
-            ),
-            (
-                "ocapi_retries",
-                "Retried requests since the process started",
-                &counters.retries,
-            ),
-            (
-                "ocapi_requests",
-                "Requests sent to the destination since the process started",
-                &counters.requests,
-            ),
-        ];
-        for (name, help, counter) in lifetime {
-            registry.register(name, help, counter.clone());
-        }
-        let runs = Family::<StatusLabel, Counter>::default();
-        registry.register(
-            "ocapi_runs",
-            "Runs finished since the process started, by status",
-            runs.clone(),
-        );
-        let lag = Histogram::new(LAG_BUCKETS);
-        registry.register(
-            "ocapi_upload_lag_seconds",
-            "Seconds from an accepted event's event_time to its acceptance",
-            lag.clone(),
-        );
-        let in_progress = Gauge::default();
-        registry.register(
-            "ocapi_run_in_progress",
-            "1 while a run is going, else 0",
-            in_progress.clone(),
-        );
-        let mut last = LastRun::default();
-        for (name, help) in LAST_RUN_FIGURES {
-            let gauge = Gauge::default();
-            registry.register(format!("ocapi_last_run_{name}"), help, gauge.clone());
-            last.figures.push((name, gauge));
-        }
-        registry.register(
-            "ocapi_last_run_duration_seconds",
-            "Wall time of the last run",
-            last.duration.clone(),
-        );
-        registry.register(
-            "ocapi_last_run_status",
-            "1 for the status the last run ended with, 0 for the others",
-            last.status.clone(),
-        );
-        registry.register(
-            "ocapi_last_run_finished_timestamp_seconds",
-            "Unix time the last run finished",
-            last.finished.clone(),
-        );
-        registry.register(
-            "ocapi_last_success_timestamp_seconds",
-            "Unix time of the last run that completed (degraded included)",
-            last.last_success.clone(),
-        );
-        registry.register(
-            "ocapi_last_run_match_keys",
-            "Sent events carrying each user_data key in the last run",
-            last.match_keys.clone(),
-        );
-        registry.register(
-            "ocapi_last_run_dropped",
-            "Customer values dropped as unusable in the last run, by user_data key",
-            last.dropped.clone(),
-        );
-        registry.register(
-            "ocapi_last_run_invalid_reason",
-            "Invalid orders in the last run, by reason",
-            last.invalid_reasons.clone(),
-        );
-        registry.register(
-            "ocapi_last_run_upload_lag_seconds",
-            "Upload lag of the last run's accepted events: median, p95 and max",
-            last.upload_lag.clone(),
-        );
-        Self {
-            registry,
-            connector: connector.to_owned(),
-            counters,
-            runs,
-            lag,
-            in_progress,
-            last,
-            seen: Mutex::new(Seen::default()),
-        }
-    }
-
     /// Marks the start of a run: `ocapi_run_in_progress` goes to 1.
     pub fn run_started(&self) {
         *self
@@ -473,130 +304,6 @@ impl Telemetry {
     /// Whether a run has finished since these metrics were made (or carried over).
     pub fn last_success(&self) -> Option<i64> {
         Some(self.last.last_success.get()).filter(|at| *at > 0)
-    }
-
-    /// Carries counters and the last success over from an earlier exposition of the same
-    /// connector (the metrics file being replaced), so that they keep growing across processes.
-    fn carry_over(&self, previous: &str) {
-        let values: BTreeMap<&str, f64> = previous
-            .lines()
-            .filter(|line| !line.starts_with('#'))
-            .filter_map(|line| {
-                let (series, value) = line.rsplit_once(' ')?;
-                Some((series, value.parse().ok()?))
-            })
-            .collect();
-        let connector = format!("connector=\"{}\"", escape(&self.connector));
-        let get = |name: &str, extra: &str| {
-            values
-                .get(format!("{name}{{{connector}{extra}}}").as_str())
-                .map(|v| *v as u64)
-        };
-        let c = &self.counters;
-        for (name, counter) in [
-            ("ocapi_rows_read_total", &c.rows_read),
-            ("ocapi_events_sent_total", &c.sent),
-            ("ocapi_events_rejected_total", &c.rejected),
-            ("ocapi_orders_invalid_total", &c.invalid),
-            ("ocapi_orders_skipped_duplicate_total", &c.skipped_duplicate),
-            ("ocapi_retries_total", &c.retries),
-            ("ocapi_requests_total", &c.requests),
-        ] {
-            counter.inc_by(get(name, "").unwrap_or(0));
-        }
-        for status in STATUSES {
-            let extra = format!(",status=\"{}\"", status.as_str());
-            if let Some(n) = get("ocapi_runs_total", &extra) {
-                self.runs
-                    .get_or_create(&StatusLabel {
-                        status: status.as_str().to_owned(),
-                    })
-                    .inc_by(n);
-            }
-        }
-        if let Some(at) = get("ocapi_last_success_timestamp_seconds", "") {
-            self.last
-                .last_success
-                .set(i64::try_from(at).unwrap_or_default());
-        }
-    }
-}
-
-/// Escapes a label value as the exposition format does: backslash, double quote and newline.
-fn escape(value: &str) -> String {
-    value
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
-}
-
-/// Writes `text` to `path` atomically: a temporary file beside it, flushed, then renamed.
-pub fn write_atomic(path: &Path, text: &str) -> Result<(), MetricsError> {
-    let err = |source| MetricsError::Write {
-        path: path.to_path_buf(),
-        source,
-    };
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or_else(|| Path::new("."));
-    let name = path.file_name().map_or_else(
-        || "metrics.prom".to_owned(),
-        |n| n.to_string_lossy().into_owned(),
-    );
-    // node_exporter ignores files not ending in `.prom`, so the temporary one never counts.
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let written = (|| {
-        let mut file = std::fs::File::create(&tmp)?;
-        file.write_all(text.as_bytes())?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if written.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    written.map_err(err)
-}
-
-/// `--metrics-file`: the connector's metrics, written after each run.
-#[derive(Debug, Clone)]
-pub struct MetricsFile {
-    /// The target path.
-    path: PathBuf,
-    /// The metrics written there.
-    telemetry: Arc<Telemetry>,
-}
-
-impl MetricsFile {
-    /// A metrics file at `path` for `connector`. Counters and the last success are carried
-    /// over from the file already there, so that a failed `ocapi run` from cron keeps
-    /// reporting when the last good one was and counters never go back.
-    pub fn new(path: PathBuf, connector: &str) -> Self {
-        Self::with_telemetry(path, Arc::new(Telemetry::new(connector)))
-    }
-
-    /// A metrics file writing `telemetry` (shared with `/metrics`), seeded from the file there.
-    pub fn with_telemetry(path: PathBuf, telemetry: Arc<Telemetry>) -> Self {
-        if let Ok(previous) = std::fs::read_to_string(&path) {
-            telemetry.carry_over(&previous);
-        }
-        Self { path, telemetry }
-    }
-
-    /// The metrics it writes.
-    pub fn telemetry(&self) -> &Arc<Telemetry> {
-        &self.telemetry
-    }
-
-    /// Records a finished run's stats and writes the file.
-    pub fn record(&mut self, stats: &RunStats) -> Result<(), MetricsError> {
-        self.telemetry.run_finished(stats);
-        self.write()
-    }
-
-    /// Writes the metrics as they are (the run already recorded in the shared telemetry).
-    pub fn write(&self) -> Result<(), MetricsError> {
-        write_atomic(&self.path, &self.telemetry.encode())
     }
 }
 

@@ -7,6 +7,7 @@ use std::time::Instant;
 use rust_decimal::Decimal;
 use serde_json::{json, Value};
 
+use super::auth::hmac_sha256_hex;
 use super::*;
 use crate::event::{Event, UserData, UserValue};
 

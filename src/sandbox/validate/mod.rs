@@ -73,7 +73,7 @@ pub(super) struct Rules<'a> {
 /// Parses a request body as a JSON object, or as form fields (`data=<json>&...`, what Meta's
 /// own SDKs send) whose values are strings; an empty body has no fields so that a token in a
 /// header can still be checked before the body's own errors are reported. Only the fields the
-/// rules read are kept, borrowed from `bytes` where possible (see `view.rs`).
+/// rules read are kept, borrowed from `bytes` where possible (see `view/`).
 pub(super) fn parse_body(bytes: &[u8]) -> Result<Body<'_>, GraphError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(Body::default());

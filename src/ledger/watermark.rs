@@ -1,0 +1,57 @@
+//! The watermark (the `state` table): where the connector's source stands, read when a run
+//! starts and moved forward in the transaction that records the orders it covers.
+
+use tokio_postgres::{Client, Transaction};
+
+use crate::db::DbError;
+use crate::source::WatermarkKind;
+
+use super::Ledger;
+
+impl Ledger {
+    /// The stored watermark and its type, if any.
+    pub async fn watermark(
+        &self,
+        client: &Client,
+    ) -> Result<Option<(String, Option<WatermarkKind>)>, DbError> {
+        let sql = format!(
+            "select watermark, watermark_type from {} where connector = $1",
+            self.state
+        );
+        let row = client
+            .query_opt(&sql, &[&self.connector])
+            .await
+            .map_err(DbError::query("cannot read the watermark"))?;
+        Ok(row.and_then(|row| {
+            let watermark: Option<String> = row.get(0);
+            let kind: Option<String> = row.get(1);
+            watermark.map(|w| (w, kind.as_deref().and_then(WatermarkKind::from_sql_type)))
+        }))
+    }
+
+    /// Moves the watermark forward (never back: the comparison is done by PostgreSQL in the
+    /// column's type), in the caller's transaction.
+    pub async fn advance_watermark(
+        &self,
+        tx: &Transaction<'_>,
+        watermark: &str,
+        kind: WatermarkKind,
+        run_id: i64,
+    ) -> Result<(), DbError> {
+        let t = kind.sql_type();
+        let sql = format!(
+            "insert into {state} as s (connector, watermark, watermark_type, run_id, updated_at)
+             values ($1, $2, $3, $4, now())
+             on conflict (connector) do update
+               set watermark = excluded.watermark, watermark_type = excluded.watermark_type,
+                   run_id = excluded.run_id, updated_at = now()
+             where s.watermark is null or s.watermark_type is distinct from excluded.watermark_type
+                or excluded.watermark::{t} > s.watermark::{t}",
+            state = self.state
+        );
+        tx.execute(&sql, &[&self.connector, &watermark, &t, &run_id])
+            .await
+            .map_err(DbError::query("cannot advance the watermark"))?;
+        Ok(())
+    }
+}

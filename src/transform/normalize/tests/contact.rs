@@ -1,0 +1,97 @@
+//! Contact fields: email, phone (with its calling code from the number or the row's country)
+//! and external id.
+
+use proptest::prelude::*;
+
+use super::*;
+
+/// Emails are trimmed lowercased and checked.
+#[test]
+fn emails_are_trimmed_lowercased_and_checked() {
+    use Field::Em;
+    check(&[
+        (
+            Em,
+            " John_Smith@Gmail.com ",
+            None,
+            ok("john_smith@gmail.com"),
+        ),
+        (Em, "a@b.c", None, ok("a@b.c")),
+        (
+            Em,
+            "user.name+tag@domain.co.uk",
+            None,
+            ok("user.name+tag@domain.co.uk"),
+        ),
+        (Em, "JOSÉ@EXAMPLE.ES", None, ok("josé@example.es")),
+        (Em, "no-at-sign.com", None, Outcome::Dropped),
+        (Em, "two@@example.com", None, Outcome::Dropped),
+        (Em, "a@b@example.com", None, Outcome::Dropped),
+        (Em, "@example.com", None, Outcome::Dropped),
+        (Em, "john@localhost", None, Outcome::Dropped),
+        (Em, "john@example..com", None, Outcome::Dropped),
+        (Em, "john smith@example.com", None, Outcome::Dropped),
+        (Em, "John <john@example.com>", None, Outcome::Dropped),
+        (Em, "", None, Outcome::Empty),
+        (Em, " \t\n", None, Outcome::Empty),
+    ]);
+}
+
+/// Phones take the calling code from the number or the country in any form.
+#[test]
+fn phones_take_the_calling_code_from_the_number_or_the_country_in_any_form() {
+    use Field::Ph;
+    check(&[
+        (Ph, "(650) 555-1212", Some("US"), ok("16505551212")),
+        (Ph, "(650) 555-1212", Some("usa"), ok("16505551212")),
+        (
+            Ph,
+            "(650) 555-1212",
+            Some("United States"),
+            ok("16505551212"),
+        ),
+        (Ph, "020 7946 0958", Some("GB"), ok("442079460958")),
+        (
+            Ph,
+            "020 7946 0958",
+            Some("United Kingdom"),
+            ok("442079460958"),
+        ),
+        (Ph, "+44 20 7946 0958", Some("US"), ok("442079460958")),
+        (Ph, "0044 20 7946 0958", None, ok("442079460958")),
+        (Ph, "555", Some("US"), Outcome::Dropped),
+        (Ph, "", Some("US"), Outcome::Empty),
+    ]);
+}
+
+/// External ids are trimmed only.
+#[test]
+fn external_ids_are_trimmed_only() {
+    use Field::ExternalId;
+    check(&[
+        (ExternalId, "  Cust_1234 ", None, ok("Cust_1234")),
+        (ExternalId, "A-1 b", None, ok("A-1 b")),
+    ]);
+}
+
+proptest! {
+    /// A NANP row reads any international prefix: `00`, `011`, `+00` and `+` give the same
+    /// number as the `+` form without a country.
+    #[test]
+    fn nanp_rows_read_any_international_prefix(
+        number in prop::sample::select(vec![
+            "44 20 7946 0958", "49 30 12345678", "33 6 12 34 56 78", "81 3 1234 5678",
+            "61 2 9374 4000", "52 55 1234 5678", "1 650 555 1212",
+        ]),
+        country in prop::sample::select(vec!["US", "CA", "PR"]),
+    ) {
+        let want = run(Field::Ph, &format!("+{number}"), None);
+        prop_assert!(matches!(want, Outcome::Normalized(_)));
+        // A stray `0` before the calling code is read only before NANP's own `1`.
+        let stray = if number.starts_with('1') { &["0"][..] } else { &[][..] };
+        for prefix in ["00", "011 ", "+00", "+"].iter().chain(stray) {
+            let raw = format!("{prefix}{number}");
+            prop_assert_eq!(&run(Field::Ph, &raw, Some(country)), &want, "{}", raw);
+        }
+    }
+}
