@@ -1,7 +1,7 @@
 //! The module list is the data flow (issue 15): each top-level module of `src/` names, through
 //! `crate::`, only modules listed above it in `src/lib.rs`. That rules out import cycles and
 //! imports against the flow; the stand-in (`sandbox`) and test code are left out. No file under
-//! `src/` passes 700 lines, so that a file keeps to one stage.
+//! `src/` passes 600 lines, tests included, so that a file keeps to one stage.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -99,13 +99,13 @@ fn every_module_imports_only_modules_listed_above_it_in_lib_rs() {
 }
 
 #[test]
-fn no_file_under_src_passes_700_lines() {
+fn no_file_under_src_passes_600_lines() {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let long: Vec<String> = rust_files(&src)
         .into_iter()
         .filter_map(|path| {
             let lines = std::fs::read_to_string(&path).unwrap().lines().count();
-            (lines > 700).then(|| format!("{}: {lines}", path.display()))
+            (lines > 600).then(|| format!("{}: {lines}", path.display()))
         })
         .collect();
     assert!(long.is_empty(), "{long:#?}");

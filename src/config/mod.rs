@@ -3,6 +3,7 @@
 
 mod alerts;
 mod mapping;
+mod validate;
 
 use mapping::mapping_key;
 
@@ -14,7 +15,6 @@ pub use mapping::{
 
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
-use std::str::FromStr as _;
 use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
@@ -286,192 +286,6 @@ impl Config {
         })?;
         config.validate()?;
         Ok(config)
-    }
-
-    /// Cross-field and range checks, each naming the key.
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        let invalid = |key, constraint: &str| {
-            Err(ConfigError::Invalid {
-                key,
-                constraint: constraint.to_owned(),
-            })
-        };
-        if self.connector.name.trim().is_empty() {
-            return invalid("connector.name", "must not be empty");
-        }
-        if self.source.url.is_some() == self.source.url_env.is_some() {
-            return invalid(
-                "source.url",
-                "set exactly one of `source.url` and `source.url_env`",
-            );
-        }
-        if self.ledger.url.is_some() && self.ledger.url_env.is_some() {
-            return invalid(
-                "ledger.url",
-                "set at most one of `ledger.url` and `ledger.url_env`",
-            );
-        }
-        if self.source.table.trim().is_empty() {
-            return invalid("source.table", "must name a table or view");
-        }
-        let d = &self.defaults;
-        let m = &self.mapping;
-        if d.data_processing_options
-            .as_ref()
-            .is_some_and(|o| !o.is_empty())
-            && ((d.data_processing_options_country.is_none()
-                && m.data_processing_options_country.is_none())
-                || (d.data_processing_options_state.is_none()
-                    && m.data_processing_options_state.is_none()))
-        {
-            return invalid(
-                "defaults.data_processing_options",
-                "LDU needs a country and a state: set `defaults.data_processing_options_country` \
-                 and `_state` (0 lets Meta geolocate), or map their columns",
-            );
-        }
-        if self
-            .destination
-            .upload_tag
-            .as_deref()
-            .is_some_and(|t| t.trim().is_empty())
-        {
-            return invalid("destination.upload_tag", "must not be empty");
-        }
-        if self.source.timezone.parse::<chrono_tz::Tz>().is_err() {
-            return invalid(
-                "source.timezone",
-                "must be an IANA time zone name such as \"UTC\" or \"America/New_York\"",
-            );
-        }
-        if let Some(start) = &self.source.start {
-            if !is_watermark_start(start) {
-                return invalid(
-                    "source.start",
-                    "must be an RFC 3339 timestamp (\"2026-11-01T00:00:00Z\") or an integer",
-                );
-            }
-        }
-        for (key, column) in self.mapping.columns() {
-            if column.trim().is_empty() {
-                return Err(ConfigError::Invalid {
-                    key: mapping_key(key),
-                    constraint: "must name a column".to_owned(),
-                });
-            }
-        }
-        let m = &self.mapping;
-        if m.item_id.is_some() != m.item_quantity.is_some()
-            || m.item_id.is_some() != m.item_price.is_some()
-        {
-            return invalid(
-                "mapping.item_id",
-                "line items need all three of `item_id`, `item_quantity` and `item_price`",
-            );
-        }
-        if m.value.is_none() && !m.has_line_items() {
-            return invalid(
-                "mapping.value",
-                "is required (or map line items to sum them)",
-            );
-        }
-        if m.currency.is_none() && self.defaults.currency.is_none() {
-            return invalid(
-                "mapping.currency",
-                "map a column or set `defaults.currency`",
-            );
-        }
-        if let Some(currency) = &self.defaults.currency {
-            if currency_code(currency).is_none() {
-                return invalid(
-                    "defaults.currency",
-                    "must be an ISO 4217 code such as \"USD\"",
-                );
-            }
-        }
-        if let Some(country) = &self.defaults.country {
-            if celes::Country::from_str(country.trim()).is_err() {
-                return invalid(
-                    "defaults.country",
-                    "must be an ISO 3166 country code or English name such as \"US\"",
-                );
-            }
-        }
-        self.validate_destination()
-    }
-
-    /// Checks `[destination]` for its kind.
-    fn validate_destination(&self) -> Result<(), ConfigError> {
-        let d = &self.destination;
-        let invalid = |key, constraint: &str| {
-            Err(ConfigError::Invalid {
-                key,
-                constraint: constraint.to_owned(),
-            })
-        };
-        if d.dataset_id.trim().is_empty() || !d.dataset_id.chars().all(|c| c.is_ascii_digit()) {
-            return invalid(
-                "destination.dataset_id",
-                "must be the dataset (pixel) id, digits only",
-            );
-        }
-        if d.batch_size == 0 || d.batch_size > MAX_EVENTS_PER_REQUEST {
-            return invalid(
-                "destination.batch_size",
-                "must be between 1 and 1000 (Meta's limit)",
-            );
-        }
-        if d.concurrency == 0 || d.concurrency > 64 {
-            return invalid("destination.concurrency", "must be between 1 and 64");
-        }
-        if d.request_timeout.is_zero() {
-            return invalid("destination.request_timeout", "must be greater than 0");
-        }
-        if let Some(rps) = d.max_requests_per_second {
-            if !(rps.is_finite() && rps > 0.0) {
-                return invalid(
-                    "destination.max_requests_per_second",
-                    "must be greater than 0",
-                );
-            }
-        }
-        match d.kind {
-            DestinationKind::File => {
-                if d.path.is_none() {
-                    return invalid("destination.path", "is required when kind = \"file\"");
-                }
-                let meta_only = [
-                    ("destination.access_token_env", d.access_token_env.is_some()),
-                    (
-                        "destination.access_token_file",
-                        d.access_token_file.is_some(),
-                    ),
-                    ("destination.app_secret_env", d.app_secret_env.is_some()),
-                    ("destination.test_event_code", d.test_event_code.is_some()),
-                ];
-                if let Some((key, _)) = meta_only.into_iter().find(|(_, set)| *set) {
-                    return invalid(key, "only applies to kind = \"meta\"");
-                }
-            }
-            DestinationKind::Meta => {
-                if d.access_token_env.is_some() == d.access_token_file.is_some() {
-                    return invalid(
-                        "destination.access_token_env",
-                        "set exactly one of `access_token_env` and `access_token_file`",
-                    );
-                }
-                if d.path.is_some() {
-                    return invalid("destination.path", "only applies to kind = \"file\"");
-                }
-                if !d.api_version.starts_with('v') {
-                    return invalid("destination.api_version", "must look like \"v26.0\"");
-                }
-                if !(d.base_url.starts_with("http://") || d.base_url.starts_with("https://")) {
-                    return invalid("destination.base_url", "must be an http(s) URL");
-                }
-            }
-        }
-        Ok(())
     }
 
     /// The source URL, from the file or the environment.
