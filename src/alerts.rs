@@ -12,7 +12,7 @@ use crate::secret::Secret;
 use crate::stats::{RunStats, RunStatus};
 
 /// How long a delivery may take.
-pub const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What an alert is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,7 +27,7 @@ pub enum AlertKind {
 
 /// Decides which runs are alerted about; holds no I/O, so that it can be tested on its own.
 #[derive(Debug, Clone)]
-pub struct AlertState {
+pub(crate) struct AlertState {
     /// How long the same alert stays quiet.
     quiet_period: Duration,
     /// The last failed or degraded alert sent, and when.
@@ -46,7 +46,7 @@ impl AlertState {
     /// Counts the connector's previous run, which ended with `status` `age` ago, as alerted
     /// about if it failed or was degraded: a one-shot `ocapi run` from cron then stays quiet
     /// within the quiet period and says when the connector recovers, as `watch` does.
-    pub fn recall(&mut self, status: &str, age: Duration, now: Instant) {
+    pub(crate) fn recall(&mut self, status: &str, age: Duration, now: Instant) {
         let kind = match status {
             "failed" => AlertKind::Failed,
             "degraded" => AlertKind::Degraded,
@@ -61,7 +61,7 @@ impl AlertState {
     }
 
     /// The alert to send for a run that ended with `status` at `now`, if any.
-    pub fn decide(&mut self, status: RunStatus, now: Instant) -> Option<AlertKind> {
+    pub(crate) fn decide(&mut self, status: RunStatus, now: Instant) -> Option<AlertKind> {
         let kind = match status {
             RunStatus::Failed => AlertKind::Failed,
             RunStatus::Degraded => AlertKind::Degraded,
@@ -140,7 +140,7 @@ impl Alerter {
     /// Reads how the connector's previous run ended (see [`AlertState::recall`]), before a
     /// one-shot run. Best effort: when the ledger cannot tell within a few seconds, nothing is
     /// recalled and every failed or degraded run alerts.
-    pub async fn recall_previous_run(&mut self, config: &crate::config::Config) {
+    pub(crate) async fn recall_previous_run(&mut self, config: &crate::config::Config) {
         let read = async {
             let ledger = crate::ledger::LedgerReader::connect(config).await?;
             Ok::<_, crate::Error>(ledger.previous_run().await?)
@@ -161,7 +161,7 @@ impl Alerter {
 
     /// Alerts about a finished run when it calls for one. Never fails: a delivery failure is
     /// logged (without the URL) and the run goes on.
-    pub async fn observe(&mut self, stats: &RunStats) {
+    pub(crate) async fn observe(&mut self, stats: &RunStats) {
         let Some(kind) = self.state.decide(stats.status, Instant::now()) else {
             return;
         };

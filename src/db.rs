@@ -333,7 +333,7 @@ pub fn quote_ident(name: &str) -> String {
 }
 
 /// Quotes a string literal for SQL: `'text'`, with embedded quotes doubled.
-pub fn quote_literal(text: &str) -> String {
+pub(crate) fn quote_literal(text: &str) -> String {
     format!("'{}'", text.replace('\'', "''"))
 }
 
@@ -423,12 +423,12 @@ pub async fn migrate(client: &mut Client, schema: &str) -> Result<Vec<i32>, DbEr
 }
 
 /// The latest migration version in this build.
-pub fn latest_migration() -> i32 {
+pub(crate) fn latest_migration() -> i32 {
     MIGRATIONS.last().map_or(0, |(version, _, _)| *version)
 }
 
 /// The schema's applied migration version, or `None` when `migrate` never ran.
-pub async fn schema_version(client: &Client, schema: &str) -> Result<Option<i32>, DbError> {
+pub(crate) async fn schema_version(client: &Client, schema: &str) -> Result<Option<i32>, DbError> {
     let table = format!("{}.schema_migrations", quote_ident(schema));
     let exists: bool = client
         .query_one("select to_regclass($1) is not null", &[&table])

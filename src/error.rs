@@ -105,6 +105,13 @@ impl Error {
         }
     }
 
+    /// Whether a person must act before a run can succeed, though no config key is wrong:
+    /// Meta refused the token, the permission or the dataset, or nothing listens at the
+    /// endpoint. `watch` then waits its longest delay at once instead of doubling up to it.
+    pub fn needs_a_person(&self) -> bool {
+        matches!(self, Self::Destination(error) if error.is_permanent())
+    }
+
     /// The process exit status for this error: [`ExitStatus::Config`] (2) for configuration
     /// and usage problems, which no retry fixes, else [`ExitStatus::Failed`] (1).
     pub fn exit_status(&self) -> ExitStatus {
@@ -144,7 +151,7 @@ impl ExitStatus {
     }
 
     /// The status of a run that returned its stats: 3 when degraded, else 0.
-    pub fn of_run(stats: &crate::stats::RunStats) -> Self {
+    pub(crate) fn of_run(stats: &crate::stats::RunStats) -> Self {
         if stats.status == crate::stats::RunStatus::Degraded {
             Self::Degraded
         } else {

@@ -10,9 +10,9 @@ use serde::{Serialize, Serializer};
 use crate::config::CustomerField;
 
 /// `event_name` of every event ocapi sends.
-pub const PURCHASE: &str = "Purchase";
+pub(crate) const PURCHASE: &str = "Purchase";
 /// `action_source` of every event ocapi sends: in-store purchases.
-pub const PHYSICAL_STORE: &str = "physical_store";
+pub(crate) const PHYSICAL_STORE: &str = "physical_store";
 
 /// One Conversions API server event: one order.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -80,7 +80,7 @@ impl Event {
 /// `data_processing_options` with Limited Data Use.
 pub const LDU: &[&str] = &["LDU"];
 /// `data_processing_options` without it.
-pub const NO_LDU: &[&str] = &[];
+pub(crate) const NO_LDU: &[&str] = &[];
 
 /// `user_data`: each key is an array of lowercase hex SHA-256 digests (external_id may be
 /// plain when `normalize.hash_external_id = false`). Empty keys are left out of the JSON.
@@ -110,7 +110,7 @@ impl UserData {
     }
 
     /// The keys that carry a value, by their Meta names, in a stable order.
-    pub fn present_keys(&self) -> impl Iterator<Item = &'static str> + '_ {
+    pub(crate) fn present_keys(&self) -> impl Iterator<Item = &'static str> + '_ {
         CustomerField::ALL
             .into_iter()
             .filter(|f| self.values[f.index()].is_some())
@@ -118,7 +118,7 @@ impl UserData {
     }
 
     /// The first-value slot of a key by its Meta name; `None` for a key that is not one.
-    pub fn value_mut(&mut self, key: &str) -> Option<&mut Option<UserValue>> {
+    pub(crate) fn value_mut(&mut self, key: &str) -> Option<&mut Option<UserValue>> {
         CustomerField::from_key(key).map(|f| &mut self.values[f.index()])
     }
 }

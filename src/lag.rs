@@ -34,7 +34,7 @@ impl UploadLag {
     }
 
     /// Every recorded lag, in recording order.
-    pub fn samples(&self) -> &[u32] {
+    pub(crate) fn samples(&self) -> &[u32] {
         &self.samples
     }
 

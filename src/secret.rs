@@ -19,7 +19,7 @@ impl Secret {
     }
 
     /// The secret itself, for the one place that must send it.
-    pub fn expose(&self) -> &str {
+    pub(crate) fn expose(&self) -> &str {
         &self.0
     }
 }
@@ -59,7 +59,7 @@ pub enum SecretError {
 ///
 /// # Errors
 /// [`SecretError::MissingEnv`] when it is unset or blank.
-pub fn from_env(key: &'static str, var: &str) -> Result<Secret, SecretError> {
+pub(crate) fn from_env(key: &'static str, var: &str) -> Result<Secret, SecretError> {
     match std::env::var(var) {
         Ok(value) if !value.trim().is_empty() => Ok(Secret::new(value.trim())),
         _ => Err(SecretError::MissingEnv {
@@ -74,7 +74,7 @@ pub fn from_env(key: &'static str, var: &str) -> Result<Secret, SecretError> {
 ///
 /// # Errors
 /// [`SecretError::File`] when the file cannot be read.
-pub fn from_file(key: &'static str, path: &Path) -> Result<Secret, SecretError> {
+pub(crate) fn from_file(key: &'static str, path: &Path) -> Result<Secret, SecretError> {
     let text = std::fs::read_to_string(path).map_err(|source| SecretError::File {
         key,
         path: path.to_owned(),

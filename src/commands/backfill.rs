@@ -52,7 +52,7 @@ pub(crate) async fn command(
 
 /// Parses a time for `--from`/`--to`: RFC 3339, `YYYY-MM-DDTHH:MM:SS` (UTC) or a date
 /// (midnight UTC).
-pub fn parse_time(text: &str) -> Result<DateTime<Utc>, Error> {
+pub(crate) fn parse_time(text: &str) -> Result<DateTime<Utc>, Error> {
     let t = text.trim();
     if let Ok(at) = DateTime::parse_from_rfc3339(t) {
         return Ok(at.with_timezone(&Utc));

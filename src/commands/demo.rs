@@ -13,7 +13,7 @@ use crate::sandbox::{Faults, Sandbox, SandboxOptions};
 use crate::secret::Secret;
 
 /// The server the demo uses when `DATABASE_URL` is unset.
-pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+pub(crate) const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 /// The token the demo's stand-in accepts; it is not a real Meta token.
 const DEMO_TOKEN: &str = "demo-token-not-a-secret";
 

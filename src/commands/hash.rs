@@ -29,7 +29,7 @@ pub struct HashCountry {
 /// (the country a run gives rows without one) when a config is found: `--config`,
 /// `$OCAPI_CONFIG`, or `./connector.toml` if it exists. A config named by the flag or the
 /// variable must load; without any, there is no country, as in a run without one.
-pub fn hash_country(
+pub(crate) fn hash_country(
     flag: Option<&str>,
     config_flag: Option<&std::path::Path>,
 ) -> Result<HashCountry, Error> {

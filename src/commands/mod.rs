@@ -29,7 +29,7 @@ use crate::stats::{RunStats, RunStatus};
 
 /// Days before `--to` where `reconcile` and `report` start by default: Meta takes store events
 /// up to 62 days old (meta-capi.md §2), so older days can no longer change.
-pub const DEFAULT_WINDOW_DAYS: i64 = 62;
+pub(crate) const DEFAULT_WINDOW_DAYS: i64 = 62;
 
 /// Runs the command `cli` names; `Ok` carries 0 or 3, an `Err` maps to 1 or 2 through
 /// [`Error::exit_status`].
@@ -72,7 +72,7 @@ fn load_config(cli: &Cli) -> Result<Config, Error> {
 ///
 /// # Errors
 /// [`Error::Usage`] when `--to` is not after `--from`.
-pub fn day_window(
+pub(crate) fn day_window(
     from: Option<NaiveDate>,
     to: Option<NaiveDate>,
 ) -> Result<(NaiveDate, NaiveDate), Error> {
@@ -122,7 +122,7 @@ fn finished(config: &Config, result: &Result<RunStats, Error>) -> RunStats {
 }
 
 /// Resolves on Ctrl-C or SIGTERM.
-pub async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     #[cfg(unix)]
     {
         let Ok(mut term) =

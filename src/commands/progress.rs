@@ -11,7 +11,7 @@ use crate::run::Progress;
 use crate::stats::RunStats;
 
 /// Minimum time between two progress log lines when stderr is not a terminal.
-pub const LOG_EVERY: Duration = Duration::from_secs(10);
+pub(crate) const LOG_EVERY: Duration = Duration::from_secs(10);
 
 /// The bar on screen, if any: log lines are written around it (see [`Stderr`]).
 static ACTIVE: Mutex<Option<indicatif::ProgressBar>> = Mutex::new(None);
@@ -24,7 +24,7 @@ fn active() -> std::sync::MutexGuard<'static, Option<indicatif::ProgressBar>> {
 }
 
 /// Puts `bar` on screen for [`Stderr`] to write log lines around it (`None` when it is gone).
-pub fn set_active(bar: Option<&indicatif::ProgressBar>) {
+pub(crate) fn set_active(bar: Option<&indicatif::ProgressBar>) {
     *active() = bar.cloned();
 }
 
@@ -59,7 +59,7 @@ impl Write for Stderr {
 }
 
 /// The progress display of one run.
-pub struct RunDisplay {
+pub(crate) struct RunDisplay {
     /// The bar, when stderr is a terminal.
     bar: Option<indicatif::ProgressBar>,
     /// When the run started.
@@ -75,7 +75,7 @@ impl RunDisplay {
     }
 
     /// A bar when `terminal`, else log lines.
-    pub fn with_terminal(terminal: bool) -> Self {
+    pub(crate) fn with_terminal(terminal: bool) -> Self {
         let bar = terminal.then(|| {
             let bar = indicatif::ProgressBar::new_spinner();
             let style = indicatif::ProgressStyle::with_template(
@@ -95,7 +95,7 @@ impl RunDisplay {
     }
 
     /// The callback the run calls after each committed page.
-    pub fn callback(&self) -> Progress {
+    pub(crate) fn callback(&self) -> Progress {
         let bar = self.bar.clone();
         let started = self.started;
         let last_log = Arc::clone(&self.last_log);

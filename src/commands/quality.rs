@@ -15,7 +15,7 @@ pub use crate::ledger::RunLag;
 use crate::ledger::{LedgerReader, MatchKeyTotals};
 
 /// Runs whose match keys make up ocapi's own coverage.
-pub const RECENT_RUNS: i64 = 10;
+pub(crate) const RECENT_RUNS: i64 = 10;
 
 /// Meta's offline dataset quality, every field optional.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]

@@ -197,7 +197,7 @@ impl Report {
     /// The lines with one line per group, its currencies' counts added (for views that show
     /// counts per day or store, such as `ocapi report`); a merged line's values are kept only
     /// when all its parts share one currency, and its `currency` is then that one.
-    pub fn merged_lines(&self) -> Vec<Line> {
+    pub(crate) fn merged_lines(&self) -> Vec<Line> {
         let mut merged: Vec<Line> = Vec::new();
         for line in &self.lines {
             match merged.last_mut() {

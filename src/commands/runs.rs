@@ -71,7 +71,7 @@ pub fn render(runs: &[RunRecord]) -> String {
 }
 
 /// Seconds in a short human unit: `45s`, `12m`, `3.5h`, `2.1d`.
-pub fn short(seconds: f64) -> String {
+pub(crate) fn short(seconds: f64) -> String {
     if seconds < 60.0 {
         format!("{seconds:.0}s")
     } else if seconds < 3_600.0 {

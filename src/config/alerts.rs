@@ -41,7 +41,7 @@ fn default_quiet_period() -> Duration {
 
 impl AlertsConfig {
     /// The webhook URL, if alerts are configured: from the file, else the environment.
-    pub fn webhook_url(&self) -> Result<Option<Secret>, ConfigError> {
+    pub(crate) fn webhook_url(&self) -> Result<Option<Secret>, ConfigError> {
         if let Some(path) = &self.webhook_url_file {
             let text = secret::from_file("alerts.webhook_url_file", path)?;
             return non_empty_url(text, "alerts.webhook_url_file").map(Some);

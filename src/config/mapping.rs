@@ -178,12 +178,12 @@ impl DeliveryCategory {
 /// `1000` = California, `0` = geolocate; Meta numbers further US states from 1000 on).
 pub mod ldu_rules {
     /// Whether a `data_processing_options_country` value is one Meta documents.
-    pub fn country_ok(value: i64) -> bool {
+    pub(crate) fn country_ok(value: i64) -> bool {
         matches!(value, 0 | 1)
     }
 
     /// Whether a `data_processing_options_state` value is one Meta documents.
-    pub fn state_ok(value: i64) -> bool {
+    pub(crate) fn state_ok(value: i64) -> bool {
         value == 0 || (1000..2000).contains(&value)
     }
 }
@@ -247,7 +247,7 @@ impl Mapping {
     }
 
     /// Whether rows are order lines to be grouped into one event per order.
-    pub fn has_line_items(&self) -> bool {
+    pub(crate) fn has_line_items(&self) -> bool {
         self.item_id.is_some()
     }
 }
@@ -285,7 +285,7 @@ pub enum CustomerField {
 
 impl CustomerField {
     /// How many there are.
-    pub const COUNT: usize = 11;
+    pub(crate) const COUNT: usize = 11;
 
     /// Every field, in Meta's key order; `field as usize` is its index here.
     pub const ALL: [CustomerField; Self::COUNT] = [
@@ -308,22 +308,22 @@ impl CustomerField {
     }
 
     /// The `[mapping]` key that names its columns.
-    pub fn mapping_key(self) -> &'static str {
+    pub(crate) fn mapping_key(self) -> &'static str {
         self.names().1
     }
 
     /// The dotted config key, for messages.
-    pub fn config_key(self) -> &'static str {
+    pub(crate) fn config_key(self) -> &'static str {
         self.names().2
     }
 
     /// The field for a Meta key.
-    pub fn from_key(key: &str) -> Option<Self> {
+    pub(crate) fn from_key(key: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|f| f.key() == key)
     }
 
     /// The field for a `[mapping]` key.
-    pub fn from_mapping_key(key: &str) -> Option<Self> {
+    pub(crate) fn from_mapping_key(key: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|f| f.mapping_key() == key)
     }
 

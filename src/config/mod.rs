@@ -22,31 +22,31 @@ use serde::{Deserialize, Deserializer};
 use crate::secret::{self, Secret};
 
 /// Where the config is read from when `--config` is not given and `OCAPI_CONFIG` is unset.
-pub const DEFAULT_CONFIG_PATH: &str = "connector.toml";
+pub(crate) const DEFAULT_CONFIG_PATH: &str = "connector.toml";
 /// Rows per source page: large enough to amortize a round trip, small enough to bound memory.
 /// Measured (docs/benchmarks.md): 4000 rows keep 1M-row runs and 200 ms-latency runs under
 /// 90 MiB peak RSS (5000 came within 5 MiB of 100) at the same rows/s, and still give the
 /// 8 batches of 1000 that concurrency 8 needs in flight from two pages.
-pub const DEFAULT_SOURCE_BATCH_SIZE: usize = 4000;
+pub(crate) const DEFAULT_SOURCE_BATCH_SIZE: usize = 4000;
 /// Meta accepts physical-store events up to 62 days old, in seconds (meta-capi.md decision 3):
 /// older orders are never sent, and a first run reads back this far by default.
 pub const MAX_EVENT_AGE_SECS: i64 = 62 * 24 * 3600;
 /// Meta accepts at most 1000 events per request (meta-capi.md §4).
-pub const MAX_EVENTS_PER_REQUEST: usize = 1000;
+pub(crate) const MAX_EVENTS_PER_REQUEST: usize = 1000;
 /// The Graph API version ocapi is tested against (meta-capi.md §1).
-pub const DEFAULT_API_VERSION: &str = "v26.0";
+pub(crate) const DEFAULT_API_VERSION: &str = "v26.0";
 /// Meta's Graph API host.
-pub const DEFAULT_BASE_URL: &str = "https://graph.facebook.com";
+pub(crate) const DEFAULT_BASE_URL: &str = "https://graph.facebook.com";
 /// Requests in flight at once; Meta documents no CAPI-specific rate limit.
-pub const DEFAULT_CONCURRENCY: usize = 4;
+pub(crate) const DEFAULT_CONCURRENCY: usize = 4;
 /// Retries per request before a transient failure fails the run.
-pub const DEFAULT_MAX_RETRIES: u32 = 8;
+pub(crate) const DEFAULT_MAX_RETRIES: u32 = 8;
 /// A 1000-event batch takes longer than Meta's 1.5 s advice for small payloads.
-pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// A killed run's advisory lock is freed by PostgreSQL within moments, so 30 s never blocks.
-pub const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(30);
+pub(crate) const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(30);
 /// The schema that holds the ledger, runs and state tables.
-pub const DEFAULT_LEDGER_SCHEMA: &str = "ocapi";
+pub(crate) const DEFAULT_LEDGER_SCHEMA: &str = "ocapi";
 
 /// Errors in loading or validating the config; each names the key and what to do.
 #[derive(Debug, thiserror::Error)]
@@ -262,7 +262,7 @@ impl Default for LedgerConfig {
 }
 
 /// Chooses the config path: the flag, else `OCAPI_CONFIG`, else `./connector.toml`.
-pub fn resolve_path(flag: Option<&Path>) -> PathBuf {
+pub(crate) fn resolve_path(flag: Option<&Path>) -> PathBuf {
     flag.map(Path::to_path_buf)
         .or_else(|| std::env::var_os("OCAPI_CONFIG").map(PathBuf::from))
         .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_PATH))
@@ -289,7 +289,7 @@ impl Config {
     }
 
     /// The source URL, from the file or the environment.
-    pub fn source_url(&self) -> Result<Secret, ConfigError> {
+    pub(crate) fn source_url(&self) -> Result<Secret, ConfigError> {
         resolve_url(
             "source.url_env",
             self.source.url.as_ref(),
@@ -298,7 +298,7 @@ impl Config {
     }
 
     /// The ledger URL: its own, else the source's.
-    pub fn ledger_url(&self) -> Result<Secret, ConfigError> {
+    pub(crate) fn ledger_url(&self) -> Result<Secret, ConfigError> {
         if self.ledger.url.is_none() && self.ledger.url_env.is_none() {
             return self.source_url();
         }
@@ -348,14 +348,14 @@ fn resolve_url(
 
 /// The ISO 4217 code of `raw` (any case, surrounding white space ignored), or `None` when it
 /// is not one (iso_currency's list). One rule for `defaults.currency` and every row's currency.
-pub fn currency_code(raw: &str) -> Option<String> {
+pub(crate) fn currency_code(raw: &str) -> Option<String> {
     let upper = raw.trim().to_ascii_uppercase();
     iso_currency::Currency::from_code(&upper).map(|_| upper)
 }
 
 /// Whether `text` can start a watermark: an integer, an RFC 3339 time, a date or a time
 /// without zone (read in UTC).
-pub fn is_watermark_start(text: &str) -> bool {
+pub(crate) fn is_watermark_start(text: &str) -> bool {
     let t = text.trim();
     t.parse::<i64>().is_ok()
         || chrono::DateTime::parse_from_rfc3339(t).is_ok()
@@ -364,7 +364,7 @@ pub fn is_watermark_start(text: &str) -> bool {
 }
 
 /// Parses `"15m"`, `"30s"`, `"1h 30m"` (humantime) into a duration.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     humantime::parse_duration(text.trim())
         .map_err(|error| format!("invalid duration {text:?} ({error}); use e.g. \"30s\", \"15m\""))
 }

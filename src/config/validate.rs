@@ -10,7 +10,7 @@ use super::{
 
 impl Config {
     /// Cross-field and range checks, each naming the key.
-    pub fn validate(&self) -> Result<(), ConfigError> {
+    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |key, constraint: &str| {
             Err(ConfigError::Invalid {
                 key,

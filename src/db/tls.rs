@@ -19,7 +19,7 @@ use rustls::{CertificateError, DigitallySignedStruct, RootCertStore, SignatureSc
 use super::url::{SslMode, TlsParams};
 
 /// Builds the rustls client config for a URL's TLS parameters; errors name the parameter.
-pub fn client_config(params: &TlsParams) -> Result<rustls::ClientConfig, String> {
+pub(crate) fn client_config(params: &TlsParams) -> Result<rustls::ClientConfig, String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
         .with_safe_default_protocol_versions()

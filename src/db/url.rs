@@ -5,7 +5,7 @@
 
 /// libpq's `sslmode`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SslMode {
+pub(crate) enum SslMode {
     /// No TLS.
     Disable,
     /// TLS when the server offers it, not verified (libpq's `allow` and `prefer`).
@@ -20,7 +20,7 @@ pub enum SslMode {
 
 /// The TLS parameters of a URL.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct TlsParams {
+pub(crate) struct TlsParams {
     /// `sslmode`, when given.
     pub mode: Option<SslMode>,
     /// `sslrootcert`: a PEM file, or `system`.

@@ -86,15 +86,9 @@ pub enum DestinationError {
 }
 
 impl DestinationError {
-    /// Whether the same batch may well succeed later without anyone changing anything: the
-    /// destination kept failing transiently (outage, throttling), so a later run can retry.
-    pub fn is_retryable(&self) -> bool {
-        matches!(self, Self::RetriesExhausted { .. })
-    }
-
     /// Whether a person must act (token, permission, dataset, an endpoint that is not there,
     /// configuration) before sending can succeed; the message says what to do.
-    pub fn is_permanent(&self) -> bool {
+    pub(crate) fn is_permanent(&self) -> bool {
         matches!(
             self,
             Self::Meta { .. } | Self::Unreachable { .. } | Self::Secret(_) | Self::Invalid(_)
@@ -167,7 +161,7 @@ impl DestinationError {
 
 /// Events of one batch that the destination accepted in one request.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Accepted {
+pub(crate) struct Accepted {
     /// Indices into the batch handed to `send`.
     pub indices: Vec<usize>,
     /// Meta's trace id for the request that carried them.
@@ -178,7 +172,7 @@ pub struct Accepted {
 
 /// One event the destination rejected for its data.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Rejected {
+pub(crate) struct Rejected {
     /// Index into the batch handed to `send`.
     pub index: usize,
     /// The destination's message (Meta's `error_user_msg` or `message`), with its fbtrace_id.
@@ -191,7 +185,7 @@ pub struct Rejected {
 
 /// What became of one batch: every index is either accepted or rejected.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Delivery {
+pub(crate) struct Delivery {
     /// Accepted events, grouped by the request that carried them.
     pub accepted: Vec<Accepted>,
     /// Events rejected for their data.

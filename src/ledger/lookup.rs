@@ -21,7 +21,7 @@ impl Ledger {
     /// are off for this one transaction: left to itself, PostgreSQL once planned this as a
     /// filter over every row of a dataset whose statistics still described a small ledger (a
     /// first sync grows it faster than autovacuum analyzes it), 440 ms per page at 1M rows.
-    pub async fn lookup(
+    pub(crate) async fn lookup(
         &self,
         client: &mut Client,
         order_ids: &[&str],
@@ -72,7 +72,11 @@ impl Ledger {
 
     /// The held orders of this dataset whose time has come (event time at or before
     /// `until`, unix seconds).
-    pub async fn due_held(&self, client: &Client, until: i64) -> Result<Vec<String>, DbError> {
+    pub(crate) async fn due_held(
+        &self,
+        client: &Client,
+        until: i64,
+    ) -> Result<Vec<String>, DbError> {
         let sql = format!(
             "select order_id from {} where dataset_id = $1 and event_name = $2
                and status = 'held' and event_time <= to_timestamp($3::int8)

@@ -34,7 +34,7 @@ pub use runs::{RunLag, RunRecord};
 
 /// A ledger row's status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Status {
+pub(crate) enum Status {
     /// Accepted by the destination.
     Sent,
     /// Could not become a valid event; `reason` says why.
@@ -70,7 +70,7 @@ impl Status {
 
 /// What the ledger already holds for an order.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Existing {
+pub(crate) struct Existing {
     /// Its status.
     pub status: Status,
     /// Its event time (unix seconds), when known.

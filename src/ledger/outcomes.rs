@@ -38,7 +38,7 @@ pub struct OrderFacts {
 
 impl OrderFacts {
     /// Takes the facts out of an event that has come back from the destination.
-    pub fn from_event(event: Event, watermark: String, store_id: Option<String>) -> Self {
+    pub(crate) fn from_event(event: Event, watermark: String, store_id: Option<String>) -> Self {
         let match_keys = event.user_data.present_keys().collect::<Vec<_>>().join(",");
         let ldu = event
             .data_processing_options
@@ -166,7 +166,7 @@ struct Unsent<'a> {
 
 impl Ledger {
     /// Records invalid orders (never downgrading a `sent` one).
-    pub async fn record_invalid(
+    pub(crate) async fn record_invalid(
         &self,
         tx: &Transaction<'_>,
         rows: &[&Invalid],
@@ -190,7 +190,7 @@ impl Ledger {
     }
 
     /// Records held orders (never downgrading a `sent` one).
-    pub async fn record_held(
+    pub(crate) async fn record_held(
         &self,
         tx: &Transaction<'_>,
         rows: &[&Built],
@@ -276,7 +276,7 @@ impl Ledger {
 
     /// Marks sent orders whose source rows changed after they were sent (a line added, a value
     /// changed), with the order's watermark at the change.
-    pub async fn mark_changed(
+    pub(crate) async fn mark_changed(
         &self,
         tx: &Transaction<'_>,
         changed: &[(String, String)],

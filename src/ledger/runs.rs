@@ -238,7 +238,7 @@ impl LedgerReader {
 
 impl Ledger {
     /// Records a new run and returns its id.
-    pub async fn start_run(&self, client: &Client, mode: &str) -> Result<i64, DbError> {
+    pub(crate) async fn start_run(&self, client: &Client, mode: &str) -> Result<i64, DbError> {
         let sql = format!(
             "insert into {} (connector, mode) values ($1, $2) returning run_id",
             self.runs
@@ -251,7 +251,11 @@ impl Ledger {
     }
 
     /// Stores a run's final stats.
-    pub async fn finish_run(&self, client: &Client, stats: &RunStats) -> Result<(), DbError> {
+    pub(crate) async fn finish_run(
+        &self,
+        client: &Client,
+        stats: &RunStats,
+    ) -> Result<(), DbError> {
         let sql = format!(
             "update {} set status = $2, finished_at = now(), rows_read = $3, events = $4,
                  sent = $5, skipped_duplicate = $6, changed_after_send = $7, invalid = $8,
@@ -304,7 +308,7 @@ impl Ledger {
     /// Marks the runs of this connector that are still `running` as failed: the caller holds
     /// the connector's lock, so their process died (`kill -9`, a lost machine). Returns their
     /// ids and modes, so that the caller can say what to re-run.
-    pub async fn close_interrupted_runs(
+    pub(crate) async fn close_interrupted_runs(
         &self,
         client: &Client,
         run_id: i64,

@@ -31,7 +31,7 @@ impl Ledger {
 
     /// Moves the watermark forward (never back: the comparison is done by PostgreSQL in the
     /// column's type), in the caller's transaction.
-    pub async fn advance_watermark(
+    pub(crate) async fn advance_watermark(
         &self,
         tx: &Transaction<'_>,
         watermark: &str,

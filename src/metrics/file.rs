@@ -127,7 +127,7 @@ impl MetricsFile {
     }
 
     /// A metrics file writing `telemetry` (shared with `/metrics`), seeded from the file there.
-    pub fn with_telemetry(path: PathBuf, telemetry: Arc<Telemetry>) -> Self {
+    pub(crate) fn with_telemetry(path: PathBuf, telemetry: Arc<Telemetry>) -> Self {
         if let Ok(previous) = std::fs::read_to_string(&path) {
             telemetry.carry_over(&previous);
         }
@@ -135,7 +135,7 @@ impl MetricsFile {
     }
 
     /// The metrics it writes.
-    pub fn telemetry(&self) -> &Arc<Telemetry> {
+    pub(crate) fn telemetry(&self) -> &Arc<Telemetry> {
         &self.telemetry
     }
 

@@ -192,7 +192,7 @@ pub struct Telemetry {
 
 impl Telemetry {
     /// Marks the start of a run: `ocapi_run_in_progress` goes to 1.
-    pub fn run_started(&self) {
+    pub(crate) fn run_started(&self) {
         *self
             .seen
             .lock()
@@ -227,7 +227,7 @@ impl Telemetry {
 
     /// Records a finished run (a failed one as `failed`, with whatever it had counted):
     /// counters, the lag histogram and the last-run gauges.
-    pub fn run_finished(&self, stats: &RunStats) {
+    pub(crate) fn run_finished(&self, stats: &RunStats) {
         self.progress(stats);
         *self
             .seen
@@ -302,7 +302,8 @@ impl Telemetry {
     }
 
     /// Whether a run has finished since these metrics were made (or carried over).
-    pub fn last_success(&self) -> Option<i64> {
+    #[cfg(test)]
+    pub(crate) fn last_success(&self) -> Option<i64> {
         Some(self.last.last_success.get()).filter(|at| *at > 0)
     }
 }

@@ -54,7 +54,7 @@ impl Mode {
 }
 
 /// A callback told the running stats after each committed page (progress bars).
-pub type Progress = Arc<dyn Fn(&RunStats) + Send + Sync>;
+pub(crate) type Progress = Arc<dyn Fn(&RunStats) + Send + Sync>;
 
 /// How to run a pass.
 #[derive(Clone)]

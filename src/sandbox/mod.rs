@@ -222,7 +222,7 @@ impl Sandbox {
     }
 
     /// Stops accepting connections and waits (a bounded time) for open ones to finish.
-    pub async fn shutdown(mut self) {
+    pub(crate) async fn shutdown(mut self) {
         if let Some(shutdown_tx) = self.shutdown_tx.take() {
             shutdown_tx.send(()).ok();
         }

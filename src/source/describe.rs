@@ -12,17 +12,17 @@ use crate::db::{quote_ident, DbError};
 /// Type names (base types) by what they can hold.
 mod types {
     /// Text.
-    pub const TEXT: &[&str] = &["text", "varchar", "bpchar", "name", "citext"];
+    pub(crate) const TEXT: &[&str] = &["text", "varchar", "bpchar", "name", "citext"];
     /// Integers.
-    pub const INTEGER: &[&str] = &["int2", "int4", "int8"];
+    pub(crate) const INTEGER: &[&str] = &["int2", "int4", "int8"];
     /// Exact or binary numbers, and money.
-    pub const NUMBER: &[&str] = &[
+    pub(crate) const NUMBER: &[&str] = &[
         "int2", "int4", "int8", "numeric", "float4", "float8", "money",
     ];
     /// Dates and times.
-    pub const TIME: &[&str] = &["date", "timestamp", "timestamptz"];
+    pub(crate) const TIME: &[&str] = &["date", "timestamp", "timestamptz"];
     /// Identifiers.
-    pub const ID: &[&str] = &["uuid"];
+    pub(crate) const ID: &[&str] = &["uuid"];
 }
 
 /// Looks up the table and checks every mapped column and its type (following domains to their

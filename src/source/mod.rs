@@ -81,7 +81,7 @@ pub enum WatermarkKind {
 
 impl WatermarkKind {
     /// The SQL type the text form is cast to.
-    pub fn sql_type(self) -> &'static str {
+    pub(crate) fn sql_type(self) -> &'static str {
         match self {
             Self::Timestamptz => "timestamptz",
             Self::Timestamp => "timestamp",
@@ -91,7 +91,7 @@ impl WatermarkKind {
     }
 
     /// Reads a stored `watermark_type`.
-    pub fn from_sql_type(name: &str) -> Option<Self> {
+    pub(crate) fn from_sql_type(name: &str) -> Option<Self> {
         [
             Self::Timestamptz,
             Self::Timestamp,
@@ -111,16 +111,6 @@ impl WatermarkKind {
             "int2" | "int4" | "int8" => Some(Self::Integer),
             _ => None,
         }
-    }
-}
-
-/// Helpers for watermark values, which ocapi keeps in their PostgreSQL text form.
-pub struct Watermark;
-
-impl Watermark {
-    /// Checks the form of `source.start`: an RFC 3339 timestamp, a date or an integer.
-    pub fn parse_start(text: &str) -> Option<String> {
-        crate::config::is_watermark_start(text).then(|| text.trim().to_owned())
     }
 }
 
@@ -272,7 +262,7 @@ impl SourceRow {
 
 /// One page of rows: whole orders only, in read order.
 #[derive(Debug, Default)]
-pub struct Page {
+pub(crate) struct Page {
     /// The rows; an order's rows are consecutive.
     pub rows: Vec<SourceRow>,
 }
@@ -287,7 +277,7 @@ fn binds(params: &[Param]) -> Vec<(&(dyn ToSql + Sync), Type)> {
 
 /// A whole read, streamed: one statement whose rows arrive as PostgreSQL produces them (memory
 /// is bounded by the page size, not by the read), cut into pages of whole orders.
-pub struct Reader {
+pub(crate) struct Reader {
     /// The rows.
     rows: Pin<Box<RowStream>>,
     /// The first row of the next page, read past the end of the last one.
@@ -316,7 +306,7 @@ impl Reader {
     ///
     /// # Errors
     /// [`SourceError::Db`] when the statement fails.
-    pub async fn start_after(
+    pub(crate) async fn start_after(
         client: &Client,
         query: &ReadQuery,
         filter: &Filter,
@@ -371,7 +361,7 @@ impl Reader {
     ///
     /// # Errors
     /// [`SourceError::Db`] when the stream fails.
-    pub async fn rest_of_watermark(&mut self, watermark: &str) -> Result<Page, SourceError> {
+    pub(crate) async fn rest_of_watermark(&mut self, watermark: &str) -> Result<Page, SourceError> {
         let mut rows = Vec::new();
         while let Some(row) = self.next_row().await? {
             if row.watermark != watermark {
@@ -388,7 +378,7 @@ impl Reader {
     ///
     /// # Errors
     /// [`SourceError::Db`] when the stream fails.
-    pub async fn next_page(&mut self, limit: usize) -> Result<Page, SourceError> {
+    pub(crate) async fn next_page(&mut self, limit: usize) -> Result<Page, SourceError> {
         let mut rows: Vec<SourceRow> = Vec::with_capacity(limit.min(65_536) + 1);
         while let Some(row) = self.next_row().await? {
             let same_order = rows.last().is_some_and(|last| {
@@ -429,7 +419,7 @@ impl Reader {
 ///
 /// # Errors
 /// [`SourceError::Db`] when the statement fails.
-pub async fn read_orders(
+pub(crate) async fn read_orders(
     client: &Client,
     query: &ReadQuery,
     order_ids: &[String],
@@ -444,7 +434,7 @@ pub async fn read_orders(
 ///
 /// # Errors
 /// [`SourceError::Db`] when the statement fails.
-pub async fn count_rows(
+pub(crate) async fn count_rows(
     client: &Client,
     query: &ReadQuery,
     window: &EventTimeWindow,
@@ -498,7 +488,7 @@ async fn text_value(
 /// # Errors
 /// [`SourceError::BadStart`] when PostgreSQL cannot read the value as the column's type;
 /// [`SourceError::Db`] for any other failure (a lost connection is not a configuration error).
-pub async fn check_watermark(
+pub(crate) async fn check_watermark(
     client: &Client,
     kind: WatermarkKind,
     value: &str,
@@ -523,7 +513,7 @@ pub async fn check_watermark(
 ///
 /// # Errors
 /// [`SourceError::Db`] when the statement fails.
-pub async fn minus_lookback(
+pub(crate) async fn minus_lookback(
     client: &Client,
     kind: WatermarkKind,
     watermark: &str,
@@ -554,7 +544,7 @@ pub async fn minus_lookback(
 ///
 /// # Errors
 /// [`SourceError::Db`] when the statement fails.
-pub async fn default_start(
+pub(crate) async fn default_start(
     client: &Client,
     kind: WatermarkKind,
     timezone: &str,

@@ -111,15 +111,15 @@ pub fn watermark_text(expr: &str, _kind: WatermarkKind) -> String {
 /// (order watermark, key, ahead).
 pub mod col {
     /// The row's own watermark (canonical text).
-    pub const ROW_WATERMARK: usize = 3;
+    pub(crate) const ROW_WATERMARK: usize = 3;
     /// The raw order id as text.
-    pub const ORDER_ID: usize = 4;
+    pub(crate) const ORDER_ID: usize = 4;
     /// Unix seconds (timestamptz and epoch kinds).
-    pub const EPOCH: usize = 5;
+    pub(crate) const EPOCH: usize = 5;
     /// The local time text (timestamp and date kinds).
-    pub const LOCAL_TIME: usize = 6;
+    pub(crate) const LOCAL_TIME: usize = 6;
     /// The first of the text fields (value, currency, … store, timezone).
-    pub const FIELDS: usize = 7;
+    pub(crate) const FIELDS: usize = 7;
 }
 
 impl ReadQuery {
@@ -299,7 +299,11 @@ impl ReadQuery {
     /// [`ReadQuery::read`], with one more output column (last): whether the order's watermark
     /// is at or before `committed`, the stored watermark, i.e. re-read by a restart or the
     /// lookback rather than new (`false` without one).
-    pub fn read_after(&self, filter: &Filter, committed: Option<&str>) -> (String, Vec<Param>) {
+    pub(crate) fn read_after(
+        &self,
+        filter: &Filter,
+        committed: Option<&str>,
+    ) -> (String, Vec<Param>) {
         let mut params: Vec<Param> = Vec::new();
         let (t, w, o, inner) = (&self.table, &self.watermark, &self.order_id, &self.inner);
         let key = &self.key;
@@ -374,7 +378,7 @@ impl ReadQuery {
     }
 
     /// Rows with a NULL watermark, which incremental runs never read (for `check`).
-    pub fn null_watermarks(&self) -> String {
+    pub(crate) fn null_watermarks(&self) -> String {
         format!(
             "select count(*) from {} as s where s.{} is null",
             self.table, self.watermark

@@ -26,14 +26,14 @@ pub use time::{event_time, row_zone};
 pub use crate::config::MAX_EVENT_AGE_SECS as MAX_AGE_SECS;
 /// ocapi never sends an event more than 5 minutes in the future (meta-capi.md decision 3); such
 /// an order is held until its time comes (up to `source.max_future` ahead).
-pub const MAX_FUTURE_SECS: i64 = 5 * 60;
+pub(crate) const MAX_FUTURE_SECS: i64 = 5 * 60;
 /// What is trimmed from both ends of an order id (the same set as the source read's SQL):
 /// ASCII white space and the no-break space.
-pub const ID_BLANKS: &[char] = &[' ', '\t', '\n', '\r', '\x0b', '\x0c', '\u{a0}'];
+pub(crate) const ID_BLANKS: &[char] = &[' ', '\t', '\n', '\r', '\x0b', '\x0c', '\u{a0}'];
 
 /// Longer order ids cannot be a ledger key (PostgreSQL's index rows are bounded) and are no
 /// receipt number anyway.
-pub const MAX_ORDER_ID_LEN: usize = 256;
+pub(crate) const MAX_ORDER_ID_LEN: usize = 256;
 
 /// Why a row cannot become an event. The text is stored in the ledger's `reason` column and is
 /// stable, so reconciliation can group by it; it never holds customer data.
@@ -387,7 +387,7 @@ pub fn build(rows: &[SourceRow], rules: &Rules, now: i64) -> Result<Built, Inval
 /// log) or copies of it (a `union all` of two tills): the rows with the latest watermark are the
 /// order; older versions are ignored (a deterministic merge). With line items every row is a
 /// line. Rows arrive sorted by their own watermark, so the latest are the last ones.
-pub fn latest_version(rows: &[SourceRow], line_items: bool) -> &[SourceRow] {
+pub(crate) fn latest_version(rows: &[SourceRow], line_items: bool) -> &[SourceRow] {
     if line_items || rows.len() < 2 {
         return rows;
     }

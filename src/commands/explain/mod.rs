@@ -22,7 +22,7 @@ use decide::{advise, InLedger, InSource, OrderState, Reach, Recorded};
 
 /// Masks an email: first letter of the local part and of the domain, and the top-level
 /// domain, lowercased as the hash input is (`Jane@Example.com` → `j***@e***.com`).
-pub fn mask_email(email: &str) -> String {
+pub(crate) fn mask_email(email: &str) -> String {
     let email = email.trim().to_lowercase();
     let email = email.as_str();
     let Some((local, domain)) = email.split_once('@') else {
@@ -37,7 +37,7 @@ pub fn mask_email(email: &str) -> String {
 }
 
 /// Masks a phone number: only its last four digits (`+1 650 555 1212` → `***1212`).
-pub fn mask_phone(phone: &str) -> String {
+pub(crate) fn mask_phone(phone: &str) -> String {
     let digits: Vec<char> = phone.chars().filter(char::is_ascii_digit).collect();
     if digits.len() < 7 {
         return "***".to_owned();
@@ -47,7 +47,7 @@ pub fn mask_phone(phone: &str) -> String {
 }
 
 /// Masks any other customer value: its first character (`Smith` → `S***`).
-pub fn mask_text(text: &str) -> String {
+pub(crate) fn mask_text(text: &str) -> String {
     match text.trim().chars().next() {
         Some(c) => format!("{c}***"),
         None => String::new(),

@@ -26,9 +26,9 @@ mod run_charts;
 use run_charts::{coverage, lag};
 
 /// Runs read for the run charts (those started in the window are shown).
-pub const RUNS: i64 = 60;
+pub(crate) const RUNS: i64 = 60;
 /// Reasons listed per kind.
-pub const TOP_REASONS: usize = 10;
+pub(crate) const TOP_REASONS: usize = 10;
 
 /// Colours: source, sent, invalid, rejected (ColorBrewer Set2, readable in print and for most
 /// colour-blind readers).
@@ -46,7 +46,7 @@ const PALETTE: [&str; 8] = [
 
 /// What the report shows.
 #[derive(Debug, Clone)]
-pub struct ReportData {
+pub(crate) struct ReportData {
     /// `connector.name`.
     pub connector: String,
     /// First event-time day, inclusive (UTC).
@@ -65,7 +65,11 @@ pub struct ReportData {
 }
 
 /// Reads what the report shows for the event days `[from, to)` (`to` exclusive).
-pub async fn gather(config: &Config, from: NaiveDate, to: NaiveDate) -> Result<ReportData, Error> {
+pub(crate) async fn gather(
+    config: &Config,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Result<ReportData, Error> {
     // The charts count orders per day and store, whatever their currency.
     let mut by_day = reconcile::reconcile(config, from, to, GroupBy::Day).await?;
     by_day.lines = by_day.merged_lines();
@@ -85,7 +89,7 @@ pub async fn gather(config: &Config, from: NaiveDate, to: NaiveDate) -> Result<R
 }
 
 /// The runs started on days `[from, to)` (UTC; `to` exclusive).
-pub fn in_window(runs: Vec<RunRecord>, from: NaiveDate, to: NaiveDate) -> Vec<RunRecord> {
+pub(crate) fn in_window(runs: Vec<RunRecord>, from: NaiveDate, to: NaiveDate) -> Vec<RunRecord> {
     runs.into_iter()
         .filter(|r| {
             r.started_at
@@ -97,7 +101,7 @@ pub fn in_window(runs: Vec<RunRecord>, from: NaiveDate, to: NaiveDate) -> Vec<Ru
 }
 
 /// A percentage with one decimal, as the report shows it.
-pub fn percent(part: f64, whole: f64) -> String {
+pub(crate) fn percent(part: f64, whole: f64) -> String {
     if whole <= 0.0 {
         return "-".to_owned();
     }
@@ -130,7 +134,7 @@ fn cell(key: &str, value: impl std::fmt::Display) -> String {
 }
 
 /// The page.
-pub fn render_html(data: &ReportData) -> String {
+pub(crate) fn render_html(data: &ReportData) -> String {
     let mut out = String::new();
     let title = format!(
         "ocapi report: {} ({} to {}, the last day excluded)",

@@ -14,7 +14,7 @@ use crate::config::Config;
 use crate::db;
 
 /// How long a readiness probe waits for each database.
-pub const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The watch loop's signs of life.
 #[derive(Debug)]
@@ -54,7 +54,7 @@ impl Health {
     }
 
     /// A run started, or committed a page: the next sign is due within an interval.
-    pub fn beat(&self) {
+    pub(crate) fn beat(&self) {
         self.state().due = Instant::now() + self.interval;
     }
 
@@ -69,12 +69,12 @@ impl Health {
     }
 
     /// Runs completed since start.
-    pub fn completed_runs(&self) -> u64 {
+    pub(crate) fn completed_runs(&self) -> u64 {
         self.state().completed
     }
 
     /// `Ok` while live at `now`, else why not.
-    pub fn liveness(&self, now: Instant) -> Result<(), String> {
+    pub(crate) fn liveness(&self, now: Instant) -> Result<(), String> {
         let due = self.state().due;
         let overdue = now.saturating_duration_since(due);
         if overdue > 2 * self.interval {
@@ -88,7 +88,7 @@ impl Health {
     }
 
     /// `Ok` when ready to be counted on, else a one-line reason.
-    pub async fn readiness(&self, config: &Config) -> Result<(), String> {
+    pub(crate) async fn readiness(&self, config: &Config) -> Result<(), String> {
         if self.completed_runs() == 0 {
             return Err("no run has completed since the process started".to_owned());
         }

@@ -22,12 +22,10 @@ use crate::run::{self, RunOptions};
 use crate::stats::{RunStats, RunStatus};
 use health::Health;
 
-/// The default interval between runs.
-pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(5 * 60);
 /// After failures the delay doubles from the interval up to this cap (or the interval, if
 /// longer): long enough to stop hammering a database that is down, short enough to resume
 /// within minutes once it is back.
-pub const MAX_BACKOFF: Duration = Duration::from_secs(15 * 60);
+pub(crate) const MAX_BACKOFF: Duration = Duration::from_secs(15 * 60);
 
 /// How to watch.
 #[derive(Clone)]
@@ -58,7 +56,7 @@ pub struct WatchSummary {
 }
 
 /// The delay before the next run after `failures` consecutive failures.
-pub fn next_delay(interval: Duration, failures: u32) -> Duration {
+pub(crate) fn next_delay(interval: Duration, failures: u32) -> Duration {
     if failures == 0 {
         return interval;
     }
@@ -171,7 +169,12 @@ pub async fn watch(
             Err(error) => {
                 failures = failures.saturating_add(1);
                 summary.failed += 1;
-                let delay = next_delay(options.interval, failures);
+                // Retrying soon cannot help what only a person can fix (a revoked token).
+                let delay = if error.needs_a_person() {
+                    MAX_BACKOFF.max(options.interval)
+                } else {
+                    next_delay(options.interval, failures)
+                };
                 let locked = matches!(error, Error::Lock(crate::lock::LockError::Held { .. }));
                 if locked {
                     tracing::warn!(error = %crate::error::chain(&error), delay_secs = delay.as_secs(), "another run holds the lock; retrying");

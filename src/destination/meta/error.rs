@@ -101,7 +101,7 @@ impl MetaError {
     }
 
     /// The best text Meta gave for people: `error_user_msg`, else `message`; localized.
-    pub fn user_message(&self) -> Option<&str> {
+    pub(crate) fn user_message(&self) -> Option<&str> {
         let graph = self.graph()?;
         graph
             .error_user_msg

@@ -209,7 +209,11 @@ async fn a_persistent_5xx_exhausts_the_retries_with_metas_code() {
         ),
         "{error:?}"
     );
-    assert!(error.is_retryable() && !error.is_permanent() && !error.is_config());
+    assert!(
+        matches!(error, DestinationError::RetriesExhausted { .. })
+            && !error.is_permanent()
+            && !error.is_config()
+    );
     assert_eq!(error.code(), Some(2));
     assert_eq!(error.attempts(), 4);
     assert_eq!(graph.stats().requests, 4, "one attempt and max_retries = 3");
@@ -226,7 +230,10 @@ async fn throttling_is_retried_until_the_budget_ends() {
         .send(&events(1, &[]))
         .await
         .unwrap_err();
-    assert!(error.is_retryable(), "{error:?}");
+    assert!(
+        matches!(error, DestinationError::RetriesExhausted { .. }),
+        "{error:?}"
+    );
     assert_eq!(
         (error.code(), error.error_subcode()),
         (Some(17), Some(2_446_079))
@@ -245,7 +252,7 @@ async fn an_invalid_token_is_a_meta_error_at_once_and_never_shows_the_token() {
         matches!(&error, DestinationError::Meta { attempts: 1, .. }),
         "{error:?}"
     );
-    assert!(error.is_permanent() && !error.is_retryable() && !error.is_config());
+    assert!(error.is_permanent() && !error.is_config());
     assert_eq!(error.code(), Some(190));
     assert!(error.fbtrace_id().is_some());
     assert!(!error.to_string().contains("wrong-token"));
@@ -338,7 +345,10 @@ async fn a_failure_after_isolation_began_counts_every_request() {
     let (result, ()) = tokio::join!(sending, revoking);
     // THEN the error counts the first request and the sub-batch's four attempts
     let error = result.unwrap_err();
-    assert!(error.is_retryable(), "{error:?}");
+    assert!(
+        matches!(error, DestinationError::RetriesExhausted { .. }),
+        "{error:?}"
+    );
     assert_eq!(u64::from(error.attempts()), graph.stats().requests);
 }
 
@@ -433,7 +443,7 @@ async fn a_refused_local_connection_fails_at_once_naming_the_url() {
     assert_eq!(url, format!("http://{address}/v26.0/123/events"));
     assert!(sent.to_string().contains(url));
     assert!(!sent.to_string().contains(TOKEN));
-    assert!(sent.is_permanent() && !sent.is_retryable() && !sent.is_config());
+    assert!(sent.is_permanent() && !sent.is_config());
     let checked = destination.check().await.unwrap_err();
     let (kind, attempts, url) = unreachable(&checked);
     assert_eq!(
@@ -534,7 +544,7 @@ fn an_unset_token_variable_is_a_configuration_error() {
     let config = Config::parse(&text, std::path::Path::new("x.toml")).unwrap();
     let error = MetaDestination::from_config(&config).unwrap_err();
     assert!(matches!(error, DestinationError::Secret(_)), "{error:?}");
-    assert!(error.is_config() && error.is_permanent() && !error.is_retryable());
+    assert!(error.is_config() && error.is_permanent());
     assert_eq!(error.attempts(), 0);
 }
 

@@ -26,7 +26,7 @@ mod tests;
 
 /// Builds what normalization loads on first use (libphonenumber's metadata), so that a run can
 /// do it on a spare core while it connects and reads its first page.
-pub fn warm_up() {
+pub(crate) fn warm_up() {
     phone::load_metadata();
 }
 
@@ -66,7 +66,12 @@ pub fn normalize(field: Field, raw: &str, ctx: &Context<'_>) -> Outcome {
 }
 
 /// Normalizes one raw value of a field; `current_year` bounds plausible birth dates. Pure.
-pub fn normalize_at(field: Field, raw: &str, ctx: &Context<'_>, current_year: i32) -> Outcome {
+pub(crate) fn normalize_at(
+    field: Field,
+    raw: &str,
+    ctx: &Context<'_>,
+    current_year: i32,
+) -> Outcome {
     let value = fold(raw.trim());
     let value = value.trim();
     if value.is_empty() {
