@@ -55,12 +55,17 @@ pub struct WatchSummary {
     pub failed: u64,
 }
 
-/// The delay before the next run after `failures` consecutive failures.
-pub(crate) fn next_delay(interval: Duration, failures: u32) -> Duration {
+/// The delay before the next run after `failures` consecutive failures: the interval doubled per
+/// failure after the first, up to 15 minutes (or the interval, when longer); at once the longest
+/// when the last failure `needs_a_person` (retrying sooner cannot help a revoked token).
+pub(crate) fn next_delay(interval: Duration, failures: u32, needs_a_person: bool) -> Duration {
+    let cap = MAX_BACKOFF.max(interval);
+    if needs_a_person {
+        return cap;
+    }
     if failures == 0 {
         return interval;
     }
-    let cap = MAX_BACKOFF.max(interval);
     let factor = 2u32.saturating_pow(failures - 1);
     interval.saturating_mul(factor).min(cap)
 }
@@ -169,12 +174,7 @@ pub async fn watch(
             Err(error) => {
                 failures = failures.saturating_add(1);
                 summary.failed += 1;
-                // Retrying soon cannot help what only a person can fix (a revoked token).
-                let delay = if error.needs_a_person() {
-                    MAX_BACKOFF.max(options.interval)
-                } else {
-                    next_delay(options.interval, failures)
-                };
+                let delay = next_delay(options.interval, failures, error.needs_a_person());
                 let locked = matches!(error, Error::Lock(crate::lock::LockError::Held { .. }));
                 if locked {
                     tracing::warn!(error = %crate::error::chain(&error), delay_secs = delay.as_secs(), "another run holds the lock; retrying");
@@ -258,12 +258,20 @@ mod tests {
     #[test]
     fn delay_doubles_per_failure_up_to_the_cap() {
         let minute = Duration::from_secs(60);
-        assert_eq!(next_delay(minute, 0), minute);
-        assert_eq!(next_delay(minute, 1), minute);
-        assert_eq!(next_delay(minute, 2), 2 * minute);
-        assert_eq!(next_delay(minute, 3), 4 * minute);
-        assert_eq!(next_delay(minute, 30), MAX_BACKOFF);
+        assert_eq!(next_delay(minute, 0, false), minute);
+        assert_eq!(next_delay(minute, 1, false), minute);
+        assert_eq!(next_delay(minute, 2, false), 2 * minute);
+        assert_eq!(next_delay(minute, 3, false), 4 * minute);
+        assert_eq!(next_delay(minute, 30, false), MAX_BACKOFF);
         let hour = Duration::from_secs(3600);
-        assert_eq!(next_delay(hour, 5), hour);
+        assert_eq!(next_delay(hour, 5, false), hour);
+    }
+
+    #[test]
+    fn a_failure_only_a_person_can_fix_waits_the_longest_delay_at_once() {
+        let minute = Duration::from_secs(60);
+        assert_eq!(next_delay(minute, 1, true), MAX_BACKOFF);
+        let hour = Duration::from_secs(3600);
+        assert_eq!(next_delay(hour, 1, true), hour);
     }
 }
