@@ -149,6 +149,8 @@ pub async fn watch(
         if let Some(telemetry) = &telemetry {
             telemetry.run_started();
         }
+        // Whether this run failed on something only a person can fix.
+        let mut needs_a_person = false;
         let result = run::run(config, run_options.clone(), shutdown.clone()).await;
         let stats = match result {
             Ok(stats) => {
@@ -174,7 +176,8 @@ pub async fn watch(
             Err(error) => {
                 failures = failures.saturating_add(1);
                 summary.failed += 1;
-                let delay = next_delay(options.interval, failures, error.needs_a_person());
+                needs_a_person = error.needs_a_person();
+                let delay = next_delay(options.interval, failures, needs_a_person);
                 let locked = matches!(error, Error::Lock(crate::lock::LockError::Held { .. }));
                 if locked {
                     tracing::warn!(error = %crate::error::chain(&error), delay_secs = delay.as_secs(), "another run holds the lock; retrying");
@@ -207,7 +210,7 @@ pub async fn watch(
         if let Some(alerts) = options.alerts.as_mut() {
             alerts.observe(&stats).await;
         }
-        let delay = next_delay(options.interval, failures);
+        let delay = next_delay(options.interval, failures, needs_a_person);
         if let Some(health) = &options.health {
             if stats.status != RunStatus::Failed {
                 health.completed();
