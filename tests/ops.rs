@@ -523,7 +523,7 @@ fn the_docker_connector_config_parses() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docker/connector.toml");
     let config = ocapi::config::Config::load(&path).unwrap();
     assert_eq!(config.mapping.store_id.as_deref(), Some("store_id"));
-    assert_eq!(config.destination.base_url, "http://sandbox:4599");
+    assert_eq!(config.destination.base_url.as_str(), "http://sandbox:4599");
 }
 
 #[tokio::test]

@@ -139,7 +139,13 @@ fn demo_config(url: &Secret, base_url: &str) -> Result<Config, Error> {
     )?;
     config.source.url = Some(url.clone());
     config.source.url_env = None;
-    config.destination.base_url = base_url.to_owned();
+    config.destination.base_url =
+        crate::config::HttpUrl::try_from(base_url.to_owned()).map_err(|constraint| {
+            crate::config::ConfigError::Invalid {
+                key: "destination.base_url",
+                constraint,
+            }
+        })?;
     // Smaller batches than production's 1000, so the demo shows several requests in flight.
     config.destination.batch_size = 250;
     let token_file = std::env::temp_dir().join(format!("ocapi-demo-token-{}", std::process::id()));

@@ -59,7 +59,7 @@ pub(crate) fn hash_country(
         ),
     };
     Ok(HashCountry {
-        country: config.defaults.country,
+        country: config.defaults.country.map(|c| c.as_str().to_owned()),
         from,
     })
 }

@@ -4,8 +4,10 @@
 mod alerts;
 mod mapping;
 mod validate;
+mod values;
 
 use mapping::mapping_key;
+pub use values::{Country, Currency, HttpUrl};
 
 pub use alerts::{AlertsConfig, DEFAULT_QUIET_PERIOD};
 pub use mapping::{
@@ -52,7 +54,7 @@ pub(crate) const DEFAULT_LEDGER_SCHEMA: &str = "ocapi";
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The file could not be read.
-    #[error("cannot read config file {path}")]
+    #[error("cannot read the file")]
     Read {
         /// The path tried.
         path: PathBuf,
@@ -61,7 +63,7 @@ pub enum ConfigError {
         source: std::io::Error,
     },
     /// The TOML is malformed, has an unknown key or lacks a required one (toml names the line).
-    #[error("invalid config file {path}: {message}")]
+    #[error("{message}")]
     Parse {
         /// The path read.
         path: PathBuf,
@@ -152,9 +154,9 @@ pub struct SourceConfig {
 #[serde(deny_unknown_fields)]
 pub struct Defaults {
     /// Currency for rows whose currency is NULL or empty.
-    pub currency: Option<String>,
+    pub currency: Option<Currency>,
     /// Country for rows whose country is NULL or empty; also the phone region.
-    pub country: Option<String>,
+    pub country: Option<Country>,
     /// For rows whose `mapping.data_processing_options` is NULL or unmapped: `["LDU"]` or `[]`.
     pub data_processing_options: Option<Vec<ProcessingOption>>,
     /// For rows whose country column is NULL or unmapped.
@@ -216,7 +218,7 @@ pub struct DestinationConfig {
     pub api_version: String,
     /// meta: the Graph API base URL; tests and the demo point it at the local stand-in.
     #[serde(default = "default_base_url")]
-    pub base_url: String,
+    pub base_url: HttpUrl,
     /// meta: events then show in Events Manager's Test Events (and are still kept as data).
     pub test_event_code: Option<String>,
     /// A tag sent on every request (`upload_tag`), which Meta still accepts for advertisers
@@ -347,10 +349,9 @@ fn resolve_url(
 }
 
 /// The ISO 4217 code of `raw` (any case, surrounding white space ignored), or `None` when it
-/// is not one (iso_currency's list). One rule for `defaults.currency` and every row's currency.
+/// is not one: [`Currency::parse`]'s rule, for a row's currency.
 pub(crate) fn currency_code(raw: &str) -> Option<String> {
-    let upper = raw.trim().to_ascii_uppercase();
-    iso_currency::Currency::from_code(&upper).map(|_| upper)
+    Currency::parse(raw).map(|currency| currency.as_str().to_owned())
 }
 
 /// Whether `text` can start a watermark: an integer, an RFC 3339 time, a date or a time
@@ -401,8 +402,8 @@ fn default_api_version() -> String {
     DEFAULT_API_VERSION.to_owned()
 }
 /// Serde default for `destination.base_url`.
-fn default_base_url() -> String {
-    DEFAULT_BASE_URL.to_owned()
+fn default_base_url() -> HttpUrl {
+    HttpUrl::try_from(DEFAULT_BASE_URL.to_owned()).expect("the default base URL is an https URL")
 }
 /// Serde default for `destination.batch_size`.
 fn default_destination_batch_size() -> usize {

@@ -1,11 +1,8 @@
 //! The checks a config must pass once its TOML has parsed: ranges, keys that need each other,
 //! values that must name something real. Each error names the dotted key and says the fix.
 
-use std::str::FromStr as _;
-
 use super::{
-    currency_code, is_watermark_start, mapping_key, Config, ConfigError, DestinationKind,
-    MAX_EVENTS_PER_REQUEST,
+    is_watermark_start, mapping_key, Config, ConfigError, DestinationKind, MAX_EVENTS_PER_REQUEST,
 };
 
 impl Config {
@@ -102,22 +99,6 @@ impl Config {
                 "map a column or set `defaults.currency`",
             );
         }
-        if let Some(currency) = &self.defaults.currency {
-            if currency_code(currency).is_none() {
-                return invalid(
-                    "defaults.currency",
-                    "must be an ISO 4217 code such as \"USD\"",
-                );
-            }
-        }
-        if let Some(country) = &self.defaults.country {
-            if celes::Country::from_str(country.trim()).is_err() {
-                return invalid(
-                    "defaults.country",
-                    "must be an ISO 3166 country code or English name such as \"US\"",
-                );
-            }
-        }
         self.validate_destination()
     }
 
@@ -186,9 +167,6 @@ impl Config {
                 }
                 if !d.api_version.starts_with('v') {
                     return invalid("destination.api_version", "must look like \"v26.0\"");
-                }
-                if !(d.base_url.starts_with("http://") || d.base_url.starts_with("https://")) {
-                    return invalid("destination.base_url", "must be an http(s) URL");
                 }
             }
         }

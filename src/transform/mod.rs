@@ -212,9 +212,13 @@ impl Rules {
             default_currency: config
                 .defaults
                 .currency
-                .as_deref()
-                .and_then(crate::config::currency_code),
-            default_country: config.defaults.country.clone(),
+                .as_ref()
+                .map(|c| c.as_str().to_owned()),
+            default_country: config
+                .defaults
+                .country
+                .as_ref()
+                .map(|c| c.as_str().to_owned()),
             hash_external_id: config.normalize.hash_external_id,
             timezone: config.source.timezone.parse().unwrap_or(chrono_tz::UTC),
             max_future_secs: i64::try_from(config.source.max_future.as_secs())

@@ -176,7 +176,7 @@ impl Inner {
                  still keeps them as real data; remove it before sending production data"
             );
         }
-        let base_url = config.base_url.trim_end_matches('/');
+        let base_url = config.base_url.as_str();
         let version_url = format!("{base_url}/{}", config.api_version);
         let dataset_url = format!("{version_url}/{}", config.dataset_id);
         Ok(Self {

@@ -38,7 +38,7 @@ fn settings(base_url: &str) -> DestinationConfig {
         access_token_file: None,
         app_secret_env: None,
         api_version: "v26.0".to_owned(),
-        base_url: base_url.to_owned(),
+        base_url: crate::config::HttpUrl::try_from(base_url.to_owned()).unwrap(),
         test_event_code: None,
         upload_tag: None,
         batch_size: 1000,
