@@ -87,7 +87,7 @@ pub struct RunArgs {
 #[derive(Debug, clap::Args)]
 pub struct WatchArgs {
     /// Time between runs, e.g. 30s, 5m, 1h.
-    #[arg(long, default_value = "5m", value_parser = crate::config::parse_duration)]
+    #[arg(long, default_value = "5m", value_parser = interval)]
     pub interval: Duration,
     /// Log a run at error level when more than this share of orders is invalid or rejected.
     #[arg(long, value_name = "RATIO", value_parser = ratio)]
@@ -174,6 +174,18 @@ pub struct QualityArgs {
     /// One JSON object on stdout.
     #[arg(long)]
     pub json: bool,
+}
+
+/// Parses `watch --interval`: a duration of at least a second (`0s` would start runs back to
+/// back, thousands a minute).
+fn interval(text: &str) -> Result<Duration, String> {
+    let interval = crate::config::parse_duration(text)?;
+    if interval < Duration::from_secs(1) {
+        return Err(format!(
+            "{text:?} is shorter than a second; use e.g. \"30s\" or \"5m\""
+        ));
+    }
+    Ok(interval)
 }
 
 /// Parses a ratio between 0 and 1.

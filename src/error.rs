@@ -105,11 +105,12 @@ impl Error {
         }
     }
 
-    /// Whether a person must act before a run can succeed, though no config key is wrong:
-    /// Meta refused the token, the permission or the dataset, or nothing listens at the
-    /// endpoint. `watch` then waits its longest delay at once instead of doubling up to it.
+    /// Whether a person must act before a run can succeed, though no config key is wrong: Meta
+    /// refused the token, a permission or the dataset. `watch` then waits its longest delay at
+    /// once instead of doubling up to it. (Nothing listening at the endpoint is not among them:
+    /// a local stand-in or proxy that restarts comes back by itself.)
     pub fn needs_a_person(&self) -> bool {
-        matches!(self, Self::Destination(error) if error.is_permanent())
+        matches!(self, Self::Destination(error) if error.is_permanent() && !error.is_config())
     }
 
     /// The process exit status for this error: [`ExitStatus::Config`] (2) for configuration

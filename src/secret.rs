@@ -35,7 +35,7 @@ impl fmt::Debug for Secret {
 #[derive(Debug, thiserror::Error)]
 pub enum SecretError {
     /// The environment variable is unset or blank.
-    #[error("environment variable {var} (named by `{key}`) is not set")]
+    #[error("environment variable {var} (named by `{key}`) is not set, or is empty")]
     MissingEnv {
         /// The config key naming the variable.
         key: &'static str,

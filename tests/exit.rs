@@ -100,6 +100,8 @@ const ROWS: &[(&str, i32)] = &[
     ("meta rejects the access token", 1),
     ("the source database is unreachable", 1),
     ("explain of an order that is nowhere", 1),
+    ("watch with a zero interval", 2),
+    ("reconcile from a day after today", 2),
 ];
 
 /// Builds row `row`'s situation.
@@ -239,6 +241,8 @@ async fn setup(row: usize) -> Setup {
             setup
         }
         18 => ready(&["explain", "NOPE-1"]).await,
+        19 => ready(&["watch", "--interval", "0s"]).await,
+        20 => ready(&["reconcile", "--from", "2999-01-01"]).await,
         _ => unreachable!("a row without a setup"),
     }
 }

@@ -77,7 +77,15 @@ pub(crate) fn day_window(
     to: Option<NaiveDate>,
 ) -> Result<(NaiveDate, NaiveDate), Error> {
     let today = chrono::Utc::now().date_naive();
-    let to = to.unwrap_or(today + chrono::Duration::days(1));
+    let tomorrow = today + chrono::Duration::days(1);
+    if let (Some(from), None) = (from, to) {
+        if from >= tomorrow {
+            return Err(Error::Usage(format!(
+                "`--from` ({from}) is after today ({today}, UTC): nothing has happened there yet"
+            )));
+        }
+    }
+    let to = to.unwrap_or(tomorrow);
     let from = from.unwrap_or(to - chrono::Duration::days(DEFAULT_WINDOW_DAYS + 1));
     if to <= from {
         return Err(Error::Usage(format!(

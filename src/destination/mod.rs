@@ -86,13 +86,12 @@ pub enum DestinationError {
 }
 
 impl DestinationError {
-    /// Whether a person must act (token, permission, dataset, an endpoint that is not there,
-    /// configuration) before sending can succeed; the message says what to do.
+    /// Whether a person must act before sending can succeed: Meta refused the token, a
+    /// permission or the dataset, or a setting cannot work; the message says what to do.
+    /// Nothing listening at the endpoint is not among them: a stand-in or proxy that restarts
+    /// comes back by itself (the run still fails at once, naming the URL).
     pub(crate) fn is_permanent(&self) -> bool {
-        matches!(
-            self,
-            Self::Meta { .. } | Self::Unreachable { .. } | Self::Secret(_) | Self::Invalid(_)
-        )
+        matches!(self, Self::Meta { .. } | Self::Secret(_) | Self::Invalid(_))
     }
 
     /// Whether only a configuration change can fix it (exit code 2; `watch` stops): a secret

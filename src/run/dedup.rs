@@ -253,8 +253,14 @@ pub(super) fn sort_page(
     let mut invalid_count = InvalidCount::default();
     for row in invalid {
         let Some(order_id) = row.order_id.as_deref() else {
-            invalid_count.add(row.reason);
-            tracing::warn!(watermark = %row.watermark, reason = %row.reason, "row without a usable order id skipped");
+            // No ledger row can remember it, so whether it was counted is the row's place:
+            // read again (the lookback, a restart), an earlier run counted it.
+            if row.reread {
+                count(Decision::StillInvalid, "", &row.watermark);
+            } else {
+                invalid_count.add(row.reason);
+                tracing::warn!(watermark = %row.watermark, reason = %row.reason, "row without a usable order id skipped");
+            }
             continue;
         };
         let candidate = Candidate::Invalid {
@@ -369,7 +375,30 @@ mod tests {
             currency: None,
             watermark: watermark.to_owned(),
             store_id: None,
+            reread: false,
         }
+    }
+
+    #[test]
+    fn a_row_without_an_order_id_read_again_is_not_counted_again() {
+        // GIVEN two rows without an order id: one new, one read again in the lookback
+        let mut again = invalid_order(None, "w1");
+        again.reread = true;
+        let mut stats = RunStats::new("c");
+
+        // WHEN a page sorts them
+        let sorted = sort_page(
+            Vec::new(),
+            vec![invalid_order(None, "w2"), again],
+            &HashMap::new(),
+            |_| false,
+            &mut stats,
+        );
+
+        // THEN only the new one counts as invalid; the other is skipped as an earlier run's
+        assert_eq!(sorted.invalid_count.orders, 1);
+        assert_eq!(stats.skipped_invalid, 1);
+        assert!(sorted.invalid.is_empty());
     }
 
     #[test]

@@ -128,6 +128,7 @@ impl Reader {
                     currency: None,
                     watermark: String::new(),
                     store_id: None,
+                    reread: false,
                 })
                 .collect();
             let mut held_page = self.plan(rows, false).await?;

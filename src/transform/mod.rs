@@ -148,6 +148,9 @@ pub struct Invalid {
     pub watermark: String,
     /// The store, when `mapping.store_id` is mapped.
     pub store_id: Option<String>,
+    /// Read again (at or before the stored watermark: a restart, the lookback), so an earlier
+    /// run has counted it already ([`crate::source::SourceRow::reread`]).
+    pub reread: bool,
 }
 
 /// A built event and the customer fields dropped on the way.
@@ -258,12 +261,28 @@ pub fn orders(rows: &[SourceRow]) -> impl Iterator<Item = &[SourceRow]> {
 pub fn build(rows: &[SourceRow], rules: &Rules, now: i64) -> Result<Built, Invalid> {
     let rows = latest_version(rows, rules.line_items);
     let first = &rows[0];
+    // What can be read of the order's value and currency, whatever else is wrong with it, so
+    // that the ledger and `reconcile` show an invalid order's amount when it has one.
+    let currency_read = match nonblank(first.currency.as_deref()) {
+        Some(raw) => crate::config::currency_code(raw),
+        None => rules.default_currency.clone(),
+    };
+    let lines_read = rules.line_items.then(|| line_items(rows));
+    let value_read = value(
+        first.value.as_deref(),
+        rules.value_mapped,
+        match &lines_read {
+            Some(Ok(lines)) => Some(lines.totals.as_slice()),
+            _ => None,
+        },
+    )
+    .ok();
     let mut known = Known {
         first,
         order_id: None,
         event_time: None,
-        value: None,
-        currency: None,
+        value: value_read,
+        currency: currency_read.as_deref(),
     };
     let order_id = match first
         .order_id
@@ -284,22 +303,15 @@ pub fn build(rows: &[SourceRow], rules: &Rules, now: i64) -> Result<Built, Inval
         return Err(known.invalid(reason));
     }
 
-    let currency = match nonblank(first.currency.as_deref()) {
-        Some(raw) => crate::config::currency_code(raw),
-        None => match &rules.default_currency {
-            Some(default) => Some(default.clone()),
-            None => return Err(known.invalid(InvalidReason::MissingCurrency)),
-        },
+    let currency = match (nonblank(first.currency.as_deref()), &currency_read) {
+        (_, Some(currency)) => currency.clone(),
+        (None, None) => return Err(known.invalid(InvalidReason::MissingCurrency)),
+        (Some(_), None) => return Err(known.invalid(InvalidReason::InvalidCurrency)),
     };
-    let Some(currency) = currency else {
-        return Err(known.invalid(InvalidReason::InvalidCurrency));
-    };
-    known.currency = Some(&currency);
 
-    let lines = if rules.line_items {
-        Some(line_items(rows).map_err(|reason| known.invalid(reason))?)
-    } else {
-        None
+    let lines = match lines_read {
+        Some(lines) => Some(lines.map_err(|reason| known.invalid(reason))?),
+        None => None,
     };
     let value = value(
         first.value.as_deref(),
@@ -307,8 +319,9 @@ pub fn build(rows: &[SourceRow], rules: &Rules, now: i64) -> Result<Built, Inval
         lines.as_ref().map(|l| l.totals.as_slice()),
     )
     .map_err(|reason| known.invalid(reason))?;
-    known.value = Some(value);
-    if value.is_sign_negative() && !value.is_zero() {
+    // A negative total, or a line of negative quantity, is a return: not a purchase.
+    let returned = lines.as_ref().is_some_and(|l| l.returned);
+    if returned || (value.is_sign_negative() && !value.is_zero()) {
         return Err(known.invalid(InvalidReason::NegativeValue));
     }
     let processing = processing(first, rules).map_err(|reason| known.invalid(reason))?;
@@ -482,6 +495,7 @@ impl Known<'_> {
             currency: self.currency.map(str::to_owned),
             watermark: self.first.order_watermark.clone(),
             store_id: store_id(self.first),
+            reread: self.first.reread,
         }
     }
 }
@@ -533,6 +547,8 @@ struct Lines {
     contents: Vec<Content>,
     /// Quantity × unit price of each line, exact.
     totals: Vec<Decimal>,
+    /// A line has a negative quantity: the order returns goods.
+    returned: bool,
 }
 
 /// The order's lines; lines without an item id are skipped.
@@ -544,6 +560,7 @@ fn line_items(rows: &[SourceRow]) -> Result<Lines, InvalidReason> {
     let mut lines = Lines {
         contents: Vec::with_capacity(rows.len()),
         totals: Vec::with_capacity(rows.len()),
+        returned: false,
     };
     for row in rows {
         let Some(id) = nonblank(row.item_id.as_deref()) else {
@@ -551,8 +568,8 @@ fn line_items(rows: &[SourceRow]) -> Result<Lines, InvalidReason> {
         };
         let quantity = nonblank(row.item_quantity.as_deref())
             .and_then(decimal)
-            .filter(|q| !q.is_sign_negative())
             .ok_or(InvalidReason::InvalidLineItem)?;
+        lines.returned |= quantity.is_sign_negative() && !quantity.is_zero();
         let item_price = nonblank(row.item_price.as_deref())
             .and_then(decimal)
             .ok_or(InvalidReason::InvalidLineItem)?;

@@ -208,6 +208,41 @@ fn line_items_become_contents_and_sum_to_the_value() {
         build(&bad, &rules, NOW).unwrap_err().reason,
         InvalidReason::InvalidLineItem
     );
+    // A line of negative quantity returns goods: the order is a return, its value known.
+    let returned = build(&[line("A", "-1", "5.00")], &rules, NOW).unwrap_err();
+    assert_eq!(returned.reason, InvalidReason::NegativeValue);
+    assert_eq!(returned.value, Some(Decimal::new(-5, 0)));
+    let exchange = build(
+        &[line("A", "2", "5.00"), line("B", "-1", "2.5")],
+        &rules,
+        NOW,
+    );
+    assert_eq!(exchange.unwrap_err().reason, InvalidReason::NegativeValue);
+}
+
+#[test]
+fn an_invalid_order_keeps_the_value_and_currency_it_has() {
+    // a time zone that is not one fails the order before its value is read
+    let mut r = row();
+    r.event_time = None;
+    r.local_time = Some("2026-11-01 10:00:00".to_owned());
+    r.timezone = Some("Mars/Olympus".to_owned());
+    r.currency = Some("eur".to_owned());
+    let invalid = build(&[r], &rules(), NOW).unwrap_err();
+    assert_eq!(invalid.reason, InvalidReason::UnknownTimeZone);
+    assert_eq!(
+        (invalid.value, invalid.currency.as_deref()),
+        (Some(Decimal::new(125, 1)), Some("EUR"))
+    );
+    // an unknown currency keeps the value
+    let mut r = row();
+    r.currency = Some("XYZ".to_owned());
+    let invalid = build(&[r], &rules(), NOW).unwrap_err();
+    assert_eq!(invalid.reason, InvalidReason::InvalidCurrency);
+    assert_eq!(
+        (invalid.value, invalid.currency),
+        (Some(Decimal::new(125, 1)), None)
+    );
 }
 
 #[test]

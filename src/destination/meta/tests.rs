@@ -443,7 +443,7 @@ async fn a_refused_local_connection_fails_at_once_naming_the_url() {
     assert_eq!(url, format!("http://{address}/v26.0/123/events"));
     assert!(sent.to_string().contains(url));
     assert!(!sent.to_string().contains(TOKEN));
-    assert!(sent.is_permanent() && !sent.is_config());
+    assert!(!sent.is_permanent() && !sent.is_config());
     let checked = destination.check().await.unwrap_err();
     let (kind, attempts, url) = unreachable(&checked);
     assert_eq!(
