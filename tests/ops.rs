@@ -80,8 +80,9 @@ async fn reconcile_totals_equal_hand_computed_totals_for_every_status() {
     // THEN the totals are the hand-computed ones
     let t = &by_day.total;
     assert_eq!(t.source_orders, 8);
-    // A1 11 + A2 99 (changed) + A3 13 + P1 7 + N1 8 + N2 9; the invalid two have no value
-    assert_eq!(t.source_value, Decimal::from(147));
+    // A1 11 + A2 99 (changed) + A3 13 + P1 7 + N1 8 + N2 9, and BADCUR's 5: an invalid order
+    // keeps the value it has (NOVALUE has none)
+    assert_eq!(t.source_value, Decimal::from(152));
     assert_eq!((t.sent, t.sent_value), (3, Decimal::from(73)));
     assert_eq!(t.invalid, 2);
     assert_eq!(

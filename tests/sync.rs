@@ -715,3 +715,38 @@ async fn attempts_counts_every_recording_of_an_invalid_order() {
     );
     assert_eq!(db.ledger_text("R1", "attempts").await.as_deref(), Some("2"));
 }
+
+#[tokio::test]
+async fn rows_without_an_order_id_read_again_in_the_lookback_do_not_degrade_the_next_run() {
+    // GIVEN valid orders and two rows with a blank order id, and a 15-minute lookback
+    let db = TestDb::new().await;
+    insert_orders(&db, "B", 5, "2026-01-01T12:00:00Z").await;
+    db.exec(
+        "insert into shop.store_transactions (order_id, purchased_at, updated_at, total, currency, email)
+         values ('', now() - interval '1 hour', '2026-01-01T12:00:30Z', 5, 'USD', 'a@b.co'),
+                ('   ', now() - interval '1 hour', '2026-01-01T12:00:40Z', 5, 'USD', 'c@d.co')",
+    )
+    .await;
+    let config = db.config("lookback = \"15m\"", None);
+    migrate(&config).await;
+    let first = run(&config).await;
+    assert_eq!((first.sent, first.invalid), (5, 2));
+
+    // WHEN the next run, with nothing new, reads them again
+    let out = crate::support::ocapi(
+        &db.config_path(),
+        &["run", "--json", "--max-invalid-ratio", "0.05"],
+    )
+    .await;
+
+    // THEN it is not degraded: they count as skipped_invalid, not as new invalid orders
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stats: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(stats["invalid"], 0, "{stats}");
+    assert_eq!(stats["skipped_invalid"], 2, "{stats}");
+}

@@ -4,10 +4,10 @@
 pub mod hash;
 pub mod normalize;
 mod customer;
+mod order_rows;
 mod processing;
 mod time;
 
-use std::borrow::Cow;
 use std::fmt;
 use std::str::FromStr;
 
@@ -19,6 +19,8 @@ use crate::source::SourceRow;
 
 use customer::{sufficient, user_data};
 use normalize::Field;
+pub(crate) use order_rows::latest_version;
+use order_rows::{conflict, customer_row};
 use processing::{boolean, processing};
 pub use time::{event_time, row_zone};
 
@@ -398,74 +400,6 @@ pub fn build(rows: &[SourceRow], rules: &Rules, now: i64) -> Result<Built, Inval
         held_until,
         ahead: first.ahead,
     })
-}
-
-/// Without line items, the rows of one order id are versions of one order (an append-only
-/// log) or copies of it (a `union all` of two tills): the rows with the latest watermark are the
-/// order; older versions are ignored (a deterministic merge). With line items every row is a
-/// line. Rows arrive sorted by their own watermark, so the latest are the last ones.
-pub(crate) fn latest_version(rows: &[SourceRow], line_items: bool) -> &[SourceRow] {
-    if line_items || rows.len() < 2 {
-        return rows;
-    }
-    let last = &rows[rows.len() - 1].row_watermark;
-    let from = rows
-        .iter()
-        .rposition(|r| &r.row_watermark != last)
-        .map_or(0, |i| i + 1);
-    &rows[from..]
-}
-
-/// Whether the rows of one order id disagree where they must agree: on the order's time,
-/// value, currency, time zone and store always, and on every field when there are no line
-/// items (then the rows are copies of one order, as a `union all` of two tills gives).
-fn conflict(rows: &[SourceRow], line_items: bool) -> Option<InvalidReason> {
-    /// The order's own fields, as compared.
-    type Header<'a> = (
-        Option<u64>,
-        Option<&'a str>,
-        Option<&'a str>,
-        Option<Decimal>,
-        Option<String>,
-        Option<&'a str>,
-    );
-    fn header(r: &SourceRow) -> Header<'_> {
-        (
-            r.event_time.map(f64::to_bits),
-            r.local_time.as_deref(),
-            nonblank(r.timezone.as_deref()),
-            nonblank(r.value.as_deref()).and_then(decimal),
-            nonblank(r.currency.as_deref()).map(str::to_ascii_uppercase),
-            nonblank(r.store_id.as_deref()),
-        )
-    }
-    /// The customer fields, as compared (case aside: `T@X.com` and `t@x.com ` hash alike).
-    fn customer(r: &SourceRow) -> [Option<String>; Field::COUNT] {
-        Field::ALL.map(|f| nonblank(r.customer(f)).map(str::to_lowercase))
-    }
-    let first = &rows[0];
-    let disagree = rows[1..]
-        .iter()
-        .any(|r| header(r) != header(first) || (!line_items && customer(r) != customer(first)));
-    disagree.then_some(InvalidReason::ConflictingRows)
-}
-
-/// The customer fields of an order: its first row's, and for line items each field's first
-/// non-blank value among its lines (a view at line grain may carry them on some lines only).
-fn customer_row(rows: &[SourceRow], line_items: bool) -> Cow<'_, SourceRow> {
-    let first = &rows[0];
-    if !line_items || rows.len() == 1 {
-        return Cow::Borrowed(first);
-    }
-    let mut row = first.clone();
-    for other in &rows[1..] {
-        for (mine, theirs) in row.customer.iter_mut().zip(&other.customer) {
-            if nonblank(mine.as_deref()).is_none() && nonblank(theirs.as_deref()).is_some() {
-                mine.clone_from(theirs);
-            }
-        }
-    }
-    Cow::Owned(row)
 }
 
 /// What is known of an order while it is being built, borrowed from the row. It becomes an owned
