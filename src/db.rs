@@ -55,6 +55,11 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         "attempts_and_unsendable",
         include_str!("../sql/0010_attempts_and_unsendable.sql"),
     ),
+    (
+        11,
+        "ledger_without_event_time_index",
+        include_str!("../sql/0011_ledger_without_event_time_index.sql"),
+    ),
 ];
 
 /// Errors talking to PostgreSQL.

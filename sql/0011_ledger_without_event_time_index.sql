@@ -1,0 +1,13 @@
+-- The ledger's B-tree on (connector, event_time) is dropped (issue 14: a faster ledger write).
+-- Runs with search_path set to the ledger schema.
+--
+-- No query of ocapi uses it. `reconcile`'s window read filters on (dataset_id, event_name) and
+-- ORs the event-time range with `event_time is null` and the window's order ids, which this
+-- index (leading with connector) cannot serve: on a 1M-row ledger with a first sync, a backfill
+-- of a year of out-of-order event times and daily runs, PostgreSQL planned a sequential scan for
+-- every window (one day to 62 days, recent or backfilled) with the index and without it, at the
+-- same speed (docs/benchmarks.md, "The ledger write"). The held orders have their own partial
+-- index (ledger_held); explain and lookups go by the primary key; the views group whole
+-- connectors. The index cost every ledger insert an index insertion in event-time order: 100k
+-- inserts in batches of 4000 into that ledger took 1.24-1.67 s with it and 0.85-1.14 s without.
+drop index if exists ledger_event_time;
