@@ -99,6 +99,49 @@ pub(crate) struct EventsRequest<'a> {
     pub(crate) partner_agent: &'a str,
 }
 
+/// [`EventsRequest`] without its events: the fields that follow `data`, in the same order.
+#[derive(Serialize)]
+struct AfterData<'a> {
+    /// As in [`EventsRequest`].
+    access_token: &'a str,
+    /// As in [`EventsRequest`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    appsecret_proof: Option<&'a str>,
+    /// As in [`EventsRequest`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    test_event_code: Option<&'a str>,
+    /// As in [`EventsRequest`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    upload_tag: Option<&'a str>,
+    /// As in [`EventsRequest`].
+    partner_agent: &'a str,
+}
+
+impl EventsRequest<'_> {
+    /// Appends the body to `out`: exactly the bytes of the `Serialize` impl (a test compares
+    /// them), with each event written by [`Event::write_json`].
+    pub(crate) fn write_json(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"{\"data\":[");
+        for (n, event) in self.data.iter().enumerate() {
+            if n > 0 {
+                out.push(b',');
+            }
+            event.write_json(out);
+        }
+        out.extend_from_slice(b"],");
+        let rest = serde_json::to_vec(&AfterData {
+            access_token: self.access_token,
+            appsecret_proof: self.appsecret_proof,
+            test_event_code: self.test_event_code,
+            upload_tag: self.upload_tag,
+            partner_agent: self.partner_agent,
+        })
+        .expect("strings always serialize");
+        // `{"access_token":…}` without its `{`: `access_token` is always there.
+        out.extend_from_slice(&rest[1..]);
+    }
+}
+
 /// `appsecret_proof`: lowercase hex HMAC-SHA256 of the token, keyed with the app secret.
 pub(crate) fn appsecret_proof(token: &str, app_secret: &str) -> String {
     let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(app_secret.as_bytes())
@@ -179,6 +222,52 @@ mod tests {
         assert_eq!(rate_limit_hint(&headers), None);
         headers.insert("x-app-usage", "not json".parse().unwrap());
         assert_eq!(rate_limit_hint(&headers), None);
+    }
+
+    /// The body writer gives the bytes of the `Serialize` impl, with and without the
+    /// optional fields, for no event, one, and several.
+    #[test]
+    fn the_events_body_writer_gives_exactly_the_bytes_of_serde() {
+        use crate::config::CustomerField;
+        use crate::event::{CustomData, Digest, UserData, UserValue, PHYSICAL_STORE, PURCHASE};
+        let event = |n: u8| Event {
+            event_name: PURCHASE,
+            event_time: 1_780_000_000 + i64::from(n),
+            event_id: format!("R{n}"),
+            action_source: PHYSICAL_STORE,
+            user_data: UserData::default()
+                .with(CustomerField::Em, UserValue::Digest(Digest([n; 32]))),
+            custom_data: CustomData {
+                value: rust_decimal::Decimal::new(1250, 2),
+                currency: "USD".to_owned(),
+                order_id: format!("R{n}"),
+                contents: None,
+                num_items: None,
+                content_type: None,
+                delivery_category: None,
+            },
+            opt_out: None,
+            data_processing_options: None,
+            data_processing_options_country: None,
+            data_processing_options_state: None,
+        };
+        let events = [event(1), event(2), event(3)];
+        let refs: Vec<&Event> = events.iter().collect();
+        for data in [&refs[..0], &refs[..1], &refs[..]] {
+            for optional in [None, Some("x\"y\\z")] {
+                let request = EventsRequest {
+                    data,
+                    access_token: "EAA\"token",
+                    appsecret_proof: optional,
+                    test_event_code: optional,
+                    upload_tag: optional,
+                    partner_agent: PARTNER_AGENT,
+                };
+                let mut written = Vec::new();
+                request.write_json(&mut written);
+                assert_eq!(written, serde_json::to_vec(&request).unwrap());
+            }
+        }
     }
 
     #[test]

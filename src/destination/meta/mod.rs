@@ -344,18 +344,15 @@ impl Inner {
         const EVENT_BYTES: usize = 1200;
         let data: Vec<&Event> = indices.iter().map(|&index| &events[index]).collect();
         let mut body = Vec::with_capacity(512 + data.len() * EVENT_BYTES);
-        serde_json::to_writer(
-            &mut body,
-            &EventsRequest {
-                data: &data,
-                access_token: self.token.expose(),
-                appsecret_proof: self.appsecret_proof.as_ref().map(Secret::expose),
-                test_event_code: self.test_event_code.as_deref(),
-                upload_tag: self.upload_tag.as_deref(),
-                partner_agent: PARTNER_AGENT,
-            },
-        )
-        .expect("an Event always serializes");
+        EventsRequest {
+            data: &data,
+            access_token: self.token.expose(),
+            appsecret_proof: self.appsecret_proof.as_ref().map(Secret::expose),
+            test_event_code: self.test_event_code.as_deref(),
+            upload_tag: self.upload_tag.as_deref(),
+            partner_agent: PARTNER_AGENT,
+        }
+        .write_json(&mut body);
         body
     }
 
