@@ -39,7 +39,14 @@ pub struct OrderFacts {
 impl OrderFacts {
     /// Takes the facts out of an event that has come back from the destination.
     pub(crate) fn from_event(event: Event, watermark: String, store_id: Option<String>) -> Self {
-        let match_keys = event.user_data.present_keys().collect::<Vec<_>>().join(",");
+        // Joined in place: no Vec of keys per order.
+        let mut match_keys = String::with_capacity(64);
+        for key in event.user_data.present_keys() {
+            if !match_keys.is_empty() {
+                match_keys.push(',');
+            }
+            match_keys.push_str(key);
+        }
         let ldu = event
             .data_processing_options
             .map(|options| !options.is_empty());

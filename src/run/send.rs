@@ -30,6 +30,7 @@ use tokio::task::JoinHandle;
 use super::dedup::{self, Sorted};
 use super::reader::PagePlan;
 use super::{dry_run, Progress, SharedStats};
+use crate::config::CustomerField;
 use crate::db;
 use crate::destination::{Delivery, Destination, DestinationError};
 use crate::error::Error;
@@ -274,10 +275,19 @@ impl Pass {
 
         let batch_size = self.batch_size;
         let mut flights: Vec<Flight> = Vec::with_capacity(to_send.len().div_ceil(batch_size) + 1);
-        let mut chosen = to_send.into_iter().peekable();
-        while chosen.peek().is_some() {
-            let mut batch = Batch::default();
-            for built in chosen.by_ref().take(batch_size) {
+        let mut chosen = to_send.into_iter();
+        loop {
+            // Sized up front: grown from empty, the events (~600 bytes each) were copied about
+            // ten times per batch (callgrind: ~800 instructions per row).
+            let n = chosen.len().min(batch_size);
+            if n == 0 {
+                break;
+            }
+            let mut batch = Batch {
+                events: Vec::with_capacity(n),
+                tags: Vec::with_capacity(n),
+            };
+            for built in chosen.by_ref().take(n) {
                 batch.tags.push(Tag {
                     new: !existing.contains_key(&built.event.custom_data.order_id),
                     watermark: built.watermark,
@@ -403,14 +413,17 @@ fn add_outcomes(
         batch.events.into_iter().zip(batch.tags).map(Some).collect();
     let mut take = |index: usize| slots.get_mut(index).and_then(Option::take);
     let accepted_at = chrono::Utc::now().timestamp();
+    // Counted per field here and added to the run's map once per batch: a map lookup by key
+    // text for every key of every event was ~3,300 instructions per row (callgrind).
+    let mut keys = [0_u64; CustomerField::COUNT];
     for accepted in delivery.accepted {
         let received = i32::try_from(accepted.events_received).unwrap_or(i32::MAX);
         for index in accepted.indices {
             let Some((event, tag)) = take(index) else {
                 continue;
             };
-            for key in event.user_data.present_keys() {
-                RunStats::bump(&mut stats.match_keys, key, 1);
+            for field in event.user_data.present_fields() {
+                keys[field.index()] += 1;
             }
             stats.accepted(event.event_time, accepted_at);
             outcomes.push(Outcome {
@@ -433,6 +446,12 @@ fn add_outcomes(
             order: OrderFacts::from_event(event, tag.watermark, tag.store_id),
             verdict: Verdict::from(rejected),
         });
+    }
+    for field in CustomerField::ALL {
+        let n = keys[field.index()];
+        if n > 0 {
+            RunStats::bump(&mut stats.match_keys, field.key(), n);
+        }
     }
 }
 
