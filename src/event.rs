@@ -270,13 +270,23 @@ impl fmt::Display for UserValue {
 pub struct Digest(pub [u8; 32]);
 
 impl Digest {
-    /// The 64 lowercase hex digits, on the stack.
+    /// The 64 lowercase hex digits, on the stack: both digits of a byte at once, from a table
+    /// (a digit at a time was ~350 instructions a digest under callgrind).
     fn hex(&self) -> [u8; 64] {
-        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        /// The two digits of every byte value.
+        const PAIRS: [[u8; 2]; 256] = {
+            const DIGITS: &[u8; 16] = b"0123456789abcdef";
+            let mut pairs = [[0; 2]; 256];
+            let mut byte = 0;
+            while byte < 256 {
+                pairs[byte] = [DIGITS[byte >> 4], DIGITS[byte & 0x0f]];
+                byte += 1;
+            }
+            pairs
+        };
         let mut out = [0; 64];
         for (pair, &byte) in out.chunks_exact_mut(2).zip(&self.0) {
-            pair[0] = DIGITS[usize::from(byte >> 4)];
-            pair[1] = DIGITS[usize::from(byte & 0x0f)];
+            pair.copy_from_slice(&PAIRS[usize::from(byte)]);
         }
         out
     }
