@@ -11,6 +11,7 @@
 //! [`state`](place::state), [`zip`](place::zip), [`country`](fn@country) and [`external_id`].
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 
 use chrono::Datelike;
 use unicode_normalization::char::is_combining_mark;
@@ -141,6 +142,29 @@ impl Alpha2 {
 /// [`country_code`] without allocating when the value is already a two-letter code (the common
 /// case: a `country` column of codes, or `[defaults] country = "US"`).
 fn alpha2(raw: &str) -> Option<Alpha2> {
+    thread_local! {
+        /// The last text this thread resolved and its code: a row's country is resolved for
+        /// four of its fields, and a table's rows hold few countries. celes' parse each time
+        /// cost ~1,850 instructions per row (callgrind, docs/benchmarks.md).
+        static LAST: RefCell<(String, Option<Alpha2>)> = const { RefCell::new((String::new(), None)) };
+    }
+    if let Some(code) =
+        LAST.with_borrow(|(text, code)| (!text.is_empty() && text == raw).then_some(*code))
+    {
+        return code;
+    }
+    // Resolved outside the borrow: the general path comes back here for full-width codes.
+    let code = resolve_alpha2(raw);
+    LAST.with_borrow_mut(|(text, last)| {
+        text.clear();
+        text.push_str(raw);
+        *last = code;
+    });
+    code
+}
+
+/// [`alpha2`] without its memory of the last text.
+fn resolve_alpha2(raw: &str) -> Option<Alpha2> {
     if raw.len() == 2 && raw.bytes().all(|b| b.is_ascii_alphabetic()) {
         if raw.eq_ignore_ascii_case("uk") {
             return Some(Alpha2(*b"gb"));

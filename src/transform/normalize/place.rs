@@ -2,6 +2,9 @@
 //! US zips (and those of the territories that use US ZIP codes) their first 5 digits, UK
 //! postcodes are kept whole.
 
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
 use super::{is_name_char, lower_kept, Outcome};
 
 /// US states, DC and the inhabited territories: USPS name (lowercase, letters only) and code.
@@ -142,11 +145,24 @@ fn us_state(value: &str) -> Option<&'static str> {
         .filter(char::is_ascii_alphabetic)
         .map(|c| c.to_ascii_lowercase())
         .collect();
-    US_STATES
-        .iter()
-        .find(|(name, code)| *code == key || *name == key)
-        .or_else(|| PRESS_ABBREVIATIONS.iter().find(|(name, _)| *name == key))
-        .map(|(_, code)| *code)
+    us_states().get(key.as_str()).copied()
+}
+
+/// Every spelling [`us_state`] knows (a state's name, its code, a press abbreviation) and its
+/// code, built once: a linear search of the tables cost ~1,400 instructions per row (callgrind,
+/// docs/benchmarks.md). A name or code wins over a press abbreviation spelled the same, as the
+/// search it replaces had it.
+fn us_states() -> &'static HashMap<&'static str, &'static str> {
+    static MAP: OnceLock<HashMap<&'static str, &'static str>> = OnceLock::new();
+    MAP.get_or_init(|| {
+        let mut map: HashMap<&'static str, &'static str> =
+            PRESS_ABBREVIATIONS.iter().copied().collect();
+        for (name, code) in US_STATES {
+            map.insert(name, code);
+            map.insert(code, code);
+        }
+        map
+    })
 }
 
 /// `zp`: lowercase letters and digits only (no spaces, no dash); US zips, and those of the
