@@ -26,10 +26,11 @@ use crate::secret::{self, Secret};
 /// Where the config is read from when `--config` is not given and `OCAPI_CONFIG` is unset.
 pub(crate) const DEFAULT_CONFIG_PATH: &str = "connector.toml";
 /// Rows per source page: large enough to amortize a round trip, small enough to bound memory.
-/// Measured (docs/benchmarks.md): 4000 rows keep 1M-row runs and 200 ms-latency runs under
-/// 90 MiB peak RSS (5000 came within 5 MiB of 100) at the same rows/s, and still give the
-/// 8 batches of 1000 that concurrency 8 needs in flight from two pages.
-pub(crate) const DEFAULT_SOURCE_BATCH_SIZE: usize = 4000;
+/// Measured (docs/benchmarks.md, "The default page"): on a quiet machine, once ocapi outran
+/// PostgreSQL, 4000-row pages peaked at 102 MiB on 1M rows; 3000 keep 84–93 MiB at the same
+/// rows/s, and are three whole batches of 1000 (2500 lost 10% with a 200 ms endpoint to its
+/// half batches).
+pub(crate) const DEFAULT_SOURCE_BATCH_SIZE: usize = 3000;
 /// Meta accepts physical-store events up to 62 days old, in seconds (meta-capi.md decision 3):
 /// older orders are never sent, and a first run reads back this far by default.
 pub const MAX_EVENT_AGE_SECS: i64 = 62 * 24 * 3600;
