@@ -14,18 +14,6 @@ use ocapi::config::Config;
 use ocapi::run::RunOptions;
 use ocapi::sandbox::Faults;
 
-/// Rewrites the config file last written and loads it again.
-fn edit_config(db: &TestDb, edits: &[(&str, &str)]) -> Config {
-    let path = db.config_path();
-    let mut text = std::fs::read_to_string(&path).unwrap();
-    for (from, to) in edits {
-        assert!(text.contains(from), "{from} not in the config");
-        text = text.replace(from, to);
-    }
-    std::fs::write(&path, text).unwrap();
-    Config::load(&path).unwrap()
-}
-
 /// How often each event id reached the stand-in.
 fn id_counts(ids: &[String]) -> HashMap<String, usize> {
     let mut counts = HashMap::new();
@@ -81,13 +69,10 @@ async fn two_connectors_on_one_dataset_never_send_at_once() {
     let base = meta.base_url();
     let first = db.meta_config("", &base, TOKEN, "");
     migrate(&first).await;
-    let second = edit_config(
-        &db,
-        &[
-            ("name = \"stores-test\"", "name = \"stores-test-2\""),
-            ("lock_wait = \"2s\"", "lock_wait = \"30s\""),
-        ],
-    );
+    let second = db.edit_config(&[
+        ("name = \"stores-test\"", "name = \"stores-test-2\""),
+        ("lock_wait = \"2s\"", "lock_wait = \"30s\""),
+    ]);
 
     // WHEN both run, the second started while the first sends
     let one = tokio::spawn(async move {
@@ -118,7 +103,7 @@ async fn a_server_side_idle_timeout_does_not_end_the_lock() {
     .await;
     let config = db.meta_config("", &meta.base_url(), TOKEN, "");
     migrate(&config).await;
-    let waiting = edit_config(&db, &[("lock_wait = \"2s\"", "lock_wait = \"30s\"")]);
+    let waiting = db.edit_config(&[("lock_wait = \"2s\"", "lock_wait = \"30s\"")]);
     db.exec(&format!(
         "alter database {} set idle_session_timeout = '1s'",
         db.name
@@ -162,7 +147,7 @@ async fn source_sessions_ended_while_idle_do_not_fail_the_run() {
     })
     .await;
     db.meta_config("batch_size = 2", &meta.base_url(), TOKEN, "batch_size = 2");
-    let config = edit_config(&db, &[("concurrency = 4", "concurrency = 1")]);
+    let config = db.edit_config(&[("concurrency = 4", "concurrency = 1")]);
     migrate(&config).await;
     db.exec(&format!(
         "alter database {} set idle_session_timeout = '1s'",
@@ -192,7 +177,7 @@ async fn a_run_whose_lock_session_is_terminated_sends_nothing_more() {
     .await;
     db.meta_config("batch_size = 2", &meta.base_url(), TOKEN, "batch_size = 2");
     // One request at a time: a page's batch starts once the one before it is back.
-    let config = edit_config(&db, &[("concurrency = 4", "concurrency = 1")]);
+    let config = db.edit_config(&[("concurrency = 4", "concurrency = 1")]);
     migrate(&config).await;
 
     // WHEN an administrator terminates the lock's backend while the first page is sent

@@ -100,15 +100,7 @@ async fn limited_data_use_is_sent_per_order_as_mapped_and_defaulted_and_broken_r
         db.ledger_text("NO-LDU", "ldu").await.as_deref(),
         Some("false")
     );
-    let today = chrono::Utc::now().date_naive();
-    let report = ocapi::commands::reconcile::reconcile(
-        &config,
-        today - chrono::Duration::days(1),
-        today + chrono::Duration::days(1),
-        ocapi::commands::reconcile::GroupBy::Day,
-    )
-    .await
-    .unwrap();
+    let report = crate::support::reconcile_around_today(&config).await;
     assert_eq!(report.total.sent_ldu, 4);
 }
 
@@ -296,15 +288,7 @@ async fn a_negative_total_is_an_invalid_return_and_a_zero_total_is_sent_and_coun
         Some("negative value (a return or void is not a purchase)")
     );
     // AND reconcile counts the return apart, and the source total still reconciles
-    let today = chrono::Utc::now().date_naive();
-    let report = ocapi::commands::reconcile::reconcile(
-        &config,
-        today - chrono::Duration::days(1),
-        today + chrono::Duration::days(1),
-        ocapi::commands::reconcile::GroupBy::Day,
-    )
-    .await
-    .unwrap();
+    let report = crate::support::reconcile_around_today(&config).await;
     let t = &report.total;
     assert_eq!((t.returns, t.invalid), (1, 0));
     assert_eq!(t.returns_value, rust_decimal::Decimal::from(-30));

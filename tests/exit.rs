@@ -37,13 +37,6 @@ async fn ready(args: &[&'static str]) -> Setup {
     }
 }
 
-/// Replaces `from` with `to` in the config file.
-fn edit(setup: &Setup, from: &str, to: &str) {
-    let text = std::fs::read_to_string(&setup.path).unwrap();
-    assert!(text.contains(from), "{from:?} not in the config");
-    std::fs::write(&setup.path, text.replacen(from, to, 1)).unwrap();
-}
-
 /// A meta destination at the stand-in; `token` is what the config's file holds.
 async fn meta(args: &[&'static str], token: &str) -> Setup {
     let db = TestDb::new().await;
@@ -183,12 +176,16 @@ async fn setup(row: usize) -> Setup {
         }
         10 => {
             let setup = ready(&["run"]).await;
-            edit(&setup, "[connector]\n", "[connector]\nnmae = \"typo\"\n");
+            setup
+                .db
+                .edit_config_text(&[("[connector]\n", "[connector]\nnmae = \"typo\"\n")]);
             setup
         }
         11 => {
             let setup = ready(&["run"]).await;
-            edit(&setup, "email = \"email\"", "email = \"e_mail\"");
+            setup
+                .db
+                .edit_config_text(&[("email = \"email\"", "email = \"e_mail\"")]);
             setup
         }
         12 => {
@@ -226,18 +223,14 @@ async fn setup(row: usize) -> Setup {
                 .trim_end_matches('"')
                 .to_owned();
             // the source moves to a closed port; the ledger stays where it was
-            edit(
-                &setup,
-                &format!("url = \"{url}\""),
-                &format!(
-                    "url = \"postgres://postgres@127.0.0.1:{port}/postgres?connect_timeout=2\""
-                ),
+            let closed_url = format!(
+                "url = \"postgres://postgres@127.0.0.1:{port}/postgres?connect_timeout=2\""
             );
-            edit(
-                &setup,
-                "[destination]\n",
-                &format!("[ledger]\nurl = \"{url}\"\n\n[destination]\n"),
-            );
+            let ledger = format!("[ledger]\nurl = \"{url}\"\n\n[destination]\n");
+            setup.db.edit_config_text(&[
+                (&format!("url = \"{url}\""), &closed_url),
+                ("[destination]\n", &ledger),
+            ]);
             setup
         }
         18 => ready(&["explain", "NOPE-1"]).await,

@@ -7,22 +7,8 @@ use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use crate::support::{accepted_ids, insert_orders, migrate, run, sandbox, TestDb, TOKEN};
-use ocapi::config::Config;
 use ocapi::run::RunOptions;
 use ocapi::sandbox::{Faults, Sandbox};
-
-/// Rewrites the config file last written by `db.meta_config` and loads it again (for keys
-/// that `meta_config` fixes, such as `max_retries`, and for hostile column names).
-fn edit_config(db: &TestDb, edits: &[(&str, &str)]) -> Config {
-    let path = db.config_path();
-    let mut text = std::fs::read_to_string(&path).unwrap();
-    for (from, to) in edits {
-        assert!(text.contains(from), "{from} not in the config");
-        text = text.replace(from, to);
-    }
-    std::fs::write(&path, text).unwrap();
-    Config::load(&path).unwrap()
-}
 
 /// `order_id -> status` of every ledger row.
 async fn ledger_statuses(db: &TestDb) -> HashMap<String, String> {
@@ -259,7 +245,7 @@ async fn an_endpoint_outage_is_retried_with_backoff_and_the_run_completes_after_
     })
     .await;
     db.meta_config("", &graph.base_url(), TOKEN, "batch_size = 100");
-    let config = edit_config(&db, &[("max_retries = 10", "max_retries = 8")]);
+    let config = db.edit_config(&[("max_retries = 10", "max_retries = 8")]);
     migrate(&config).await;
     let running = tokio::spawn({
         let config = config.clone();
@@ -301,7 +287,7 @@ async fn an_outage_longer_than_the_retry_budget_fails_the_run_in_time_and_loses_
     })
     .await;
     db.meta_config("", &graph.base_url(), TOKEN, "batch_size = 100");
-    let config = edit_config(&db, &[("max_retries = 10", "max_retries = 3")]);
+    let config = db.edit_config(&[("max_retries = 10", "max_retries = 3")]);
     migrate(&config).await;
 
     // WHEN the connector runs
@@ -437,13 +423,10 @@ async fn hostile_input_gives_a_ledger_row_or_a_clear_error_for_every_order_and_n
     .await;
     let graph = sandbox(Faults::default()).await;
     db.meta_config("", &graph.base_url(), TOKEN, "");
-    let config = edit_config(
-        &db,
-        &[(
-            r#"external_id = "loyalty_id""#,
-            &format!("external_id = '{HOSTILE_COLUMN}'"),
-        )],
-    );
+    let config = db.edit_config(&[(
+        r#"external_id = "loyalty_id""#,
+        &format!("external_id = '{HOSTILE_COLUMN}'"),
+    )]);
     migrate(&config).await;
 
     // WHEN the connector runs, twice
@@ -546,10 +529,7 @@ async fn a_mapping_to_a_column_of_the_wrong_type_is_a_clear_error_naming_the_key
     insert_orders(&db, "W", 3, "2026-01-01T00:00:00Z").await;
     let graph = sandbox(Faults::default()).await;
     db.meta_config("", &graph.base_url(), TOKEN, "");
-    let config = edit_config(
-        &db,
-        &[(r#"event_time = "purchased_at""#, r#"event_time = "email""#)],
-    );
+    let config = db.edit_config(&[(r#"event_time = "purchased_at""#, r#"event_time = "email""#)]);
     migrate(&config).await;
 
     // WHEN the connector runs
@@ -583,16 +563,13 @@ async fn an_integer_watermark_whose_values_grow_a_digit_pages_in_numeric_order_a
     )
     .await;
     db.config("batch_size = 7", None);
-    let config = edit_config(
-        &db,
-        &[
-            (
-                r#"watermark_column = "updated_at""#,
-                r#"watermark_column = "seq""#,
-            ),
-            (r#"start = "2000-01-01T00:00:00Z""#, ""),
-        ],
-    );
+    let config = db.edit_config(&[
+        (
+            r#"watermark_column = "updated_at""#,
+            r#"watermark_column = "seq""#,
+        ),
+        (r#"start = "2000-01-01T00:00:00Z""#, ""),
+    ]);
     migrate(&config).await;
 
     // WHEN the connector runs
@@ -615,7 +592,7 @@ async fn a_run_failed_by_an_endpoint_that_fails_every_request_records_its_reques
     })
     .await;
     db.meta_config("", &graph.base_url(), TOKEN, "");
-    let config = edit_config(&db, &[("max_retries = 10", "max_retries = 2")]);
+    let config = db.edit_config(&[("max_retries = 10", "max_retries = 2")]);
     migrate(&config).await;
 
     // WHEN the connector runs and fails
@@ -664,13 +641,10 @@ async fn a_watermark_column_whose_type_no_longer_fits_the_stored_watermark_is_a_
     assert_eq!(run(&config).await.sent, 3);
 
     // WHEN the config then names an integer watermark column
-    let config = edit_config(
-        &db,
-        &[(
-            r#"watermark_column = "updated_at""#,
-            r#"watermark_column = "seq""#,
-        )],
-    );
+    let config = db.edit_config(&[(
+        r#"watermark_column = "updated_at""#,
+        r#"watermark_column = "seq""#,
+    )]);
     let error = ocapi::run::run(&config, RunOptions::default(), std::future::pending())
         .await
         .unwrap_err();

@@ -104,15 +104,7 @@ async fn lines_with_their_own_updated_at_are_one_event_with_every_line() {
     assert_eq!(l1[0]["custom_data"]["num_items"], 3);
     assert_eq!((stats.sent, stats.skipped_duplicate), (2, 0));
     // AND reconcile's source value equals what was sent
-    let today = Utc::now().date_naive();
-    let report = ocapi::commands::reconcile::reconcile(
-        &config,
-        today - chrono::Duration::days(1),
-        today + chrono::Duration::days(1),
-        GroupBy::Day,
-    )
-    .await
-    .unwrap();
+    let report = crate::support::reconcile_around_today(&config).await;
     assert_eq!(report.total.source_value, Decimal::from(55));
     assert_eq!(report.total.sent_value, Decimal::from(55));
 }
@@ -406,15 +398,7 @@ async fn orders_with_a_null_watermark_are_counted_explained_and_read_by_backfill
     run(&config).await;
 
     // THEN reconcile counts N-1 as never seen, with the cause, and explain says why
-    let today = Utc::now().date_naive();
-    let report = ocapi::commands::reconcile::reconcile(
-        &config,
-        today - chrono::Duration::days(1),
-        today + chrono::Duration::days(1),
-        GroupBy::Day,
-    )
-    .await
-    .unwrap();
+    let report = crate::support::reconcile_around_today(&config).await;
     assert_eq!(
         (report.total.source_orders, report.total.never_seen),
         (2, 1)
@@ -744,15 +728,7 @@ async fn reconcile_never_adds_currencies_and_counts_undated_orders() {
     run(&config).await;
 
     // WHEN reconciling the day
-    let today = Utc::now().date_naive();
-    let report = ocapi::commands::reconcile::reconcile(
-        &config,
-        today - chrono::Duration::days(1),
-        today + chrono::Duration::days(1),
-        GroupBy::Day,
-    )
-    .await
-    .unwrap();
+    let report = crate::support::reconcile_around_today(&config).await;
 
     // THEN values are per currency (no total value across them), and the undated order has
     // its own line

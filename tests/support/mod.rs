@@ -286,6 +286,25 @@ impl TestDb {
         self.config(source_extra, Some(&destination))
     }
 
+    /// Rewrites the config file last written (`config`, `meta_config`) with each `(from, to)`,
+    /// each of which must be there, without loading it (the edit may make it invalid).
+    pub fn edit_config_text(&self, edits: &[(&str, &str)]) {
+        let path = self.config_path();
+        let mut text = std::fs::read_to_string(&path).unwrap();
+        for (from, to) in edits {
+            assert!(text.contains(from), "{from} not in the config");
+            text = text.replace(from, to);
+        }
+        std::fs::write(&path, text).unwrap();
+    }
+
+    /// Rewrites the config file last written (for keys that `config` and `meta_config` fix,
+    /// such as `max_retries`) and loads it again.
+    pub fn edit_config(&self, edits: &[(&str, &str)]) -> Config {
+        self.edit_config_text(edits);
+        Config::load(&self.config_path()).unwrap()
+    }
+
     /// The path of the config file last written by `config`.
     pub fn config_path(&self) -> PathBuf {
         self.dir.join("connector.toml")
@@ -317,4 +336,18 @@ pub async fn ocapi<S: AsRef<std::ffi::OsStr>>(config: &Path, args: &[S]) -> std:
     tokio::task::spawn_blocking(move || command.output().unwrap())
         .await
         .unwrap()
+}
+
+/// `reconcile` by day over yesterday, today and tomorrow (UTC): where the fixtures' orders,
+/// bought an hour ago, fall.
+pub async fn reconcile_around_today(config: &Config) -> ocapi::commands::reconcile::Report {
+    let today = chrono::Utc::now().date_naive();
+    ocapi::commands::reconcile::reconcile(
+        config,
+        today - chrono::Duration::days(1),
+        today + chrono::Duration::days(1),
+        ocapi::commands::reconcile::GroupBy::Day,
+    )
+    .await
+    .unwrap()
 }
