@@ -7,8 +7,29 @@ use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use crate::support::{accepted_ids, insert_orders, migrate, run, sandbox, TestDb, TOKEN};
+use ocapi::config::Config;
 use ocapi::run::RunOptions;
 use ocapi::sandbox::{Faults, Sandbox};
+
+/// `orders` orders `{prefix}1…`, a connector migrated for them that sends batches of 100 to a
+/// stand-in answering every request with a transient error, and `max_retries`.
+async fn failing_endpoint(
+    db: &TestDb,
+    prefix: &str,
+    orders: i32,
+    max_retries: u32,
+) -> (Sandbox, Config) {
+    insert_orders(db, prefix, orders, "2026-01-01T00:00:00Z").await;
+    let graph = sandbox(Faults {
+        error_rate: 1.0,
+        ..Faults::default()
+    })
+    .await;
+    db.meta_config("", &graph.base_url(), TOKEN, "batch_size = 100");
+    let config = db.edit_config(&[("max_retries = 10", &format!("max_retries = {max_retries}"))]);
+    migrate(&config).await;
+    (graph, config)
+}
 
 /// `order_id -> status` of every ledger row.
 async fn ledger_statuses(db: &TestDb) -> HashMap<String, String> {
@@ -238,15 +259,7 @@ async fn an_endpoint_outage_is_retried_with_backoff_and_the_run_completes_after_
     // the retry schedule (200 ms doubling to 30 s, halved by jitter at worst) makes any outage
     // look the same to a batch, so 3 s keeps the suite fast and still spans 4 to 5 retries.
     let db = TestDb::new().await;
-    insert_orders(&db, "O", 1000, "2026-01-01T00:00:00Z").await;
-    let graph = sandbox(Faults {
-        error_rate: 1.0,
-        ..Faults::default()
-    })
-    .await;
-    db.meta_config("", &graph.base_url(), TOKEN, "batch_size = 100");
-    let config = db.edit_config(&[("max_retries = 10", "max_retries = 8")]);
-    migrate(&config).await;
+    let (graph, config) = failing_endpoint(&db, "O", 1000, 8).await;
     let running = tokio::spawn({
         let config = config.clone();
         async move { ocapi::run::run(&config, RunOptions::default(), std::future::pending()).await }
@@ -280,15 +293,7 @@ async fn an_endpoint_outage_is_retried_with_backoff_and_the_run_completes_after_
 async fn an_outage_longer_than_the_retry_budget_fails_the_run_in_time_and_loses_nothing() {
     // GIVEN an endpoint that keeps failing and a budget of 3 retries (~1.4 s of backoff)
     let db = TestDb::new().await;
-    insert_orders(&db, "B", 500, "2026-01-01T00:00:00Z").await;
-    let graph = sandbox(Faults {
-        error_rate: 1.0,
-        ..Faults::default()
-    })
-    .await;
-    db.meta_config("", &graph.base_url(), TOKEN, "batch_size = 100");
-    let config = db.edit_config(&[("max_retries = 10", "max_retries = 3")]);
-    migrate(&config).await;
+    let (graph, config) = failing_endpoint(&db, "B", 500, 3).await;
 
     // WHEN the connector runs
     let started = Instant::now();
@@ -585,15 +590,7 @@ async fn an_integer_watermark_whose_values_grow_a_digit_pages_in_numeric_order_a
 async fn a_run_failed_by_an_endpoint_that_fails_every_request_records_its_requests_and_retries() {
     // GIVEN an endpoint that answers every request with a transient error, and 2 retries
     let db = TestDb::new().await;
-    insert_orders(&db, "F", 50, "2026-01-01T00:00:00Z").await;
-    let graph = sandbox(Faults {
-        error_rate: 1.0,
-        ..Faults::default()
-    })
-    .await;
-    db.meta_config("", &graph.base_url(), TOKEN, "");
-    let config = db.edit_config(&[("max_retries = 10", "max_retries = 2")]);
-    migrate(&config).await;
+    let (graph, config) = failing_endpoint(&db, "F", 50, 2).await;
 
     // WHEN the connector runs and fails
     let error = ocapi::run::run(&config, RunOptions::default(), std::future::pending())
