@@ -390,26 +390,7 @@ mod tests {
     /// optional part, several values of a key, and text that JSON escapes.
     #[test]
     fn the_fast_json_writer_gives_exactly_the_bytes_of_serde() {
-        let base = Event {
-            event_name: PURCHASE,
-            event_time: 1_780_000_000,
-            event_id: "R\"1\\é\u{1}".to_owned(),
-            action_source: PHYSICAL_STORE,
-            user_data: UserData::default(),
-            custom_data: CustomData {
-                value: Decimal::new(-1999, 2),
-                currency: "EUR".to_owned(),
-                order_id: "R\"1\\é\u{1}".to_owned(),
-                contents: None,
-                num_items: None,
-                content_type: None,
-                delivery_category: None,
-            },
-            opt_out: None,
-            data_processing_options: None,
-            data_processing_options_country: None,
-            data_processing_options_state: None,
-        };
+        let base = Event::purchase("R\"1\\é\u{1}", 1_780_000_000, Decimal::new(-1999, 2), "EUR");
         let mut full = base.clone();
         for (n, field) in CustomerField::ALL.into_iter().enumerate() {
             let value = if n % 3 == 0 {

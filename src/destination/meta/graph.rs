@@ -229,27 +229,16 @@ mod tests {
     #[test]
     fn the_events_body_writer_gives_exactly_the_bytes_of_serde() {
         use crate::config::CustomerField;
-        use crate::event::{CustomData, Digest, UserData, UserValue, PHYSICAL_STORE, PURCHASE};
+        use crate::event::{Digest, UserData, UserValue};
         let event = |n: u8| Event {
-            event_name: PURCHASE,
-            event_time: 1_780_000_000 + i64::from(n),
-            event_id: format!("R{n}"),
-            action_source: PHYSICAL_STORE,
             user_data: UserData::default()
                 .with(CustomerField::Em, UserValue::Digest(Digest([n; 32]))),
-            custom_data: CustomData {
-                value: rust_decimal::Decimal::new(1250, 2),
-                currency: "USD".to_owned(),
-                order_id: format!("R{n}"),
-                contents: None,
-                num_items: None,
-                content_type: None,
-                delivery_category: None,
-            },
-            opt_out: None,
-            data_processing_options: None,
-            data_processing_options_country: None,
-            data_processing_options_state: None,
+            ..Event::purchase(
+                &format!("R{n}"),
+                1_780_000_000 + i64::from(n),
+                rust_decimal::Decimal::new(1250, 2),
+                "USD",
+            )
         };
         let events = [event(1), event(2), event(3)];
         let refs: Vec<&Event> = events.iter().collect();
