@@ -1,5 +1,5 @@
 //! `Event`: the one type that crosses transform → destination → ledger. It serializes to exactly
-//! the JSON object Meta's Conversions API takes in `data` (meta-capi.md §2 and §9).
+//! the JSON object Meta's Conversions API takes in `data` (docs/meta-capi.md §2 and §9).
 
 use std::fmt;
 
@@ -32,7 +32,7 @@ pub struct Event {
     /// `true`: the event is used for attribution only (sent only when configured).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub opt_out: Option<bool>,
-    /// `["LDU"]` or `[]` (sent only when configured; meta-capi.md §2).
+    /// `["LDU"]` or `[]` (sent only when configured; docs/meta-capi.md §2).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub data_processing_options: Option<&'static [&'static str]>,
     /// With LDU: `1` the US, `0` geolocate.

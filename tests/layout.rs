@@ -110,3 +110,42 @@ fn no_file_under_src_passes_600_lines() {
         .collect();
     assert!(long.is_empty(), "{long:#?}");
 }
+
+/// The `….md` paths that `text` names (letters, digits, `_`, `-`, `/` and `.` before `.md`).
+fn cited_markdown(text: &str) -> Vec<String> {
+    let mut cited = Vec::new();
+    for (i, _) in text.match_indices(".md") {
+        let start = text[..i]
+            .char_indices()
+            .rev()
+            .find(|&(_, c)| !(c.is_alphanumeric() || "_-/.".contains(c)))
+            .map_or(0, |(p, c)| p + c.len_utf8());
+        let name = &text[start..i + ".md".len()];
+        if start < i && !name.starts_with('.') {
+            cited.push(name.to_owned());
+        }
+    }
+    cited
+}
+
+/// The repository stands alone (issue 26): every Markdown file a source file cites is in it,
+/// named from the repository's root (`docs/meta-capi.md`), never a file beside the checkout.
+#[test]
+fn every_markdown_file_a_source_file_cites_is_in_the_repository() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut missing = Vec::new();
+    for dir in ["src", "tests", "benches"] {
+        for path in rust_files(&root.join(dir)) {
+            let text = std::fs::read_to_string(&path).unwrap();
+            for name in cited_markdown(&text) {
+                if name.starts_with("../") || !root.join(&name).exists() {
+                    missing.push(format!("{}: {name}", path.display()));
+                }
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "cited but not in the repository: {missing:#?}"
+    );
+}

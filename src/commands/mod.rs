@@ -28,7 +28,7 @@ use crate::metrics::MetricsFile;
 use crate::stats::{RunStats, RunStatus};
 
 /// Days before `--to` where `reconcile` and `report` start by default: Meta takes store events
-/// up to 62 days old (meta-capi.md §2), so older days can no longer change.
+/// up to 62 days old (docs/meta-capi.md §2), so older days can no longer change.
 pub(crate) const DEFAULT_WINDOW_DAYS: i64 = 62;
 
 /// Runs the command `cli` names; `Ok` carries 0 or 3, an `Err` maps to 1 or 2 through

@@ -1,5 +1,5 @@
 //! `ocapi quality`: Meta's Dataset Quality API for the dataset's offline events (called by
-//! `destination::meta`, meta-capi.md §7) beside ocapi's own per-key coverage from the ledger's
+//! `destination::meta`, docs/meta-capi.md §7) beside ocapi's own per-key coverage from the ledger's
 //! recent runs. The response is parsed leniently: Meta's exact nesting is not pinned down, so
 //! each score is looked for by name wherever it appears, and anything missing prints as `-`.
 

@@ -102,7 +102,7 @@ impl<'de> Deserialize<'de> for Columns {
     }
 }
 
-/// Meta's data processing options: only `LDU` (Limited Data Use) exists (meta-capi.md §2).
+/// Meta's data processing options: only `LDU` (Limited Data Use) exists (docs/meta-capi.md §2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 pub enum ProcessingOption {
     /// Limited Data Use.
@@ -174,7 +174,7 @@ impl DeliveryCategory {
     }
 }
 
-/// The ranges Meta documents for the LDU geography (meta-capi.md §2: `1` = USA, `0` = geolocate;
+/// The ranges Meta documents for the LDU geography (docs/meta-capi.md §2: `1` = USA, `0` = geolocate;
 /// `1000` = California, `0` = geolocate; Meta numbers further US states from 1000 on).
 pub mod ldu_rules {
     /// Whether a `data_processing_options_country` value is one Meta documents.
@@ -253,7 +253,7 @@ impl Mapping {
 }
 
 /// A customer field: a `[mapping]` key that names one or several columns, and the `user_data`
-/// key Meta takes it under (meta-capi.md §3), normalized and hashed by the rule of the same name
+/// key Meta takes it under (docs/meta-capi.md §3), normalized and hashed by the rule of the same name
 /// in `transform::normalize`. This is the one list of customer fields: the source reads, the
 /// transform normalizes and the event serializes them in [`CustomerField::ALL`]'s order, so that
 /// adding one touches this enum and its `[mapping]` key in [`Mapping`].

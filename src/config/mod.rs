@@ -31,12 +31,12 @@ pub(crate) const DEFAULT_CONFIG_PATH: &str = "connector.toml";
 /// rows/s, and are three whole batches of 1000 (2500 lost 10% with a 200 ms endpoint to its
 /// half batches).
 pub(crate) const DEFAULT_SOURCE_BATCH_SIZE: usize = 3000;
-/// Meta accepts physical-store events up to 62 days old, in seconds (meta-capi.md decision 3):
+/// Meta accepts physical-store events up to 62 days old, in seconds (docs/meta-capi.md decision 3):
 /// older orders are never sent, and a first run reads back this far by default.
 pub const MAX_EVENT_AGE_SECS: i64 = 62 * 24 * 3600;
-/// Meta accepts at most 1000 events per request (meta-capi.md §4).
+/// Meta accepts at most 1000 events per request (docs/meta-capi.md §4).
 pub(crate) const MAX_EVENTS_PER_REQUEST: usize = 1000;
-/// The Graph API version ocapi is tested against (meta-capi.md §1).
+/// The Graph API version ocapi is tested against (docs/meta-capi.md §1).
 pub(crate) const DEFAULT_API_VERSION: &str = "v26.0";
 /// Meta's Graph API host.
 pub(crate) const DEFAULT_BASE_URL: &str = "https://graph.facebook.com";

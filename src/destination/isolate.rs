@@ -1,4 +1,4 @@
-//! Isolating the bad events of a batch the destination refused for its data (meta-capi.md
+//! Isolating the bad events of a batch the destination refused for its data (docs/meta-capi.md
 //! decision 6): by the position the destination names, else by bisection. Generic over the
 //! sender, so the policy is pure logic tested with a fake sender function.
 

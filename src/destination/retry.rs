@@ -1,6 +1,7 @@
 //! Retry mechanics: counting, capped exponential delay with jitter, server delay hints and the
 //! `retry` log line. Deciding *whether* a failure is worth retrying is the destination's job
-//! (`meta::classify`); this module only knows the answer it is handed (style.md rule 4).
+//! (`meta::classify`); this module only knows the answer it is handed: classification apart
+//! from mechanics, as vector's sinks keep them.
 //!
 //! The base schedule comes from `backon`'s [`ExponentialBuilder`] (factor 2, capped, bounded
 //! count), which is exactly "capped exponential". Jitter is applied here rather than with

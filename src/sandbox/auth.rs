@@ -35,7 +35,7 @@ impl Shared {
         let Some(secret) = &self.app_secret else {
             return Ok(());
         };
-        // Meta answers both cases with code 100, GraphMethodException (not in meta-capi.md).
+        // Meta answers both cases with code 100, GraphMethodException (not in docs/meta-capi.md).
         let error = |message: &str| GraphError {
             kind: graph_error::ErrorType::GraphMethodException,
             ..GraphError::invalid(message, None)

@@ -1,4 +1,4 @@
-//! The Graph API error body (meta-capi.md §5) and the errors the sandbox answers with. The text
+//! The Graph API error body (docs/meta-capi.md §5) and the errors the sandbox answers with. The text
 //! of `message`, `error_user_title` and `error_user_msg` imitates Meta (sentence case, English):
 //! clients must branch on `code` and `error_subcode` only, as Meta's messages are localized.
 

@@ -1,6 +1,6 @@
 //! A local stand-in ("sandbox") for the Graph API's Conversions API endpoint,
 //! `POST {base}/{api_version}/{dataset_id}/events`. It validates requests as Meta does
-//! (meta-capi.md §2–§5), records every event of every accepted request, and injects faults
+//! (docs/meta-capi.md §2–§5), records every event of every accepted request, and injects faults
 //! (5xx, throttling, dropped connections, latency, rejected orders) so that ocapi's retry,
 //! bisection and ledger logic can be tested end to end.
 //!
@@ -14,7 +14,7 @@
 //! (drop, then 5xx, then throttle), then token, `appsecret_proof`, dataset id, body, events.
 //! A request is all or nothing (✅ S2): the first bad event fails it and nothing is recorded.
 //!
-//! Answers (marks as in meta-capi.md: ✅ Meta docs, 🟡 SDK code, 🟠 third-party, ❌ assumed):
+//! Answers (marks as in docs/meta-capi.md: ✅ Meta docs, 🟡 SDK code, 🟠 third-party, ❌ assumed):
 //!
 //! | case | HTTP | code / subcode | mark |
 //! |---|---|---|---|

@@ -1,4 +1,4 @@
-//! A plausible Dataset Quality API body for offline events (meta-capi.md §7, ✅ S19 for what it
+//! A plausible Dataset Quality API body for offline events (docs/meta-capi.md §7, ✅ S19 for what it
 //! reports), computed from the events the sandbox accepted. Meta documents the scores
 //! (`composite`, `match_key` with email/phone coverage, `freshness`, `frequency`, each out of 10)
 //! but the sandbox's exact field names and scoring formulas are its own (❌ assumed).

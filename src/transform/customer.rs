@@ -1,5 +1,5 @@
 //! The customer side of an order: its customer fields gathered from its rows, normalized,
-//! hashed into `user_data`, and checked to be enough for Meta to match (meta-capi.md).
+//! hashed into `user_data`, and checked to be enough for Meta to match (docs/meta-capi.md).
 
 use super::{InvalidReason, Rules};
 use crate::event::UserData;
@@ -58,7 +58,7 @@ pub(super) fn user_data(row: &SourceRow, rules: &Rules) -> (UserData, Vec<Field>
 }
 
 /// Meta rejects events whose customer data is only one of these combinations or a subset of
-/// one (meta-capi.md decision 5).
+/// one (docs/meta-capi.md decision 5).
 const TOO_BROAD: [&[&str]; 4] = [
     &["ct", "country", "st", "zp", "ge"],
     &["db"],

@@ -64,7 +64,7 @@ mod tests {
 
     /// Cases of `normalize-more.json` that ocapi deliberately does not follow, as
     /// `(field, input, country, why)`, `why` naming the documented rule the case breaks. None
-    /// today: every case of the file agrees with meta-capi.md decision 4.
+    /// today: every case of the file agrees with docs/meta-capi.md decision 4.
     const SKIPPED: &[(&str, &str, Option<&str>, &str)] = &[];
 
     /// One entry of a vectors file.

@@ -24,9 +24,9 @@ use order_rows::{conflict, customer_row};
 use processing::{boolean, processing};
 pub use time::{event_time, row_zone};
 
-/// Physical-store events may be up to 62 days old (meta-capi.md decision 3).
+/// Physical-store events may be up to 62 days old (docs/meta-capi.md decision 3).
 pub use crate::config::MAX_EVENT_AGE_SECS as MAX_AGE_SECS;
-/// ocapi never sends an event more than 5 minutes in the future (meta-capi.md decision 3); such
+/// ocapi never sends an event more than 5 minutes in the future (docs/meta-capi.md decision 3); such
 /// an order is held until its time comes (up to `source.max_future` ahead).
 pub(crate) const MAX_FUTURE_SECS: i64 = 5 * 60;
 /// What is trimmed from both ends of an order id (the same set as the source read's SQL):
@@ -58,12 +58,12 @@ pub enum InvalidReason {
     /// Rows with the same order id disagree on the order's time, value, currency, store or (for
     /// orders without line items) anything else.
     ConflictingRows,
-    /// A negative total: a return or void booked in the sales table (meta-capi.md: Meta has no
+    /// A negative total: a return or void booked in the sales table (docs/meta-capi.md: Meta has no
     /// refund event and documents no negative purchase value).
     NegativeValue,
     /// `data_processing_options` holds something other than `LDU`.
     UnknownProcessingOption,
-    /// LDU without both `data_processing_options_country` and `_state` (meta-capi.md §2).
+    /// LDU without both `data_processing_options_country` and `_state` (docs/meta-capi.md §2).
     LduWithoutGeography,
     /// A country or state code Meta does not document.
     ProcessingGeographyOutOfRange,
@@ -85,7 +85,7 @@ pub enum InvalidReason {
     InvalidLineItem,
     /// No user_data key at all.
     NoCustomerInformation,
-    /// Only a combination Meta rejects as too broad (meta-capi.md decision 5).
+    /// Only a combination Meta rejects as too broad (docs/meta-capi.md decision 5).
     InsufficientCustomerInformation,
 }
 

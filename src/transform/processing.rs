@@ -15,7 +15,7 @@ pub(super) struct Processing {
     pub(super) state: Option<i64>,
 }
 
-/// The order's Limited Data Use fields (meta-capi.md §2): only `LDU` is a valid option; with
+/// The order's Limited Data Use fields (docs/meta-capi.md §2): only `LDU` is a valid option; with
 /// it, country and state are both required (`0` lets Meta geolocate; `1` is the US, `1000`
 /// California). `None` when neither a column nor a default configures them.
 pub(super) fn processing(

@@ -4,7 +4,7 @@
 //! is table-tested.
 //!
 //! The rules it follows are the run's: Meta takes store events up to 62 days old
-//! (meta-capi.md decision 3, `transform::MAX_AGE_SECS`), so no fix can send an older order; a
+//! (docs/meta-capi.md decision 3, `transform::MAX_AGE_SECS`), so no fix can send an older order; a
 //! held order is sent by the first incremental run once its time is within
 //! `transform::MAX_FUTURE_SECS`; a sent order is never sent again; an invalid or rejected order
 //! is sent once its source rows change and a run reads them again.
@@ -112,7 +112,7 @@ impl OrderState<'_> {
 
 /// Whether an order is too old for any run to send: the source's rows build into
 /// [`InvalidReason::TooOld`] (`reason`), or its event time (unix seconds) is more than
-/// `MAX_AGE_SECS` before `now` (meta-capi.md decision 3). `explain` and `reconcile` both
+/// `MAX_AGE_SECS` before `now` (docs/meta-capi.md decision 3). `explain` and `reconcile` both
 /// classify by this, so that they agree.
 pub(crate) fn too_old(reason: Option<InvalidReason>, event_time: Option<i64>, now: i64) -> bool {
     reason == Some(InvalidReason::TooOld) || event_time.is_some_and(|t| t < now - MAX_AGE_SECS)

@@ -1,4 +1,4 @@
-//! What a failed exchange means, decided from types only (meta-capi.md decision 7): HTTP status
+//! What a failed exchange means, decided from types only (docs/meta-capi.md decision 7): HTTP status
 //! × Graph `code` × `error_subcode` → retry, isolate the bad events, or stop; the kind of a
 //! transport failure → retry or stop; and which event of a rejected request Meta blamed. Pure:
 //! no I/O, table-tested.
@@ -8,7 +8,7 @@ use serde_json::Value;
 use super::error::{Failure, MetaError, TransportKind};
 use crate::destination::retry::Decision;
 
-/// Graph codes Meta documents as temporary or throttling (meta-capi.md §5: 1, 2, 4, 17, 341,
+/// Graph codes Meta documents as temporary or throttling (docs/meta-capi.md §5: 1, 2, 4, 17, 341,
 /// 613, 21009). 32 and 80000–80014 are throttles on other Graph surfaces; §5 says to treat them
 /// as throttling if CAPI ever sends them.
 fn is_transient_code(code: i64) -> bool {
@@ -136,7 +136,7 @@ fn blamed_in_error_data(error_data: &Value) -> Option<usize> {
 }
 
 /// Finds the event index in a message such as `The parameter $['data'][3]['event_time'] is
-/// required.` (meta-capi.md §5). Meta quotes with `'`; `"` is accepted too.
+/// required.` (docs/meta-capi.md §5). Meta quotes with `'`; `"` is accepted too.
 fn event_index(message: &str) -> Option<usize> {
     ["$['data'][", "$[\"data\"]["].iter().find_map(|pattern| {
         let start = message.find(pattern)? + pattern.len();

@@ -1,5 +1,5 @@
 //! The Graph API on the wire: request and answer bodies, `appsecret_proof`, and the delay a
-//! throttled answer asks for (meta-capi.md §4, §5). Pure: no I/O.
+//! throttled answer asks for (docs/meta-capi.md §4, §5). Pure: no I/O.
 
 use std::time::Duration;
 
@@ -10,7 +10,7 @@ use sha2::Sha256;
 
 use crate::event::Event;
 
-/// `partner_agent`: Meta's format is `[partner_name]_[major]_[minor]` (meta-capi.md §1, S5/S19).
+/// `partner_agent`: Meta's format is `[partner_name]_[major]_[minor]` (docs/meta-capi.md §1, S5/S19).
 pub const PARTNER_AGENT: &str = concat!(
     "ocapi_",
     env!("CARGO_PKG_VERSION_MAJOR"),
@@ -18,7 +18,7 @@ pub const PARTNER_AGENT: &str = concat!(
     env!("CARGO_PKG_VERSION_MINOR")
 );
 
-/// The `error` object of a Graph API error answer (meta-capi.md §5).
+/// The `error` object of a Graph API error answer (docs/meta-capi.md §5).
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 pub(crate) struct GraphError {
     /// Meta's message; localized, so never branched on.
@@ -73,7 +73,7 @@ pub(crate) struct DatasetInfo {
     /// Its name in Events Manager.
     #[serde(default)]
     pub(crate) name: Option<String>,
-    /// Whether the dataset can take offline events through CAPI (meta-capi.md §1).
+    /// Whether the dataset can take offline events through CAPI (docs/meta-capi.md §1).
     #[serde(default)]
     pub(crate) is_consolidated_container: Option<bool>,
 }
@@ -92,7 +92,7 @@ pub(crate) struct EventsRequest<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) test_event_code: Option<&'a str>,
     /// `destination.upload_tag`, when configured (still accepted on the Conversions API for
-    /// advertisers from the legacy Offline Conversions API; meta-capi.md §1).
+    /// advertisers from the legacy Offline Conversions API; docs/meta-capi.md §1).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) upload_tag: Option<&'a str>,
     /// `ocapi_<major>_<minor>`.

@@ -1,4 +1,4 @@
-//! The `meta` destination: Meta's Conversions API (meta-capi.md, decisions 1, 6, 7, 9 and 10).
+//! The `meta` destination: Meta's Conversions API (docs/meta-capi.md, decisions 1, 6, 7, 9 and 10).
 //!
 //! One batch is one `POST {base_url}/{api_version}/{dataset_id}/events` carrying the events in
 //! `data` and the access token in the JSON body (never in a URL). Each HTTP exchange goes

@@ -1,4 +1,4 @@
-//! The Dataset Quality API call (meta-capi.md §7):
+//! The Dataset Quality API call (docs/meta-capi.md §7):
 //! `GET {base_url}/{api_version}/dataset_quality?dataset_id=…&fields=offline`, through the
 //! destination's client, retries and error type. The token travels in the `Authorization`
 //! header, never in the URL. Reading the scores out of the answer is `crate::quality`'s job.

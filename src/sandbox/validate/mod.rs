@@ -18,7 +18,7 @@ pub(super) const MAX_EVENTS: usize = 1000;
 const MAX_AGE_PHYSICAL_STORE_SECS: i64 = 62 * 86_400;
 /// Oldest event of any other action source, in seconds: 7 days (✅ S2, S3).
 const MAX_AGE_SECS: i64 = 7 * 86_400;
-/// Furthest an event may lie in the future: 5 minutes (❌ undocumented; meta-capi.md decision 3).
+/// Furthest an event may lie in the future: 5 minutes (❌ undocumented; docs/meta-capi.md decision 3).
 const MAX_FUTURE_SECS: i64 = 300;
 
 /// Generic invalid event value. RudderStack lists it (🟠 S27) but its meaning is unconfirmed (❌):
@@ -307,7 +307,7 @@ fn check_event(index: usize, event: &Event<'_>, rules: &Rules<'_>) -> Result<(),
     Ok(())
 }
 
-/// Limited Data Use as Meta documents it (meta-capi.md §2): `data_processing_options` is an
+/// Limited Data Use as Meta documents it (docs/meta-capi.md §2): `data_processing_options` is an
 /// array whose only valid value is `LDU`; with it, `data_processing_options_country` (`0` or
 /// `1`) and `data_processing_options_state` (`0` or a state code from 1000) are both required.
 fn check_processing(
