@@ -82,8 +82,14 @@ impl AlertState {
 }
 
 /// The message for an alert about `stats`. No customer data: counts and the error chain only.
+/// Text from elsewhere (the error chain quotes the endpoint's messages; the connector's name) is
+/// escaped for the chat ([`crate::escape::chat`]): no mention, link or extra line can come
+/// from it.
 pub fn message(kind: AlertKind, stats: &RunStats) -> String {
-    let who = format!("ocapi connector {:?}", stats.connector);
+    let who = format!(
+        "ocapi connector \"{}\"",
+        crate::escape::chat(&stats.connector)
+    );
     // A run that failed before it was recorded has no id.
     let run = if stats.run_id == 0 {
         "run".to_owned()
@@ -93,7 +99,7 @@ pub fn message(kind: AlertKind, stats: &RunStats) -> String {
     match kind {
         AlertKind::Failed => format!(
             "{who}: {run} failed: {}",
-            stats.error.as_deref().unwrap_or("unknown error")
+            crate::escape::chat(stats.error.as_deref().unwrap_or("unknown error"))
         ),
         AlertKind::Degraded => format!(
             "{who}: {run} degraded: {} invalid and {} rejected of {} orders ({:.1}%)",
@@ -203,6 +209,21 @@ mod tests {
             Some(AlertKind::Recovered)
         );
         assert_eq!(state.decide(RunStatus::Completed, t0 + hour), None);
+    }
+
+    #[test]
+    fn an_alert_carries_no_markup_or_control_from_the_error() {
+        let mut stats = RunStats::new("shop <1>");
+        stats.run_id = 7;
+        stats.error = Some(
+            "meta says: \"<!channel> see <https://evil.example|Meta> & \u{1b}[2Jfix\nnow\""
+                .to_owned(),
+        );
+        assert_eq!(
+            message(AlertKind::Failed, &stats),
+            "ocapi connector \"shop &lt;1&gt;\": run 7 failed: meta says: \"&lt;!channel&gt; see \
+             &lt;https://evil.example|Meta&gt; &amp; \\x1b[2Jfix\\nnow\""
+        );
     }
 
     #[test]

@@ -19,6 +19,7 @@
 //! [`commands`], one file each; [`cli`] is the command line; [`sandbox`] (cargo feature
 //! `sandbox`, on by default) is a local stand-in for the Graph API.
 
+pub mod escape;
 pub mod secret;
 pub mod config;
 pub mod db;

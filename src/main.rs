@@ -36,7 +36,8 @@ fn main() -> ExitCode {
             // With `--log-format json` every stderr line is JSON, the final error included.
             match cli.log_format {
                 LogFormat::Json => tracing::error!(error = %text, "command failed"),
-                LogFormat::Text => eprintln!("error: {text}"),
+                // The chain may quote the endpoint or the source: no raw control character.
+                LogFormat::Text => eprintln!("error: {}", ocapi::escape::terminal(&text)),
             }
             error.exit_status().into()
         }

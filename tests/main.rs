@@ -8,6 +8,7 @@ mod docker;
 mod exit;
 mod faults;
 mod hash;
+mod hostile;
 mod layout;
 mod meta;
 mod ops;

@@ -28,9 +28,15 @@ impl CheckReport {
         let _ = writeln!(self.text, "ok    {}", line.as_ref());
     }
 
+    /// Adds a warning: something that works but should be fixed; the exit code is unchanged.
+    fn warn(&mut self, line: impl AsRef<str>) {
+        let _ = writeln!(self.text, "warn  {}", line.as_ref());
+    }
+
     /// Adds a failed check; the first failure decides the exit code.
     fn fail(&mut self, error: &Error) {
-        let _ = writeln!(self.text, "FAIL  {}", crate::error::chain(error));
+        let chain = crate::error::chain(error);
+        let _ = writeln!(self.text, "FAIL  {}", crate::escape::terminal(&chain));
         if self.ok {
             self.status = error.exit_status();
         }
@@ -75,6 +81,21 @@ pub async fn check(config: &Config) -> CheckReport {
     match checked {
         Ok(line) => report.pass(line),
         Err(error) => report.fail(&error),
+    }
+    let secret_files = [
+        (
+            "destination.access_token_file",
+            config.destination.access_token_file.as_ref(),
+        ),
+        (
+            "alerts.webhook_url_file",
+            config.alerts.webhook_url_file.as_ref(),
+        ),
+    ];
+    for (key, path) in secret_files {
+        if let Some(warning) = path.and_then(|path| crate::secret::exposure(key, path)) {
+            report.warn(warning);
+        }
     }
     report
 }

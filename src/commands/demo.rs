@@ -148,8 +148,11 @@ fn demo_config(url: &Secret, base_url: &str) -> Result<Config, Error> {
         })?;
     // Smaller batches than production's 1000, so the demo shows several requests in flight.
     config.destination.batch_size = 250;
-    let token_file = std::env::temp_dir().join(format!("ocapi-demo-token-{}", std::process::id()));
-    std::fs::write(&token_file, DEMO_TOKEN)?;
+    // A random name created exclusively: a predictable one in the shared temporary directory
+    // could be a planted symlink, and writing through it would overwrite the file it names.
+    let (token_file, mut file) =
+        crate::metrics::create_exclusive(&std::env::temp_dir(), "ocapi-demo-token", "")?;
+    std::io::Write::write_all(&mut file, DEMO_TOKEN.as_bytes())?;
     config.destination.access_token_env = None;
     config.destination.access_token_file = Some(token_file);
     config.validate()?;

@@ -419,6 +419,8 @@ async fn read_ledger(
 
 /// The report as a table for people.
 pub fn render(report: &Report) -> String {
+    // Store ids and reasons come from the source and the endpoint: no raw control character.
+    use crate::escape::terminal;
     let mut out = String::new();
     let by = match report.by {
         GroupBy::Day => "day",
@@ -450,8 +452,8 @@ pub fn render(report: &Report) -> String {
         let _ = writeln!(
             out,
             "{:<12} {:>4} {:>8} {:>12} {:>8} {:>12} {:>8} {:>8} {:>8} {:>6} {:>10} {:>8} {:>11}",
-            line.group,
-            line.currency.as_deref().unwrap_or("-"),
+            terminal(&line.group),
+            terminal(line.currency.as_deref().unwrap_or("-")),
             line.source_orders,
             format!("{:.2}", line.source_value),
             line.sent,
@@ -484,7 +486,7 @@ pub fn render(report: &Report) -> String {
     if !report.total.invalid_reasons.is_empty() {
         let _ = writeln!(out, "invalid by reason:");
         for (reason, n) in &report.total.invalid_reasons {
-            let _ = writeln!(out, "  {reason:<48} {n:>8}");
+            let _ = writeln!(out, "  {:<48} {n:>8}", terminal(reason));
         }
     }
     out

@@ -64,7 +64,7 @@ pub fn render(runs: &[RunRecord]) -> String {
             }
         );
         if let Some(error) = &r.error {
-            let _ = writeln!(out, "        error: {error}");
+            let _ = writeln!(out, "        error: {}", crate::escape::terminal(error));
         }
     }
     out

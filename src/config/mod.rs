@@ -220,6 +220,11 @@ pub struct DestinationConfig {
     /// meta: the Graph API base URL; tests and the demo point it at the local stand-in.
     #[serde(default = "default_base_url")]
     pub base_url: HttpUrl,
+    /// meta: accept a plain `http://` `base_url` to a host that is not this machine (a
+    /// stand-in on a private network, e.g. the compose file's); the token and the events then
+    /// cross that network in clear. Off by default: such a URL is a configuration error.
+    #[serde(default)]
+    pub allow_plain_http: bool,
     /// meta: events then show in Events Manager's Test Events (and are still kept as data).
     pub test_event_code: Option<String>,
     /// A tag sent on every request (`upload_tag`), which Meta still accepts for advertisers

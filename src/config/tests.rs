@@ -63,6 +63,33 @@ fn meta_keys_under_file_kind_are_rejected() {
 }
 
 #[test]
+fn plain_http_to_a_remote_host_needs_allow_plain_http() {
+    let meta = TEST_CONFIG.replace(
+        "kind = \"file\"\ndataset_id = \"123\"\npath = \"out.ndjson\"",
+        "kind = \"meta\"\ndataset_id = \"123\"\naccess_token_env = \"T\"\n\
+         base_url = \"http://graph.facebook.com\"",
+    );
+    let error = Config::parse(&meta, Path::new("x.toml")).unwrap_err();
+    assert!(
+        matches!(
+            error,
+            ConfigError::Invalid {
+                key: "destination.base_url",
+                ..
+            }
+        ),
+        "{error}"
+    );
+    assert!(error.to_string().contains("allow_plain_http"), "{error}");
+    let allowed = meta.replace("kind = \"meta\"", "kind = \"meta\"\nallow_plain_http = true");
+    assert!(Config::parse(&allowed, Path::new("x.toml")).is_ok());
+    let local = meta.replace("graph.facebook.com", "127.0.0.1:4599");
+    assert!(Config::parse(&local, Path::new("x.toml")).is_ok());
+    let tls = meta.replace("http://", "https://");
+    assert!(Config::parse(&tls, Path::new("x.toml")).is_ok());
+}
+
+#[test]
 fn bad_duration_is_explained() {
     let text = MINIMAL.replace("table = \"t\"", "table = \"t\"\nlookback = \"soon\"");
     let error = Config::parse(&text, Path::new("x.toml"))

@@ -168,6 +168,19 @@ impl Config {
                 if !d.api_version.starts_with('v') {
                     return invalid("destination.api_version", "must look like \"v26.0\"");
                 }
+                if let Some(host) = d.base_url.plain_http_remote_host() {
+                    if !d.allow_plain_http {
+                        return invalid(
+                            "destination.base_url",
+                            &format!(
+                                "is plain http:// to {host:?}, which is not this machine: the \
+                                 access token and every event would cross the network in clear; \
+                                 use https://, or set destination.allow_plain_http = true for a \
+                                 stand-in on a network you trust"
+                            ),
+                        );
+                    }
+                }
             }
         }
         Ok(())

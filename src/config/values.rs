@@ -84,6 +84,28 @@ impl HttpUrl {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The host, for a plain `http://` URL to a host that is not this machine (not `localhost`,
+    /// a `*.localhost` name, `127.0.0.0/8` or `::1`): what travels to it, the access token
+    /// included, is readable and changeable by anyone on the way. `None` for `https://` and
+    /// for loopback hosts.
+    pub fn plain_http_remote_host(&self) -> Option<&str> {
+        let rest = self.0.strip_prefix("http://")?;
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+        let host_port = authority.rsplit('@').next().unwrap_or_default();
+        let host = if let Some(bracketed) = host_port.strip_prefix('[') {
+            bracketed.split(']').next().unwrap_or_default()
+        } else {
+            host_port.split(':').next().unwrap_or_default()
+        };
+        let lower = host.to_ascii_lowercase();
+        let loopback = lower == "localhost"
+            || lower.ends_with(".localhost")
+            || host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback());
+        (!loopback).then_some(host)
+    }
 }
 
 impl TryFrom<String> for HttpUrl {
@@ -136,5 +158,28 @@ mod tests {
         );
         assert!(HttpUrl::try_from("graph.facebook.com".to_owned()).is_err());
         assert!(HttpUrl::try_from("https://".to_owned()).is_err());
+    }
+
+    #[test]
+    fn plain_http_is_remote_unless_the_host_is_loopback() {
+        let table = [
+            ("http://graph.facebook.com", Some("graph.facebook.com")),
+            ("http://sandbox:4599/x", Some("sandbox")),
+            ("http://10.0.0.5:4599", Some("10.0.0.5")),
+            ("http://user:pw@evil.example:80/", Some("evil.example")),
+            ("http://[2a03:2880::1]:80", Some("2a03:2880::1")),
+            ("http://127.0.0.1:4599", None),
+            ("http://127.8.9.10", None),
+            ("http://localhost:4599", None),
+            ("http://LocalHost", None),
+            ("http://api.localhost:1", None),
+            ("http://[::1]:4599", None),
+            ("https://graph.facebook.com", None),
+            ("https://10.0.0.5", None),
+        ];
+        for (url, host) in table {
+            let url = HttpUrl::try_from(url.to_owned()).unwrap();
+            assert_eq!(url.plain_http_remote_host(), host, "{url}");
+        }
     }
 }

@@ -55,6 +55,19 @@ pub enum DestinationError {
         /// The last failure.
         last: Failure,
     },
+    /// A stop was requested (SIGTERM or Ctrl-C) while the batch waited: for a retry after a
+    /// transient failure (a throttle's `Retry-After`, a backoff) or for a rate-limit slot. The
+    /// wait ended at once; no event of the batch is recorded `sent`, and the next run sends them.
+    #[error(
+        "stopped on request while waiting to send a batch again, after {attempts} attempts \
+         (last: {last}); its orders are not recorded sent and the next run sends them"
+    )]
+    Stopped {
+        /// HTTP requests made by the call, retries and earlier sub-batches included.
+        attempts: u32,
+        /// The failure the batch was waiting to retry, or the stop itself (no request made).
+        last: Failure,
+    },
     /// Meta answered 200 but counted a different number of events than were sent.
     #[error("meta received {received} events of a batch of {sent} (fbtrace_id {fbtrace_id})")]
     CountMismatch {
@@ -109,6 +122,7 @@ impl DestinationError {
             Self::Meta { attempts, .. }
             | Self::Unreachable { attempts, .. }
             | Self::RetriesExhausted { attempts, .. }
+            | Self::Stopped { attempts, .. }
             | Self::CountMismatch { attempts, .. } => *attempts,
             Self::File { .. }
             | Self::Secret(_)
@@ -151,6 +165,7 @@ impl DestinationError {
             Self::Meta { attempts, .. }
             | Self::Unreachable { attempts, .. }
             | Self::RetriesExhausted { attempts, .. }
+            | Self::Stopped { attempts, .. }
             | Self::CountMismatch { attempts, .. } => *attempts += earlier,
             _ => {}
         }
@@ -226,6 +241,15 @@ impl Destination {
         match config.destination.kind {
             DestinationKind::File => Ok(Self::File(FileDestination::from_config(config)?)),
             DestinationKind::Meta => Ok(Self::Meta(MetaDestination::from_config(config)?)),
+        }
+    }
+
+    /// The same destination, its waits (retry delays, rate-limit slots) cut short once `stop`
+    /// is cancelled; see [`DestinationError::Stopped`]. A file destination never waits.
+    pub(crate) fn stopping_on(self, stop: tokio_util::sync::CancellationToken) -> Self {
+        match self {
+            Self::File(file) => Self::File(file),
+            Self::Meta(meta) => Self::Meta(meta.stopping_on(stop)),
         }
     }
 

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 /// Spaces requests `1 / max_requests_per_second` apart across every concurrent request of the
 /// destination. Each caller reserves the next free slot under the lock and sleeps outside it, so
@@ -31,8 +32,9 @@ impl RateLimiter {
         })
     }
 
-    /// Waits for this request's slot.
-    pub(crate) async fn acquire(&self) {
+    /// Waits for this request's slot; `false`, at once, when `stop` is cancelled first (the
+    /// request must then not be sent).
+    pub(crate) async fn acquire(&self, stop: &CancellationToken) -> bool {
         let slot = {
             let mut next = self.next.lock().await;
             let now = Instant::now();
@@ -40,7 +42,11 @@ impl RateLimiter {
             *next = Some(slot + self.interval);
             slot
         };
-        tokio::time::sleep_until(slot).await;
+        tokio::select! {
+            biased;
+            () = stop.cancelled() => false,
+            () = tokio::time::sleep_until(slot) => true,
+        }
     }
 }
 
@@ -52,12 +58,32 @@ mod tests {
     async fn concurrent_requests_leave_one_interval_apart() {
         let limiter = RateLimiter::new(2.0).unwrap();
         let start = Instant::now();
-        futures_util::future::join_all((0..5).map(|_| limiter.acquire())).await;
+        let stop = CancellationToken::new();
+        let slots = futures_util::future::join_all((0..5).map(|_| limiter.acquire(&stop))).await;
+        assert!(slots.into_iter().all(|sent| sent));
         let elapsed = start.elapsed();
         assert!(
             elapsed >= Duration::from_secs(2) && elapsed < Duration::from_millis(2050),
             "{elapsed:?}"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stop_request_ends_the_wait_for_a_slot() {
+        // GIVEN one request a minute, the first slot taken
+        let limiter = RateLimiter::new(1.0 / 60.0).unwrap();
+        let stop = CancellationToken::new();
+        assert!(limiter.acquire(&stop).await);
+        // WHEN a stop comes while the next request waits its turn
+        let start = Instant::now();
+        let cancel = async {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            stop.cancel();
+        };
+        let (sent, ()) = tokio::join!(limiter.acquire(&stop), cancel);
+        // THEN the wait ends then, and the request is not to be sent
+        assert!(!sent);
+        assert!(start.elapsed() < Duration::from_secs(2), "{:?}", start.elapsed());
     }
 
     #[test]

@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder};
 use rand::Rng;
+use tokio_util::sync::CancellationToken;
 
 /// First retry delay: long enough for a dropped connection to be re-established, short enough
 /// that one flaky 5xx costs a fraction of a second.
@@ -127,13 +128,41 @@ pub(crate) enum GaveUp<E> {
         /// Retries made (= `max_retries`).
         retries: u32,
     },
+    /// A stop was requested while waiting to retry (SIGTERM or Ctrl-C): the wait was cut short.
+    Cancelled {
+        /// The failure that was going to be retried.
+        error: E,
+        /// Retries made before it.
+        retries: u32,
+    },
 }
 
 /// Runs `op` until it succeeds, `classify` says `Stop`, or `policy.max_retries` retries have
 /// failed, sleeping the backoff (or the server's hint) in between. Logs one `warn` per retry
-/// with `retry`, `max`, `delay_ms`, `error` and `fbtrace_id`.
+/// with `retry`, `max`, `delay_ms`, `error` and `fbtrace_id`. No stop request can cut its waits:
+/// see [`retry_until_stopped`].
+#[cfg(test)]
 pub(crate) async fn retry_with_backoff<T, E, C, Op, Fut>(
     policy: &RetryPolicy,
+    classify: C,
+    op: Op,
+) -> Result<Retried<T>, GaveUp<E>>
+where
+    E: Traced,
+    C: Fn(&E) -> Decision,
+    Op: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+{
+    retry_until_stopped(policy, &CancellationToken::new(), classify, op).await
+}
+
+/// [`retry_with_backoff`], with every wait between two attempts cut short when `stop` is
+/// cancelled: the call then gives up at once with [`GaveUp::Cancelled`] and the last failure.
+/// An attempt under way is not interrupted (it ends within `destination.request_timeout`);
+/// a stop that comes during one makes the next wait, if any, end at once.
+pub(crate) async fn retry_until_stopped<T, E, C, Op, Fut>(
+    policy: &RetryPolicy,
+    stop: &CancellationToken,
     classify: C,
     mut op: Op,
 ) -> Result<Retried<T>, GaveUp<E>>
@@ -167,7 +196,14 @@ where
             fbtrace_id = error.trace_id().unwrap_or("-"),
             "retrying request"
         );
-        tokio::time::sleep(delay).await;
+        tokio::select! {
+            biased;
+            () = stop.cancelled() => {
+                tracing::info!(retries, "stop requested: the retry wait ends here");
+                return Err(GaveUp::Cancelled { error, retries });
+            }
+            () = tokio::time::sleep(delay) => {}
+        }
     }
 }
 
@@ -359,6 +395,49 @@ mod tests {
         assert!(matches!(result, Err(GaveUp::Stopped { retries: 0, .. })));
         assert_eq!(calls.get(), 1);
         assert_eq!(start.elapsed(), Duration::ZERO);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stop_request_cuts_a_throttled_wait_short() {
+        // GIVEN a server asking for 240 s (Retry-After) before each retry, and a stop requested
+        // 1 s into the first wait
+        let stop = CancellationToken::new();
+        let calls = Cell::new(0u32);
+        let start = Instant::now();
+        let cancel = {
+            let stop = stop.clone();
+            async move {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                stop.cancel();
+            }
+        };
+        let policy = exact(8);
+        let retried = retry_until_stopped(&policy, &stop, classify, || {
+            calls.set(calls.get() + 1);
+            async {
+                Err::<(), _>(Flaky {
+                    transient: true,
+                    hint: Some(Duration::from_secs(240)),
+                })
+            }
+        });
+        let (result, ()) = tokio::join!(retried, cancel);
+        // THEN the wait ends with the stop, with the failure it was going to retry
+        assert!(
+            matches!(result, Err(GaveUp::Cancelled { retries: 1, .. })),
+            "{result:?}"
+        );
+        assert_eq!(calls.get(), 1, "no request after the stop");
+        assert_about(start.elapsed(), Duration::from_secs(1));
+        // AND a stop requested before a wait ends it before it starts
+        let again = retry_until_stopped(&policy, &stop, classify, || async {
+            Err::<(), _>(Flaky {
+                transient: true,
+                hint: Some(Duration::from_secs(240)),
+            })
+        })
+        .await;
+        assert!(matches!(again, Err(GaveUp::Cancelled { .. })));
     }
 
     #[tokio::test(start_paused = true)]

@@ -81,7 +81,13 @@ fn escape(value: &str) -> String {
         .replace('\n', "\\n")
 }
 
-/// Writes `text` to `path` atomically: a temporary file beside it, flushed, then renamed.
+/// Writes `text` to `path` atomically: a temporary file beside it, flushed, then renamed over
+/// `path` (a rename replaces a symlink at `path`, never the file it points to).
+///
+/// The temporary file has a random name (`.NAME.<random>.tmp`) and is created exclusively
+/// (`O_CREAT | O_EXCL`, which also refuses a symlink planted at that name, dangling or not): a
+/// name another user can guess and plant a link at would make ocapi write through the link into
+/// any file it may write. A name that exists is not reused: another random one is tried.
 pub fn write_atomic(path: &Path, text: &str) -> Result<(), MetricsError> {
     let err = |source| MetricsError::Write {
         path: path.to_path_buf(),
@@ -96,9 +102,8 @@ pub fn write_atomic(path: &Path, text: &str) -> Result<(), MetricsError> {
         |n| n.to_string_lossy().into_owned(),
     );
     // node_exporter ignores files not ending in `.prom`, so the temporary one never counts.
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let (tmp, mut file) = create_exclusive(dir, &format!(".{name}"), ".tmp").map_err(err)?;
     let written = (|| {
-        let mut file = std::fs::File::create(&tmp)?;
         file.write_all(text.as_bytes())?;
         file.sync_all()?;
         std::fs::rename(&tmp, path)
@@ -107,6 +112,34 @@ pub fn write_atomic(path: &Path, text: &str) -> Result<(), MetricsError> {
         let _ = std::fs::remove_file(&tmp);
     }
     written.map_err(err)
+}
+
+/// Creates a new file `{prefix}.{random}{suffix}` in `dir`, exclusively (`create_new`: never an
+/// existing file, never through a symlink), trying other random names while one exists.
+/// Permissions are the process's default (the umask), as for any file ocapi writes.
+///
+/// # Errors
+/// The I/O error of the last attempt.
+pub(crate) fn create_exclusive(
+    dir: &Path,
+    prefix: &str,
+    suffix: &str,
+) -> std::io::Result<(PathBuf, std::fs::File)> {
+    let mut attempt = 0;
+    loop {
+        let path = dir.join(format!("{prefix}.{:016x}{suffix}", rand::random::<u64>()));
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+        {
+            Ok(file) => return Ok((path, file)),
+            Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists && attempt < 8 => {
+                attempt += 1;
+            }
+            Err(error) => return Err(error),
+        }
+    }
 }
 
 /// `--metrics-file`: the connector's metrics, written after each run.

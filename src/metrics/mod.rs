@@ -33,6 +33,7 @@ use crate::stats::{RunStats, RunStatus};
 mod file;
 mod series;
 
+pub(crate) use file::create_exclusive;
 pub use file::{write_atomic, MetricsError, MetricsFile};
 
 /// Every status a run can end with, so that `ocapi_last_run_status` has one series per status

@@ -97,6 +97,8 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<RunStats, Error> {
     let started = Instant::now();
+    // Cancelled when `shutdown` resolves during the pass: every wait of the destination ends.
+    let stop = tokio_util::sync::CancellationToken::new();
     // Only phone numbers need it. Not awaited: the first page's normalization waits for it if
     // it is not done by then.
     if config.mapping.phone.is_some() {
@@ -142,7 +144,9 @@ pub async fn run(
             config.access_token()?;
             config.app_secret()?;
         }
-        Some(Arc::new(Destination::from_config(config)?))
+        Some(Arc::new(
+            Destination::from_config(config)?.stopping_on(stop.clone()),
+        ))
     };
     if !options.dry_run {
         stats.run_id = ledger
@@ -191,6 +195,7 @@ pub async fn run(
             progress: options.progress.clone(),
             in_flight: send::InFlight::default(),
             lock: lock.as_ref().map(Arc::clone),
+            stop,
         };
         let read = reader::ReadPlan {
             filter,

@@ -26,6 +26,7 @@ use crate::db::Pool;
 use futures_util::stream::{self, Stream, StreamExt, TryStream, TryStreamExt};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 use super::dedup::{self, Sorted};
 use super::reader::PagePlan;
@@ -148,12 +149,15 @@ pub(super) struct Pass {
     pub(super) in_flight: InFlight,
     /// The run's lock, checked before each page is sent, each request and each commit.
     pub(super) lock: Option<Arc<RunLock>>,
+    /// Cancelled when `shutdown` resolves; the destination's waits end with it.
+    pub(super) stop: CancellationToken,
 }
 
 impl Pass {
     /// Runs pages through the ledger and the destination until the reader is done, an error
     /// occurs, or `shutdown` resolves (then no page is started, and the pages started are
-    /// finished and committed). A failing run still commits the pages whose batches all came
+    /// finished and committed; but every wait ends at once, so a batch waiting out a throttle
+    /// or a backoff fails with `DestinationError::Stopped` and its page is not committed). A failing run still commits the pages whose batches all came
     /// back; the committer's error, if any, wins over the sending side's.
     pub(super) async fn drive(
         self: Arc<Self>,
@@ -161,12 +165,9 @@ impl Pass {
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<(), Error> {
         let (commits, committer) = self.spawn_committer();
-        let shutdown = async {
-            shutdown.await;
-            tracing::info!("shutdown requested: finishing the pages in flight");
-        };
+        let stop = self.stop.clone();
         let flights = pages
-            .take_until(shutdown)
+            .take_until(stop.clone().cancelled_owned())
             // Each page's future owns a handle on the pass: a future borrowing it from a
             // closure could not be proven `Send` for every lifetime, which spawning a run needs.
             .and_then({
@@ -180,8 +181,24 @@ impl Pass {
             .try_flatten()
             .map_ok(|flight| self.send(flight))
             .try_buffered(self.concurrency);
+        // Watched beside the flights, not only between pages: with every slot taken by a batch
+        // waiting out a throttle, the stop must still reach those waits.
+        let signal = async {
+            shutdown.await;
+            tracing::info!("shutdown requested: finishing the pages in flight, no more waits");
+            stop.cancel();
+            std::future::pending::<std::convert::Infallible>().await
+        };
         // Returning drops the flights, which aborts the requests still going.
-        let sent = self.collect(flights, &commits).await;
+        let sent = match futures_util::future::select(
+            pin!(self.collect(flights, &commits)),
+            pin!(signal),
+        )
+        .await
+        {
+            futures_util::future::Either::Left((sent, _)) => sent,
+            futures_util::future::Either::Right((never, _)) => match never {},
+        };
         drop(commits);
         let committed = committer.await.map_err(Error::TaskFailed)?;
         committed.and(sent)

@@ -272,6 +272,13 @@ impl TestDb {
     ) -> Config {
         let token_path = self.dir.join("token");
         std::fs::write(&token_path, token).unwrap();
+        // Readable by its owner only, as the README asks (others reading it is warned about).
+        #[cfg(unix)]
+        std::fs::set_permissions(
+            &token_path,
+            std::os::unix::fs::PermissionsExt::from_mode(0o600),
+        )
+        .unwrap();
         let destination = format!(
             "kind = \"meta\"\ndataset_id = \"1234567890\"\naccess_token_file = {:?}\n\
              base_url = {base_url:?}\nconcurrency = 4\nmax_retries = 10\n\

@@ -9,6 +9,7 @@ use crate::cli::ExplainArgs;
 use crate::config::{Config, CustomerField};
 use crate::db;
 use crate::error::{Error, ExitStatus};
+use crate::escape::terminal;
 use crate::ledger::{LedgerReader, Status};
 use crate::source::{self, ReadQuery, SourceRow};
 use crate::transform::{self, Rules};
@@ -62,7 +63,12 @@ fn describe_rows(rows: &[SourceRow], zone: chrono_tz::Tz, out: &mut String) {
         } else {
             row.row_watermark.clone()
         };
-        let _ = writeln!(out, "  row {} (watermark {watermark}):", i + 1);
+        let _ = writeln!(
+            out,
+            "  row {} (watermark {}):",
+            i + 1,
+            terminal(&watermark)
+        );
         let utc = transform::event_time(row, zone)
             .ok()
             .and_then(|t| chrono::DateTime::<Utc>::from_timestamp(t, 0))
@@ -104,7 +110,7 @@ fn describe_rows(rows: &[SourceRow], zone: chrono_tz::Tz, out: &mut String) {
         });
         for (key, value) in plain.into_iter().chain(masked) {
             if let Some(value) = value {
-                let _ = writeln!(out, "    {key:<14} {value}");
+                let _ = writeln!(out, "    {key:<14} {}", terminal(&value));
             }
         }
     }
@@ -241,7 +247,7 @@ pub async fn explain(config: &Config, order_id: &str) -> Result<String, Error> {
     ];
     for (key, value) in fields {
         if let Some(value) = value {
-            let _ = writeln!(out, "  {key:<14} {value}");
+            let _ = writeln!(out, "  {key:<14} {}", terminal(&value));
         }
     }
 
@@ -293,7 +299,13 @@ pub async fn explain(config: &Config, order_id: &str) -> Result<String, Error> {
 
 /// Writes the advice under `heading`, with its code in brackets for scripts.
 fn write_advice(out: &mut String, heading: &str, advice: &Advice) {
-    let _ = writeln!(out, "\n{heading} [{}]:\n  {advice}", advice.code());
+    let advice_text = advice.to_string();
+    let _ = writeln!(
+        out,
+        "\n{heading} [{}]:\n  {}",
+        advice.code(),
+        terminal(&advice_text)
+    );
 }
 
 /// `ocapi explain ORDER_ID`: exits 1 (`Error::NotFound`) for an order that is nowhere.

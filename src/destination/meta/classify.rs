@@ -63,7 +63,10 @@ pub(crate) fn classify(
 pub(crate) fn classify_transport(kind: TransportKind) -> Action {
     match kind {
         TransportKind::Refused { local: true } | TransportKind::Unresolved => Action::Fail,
-        TransportKind::PlainHttp => Action::Fail,
+        TransportKind::PlainHttp
+        | TransportKind::Redirect { .. }
+        | TransportKind::TooLarge
+        | TransportKind::Stopped => Action::Fail,
         TransportKind::Timeout | TransportKind::Refused { local: false } | TransportKind::Other => {
             Action::Retry
         }
@@ -225,6 +228,9 @@ mod tests {
             (TransportKind::Refused { local: true }, Fail),
             (TransportKind::Unresolved, Fail),
             (TransportKind::PlainHttp, Fail),
+            (TransportKind::Redirect { status: 307 }, Fail),
+            (TransportKind::TooLarge, Fail),
+            (TransportKind::Stopped, Fail),
         ];
         for (kind, expected) in table {
             assert_eq!(classify_transport(kind), expected, "{kind:?}");

@@ -284,6 +284,19 @@ pub enum TransportKind {
     /// An `https://` URL whose server answered in plain HTTP (the TLS handshake read an HTTP
     /// answer).
     PlainHttp,
+    /// The server answered with a redirect (3xx; the target, without its query, is in the
+    /// message). ocapi follows none: a `POST /events` carries the access token and every event
+    /// of the batch, and a followed `307`/`308` would hand both to the target host, and the
+    /// Graph reads would send the token in their `Authorization` header.
+    Redirect {
+        /// The 3xx status.
+        status: u16,
+    },
+    /// The answer's body passed [`MAX_ANSWER_BYTES`](super::MAX_ANSWER_BYTES): no Graph answer
+    /// is that large, so the reading stops there instead of holding the whole body in memory.
+    TooLarge,
+    /// No request was made: a stop was requested while it waited for its rate-limit slot.
+    Stopped,
     /// Anything else (reset, broken pipe, TLS failures): plausibly transient.
     Other,
 }
@@ -350,6 +363,25 @@ impl fmt::Display for TransportError {
                 f,
                 "the server at {url} answered plain HTTP to a TLS handshake: it does not speak \
                  https; use http:// in destination.base_url for a local stand-in"
+            ),
+            TransportKind::Redirect { status } => write!(
+                f,
+                "{url} answered HTTP {status}, a redirect to {}: ocapi follows no redirect (the \
+                 request carries the access token and the events); set destination.base_url to \
+                 the address that answers itself",
+                self.detail
+            ),
+            TransportKind::TooLarge => write!(
+                f,
+                "the answer from {url} is larger than {} bytes ({}), the most ocapi reads of a \
+                 graph api answer: check that destination.base_url points at Meta's Graph API",
+                super::MAX_ANSWER_BYTES,
+                self.detail
+            ),
+            TransportKind::Stopped => write!(
+                f,
+                "no request to {url}: a stop was requested while it waited for its turn \
+                 (destination.max_requests_per_second)"
             ),
             TransportKind::Other => write!(f, "cannot reach {url}: {}", self.detail),
         }

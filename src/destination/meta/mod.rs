@@ -2,7 +2,7 @@
 //!
 //! One batch is one `POST {base_url}/{api_version}/{dataset_id}/events` carrying the events in
 //! `data` and the access token in the JSON body (never in a URL). Each HTTP exchange goes
-//! through [`retry_with_backoff`] with the pure [`classify`] deciding what a failure means:
+//! through [`retry_until_stopped`] with the pure [`classify`] deciding what a failure means:
 //!
 //! * transient (timeout, reset, 408/429/5xx, `is_transient`, throttling codes, a refusal from a
 //!   public address): retried;
@@ -19,6 +19,11 @@
 //! Secrets: the token lives in a [`Secret`]; it is written only into request bodies (and the
 //! `Authorization` header of GET requests). Errors and logs never carry a URL query, a body, or
 //! user data; Meta's own messages are scrubbed of the token before use.
+//!
+//! Hostile answers: no redirect is followed (a `3xx` is a failure naming its target, since a
+//! followed `307`/`308` would re-send the token and the events to the target host), and no
+//! answer body is read past [`MAX_ANSWER_BYTES`]. A stop request (see
+//! [`MetaDestination::stopping_on`]) cuts every wait between requests short.
 
 mod classify;
 mod error;
@@ -31,10 +36,11 @@ use std::time::Duration;
 
 use reqwest::header::CONTENT_TYPE;
 use serde::de::DeserializeOwned;
+use tokio_util::sync::CancellationToken;
 
 use super::isolate::{isolate_rejections, Answer, Attempt, Refusal};
 use super::rate_limit::RateLimiter;
-use super::retry::{retry_with_backoff, GaveUp, Retried, RetryPolicy, Traced};
+use super::retry::{retry_until_stopped, GaveUp, Retried, RetryPolicy, Traced};
 use super::{Delivery, DestinationError};
 use crate::config::{Config, DestinationConfig};
 use crate::event::Event;
@@ -45,6 +51,14 @@ use graph::{DatasetInfo, ErrorBody, EventsRequest, EventsResponse};
 
 pub use error::{Failure, MetaError, TransportError, TransportKind};
 pub use graph::PARTNER_AGENT;
+
+/// The most of an answer's body ocapi reads: 4 MiB. A Graph answer it reads is a few hundred
+/// bytes (`events_received`, `messages` and `fbtrace_id`; a dataset's fields; an error object)
+/// up to some KiB (the Dataset Quality API's scores), so the cap is far above any real answer
+/// and far below what a hostile or broken server can send: the body is read in chunks and the
+/// request fails, naming this cap, as soon as it passes it (or at once, when `Content-Length`
+/// says so).
+pub const MAX_ANSWER_BYTES: usize = 4 * 1024 * 1024;
 
 /// Sends batches to `POST {base_url}/{api_version}/{dataset_id}/events`.
 pub struct MetaDestination {
@@ -86,6 +100,15 @@ impl MetaDestination {
         .map_err(|aborted| aborted.error.after(aborted.requests))
     }
 
+    /// The same destination, whose waits (retry delays, throttle hints, rate-limit slots) end
+    /// at once when `stop` is cancelled; the call waiting then fails with
+    /// [`DestinationError::Stopped`]. A request under way is not interrupted (it ends within
+    /// `destination.request_timeout`).
+    pub(crate) fn stopping_on(mut self, stop: CancellationToken) -> Self {
+        self.inner.stop = stop;
+        self
+    }
+
     /// Verifies the token and the dataset without sending events; says what it found.
     pub(crate) async fn check(&self) -> Result<String, DestinationError> {
         self.inner.check().await
@@ -118,6 +141,8 @@ struct Inner {
     request_timeout: Duration,
     /// `destination.max_requests_per_second`.
     limiter: Option<RateLimiter>,
+    /// Cancelled when the run is asked to stop: every wait ends then.
+    stop: CancellationToken,
 }
 
 impl fmt::Debug for Inner {
@@ -150,6 +175,8 @@ impl Inner {
             .connect_timeout(config.request_timeout.min(Duration::from_secs(10)))
             .pool_max_idle_per_host(config.concurrency.max(1))
             .user_agent(concat!("ocapi/", env!("CARGO_PKG_VERSION")))
+            // A followed 307/308 would re-send the token and the events to another host.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| DestinationError::Client(e.without_url()))?;
         let limiter = config
@@ -198,6 +225,7 @@ impl Inner {
             policy: RetryPolicy::new(config.max_retries),
             request_timeout: config.request_timeout,
             limiter,
+            stop: CancellationToken::new(),
         })
     }
 
@@ -218,7 +246,7 @@ impl Inner {
         if let Some(proof) = &self.appsecret_proof {
             request = request.query(&[("appsecret_proof", proof.expose())]);
         }
-        let result = retry_with_backoff(&self.policy, classify::decision, || {
+        let result = retry_until_stopped(&self.policy, &self.stop, classify::decision, || {
             let attempt = request
                 .try_clone()
                 .expect("a request without a body can be cloned");
@@ -272,7 +300,7 @@ impl Inner {
             .post(&self.events_url)
             .header(CONTENT_TYPE, "application/json")
             .body(body);
-        let result = retry_with_backoff(&self.policy, classify::decision, || {
+        let result = retry_until_stopped(&self.policy, &self.stop, classify::decision, || {
             let attempt = request
                 .try_clone()
                 .expect("a request with an in-memory body can be cloned");
@@ -362,22 +390,38 @@ impl Inner {
         request: reqwest::RequestBuilder,
     ) -> Result<T, Failure> {
         if let Some(limiter) = &self.limiter {
-            limiter.acquire().await;
+            if !limiter.acquire(&self.stop).await {
+                let url = request
+                    .try_clone()
+                    .and_then(|r| r.build().ok())
+                    .map(|r| transport::safe_url(r.url()))
+                    .unwrap_or_default();
+                return Err(self.failure(TransportKind::Stopped, url, String::new()));
+            }
         }
-        let response = match request.send().await {
+        let mut response = match request.send().await {
             Ok(response) => response,
             Err(error) => return Err(self.transport(error).await),
         };
         let status = response.status().as_u16();
+        let url = transport::safe_url(response.url());
+        if (300..400).contains(&status) {
+            let target = transport::redirect_target(&response);
+            tracing::warn!(status, url = %url, target = %target, "the endpoint answered a redirect; ocapi follows none");
+            return Err(self.failure(TransportKind::Redirect { status }, url, target));
+        }
         let header_trace = response
             .headers()
             .get("x-fb-trace-id")
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
         let hint = graph::rate_limit_hint(response.headers());
-        let bytes = match response.bytes().await {
+        let bytes = match transport::read_capped(&mut response, MAX_ANSWER_BYTES).await {
             Ok(bytes) => bytes,
-            Err(error) => return Err(self.transport(error).await),
+            Err(transport::Capped::Read(error)) => return Err(self.transport(error).await),
+            Err(transport::Capped::TooLarge(detail)) => {
+                return Err(self.failure(TransportKind::TooLarge, url, detail))
+            }
         };
         if (200..300).contains(&status) {
             return serde_json::from_slice(&bytes).map_err(|error| {
@@ -412,6 +456,16 @@ impl Inner {
         )))
     }
 
+    /// A failure without a usable answer, of `kind`, on `url` (already without its query).
+    fn failure(&self, kind: TransportKind, url: String, detail: String) -> Failure {
+        Failure::Transport(TransportError::new(
+            kind,
+            url,
+            self.scrub(&detail),
+            self.request_timeout,
+        ))
+    }
+
     /// A client error as a typed failure, scrubbed of the token.
     async fn transport(&self, error: reqwest::Error) -> Failure {
         Failure::Transport(
@@ -434,6 +488,20 @@ impl Inner {
                     last: error,
                 }
             }
+            GaveUp::Cancelled { error, retries } => {
+                tracing::info!(error = %error, "meta {what} request abandoned: stop requested");
+                DestinationError::Stopped {
+                    attempts: retries + 1,
+                    last: error,
+                }
+            }
+            GaveUp::Stopped {
+                error: Failure::Transport(error),
+                retries,
+            } if error.kind() == TransportKind::Stopped => DestinationError::Stopped {
+                attempts: retries,
+                last: Failure::Transport(error),
+            },
             GaveUp::Stopped {
                 error: Failure::Transport(error),
                 retries,

@@ -39,6 +39,7 @@ fn settings(base_url: &str) -> DestinationConfig {
         app_secret_env: None,
         api_version: "v26.0".to_owned(),
         base_url: crate::config::HttpUrl::try_from(base_url.to_owned()).unwrap(),
+        allow_plain_http: false,
         test_event_code: None,
         upload_tag: None,
         batch_size: 1000,

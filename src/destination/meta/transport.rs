@@ -52,6 +52,52 @@ pub(crate) fn safe_url(url: &reqwest::Url) -> String {
     }
 }
 
+/// Why [`read_capped`] gave up.
+pub(crate) enum Capped {
+    /// The body could not be read (a cut connection, a timeout).
+    Read(reqwest::Error),
+    /// The body is larger than the cap: how we know (`Content-Length`, or bytes read).
+    TooLarge(String),
+}
+
+/// The body of `response`, read chunk by chunk and never past `cap` bytes: a body that says
+/// (`Content-Length`) or turns out to be larger fails as soon as that is known, having held at
+/// most `cap` bytes and one chunk. Dropping the response then closes the connection.
+pub(crate) async fn read_capped(
+    response: &mut reqwest::Response,
+    cap: usize,
+) -> Result<Vec<u8>, Capped> {
+    if let Some(length) = response.content_length() {
+        if length > cap as u64 {
+            return Err(Capped::TooLarge(format!("Content-Length {length}")));
+        }
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(Capped::Read)? {
+        if body.len() + chunk.len() > cap {
+            return Err(Capped::TooLarge(format!(
+                "more than {} bytes read",
+                body.len() + chunk.len()
+            )));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// Where a redirect answer points, as `scheme://host:port/path` (relative targets resolved
+/// against the request's URL; never a query, which may carry anything), for the message.
+pub(crate) fn redirect_target(response: &reqwest::Response) -> String {
+    let Some(location) = response.headers().get(reqwest::header::LOCATION) else {
+        return "nowhere (no Location header)".to_owned();
+    };
+    location
+        .to_str()
+        .ok()
+        .and_then(|text| response.url().join(text).ok())
+        .map_or_else(|| "a Location that is not a URL".to_owned(), |url| safe_url(&url))
+}
+
 /// The error and its causes, looking inside I/O errors too (whose `source` skips the error they
 /// wrap).
 fn causes(error: &reqwest::Error) -> impl Iterator<Item = &(dyn std::error::Error + 'static)> {
