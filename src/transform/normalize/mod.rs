@@ -2,8 +2,9 @@
 //! (docs/meta-capi.md decision 4). Pure: no I/O; the clock is read only by [`normalize`], which passes
 //! the current year to the pure [`normalize_at`].
 //!
-//! Every value is trimmed and its Unicode compatibility characters are folded first (NFKC:
-//! full-width `０９０` is `090`, `ﬁ` is `fi`); a value that already is a SHA-256 hex digest
+//! Every value is trimmed and its Unicode compatibility forms are folded first (full-width
+//! `０９０` is `090`, `ﬁ` is `fi`; letters canonical in their script, such as Thai `ำ`, are kept:
+//! [`fold`](fold::fold)); a value that already is a SHA-256 hex digest
 //! passes through lowercased. Lowercasing takes whole strings, with each language's rules (a
 //! Greek word's last `Σ` is `ς`), and what is hashed is the NFC form. The field rules live in
 //! one function each: [`email`], [`phone`](phone::phone), [`name`],
@@ -14,11 +15,13 @@ use std::borrow::Cow;
 use std::cell::RefCell;
 
 use chrono::Datelike;
+use fold::fold;
 use unicode_normalization::char::is_combining_mark;
-use unicode_normalization::{is_nfc_quick, is_nfkc_quick, IsNormalized, UnicodeNormalization};
+use unicode_normalization::{is_nfc_quick, IsNormalized, UnicodeNormalization};
 
 mod country;
 mod date;
+mod fold;
 mod gender;
 mod phone;
 mod place;
@@ -217,17 +220,6 @@ fn nfc(value: &str) -> Cow<'_, str> {
         Cow::Borrowed(value)
     } else {
         Cow::Owned(value.nfc().collect())
-    }
-}
-
-/// `value` with its compatibility characters folded (Unicode NFKC: full-width letters and
-/// digits, ligatures, circled and superscript digits become their plain forms), borrowed when
-/// there is nothing to fold. NFKC output is also NFC.
-fn fold(value: &str) -> Cow<'_, str> {
-    if value.is_ascii() || is_nfkc_quick(value.chars()) == IsNormalized::Yes {
-        Cow::Borrowed(value)
-    } else {
-        Cow::Owned(value.nfkc().collect())
     }
 }
 

@@ -8,6 +8,8 @@ use phonenumber::Metadata;
 
 use super::Outcome;
 
+mod rules;
+
 /// More digits than any dialled form of an E.164 number can have: 15 digits of E.164 plus an
 /// international prefix of up to 5 digits (`00`, `011`, `0011`, `00XXX` carrier codes).
 const MAX_DIGITS: usize = 20;
@@ -27,7 +29,16 @@ pub(super) fn phone(raw: &str, country: Option<&str>) -> Outcome {
         return Outcome::Dropped;
     };
     let region = country.and_then(region_id);
-    if let Some(fast) = region.and_then(|region| national_fast(&dialled, region)) {
+    match region.and_then(|region| national_fast(&dialled, region)) {
+        Some(fast) => Outcome::Normalized(fast),
+        None => parsed(&dialled, region),
+    }
+}
+
+/// [`phone`] for what [`national_fast`] leaves: libphonenumber's parser (the `phonenumber`
+/// crate), after [`plain_prefix_fast`].
+fn parsed(dialled: &Dialled, region: Option<Id>) -> Outcome {
+    if let Some(fast) = region.and_then(|region| plain_prefix_fast(dialled, region)) {
         return Outcome::Normalized(fast);
     }
     let parsed = if dialled.plus {
@@ -91,11 +102,56 @@ fn dial_digits(raw: &str) -> Option<Dialled> {
     (!digits.is_empty()).then_some(Dialled { digits, plus })
 }
 
-/// The common case without the parser (whose regexes take microseconds): a national number in a
-/// region whose trunk prefix is a plain digit string (`0`, `1`, `8`). `None` hands the number to
-/// the parser: international form, an exit code, a region with a trunk-prefix pattern, or a
-/// length that is not possible as read here.
+/// The common case without the parser (whose regex cache locks a mutex and hashes every
+/// pattern string on each match): a well-formed national number. Follows libphonenumber's
+/// `parse` for a number without `+` in a region (`PhoneNumberUtil.parseHelper`): no exit code
+/// at the start, the trunk prefix stripped when what is left is a valid national number, and the
+/// calling code kept as part of the number when the whole is valid (Brazil's area code 55:
+/// `(55) 99555-1234` is `5555995551234`, not `55995551234`). Validity is the region's own
+/// number patterns from libphonenumber's metadata ([`rules::Rules::is_valid`]).
+///
+/// `None` hands the number to the parser: international form, an exit code, a trunk-prefix
+/// pattern that rewrites the number, a national number that is not valid as read, a leading 0
+/// that stays (Italy), or any case where the calling code could be read either way.
 fn national_fast(dialled: &Dialled, region: Id) -> Option<String> {
+    if dialled.plus || dialled.digits.starts_with("00") {
+        return None;
+    }
+    rules::with(region, |rules| {
+        let digits = dialled.digits.as_str();
+        if rules.starts_with_exit_code(digits) {
+            return None;
+        }
+        let national = match rules.trunk_prefix_len(digits)? {
+            0 => digits,
+            len => {
+                // libphonenumber strips the prefix only when the rest is valid; a whole that
+                // is valid too, and starts with the calling code, could be read either way.
+                let rest = &digits[len..];
+                if !rules.is_valid(rest)
+                    || (digits.starts_with(rules.code_text()) && rules.is_valid(digits))
+                {
+                    return None;
+                }
+                rest
+            }
+        };
+        if national.starts_with('0') || !rules.is_valid(national) {
+            return None;
+        }
+        // libphonenumber judges length by the main region of the calling code (US for +1).
+        rules
+            .is_possible_length(national.len())
+            .then(|| format!("{}{national}", rules.code()))
+    })
+}
+
+/// The next common case without the parser, for numbers [`national_fast`] leaves because they
+/// are not valid as read (fictional `555` numbers): a national number in a region whose trunk
+/// prefix is a plain digit string (`0`, `1`, `8`). `None` hands the number to the parser:
+/// international form, an exit code, a region with a trunk-prefix pattern, or a length that is
+/// not possible as read here.
+fn plain_prefix_fast(dialled: &Dialled, region: Id) -> Option<String> {
     if dialled.plus || dialled.digits.starts_with("00") {
         return None;
     }
@@ -333,6 +389,69 @@ mod tests {
             let slow = format!("{}{}", parsed.code().value(), parsed.national());
             assert_eq!(fast, slow, "{digits} in {region:?}");
         }
+    }
+
+    /// A valid national number that starts with its region's calling code keeps it: Brazil's
+    /// area code 55, Costa Rica's 506…, the Faroes' 298…, Lithuania's 370… (libphonenumber
+    /// reads these as national numbers; a prefix test took the area code for the calling code).
+    #[test]
+    fn area_codes_equal_to_the_calling_code_stay_in_the_number() {
+        let cases = [
+            ("(55) 99555-1234", "br", "5555995551234"),
+            ("55 3212-3456", "br", "555532123456"),
+            ("5061 2345", "cr", "50650612345"),
+            ("298123", "fo", "298298123"),
+            ("(8 37) 012345", "lt", "37037012345"),
+            ("37012345", "lt", "37037012345"),
+            // The same numbers with their calling code in front are unchanged.
+            ("+55 55 99555-1234", "br", "5555995551234"),
+            ("0055 99555 1234", "lt", "55995551234"),
+            // A national number of the region without its area code repeated is as before.
+            ("(11) 99555-1234", "br", "5511995551234"),
+        ];
+        for (raw, country, want) in cases {
+            assert_eq!(phone(raw, Some(country)), ok(want), "{raw} in {country}");
+        }
+    }
+
+    /// Over every region's example numbers (libphonenumber's metadata, each number type),
+    /// dialled nationally (with the trunk prefix where the region has one), the fast path gives
+    /// the calling code and the example, or leaves the number to the parser. (The parser is no
+    /// oracle here: it strips Belarus' trunk prefix 8 twice from `8 801 123 45 67`.)
+    #[test]
+    fn the_fast_path_reads_every_regions_example_numbers() {
+        let mut answered = 0;
+        for code in 1..1000u16 {
+            for meta in DATABASE.by_code(&code).unwrap_or_default() {
+                // Non-geographic entities (`001`) are no row's region.
+                let Ok(region) = meta.id().parse::<Id>() else {
+                    continue;
+                };
+                let d = meta.descriptors();
+                let examples = [d.fixed_line(), d.mobile(), d.toll_free(), d.voip()]
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|desc| desc.example());
+                for example in examples {
+                    let trunk = meta.national_prefix().unwrap_or("");
+                    let dialled = Dialled {
+                        digits: format!("{trunk}{example}"),
+                        plus: false,
+                    };
+                    let Some(fast) = national_fast(&dialled, region) else {
+                        continue;
+                    };
+                    answered += 1;
+                    assert_eq!(
+                        fast,
+                        format!("{code}{example}"),
+                        "{} in {region:?}",
+                        dialled.digits
+                    );
+                }
+            }
+        }
+        assert!(answered > 400, "the fast path answered only {answered}");
     }
 
     /// Dial digits reads the plus only before the first digit.

@@ -225,7 +225,7 @@ fn greek_words_end_in_a_final_sigma() {
 }
 
 proptest! {
-    /// Full-width spelling changes nothing, for every field in every context: NFKC folds it.
+    /// Full-width spelling changes nothing, for every field in every context: it is folded.
     #[test]
     fn full_width_spelling_normalizes_like_ascii(
         field in any_field(),
@@ -241,6 +241,42 @@ proptest! {
             })
             .collect();
         prop_assert_eq!(run(field, &wide, country.as_deref()), run(field, &raw, country.as_deref()));
+    }
+}
+
+/// Thai and Lao letters canonical in their script are kept: SARA AM (U+0E33, U+0EB3) is not
+/// rewritten into NIKHAHIT + SARA AA as NFKC would (`hash fn --country TH สำราญ`).
+#[test]
+fn thai_and_lao_sara_am_is_kept() {
+    use Field::*;
+    check(&[
+        (Fn, "สำราญ", Some("TH"), ok("สำราญ")),
+        (Ln, "คำแหง", Some("TH"), ok("คำแหง")),
+        (Ct, "ลำปาง", Some("TH"), ok("ลำปาง")),
+        (St, "กำแพงเพชร", Some("TH"), ok("กำแพงเพชร")),
+        (Fn, "ຄຳ", Some("LA"), ok("ຄຳ")),
+        (Ct, "ນ້ຳທາ", Some("LA"), ok("ນ້ຳທາ")),
+        // Compatibility forms in the same value still fold.
+        (Fn, "ｽﾐｽ สำราญ", None, ok("スミスสำราญ")),
+    ]);
+}
+
+proptest! {
+    /// Names, cities and states written in Thai or Lao (in NFC) come out letter for letter,
+    /// spaces and punctuation aside: nothing in those scripts is a compatibility form.
+    #[test]
+    fn thai_and_lao_letters_survive_every_text_field(
+        text in "[\u{0E01}-\u{0E3A}\u{0E40}-\u{0E4E}\u{0E81}-\u{0EBD}\u{0EC0}-\u{0ECD}\u{0EDC}-\u{0EDF}]{1,16}",
+        field in prop::sample::select(vec![Field::Fn, Field::Ln, Field::Ct, Field::St]),
+    ) {
+        let canonical: String = text.nfc().collect();
+        let kept: String = canonical.chars().filter(|c| is_name_char(*c)).collect();
+        let got = run(field, &canonical, Some("TH"));
+        if kept.is_empty() {
+            prop_assert_eq!(got, Outcome::Dropped);
+        } else {
+            prop_assert_eq!(got, ok(&kept));
+        }
     }
 }
 

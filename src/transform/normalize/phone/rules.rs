@@ -1,0 +1,212 @@
+//! One region's libphonenumber rules, compiled once per thread into plain anchored regexes.
+//!
+//! The `phonenumber` crate keeps its patterns in a shared LRU cache of 100 compiled regexes
+//! behind a mutex, keyed by the pattern text: every match locks it, hashes the pattern with
+//! SipHash and refreshes the LRU, and rows from many regions evict and recompile patterns. That
+//! was about a third of a run's CPU on fully populated rows (issue 24's profile). The patterns
+//! here are the same metadata (`PhoneNumberMetadata.xml` as the crate ships it), compiled once
+//! per region and thread; the checks follow libphonenumber's Java `PhoneNumberUtil`.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use phonenumber::country::Id;
+use phonenumber::metadata::Descriptor;
+use phonenumber::metadata::DATABASE;
+use phonenumber::Metadata;
+use regex::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
+
+/// A region's patterns for reading a national number.
+pub(crate) struct Rules {
+    /// The calling code.
+    code: u16,
+    /// The calling code as text.
+    code_text: String,
+    /// The exit code (`internationalPrefix`), anchored at the start.
+    exit: Option<Regex>,
+    /// The trunk prefix (`nationalPrefixForParsing`, else `nationalPrefix`).
+    trunk: Trunk,
+    /// Whether a `nationalPrefixTransformRule` rewrites what the trunk pattern captured.
+    transform: bool,
+    /// The general description (index 0) and each number type's pattern, anchored at both ends.
+    patterns: RegexSet,
+    /// Each pattern's possible lengths (empty: any length).
+    lengths: Vec<Vec<u16>>,
+    /// Lengths that are local-only for some number type.
+    local_lengths: Vec<u16>,
+    /// The national number lengths libphonenumber counts possible under the calling code
+    /// ([`super::is_possible`], judged by the code's main region), 1 to 17 digits as bits.
+    possible_for_code: u32,
+}
+
+/// How a region's trunk prefix is recognized.
+enum Trunk {
+    /// No trunk prefix.
+    None,
+    /// A plain alternation of digit strings (`0`, `0|180020`): the first that starts the number.
+    Plain(Vec<String>),
+    /// Any other pattern, anchored at the start.
+    Pattern(Regex),
+}
+
+impl Rules {
+    /// The region's rules from the crate's metadata; `None` when a pattern does not compile.
+    fn build(meta: &Metadata) -> Option<Self> {
+        let exit = match meta.international_prefix() {
+            Some(re) => Some(anchored_start(re.as_str())?),
+            None => None,
+        };
+        let trunk = match meta.national_prefix_for_parsing().map(|re| re.as_str()) {
+            Some(p) if p.bytes().all(|b| b.is_ascii_digit() || b == b'|') => {
+                Trunk::Plain(p.split('|').map(str::to_owned).collect())
+            }
+            Some(p) => Trunk::Pattern(anchored_start(p)?),
+            None => match meta.national_prefix() {
+                Some(p) if !p.is_empty() => Trunk::Plain(vec![p.to_owned()]),
+                _ => Trunk::None,
+            },
+        };
+        let d = meta.descriptors();
+        let types: Vec<&Descriptor> = [
+            d.fixed_line(),
+            d.mobile(),
+            d.toll_free(),
+            d.premium_rate(),
+            d.shared_cost(),
+            d.personal_number(),
+            d.voip(),
+            d.pager(),
+            d.uan(),
+            d.voicemail(),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        let all = std::iter::once(d.general()).chain(types.iter().copied());
+        let patterns = RegexSetBuilder::new(
+            all.clone()
+                .map(|desc| format!("^(?:{})$", desc.national_number().as_str())),
+        )
+        .ignore_whitespace(true)
+        .build()
+        .ok()?;
+        let lengths = all.map(|desc| desc.possible_length().to_vec()).collect();
+        let mut local_lengths: Vec<u16> = types
+            .iter()
+            .flat_map(|desc| desc.possible_local_length().iter().copied())
+            .collect();
+        local_lengths.sort_unstable();
+        local_lengths.dedup();
+        Some(Self {
+            code: meta.country_code(),
+            code_text: meta.country_code().to_string(),
+            exit,
+            trunk,
+            transform: meta
+                .national_prefix_transform_rule()
+                .is_some_and(|rule| !rule.is_empty()),
+            patterns,
+            lengths,
+            local_lengths,
+            possible_for_code: (1..=17)
+                .filter(|&len| super::is_possible(meta.country_code(), len))
+                .fold(0, |bits, len| bits | 1 << len),
+        })
+    }
+
+    /// The calling code.
+    pub(crate) fn code(&self) -> u16 {
+        self.code
+    }
+
+    /// The calling code as text.
+    pub(crate) fn code_text(&self) -> &str {
+        &self.code_text
+    }
+
+    /// Whether a national number of `len` digits is possible under the calling code.
+    pub(crate) fn is_possible_length(&self, len: usize) -> bool {
+        len <= 17 && self.possible_for_code & (1 << len) != 0
+    }
+
+    /// Whether the digits start with the region's exit code (`00`, `011`, `810`).
+    pub(crate) fn starts_with_exit_code(&self, digits: &str) -> bool {
+        self.exit.as_ref().is_some_and(|re| re.is_match(digits))
+    }
+
+    /// The length of the trunk prefix the digits start with (0: none), as libphonenumber's
+    /// `maybeStripNationalPrefixAndCarrierCode` reads it; `None` when a transform rule rewrites
+    /// the number (left to the parser).
+    pub(crate) fn trunk_prefix_len(&self, digits: &str) -> Option<usize> {
+        match &self.trunk {
+            Trunk::None => Some(0),
+            Trunk::Plain(prefixes) => Some(
+                prefixes
+                    .iter()
+                    .find(|p| !p.is_empty() && digits.starts_with(p.as_str()))
+                    .map_or(0, String::len),
+            ),
+            Trunk::Pattern(re) => {
+                let Some(captures) = re.captures(digits) else {
+                    return Some(0);
+                };
+                let last = captures.len() - 1;
+                if self.transform && last > 0 && captures.get(last).is_some() {
+                    return None;
+                }
+                captures.get(0).map(|m| m.end())
+            }
+        }
+    }
+
+    /// libphonenumber's `isValidNumberForRegion` for a national significant number: it matches
+    /// the general description and at least one number type, pattern and length, and its length
+    /// is not local-only for any type.
+    pub(crate) fn is_valid(&self, national: &str) -> bool {
+        let Ok(len) = u16::try_from(national.len()) else {
+            return false;
+        };
+        if self.local_lengths.contains(&len) {
+            return false;
+        }
+        let fits = |i: usize| {
+            self.lengths
+                .get(i)
+                .is_some_and(|l| l.is_empty() || l.contains(&len))
+        };
+        let matched = self.patterns.matches(national);
+        matched.matched(0) && matched.iter().any(|i| i > 0 && fits(i))
+    }
+}
+
+/// `pattern` compiled to match only at the start of the text, as Java's `lookingAt`.
+fn anchored_start(pattern: &str) -> Option<Regex> {
+    RegexBuilder::new(&format!("^(?:{pattern})"))
+        .ignore_whitespace(true)
+        .build()
+        .ok()
+}
+
+/// Calls `f` with the rules of `region`, compiled on this thread's first use of the region;
+/// `None` when the region has no metadata or `f` returns `None`.
+pub(crate) fn with<T>(region: Id, f: impl FnOnce(&Rules) -> Option<T>) -> Option<T> {
+    thread_local! {
+        /// Compiled rules by region, indexed by the alpha-2 letters (26 × 26 slots): a row's
+        /// region is looked up once per phone value, without hashing.
+        static RULES: RefCell<Vec<Option<Option<Rc<Rules>>>>> = const { RefCell::new(Vec::new()) };
+    }
+    let id: &str = region.as_ref();
+    let slot = match id.as_bytes() {
+        [a @ b'A'..=b'Z', b @ b'A'..=b'Z'] => usize::from(a - b'A') * 26 + usize::from(b - b'A'),
+        _ => return None,
+    };
+    let rules = RULES.with_borrow_mut(|table| {
+        if table.is_empty() {
+            table.resize(26 * 26, None);
+        }
+        table[slot]
+            .get_or_insert_with(|| DATABASE.by_id(id).and_then(Rules::build).map(Rc::new))
+            .clone()
+    })?;
+    f(&rules)
+}
