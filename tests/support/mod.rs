@@ -250,11 +250,21 @@ pub const TOKEN: &str = "test-token-7f3a9c";
 
 /// Starts the local Graph API stand-in with these faults.
 pub async fn sandbox(faults: ocapi::sandbox::Faults) -> ocapi::sandbox::Sandbox {
+    sandbox_with(faults, ocapi::sandbox::MetaSide::default()).await
+}
+
+/// Starts the local Graph API stand-in with these faults and these answers about Meta's side
+/// (the token's life and scopes, `/stats`, diagnostics, version headers).
+pub async fn sandbox_with(
+    faults: ocapi::sandbox::Faults,
+    meta_side: ocapi::sandbox::MetaSide,
+) -> ocapi::sandbox::Sandbox {
     let options = ocapi::sandbox::SandboxOptions {
         access_token: TOKEN.to_owned(),
         dataset_id: Some("1234567890".to_owned()),
         app_secret: None,
         faults,
+        meta_side,
     };
     ocapi::sandbox::Sandbox::start("127.0.0.1:0".parse().unwrap(), options)
         .await
