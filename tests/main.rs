@@ -10,6 +10,7 @@ mod faults;
 mod hash;
 mod layout;
 mod meta;
+mod meta_side;
 mod ops;
 mod orders;
 mod report;

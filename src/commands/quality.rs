@@ -61,6 +61,8 @@ pub struct Report {
     /// Warnings about Meta's side: an empty answer explained, Meta's diagnostics with what to
     /// change, an edge Meta refused for a missing permission (docs/meta-side.md).
     pub warnings: Vec<String>,
+    /// Meta's answer was empty (`{}`): the scores are left out, `warnings` says why.
+    pub meta_empty: bool,
 }
 
 /// Why Dataset Quality answers `{}` (✅
@@ -193,9 +195,11 @@ pub async fn report(config: &Config) -> Result<Report, Error> {
     use crate::destination::meta::token::READ_SCOPE;
     let destination = crate::destination::MetaDestination::from_config(config)?;
     let mut warnings = Vec::new();
+    let mut meta_empty = false;
     let meta = match destination.dataset_quality().await {
         Ok(body) => {
             if is_empty_answer(&body) {
+                meta_empty = true;
                 warnings.push(EMPTY_ANSWER.to_owned());
             }
             // Issues the Dataset Quality answer carries itself, wherever they are.
@@ -226,6 +230,7 @@ pub async fn report(config: &Config) -> Result<Report, Error> {
         local,
         upload_lag,
         warnings,
+        meta_empty,
     })
 }
 
@@ -260,7 +265,8 @@ pub fn render(report: &Report) -> String {
         ("freshness (/10)", show(m.freshness, ""), lag),
         ("frequency (/10)", show(m.frequency, ""), none()),
     ];
-    for (label, meta, ocapi) in rows {
+    // An empty answer is explained among the warnings, not shown as a column of dashes.
+    for (label, meta, ocapi) in rows.iter().filter(|_| !report.meta_empty) {
         let _ = writeln!(out, "  {label:<22} {meta:>10}  {ocapi:>10}");
     }
     let _ = writeln!(
