@@ -9,9 +9,7 @@ use std::time::Duration;
 
 use chrono::{NaiveDate, Utc};
 
-use crate::support::{
-    insert_orders, migrate, ocapi, run, sandbox_with, TestDb, Webhook, TOKEN,
-};
+use crate::support::{insert_orders, migrate, ocapi, run, sandbox_with, TestDb, Webhook, TOKEN};
 use ocapi::destination::meta::versions::VERSIONS;
 use ocapi::sandbox::{Faults, MetaSide, Sandbox};
 
@@ -26,7 +24,11 @@ fn both(output: &Output) -> String {
 
 /// A stand-in answering with `side`, and a migrated Meta config against it (`extra` is appended
 /// after `[destination]`, e.g. an `[alerts]` table).
-async fn setup(side: MetaSide, orders: i32, extra: &str) -> (TestDb, Sandbox, ocapi::config::Config) {
+async fn setup(
+    side: MetaSide,
+    orders: i32,
+    extra: &str,
+) -> (TestDb, Sandbox, ocapi::config::Config) {
     let db = TestDb::new().await;
     insert_orders(&db, "R", orders, "2026-01-01T00:00:00Z").await;
     let graph = sandbox_with(Faults::default(), side).await;
@@ -63,7 +65,12 @@ async fn a_token_expiring_in_5_days_warns_in_check_and_every_run_exports_a_gauge
     let alerts = webhook.alerts_table(&db.dir);
     insert_orders(&db, "R", 10, "2026-01-01T00:00:00Z").await;
     let graph = sandbox_with(Faults::default(), side).await;
-    let config = db.meta_config("", &graph.base_url(), TOKEN, &format!("batch_size = 100{alerts}"));
+    let config = db.meta_config(
+        "",
+        &graph.base_url(),
+        TOKEN,
+        &format!("batch_size = 100{alerts}"),
+    );
     migrate(&config).await;
     let expiry = (Utc::now() + chrono::Duration::seconds(5 * 86_400 + 3_600)).date_naive();
 
@@ -74,11 +81,16 @@ async fn a_token_expiring_in_5_days_warns_in_check_and_every_run_exports_a_gauge
     let text = both(&checked);
     assert_eq!(checked.status.code(), Some(0), "{text}");
     assert!(
-        text.contains(&format!("warn  meta token: system user, valid, expires {expiry} (5 days left)")),
+        text.contains(&format!(
+            "warn  meta token: system user, valid, expires {expiry} (5 days left)"
+        )),
         "{text}"
     );
     assert!(text.contains("it stops working in 5 days"), "{text}");
-    assert!(text.contains("ok    meta token: covers sending events (the run) (ads_management)"), "{text}");
+    assert!(
+        text.contains("ok    meta token: covers sending events (the run) (ads_management)"),
+        "{text}"
+    );
 
     // WHEN two runs go (from cron, one process each)
     let metrics = db.dir.join("ocapi.prom");
@@ -126,10 +138,15 @@ async fn an_expired_token_fails_check_with_exit_2_and_the_date_it_stopped() {
     let text = both(&checked);
     assert_eq!(checked.status.code(), Some(2), "{text}");
     assert!(
-        text.contains(&format!("FAIL  meta token: system user, NOT valid, expired {stopped}")),
+        text.contains(&format!(
+            "FAIL  meta token: system user, NOT valid, expired {stopped}"
+        )),
         "{text}"
     );
-    assert!(text.contains(&format!("it stopped working on {stopped}")), "{text}");
+    assert!(
+        text.contains(&format!("it stopped working on {stopped}")),
+        "{text}"
+    );
     assert!(!text.contains(TOKEN));
 }
 
@@ -152,7 +169,12 @@ async fn a_token_without_the_permission_to_read_quality_is_a_warning_naming_it_a
     // passes, the run sent everything, and quality warns naming the edge and the permission
     let text = both(&checked);
     assert_eq!(checked.status.code(), Some(0), "{text}");
-    assert!(text.contains("warn  meta token: lacks the ads_read permission needed for reading Dataset Quality"), "{text}");
+    assert!(
+        text.contains(
+            "warn  meta token: lacks the ads_read permission needed for reading Dataset Quality"
+        ),
+        "{text}"
+    );
     assert!(
         text.contains("warn  meta refused {dataset_id}/ads_signal_diagnostic_issues for a missing permission (code 200): the token needs the ads_read permission"),
         "{text}"
@@ -173,7 +195,10 @@ async fn a_version_30_days_from_its_end_warns_and_one_past_it_fails_check_and_th
     // GIVEN the version table: one version already past its end, and the oldest one still
     // working, seen (through faketime) 30 days before its end
     let today = Utc::now().date_naive();
-    let ended = VERSIONS.iter().find(|v| v.sunset < today).expect("an ended version");
+    let ended = VERSIONS
+        .iter()
+        .find(|v| v.sunset < today)
+        .expect("an ended version");
     let ending = VERSIONS
         .iter()
         .find(|v| v.sunset > today + chrono::Duration::days(31))
@@ -182,7 +207,10 @@ async fn a_version_30_days_from_its_end_warns_and_one_past_it_fails_check_and_th
     let (db, _graph, _config) = setup(MetaSide::default(), 3, "").await;
 
     // WHEN check runs 30 days before the working version's end
-    db.edit_config_text(&[("request_timeout", &format!("api_version = {:?}\nrequest_timeout", ending.version))]);
+    db.edit_config_text(&[(
+        "request_timeout",
+        &format!("api_version = {:?}\nrequest_timeout", ending.version),
+    )]);
     let fake_now = format!("{} 12:00:00", ending.sunset - chrono::Duration::days(30));
     let faked = tokio::task::spawn_blocking({
         let path = db.config_path();
@@ -226,10 +254,16 @@ async fn a_version_30_days_from_its_end_warns_and_one_past_it_fails_check_and_th
     let text = both(&checked);
     assert_eq!(checked.status.code(), Some(2), "{text}");
     assert!(
-        text.contains(&format!("FAIL  api version {} stopped working after {}", ended.version, ended.sunset)),
+        text.contains(&format!(
+            "FAIL  api version {} stopped working after {}",
+            ended.version, ended.sunset
+        )),
         "{text}"
     );
-    assert!(text.contains(&format!("`destination.api_version = \"{newest}\"`")), "{text}");
+    assert!(
+        text.contains(&format!("`destination.api_version = \"{newest}\"`")),
+        "{text}"
+    );
     let text = both(&ran);
     assert_eq!(ran.status.code(), Some(2), "{text}");
     assert!(text.contains(&format!("set it to \"{newest}\"")), "{text}");
@@ -257,10 +291,23 @@ async fn a_version_warning_header_and_another_answered_version_are_logged_by_the
     let log = String::from_utf8_lossy(&ran.stderr).to_string();
     assert_eq!(ran.status.code(), Some(0), "{}", both(&ran));
     assert_eq!(log.matches(warning).count(), 1, "{log}");
-    assert_eq!(log.matches("meta answered with api version v27.0, not the configured v26.0").count(), 1, "{log}");
+    assert_eq!(
+        log.matches("meta answered with api version v27.0, not the configured v26.0")
+            .count(),
+        1,
+        "{log}"
+    );
     let text = both(&checked);
-    assert!(text.contains(&format!("warn  meta warns about api version v26.0: {warning}")), "{text}");
-    assert!(text.contains("warn  meta answered with api version v27.0, not the configured v26.0"), "{text}");
+    assert!(
+        text.contains(&format!(
+            "warn  meta warns about api version v26.0: {warning}"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains("warn  meta answered with api version v27.0, not the configured v26.0"),
+        "{text}"
+    );
 }
 
 #[tokio::test]
@@ -279,7 +326,12 @@ async fn meta_counting_fewer_on_a_settled_day_is_shown_and_alerted_once_and_a_da
     insert_orders(&db, "S", 20, "2026-01-02T00:00:00Z").await;
     db.exec("update shop.store_transactions set purchased_at = date_trunc('day', now() at time zone 'UTC') at time zone 'UTC' - interval '4 days' + interval '12 hours' where order_id like 'S%'").await;
     let graph = sandbox_with(Faults::default(), side).await;
-    let config = db.meta_config("", &graph.base_url(), TOKEN, &format!("batch_size = 100{alerts}"));
+    let config = db.meta_config(
+        "",
+        &graph.base_url(),
+        TOKEN,
+        &format!("batch_size = 100{alerts}"),
+    );
     migrate(&config).await;
     assert_eq!(run(&config).await.sent, 40);
     let today = Utc::now().date_naive();
@@ -319,7 +371,12 @@ async fn meta_counting_fewer_on_a_settled_day_is_shown_and_alerted_once_and_a_da
     assert_eq!(recent["meta_received"], 18, "{recent}");
     assert_eq!(recent["ledger_sent"], 20, "{recent}");
     assert!(recent["difference"].is_null(), "{recent}");
-    assert!(report["meta"]["newest_bucket_age_seconds"].as_i64().is_some(), "{report}");
+    assert!(
+        report["meta"]["newest_bucket_age_seconds"]
+            .as_i64()
+            .is_some(),
+        "{report}"
+    );
     assert_eq!(second.status.code(), Some(0), "{}", both(&second));
     let texts = webhook.texts();
     assert_eq!(texts.len(), 1, "{texts:?}");
@@ -329,17 +386,23 @@ async fn meta_counting_fewer_on_a_settled_day_is_shown_and_alerted_once_and_a_da
     // AND the text report labels the figures as Meta's and marks today as not settled
     let text = ocapi(&db.config_path(), &["reconcile", "--meta"]).await;
     let text = both(&text);
-    assert!(text.contains("Meta's counts (its figures, not ocapi's"), "{text}");
+    assert!(
+        text.contains("Meta's counts (its figures, not ocapi's"),
+        "{text}"
+    );
     assert!(text.contains("not settled yet"), "{text}");
     assert!(text.contains("Meta counts 10.0% fewer"), "{text}");
 }
 
 #[tokio::test]
-async fn check_and_quality_list_metas_diagnostics_with_advice_and_quality_explains_an_empty_answer(
-) {
+async fn check_and_quality_list_metas_diagnostics_with_advice_and_quality_explains_an_empty_answer()
+{
     // GIVEN a dataset for which Meta reports two issues and whose Dataset Quality answer is {}
     let side = MetaSide {
-        diagnostic_issues: vec!["LOW_MATCH_RATE".to_owned(), "EVENTS_RECEIVED_LATE".to_owned()],
+        diagnostic_issues: vec![
+            "LOW_MATCH_RATE".to_owned(),
+            "EVENTS_RECEIVED_LATE".to_owned(),
+        ],
         empty_quality: true,
         ..MetaSide::default()
     };
@@ -353,14 +416,23 @@ async fn check_and_quality_list_metas_diagnostics_with_advice_and_quality_explai
     // answer instead of a column of dashes
     let text = both(&checked);
     assert_eq!(checked.status.code(), Some(0), "{text}");
-    assert!(text.contains("warn  meta diagnostic LOW_MATCH_RATE"), "{text}");
+    assert!(
+        text.contains("warn  meta diagnostic LOW_MATCH_RATE"),
+        "{text}"
+    );
     assert!(text.contains("map email and phone"), "{text}");
-    assert!(text.contains("warn  meta diagnostic EVENTS_RECEIVED_LATE"), "{text}");
+    assert!(
+        text.contains("warn  meta diagnostic EVENTS_RECEIVED_LATE"),
+        "{text}"
+    );
     assert!(text.contains("`ocapi watch`"), "{text}");
     let text = both(&quality);
     assert_eq!(quality.status.code(), Some(0), "{text}");
     assert!(text.contains("meta diagnostic LOW_MATCH_RATE"), "{text}");
-    assert!(text.contains("Dataset Quality answer is empty ({})"), "{text}");
+    assert!(
+        text.contains("Dataset Quality answer is empty ({})"),
+        "{text}"
+    );
     assert!(text.contains("last 28 days"), "{text}");
     assert!(!text.contains("composite (/10)"), "{text}");
 }

@@ -102,7 +102,10 @@ pub async fn check(config: &Config) -> CheckReport {
     }
     if let Ok(Destination::Meta(meta)) = &destination {
         let findings = super::meta_side::diagnostics(meta).await;
-        for finding in findings.iter().chain(&super::meta_side::version_headers(meta)) {
+        for finding in findings
+            .iter()
+            .chain(&super::meta_side::version_headers(meta))
+        {
             report.finding(finding);
         }
     }

@@ -29,7 +29,10 @@ pub struct AlertsConfig {
     pub quiet_period: Duration,
     /// A token expiring within this is a warning in `check` and every run, and an alert once
     /// a day.
-    #[serde(default = "default_token_expiry_warning", deserialize_with = "duration")]
+    #[serde(
+        default = "default_token_expiry_warning",
+        deserialize_with = "duration"
+    )]
     pub token_expiry_warning: Duration,
     /// The share of a settled day's sent orders that Meta may count fewer of before
     /// `reconcile --meta` alerts (0.0 to 1.0).

@@ -165,7 +165,9 @@ impl Shared {
             status: StatusCode::FORBIDDEN,
             code: CODE_PERMISSION,
             ..GraphError::invalid(
-                format!("(#200) Missing Permission: this edge requires the {READ_SCOPE} permission"),
+                format!(
+                    "(#200) Missing Permission: this edge requires the {READ_SCOPE} permission"
+                ),
                 None,
             )
         })

@@ -78,8 +78,8 @@ use tokio::task::JoinHandle;
 
 use auth::count_tokens_in_url;
 pub use command::{run_cli, SandboxArgs};
-pub use meta_side::{MetaSide, TokenKind, READ_SCOPE};
 use edge::post_events;
+pub use meta_side::{MetaSide, TokenKind, READ_SCOPE};
 use reads::{get_dataset, get_dataset_quality, get_sandbox_events, get_sandbox_stats};
 use state::Shared;
 
@@ -283,8 +283,14 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/{api_version}/{dataset_id}/events", post(post_events))
         .route("/{api_version}/dataset_quality", get(get_dataset_quality))
         .route("/debug_token", get(meta_side::get_debug_token))
-        .route("/{api_version}/debug_token", get(meta_side::get_debug_token))
-        .route("/{api_version}/{dataset_id}/stats", get(meta_side::get_stats))
+        .route(
+            "/{api_version}/debug_token",
+            get(meta_side::get_debug_token),
+        )
+        .route(
+            "/{api_version}/{dataset_id}/stats",
+            get(meta_side::get_stats),
+        )
         .route(
             "/{api_version}/{dataset_id}/ads_signal_diagnostic_issues",
             get(meta_side::get_diagnostic_issues),

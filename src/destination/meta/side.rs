@@ -81,7 +81,11 @@ fn bucket_time(value: &Value) -> Option<DateTime<Utc>> {
         .or_else(|_| DateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%z"))
         .ok()
         .map(|t| t.with_timezone(&Utc))
-        .or_else(|| text.parse::<i64>().ok().and_then(|s| DateTime::from_timestamp(s, 0)))
+        .or_else(|| {
+            text.parse::<i64>()
+                .ok()
+                .and_then(|s| DateTime::from_timestamp(s, 0))
+        })
 }
 
 impl MetaStats {
@@ -168,13 +172,21 @@ pub fn issues(body: &Value) -> Vec<Issue> {
     let text = |item: &Value, keys: &[&str]| {
         keys.iter()
             .find_map(|k| item.get(*k).and_then(Value::as_str))
-            .map(|s| s.replace(char::is_control, " ").chars().take(MAX_HEADER_CHARS).collect::<String>())
+            .map(|s| {
+                s.replace(char::is_control, " ")
+                    .chars()
+                    .take(MAX_HEADER_CHARS)
+                    .collect::<String>()
+            })
     };
     list.into_iter()
         .flatten()
         .map(|item| {
-            let kind = text(item, &["issue_type", "type", "diagnostic_type", "name", "key"])
-                .unwrap_or_else(|| "unknown".to_owned());
+            let kind = text(
+                item,
+                &["issue_type", "type", "diagnostic_type", "name", "key"],
+            )
+            .unwrap_or_else(|| "unknown".to_owned());
             Issue {
                 advice: advice(&kind),
                 description: text(item, &["description", "message", "title"]),
@@ -279,7 +291,11 @@ impl MetaDestination {
     ///
     /// # Errors
     /// A typed [`DestinationError`] after the destination's retries.
-    pub(crate) async fn purchase_stats(&self, from: i64, to: i64) -> Result<MetaStats, DestinationError> {
+    pub(crate) async fn purchase_stats(
+        &self,
+        from: i64,
+        to: i64,
+    ) -> Result<MetaStats, DestinationError> {
         let inner = &*self.inner;
         let url = format!("{}/stats", inner.dataset_url);
         let (from, to) = (from.to_string(), to.to_string());

@@ -9,8 +9,9 @@
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
-/// The permission the events edge needs (docs/meta-side.md: Meta's Conversions API setup
-/// generates a token with it, ✅ https://developers.facebook.com/docs/marketing-api/conversions-api/get-started).
+/// The permission the events edge needs (docs/meta-side.md: ❌ the Conversions API pages name
+/// no scope; Meta's system-user token guide grants it for Marketing API work). Missing, it is
+/// only a warning.
 pub const SEND_SCOPE: &str = "ads_management";
 /// The permission reading Dataset Quality, `stats` and the diagnostics needs (❌ Meta names
 /// none per edge; `ads_read` is the Marketing API's read permission, ✅
@@ -128,12 +129,20 @@ impl TokenInfo {
         } else {
             self.scopes.join(",")
         };
-        let valid = if self.is_dead(now) { "NOT valid" } else { "valid" };
-        let summary = format!("meta token: {kind}, {valid}, {expiry}, {data_access}, scopes {scopes}");
+        let valid = if self.is_dead(now) {
+            "NOT valid"
+        } else {
+            "valid"
+        };
+        let summary =
+            format!("meta token: {kind}, {valid}, {expiry}, {data_access}, scopes {scopes}");
         if self.is_dead(now) {
             let when = match self.expires_in(now) {
                 Some(left) if left <= 0 => {
-                    format!("it stopped working on {}", date(self.expires_at.unwrap_or_default()))
+                    format!(
+                        "it stopped working on {}",
+                        date(self.expires_at.unwrap_or_default())
+                    )
                 }
                 _ => {
                     let subcode = self.error.as_ref().and_then(|e| e.subcode);
@@ -182,7 +191,10 @@ impl TokenInfo {
         if !self.scopes.is_empty() {
             for (scope, what) in [
                 (SEND_SCOPE, "sending events (the run)"),
-                (READ_SCOPE, "reading Dataset Quality, Meta's counts and diagnostics"),
+                (
+                    READ_SCOPE,
+                    "reading Dataset Quality, Meta's counts and diagnostics",
+                ),
             ] {
                 if self.scopes.iter().any(|s| s == scope) {
                     findings.push(Finding::new(
@@ -229,7 +241,10 @@ mod tests {
 
         let never = info(serde_json::json!({"data": {"is_valid": true, "expires_at": 0}}));
         assert_eq!(never.expires_in(now), None);
-        assert_eq!(never.findings(now, DEFAULT_WARNING_SECS)[0].severity, Severity::Ok);
+        assert_eq!(
+            never.findings(now, DEFAULT_WARNING_SECS)[0].severity,
+            Severity::Ok
+        );
 
         let expired = info(serde_json::json!({"data": {
             "is_valid": false, "expires_at": now - 86_400,
@@ -238,6 +253,9 @@ mod tests {
         let findings = expired.findings(now, DEFAULT_WARNING_SECS);
         assert_eq!(findings.len(), 1);
         assert_eq!(findings[0].severity, Severity::Fail);
-        assert!(findings[0].text.contains(&date(now - 86_400)), "{findings:?}");
+        assert!(
+            findings[0].text.contains(&date(now - 86_400)),
+            "{findings:?}"
+        );
     }
 }

@@ -164,7 +164,10 @@ impl VersionLife {
             );
         };
         let end = if entry.estimated {
-            format!("{} (estimated by Meta's two-year rule, not yet published)", entry.sunset)
+            format!(
+                "{} (estimated by Meta's two-year rule, not yet published)",
+                entry.sunset
+            )
         } else {
             entry.sunset.to_string()
         };
@@ -216,7 +219,11 @@ mod tests {
         };
         let life = VersionLife::of("v23.0", at("2027-09-08"));
         assert_eq!(life.state(), VersionState::Ending);
-        assert!(life.describe().contains("in 30 days"), "{}", life.describe());
+        assert!(
+            life.describe().contains("in 30 days"),
+            "{}",
+            life.describe()
+        );
         assert!(life.describe().contains("v27.0"));
         assert_eq!(
             VersionLife::of("v23.0", at("2027-10-08")).state(),
