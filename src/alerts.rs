@@ -184,6 +184,41 @@ impl Alerter {
     }
 }
 
+impl Alerter {
+    /// Sends each `(key, text)` alert about Meta's side (a token about to expire, Meta counting
+    /// fewer events) whose key the connector has not alerted before (`meta_alerts`, sql/0016).
+    /// Never fails: a ledger or delivery failure is logged and the caller goes on.
+    pub(crate) async fn notify_once(
+        &self,
+        config: &crate::config::Config,
+        alerts: &[(String, String)],
+    ) {
+        if alerts.is_empty() {
+            return;
+        }
+        let keys: Vec<String> = alerts.iter().map(|(key, _)| key.clone()).collect();
+        let new = match crate::ledger::claim_meta_alerts(config, &keys).await {
+            Ok(new) => new,
+            Err(error) => {
+                tracing::warn!(error = %crate::error::chain(&error), "cannot tell which alerts about Meta's side were sent; not sending them");
+                return;
+            }
+        };
+        for (key, text) in alerts.iter().filter(|(key, _)| new.contains(key)) {
+            let body = serde_json::json!({ "text": text });
+            let sent = self.http.post(self.url.expose()).json(&body).send().await;
+            match sent.and_then(reqwest::Response::error_for_status) {
+                Ok(_) => tracing::info!(alert = %key, "alert sent"),
+                Err(error) => tracing::warn!(
+                    alert = %key,
+                    error = %crate::error::chain(&error.without_url()),
+                    "cannot deliver the alert to alerts' webhook; the run goes on"
+                ),
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

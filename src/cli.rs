@@ -143,6 +143,10 @@ pub struct ReconcileArgs {
     /// One JSON object on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Add Meta's own count of `Purchase` events per UTC day (`GET /{dataset_id}/stats`) beside
+    /// the ledger's sent orders (with `--by day`).
+    #[arg(long)]
+    pub meta: bool,
 }
 
 /// `ocapi report`.

@@ -60,6 +60,11 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         "ledger_without_event_time_index",
         include_str!("../sql/0011_ledger_without_event_time_index.sql"),
     ),
+    (
+        16,
+        "meta_alerts",
+        include_str!("../sql/0016_meta_alerts.sql"),
+    ),
 ];
 
 /// Errors talking to PostgreSQL.

@@ -91,6 +91,15 @@ pub struct RunStats {
     pub error: Option<String>,
     /// Seconds from `event_time` to acceptance of the sent events (median, p95, max).
     pub upload_lag: UploadLag,
+    /// The token's and the API version's remaining life as the run read them (Meta
+    /// destination only): the `ocapi_token_expires_in_seconds` and
+    /// `ocapi_api_version_sunset_seconds` gauges.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub meta_life: Option<crate::destination::meta::life::MetaLife>,
+    /// Alerts about Meta's side the run raised, `(key, text)`: each key is alerted once
+    /// (`meta_alerts`, sql/0016) by whoever holds the webhook.
+    #[serde(skip)]
+    pub meta_alerts: Vec<(String, String)>,
 }
 
 impl RunStats {
@@ -122,6 +131,8 @@ impl RunStats {
             invalid_reasons: BTreeMap::new(),
             error: None,
             upload_lag: UploadLag::default(),
+            meta_life: None,
+            meta_alerts: Vec::new(),
         }
     }
 

@@ -11,6 +11,7 @@ mod hash;
 mod hostile;
 mod layout;
 mod meta;
+mod meta_side;
 mod ops;
 mod orders;
 mod report;

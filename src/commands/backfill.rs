@@ -39,7 +39,9 @@ pub(crate) async fn command(
     let result = backfill(config, window, options, super::shutdown_signal()).await;
     super::record_metrics(cli.metrics_file.as_deref(), config, &result)?;
     if let Some(mut alerts) = alerts {
-        alerts.observe(&super::finished(config, &result)).await;
+        let stats = super::finished(config, &result);
+        alerts.observe(&stats).await;
+        alerts.notify_once(config, &stats.meta_alerts).await;
     }
     let stats = result?;
     if args.json {

@@ -31,6 +31,22 @@ impl CheckReport {
     /// Adds a warning: something that works but should be fixed; the exit code is unchanged.
     fn warn(&mut self, line: impl AsRef<str>) {
         let _ = writeln!(self.text, "warn  {}", line.as_ref());
+    /// Adds a finding about Meta's side: `ok`, `warn`, or a failure with exit 2 (a dead token,
+    /// a version past its end).
+    fn finding(&mut self, finding: &crate::destination::meta::token::Finding) {
+        use crate::destination::meta::token::Severity;
+        let label = match finding.severity {
+            Severity::Ok => "ok   ",
+            Severity::Warn => "warn ",
+            Severity::Fail => "FAIL ",
+        };
+        let _ = writeln!(self.text, "{label} {}", finding.text);
+        if finding.severity == Severity::Fail {
+            if self.ok {
+                self.status = ExitStatus::Config;
+            }
+            self.ok = false;
+        }
     }
 
     /// Adds a failed check; the first failure decides the exit code.
@@ -74,13 +90,28 @@ pub async fn check(config: &Config) -> CheckReport {
         Err(error) => report.fail(&error),
     }
     let destination = Destination::from_config(config).map_err(Error::from);
-    let checked = match destination {
-        Ok(destination) => destination.check().await.map_err(Error::from),
-        Err(error) => Err(error),
-    };
-    match checked {
-        Ok(line) => report.pass(line),
-        Err(error) => report.fail(&error),
+    // Meta's side first: a dead token fails with exit 2 and its date before the dataset's
+    // refusal of it.
+    if let Ok(Destination::Meta(meta)) = &destination {
+        for finding in super::meta_side::life(config, meta).await {
+            report.finding(&finding);
+        }
+    }
+    match &destination {
+        Ok(destination) => match destination.check().await {
+            Ok(line) => report.pass(line),
+            Err(error) => report.fail(&error.into()),
+        },
+        Err(error) => report.fail(error),
+    }
+    if let Ok(Destination::Meta(meta)) = &destination {
+        let findings = super::meta_side::diagnostics(meta).await;
+        for finding in findings
+            .iter()
+            .chain(&super::meta_side::version_headers(meta))
+        {
+            report.finding(finding);
+        }
     }
     let secret_files = [
         (

@@ -99,6 +99,7 @@ pub async fn run(rows: u32) -> Result<(), Error> {
             name_index: true,
             ..Faults::default()
         },
+        meta_side: crate::sandbox::MetaSide::default(),
     };
     let listen = "127.0.0.1:0".parse().expect("a valid socket address");
     let sandbox = Sandbox::start(listen, options).await?;

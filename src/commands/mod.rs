@@ -8,10 +8,12 @@ pub mod check;
 pub mod demo;
 pub mod explain;
 pub mod hash;
+mod meta_side;
 pub mod migrate;
 pub mod progress;
 pub mod quality;
 pub mod reconcile;
+pub mod reconcile_meta;
 pub mod report;
 pub mod run;
 pub mod runs;
@@ -124,6 +126,13 @@ fn finished(config: &Config, result: &Result<RunStats, Error>) -> RunStats {
             let mut stats = RunStats::new(&config.connector.name);
             stats.status = RunStatus::Failed;
             stats.error = Some(crate::error::chain(error));
+            // The version's gauge stays present when the run failed before reading Meta's side.
+            if config.destination.kind == config::DestinationKind::Meta {
+                stats.meta_life = Some(crate::destination::meta::life::MetaLife::of_version(
+                    &config.destination.api_version,
+                    chrono::Utc::now(),
+                ));
+            }
             stats
         }
     }

@@ -58,6 +58,25 @@ pub struct Report {
     pub local: LocalCoverage,
     /// The upload lag of the connector's latest run that sent something, seen from ocapi.
     pub upload_lag: Option<RunLag>,
+    /// Warnings about Meta's side: an empty answer explained, Meta's diagnostics with what to
+    /// change, an edge Meta refused for a missing permission (docs/meta-side.md).
+    pub warnings: Vec<String>,
+    /// Meta's answer was empty (`{}`): the scores are left out, `warnings` says why.
+    pub meta_empty: bool,
+}
+
+/// Why Dataset Quality answers `{}` (✅
+/// https://developers.facebook.com/docs/marketing-api/conversions-api/dataset-quality-api).
+pub const EMPTY_ANSWER: &str = "meta's Dataset Quality answer is empty ({}): Meta computes no      offline scores for this dataset. Either the app has no access tier for the API, or the      dataset received no offline (physical_store) events in the last 28 days (run `ocapi run`      and look again tomorrow), or the Dataset Quality beta is not enabled for the dataset (ask      your Meta representative); the scores below are empty for that reason, not because ocapi      sends nothing";
+
+/// Whether a Dataset Quality answer holds nothing (`{}`, or only empty values).
+fn is_empty_answer(body: &Value) -> bool {
+    match body {
+        Value::Object(map) => map.values().all(is_empty_answer),
+        Value::Array(items) => items.iter().all(is_empty_answer),
+        Value::Null => true,
+        _ => false,
+    }
 }
 
 /// A number, or an object holding one under a score-like name.
@@ -169,9 +188,39 @@ fn local_coverage(totals: MatchKeyTotals) -> LocalCoverage {
     coverage
 }
 
-/// Meta's scores and ocapi's coverage.
+/// Meta's scores and ocapi's coverage. A Dataset Quality answer refused for a missing
+/// permission, and Meta's diagnostics, are warnings; other failures of the call fail.
 pub async fn report(config: &Config) -> Result<Report, Error> {
-    let meta = fetch(config).await?;
+    use crate::destination::meta::side;
+    use crate::destination::meta::token::READ_SCOPE;
+    let destination = crate::destination::MetaDestination::from_config(config)?;
+    let mut warnings = Vec::new();
+    let mut meta_empty = false;
+    let meta = match destination.dataset_quality().await {
+        Ok(body) => {
+            if is_empty_answer(&body) {
+                meta_empty = true;
+                warnings.push(EMPTY_ANSWER.to_owned());
+            }
+            // Issues the Dataset Quality answer carries itself, wherever they are.
+            for key in ["issues", "diagnostics"] {
+                if let Some(list) = find(&body, key) {
+                    warnings.extend(super::meta_side::issue_lines(&side::issues(list)));
+                }
+            }
+            parse(&body)
+        }
+        Err(error) if side::permission_code(&error).is_some() => {
+            warnings.push(side::edge_warning(side::EDGE_QUALITY, READ_SCOPE, &error));
+            MetaQuality::default()
+        }
+        Err(error) => return Err(error.into()),
+    };
+    for finding in super::meta_side::diagnostics(&destination).await {
+        if finding.severity != crate::destination::meta::token::Severity::Ok {
+            warnings.push(finding.text);
+        }
+    }
     let ledger = LedgerReader::open(config).await?;
     let local = local_coverage(ledger.match_keys(RECENT_RUNS).await?);
     let upload_lag = ledger.latest_lag().await?;
@@ -180,6 +229,8 @@ pub async fn report(config: &Config) -> Result<Report, Error> {
         meta,
         local,
         upload_lag,
+        warnings,
+        meta_empty,
     })
 }
 
@@ -191,6 +242,9 @@ pub fn render(report: &Report) -> String {
     let m = &report.meta;
     let mut out = String::new();
     let _ = writeln!(out, "dataset {} (offline events)", report.dataset_id);
+    for warning in &report.warnings {
+        let _ = writeln!(out, "warn  {warning}");
+    }
     if m.stand_in {
         let _ = writeln!(
             out,
@@ -211,7 +265,8 @@ pub fn render(report: &Report) -> String {
         ("freshness (/10)", show(m.freshness, ""), lag),
         ("frequency (/10)", show(m.frequency, ""), none()),
     ];
-    for (label, meta, ocapi) in rows {
+    // An empty answer is explained among the warnings, not shown as a column of dashes.
+    for (label, meta, ocapi) in rows.iter().filter(|_| !report.meta_empty) {
         let _ = writeln!(out, "  {label:<22} {meta:>10}  {ocapi:>10}");
     }
     let _ = writeln!(

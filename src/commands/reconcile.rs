@@ -496,6 +496,9 @@ pub fn render(report: &Report) -> String {
 pub(crate) async fn command(config: &Config, args: &ReconcileArgs) -> Result<ExitStatus, Error> {
     let (from, to) = crate::commands::day_window(args.from, args.to)?;
     let report = reconcile(config, from, to, args.by).await?;
+    if args.meta {
+        return super::reconcile_meta::command(config, &report, args.json).await;
+    }
     if args.json {
         crate::commands::print_json(&report)?;
     } else {

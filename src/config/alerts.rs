@@ -10,6 +10,11 @@ use crate::secret::{self, Secret};
 
 /// The default `alerts.quiet_period`.
 pub const DEFAULT_QUIET_PERIOD: Duration = Duration::from_secs(60 * 60);
+/// The default `alerts.token_expiry_warning`: warn (and alert once a day) two weeks ahead.
+pub const DEFAULT_TOKEN_EXPIRY_WARNING: Duration = Duration::from_secs(14 * 24 * 60 * 60);
+/// The default `alerts.meta_shortfall`: Meta counting 2% fewer events than the ledger sent on a
+/// settled day is an alert.
+pub const DEFAULT_META_SHORTFALL: f64 = 0.02;
 
 /// `[alerts]`.
 #[derive(Debug, Clone, Deserialize)]
@@ -22,6 +27,17 @@ pub struct AlertsConfig {
     /// How long the same alert stays quiet after it was sent.
     #[serde(default = "default_quiet_period", deserialize_with = "duration")]
     pub quiet_period: Duration,
+    /// A token expiring within this is a warning in `check` and every run, and an alert once
+    /// a day.
+    #[serde(
+        default = "default_token_expiry_warning",
+        deserialize_with = "duration"
+    )]
+    pub token_expiry_warning: Duration,
+    /// The share of a settled day's sent orders that Meta may count fewer of before
+    /// `reconcile --meta` alerts (0.0 to 1.0).
+    #[serde(default = "default_meta_shortfall")]
+    pub meta_shortfall: f64,
 }
 
 impl Default for AlertsConfig {
@@ -30,6 +46,8 @@ impl Default for AlertsConfig {
             webhook_url_env: None,
             webhook_url_file: None,
             quiet_period: DEFAULT_QUIET_PERIOD,
+            token_expiry_warning: DEFAULT_TOKEN_EXPIRY_WARNING,
+            meta_shortfall: DEFAULT_META_SHORTFALL,
         }
     }
 }
@@ -37,6 +55,16 @@ impl Default for AlertsConfig {
 /// Serde default for `alerts.quiet_period`.
 fn default_quiet_period() -> Duration {
     DEFAULT_QUIET_PERIOD
+}
+
+/// Serde default for `alerts.token_expiry_warning`.
+fn default_token_expiry_warning() -> Duration {
+    DEFAULT_TOKEN_EXPIRY_WARNING
+}
+
+/// Serde default for `alerts.meta_shortfall`.
+fn default_meta_shortfall() -> f64 {
+    DEFAULT_META_SHORTFALL
 }
 
 impl AlertsConfig {

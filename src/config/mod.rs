@@ -108,6 +108,36 @@ pub struct Config {
     /// `[alerts]`: a chat webhook told about failed, degraded and recovered runs.
     #[serde(default)]
     pub alerts: AlertsConfig,
+    /// `[reconcile]`: how `reconcile` reads Meta's counts.
+    #[serde(default)]
+    pub reconcile: ReconcileConfig,
+}
+
+/// The default `reconcile.meta_settle`: Meta documents neither how soon events show in its
+/// counts nor whether they are by event time or receipt, so younger days are left out.
+pub const DEFAULT_META_SETTLE: Duration = Duration::from_secs(2 * 24 * 60 * 60);
+
+/// `[reconcile]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReconcileConfig {
+    /// Days younger than this (their end less than this ago) are shown but left out of
+    /// `reconcile --meta`'s difference and alerts.
+    #[serde(default = "default_meta_settle", deserialize_with = "duration")]
+    pub meta_settle: Duration,
+}
+
+impl Default for ReconcileConfig {
+    fn default() -> Self {
+        Self {
+            meta_settle: DEFAULT_META_SETTLE,
+        }
+    }
+}
+
+/// Serde default for `reconcile.meta_settle`.
+fn default_meta_settle() -> Duration {
+    DEFAULT_META_SETTLE
 }
 
 /// `[connector]`.

@@ -32,6 +32,12 @@ impl Config {
         if self.source.table.trim().is_empty() {
             return invalid("source.table", "must name a table or view");
         }
+        if !(0.0..=1.0).contains(&self.alerts.meta_shortfall) {
+            return invalid(
+                "alerts.meta_shortfall",
+                "must be a share between 0.0 and 1.0 of a day's sent orders, e.g. 0.02",
+            );
+        }
         let d = &self.defaults;
         let m = &self.mapping;
         if d.data_processing_options

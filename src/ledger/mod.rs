@@ -10,6 +10,7 @@
 //! - `watermark.rs`: the `state` table, read when a run starts and advanced with its orders;
 //! - `runs.rs`: the `runs` table, a run's start, end and interruption, and its reads;
 //! - `lookup.rs`: a run's reads of `ledger` (a page's orders, the held ones now due);
+//! - `meta_alerts.rs`: the `meta_alerts` table, the alerts about Meta's side already sent;
 //! - the subcommands' reads go through a [`LedgerReader`] (`reader.rs`) to `orders.rs` (one
 //!   order, a reconciliation window) and `runs.rs` (recent runs, lag, match keys, the previous
 //!   run).
@@ -20,12 +21,14 @@ use tokio_postgres::Client;
 use crate::db::quote_ident;
 
 mod lookup;
+mod meta_alerts;
 mod orders;
 mod outcomes;
 mod reader;
 mod runs;
 mod watermark;
 
+pub(crate) use meta_alerts::claim as claim_meta_alerts;
 pub(crate) use orders::{Position, WindowOrder};
 pub use outcomes::{OrderFacts, Outcome, Verdict};
 pub(crate) use reader::LedgerReader;

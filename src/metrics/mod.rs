@@ -145,6 +145,11 @@ struct LastRun {
     invalid_reasons: Family<ReasonLabel, Gauge>,
     /// Upload lag median, p95 and max.
     upload_lag: Family<StatLabel, FloatGauge>,
+    /// Seconds until the configured API version stops working (NaN until known).
+    api_version_sunset: FloatGauge,
+    /// Seconds until the token expires: one series when it expires, none when it never does
+    /// or was not read.
+    token_expires_in: Family<Vec<(String, String)>, Gauge>,
 }
 
 /// The value of a last-run figure by field name.
@@ -277,6 +282,16 @@ impl Telemetry {
                     reason: reason.clone(),
                 })
                 .set(gauge_value(*n));
+        }
+        if let Some(life) = &stats.meta_life {
+            last.api_version_sunset.set(
+                life.api_version_sunset_seconds
+                    .map_or(f64::NAN, |left| left as f64),
+            );
+            last.token_expires_in.clear();
+            if let Some(left) = life.token_expires_in_seconds {
+                last.token_expires_in.get_or_create(&Vec::new()).set(left);
+            }
         }
         last.upload_lag.clear();
         if let Some(lag) = stats.upload_lag.summary() {

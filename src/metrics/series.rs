@@ -164,6 +164,19 @@ impl Telemetry {
             "Upload lag of the last run's accepted events: median, p95 and max",
             last.upload_lag.clone(),
         );
+        // NaN until a run says which version it uses (and for a version ocapi does not know).
+        last.api_version_sunset.set(f64::NAN);
+        registry.register(
+            "ocapi_api_version_sunset_seconds",
+            "Seconds until the configured Graph API version stops working (negative once past)",
+            last.api_version_sunset.clone(),
+        );
+        registry.register(
+            "ocapi_token_expires_in_seconds",
+            "Seconds until the access token expires, as debug_token said at the last run \
+             (absent when it never expires)",
+            last.token_expires_in.clone(),
+        );
         Self {
             registry,
             connector: connector.to_owned(),

@@ -15,6 +15,7 @@
 
 mod dedup;
 mod dry_run;
+mod meta_life;
 mod reader;
 mod send;
 
@@ -148,6 +149,9 @@ pub async fn run(
             Destination::from_config(config)?.stopping_on(stop.clone()),
         ))
     };
+    if let Some(Destination::Meta(meta)) = destination.as_deref() {
+        meta_life::read(config, meta, &mut stats).await?;
+    }
     if !options.dry_run {
         stats.run_id = ledger
             .start_run(&ledger_client, options.mode.as_str())

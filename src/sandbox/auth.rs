@@ -18,8 +18,19 @@ use super::graph_error::{self, GraphError};
 use super::state::Shared;
 
 impl Shared {
-    /// Checks the token and, when an app secret is configured, the `appsecret_proof`.
+    /// Checks the token, its expiry (see `meta_side.rs`) and, when an app secret is configured,
+    /// the `appsecret_proof`.
     pub(super) fn authorize(
+        &self,
+        token: Option<&str>,
+        proof: Option<&str>,
+    ) -> Result<(), GraphError> {
+        self.authorize_identity(token, proof)?;
+        self.token_refusal().map_or(Ok(()), Err)
+    }
+
+    /// Checks the token and the `appsecret_proof`, not whether the token has expired.
+    pub(super) fn authorize_identity(
         &self,
         token: Option<&str>,
         proof: Option<&str>,
@@ -72,6 +83,17 @@ pub(super) fn authorize_get(
     let token = header_token(headers).or_else(|| query.get("access_token").map(String::as_str));
     let proof = query.get("appsecret_proof").map(String::as_str);
     shared.authorize(token, proof)
+}
+
+/// As [`authorize_get`], but an expired token may still ask about itself (`debug_token`).
+pub(super) fn identify_get(
+    shared: &Shared,
+    headers: &HeaderMap,
+    query: &HashMap<String, String>,
+) -> Result<(), GraphError> {
+    let token = header_token(headers).or_else(|| query.get("access_token").map(String::as_str));
+    let proof = query.get("appsecret_proof").map(String::as_str);
+    shared.authorize_identity(token, proof)
 }
 
 /// The query string as a map; an unparsable one is empty.

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 
-use super::{serve, Faults, SandboxOptions};
+use super::{serve, Faults, MetaSide, SandboxOptions, TokenKind};
 
 /// Default listen address of `ocapi sandbox`.
 const DEFAULT_LISTEN: &str = "127.0.0.1:4599";
@@ -47,6 +47,37 @@ pub struct SandboxArgs {
     /// Do not name the bad event's index in value-rule errors (forces clients to bisect).
     #[arg(long)]
     pub no_name_index: bool,
+    /// The token's kind, as `debug_token` reports it.
+    #[arg(long, value_enum, default_value_t = TokenKind::SystemUser)]
+    pub token_type: TokenKind,
+    /// The token expires this long after the stand-in starts, e.g. "5d" (default: never).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub token_expires_in: Option<Duration>,
+    /// The token expired this long ago, e.g. "1d": every edge but `debug_token` answers code
+    /// 190 / 463.
+    #[arg(long, value_parser = humantime::parse_duration, conflicts_with = "token_expires_in")]
+    pub token_expired_ago: Option<Duration>,
+    /// The token was invalidated (code 190 / 460).
+    #[arg(long)]
+    pub token_invalid: bool,
+    /// The token's scopes, comma-separated (default: ads_management,ads_read,business_management).
+    #[arg(long, value_delimiter = ',')]
+    pub token_scopes: Option<Vec<String>>,
+    /// Share of each hour's accepted events `/stats` leaves out, 0.0 to 1.0.
+    #[arg(long, default_value_t = 0.0, value_parser = parse_rate)]
+    pub stats_undercount: f64,
+    /// An issue type `ads_signal_diagnostic_issues` lists (repeat for more).
+    #[arg(long = "diagnostic-issue", value_name = "TYPE")]
+    pub diagnostic_issues: Vec<String>,
+    /// Text of an `x-ad-api-version-warning` header on every answer.
+    #[arg(long)]
+    pub api_version_warning: Option<String>,
+    /// The version every answer's `facebook-api-version` names (default: the one asked for).
+    #[arg(long)]
+    pub answer_api_version: Option<String>,
+    /// `dataset_quality` answers `{}`.
+    #[arg(long)]
+    pub empty_quality: bool,
 }
 
 impl fmt::Debug for SandboxArgs {
@@ -66,6 +97,7 @@ impl fmt::Debug for SandboxArgs {
             .field("latency", &self.latency)
             .field("reject_order_prefix", &self.reject_order_prefix)
             .field("no_name_index", &self.no_name_index)
+            .field("meta_side", &self.meta_side())
             .finish()
     }
 }
@@ -85,6 +117,24 @@ impl SandboxArgs {
                 reject_order_prefix: self.reject_order_prefix.clone(),
                 name_index: !self.no_name_index,
             },
+            meta_side: self.meta_side(),
+        }
+    }
+
+    /// The Meta-side answers these flags describe.
+    fn meta_side(&self) -> MetaSide {
+        let defaults = MetaSide::default();
+        MetaSide {
+            token_kind: self.token_type,
+            token_expires_in: self.token_expires_in,
+            token_expired_ago: self.token_expired_ago,
+            token_invalid: self.token_invalid,
+            token_scopes: self.token_scopes.clone().unwrap_or(defaults.token_scopes),
+            stats_undercount: self.stats_undercount,
+            diagnostic_issues: self.diagnostic_issues.clone(),
+            api_version_warning: self.api_version_warning.clone(),
+            answer_api_version: self.answer_api_version.clone(),
+            empty_quality: self.empty_quality,
         }
     }
 }
@@ -163,5 +213,21 @@ mod tests {
             DEFAULT_LISTEN.parse::<SocketAddr>().unwrap()
         );
         assert!(Cli::try_parse_from(["ocapi", "--drop-rate", "1.5"]).is_err());
+        let cli = Cli::try_parse_from([
+            "ocapi",
+            "--token-expires-in",
+            "5d",
+            "--token-scopes",
+            "ads_management",
+            "--diagnostic-issue",
+            "A",
+            "--diagnostic-issue",
+            "B",
+        ])
+        .unwrap();
+        let side = cli.args.options().meta_side;
+        assert_eq!(side.token_expires_in, Some(Duration::from_secs(5 * 86_400)));
+        assert_eq!(side.token_scopes, ["ads_management"]);
+        assert_eq!(side.diagnostic_issues, ["A", "B"]);
     }
 }

@@ -8,6 +8,10 @@
 //! - `POST /{api_version}/{dataset_id}/events`: the events edge; faults apply here only.
 //! - `GET /{api_version}/{dataset_id}`: the dataset object, for `ocapi check`.
 //! - `GET /{api_version}/dataset_quality?dataset_id=…&fields=offline`: see `quality.rs`.
+//! - `GET /{api_version}/debug_token`, `GET /{api_version}/{dataset_id}/stats`,
+//!   `GET /{api_version}/{dataset_id}/ads_signal_diagnostic_issues`: Meta's side (the token's
+//!   life, Meta's counts, its diagnostics), see `meta_side.rs`; every answer carries
+//!   `facebook-api-version` (and `x-ad-api-version-warning` when configured).
 //! - `GET /_sandbox/events`, `GET /_sandbox/stats`: JSON inspection for other processes.
 //!
 //! Order of checks on a POST (Meta's real order is ❌ undocumented): latency, then the fault dice
@@ -48,6 +52,7 @@ mod auth;
 mod command;
 mod edge;
 mod graph_error;
+mod meta_side;
 mod quality;
 mod reads;
 mod state;
@@ -74,6 +79,7 @@ use tokio::task::JoinHandle;
 use auth::count_tokens_in_url;
 pub use command::{run_cli, SandboxArgs};
 use edge::post_events;
+pub use meta_side::{MetaSide, TokenKind, READ_SCOPE};
 use reads::{get_dataset, get_dataset_quality, get_sandbox_events, get_sandbox_stats};
 use state::Shared;
 
@@ -94,6 +100,8 @@ pub struct SandboxOptions {
     pub app_secret: Option<String>,
     /// Faults to inject from the start; change them later with [`Sandbox::set_faults`].
     pub faults: Faults,
+    /// The token's life and scopes, and the answers of the read edges about Meta's side.
+    pub meta_side: MetaSide,
 }
 
 impl fmt::Debug for SandboxOptions {
@@ -107,6 +115,7 @@ impl fmt::Debug for SandboxOptions {
                 &self.app_secret.as_ref().map(|_| "<redacted>"),
             )
             .field("faults", &self.faults)
+            .field("meta_side", &self.meta_side)
             .finish()
     }
 }
@@ -273,12 +282,29 @@ fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/{api_version}/{dataset_id}/events", post(post_events))
         .route("/{api_version}/dataset_quality", get(get_dataset_quality))
+        .route("/debug_token", get(meta_side::get_debug_token))
+        .route(
+            "/{api_version}/debug_token",
+            get(meta_side::get_debug_token),
+        )
+        .route(
+            "/{api_version}/{dataset_id}/stats",
+            get(meta_side::get_stats),
+        )
+        .route(
+            "/{api_version}/{dataset_id}/ads_signal_diagnostic_issues",
+            get(meta_side::get_diagnostic_issues),
+        )
         .route("/{api_version}/{dataset_id}", get(get_dataset))
         .route("/_sandbox/events", get(get_sandbox_events))
         .route("/_sandbox/stats", get(get_sandbox_stats))
         .layer(middleware::from_fn_with_state(
             Arc::clone(&shared),
             count_tokens_in_url,
+        ))
+        .layer(middleware::from_fn_with_state(
+            Arc::clone(&shared),
+            meta_side::version_headers,
         ))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(shared)

@@ -48,9 +48,13 @@ pub(super) async fn get_dataset_quality(
             GraphError::invalid("(#100) The parameter dataset_id is required", None)
         })?;
         shared.check_dataset(dataset_id)?;
+        shared.require_read_scope()?;
         Ok(dataset_id)
     });
     match result {
+        // What Meta answers without an access tier, without offline events in the last 28
+        // days, or without the beta enabled for the dataset (✅ S19).
+        Ok(_) if shared.meta_side.empty_quality => Json(json!({})).into_response(),
         Ok(dataset_id) => {
             let accepted = shared.accepted_events();
             Json(quality::offline(&accepted, dataset_id, now_secs())).into_response()

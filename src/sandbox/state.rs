@@ -8,6 +8,7 @@ use std::sync::{Mutex, PoisonError, RwLock};
 use axum::body::Bytes;
 use serde_json::Value;
 
+use super::meta_side::{MetaSide, TokenDates};
 use super::quality::Accepted;
 use super::{validate, Faults, SandboxOptions, SandboxStats};
 
@@ -39,6 +40,10 @@ pub(super) struct Shared {
     pub(super) max_in_flight: AtomicU64,
     /// See [`SandboxStats::tokens_seen_in_url`].
     pub(super) tokens_seen_in_url: AtomicU64,
+    /// The token's debug info and the other read edges' answers.
+    pub(super) meta_side: MetaSide,
+    /// The token's dates, fixed at start.
+    pub(super) token_dates: TokenDates,
 }
 
 impl Shared {
@@ -58,6 +63,8 @@ impl Shared {
             in_flight: AtomicU64::new(0),
             max_in_flight: AtomicU64::new(0),
             tokens_seen_in_url: AtomicU64::new(0),
+            token_dates: TokenDates::new(&options.meta_side, now_secs()),
+            meta_side: options.meta_side,
         }
     }
 

@@ -23,6 +23,7 @@ async fn start(faults: Faults) -> Sandbox {
         dataset_id: Some(DATASET.to_owned()),
         app_secret: None,
         faults,
+        meta_side: MetaSide::default(),
     };
     Sandbox::start(([127, 0, 0, 1], 0).into(), options)
         .await
@@ -339,6 +340,7 @@ async fn appsecret_proof_is_checked_when_a_secret_is_configured() {
         dataset_id: None,
         app_secret: Some("secret".to_owned()),
         faults: Faults::default(),
+        meta_side: MetaSide::default(),
     };
     let sandbox = Sandbox::start(([127, 0, 0, 1], 0).into(), options)
         .await
@@ -419,6 +421,7 @@ async fn serve_stops_when_its_shutdown_future_completes() {
         dataset_id: None,
         app_secret: None,
         faults: Faults::default(),
+        meta_side: MetaSide::default(),
     };
     let served = tokio::time::timeout(Duration::from_secs(5), serve(listener, options, async {}));
     assert!(served.await.unwrap().is_ok());

@@ -250,11 +250,21 @@ pub const TOKEN: &str = "test-token-7f3a9c";
 
 /// Starts the local Graph API stand-in with these faults.
 pub async fn sandbox(faults: ocapi::sandbox::Faults) -> ocapi::sandbox::Sandbox {
+    sandbox_with(faults, ocapi::sandbox::MetaSide::default()).await
+}
+
+/// Starts the local Graph API stand-in with these faults and these answers about Meta's side
+/// (the token's life and scopes, `/stats`, diagnostics, version headers).
+pub async fn sandbox_with(
+    faults: ocapi::sandbox::Faults,
+    meta_side: ocapi::sandbox::MetaSide,
+) -> ocapi::sandbox::Sandbox {
     let options = ocapi::sandbox::SandboxOptions {
         access_token: TOKEN.to_owned(),
         dataset_id: Some("1234567890".to_owned()),
         app_secret: None,
         faults,
+        meta_side,
     };
     ocapi::sandbox::Sandbox::start("127.0.0.1:0".parse().unwrap(), options)
         .await
@@ -357,4 +367,52 @@ pub async fn reconcile_around_today(config: &Config) -> ocapi::commands::reconci
     )
     .await
     .unwrap()
+}
+
+/// A local chat webhook for the alerts: records the `text` of each POSTed message.
+pub struct Webhook {
+    /// Its URL (a secret in real life).
+    pub url: String,
+    /// Texts received.
+    texts: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Webhook {
+    /// Starts one on a free local port.
+    pub async fn start() -> Self {
+        let texts: std::sync::Arc<std::sync::Mutex<Vec<String>>> = Default::default();
+        let sink = std::sync::Arc::clone(&texts);
+        let app = axum::Router::new().route(
+            "/hooks/{id}",
+            axum::routing::post(move |axum::Json(body): axum::Json<serde_json::Value>| {
+                let sink = std::sync::Arc::clone(&sink);
+                async move {
+                    let text = body["text"].as_str().unwrap_or_default().to_owned();
+                    sink.lock().unwrap().push(text);
+                    "ok"
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hooks/h1", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Self { url, texts }
+    }
+
+    /// The texts received so far.
+    pub fn texts(&self) -> Vec<String> {
+        self.texts.lock().unwrap().clone()
+    }
+
+    /// An `[alerts]` table pointing at this webhook through a URL file in `dir`.
+    pub fn alerts_table(&self, dir: &Path) -> String {
+        let path = dir.join("webhook-url");
+        std::fs::write(&path, &self.url).unwrap();
+        format!(
+            "\n[alerts]\nwebhook_url_file = {:?}\n",
+            path.display().to_string()
+        )
+    }
 }

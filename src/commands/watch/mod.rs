@@ -184,10 +184,7 @@ pub async fn watch(
                 } else {
                     tracing::error!(error = %crate::error::chain(&error), failures, delay_secs = delay.as_secs(), "run failed; retrying");
                 }
-                let mut stats = RunStats::new(&config.connector.name);
-                stats.status = RunStatus::Failed;
-                stats.error = Some(crate::error::chain(&error));
-                stats
+                super::finished(config, &Err(error))
             }
         };
         if let Some(telemetry) = &telemetry {
@@ -209,6 +206,7 @@ pub async fn watch(
         }
         if let Some(alerts) = options.alerts.as_mut() {
             alerts.observe(&stats).await;
+            alerts.notify_once(config, &stats.meta_alerts).await;
         }
         let delay = next_delay(options.interval, failures, needs_a_person);
         if let Some(health) = &options.health {

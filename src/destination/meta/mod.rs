@@ -14,7 +14,8 @@
 //!
 //! Stages, one file each: [`graph`] (wire types, signing, throttle headers), [`classify`]
 //! (pure decisions), [`error`] (the typed errors and their advice), [`transport`] (reading a
-//! client error), [`quality`] (the Dataset Quality API call).
+//! client error), [`quality`] (the Dataset Quality API call), [`side`] (Meta's side: the token's
+//! and the version's life, Meta's counts and diagnostics, with [`token`] and [`versions`]).
 //!
 //! Secrets: the token lives in a [`Secret`]; it is written only into request bodies (and the
 //! `Authorization` header of GET requests). Errors and logs never carry a URL query, a body, or
@@ -28,8 +29,12 @@
 mod classify;
 mod error;
 mod graph;
+pub mod life;
 mod quality;
+pub mod side;
+pub mod token;
 mod transport;
+pub mod versions;
 
 use std::fmt;
 use std::time::Duration;
@@ -143,6 +148,8 @@ struct Inner {
     limiter: Option<RateLimiter>,
     /// Cancelled when the run is asked to stop: every wait ends then.
     stop: CancellationToken,
+    /// The version headers of Meta's answers.
+    versions: side::VersionWatch,
 }
 
 impl fmt::Debug for Inner {
@@ -226,6 +233,7 @@ impl Inner {
             request_timeout: config.request_timeout,
             limiter,
             stop: CancellationToken::new(),
+            versions: side::VersionWatch::default(),
         })
     }
 
@@ -416,6 +424,8 @@ impl Inner {
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
         let hint = graph::rate_limit_hint(response.headers());
+        self.versions
+            .observe(response.headers(), &self.advice.api_version);
         let bytes = match transport::read_capped(&mut response, MAX_ANSWER_BYTES).await {
             Ok(bytes) => bytes,
             Err(transport::Capped::Read(error)) => return Err(self.transport(error).await),

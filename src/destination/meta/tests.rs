@@ -23,6 +23,7 @@ async fn sandbox(faults: Faults) -> Sandbox {
         dataset_id: Some(DATASET.to_owned()),
         app_secret: None,
         faults,
+        meta_side: crate::sandbox::MetaSide::default(),
     };
     Sandbox::start("127.0.0.1:0".parse().unwrap(), options)
         .await
@@ -144,6 +145,7 @@ async fn test_event_code_and_appsecret_proof_are_sent_when_configured() {
         dataset_id: Some(DATASET.to_owned()),
         app_secret: Some("appsecret".to_owned()),
         faults: Faults::default(),
+        meta_side: crate::sandbox::MetaSide::default(),
     };
     let graph = Sandbox::start("127.0.0.1:0".parse().unwrap(), options)
         .await
