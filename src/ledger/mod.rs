@@ -10,6 +10,8 @@
 //! - `watermark.rs`: the `state` table, read when a run starts and advanced with its orders;
 //! - `runs.rs`: the `runs` table, a run's start, end and interruption, and its reads;
 //! - `lookup.rs`: a run's reads of `ledger` (a page's orders, the held ones now due);
+//! - `writable.rs`: whether `ledger` can be written now (a row inserted and rolled back), which
+//!   a run proves before it sends anything and `check` reports;
 //! - the subcommands' reads go through a [`LedgerReader`] (`reader.rs`) to `orders.rs` (one
 //!   order, a reconciliation window) and `runs.rs` (recent runs, lag, match keys, the previous
 //!   run).
@@ -25,6 +27,7 @@ mod outcomes;
 mod reader;
 mod runs;
 mod watermark;
+mod writable;
 
 pub(crate) use orders::{Position, WindowOrder};
 pub use outcomes::{OrderFacts, Outcome, Verdict};
