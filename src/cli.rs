@@ -92,9 +92,17 @@ pub struct WatchArgs {
     /// Log a run at error level when more than this share of orders is invalid or rejected.
     #[arg(long, value_name = "RATIO", value_parser = ratio)]
     pub max_invalid_ratio: Option<f64>,
-    /// Serve /metrics, /healthz and /readyz over HTTP on this address, e.g. 0.0.0.0:9187.
+    /// Serve /metrics, /healthz and /readyz over HTTP on this address, e.g. 10.1.2.3:9877
+    /// (the pod's or host's own address, not 0.0.0.0 on a public interface).
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<std::net::SocketAddr>,
+    /// --listen: connections served at once; more wait to be accepted.
+    #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub listen_max_connections: u16,
+    /// --listen: a connection that sends no complete request within this time (new, or idle
+    /// after an answer) is closed.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = interval)]
+    pub listen_timeout: Duration,
 }
 
 /// `ocapi backfill`.

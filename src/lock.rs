@@ -84,6 +84,8 @@ pub(crate) struct RunLock {
     keys: Vec<String>,
     /// For messages.
     held: String,
+    /// `ledger.stall_timeout`: how long [`RunLock::check`] waits for the session's answer.
+    stall: Duration,
 }
 
 /// The advisory lock key of a connector.
@@ -103,10 +105,16 @@ impl RunLock {
     pub(crate) async fn acquire(pool: &Pool, config: &Config) -> Result<Self, LockError> {
         let object = db::connect(pool, "ledger").await?;
         let client = deadpool_postgres::Object::take(object);
-        let pid: i32 = client
-            .query_one("select pg_backend_pid()", &[])
-            .await
-            .map_err(DbError::query("cannot take the run's lock"))?
+        // Each statement waits at most `ledger.stall_timeout` (issue 23); a stalled one fails
+        // the run, and dropping `client` closes the session, which frees what it took.
+        let pid: i32 = pool
+            .within("taking the run's lock", async {
+                client
+                    .query_one("select pg_backend_pid()", &[])
+                    .await
+                    .map_err(DbError::query("cannot take the run's lock"))
+            })
+            .await?
             .get(0);
         // The lock lives as long as the session; ledger sessions turn off a server-side
         // `idle_session_timeout` for themselves (`db::pool`), so waiting on the destination
@@ -122,10 +130,14 @@ impl RunLock {
         let mut keys = Vec::new();
         for (key, what) in steps {
             loop {
-                let row = client
-                    .query_one("select pg_try_advisory_lock(hashtext($1))", &[&key])
-                    .await
-                    .map_err(DbError::query("cannot take the run's lock"))?;
+                let row = pool
+                    .within("taking the run's lock", async {
+                        client
+                            .query_one("select pg_try_advisory_lock(hashtext($1))", &[&key])
+                            .await
+                            .map_err(DbError::query("cannot take the run's lock"))
+                    })
+                    .await?;
                 if row.get::<_, bool>(0) {
                     break;
                 }
@@ -144,6 +156,7 @@ impl RunLock {
             pid,
             keys,
             held: format!("connector {name:?} and dataset {dataset}"),
+            stall: pool.timeouts().stall,
         })
     }
 
@@ -160,17 +173,24 @@ impl RunLock {
             held: self.held.clone(),
             why,
         };
-        let row = self
-            .client
-            .query_one(
-                "select pg_backend_pid(), count(*) from pg_locks l
-                 where l.locktype = 'advisory' and l.pid = pg_backend_pid() and l.granted
-                   and l.objsubid = 1
-                   and ((l.classid::int8 << 32) | l.objid::int8)
-                       = any(select hashtext(k)::int8 from unnest($1::text[]) k)",
-                &[&self.keys],
-            )
+        let keys: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&self.keys];
+        let asked = self.client.query_one(
+            "select pg_backend_pid(), count(*) from pg_locks l
+             where l.locktype = 'advisory' and l.pid = pg_backend_pid() and l.granted
+               and l.objsubid = 1
+               and ((l.classid::int8 << 32) | l.objid::int8)
+                   = any(select hashtext(k)::int8 from unnest($1::text[]) k)",
+            &keys,
+        );
+        let row = tokio::time::timeout(self.stall, asked)
             .await
+            .map_err(|_| {
+                lost(format!(
+                    "its session sent nothing for {}s: a stalled server or network \
+                     (`ledger.stall_timeout`)",
+                    self.stall.as_secs()
+                ))
+            })?
             .map_err(|error| lost(format!("its session ended: {error}")))?;
         let pid: i32 = row.get(0);
         let count: i64 = row.get(1);
@@ -197,10 +217,14 @@ pub(crate) async fn refuse_transaction_pooler(pool: &Pool) -> Result<(), LockErr
     let second = db::connect(pool, "ledger").await?;
     let mut pids = Vec::new();
     for client in [&first, &second] {
-        let messages = client
-            .simple_query("select pg_backend_pid()")
-            .await
-            .map_err(DbError::query("cannot read the ledger's backend"))?;
+        let messages = pool
+            .within("reading the ledger's backend", async {
+                client
+                    .simple_query("select pg_backend_pid()")
+                    .await
+                    .map_err(DbError::query("cannot read the ledger's backend"))
+            })
+            .await?;
         pids.extend(messages.into_iter().find_map(|message| match message {
             tokio_postgres::SimpleQueryMessage::Row(row) => row.get(0).map(str::to_owned),
             _ => None,

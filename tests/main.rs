@@ -4,6 +4,7 @@
 
 mod conn;
 mod contract;
+mod db_faults;
 mod docker;
 mod exit;
 mod faults;

@@ -134,9 +134,15 @@ pub async fn check(config: &Config) -> CheckReport {
 /// Connects to the source and checks the table, every mapped column and its type, the indexes
 /// a run's read uses, and the rows a run would never read or would hold back.
 async fn check_source(config: &Config, report: &mut CheckReport) -> Result<(), Error> {
-    let pool = db::pool(&config.source_url()?, "source", 1)?;
+    let pool =
+        db::pool(&config.source_url()?, "source", 1)?.with_timeouts(db::Timeouts::source(config));
     let client = db::connect(&pool, "source").await?;
-    let table = source::describe(&client, config).await?;
+    let table = pool
+        .within(
+            "describing the source table",
+            source::describe(&client, config),
+        )
+        .await?;
     report.pass(format!(
         "source: {} (watermark {:?} as {}, event time {:?})",
         table.quoted_name,
@@ -363,14 +369,30 @@ async fn plan_cost(client: &tokio_postgres::Client, sql: &str) -> Option<f64> {
     plan.get(0)?.get("Plan")?.get("Total Cost")?.as_f64()
 }
 
-/// Checks the ledger schema's version.
+/// Checks the ledger schema's version, and that the ledger table takes a write (one row,
+/// rolled back): a read-only, full or closed ledger fails here as it would fail a run.
 async fn check_ledger(config: &Config) -> Result<String, Error> {
-    let pool = db::pool(&config.ledger_url()?, "ledger", 2)?;
+    let pool = db::pool(&config.ledger_url()?, "ledger", 2)?
+        .with_timeouts(db::Timeouts::ledger(config));
     crate::lock::refuse_transaction_pooler(&pool).await?;
     let client = db::connect(&pool, "ledger").await?;
-    crate::ledger::ensure_schema(&client, &config.ledger.schema).await?;
+    pool.within(
+        "reading the ledger schema's version",
+        crate::ledger::ensure_schema(&client, &config.ledger.schema),
+    )
+    .await?;
+    let ledger = crate::ledger::Ledger::new(
+        &config.ledger.schema,
+        &config.connector.name,
+        &config.destination.dataset_id,
+    );
+    pool.within(
+        "checking that the ledger can be written",
+        ledger.check_writable(&client),
+    )
+    .await?;
     Ok(format!(
-        "ledger: schema {:?} at version {}",
+        "ledger: schema {:?} at version {}, writable",
         config.ledger.schema,
         db::latest_migration()
     ))

@@ -50,6 +50,13 @@ pub(crate) const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 pub(crate) const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(30);
 /// The schema that holds the ledger, runs and state tables.
 pub(crate) const DEFAULT_LEDGER_SCHEMA: &str = "ocapi";
+/// How long connecting to a database may take (TCP, TLS, authentication, the session's
+/// settings) when neither the URL's `connect_timeout` nor the config key says: libpq waits
+/// forever by default, a run must not (issue 23).
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a database may send nothing while ocapi waits for an answer (a statement's result,
+/// the next rows of a streamed read) before the wait counts as a stall and the run fails.
+pub const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Errors in loading or validating the config; each names the key and what to do.
 #[derive(Debug, thiserror::Error)]
@@ -178,6 +185,12 @@ pub struct SourceConfig {
     /// further ahead, the order is `invalid`.
     #[serde(default = "default_max_future", deserialize_with = "duration")]
     pub max_future: Duration,
+    /// How long connecting may take; the URL's own `connect_timeout` (libpq's, seconds) wins.
+    #[serde(default = "default_connect_timeout", deserialize_with = "duration")]
+    pub connect_timeout: Duration,
+    /// How long the database may send nothing while ocapi waits for an answer.
+    #[serde(default = "default_stall_timeout", deserialize_with = "duration")]
+    pub stall_timeout: Duration,
 }
 
 /// `[defaults]`.
@@ -287,6 +300,12 @@ pub struct LedgerConfig {
     pub url: Option<Secret>,
     /// The environment variable holding the URL.
     pub url_env: Option<String>,
+    /// How long connecting may take; the URL's own `connect_timeout` (libpq's, seconds) wins.
+    #[serde(default = "default_connect_timeout", deserialize_with = "duration")]
+    pub connect_timeout: Duration,
+    /// How long the database may send nothing while ocapi waits for an answer.
+    #[serde(default = "default_stall_timeout", deserialize_with = "duration")]
+    pub stall_timeout: Duration,
 }
 
 impl Default for LedgerConfig {
@@ -295,6 +314,8 @@ impl Default for LedgerConfig {
             schema: default_ledger_schema(),
             url: None,
             url_env: None,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            stall_timeout: DEFAULT_STALL_TIMEOUT,
         }
     }
 }
@@ -456,6 +477,14 @@ fn default_max_retries() -> u32 {
 /// Serde default for `destination.request_timeout`.
 fn default_request_timeout() -> Duration {
     DEFAULT_REQUEST_TIMEOUT
+}
+/// Serde default for `source.connect_timeout` and `ledger.connect_timeout`.
+fn default_connect_timeout() -> Duration {
+    DEFAULT_CONNECT_TIMEOUT
+}
+/// Serde default for `source.stall_timeout` and `ledger.stall_timeout`.
+fn default_stall_timeout() -> Duration {
+    DEFAULT_STALL_TIMEOUT
 }
 /// Serde default for `ledger.schema`.
 fn default_ledger_schema() -> String {

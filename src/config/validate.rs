@@ -29,6 +29,16 @@ impl Config {
                 "set at most one of `ledger.url` and `ledger.url_env`",
             );
         }
+        for (key, value) in [
+            ("source.connect_timeout", self.source.connect_timeout),
+            ("source.stall_timeout", self.source.stall_timeout),
+            ("ledger.connect_timeout", self.ledger.connect_timeout),
+            ("ledger.stall_timeout", self.ledger.stall_timeout),
+        ] {
+            if value < std::time::Duration::from_secs(1) {
+                return invalid(key, "must be at least 1s: every wait on a database has a bound");
+            }
+        }
         if self.source.table.trim().is_empty() {
             return invalid("source.table", "must name a table or view");
         }

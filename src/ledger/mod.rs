@@ -11,6 +11,8 @@
 //! - `runs.rs`: the `runs` table, a run's start, end and interruption, and its reads;
 //! - `lookup.rs`: a run's reads of `ledger` (a page's orders, the held ones now due);
 //! - `meta_alerts.rs`: the `meta_alerts` table, the alerts about Meta's side already sent;
+//! - `writable.rs`: whether `ledger` can be written now (a row inserted and rolled back), which
+//!   a run proves before it sends anything and `check` reports;
 //! - the subcommands' reads go through a [`LedgerReader`] (`reader.rs`) to `orders.rs` (one
 //!   order, a reconciliation window) and `runs.rs` (recent runs, lag, match keys, the previous
 //!   run).
@@ -27,6 +29,7 @@ mod outcomes;
 mod reader;
 mod runs;
 mod watermark;
+mod writable;
 
 pub(crate) use meta_alerts::claim as claim_meta_alerts;
 pub(crate) use orders::{Position, WindowOrder};

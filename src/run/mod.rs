@@ -107,11 +107,22 @@ pub async fn run(
             crate::transform::normalize::warm_up,
         ));
     }
-    let source_pool = db::pool(&config.source_url()?, "source", 2)?;
+    // Every wait on either database has a bound (issue 23): connecting within
+    // `connect_timeout`, each statement (and each page of the streamed read) within
+    // `stall_timeout`. The pools live as long as this run, so a connection left mid-statement
+    // by a stall is closed with them, which ends its session and frees its locks.
+    let source_pool = db::pool(&config.source_url()?, "source", 2)?
+        .with_timeouts(db::Timeouts::source(config));
     let source_client = db::connect(&source_pool, "source").await?;
-    let table = source::describe(&source_client, config).await?;
+    let table = source_pool
+        .within(
+            "describing the source table",
+            source::describe(&source_client, config),
+        )
+        .await?;
     let mut stats = RunStats::new(&config.connector.name);
-    let ledger_pool = db::pool(&config.ledger_url()?, "ledger", 4)?;
+    let ledger_pool = db::pool(&config.ledger_url()?, "ledger", 4)?
+        .with_timeouts(db::Timeouts::ledger(config));
     if !options.dry_run {
         crate::lock::refuse_transaction_pooler(&ledger_pool).await?;
     }
@@ -121,13 +132,15 @@ pub async fn run(
         &config.connector.name,
         &config.destination.dataset_id,
     );
+    let schema_ready = ledger_pool.within(
+        "reading the ledger schema's version",
+        ensure_schema(&ledger_client, &config.ledger.schema),
+    );
     // A dry run reads a ledger that exists and treats a missing one as empty.
     let ledger_ready = if options.dry_run {
-        ensure_schema(&ledger_client, &config.ledger.schema)
-            .await
-            .is_ok()
+        schema_ready.await.is_ok()
     } else {
-        ensure_schema(&ledger_client, &config.ledger.schema).await?;
+        schema_ready.await?;
         true
     };
     // Held until this function returns, so the run's end is recorded under the lock.
@@ -153,26 +166,54 @@ pub async fn run(
         meta_life::read(config, meta, &mut stats).await?;
     }
     if !options.dry_run {
-        stats.run_id = ledger
-            .start_run(&ledger_client, options.mode.as_str())
+        stats.run_id = ledger_pool
+            .within(
+                "recording the run's start",
+                ledger.start_run(&ledger_client, options.mode.as_str()),
+            )
             .await?;
-        report_interrupted_runs(&ledger, &ledger_client, stats.run_id).await?;
+        ledger_pool
+            .within(
+                "closing interrupted runs",
+                report_interrupted_runs(&ledger, &ledger_client, stats.run_id),
+            )
+            .await?;
     }
 
     let result = async {
+        // Before anything is sent, the ledger table must take a write (issue 23): a ledger
+        // that cannot record what is sent would have every later run send it again.
+        if !options.dry_run {
+            ledger_pool
+                .within(
+                    "checking that the ledger can be written",
+                    ledger.check_writable(&ledger_client),
+                )
+                .await?;
+        }
+        let sessions = Sessions {
+            source: &source_client,
+            source_pool: &source_pool,
+            ledger: &ledger_client,
+            ledger_pool: &ledger_pool,
+        };
         let filter = start_filter(
             config,
             &options,
             ledger_ready.then_some(&ledger),
-            &ledger_client,
+            &sessions,
             &table,
-            &source_client,
             &mut stats,
         )
         .await?;
         let held = if ledger_ready && options.mode == Mode::Run {
             let due = chrono::Utc::now().timestamp() + transform::MAX_FUTURE_SECS;
-            ledger.due_held(&ledger_client, due).await?
+            ledger_pool
+                .within(
+                    "reading the held orders now due",
+                    ledger.due_held(&ledger_client, due),
+                )
+                .await?
         } else {
             Vec::new()
         };
@@ -245,7 +286,13 @@ pub async fn run(
     if options.dry_run {
         return result.map(|()| stats);
     }
-    if let Err(error) = ledger.finish_run(&ledger_client, &stats).await {
+    let finished = ledger_pool
+        .within(
+            "recording the run's end",
+            ledger.finish_run(&ledger_client, &stats),
+        )
+        .await;
+    if let Err(error) = finished {
         // A run that failed (its connections cut, say) reports why it failed, not this.
         if result.is_ok() {
             return Err(error.into());
@@ -287,15 +334,24 @@ async fn start_filter(
     config: &Config,
     options: &RunOptions,
     ledger: Option<&Ledger>,
-    ledger_client: &Client,
+    sessions: &Sessions<'_>,
     table: &SourceTable,
-    source_client: &Client,
     stats: &mut RunStats,
 ) -> Result<Filter, Error> {
+    let source_client = sessions.source;
     let stored = match ledger {
-        Some(ledger) => ledger.watermark(ledger_client).await?,
+        Some(ledger) => {
+            sessions
+                .ledger_pool
+                .within(
+                    "reading the watermark",
+                    ledger.watermark(sessions.ledger),
+                )
+                .await?
+        }
         None => None,
     };
+    let bounded = sessions.source_pool;
     stats.watermark_start = stored.as_ref().map(|(w, _)| w.clone());
     stats.watermark_end = stats.watermark_start.clone();
     if let Some(window) = options.window {
@@ -307,7 +363,16 @@ async fn start_filter(
             let from = if config.source.lookback.is_zero() {
                 watermark
             } else {
-                source::minus_lookback(source_client, kind, &watermark, config.source.lookback)
+                bounded
+                    .within(
+                        "reading the source's clock",
+                        source::minus_lookback(
+                            source_client,
+                            kind,
+                            &watermark,
+                            config.source.lookback,
+                        ),
+                    )
                     .await?
             };
             Ok(Filter::Delta(Some(from)))
@@ -328,14 +393,36 @@ async fn start_filter(
         .into()),
         _ => match &config.source.start {
             Some(start) => {
-                let start = source::check_watermark(source_client, kind, start).await?;
+                let start = bounded
+                    .within(
+                        "checking `source.start`",
+                        source::check_watermark(source_client, kind, start),
+                    )
+                    .await?;
                 Ok(Filter::Delta(Some(start)))
             }
             None => Ok(Filter::Delta(
-                source::default_start(source_client, kind, &config.source.timezone).await?,
+                bounded
+                    .within(
+                        "reading the source's clock",
+                        source::default_start(source_client, kind, &config.source.timezone),
+                    )
+                    .await?,
             )),
         },
     }
+}
+
+/// The run's two first sessions and the pools (with their bounds) they came from.
+struct Sessions<'a> {
+    /// The source session that described the table.
+    source: &'a Client,
+    /// Its pool.
+    source_pool: &'a db::Pool,
+    /// The ledger session that records the run.
+    ledger: &'a Client,
+    /// Its pool.
+    ledger_pool: &'a db::Pool,
 }
 
 /// Closes the runs of this connector that a dead process left `running` and says what they

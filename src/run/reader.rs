@@ -113,7 +113,13 @@ impl Reader {
     ) -> Result<(), Error> {
         let client = db::connect(&self.pool, "source").await?;
         if !held.is_empty() {
-            let rows = source::read_orders(&client, &self.query, &held).await?;
+            let rows = self
+                .pool
+                .within(
+                    "reading the held orders",
+                    source::read_orders(&client, &self.query, &held),
+                )
+                .await?;
             let found: HashSet<&str> = rows.iter().map(|r| r.key.as_str()).collect();
             // A held order deleted from the source (a voided sale) is recorded so, not
             // asked for again on every run.
@@ -137,9 +143,20 @@ impl Reader {
                 return Ok(());
             }
         }
-        let mut reader =
-            source::Reader::start_after(&client, &self.query, &filter, self.committed.as_deref())
-                .await?;
+        // Each page of the streamed read is bounded by `source.stall_timeout`, not the whole
+        // statement: a read that keeps streaming rows for an hour is no stall.
+        let mut reader = self
+            .pool
+            .within(
+                "starting the source read",
+                source::Reader::start_after(
+                    &client,
+                    &self.query,
+                    &filter,
+                    self.committed.as_deref(),
+                ),
+            )
+            .await?;
         let mut read = 0u64;
         let page_size = self.page_size;
         let finished = loop {
@@ -149,12 +166,24 @@ impl Reader {
             if remaining == 0 {
                 break false;
             }
-            let mut page = reader.next_page(page_size.min(remaining)).await?;
+            let mut page = self
+                .pool
+                .within(
+                    "reading a page of the source",
+                    reader.next_page(page_size.min(remaining)),
+                )
+                .await?;
             // The last page a `--limit` allows ends where the watermark changes.
             if remaining <= page_size {
                 if let Some(last) = page.rows.last().map(|r| r.watermark.clone()) {
-                    page.rows
-                        .extend(reader.rest_of_watermark(&last).await?.rows);
+                    let rest = self
+                        .pool
+                        .within(
+                            "reading a page of the source",
+                            reader.rest_of_watermark(&last),
+                        )
+                        .await?;
+                    page.rows.extend(rest.rows);
                 }
             }
             if page.rows.is_empty() {
@@ -172,7 +201,9 @@ impl Reader {
             }
         };
         if finished {
-            reader.finish(&client).await?;
+            self.pool
+                .within("finishing the source read", reader.finish(&client))
+                .await?;
         } else {
             // Stopped early (`--limit`, or the run stopped): close the connection, which
             // ends the statement, rather than let the driver drain the rest of it.

@@ -214,7 +214,16 @@ impl Pass {
     ) -> Result<(), Error> {
         let mut flights = pin!(flights.into_stream());
         let mut outcomes: Vec<Outcome> = Vec::new();
-        while let Some(sent) = flights.try_next().await? {
+        loop {
+            // A committer that stopped (a page's ledger write failed) stops the sending at
+            // once (issue 23): returning drops the flights, which aborts the requests going,
+            // so a ledger that cannot be written costs at most the batches already in flight.
+            let next = tokio::select! {
+                biased;
+                () = commits.closed() => break,
+                next = flights.try_next() => next?,
+            };
+            let Some(sent) = next else { break };
             let delivery = sent.result?;
             self.stats
                 .update(|stats| add_outcomes(&mut outcomes, sent.batch, delivery, stats));
@@ -265,7 +274,12 @@ impl Pass {
         });
         let existing = if self.ledger_ready {
             let mut client = db::connect(&self.pool, "ledger").await?;
-            self.ledger.lookup(&mut client, &ids).await?
+            self.pool
+                .within(
+                    "looking up a page's orders in the ledger",
+                    self.ledger.lookup(&mut client, &ids),
+                )
+                .await?
         } else {
             HashMap::new()
         };
@@ -532,8 +546,19 @@ impl Committer {
         if let Some(lock) = &self.lock {
             lock.check().await?;
         }
+        let client = db::connect(&self.pool, "ledger").await?;
+        self.pool
+            .within("writing a page to the ledger", self.write_page(client, page))
+            .await
+    }
+
+    /// [`Committer::write`]'s transaction, on `client`.
+    async fn write_page(
+        &self,
+        mut client: deadpool_postgres::Object,
+        page: &PageDone,
+    ) -> Result<(), Error> {
         let (ledger, run_id, end) = (&self.ledger, self.run_id, &page.end);
-        let mut client = db::connect(&self.pool, "ledger").await?;
         let mut tx = client
             .transaction()
             .await

@@ -5,7 +5,8 @@
 //! run one interval after its start or its latest committed page.
 //!
 //! Ready: a run has completed (degraded included) since the process started, and the source
-//! and ledger databases accept a connection and a `select 1` now.
+//! and ledger databases answer a `select 1` ([`Readiness`]: one check at a time, its answer
+//! reused for two seconds, over one connection to each).
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -87,37 +88,119 @@ impl Health {
         Ok(())
     }
 
-    /// `Ok` when ready to be counted on, else a one-line reason.
-    pub(crate) async fn readiness(&self, config: &Config) -> Result<(), String> {
-        if self.completed_runs() == 0 {
+}
+
+/// How long a readiness answer is reused: probes (a kubelet's every few seconds, or a flood
+/// of them) cost the databases at most one check per this period.
+pub(crate) const READY_CACHE: Duration = Duration::from_secs(2);
+
+/// The readiness check behind `/readyz` (issue 23): at most one in flight, its answer reused
+/// for [`READY_CACHE`], over two long-lived pools of one connection each (source, ledger),
+/// so that any number of probes costs the databases at most two connections. A connection
+/// that failed or did not answer in time is closed, not reused, and the next check
+/// connects afresh.
+#[derive(Debug)]
+pub struct Readiness {
+    /// The connector's config (its URLs and their bounds).
+    config: Config,
+    /// The probe's state; the lock is what keeps one check in flight.
+    state: tokio::sync::Mutex<Probe>,
+}
+
+/// See [`Readiness`].
+#[derive(Debug, Default)]
+struct Probe {
+    /// The source's and the ledger's pools, built at the first check.
+    pools: Option<(db::Pool, db::Pool)>,
+    /// The last answer and when it was found.
+    last: Option<(Instant, Result<(), String>)>,
+}
+
+impl Readiness {
+    /// Readiness of the connector `config` describes.
+    pub fn new(config: Config) -> Self {
+        Self {
+            config,
+            state: tokio::sync::Mutex::new(Probe::default()),
+        }
+    }
+
+    /// `Ok` when ready to be counted on, else a one-line reason: a run has completed since
+    /// start, and both databases answer a `select 1` (each within [`PROBE_TIMEOUT`]). Waits
+    /// for a check in flight rather than start another, and reuses an answer younger than
+    /// [`READY_CACHE`].
+    pub(crate) async fn check(&self, health: &Health) -> Result<(), String> {
+        if health.completed_runs() == 0 {
             return Err("no run has completed since the process started".to_owned());
         }
-        let source = config.source_url().map_err(|e| e.to_string())?;
-        reachable(&source, "source").await?;
-        let ledger = config.ledger_url().map_err(|e| e.to_string())?;
-        reachable(&ledger, "ledger").await
+        let mut probe = self.state.lock().await;
+        if let Some((at, answer)) = &probe.last {
+            if at.elapsed() < READY_CACHE {
+                return answer.clone();
+            }
+        }
+        let answer = self.probe(&mut probe).await;
+        probe.last = Some((Instant::now(), answer.clone()));
+        answer
+    }
+
+    /// Checks both databases now.
+    async fn probe(&self, probe: &mut Probe) -> Result<(), String> {
+        if probe.pools.is_none() {
+            let pool = |url: Result<crate::secret::Secret, crate::config::ConfigError>,
+                        what: &'static str,
+                        timeouts: db::Timeouts| {
+                let url = url.map_err(|e| format!("{what} unreachable: {e}"))?;
+                db::pool(&url, what, 1)
+                    .map(|pool| pool.with_timeouts(timeouts))
+                    .map_err(|e| format!("{what} unreachable: {}", crate::error::chain(&e)))
+            };
+            let source = pool(
+                self.config.source_url(),
+                "source",
+                db::Timeouts::source(&self.config),
+            )?;
+            let ledger = pool(
+                self.config.ledger_url(),
+                "ledger",
+                db::Timeouts::ledger(&self.config),
+            )?;
+            probe.pools = Some((source, ledger));
+        }
+        let Some((source, ledger)) = &probe.pools else {
+            return Err("no pools".to_owned());
+        };
+        reachable(source, "source").await?;
+        reachable(ledger, "ledger").await
     }
 }
 
-/// Connects afresh (not through a pool that may hold an old connection) and runs `select 1`.
-async fn reachable(url: &crate::secret::Secret, what: &'static str) -> Result<(), String> {
+/// Takes the pool's connection (connecting if it has none) and runs `select 1`, all within
+/// [`PROBE_TIMEOUT`]; a connection that failed or timed out is closed, not put back.
+async fn reachable(pool: &db::Pool, what: &'static str) -> Result<(), String> {
     let probe = async {
-        let pool = db::pool(url, what, 1).map_err(|e| crate::error::chain(&e))?;
-        let client = db::connect(&pool, what)
+        let client = db::connect(pool, what)
             .await
             .map_err(|e| crate::error::chain(&e))?;
-        client
-            .simple_query("select 1")
-            .await
-            .map_err(|e| format!("cannot query the {what} database: {e}"))?;
-        Ok::<(), String>(())
+        match client.simple_query("select 1").await {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                drop(deadpool_postgres::Object::take(client));
+                Err(format!("cannot query the {what} database: {e}"))
+            }
+        }
     };
+    // A probe cut short drops its connection mid-statement: its pool must not hand it out
+    // again, so the pool is emptied (at most one connection).
     match tokio::time::timeout(PROBE_TIMEOUT, probe).await {
         Ok(result) => result.map_err(|reason| format!("{what} unreachable: {reason}")),
-        Err(_) => Err(format!(
-            "{what} unreachable: no answer within {}s",
-            PROBE_TIMEOUT.as_secs()
-        )),
+        Err(_) => {
+            pool.retain(|_, _| false);
+            Err(format!(
+                "{what} unreachable: no answer within {}s",
+                PROBE_TIMEOUT.as_secs()
+            ))
+        }
     }
 }
 

@@ -27,6 +27,11 @@ use health::Health;
 /// within minutes once it is back.
 pub(crate) const MAX_BACKOFF: Duration = Duration::from_secs(15 * 60);
 
+/// How long a stop request (SIGTERM, Ctrl-C) waits for the run in progress before abandoning
+/// it, so that `watch` stops within this time even while a database or the endpoint does not
+/// answer (the README promises well under a minute).
+pub(crate) const STOP_GRACE: Duration = Duration::from_secs(30);
+
 /// How to watch.
 #[derive(Clone)]
 pub struct WatchOptions {
@@ -101,9 +106,13 @@ pub(crate) async fn command(
             tracing::info!(address = %address, "serving /metrics, /healthz and /readyz");
         }
         let service = Arc::new(listen::Service {
-            config: config.clone(),
+            readiness: health::Readiness::new(config.clone()),
             telemetry,
             health,
+            limits: listen::Limits {
+                max_connections: usize::from(args.listen_max_connections),
+                timeout: args.listen_timeout,
+            },
         });
         tokio::spawn(async move {
             if let Err(error) = listen::serve(listener, service, super::shutdown_signal()).await {
@@ -151,7 +160,25 @@ pub async fn watch(
         }
         // Whether this run failed on something only a person can fix.
         let mut needs_a_person = false;
-        let result = run::run(config, run_options.clone(), shutdown.clone()).await;
+        // A stop request lets the run finish its page; one that is stuck (a database that
+        // stopped answering within its stall bound, say) is abandoned STOP_GRACE later: its
+        // connections close, its uncommitted pages are read and sent again by the next run.
+        let pass = Box::pin(run::run(config, run_options.clone(), shutdown.clone()));
+        let abandon = async {
+            shutdown.clone().await;
+            tokio::time::sleep(STOP_GRACE).await;
+        };
+        let result = tokio::select! {
+            result = pass => result,
+            () = abandon => {
+                tracing::error!(
+                    grace_secs = STOP_GRACE.as_secs(),
+                    "the run did not stop within the grace period after the stop request; \
+                     abandoning it (its unrecorded orders are sent again by the next run)"
+                );
+                break;
+            }
+        };
         let stats = match result {
             Ok(stats) => {
                 failures = 0;
