@@ -5,6 +5,7 @@
 mod conn;
 mod contract;
 mod docker;
+mod env;
 mod exit;
 mod faults;
 mod hash;

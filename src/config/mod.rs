@@ -7,7 +7,7 @@ mod validate;
 mod values;
 
 use mapping::mapping_key;
-pub use values::{Country, Currency, HttpUrl};
+pub use values::{parse_zone, Country, Currency, HttpUrl, TextEncoding};
 
 pub use alerts::{AlertsConfig, DEFAULT_QUIET_PERIOD};
 pub use mapping::{
@@ -148,6 +148,11 @@ pub struct SourceConfig {
     /// further ahead, the order is `invalid`.
     #[serde(default = "default_max_future", deserialize_with = "duration")]
     pub max_future: Duration,
+    /// How text that is not valid UTF-8 is decoded (PostgreSQL's name: `LATIN1`, `WIN1252`,
+    /// …): only a `SQL_ASCII` database can hold such text. Unset, such a value makes its
+    /// order invalid, naming the column.
+    #[serde(default)]
+    pub encoding: Option<TextEncoding>,
 }
 
 /// `[defaults]`.

@@ -107,6 +107,11 @@ pub async fn run(
     let source_pool = db::pool(&config.source_url()?, "source", 2)?;
     let source_client = db::connect(&source_pool, "source").await?;
     let table = source::describe(&source_client, config).await?;
+    // The one clock this run judges event times by (see `source::Clock`).
+    let clock = source::clock(&source_client).await?;
+    if let Some(warning) = clock.skew_warning() {
+        tracing::warn!("{warning}");
+    }
     let mut stats = RunStats::new(&config.connector.name);
     let ledger_pool = db::pool(&config.ledger_url()?, "ledger", 4)?;
     if !options.dry_run {
@@ -163,7 +168,7 @@ pub async fn run(
         )
         .await?;
         let held = if ledger_ready && options.mode == Mode::Run {
-            let due = chrono::Utc::now().timestamp() + transform::MAX_FUTURE_SECS;
+            let due = clock.now() + transform::MAX_FUTURE_SECS;
             ledger.due_held(&ledger_client, due).await?
         } else {
             Vec::new()
@@ -193,6 +198,7 @@ pub async fn run(
             lock: lock.as_ref().map(Arc::clone),
         };
         let read = reader::ReadPlan {
+            clock,
             filter,
             held,
             committed: committed.as_deref(),
