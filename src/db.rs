@@ -2,8 +2,12 @@
 //! rustls with certificate verification for `sslmode=verify-ca`/`verify-full`, Unix sockets),
 //! the settings reads depend on, identifier quoting, and the migration runner for `sql/`.
 
+mod migrate;
 mod tls;
 mod url;
+
+pub(crate) use migrate::schema_version;
+pub use migrate::{migrate, migrate_reporting, Migrated, MIGRATIONS_TABLE};
 
 use std::future::Future;
 use std::str::FromStr;
@@ -141,6 +145,17 @@ pub enum DbError {
         /// The cause.
         #[source]
         source: tokio_postgres::Error,
+    },
+    /// A table in the ledger schema that ocapi's name points at holds what ocapi never wrote
+    /// (a configuration error: `ledger.schema` is shared with something else).
+    #[error(
+        "{table} is not ocapi's: it has {found}; set `ledger.schema` to a schema of ocapi's own          or move that table"
+    )]
+    NotOurs {
+        /// `schema.table`.
+        table: String,
+        /// What was found instead.
+        found: String,
     },
 }
 
@@ -516,112 +531,9 @@ pub(crate) fn quote_literal(text: &str) -> String {
     format!("'{}'", text.replace('\'', "''"))
 }
 
-/// Creates or upgrades the ledger schema; returns the versions applied now (empty when the
-/// schema was already current). Serialized by an advisory lock so that two migrating
-/// processes do not race. Creates only what is missing, so that a role that owns a schema an
-/// administrator created (and cannot create schemas) can migrate it, and an up-to-date schema
-/// is a no-op for any role that can read it.
-pub async fn migrate(client: &mut Client, schema: &str) -> Result<Vec<i32>, DbError> {
-    if schema_version(client, schema)
-        .await?
-        .is_some_and(|version| version >= latest_migration())
-    {
-        return Ok(Vec::new());
-    }
-    let tx = client
-        .transaction()
-        .await
-        .map_err(DbError::query("cannot start migration"))?;
-    tx.execute(
-        "select pg_advisory_xact_lock(hashtext('ocapi-migrate'))",
-        &[],
-    )
-    .await
-    .map_err(DbError::query("cannot take the migration lock"))?;
-    let quoted = quote_ident(schema);
-    let present: bool = tx
-        .query_one(
-            "select exists (select from pg_namespace where nspname = $1)",
-            &[&schema],
-        )
-        .await
-        .map_err(DbError::query("cannot look up the ledger schema"))?
-        .get(0);
-    if !present {
-        tx.batch_execute(&format!("create schema {quoted}"))
-            .await
-            .map_err(DbError::query(format!("cannot create schema {schema}")))?;
-    }
-    tx.batch_execute(&format!("set local search_path to {quoted}"))
-        .await
-        .map_err(DbError::query(format!("cannot use schema {schema}")))?;
-    let table = format!("{quoted}.schema_migrations");
-    let tracked: bool = tx
-        .query_one("select to_regclass($1) is not null", &[&table])
-        .await
-        .map_err(DbError::query("cannot look up schema_migrations"))?
-        .get(0);
-    if !tracked {
-        tx.batch_execute(
-            "create table schema_migrations (
-                 version integer primary key,
-                 name text not null,
-                 applied_at timestamptz not null default now()
-             )",
-        )
-        .await
-        .map_err(DbError::query(format!(
-            "cannot create {schema}.schema_migrations"
-        )))?;
-    }
-    let rows = tx
-        .query("select version from schema_migrations", &[])
-        .await
-        .map_err(DbError::query("cannot read schema_migrations"))?;
-    let done: Vec<i32> = rows.iter().map(|row| row.get(0)).collect();
-    let mut applied = Vec::new();
-    for (version, name, sql) in MIGRATIONS {
-        if done.contains(version) {
-            continue;
-        }
-        tx.batch_execute(sql).await.map_err(DbError::query(format!(
-            "migration {version:04}_{name} failed"
-        )))?;
-        tx.execute(
-            "insert into schema_migrations (version, name) values ($1, $2)",
-            &[version, name],
-        )
-        .await
-        .map_err(DbError::query("cannot record migration"))?;
-        applied.push(*version);
-    }
-    tx.commit()
-        .await
-        .map_err(DbError::query("cannot commit migration"))?;
-    Ok(applied)
-}
-
 /// The latest migration version in this build.
 pub(crate) fn latest_migration() -> i32 {
     MIGRATIONS.last().map_or(0, |(version, _, _)| *version)
-}
-
-/// The schema's applied migration version, or `None` when `migrate` never ran.
-pub(crate) async fn schema_version(client: &Client, schema: &str) -> Result<Option<i32>, DbError> {
-    let table = format!("{}.schema_migrations", quote_ident(schema));
-    let exists: bool = client
-        .query_one("select to_regclass($1) is not null", &[&table])
-        .await
-        .map_err(DbError::query("cannot look up the ledger schema"))?
-        .get(0);
-    if !exists {
-        return Ok(None);
-    }
-    let row = client
-        .query_one(&format!("select max(version) from {table}"), &[])
-        .await
-        .map_err(DbError::query("cannot read schema_migrations"))?;
-    Ok(row.get(0))
 }
 
 #[cfg(test)]

@@ -90,7 +90,7 @@ impl Error {
         match self {
             Self::Config(_) | Self::ConfigFile { .. } | Self::Usage(_) => true,
             Self::SchemaNotReady { .. } => true,
-            Self::Db(DbError::Url { .. }) => true,
+            Self::Db(DbError::Url { .. } | DbError::NotOurs { .. }) => true,
             Self::Source(error) => !matches!(error, SourceError::Db(_)),
             Self::Destination(error) => error.is_config(),
             Self::Lock(error) => error.is_config(),

@@ -6,6 +6,7 @@ mod conn;
 mod contract;
 mod db_faults;
 mod docker;
+mod env;
 mod exit;
 mod faults;
 mod hash;

@@ -253,6 +253,12 @@ async fn check_source(config: &Config, report: &mut CheckReport) -> Result<(), E
     for line in index_advice(&client, config, &table).await? {
         warn(report, line);
     }
+    for finding in super::check_env::findings(&client, config, &table).await? {
+        match finding {
+            super::check_env::Finding::Pass(line) => report.pass(line),
+            super::check_env::Finding::Warn(line) => warn(report, line),
+        }
+    }
     Ok(())
 }
 
@@ -270,7 +276,7 @@ fn now_in(kind: source::WatermarkKind) -> &'static str {
 /// Whether an IANA zone has daylight-saving time (its offset differs between January and July).
 fn has_dst(zone: &str) -> bool {
     use chrono::{Offset as _, TimeZone as _};
-    let Ok(zone) = zone.parse::<chrono_tz::Tz>() else {
+    let Some(zone) = crate::config::parse_zone(zone) else {
         return false;
     };
     let offset = |month| {

@@ -13,8 +13,16 @@ pub async fn migrate(config: &Config) -> Result<Vec<i32>, Error> {
 
 /// `ocapi migrate`: applies what is missing and says so.
 pub(crate) async fn command(config: &Config) -> Result<ExitStatus, Error> {
-    let applied = migrate(config).await?;
-    let schema = &config.ledger.schema;
+    let pool = db::pool(&config.ledger_url()?, "ledger", 1)?;
+    let mut client = db::connect(&pool, "ledger").await?;
+    let migrated = db::migrate_reporting(&mut client, &config.ledger.schema).await?;
+    let (applied, schema) = (migrated.applied, &config.ledger.schema);
+    if migrated.carried_over {
+        println!(
+            "ledger schema {schema:?}: carried the migrations table of an earlier ocapi over              (renamed schema_migrations to {}, so that it cannot be taken for another tool's)",
+            db::MIGRATIONS_TABLE
+        );
+    }
     if applied.is_empty() {
         println!("ledger schema {schema:?} is up to date");
     } else {

@@ -7,7 +7,7 @@ mod validate;
 mod values;
 
 use mapping::mapping_key;
-pub use values::{Country, Currency, HttpUrl};
+pub use values::{parse_zone, Country, Currency, HttpUrl, TextEncoding};
 
 pub use alerts::{AlertsConfig, DEFAULT_QUIET_PERIOD};
 pub use mapping::{
@@ -191,6 +191,11 @@ pub struct SourceConfig {
     /// How long the database may send nothing while ocapi waits for an answer.
     #[serde(default = "default_stall_timeout", deserialize_with = "duration")]
     pub stall_timeout: Duration,
+    /// How text that is not valid UTF-8 is decoded (PostgreSQL's name: `LATIN1`, `WIN1252`,
+    /// …): only a `SQL_ASCII` database can hold such text. Unset, such a value makes its
+    /// order invalid, naming the column.
+    #[serde(default)]
+    pub encoding: Option<TextEncoding>,
 }
 
 /// `[defaults]`.

@@ -72,7 +72,7 @@ impl Config {
         {
             return invalid("destination.upload_tag", "must not be empty");
         }
-        if self.source.timezone.parse::<chrono_tz::Tz>().is_err() {
+        if super::parse_zone(&self.source.timezone).is_none() {
             return invalid(
                 "source.timezone",
                 "must be an IANA time zone name such as \"UTC\" or \"America/New_York\"",

@@ -183,3 +183,100 @@ mod tests {
         }
     }
 }
+
+/// An encoding PostgreSQL names, for `source.encoding`: how text that is not valid UTF-8 is
+/// decoded (only a `SQL_ASCII` database holds such text). Read from any case, `-` or `_`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub enum TextEncoding {
+    /// ISO 8859-1, as PostgreSQL's `LATIN1` (each byte is the code point of the same number).
+    Latin1,
+    /// Another encoding PostgreSQL names (`WIN1252`, `LATIN9`, `SJIS`, …), through
+    /// `encoding_rs`.
+    Other(&'static encoding_rs::Encoding),
+}
+
+impl std::str::FromStr for TextEncoding {
+    type Err = String;
+
+    fn from_str(name: &str) -> Result<Self, String> {
+        let upper = name.trim().to_ascii_uppercase().replace('-', "_");
+        let label = match upper.as_str() {
+            "LATIN1" | "ISO_8859_1" | "ISO8859_1" => return Ok(Self::Latin1),
+            "LATIN2" => "iso-8859-2".to_owned(),
+            "LATIN3" => "iso-8859-3".to_owned(),
+            "LATIN4" => "iso-8859-4".to_owned(),
+            "LATIN5" => "iso-8859-9".to_owned(),
+            "LATIN6" => "iso-8859-10".to_owned(),
+            "LATIN7" => "iso-8859-13".to_owned(),
+            "LATIN8" => "iso-8859-14".to_owned(),
+            "LATIN9" => "iso-8859-15".to_owned(),
+            "LATIN10" => "iso-8859-16".to_owned(),
+            "WIN866" => "ibm866".to_owned(),
+            "KOI8R" | "KOI8_R" => "koi8-r".to_owned(),
+            "KOI8U" | "KOI8_U" => "koi8-u".to_owned(),
+            "EUC_JP" => "euc-jp".to_owned(),
+            "EUC_KR" => "euc-kr".to_owned(),
+            "SJIS" | "SHIFT_JIS" => "shift_jis".to_owned(),
+            "BIG5" => "big5".to_owned(),
+            "GBK" => "gbk".to_owned(),
+            "GB18030" => "gb18030".to_owned(),
+            other => match (other.strip_prefix("WIN"), other.strip_prefix("ISO_8859_")) {
+                (Some(code @ ("874" | "1250" | "1251" | "1252" | "1253" | "1254" | "1255"
+                | "1256" | "1257" | "1258")), _) => format!("windows-{code}"),
+                (_, Some(part @ ("5" | "6" | "7" | "8"))) => format!("iso-8859-{part}"),
+                _ => String::new(),
+            },
+        };
+        encoding_rs::Encoding::for_label(label.as_bytes())
+            .map(Self::Other)
+            .ok_or_else(|| {
+                format!(
+                    "`source.encoding` {name:?} is not an encoding ocapi can decode; use \
+                     PostgreSQL's name, such as \"LATIN1\", \"WIN1252\" or \"LATIN9\""
+                )
+            })
+    }
+}
+
+impl TryFrom<String> for TextEncoding {
+    type Error = String;
+
+    fn try_from(name: String) -> Result<Self, String> {
+        name.parse()
+    }
+}
+
+impl TextEncoding {
+    /// The encoding's name (`LATIN1`, `windows-1252`, …), for messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Latin1 => "LATIN1",
+            Self::Other(encoding) => encoding.name(),
+        }
+    }
+
+    /// `bytes` in this encoding as text, `None` when they are not.
+    pub fn decode(self, bytes: &[u8]) -> Option<String> {
+        match self {
+            Self::Latin1 => Some(bytes.iter().map(|&b| char::from(b)).collect()),
+            Self::Other(encoding) => encoding
+                .decode_without_bom_handling_and_without_replacement(bytes)
+                .map(std::borrow::Cow::into_owned),
+        }
+    }
+}
+
+/// An IANA time zone by name, matched as PostgreSQL matches it: exactly, else ignoring ASCII
+/// case (`america/new_york` is `America/New_York`, as `at time zone` and `set timezone` read
+/// it). The one rule for `source.timezone` and every row's `mapping.timezone`. `None` when no
+/// zone of the tz database has that name.
+pub fn parse_zone(name: &str) -> Option<chrono_tz::Tz> {
+    if let Ok(zone) = name.parse::<chrono_tz::Tz>() {
+        return Some(zone);
+    }
+    chrono_tz::TZ_VARIANTS
+        .iter()
+        .find(|zone| zone.name().eq_ignore_ascii_case(name))
+        .copied()
+}

@@ -120,6 +120,16 @@ pub async fn run(
             source::describe(&source_client, config),
         )
         .await?;
+    // The one clock this run judges event times by (see `source::Clock`).
+    let clock = source_pool
+        .within(
+            "reading the source database's clock",
+            source::clock(&source_client),
+        )
+        .await?;
+    if let Some(warning) = clock.skew_warning() {
+        tracing::warn!("{warning}");
+    }
     let mut stats = RunStats::new(&config.connector.name);
     let ledger_pool = db::pool(&config.ledger_url()?, "ledger", 4)?
         .with_timeouts(db::Timeouts::ledger(config));
@@ -207,7 +217,7 @@ pub async fn run(
         )
         .await?;
         let held = if ledger_ready && options.mode == Mode::Run {
-            let due = chrono::Utc::now().timestamp() + transform::MAX_FUTURE_SECS;
+            let due = clock.now() + transform::MAX_FUTURE_SECS;
             ledger_pool
                 .within(
                     "reading the held orders now due",
@@ -243,6 +253,7 @@ pub async fn run(
             stop,
         };
         let read = reader::ReadPlan {
+            clock,
             filter,
             held,
             committed: committed.as_deref(),

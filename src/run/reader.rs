@@ -35,6 +35,8 @@ pub(super) struct PagePlan {
 
 /// Where the reader starts and what it reads.
 pub(super) struct ReadPlan<'a> {
+    /// The source database's clock, by which every page is judged.
+    pub(super) clock: source::Clock,
     /// What to read.
     pub(super) filter: Filter,
     /// Held orders whose time has come, read by id before the changed orders.
@@ -65,6 +67,7 @@ pub(super) fn pages(
         window: options.window,
         advance: options.mode == Mode::Run,
         committed: read.committed.map(str::to_owned),
+        clock: read.clock,
     };
     let (filter, held) = (read.filter, read.held);
     let task = tokio::spawn(async move {
@@ -100,6 +103,8 @@ struct Reader {
     advance: bool,
     /// The stored watermark, see [`ReadPlan::committed`].
     committed: Option<String>,
+    /// The source database's clock.
+    clock: source::Clock,
 }
 
 impl Reader {
@@ -218,13 +223,15 @@ impl Reader {
     async fn plan(&self, rows: Vec<source::SourceRow>, advance: bool) -> Result<PagePlan, Error> {
         let rules = self.rules.clone();
         let window = self.window;
-        tokio::task::spawn_blocking(move || plan_page(&rows, &rules, window, advance))
+        let now = self.clock.now();
+        tokio::task::spawn_blocking(move || plan_page(&rows, &rules, window, advance, now))
             .await
             .map_err(Error::TaskFailed)
     }
 }
 
-/// Transforms one page of rows into events and invalid orders, judged now. With a window
+/// Transforms one page of rows into events and invalid orders, judged at `now` (the source
+/// database's clock, unix seconds). With a window
 /// (backfill, reconcile), orders whose exact event time falls outside it are left out: the
 /// database's filter is wider for local times.
 fn plan_page(
@@ -232,8 +239,8 @@ fn plan_page(
     rules: &Rules,
     window: Option<EventTimeWindow>,
     advance: bool,
+    now: i64,
 ) -> PagePlan {
-    let now = chrono::Utc::now().timestamp();
     let inside = |t: Option<i64>| {
         window.is_none_or(|w| t.is_none_or(|t| (t as f64) >= w.from && (t as f64) < w.to))
     };

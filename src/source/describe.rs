@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 
+use tokio_postgres::types::Type;
 use tokio_postgres::Client;
 
 use super::{Column, EventTimeKind, SourceError, SourceTable, WatermarkKind};
@@ -34,31 +35,34 @@ mod types {
 /// type cannot be used for its role.
 pub async fn describe(client: &Client, config: &Config) -> Result<SourceTable, SourceError> {
     let table = &config.source.table;
+    // Unnamed statements (`query_typed`): a transaction-mode pooler may run a named statement's
+    // parse and its execution on two different server sessions.
     let found = client
-        .query_opt(
-            "select n.nspname::text, c.relname::text from pg_class c
+        .query_typed(
+            "select n.nspname::text, c.relname::text, current_setting('server_encoding')
+             from pg_class c
              join pg_namespace n on n.oid = c.relnamespace
-             where c.oid = to_regclass($1)",
-            &[table],
+             where c.oid = to_regclass($1::text)",
+            &[(table, Type::TEXT)],
         )
         .await
-        .map_err(|error| match error.code() {
-            Some(_) => SourceError::TableNotFound {
-                table: table.clone(),
-            },
-            None => DbError::query("cannot look up the source table")(error).into(),
-        })?
-        .ok_or_else(|| SourceError::TableNotFound {
-            table: table.clone(),
-        })?;
-    let (schema, name): (String, String) = (found.get(0), found.get(1));
+        .map_err(|error| lookup_error(table, error))?;
+    let found = found.first().ok_or_else(|| SourceError::TableNotFound {
+        table: table.clone(),
+    })?;
+    let text = |i: usize| {
+        found
+            .try_get::<_, String>(i)
+            .map_err(DbError::query("cannot read the source table's name"))
+    };
+    let (schema, name, server_encoding) = (text(0)?, text(1)?, text(2)?);
     // Domains over domains are followed down to their base type.
     let rows = client
-        .query(
+        .query_typed(
             "with recursive t(attname, declared, oid, depth) as (
                  select a.attname::text, format_type(a.atttypid, a.atttypmod), a.atttypid, 0
                  from pg_attribute a
-                 where a.attrelid = to_regclass($1) and a.attnum > 0 and not a.attisdropped
+                 where a.attrelid = to_regclass($1::text) and a.attnum > 0 and not a.attisdropped
                  union all
                  select t.attname, t.declared, y.typbasetype, t.depth + 1
                  from t join pg_type y on y.oid = t.oid
@@ -67,22 +71,23 @@ pub async fn describe(client: &Client, config: &Config) -> Result<SourceTable, S
              select distinct on (t.attname) t.attname, t.declared, y.typname::text
              from t join pg_type y on y.oid = t.oid
              order by t.attname, t.depth desc",
-            &[table],
+            &[(table, Type::TEXT)],
         )
         .await
         .map_err(DbError::query("cannot read the source table's columns"))?;
-    let columns: HashMap<String, Column> = rows
+    let columns = rows
         .iter()
         .map(|row| {
-            (
-                row.get::<_, String>(0),
+            Ok((
+                row.try_get::<_, String>(0)?,
                 Column {
-                    declared: row.get(1),
-                    base: row.get(2),
+                    declared: row.try_get(1)?,
+                    base: row.try_get(2)?,
                 },
-            )
+            ))
         })
-        .collect();
+        .collect::<Result<HashMap<String, Column>, tokio_postgres::Error>>()
+        .map_err(DbError::query("cannot read the source table's columns"))?;
     let quoted_name = format!("{}.{}", quote_ident(&schema), quote_ident(&name));
     for (key, column) in config.mapping.columns() {
         check_column_exists(&columns, &format!("mapping.{key}"), column, &quoted_name)?;
@@ -122,7 +127,20 @@ pub async fn describe(client: &Client, config: &Config) -> Result<SourceTable, S
         columns,
         watermark_kind,
         event_time_kind,
+        server_encoding,
     })
+}
+
+/// What a failed lookup of `source.table` means: a name PostgreSQL cannot parse (class 42,
+/// e.g. `42601` "improper qualified name") is the config's fault; anything else (a lost
+/// connection, a pooler's error, a timeout) is a database error, exit 1, never "not found".
+fn lookup_error(table: &str, error: tokio_postgres::Error) -> SourceError {
+    match error.code() {
+        Some(code) if code.code().starts_with("42") => SourceError::TableNotFound {
+            table: table.to_owned(),
+        },
+        _ => DbError::query("cannot look up the source table")(error).into(),
+    }
 }
 
 /// Checks that a mapped column's base type can be read for its role.

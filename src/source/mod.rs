@@ -3,19 +3,23 @@
 //! of whole orders, so that memory is bounded by the page size and the cost of a read by the rows
 //! it reads (see `query` for the statement and why it is safe to restart from).
 
+mod clock;
 mod describe;
 mod query;
+mod text;
 
 use std::collections::HashMap;
 use std::pin::Pin;
 
 use futures_util::StreamExt;
 use tokio_postgres::types::{ToSql, Type};
-use tokio_postgres::{Client, Row, RowStream};
+use tokio_postgres::{Client, RowStream};
 
 use crate::config::CustomerField;
 use crate::db::DbError;
+pub use clock::{clock, Clock, HOST_SKEW_WARNING};
 pub use describe::describe;
+pub use text::Fallback;
 pub use query::{
     watermark_text, EventTimeWindow, Filter, Param, ReadQuery, VALUE_SEPARATOR, WATERMARK_SKEW,
 };
@@ -145,6 +149,16 @@ pub struct SourceTable {
     pub watermark_kind: WatermarkKind,
     /// How the event-time column is turned into unix seconds.
     pub event_time_kind: EventTimeKind,
+    /// The source database's `server_encoding` (`UTF8`, `SQL_ASCII`, `LATIN1`, …): in
+    /// `SQL_ASCII` PostgreSQL neither converts nor checks text, so the read takes it as bytes.
+    pub server_encoding: String,
+}
+
+impl SourceTable {
+    /// Whether the database stores bytes without an encoding (`SQL_ASCII`).
+    pub fn sql_ascii(&self) -> bool {
+        self.server_encoding.eq_ignore_ascii_case("SQL_ASCII")
+    }
 }
 
 /// How the event-time column is read.
@@ -214,6 +228,10 @@ pub struct SourceRow {
     pub delivery_category: Option<String>,
     /// `mapping.data_processing_options`: its values joined by [`VALUE_SEPARATOR`].
     pub data_processing_options: Option<String>,
+    /// The config key of the first value that was not valid text (UTF-8, or
+    /// `source.encoding`): its order is invalid, naming it. That value is kept with
+    /// U+FFFD in place of the bytes.
+    pub undecodable: Option<&'static str>,
 }
 
 impl SourceRow {
@@ -227,36 +245,6 @@ impl SourceRow {
     /// The raw value of a customer field (several joined by [`VALUE_SEPARATOR`]).
     pub fn customer(&self, field: CustomerField) -> Option<&str> {
         self.customer[field.index()].as_deref()
-    }
-
-    /// Decodes a row in `ReadQuery::read`'s output order.
-    fn from_row(row: &Row) -> Self {
-        let text = |i: usize| row.get::<_, Option<String>>(i);
-        let f = query::col::FIELDS;
-        Self {
-            watermark: text(0).unwrap_or_default(),
-            key: text(1).unwrap_or_default(),
-            order_watermark: text(row.len() - 2).unwrap_or_default(),
-            reread: row.get(row.len() - 1),
-            ahead: row.get(2),
-            row_watermark: text(query::col::ROW_WATERMARK).unwrap_or_default(),
-            order_id: text(query::col::ORDER_ID),
-            event_time: row.get(query::col::EPOCH),
-            local_time: text(query::col::LOCAL_TIME),
-            value: text(f),
-            currency: text(f + 1),
-            customer: CustomerField::ALL.map(|field| text(f + 2 + field.index())),
-            item_id: text(f + 13),
-            item_quantity: text(f + 14),
-            item_price: text(f + 15),
-            store_id: text(f + 16),
-            timezone: text(f + 17),
-            dpo_country: text(f + 18),
-            dpo_state: text(f + 19),
-            opt_out: text(f + 20),
-            delivery_category: text(f + 21),
-            data_processing_options: text(f + 22),
-        }
     }
 }
 
@@ -285,6 +273,8 @@ pub(crate) struct Reader {
     /// The stream has ended (a finished row stream must not be polled again: it would answer
     /// "connection closed").
     done: bool,
+    /// How values that are not UTF-8 are decoded.
+    fallback: Fallback,
 }
 
 impl Reader {
@@ -334,6 +324,7 @@ impl Reader {
             rows: Box::pin(rows),
             pending: None,
             done: false,
+            fallback: query.fallback(),
         })
     }
 
@@ -408,9 +399,13 @@ impl Reader {
                 self.done = true;
                 Ok(None)
             }
-            Some(row) => Ok(Some(SourceRow::from_row(
-                &row.map_err(DbError::query("cannot read the source table"))?,
-            ))),
+            Some(row) => Ok(Some(
+                text::decode_row(
+                    &row.map_err(DbError::query("cannot read the source table"))?,
+                    self.fallback,
+                )
+                .map_err(DbError::query("cannot decode a row of the source table"))?,
+            )),
         }
     }
 }

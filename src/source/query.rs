@@ -15,6 +15,7 @@
 
 use tokio_postgres::types::{ToSql, Type};
 
+use super::text::{output, Fallback};
 use super::{Column, EventTimeKind, SourceTable, WatermarkKind};
 use crate::config::{Columns, Config, CustomerField};
 use crate::db::{quote_ident, quote_literal};
@@ -52,6 +53,19 @@ pub enum Filter {
 /// (`transform::ID_BLANKS`), so grouping, the event id, the ledger and `explain` agree.
 const ID_BLANKS_SQL: &str = "E' \\t\\n\\r\\x0b\\x0c' || chr(160)";
 
+/// `expr` with [`ID_BLANKS_SQL`] trimmed from both ends. In a `SQL_ASCII` database `chr(160)`
+/// is the single byte 0xA0, which `btrim` would cut from the end of a UTF-8 character (`à` is
+/// C3 A0, the no-break space C2 A0), so there the blanks are trimmed as whole byte sequences:
+/// ASCII white space and the UTF-8 no-break space (C2 A0).
+fn trim_blanks(expr: &str, sql_ascii: bool) -> String {
+    if sql_ascii {
+        let blank = "'(?:[ \\t\\n\\r\\v\\f]|' || chr(194) || chr(160) || ')+'";
+        format!("regexp_replace({expr}, '^' || {blank} || '|' || {blank} || '$', '', 'g')")
+    } else {
+        format!("btrim({expr}, {ID_BLANKS_SQL})")
+    }
+}
+
 /// Separates several values of one customer field in a row's text (U+001F, the unit
 /// separator: no customer value holds it).
 pub const VALUE_SEPARATOR: char = '\u{1f}';
@@ -86,6 +100,10 @@ pub struct ReadQuery {
     event_time: String,
     /// `source.timezone`, as a literal.
     timezone: String,
+    /// The database stores bytes without an encoding (`SQL_ASCII`): text is read as bytes.
+    sql_ascii: bool,
+    /// How values that are not UTF-8 are decoded (`source.encoding`).
+    fallback: Fallback,
 }
 
 /// Renders a value of `column` as text. The read runs with the session settings that
@@ -128,7 +146,7 @@ impl ReadQuery {
         let m = &config.mapping;
         let watermark = quote_ident(&config.source.watermark_column);
         let order_id = quote_ident(&m.order_id);
-        let key = format!("btrim({order_id}::text, {ID_BLANKS_SQL})");
+        let key = trim_blanks(&format!("{order_id}::text"), table.sql_ascii());
         let event_time = quote_ident(&m.event_time);
         let epoch = match table.event_time_kind {
             EventTimeKind::Timestamptz => format!("date_part('epoch', {event_time})"),
@@ -210,7 +228,14 @@ impl ReadQuery {
             event_time_kind: table.event_time_kind,
             event_time,
             timezone: quote_literal(&config.source.timezone),
+            sql_ascii: table.sql_ascii(),
+            fallback: config.source.encoding,
         }
+    }
+
+    /// How a read's values that are not UTF-8 are decoded.
+    pub(crate) fn fallback(&self) -> Fallback {
+        self.fallback
     }
 
     /// The watermark's upper bound for this read: the database's clock, in the watermark's
@@ -278,8 +303,8 @@ impl ReadQuery {
             Filter::Orders(ids) => {
                 params.push((Box::new(ids.clone()), Type::TEXT_ARRAY));
                 format!(
-                    "btrim({alias}.{}::text, {ID_BLANKS_SQL}) = any(${})",
-                    self.order_id,
+                    "{} = any(${})",
+                    trim_blanks(&format!("{alias}.{}::text", self.order_id), self.sql_ascii),
                     params.len()
                 )
             }
@@ -328,16 +353,27 @@ impl ReadQuery {
         };
         let cap = self.cap();
         let order_wm = format!("least(r.order_wm, {cap})");
-        let outer: Vec<String> = (0..self.width).map(|i| format!("r.c{i}")).collect();
+        // In `SQL_ASCII`, text goes out as bytes (`text::output`); the epoch is a float.
+        let outer: Vec<String> = (0..self.width)
+            .map(|i| {
+                let column = format!("r.c{i}");
+                if i + 3 == col::EPOCH {
+                    column
+                } else {
+                    output(&column, self.sql_ascii)
+                }
+            })
+            .collect();
         let positions: Vec<String> = (4..4 + self.width).map(|i| i.to_string()).collect();
         let sql = format!(
-            "select {wm_text}, r.k, coalesce(r.order_wm > {ahead}, false), {outer}, {uncapped},
+            "select {wm_text}, {k}, coalesce(r.order_wm > {ahead}, false), {outer}, {uncapped},
                     {reread}
              from (select x.*, case when x.k is null then x.w
                                     else max(x.w) over (partition by x.k) end as order_wm
                    from ({rows}) as x) as r
              order by {order_wm} nulls last, r.k nulls last, r.w, {positions}",
             wm_text = watermark_text(&order_wm, self.watermark_kind),
+            k = output("r.k", self.sql_ascii),
             ahead = self.clock(WATERMARK_SKEW),
             uncapped = watermark_text("r.order_wm", self.watermark_kind),
             reread = match committed {

@@ -6,6 +6,7 @@ pub mod normalize;
 mod customer;
 mod order_rows;
 mod processing;
+mod text;
 mod time;
 
 use std::fmt;
@@ -87,6 +88,9 @@ pub enum InvalidReason {
     NoCustomerInformation,
     /// Only a combination Meta rejects as too broad (docs/meta-capi.md decision 5).
     InsufficientCustomerInformation,
+    /// A value of this config key's column is neither UTF-8 nor `source.encoding` (a
+    /// `SQL_ASCII` database holding another encoding's bytes).
+    NotText(&'static str),
 }
 
 impl InvalidReason {
@@ -123,6 +127,7 @@ impl InvalidReason {
             }
             Self::NoCustomerInformation => "no customer information",
             Self::InsufficientCustomerInformation => "insufficient customer information",
+            Self::NotText(key) => text::not_text_reason(key),
         }
     }
 }
@@ -225,7 +230,7 @@ impl Rules {
                 .as_ref()
                 .map(|c| c.as_str().to_owned()),
             hash_external_id: config.normalize.hash_external_id,
-            timezone: config.source.timezone.parse().unwrap_or(chrono_tz::UTC),
+            timezone: crate::config::parse_zone(&config.source.timezone).unwrap_or(chrono_tz::UTC),
             max_future_secs: i64::try_from(config.source.max_future.as_secs())
                 .unwrap_or(i64::MAX)
                 .max(MAX_FUTURE_SECS),
@@ -298,6 +303,9 @@ pub fn build(rows: &[SourceRow], rules: &Rules, now: i64) -> Result<Built, Inval
         Some(id) => id,
     };
     known.order_id = Some(order_id);
+    if let Some(key) = rows.iter().find_map(|row| row.undecodable) {
+        return Err(known.invalid(InvalidReason::NotText(key)));
+    }
 
     let event_time = event_time(first, rules.timezone).map_err(|reason| known.invalid(reason))?;
     known.event_time = Some(event_time);

@@ -25,7 +25,8 @@ pub fn event_time(row: &SourceRow, default_zone: chrono_tz::Tz) -> Result<i64, I
 }
 
 /// The zone a row's local event time is read in: its `mapping.timezone` value when not blank,
-/// else `source.timezone`.
+/// else `source.timezone`. Names are matched as PostgreSQL matches them, ignoring case
+/// (`config::parse_zone`).
 ///
 /// # Errors
 /// [`InvalidReason::UnknownTimeZone`] when the row names a zone that is not an IANA name.
@@ -35,9 +36,9 @@ pub fn row_zone(
 ) -> Result<chrono_tz::Tz, InvalidReason> {
     match nonblank(row.timezone.as_deref()) {
         None => Ok(default_zone),
-        Some(name) => name
-            .parse::<chrono_tz::Tz>()
-            .map_err(|_| InvalidReason::UnknownTimeZone),
+        Some(name) => {
+            crate::config::parse_zone(name).ok_or(InvalidReason::UnknownTimeZone)
+        }
     }
 }
 

@@ -133,10 +133,11 @@ pub async fn explain(config: &Config, order_id: &str) -> Result<String, Error> {
     let order_id = order_id.trim_matches(transform::ID_BLANKS);
     let rows = source::read_orders(&source_client, &query, &[order_id.to_owned()]).await?;
     let rules = Rules::from_config(config);
-    let zone = config.source.timezone.parse().unwrap_or(chrono_tz::UTC);
+    let zone = crate::config::parse_zone(&config.source.timezone).unwrap_or(chrono_tz::UTC);
 
     let _ = writeln!(out, "\nsource ({}):", table.quoted_name);
-    let now = Utc::now().timestamp();
+    // Judged by the source database's clock, as a run judges it.
+    let now = source::clock(&source_client).await?.now();
     // `transform::build` needs at least one row.
     let built = if rows.is_empty() {
         None

@@ -2,7 +2,9 @@
 //! flight finish its page and commit, then the loop ends (exit 0). A failed run is logged and
 //! retried on a later tick, with a delay that doubles per consecutive failure (capped), so a
 //! database or network outage never ends the process; only configuration errors do, since
-//! retrying cannot fix them.
+//! retrying cannot fix them. A source table that an earlier tick found and that is missing now
+//! is being replaced (a dbt swap): a failure retried with the same backoff, not a configuration
+//! error; only a table never found since the watch started stops it.
 
 pub mod health;
 pub mod listen;
@@ -133,6 +135,9 @@ pub async fn watch(
     let shutdown = shutdown.boxed().shared();
     let mut summary = WatchSummary::default();
     let mut failures: u32 = 0;
+    // Whether a tick has found the source table: from then on, a table that is missing is
+    // being replaced (a dbt swap renames it away for a moment), not misconfigured.
+    let mut table_seen = false;
     tracing::info!(
         interval_secs = options.interval.as_secs(),
         connector = %config.connector.name,
@@ -182,6 +187,7 @@ pub async fn watch(
         let stats = match result {
             Ok(stats) => {
                 failures = 0;
+                table_seen = true;
                 summary.completed += 1;
                 if stats.status == RunStatus::Degraded {
                     summary.degraded += 1;
@@ -196,7 +202,7 @@ pub async fn watch(
                 }
                 stats
             }
-            Err(error) if error.is_config() => {
+            Err(error) if error.is_config() && !(table_seen && table_missing(&error)) => {
                 tracing::error!(error = %crate::error::chain(&error), "run failed on configuration; stopping");
                 return Err(error);
             }
@@ -254,6 +260,15 @@ pub async fn watch(
         "watch stopped"
     );
     Ok(summary)
+}
+
+/// Whether the run failed because the source table is not there (a transient failure once the
+/// table has been seen: it is being swapped).
+fn table_missing(error: &Error) -> bool {
+    matches!(
+        error,
+        Error::Source(crate::source::SourceError::TableNotFound { .. })
+    )
 }
 
 /// A progress callback that also counts each committed page in the metrics and as a sign of

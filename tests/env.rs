@@ -1,0 +1,530 @@
+//! The source's surroundings as retail warehouses have them (issue 22 kinds 4, 5, 8, 11, 12;
+//! issue 23 kind 8): a host clock that is off, a `SQL_ASCII` database holding Latin-1 bytes,
+//! another tool's `schema_migrations` in the ledger schema, row-level security, materialized
+//! views and lower-case zone names, a table swapped away for a moment under `watch`, and the
+//! README's own SQL.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use ocapi::config::Config;
+
+use crate::support::{insert_orders, migrate, ocapi, TestDb};
+
+/// The binary under `faketime` with the host clock moved by `offset` (`-2d`, `+70d`); `None`
+/// when faketime is not installed (`.ci/run` installs it).
+async fn faked(config: &Path, offset: &str, args: &[&str]) -> Option<std::process::Output> {
+    if !Path::new("/usr/bin/faketime").exists() {
+        println!("SKIPPED: faketime is not installed (apt-get install faketime; .ci/run does)");
+        return None;
+    }
+    let mut command = std::process::Command::new("/usr/bin/faketime");
+    command
+        .args(["-f", offset, env!("CARGO_BIN_EXE_ocapi"), "--config"])
+        .arg(config)
+        .args(args)
+        .env("OCAPI_LOG", "warn")
+        // Only the wall clock is off, as on a host without NTP.
+        .env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
+    Some(
+        tokio::task::spawn_blocking(move || command.output().unwrap())
+            .await
+            .unwrap(),
+    )
+}
+
+#[tokio::test]
+async fn a_host_clock_days_off_judges_orders_by_the_databases_clock() {
+    // GIVEN orders bought an hour ago (by the database's clock)
+    let db = TestDb::new().await;
+    let config = db.config("", None);
+    migrate(&config).await;
+    insert_orders(&db, "C", 3, "2026-11-01T00:00:00Z").await;
+
+    // WHEN the host's clock is 2 days behind the database's
+    let Some(behind) = faked(&db.config_path(), "-2d", &["run"]).await else {
+        return;
+    };
+
+    // THEN today's orders are sent, not written off as "further ahead than max_future", and
+    // the run's log warns about the clock
+    let stderr = String::from_utf8_lossy(&behind.stderr);
+    assert_eq!(behind.status.code(), Some(0), "{stderr}");
+    assert_eq!(db.ledger_counts().await.get("sent"), Some(&3), "{stderr}");
+    assert!(stderr.contains("behind the source database's"), "{stderr}");
+
+    // AND with the host 70 days ahead, new orders are sent, not "more than 62 days old"
+    insert_orders(&db, "D", 2, "2026-11-02T00:00:00Z").await;
+    let ahead = faked(&db.config_path(), "+70d", &["run"]).await.unwrap();
+    let stderr = String::from_utf8_lossy(&ahead.stderr);
+    assert_eq!(ahead.status.code(), Some(0), "{stderr}");
+    assert_eq!(db.ledger_counts().await.get("sent"), Some(&5), "{stderr}");
+    assert_eq!(db.ledger_counts().await.get("invalid"), None);
+    assert_eq!(db.written_events().len(), 5);
+
+    // AND check warns, and passes
+    let check = faked(&db.config_path(), "+70d", &["check"]).await.unwrap();
+    let stdout = String::from_utf8_lossy(&check.stdout);
+    assert_eq!(check.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.contains("warn  this host's clock is") && stdout.contains("ahead of"),
+        "{stdout}"
+    );
+}
+
+/// A `SQL_ASCII` database with the demo table, dropped with the `TestDb`.
+async fn sql_ascii_db() -> TestDb {
+    let name = format!("ocapi_test_{:016x}", rand::random::<u64>());
+    let admin = crate::support::connect(&crate::support::admin_url()).await;
+    admin
+        .batch_execute(&format!(
+            "create database {name} encoding 'SQL_ASCII' template template0 \
+             lc_collate 'C' lc_ctype 'C'"
+        ))
+        .await
+        .unwrap();
+    let mut url: tokio_postgres::Config = crate::support::admin_url().parse().unwrap();
+    url.dbname(&name);
+    let url = format!(
+        "postgres://{}@{}:{}/{name}",
+        url.get_user().unwrap_or("postgres"),
+        match &url.get_hosts()[0] {
+            tokio_postgres::config::Host::Tcp(host) => host.clone(),
+            tokio_postgres::config::Host::Unix(path) => path.display().to_string(),
+        },
+        url.get_ports().first().copied().unwrap_or(5432)
+    );
+    let client = crate::support::connect(&url).await;
+    client
+        .batch_execute(crate::support::SOURCE_TABLE)
+        .await
+        .unwrap();
+    let dir = std::env::temp_dir().join(&name);
+    std::fs::create_dir_all(&dir).unwrap();
+    TestDb {
+        name,
+        url,
+        client,
+        dir,
+    }
+}
+
+/// The `fn` digest of the event of `order_id`.
+fn first_name_digest(db: &TestDb, order_id: &str) -> serde_json::Value {
+    let events = db.written_events();
+    let event = events
+        .iter()
+        .find(|e| e["event_id"] == order_id)
+        .unwrap_or_else(|| panic!("{order_id} not sent"));
+    event["user_data"]["fn"].clone()
+}
+
+#[tokio::test]
+async fn a_sql_ascii_source_with_latin1_bytes_invalidates_only_that_order_or_decodes_it() {
+    // GIVEN a SQL_ASCII database: one order whose first name is Latin-1 (`Ren\xE9`), one in
+    // UTF-8 (`René`), an id padded with a UTF-8 no-break space, an id ending in `à` (C3 A0)
+    let db = sql_ascii_db().await;
+    let config = db.config("", None);
+    migrate(&config).await;
+    insert_orders(&db, "A", 5, "2026-11-01T00:00:00Z").await;
+    db.exec(
+        "update shop.store_transactions set first_name = E'Ren\\xE9' where order_id = 'A1';
+         update shop.store_transactions set first_name = E'Ren\\xC3\\xA9' where order_id = 'A2';
+         update shop.store_transactions set order_id = E'A3\\xC2\\xA0' where order_id = 'A3';
+         update shop.store_transactions set order_id = E'A4\\xC3\\xA0' where order_id = 'A4';",
+    )
+    .await;
+
+    // WHEN it runs, and check looks at the source
+    let stats = crate::support::run(&config).await;
+    let check = ocapi::commands::check::check(&config).await;
+
+    // THEN the Latin-1 order is invalid naming the column, every other order is sent
+    assert_eq!((stats.sent, stats.invalid), (4, 1));
+    let reason = db.ledger_text("A1", "reason").await.unwrap();
+    assert!(reason.contains("mapping.first_name"), "{reason}");
+    let mut sent: Vec<String> = db
+        .written_events()
+        .iter()
+        .map(|e| e["event_id"].as_str().unwrap().to_owned())
+        .collect();
+    sent.sort();
+    assert_eq!(sent, ["A2", "A3", "A4\u{e0}", "A5"]);
+    // AND check says what the encoding is and what ocapi does
+    assert!(check.ok, "{}", check.text);
+    assert!(
+        check.text.contains("source encoding SQL_ASCII") && check.text.contains("source.encoding"),
+        "{}",
+        check.text
+    );
+
+    // WHEN `source.encoding = "LATIN1"` and the order is touched
+    let config = db.edit_config(&[("[mapping]", "encoding = \"LATIN1\"\n\n[mapping]")]);
+    db.exec("update shop.store_transactions set updated_at = '2026-11-03T00:00:00Z' where order_id = 'A1'")
+        .await;
+    let stats = crate::support::run(&config).await;
+
+    // THEN it is sent, its first name hashed as the UTF-8 `René`
+    assert_eq!(stats.sent, 1);
+    assert_eq!(
+        first_name_digest(&db, "A1"),
+        first_name_digest(&db, "A2"),
+        "René from Latin-1 and from UTF-8 hash alike"
+    );
+    assert_eq!(db.ledger_text("A1", "status").await.as_deref(), Some("sent"));
+}
+
+#[tokio::test]
+async fn another_tools_schema_migrations_in_the_ledger_schema_is_left_alone() {
+    // GIVEN a Rails database: `public.schema_migrations(version varchar primary key)` with
+    // rows, and ocapi's ledger configured in `public`
+    let db = TestDb::new().await;
+    db.exec(
+        "create table public.schema_migrations (version varchar primary key);
+         insert into public.schema_migrations values ('20240101000000'), ('20240202000000');",
+    )
+    .await;
+    db.config("", None);
+    db.edit_config_text(&[("[destination]", "[ledger]\nschema = \"public\"\n\n[destination]")]);
+    insert_orders(&db, "R", 2, "2026-11-01T00:00:00Z").await;
+
+    // WHEN migrate, check and run
+    let migrated = ocapi(&db.config_path(), &["migrate"]).await;
+    let checked = ocapi(&db.config_path(), &["check"]).await;
+    let ran = ocapi(&db.config_path(), &["run"]).await;
+
+    // THEN each works, the orders are sent, and Rails's table is as it was
+    for (what, output) in [("migrate", &migrated), ("check", &checked), ("run", &ran)] {
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{what}: {}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    assert_eq!(db.written_events().len(), 2);
+    let rails: Vec<String> = db
+        .client
+        .query("select version from public.schema_migrations order by 1", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(rails, ["20240101000000", "20240202000000"]);
+
+    // AND a table under ocapi's name holding what ocapi never wrote is a configuration error
+    // naming it, not a panic
+    db.exec(
+        "alter table public.ocapi_schema_migrations alter column version type text;
+         insert into public.ocapi_schema_migrations (version, name) values ('x', 'y');",
+    )
+    .await;
+    for args in [&["migrate"][..], &["run"], &["check"]] {
+        let output = ocapi(&db.config_path(), args).await;
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {text}");
+        assert!(text.contains("public.ocapi_schema_migrations"), "{text}");
+    }
+}
+
+#[tokio::test]
+async fn a_ledger_migrated_by_an_earlier_version_is_carried_over() {
+    // GIVEN a ledger whose migrations table has the name earlier versions gave it
+    let db = TestDb::new().await;
+    let config = db.config("", None);
+    migrate(&config).await;
+    db.exec(
+        "alter table ocapi.ocapi_schema_migrations rename to schema_migrations;
+         alter index ocapi.ocapi_schema_migrations_pkey rename to schema_migrations_pkey;",
+    )
+    .await;
+    insert_orders(&db, "U", 2, "2026-11-01T00:00:00Z").await;
+
+    // WHEN migrate runs
+    let output = ocapi(&db.config_path(), &["migrate"]).await;
+
+    // THEN it says it carried the table over, and runs work on it
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("carried"), "{stdout}");
+    let tables: Vec<String> = db
+        .client
+        .query(
+            "select relname::text from pg_class where relnamespace = 'ocapi'::regnamespace
+             and relname::text like '%schema_migrations%' order by 1",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(
+        tables,
+        ["ocapi_schema_migrations", "ocapi_schema_migrations_pkey"]
+    );
+    assert_eq!(crate::support::run(&config).await.sent, 2);
+    let again = ocapi(&db.config_path(), &["migrate"]).await;
+    assert!(String::from_utf8_lossy(&again.stdout).contains("up to date"));
+}
+
+#[tokio::test]
+async fn watch_outlasts_a_source_table_swapped_away_for_a_moment() {
+    // GIVEN a watch every second that has sent the first orders
+    let db = TestDb::new().await;
+    let config = db.config("", None);
+    migrate(&config).await;
+    insert_orders(&db, "S", 2, "2026-11-01T00:00:00Z").await;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let options = ocapi::commands::watch::WatchOptions {
+        interval: Duration::from_secs(1),
+        run: ocapi::run::RunOptions::default(),
+        metrics: None,
+        telemetry: None,
+        health: None,
+        alerts: None,
+    };
+    let watching = tokio::spawn({
+        let config = config.clone();
+        async move {
+            ocapi::commands::watch::watch(&config, options, async {
+                let _ = stopped.await;
+            })
+            .await
+        }
+    });
+    let wait_for = |n: usize| {
+        let db = &db;
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(120);
+            while db.written_events().len() < n {
+                assert!(Instant::now() < deadline, "{n} events never written");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    };
+    wait_for(2).await;
+
+    // WHEN the table is renamed away for a few seconds (a dbt swap) and back, then new rows
+    db.exec("alter table shop.store_transactions rename to store_transactions_old")
+        .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    db.exec("alter table shop.store_transactions_old rename to store_transactions")
+        .await;
+    insert_orders(&db, "T", 2, "2026-11-02T00:00:00Z").await;
+
+    // THEN watch is still running and sends them
+    wait_for(4).await;
+    assert!(!watching.is_finished(), "watch stopped");
+    stop.send(()).unwrap();
+    let summary = watching.await.unwrap().unwrap();
+    assert!(summary.failed >= 1, "{summary:?}");
+}
+
+/// A login role for the test, dropped by `drop_role`.
+async fn role(db: &TestDb) -> String {
+    let role = format!("ocapi_rls_{:08x}", rand::random::<u32>());
+    db.exec(&format!(
+        "create role {role} login;
+         grant usage on schema shop to {role};
+         grant select on all tables in schema shop to {role};"
+    ))
+    .await;
+    role
+}
+
+#[tokio::test]
+async fn check_warns_about_row_security_materialized_views_and_reads_lower_case_zones() {
+    let db = TestDb::new().await;
+    let config = db.config("", None);
+    migrate(&config).await;
+    insert_orders(&db, "Z", 2, "2026-11-01T00:00:00Z").await;
+    let sync = role(&db).await;
+    let as_sync = |text: String| {
+        let text = text.replace(
+            &format!("url = \"{}\"", db.url),
+            &format!(
+                "url = \"{}\"",
+                db.url.replacen("postgres@", &format!("{sync}@"), 1)
+            ),
+        ) + &format!("\n[ledger]\nurl = {:?}\n", db.url);
+        Config::parse(&text, Path::new("as-sync.toml")).unwrap()
+    };
+    let text = std::fs::read_to_string(db.config_path()).unwrap();
+    assert!(text.contains("postgres@"), "{text}");
+
+    // GIVEN row-level security on the source that no policy opens to the sync role
+    db.exec(&format!(
+        "alter table shop.store_transactions enable row level security;
+         create policy others_only on shop.store_transactions for select to postgres using (true);"
+    ))
+    .await;
+    // THEN check warns that every run reads nothing, naming the role
+    let report = ocapi::commands::check::check(&as_sync(text.clone())).await;
+    assert!(
+        report.text.contains("row-level security") && report.text.contains(&sync),
+        "{}",
+        report.text
+    );
+    assert!(report.text.contains("reads 0 rows"), "{}", report.text);
+
+    // AND with a policy that lets it see some rows, check names the policy
+    db.exec(&format!(
+        "create policy big_orders on shop.store_transactions for select to {sync} using (total > 11)"
+    ))
+    .await;
+    let report = ocapi::commands::check::check(&as_sync(text.clone())).await;
+    assert!(report.text.contains("big_orders"), "{}", report.text);
+    db.exec("alter table shop.store_transactions disable row level security")
+        .await;
+
+    // GIVEN a materialized view as the source: check says what `lookback` must cover
+    db.exec("create materialized view shop.mv as select * from shop.store_transactions")
+        .await;
+    let mv = Config::parse(
+        &text.replace("table = \"shop.store_transactions\"", "table = \"shop.mv\""),
+        Path::new("mv.toml"),
+    )
+    .unwrap();
+    let report = ocapi::commands::check::check(&mv).await;
+    assert!(
+        report.text.contains("materialized view") && report.text.contains("refresh interval"),
+        "{}",
+        report.text
+    );
+
+    // GIVEN local register times with lower-case zone names, as PostgreSQL accepts them
+    db.exec(
+        "create view shop.local_times as
+         select *, (purchased_at at time zone 'America/New_York') as local_at,
+                'america/new_york'::text as tz
+         from shop.store_transactions",
+    )
+    .await;
+    let local = text
+        .replace(
+            "table = \"shop.store_transactions\"",
+            "table = \"shop.local_times\"\ntimezone = \"america/chicago\"",
+        )
+        .replace(
+            "event_time = \"purchased_at\"",
+            "event_time = \"local_at\"\ntimezone = \"tz\"",
+        );
+    let local = Config::parse(&local, Path::new("local.toml")).unwrap();
+    let stats = crate::support::run(&local).await;
+    // THEN the config loads and the rows' times are read in New York, as PostgreSQL reads them
+    assert_eq!(stats.sent, 2, "{:?}", stats.error);
+    let expected: Vec<i64> = db
+        .client
+        .query(
+            "select extract(epoch from date_trunc('second', purchased_at))::bigint
+             from shop.store_transactions order by order_id",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let mut times: Vec<(String, i64)> = db
+        .written_events()
+        .iter()
+        .map(|e| {
+            (
+                e["event_id"].as_str().unwrap().to_owned(),
+                e["event_time"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    times.sort();
+    assert_eq!(times.iter().map(|t| t.1).collect::<Vec<_>>(), expected);
+
+    drop(db);
+    let admin = crate::support::connect(&crate::support::admin_url()).await;
+    let _ = admin
+        .batch_execute(&format!("drop role if exists {sync}"))
+        .await;
+}
+
+/// The README's ```sql blocks, in order.
+fn readme_sql_blocks() -> Vec<String> {
+    let readme = include_str!("../README.md");
+    let mut blocks = Vec::new();
+    let mut current: Option<String> = None;
+    for line in readme.lines() {
+        let trimmed = line.trim_start();
+        match &mut current {
+            None if trimmed.starts_with("```sql") => current = Some(String::new()),
+            Some(block) if trimmed.starts_with("```") => {
+                blocks.push(std::mem::take(block));
+                current = None;
+            }
+            Some(block) => {
+                block.push_str(trimmed);
+                block.push('\n');
+            }
+            None => {}
+        }
+    }
+    blocks
+}
+
+/// Every SQL block of the README runs against a migrated ledger holding a run's rows, in a
+/// database with the README's source tables. Blocks that create roles and grant them (cluster
+/// objects that tests must not leave behind) are run by `tests/conn.rs`'s
+/// `each_command_works_as_a_role_with_only_the_readme_grants`; every other block, DDL for the
+/// user's source included, runs here, in order, in the test's own database.
+#[tokio::test]
+async fn every_sql_block_of_the_readme_runs() {
+    // GIVEN the README's connector `stores`, run once
+    let db = TestDb::new().await;
+    db.config("", None);
+    let config = db.edit_config(&[("name = \"stores-test\"", "name = \"stores\"")]);
+    migrate(&config).await;
+    insert_orders(&db, "Q", 3, "2026-11-01T00:00:00Z").await;
+    db.exec("update shop.store_transactions set email = null, phone = null, first_name = null, last_name = null, loyalty_id = null, city = null, zip = null, birth_date = null, gender = null, state = null where order_id = 'Q3'")
+        .await;
+    crate::support::run(&config).await;
+    // The schemas the README's own view example assumes.
+    db.exec("create schema pos; create schema crm;").await;
+
+    let blocks = readme_sql_blocks();
+    assert!(blocks.len() >= 6, "{blocks:?}");
+    let mut daily_rows = None;
+    for block in blocks {
+        if block.contains("create role") || block.contains("grant ") {
+            continue;
+        }
+        // One statement at a time, so that a failure names it.
+        for statement in block.split(";\n").map(str::trim) {
+            let code: String = statement
+                .lines()
+                .filter(|line| !line.trim_start().starts_with("--"))
+                .collect::<Vec<_>>()
+                .join("\n");
+            if code.trim().is_empty() {
+                continue;
+            }
+            let rows = db
+                .client
+                .simple_query(statement)
+                .await
+                .unwrap_or_else(|error| panic!("README SQL fails: {error:?}\n{statement}"));
+            let count = rows
+                .iter()
+                .filter(|m| matches!(m, tokio_postgres::SimpleQueryMessage::Row(_)))
+                .count();
+            if code.contains("from ocapi.ledger_daily") {
+                daily_rows = Some(count);
+            }
+        }
+    }
+    // THEN each ran, and last week's daily figures hold the run's day
+    assert_eq!(daily_rows, Some(1));
+}
