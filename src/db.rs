@@ -60,6 +60,11 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         "ledger_without_event_time_index",
         include_str!("../sql/0011_ledger_without_event_time_index.sql"),
     ),
+    (
+        12,
+        "anonymous_orders",
+        include_str!("../sql/0012_anonymous_orders.sql"),
+    ),
 ];
 
 /// Errors talking to PostgreSQL.

@@ -228,6 +228,7 @@ impl Pass {
             rows,
             built,
             invalid,
+            left,
             last_watermark,
         } = plan;
         let mut ids: Vec<&str> = built
@@ -268,6 +269,7 @@ impl Pass {
             invalid_count,
         } = self.stats.update(|stats| {
             stats.rows_read += rows;
+            stats.history_left += left;
             dedup::sort_page(built, invalid, &existing, seen_before, stats)
         });
         self.in_flight
