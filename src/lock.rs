@@ -62,7 +62,9 @@ impl std::fmt::Display for Holder {
              started {})",
             self.pid,
             self.application_name.as_deref().unwrap_or(""),
-            self.client_addr.as_deref().unwrap_or("local or not visible"),
+            self.client_addr
+                .as_deref()
+                .unwrap_or("local or not visible"),
             or(&self.backend_start),
             self.xact_start.as_deref().unwrap_or("none open"),
         )

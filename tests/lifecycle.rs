@@ -27,9 +27,7 @@ async fn hold_lock(db: &TestDb, name: &str) -> (tokio_postgres::Client, i32) {
 /// Runs the binary with the alert webhook's URL in the environment.
 async fn ocapi_alerting(db: &TestDb, webhook: &Webhook, args: &[&str]) -> std::process::Output {
     let mut command = crate::support::command(&db.config_path());
-    command
-        .args(args)
-        .env("TEST_ALERT_WEBHOOK", &webhook.url);
+    command.args(args).env("TEST_ALERT_WEBHOOK", &webhook.url);
     tokio::task::spawn_blocking(move || command.output().unwrap())
         .await
         .unwrap()

@@ -61,11 +61,17 @@ async fn a_store_day_with_walk_ins_is_not_degraded_and_every_view_counts_them() 
     // THEN it completes (exit 0): the walk-ins are anonymous, not invalid
     let stats = json(&out, 0);
     assert_eq!(stats["status"], "completed");
-    assert_eq!((stats["sent"].as_u64(), stats["anonymous"].as_u64()), (Some(6), Some(4)));
+    assert_eq!(
+        (stats["sent"].as_u64(), stats["anonymous"].as_u64()),
+        (Some(6), Some(4))
+    );
     assert_eq!(stats["invalid"], 0);
     // AND the ledger records them `anonymous`, and only the 6 went out
     let counts = db.ledger_counts().await;
-    assert_eq!((counts.get("sent"), counts.get("anonymous")), (Some(&6), Some(&4)));
+    assert_eq!(
+        (counts.get("sent"), counts.get("anonymous")),
+        (Some(&6), Some(&4))
+    );
     assert_eq!(counts.get("invalid"), None);
     assert_eq!(db.written_events().len(), 6);
     assert_eq!(
@@ -76,7 +82,13 @@ async fn a_store_day_with_walk_ins_is_not_degraded_and_every_view_counts_them() 
     // AND `runs` shows them, apart from invalid and the ratio
     let runs = json(&ocapi(&db.config_path(), &["runs", "--json"]).await, 0);
     assert_eq!(runs[0]["anonymous"], 4);
-    assert_eq!((runs[0]["invalid"].as_i64(), runs[0]["invalid_ratio"].as_f64()), (Some(0), Some(0.0)));
+    assert_eq!(
+        (
+            runs[0]["invalid"].as_i64(),
+            runs[0]["invalid_ratio"].as_f64()
+        ),
+        (Some(0), Some(0.0))
+    );
     let text = ocapi(&db.config_path(), &["runs"]).await;
     assert!(String::from_utf8_lossy(&text.stdout).contains("anonymous"));
 
@@ -87,14 +99,20 @@ async fn a_store_day_with_walk_ins_is_not_degraded_and_every_view_counts_them() 
     );
     let line = &report["lines"][0];
     assert_eq!(line["group"], "S1");
-    assert_eq!((line["sent"].as_u64(), line["anonymous"].as_u64()), (Some(6), Some(4)));
+    assert_eq!(
+        (line["sent"].as_u64(), line["anonymous"].as_u64()),
+        (Some(6), Some(4))
+    );
     assert_eq!(line["never_seen"], 0);
     assert_eq!(line["loyalty_fraction"].as_f64(), Some(0.6));
     assert_eq!(line["transaction_upload_fraction"].as_f64(), Some(1.0));
     assert_eq!(report["total"]["anonymous"], 4);
     let text = ocapi(&db.config_path(), &["reconcile", "--by", "day"]).await;
     let text = String::from_utf8_lossy(&text.stdout);
-    assert!(text.contains("anonymous") && text.contains("60.0%"), "{text}");
+    assert!(
+        text.contains("anonymous") && text.contains("60.0%"),
+        "{text}"
+    );
     // AND so does the ledger's view, per day and store
     let row = db
         .client
@@ -132,11 +150,16 @@ async fn a_store_day_with_walk_ins_is_not_degraded_and_every_view_counts_them() 
         format!("ocapi_last_run_invalid{{{c}}} 0"),
         format!("ocapi_last_run_status{{{c},status=\"completed\"}} 1"),
     ] {
-        assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
+        assert!(
+            text.lines().any(|l| l == line),
+            "missing {line:?} in\n{text}"
+        );
     }
 
     // AND `explain` says why it cannot be matched, not to fix the row
-    let text = ocapi::commands::explain::explain(&config, "W1").await.unwrap();
+    let text = ocapi::commands::explain::explain(&config, "W1")
+        .await
+        .unwrap();
     assert!(text.contains("anonymous"), "{text}");
     assert!(text.contains("no customer information"), "{text}");
     assert!(text.contains("Meta attributes"), "{text}");
@@ -179,7 +202,10 @@ async fn only_a_default_country_is_a_walk_in_and_an_unmatchable_value_stays_inva
     );
     // AND read again unchanged, nothing is counted twice
     let again = run(&config).await;
-    assert_eq!((again.anonymous, again.invalid, again.skipped_invalid), (0, 0, 2));
+    assert_eq!(
+        (again.anonymous, again.invalid, again.skipped_invalid),
+        (0, 0, 2)
+    );
 }
 
 #[tokio::test]
@@ -203,18 +229,22 @@ async fn a_walk_in_whose_loyalty_card_is_linked_later_is_sent_once_with_the_emai
 
     // THEN it is sent then, with the email
     assert_eq!((linked.sent, linked.anonymous), (1, 0));
-    assert_eq!(db.ledger_text("W1", "status").await.as_deref(), Some("sent"));
+    assert_eq!(
+        db.ledger_text("W1", "status").await.as_deref(),
+        Some("sent")
+    );
     let events = db.written_events();
     assert_eq!(events.len(), 1);
     assert_eq!(events[0]["event_id"], "W1");
-    assert_eq!(events[0]["user_data"]["em"][0], sha256_hex("late@example.com"));
+    assert_eq!(
+        events[0]["user_data"]["em"][0],
+        sha256_hex("late@example.com")
+    );
 
     // AND once: read again, or changed again, it is not sent a second time
     let reread = run(&config).await;
-    db.exec(
-        "update shop.store_transactions set updated_at = '2026-01-04' where order_id = 'W1'",
-    )
-    .await;
+    db.exec("update shop.store_transactions set updated_at = '2026-01-04' where order_id = 'W1'")
+        .await;
     let touched = run(&config).await;
     assert_eq!((reread.sent, touched.sent), (0, 0));
     assert_eq!(db.written_events().len(), 1);

@@ -153,8 +153,8 @@ impl Line {
 
     /// Counts a source order that has no ledger row as a run would record it now (the
     /// classification `explain` gives, `decide::advise`): a return under `returns`, an order
-    /// too old to send under `invalid` (no run or backfill can send it), anything else under
-    /// `never_seen`.
+    /// too old to send under `invalid` (no run or backfill can send it), a walk-in sale under
+    /// `anonymous`, anything else under `never_seen`.
     fn count_unrecorded(&mut self, order: &SourceOrder, now: i64) {
         if order.invalid == Some(InvalidReason::NegativeValue) {
             self.returns += 1;
@@ -163,9 +163,11 @@ impl Line {
             self.invalid += 1;
             let reason = InvalidReason::TooOld.as_str().to_owned();
             *self.invalid_reasons.entry(reason).or_default() += 1;
+        } else if order.invalid.is_some_and(InvalidReason::is_anonymous) {
+            self.anonymous += 1;
         } else {
             self.never_seen += 1;
-            if order.invalid.is_some_and(|reason| !reason.is_anonymous()) {
+            if order.invalid.is_some() {
                 self.never_seen_invalid += 1;
             } else {
                 self.never_seen_null_watermark += u64::from(order.unwatermarked);

@@ -205,7 +205,6 @@ impl Ledger {
             .await
     }
 
-
     /// Records held orders (never downgrading a `sent` one).
     pub(crate) async fn record_held(
         &self,

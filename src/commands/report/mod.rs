@@ -283,7 +283,6 @@ fn days(out: &mut String, report: &reconcile::Report) {
         "</svg>\n<table><tr><th>day</th><th>source orders</th><th>sent</th>\
                   <th>invalid</th><th>returns</th><th>rejected</th><th>held</th>\
                   <th>anonymous</th><th>never seen</th><th>loyalty</th><th>upload</th></tr>",
-
     );
     for line in lines.iter().chain([&report.total]) {
         let g = &line.group;
