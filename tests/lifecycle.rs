@@ -194,3 +194,48 @@ async fn a_run_without_ledger_state_sends_the_last_7_days_unless_told_to_send_hi
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(sent_ids(&db), ["NEW", "OLD"]);
 }
+
+#[tokio::test]
+async fn watch_skips_its_runs_while_another_holds_the_lock_and_does_not_count_them_failed() {
+    // GIVEN another run holding the lock, and a watch alerting a webhook (its URL in a file)
+    let db = alerting_connector("").await;
+    let webhook = Webhook::start().await;
+    let url_file = db.dir.join("webhook-url");
+    std::fs::write(&url_file, &webhook.url).unwrap();
+    let config = db.edit_config(&[(
+        "webhook_url_env = \"TEST_ALERT_WEBHOOK\"",
+        &format!("webhook_url_file = {:?}", url_file.display().to_string()),
+    )]);
+    let (holder, _) = hold_lock(&db, "ocapi-other-run").await;
+    let telemetry = std::sync::Arc::new(ocapi::metrics::Telemetry::new("stores-test"));
+
+    // WHEN watch ticks every second for a few seconds (each run waits 2s for the lock)
+    let options = ocapi::commands::watch::WatchOptions {
+        interval: std::time::Duration::from_secs(1),
+        run: ocapi::run::RunOptions::default(),
+        metrics: None,
+        telemetry: Some(std::sync::Arc::clone(&telemetry)),
+        health: None,
+        alerts: ocapi::alerts::Alerter::from_config(&config.alerts).unwrap(),
+    };
+    let stop = tokio::time::sleep(std::time::Duration::from_secs(4));
+    let summary = ocapi::commands::watch::watch(&config, options, stop)
+        .await
+        .unwrap();
+
+    // THEN its runs were skipped, none failed, no alert went out and nothing was sent
+    assert!(summary.skipped >= 1, "{summary:?}");
+    assert_eq!((summary.failed, summary.completed), (0, 0));
+    assert!(webhook.texts().is_empty(), "{:?}", webhook.texts());
+    let text = telemetry.encode();
+    assert!(text.contains("status=\"skipped\"}"), "{text}");
+    // (no last run: no `ocapi_last_run_status` series, so no `failed` one)
+    assert!(
+        !text
+            .lines()
+            .any(|l| l.starts_with("ocapi_last_run_status{")),
+        "{text}"
+    );
+    assert!(db.written_events().is_empty());
+    drop(holder);
+}
