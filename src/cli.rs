@@ -81,6 +81,11 @@ pub struct RunArgs {
     /// Exit 3 (completed, degraded) when more than this share of orders is invalid or rejected.
     #[arg(long, value_name = "RATIO", value_parser = ratio)]
     pub max_invalid_ratio: Option<f64>,
+    /// With no ledger state for the connector (a first install, or a dropped ledger) and no
+    /// `source.start`: send the history older than 7 days too (up to 62 days, the most Meta
+    /// accepts). Without it such a run sends the last 7 days and says what it left.
+    #[arg(long)]
+    pub initial_sync: bool,
 }
 
 /// `ocapi watch`.

@@ -67,6 +67,11 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         include_str!("../sql/0011_ledger_without_event_time_index.sql"),
     ),
     (
+        12,
+        "anonymous_orders",
+        include_str!("../sql/0012_anonymous_orders.sql"),
+    ),
+    (
         16,
         "meta_alerts",
         include_str!("../sql/0016_meta_alerts.sql"),

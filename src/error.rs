@@ -127,11 +127,12 @@ impl Error {
 /// How a command ended, as the README's exit-code table gives it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum ExitStatus {
-    /// 0: the command (or run) completed; `watch` stopped by a signal.
+    /// 0: the command (or run) completed, or was skipped (another run holds the lock);
+    /// `watch` stopped by a signal.
     #[default]
     Success,
-    /// 1: the run failed (database, network, Meta, a lock held by another run); the next run
-    /// resumes.
+    /// 1: the run failed (database, network, Meta, a lock held longer than
+    /// `connector.stuck_run_after`); the next run resumes.
     Failed,
     /// 2: a configuration or usage problem; the message names what to fix.
     Config,

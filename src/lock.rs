@@ -34,20 +34,79 @@ pub struct LockLost {
     why: String,
 }
 
+/// The session holding a lock a run waited for, as `pg_locks` joined with `pg_stat_activity`
+/// show it (columns the ledger role may not see are `None`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Holder {
+    /// Its backend's process id (`pg_terminate_backend` takes it).
+    pub pid: i32,
+    /// Its `application_name` (`ocapi` for ocapi's own runs).
+    pub application_name: Option<String>,
+    /// Its client's address (`None` for a Unix socket or a role that may not see it).
+    pub client_addr: Option<String>,
+    /// When its session began (RFC 3339, UTC): when the lock was taken at the latest, since a
+    /// session lock lives as long as its session and ocapi takes it on a session of its own.
+    pub backend_start: Option<String>,
+    /// When its current transaction began, if it is in one.
+    pub xact_start: Option<String>,
+    /// Seconds since `backend_start`, by the ledger database's clock.
+    pub held_secs: Option<f64>,
+}
+
+impl std::fmt::Display for Holder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let or = |v: &Option<String>| v.clone().unwrap_or_else(|| "unknown".to_owned());
+        write!(
+            f,
+            "process {} (application_name {:?}, client {}, session started {}, transaction \
+             started {})",
+            self.pid,
+            self.application_name.as_deref().unwrap_or(""),
+            self.client_addr
+                .as_deref()
+                .unwrap_or("local or not visible"),
+            or(&self.backend_start),
+            self.xact_start.as_deref().unwrap_or("none open"),
+        )
+    }
+}
+
 /// Why a run could not take its lock.
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
     /// Another run of the same connector, or another run sending to the same dataset, holds
-    /// the lock (exit 1: the next run resumes).
+    /// the lock. Not a failure: the run is `skipped` (exit 0) and the next run resumes.
     #[error(
-        "another run for {holder} holds its lock (waited {waited_secs}s); \
-         try again when it finishes, or raise `connector.lock_wait`"
+        "another run for {holder} holds its lock (waited {waited_secs}s{held_by}); \
+         try again when it finishes, or raise `connector.lock_wait`",
+        held_by = .by.as_ref().map(|h| format!("; held by {h}")).unwrap_or_default()
     )]
     Held {
         /// What the lock is on: `connector "name"` or `dataset 1234`.
         holder: String,
         /// How long ocapi waited, in seconds (`connector.lock_wait`).
         waited_secs: u64,
+        /// The session holding it, when the ledger role can see it.
+        by: Option<Holder>,
+    },
+    /// The lock has been held longer than `connector.stuck_run_after`: the run holding it may
+    /// be stuck (exit 1, and an alert).
+    #[error(
+        "another run for {holder} has held its lock since {since} ({minutes} min, longer than \
+         `connector.stuck_run_after` = {limit_secs}s): {by}; if that run is stuck, end it with \
+         `select pg_terminate_backend({pid})` on the ledger database (its orders in flight are \
+         sent again by the next run)",
+        since = .by.backend_start.as_deref().unwrap_or("unknown"),
+        minutes = (.by.held_secs.unwrap_or(0.0) / 60.0).floor(),
+        pid = .by.pid
+    )]
+    Stuck {
+        /// What the lock is on.
+        holder: String,
+        /// `connector.stuck_run_after`, in seconds.
+        limit_secs: u64,
+        /// The session holding it.
+        by: Holder,
     },
     /// `ledger.url` goes through a transaction-mode pooler, where a session lock means nothing:
     /// a configuration error (exit 2).
@@ -69,7 +128,7 @@ impl LockError {
         match self {
             Self::TransactionPooler => true,
             Self::Db(error) => matches!(error, DbError::Url { .. }),
-            Self::Held { .. } => false,
+            Self::Held { .. } | Self::Stuck { .. } => false,
         }
     }
 }
@@ -142,9 +201,21 @@ impl RunLock {
                     break;
                 }
                 if Instant::now() >= deadline {
-                    return Err(LockError::Held {
-                        holder: what,
-                        waited_secs: wait.as_secs(),
+                    let by = holder(&client, &key).await?;
+                    let limit = config.connector.stuck_run_after;
+                    return Err(match by {
+                        Some(by) if by.held_secs.is_some_and(|s| s > limit.as_secs_f64()) => {
+                            LockError::Stuck {
+                                holder: what,
+                                limit_secs: limit.as_secs(),
+                                by,
+                            }
+                        }
+                        by => LockError::Held {
+                            holder: what,
+                            waited_secs: wait.as_secs(),
+                            by,
+                        },
                     });
                 }
                 tokio::time::sleep(Duration::from_millis(200)).await;
@@ -205,6 +276,35 @@ impl RunLock {
         }
         Ok(())
     }
+}
+
+/// The session holding the advisory lock on `key` in this database, if the ledger role can
+/// see it.
+async fn holder(client: &tokio_postgres::Client, key: &str) -> Result<Option<Holder>, DbError> {
+    let utc = "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'";
+    let sql = format!(
+        "select l.pid, a.application_name, host(a.client_addr),
+                to_char(a.backend_start at time zone 'UTC', {utc}),
+                to_char(a.xact_start at time zone 'UTC', {utc}),
+                extract(epoch from now() - a.backend_start)::float8
+         from pg_locks l left join pg_stat_activity a on a.pid = l.pid
+         where l.locktype = 'advisory' and l.granted and l.objsubid = 1
+           and l.database = (select oid from pg_database where datname = current_database())
+           and ((l.classid::int8 << 32) | l.objid::int8) = hashtext($1)::int8
+         limit 1"
+    );
+    let row = client
+        .query_opt(&sql, &[&key])
+        .await
+        .map_err(DbError::query("cannot read who holds the run's lock"))?;
+    Ok(row.map(|r| Holder {
+        pid: r.get(0),
+        application_name: r.get(1),
+        client_addr: r.get(2),
+        backend_start: r.get(3),
+        xact_start: r.get(4),
+        held_secs: r.get(5),
+    }))
 }
 
 /// Fails when `pool`'s connections share backends between statements, as a transaction-mode

@@ -20,6 +20,9 @@ pub enum RunStatus {
     Degraded,
     /// Failed; state is consistent and the next run resumes.
     Failed,
+    /// Not run: another run holds the connector's (or the dataset's) lock, as when a cron job
+    /// overlaps a slow run. Not a failure (exit 0, no alert); no `runs` row is written.
+    Skipped,
 }
 
 impl RunStatus {
@@ -30,6 +33,7 @@ impl RunStatus {
             Self::Completed => "completed",
             Self::Degraded => "degraded",
             Self::Failed => "failed",
+            Self::Skipped => "skipped",
         }
     }
 }
@@ -68,6 +72,12 @@ pub struct RunStats {
     pub ahead_of_clock: u64,
     /// Rows that could not become an event (recorded in the ledger with a reason).
     pub invalid: u64,
+    /// Orders older than 7 days that a run without ledger state left, neither sent nor
+    /// recorded (`source.start` or `--initial-sync` sends them; `note` says how).
+    pub history_left: u64,
+    /// Walk-in sales: orders whose rows carry no customer value (recorded `anonymous`, not
+    /// sent: Meta cannot attribute them). Never part of `invalid` or the invalid ratio.
+    pub anonymous: u64,
     /// Events the destination rejected for their data.
     pub rejected: u64,
     /// Retries for transient failures.
@@ -89,6 +99,10 @@ pub struct RunStats {
     /// The error that failed the run, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// What the run did not do, and why: another run holds the lock (a skipped run), or the
+    /// older orders a first run left (see `history_left`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
     /// Seconds from `event_time` to acceptance of the sent events (median, p95, max).
     pub upload_lag: UploadLag,
     /// The token's and the API version's remaining life as the run read them (Meta
@@ -120,6 +134,8 @@ impl RunStats {
             zero_value: 0,
             ahead_of_clock: 0,
             invalid: 0,
+            anonymous: 0,
+            history_left: 0,
             rejected: 0,
             retries: 0,
             batches: 0,
@@ -130,6 +146,7 @@ impl RunStats {
             dropped: BTreeMap::new(),
             invalid_reasons: BTreeMap::new(),
             error: None,
+            note: None,
             upload_lag: UploadLag::default(),
             meta_life: None,
             meta_alerts: Vec::new(),
@@ -216,6 +233,13 @@ pub(crate) fn count_failed_attempts(stats: &mut RunStats, error: &DestinationErr
 
 impl fmt::Display for RunStats {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.status == RunStatus::Skipped {
+            writeln!(f, "run of {}: skipped", self.connector)?;
+            if let Some(note) = &self.note {
+                writeln!(f, "  {note}")?;
+            }
+            return Ok(());
+        }
         writeln!(
             f,
             "run {} of {}: {}",
@@ -232,6 +256,7 @@ impl fmt::Display for RunStats {
         writeln!(f, "  skipped (invalid)   {:>10}", self.skipped_invalid)?;
         writeln!(f, "  held (future time)  {:>10}", self.held)?;
         writeln!(f, "  invalid             {:>10}", self.invalid)?;
+        writeln!(f, "  anonymous (walk-in) {:>10}", self.anonymous)?;
         if self.zero_value > 0 {
             writeln!(f, "  zero value (sent)   {:>10}", self.zero_value)?;
         }
@@ -278,6 +303,9 @@ impl fmt::Display for RunStats {
         if let Some(error) = &self.error {
             writeln!(f, "  error: {error}")?;
         }
+        if let Some(note) = &self.note {
+            writeln!(f, "  note: {note}")?;
+        }
         Ok(())
     }
 }
@@ -301,6 +329,17 @@ mod tests {
         }
         // 2 data errors of 10 orders that could have been sent.
         assert!((stats.invalid_ratio() - 0.2).abs() < 1e-9);
+    }
+
+    #[test]
+    fn walk_in_sales_do_not_count_toward_the_invalid_ratio() {
+        // 66 sent and 34 walk-ins, as in a store's normal day: no invalid order at all
+        let mut stats = RunStats::new("c");
+        stats.events = 66;
+        stats.anonymous = 34;
+        assert!(stats.invalid_ratio().abs() < 1e-9);
+        stats.invalid = 1;
+        assert!((stats.invalid_ratio() - 1.0 / 67.0).abs() < 1e-9);
     }
 
     #[test]

@@ -89,12 +89,13 @@ const ROWS: &[(&str, i32)] = &[
     ("a config file that does not exist", 2),
     ("a bad flag", 2),
     ("reconcile with --to before --from", 2),
-    ("a lock held by another run", 1),
+    ("a lock held by another run: the run is skipped", 0),
     ("meta rejects the access token", 1),
     ("the source database is unreachable", 1),
     ("explain of an order that is nowhere", 1),
     ("watch with a zero interval", 2),
     ("reconcile from a day after today", 2),
+    ("a lock held longer than connector.stuck_run_after", 1),
 ];
 
 /// Builds row `row`'s situation.
@@ -236,6 +237,24 @@ async fn setup(row: usize) -> Setup {
         18 => ready(&["explain", "NOPE-1"]).await,
         19 => ready(&["watch", "--interval", "0s"]).await,
         20 => ready(&["reconcile", "--from", "2999-01-01"]).await,
+        21 => {
+            let mut setup = ready(&["run"]).await;
+            setup.db.edit_config_text(&[(
+                "lock_wait = \"2s\"",
+                "lock_wait = \"2s\"\nstuck_run_after = \"1s\"",
+            )]);
+            // a run holding the lock longer than the limit: the waiting run waits 2s
+            let holder = crate::support::connect(&setup.db.url).await;
+            holder
+                .execute(
+                    "select pg_advisory_lock(hashtext('ocapi:stores-test'))",
+                    &[],
+                )
+                .await
+                .unwrap();
+            setup._keep = Some(Box::new(holder));
+            setup
+        }
         _ => unreachable!("a row without a setup"),
     }
 }

@@ -162,7 +162,7 @@ async fn overlapping_runs_of_one_connector_send_each_order_once() {
 }
 
 #[tokio::test]
-async fn a_second_run_waits_for_the_lock_then_exits_1_saying_another_run_holds_it() {
+async fn a_second_run_waits_for_the_lock_then_is_skipped_with_exit_0_saying_another_run_holds_it() {
     // GIVEN another session holding the connector's lock
     let db = TestDb::new().await;
     insert_orders(&db, "R", 5, "2026-01-01T00:00:00Z").await;
@@ -181,11 +181,13 @@ async fn a_second_run_waits_for_the_lock_then_exits_1_saying_another_run_holds_i
     let started = Instant::now();
     let out = ocapi(&db.config_path(), &["run"]);
 
-    // THEN it waited, exited 1, said why, and sent nothing
+    // THEN it waited, exited 0 as `skipped` (issue 22: an overlap is no failure), said why,
+    // and sent nothing
     assert!(started.elapsed() >= Duration::from_secs(2));
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(0));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("holds its lock"), "{stderr}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("skipped"));
     assert!(db.written_events().is_empty());
 
     // AND once the lock is free, a run goes through

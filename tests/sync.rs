@@ -702,7 +702,7 @@ async fn attempts_counts_every_recording_of_an_invalid_order() {
     db.exec(
         "update shop.store_transactions set total = 5, email = null, phone = null,
              first_name = null, last_name = null, city = null, state = null, zip = null,
-             country = null, gender = null, birth_date = null, loyalty_id = null,
+             country = null, gender = 'F', birth_date = null, loyalty_id = null,
              updated_at = '2026-01-03' where order_id = 'R1'",
     )
     .await;

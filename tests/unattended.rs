@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
+use crate::support::webhook::Webhook;
 use crate::support::{admin_url, config_text, insert_orders, migrate, sandbox, TestDb, TOKEN};
 use ocapi::sandbox::Faults;
 
@@ -232,51 +233,6 @@ impl PgProxy {
             .map(|p| format!(":{}", String::from_utf8_lossy(p)))
             .unwrap_or_default();
         format!("postgres://{user}{password}@{}/{database}", self.addr)
-    }
-}
-
-/// A local chat webhook: records each POSTed JSON body; answers `status`.
-struct Webhook {
-    /// Its URL.
-    url: String,
-    /// Bodies received.
-    bodies: Arc<Mutex<Vec<serde_json::Value>>>,
-}
-
-impl Webhook {
-    /// Starts one.
-    async fn start() -> Self {
-        let bodies: Arc<Mutex<Vec<serde_json::Value>>> = Arc::default();
-        let sink = Arc::clone(&bodies);
-        let app = axum::Router::new().route(
-            "/hooks/{id}",
-            axum::routing::post(move |axum::Json(body): axum::Json<serde_json::Value>| {
-                let sink = Arc::clone(&sink);
-                async move {
-                    sink.lock().unwrap().push(body);
-                    "ok"
-                }
-            }),
-        );
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!(
-            "http://{}/hooks/secret-7d1e",
-            listener.local_addr().unwrap()
-        );
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        Self { url, bodies }
-    }
-
-    /// The `text` of each message received.
-    fn texts(&self) -> Vec<String> {
-        self.bodies
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|b| b["text"].as_str().unwrap().to_owned())
-            .collect()
     }
 }
 

@@ -140,6 +140,10 @@ fn demo_config(url: &Secret, base_url: &str) -> Result<Config, Error> {
     )?;
     config.source.url = Some(url.clone());
     config.source.url_env = None;
+    // The history to send: 62 days back, the most Meta accepts for store events. Written
+    // explicitly, since a connector without ledger state sends only the last 7 days otherwise.
+    let start = chrono::Utc::now() - chrono::Duration::seconds(crate::config::MAX_EVENT_AGE_SECS);
+    config.source.start = Some(start.format("%Y-%m-%dT%H:%M:%SZ").to_string());
     config.destination.base_url =
         crate::config::HttpUrl::try_from(base_url.to_owned()).map_err(|constraint| {
             crate::config::ConfigError::Invalid {

@@ -4,8 +4,14 @@
 //! those orders, and joins them here, because source and ledger may live in different
 //! databases. The ledger-only parts are also SQL views (sql/0002 and sql/0003).
 //!
-//! For every group: `sent + invalid + returns + rejected + held + never_seen = source_orders +
-//! ledger_only`.
+//! For every group: `sent + invalid + returns + rejected + held + anonymous + never_seen =
+//! source_orders + ledger_only`.
+//!
+//! Each line also gives the store-sales figures Google's store-sales upload asks for (the
+//! ledger's view `ledger_store_sales`, sql/0012, computes the same per day and store):
+//! `loyalty_fraction`, the share of the line's sales (`sent + invalid + rejected + anonymous`:
+//! held orders and returns apart) that carried customer information (all but the anonymous
+//! ones), and `transaction_upload_fraction`, the share of those that were sent.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
@@ -81,6 +87,14 @@ pub struct Line {
     pub rejected: u64,
     /// Orders held until their event time comes (dated ahead by a fast till clock).
     pub held: u64,
+    /// Walk-in sales: no customer information, recorded `anonymous`, not sent (not invalid).
+    pub anonymous: u64,
+    /// Of the line's sales (`sent + invalid + rejected + anonymous`), the share that carried
+    /// customer information (0 to 1; `null` without sales).
+    pub loyalty_fraction: Option<f64>,
+    /// Of the sales that carried customer information, the share that was sent (0 to 1;
+    /// `null` without such sales).
+    pub transaction_upload_fraction: Option<f64>,
     /// Orders in the source with no ledger row that a run can still handle: not read yet, in
     /// flight, written late or unwatermarked. An order no run recorded that is a return counts
     /// under `returns`, and one too old to send under `invalid` (reason `event time more than
@@ -116,6 +130,7 @@ impl Line {
         }
         self.rejected += other.rejected;
         self.held += other.held;
+        self.anonymous += other.anonymous;
         self.never_seen += other.never_seen;
         self.never_seen_null_watermark += other.never_seen_null_watermark;
         self.never_seen_invalid += other.never_seen_invalid;
@@ -126,10 +141,20 @@ impl Line {
         }
     }
 
+    /// Sets `loyalty_fraction` and `transaction_upload_fraction` from the line's counts.
+    fn fractions(mut self) -> Self {
+        let sales = self.sent + self.invalid + self.rejected + self.anonymous;
+        let with_customer = sales - self.anonymous;
+        let share = |n: u64, of: u64| (of > 0).then(|| n as f64 / of as f64);
+        self.loyalty_fraction = share(with_customer, sales);
+        self.transaction_upload_fraction = share(self.sent, with_customer);
+        self
+    }
+
     /// Counts a source order that has no ledger row as a run would record it now (the
     /// classification `explain` gives, `decide::advise`): a return under `returns`, an order
-    /// too old to send under `invalid` (no run or backfill can send it), anything else under
-    /// `never_seen`.
+    /// too old to send under `invalid` (no run or backfill can send it), a walk-in sale under
+    /// `anonymous`, anything else under `never_seen`.
     fn count_unrecorded(&mut self, order: &SourceOrder, now: i64) {
         if order.invalid == Some(InvalidReason::NegativeValue) {
             self.returns += 1;
@@ -138,6 +163,8 @@ impl Line {
             self.invalid += 1;
             let reason = InvalidReason::TooOld.as_str().to_owned();
             *self.invalid_reasons.entry(reason).or_default() += 1;
+        } else if order.invalid.is_some_and(InvalidReason::is_anonymous) {
+            self.anonymous += 1;
         } else {
             self.never_seen += 1;
             if order.invalid.is_some() {
@@ -166,6 +193,7 @@ impl Line {
                 *self.invalid_reasons.entry(reason).or_default() += 1;
             }
             Status::Held => self.held += 1,
+            Status::Anonymous => self.anonymous += 1,
             Status::Rejected => {
                 self.rejected += 1;
                 let reason = row.reason.clone().unwrap_or_else(|| "-".to_owned());
@@ -214,7 +242,7 @@ impl Report {
                 _ => merged.push(line.clone()),
             }
         }
-        merged
+        merged.into_iter().map(Line::fractions).collect()
     }
 }
 
@@ -299,6 +327,7 @@ pub async fn reconcile(
         .map(|((group, currency), mut line)| {
             line.group = group;
             line.currency = Some(currency.clone());
+            line = line.fractions();
             totals
                 .entry(currency.clone())
                 .or_insert_with(|| Line {
@@ -310,7 +339,7 @@ pub async fn reconcile(
             line
         })
         .collect();
-    let totals: Vec<Line> = totals.into_values().collect();
+    let totals: Vec<Line> = totals.into_values().map(Line::fractions).collect();
     let mut total = Line {
         group: "total".to_owned(),
         ..Line::default()
@@ -318,6 +347,7 @@ pub async fn reconcile(
     for line in &totals {
         total.add(line);
     }
+    let mut total = total.fractions();
     // Orders whose currency is unknown (invalid ones) carry no value, so they do not make the
     // report multi-currency.
     let known: Vec<&Line> = totals
@@ -433,7 +463,7 @@ pub fn render(report: &Report) -> String {
     );
     let _ = writeln!(
         out,
-        "{:<12} {:>4} {:>8} {:>12} {:>8} {:>12} {:>8} {:>8} {:>8} {:>6} {:>10} {:>8} {:>11}",
+        "{:<12} {:>4} {:>8} {:>12} {:>8} {:>12} {:>8} {:>8} {:>8} {:>6} {:>9} {:>10} {:>8} {:>11} {:>7} {:>7}",
         by,
         "cur",
         "orders",
@@ -444,14 +474,17 @@ pub fn render(report: &Report) -> String {
         "returns",
         "rejected",
         "held",
+        "anonymous",
         "never seen",
         "changed",
-        "ledger only"
+        "ledger only",
+        "loyalty",
+        "upload"
     );
     for line in report.lines.iter().chain(&report.totals) {
         let _ = writeln!(
             out,
-            "{:<12} {:>4} {:>8} {:>12} {:>8} {:>12} {:>8} {:>8} {:>8} {:>6} {:>10} {:>8} {:>11}",
+            "{:<12} {:>4} {:>8} {:>12} {:>8} {:>12} {:>8} {:>8} {:>8} {:>6} {:>9} {:>10} {:>8} {:>11} {:>7} {:>7}",
             terminal(&line.group),
             terminal(line.currency.as_deref().unwrap_or("-")),
             line.source_orders,
@@ -462,11 +495,20 @@ pub fn render(report: &Report) -> String {
             line.returns,
             line.rejected,
             line.held,
+            line.anonymous,
             line.never_seen,
             line.changed_after_send,
-            line.ledger_only
+            line.ledger_only,
+            percent(line.loyalty_fraction),
+            percent(line.transaction_upload_fraction)
         );
     }
+    let _ = writeln!(
+        out,
+        "loyalty: the share of sales (sent, invalid, rejected, anonymous) that carried customer \
+         information; upload: the share of those that were sent (Google's loyalty_fraction and \
+         transaction_upload_fraction)"
+    );
     if report.total.never_seen_null_watermark > 0 {
         let _ = writeln!(
             out,
@@ -490,6 +532,11 @@ pub fn render(report: &Report) -> String {
         }
     }
     out
+}
+
+/// A fraction as a percentage with one decimal, `-` when there is none.
+fn percent(fraction: Option<f64>) -> String {
+    fraction.map_or_else(|| "-".to_owned(), |f| format!("{:.1}%", 100.0 * f))
 }
 
 /// `ocapi reconcile`: the source beside the ledger for the event days `[--from, --to)`.

@@ -7,6 +7,7 @@ use crate::commands::progress::RunDisplay;
 use crate::config::Config;
 use crate::error::{Error, ExitStatus};
 use crate::run::RunOptions;
+use crate::stats::RunStatus;
 
 /// Runs one pass and prints its stats (stdout; stderr for a dry run, whose stdout is the events).
 pub(crate) async fn command(
@@ -19,6 +20,7 @@ pub(crate) async fn command(
         dry_run: args.dry_run,
         limit: args.limit,
         max_invalid_ratio: args.max_invalid_ratio,
+        initial_sync: args.initial_sync,
         progress: Some(display.callback()),
         ..RunOptions::default()
     };
@@ -28,7 +30,9 @@ pub(crate) async fn command(
     }
     let result = crate::run::run(config, options, super::shutdown_signal()).await;
     display.finish();
-    if !args.dry_run {
+    // A skipped run (another holds the lock) leaves the metrics file to the run that holds it.
+    let skipped = matches!(&result, Ok(stats) if stats.status == RunStatus::Skipped);
+    if !args.dry_run && !skipped {
         super::record_metrics(cli.metrics_file.as_deref(), config, &result)?;
         if let Some(mut alerts) = alerts {
             let stats = super::finished(config, &result);

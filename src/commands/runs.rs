@@ -23,7 +23,7 @@ pub fn render(runs: &[RunRecord]) -> String {
     }
     let _ = writeln!(
         out,
-        "{:>6}  {:<8}  {:<9}  {:<20}  {:>9}  {:>8}  {:>8}  {:>8}  {:>8}  {:>8}  {:>6}  {:>6}  {:>13}",
+        "{:>6}  {:<8}  {:<9}  {:<20}  {:>9}  {:>8}  {:>8}  {:>8}  {:>8}  {:>8}  {:>9}  {:>6}  {:>6}  {:>13}",
         "run",
         "mode",
         "status",
@@ -34,6 +34,7 @@ pub fn render(runs: &[RunRecord]) -> String {
         "dup",
         "invalid",
         "rejected",
+        "anonymous",
         "held",
         "ratio",
         "lag p50/p95"
@@ -45,7 +46,7 @@ pub fn render(runs: &[RunRecord]) -> String {
         );
         let _ = writeln!(
             out,
-            "{:>6}  {:<8}  {:<9}  {:<20}  {:>9}  {:>8}  {:>8}  {:>8}  {:>8}  {:>8}  {:>6}  {:>6.3}  {:>13}",
+            "{:>6}  {:<8}  {:<9}  {:<20}  {:>9}  {:>8}  {:>8}  {:>8}  {:>8}  {:>8}  {:>9}  {:>6}  {:>6.3}  {:>13}",
             r.run_id,
             r.mode,
             r.status,
@@ -56,6 +57,7 @@ pub fn render(runs: &[RunRecord]) -> String {
             r.skipped_duplicate,
             r.invalid,
             r.rejected,
+            r.anonymous,
             r.held,
             r.invalid_ratio,
             match (r.upload_lag_median_seconds, r.upload_lag_p95_seconds) {

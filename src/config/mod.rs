@@ -156,6 +156,11 @@ pub struct ConnectorConfig {
     /// How long a run waits for another run of the same connector to finish.
     #[serde(default = "default_lock_wait", deserialize_with = "duration")]
     pub lock_wait: Duration,
+    /// A run that finds the lock held is `skipped` (exit 0), unless the session holding it
+    /// began longer ago than this: then the holder may be stuck, and the run fails (exit 1,
+    /// an alert) naming it.
+    #[serde(default = "default_stuck_run_after", deserialize_with = "duration")]
+    pub stuck_run_after: Duration,
 }
 
 /// `[source]`.
@@ -438,6 +443,11 @@ pub(crate) fn duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Dur
     parse_duration(&text).map_err(serde::de::Error::custom)
 }
 
+/// Serde default for `connector.stuck_run_after`: an hour, longer than any healthy run of a
+/// store's day (a 1M-order first sync takes minutes, docs/benchmarks.md).
+fn default_stuck_run_after() -> Duration {
+    Duration::from_secs(3600)
+}
 /// Serde default for `connector.lock_wait`.
 fn default_lock_wait() -> Duration {
     DEFAULT_LOCK_WAIT

@@ -17,6 +17,13 @@ impl Config {
         if self.connector.name.trim().is_empty() {
             return invalid("connector.name", "must not be empty");
         }
+        if self.connector.stuck_run_after.is_zero() {
+            return invalid(
+                "connector.stuck_run_after",
+                "must be longer than 0s (how long a run may hold its lock before a run that \
+                 finds it held reports it stuck; default \"1h\")",
+            );
+        }
         if self.source.url.is_some() == self.source.url_env.is_some() {
             return invalid(
                 "source.url",

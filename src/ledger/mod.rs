@@ -1,5 +1,5 @@
 //! The ledger: one row per (dataset_id, event_name, order_id) with its status (`sent`,
-//! `invalid`, `rejected`), the runs table and the watermark. An order is written once, when its
+//! `invalid`, `rejected`, `held`, `anonymous`), the runs table and the watermark. An order is written once, when its
 //! outcome is known, in bulk (arrays through `unnest`, never one INSERT per row) and in the same
 //! transaction as the watermark that covers it.
 //!
@@ -49,6 +49,10 @@ pub(crate) enum Status {
     Rejected,
     /// Dated ahead of now (a till clock running fast): sent by the first run after its time.
     Held,
+    /// A walk-in sale: no customer value in its rows, so Meta cannot attribute it; not sent,
+    /// and not invalid. Sent once, by the run that reads it with customer data added
+    /// (sql/0012_anonymous_orders.sql).
+    Anonymous,
 }
 
 impl Status {
@@ -59,6 +63,7 @@ impl Status {
             "invalid" => Some(Self::Invalid),
             "rejected" => Some(Self::Rejected),
             "held" => Some(Self::Held),
+            "anonymous" => Some(Self::Anonymous),
             _ => None,
         }
     }
@@ -70,6 +75,7 @@ impl Status {
             Self::Invalid => "invalid",
             Self::Rejected => "rejected",
             Self::Held => "held",
+            Self::Anonymous => "anonymous",
         }
     }
 }

@@ -171,29 +171,38 @@ struct Unsent<'a> {
     store_id: Option<&'a str>,
 }
 
+/// The ledger rows of orders that cannot be sent (those with an order id).
+fn unsent_of<'a>(rows: &[&'a Invalid]) -> Vec<Unsent<'a>> {
+    rows.iter()
+        .filter_map(|r| {
+            Some(Unsent {
+                order_id: r.order_id.as_deref()?,
+                event_time: r.event_time,
+                value: r.value,
+                currency: r.currency.as_deref(),
+                reason: Some(r.reason.as_str()),
+                watermark: &r.watermark,
+                store_id: r.store_id.as_deref(),
+            })
+        })
+        .collect()
+}
+
 impl Ledger {
-    /// Records invalid orders (never downgrading a `sent` one).
+    /// Records invalid orders, and walk-in sales as `anonymous` (never downgrading a `sent`
+    /// one).
     pub(crate) async fn record_invalid(
         &self,
         tx: &Transaction<'_>,
         rows: &[&Invalid],
         run_id: i64,
     ) -> Result<(), DbError> {
-        let unsent: Vec<Unsent<'_>> = rows
-            .iter()
-            .filter_map(|r| {
-                Some(Unsent {
-                    order_id: r.order_id.as_deref()?,
-                    event_time: r.event_time,
-                    value: r.value,
-                    currency: r.currency.as_deref(),
-                    reason: Some(r.reason.as_str()),
-                    watermark: &r.watermark,
-                    store_id: r.store_id.as_deref(),
-                })
-            })
-            .collect();
-        self.record_unsent(tx, "invalid", &unsent, run_id).await
+        let (anonymous, invalid): (Vec<&Invalid>, Vec<&Invalid>) =
+            rows.iter().partition(|r| r.reason.is_anonymous());
+        self.record_unsent(tx, "invalid", &unsent_of(&invalid), run_id)
+            .await?;
+        self.record_unsent(tx, "anonymous", &unsent_of(&anonymous), run_id)
+            .await
     }
 
     /// Records held orders (never downgrading a `sent` one).

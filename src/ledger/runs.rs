@@ -43,6 +43,8 @@ pub struct RunRecord {
     pub changed_after_send: i64,
     /// Orders that could not become an event.
     pub invalid: i64,
+    /// Walk-in sales: no customer value, recorded `anonymous`, not sent.
+    pub anonymous: i64,
     /// Events the destination rejected.
     pub rejected: i64,
     /// Orders held until their event time comes (dated ahead by a fast till clock).
@@ -121,7 +123,7 @@ impl LedgerReader {
                     s.invalid_ratio::float8, s.watermark_start, s.watermark_end, s.error,
                     r.upload_lag_median_seconds, r.upload_lag_p95_seconds,
                     r.upload_lag_max_seconds, coalesce(r.match_keys, '{{}}'::jsonb), r.held,
-                    r.skipped_invalid, r.ahead_of_clock, r.zero_value
+                    r.skipped_invalid, r.ahead_of_clock, r.zero_value, r.anonymous
              from {summary} s join {runs} r using (run_id, connector)
              where s.connector = $1 order by s.run_id desc limit $2",
             summary = self.ledger.run_summary,
@@ -162,6 +164,7 @@ impl LedgerReader {
                 skipped_invalid: r.get(24),
                 ahead_of_clock: r.get(25),
                 zero_value: r.get(26),
+                anonymous: r.get(27),
             })
             .collect())
     }
@@ -262,7 +265,8 @@ impl Ledger {
                  rejected = $9, retries = $10, batches = $11, watermark_start = $12,
                  watermark_end = $13, duration_ms = $14, match_keys = $15, dropped = $16,
                  error = $17, skipped_rejected = $18, skipped_invalid = $19, held = $20,
-                 ahead_of_clock = $21, zero_value = $22, returns = $23, too_old = $24
+                 ahead_of_clock = $21, zero_value = $22, returns = $23, too_old = $24,
+                 anonymous = $25
              where run_id = $1",
             self.runs
         );
@@ -297,6 +301,7 @@ impl Ledger {
                     &n(stats.zero_value),
                     &n(returns),
                     &n(too_old),
+                    &n(stats.anonymous),
                 ],
             )
             .await

@@ -7,7 +7,7 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::stats::RunStats;
+use crate::stats::{RunStats, RunStatus};
 
 use super::{StatusLabel, Telemetry, STATUSES};
 
@@ -49,13 +49,14 @@ impl Telemetry {
             ("ocapi_events_sent_total", &c.sent),
             ("ocapi_events_rejected_total", &c.rejected),
             ("ocapi_orders_invalid_total", &c.invalid),
+            ("ocapi_orders_anonymous_total", &c.anonymous),
             ("ocapi_orders_skipped_duplicate_total", &c.skipped_duplicate),
             ("ocapi_retries_total", &c.retries),
             ("ocapi_requests_total", &c.requests),
         ] {
             counter.inc_by(get(name, "").unwrap_or(0));
         }
-        for status in STATUSES {
+        for status in STATUSES.into_iter().chain([RunStatus::Skipped]) {
             let extra = format!(",status=\"{}\"", status.as_str());
             if let Some(n) = get("ocapi_runs_total", &extra) {
                 self.runs

@@ -82,6 +82,8 @@ struct Counters {
     rejected: Counter,
     /// `ocapi_orders_invalid_total`.
     invalid: Counter,
+    /// `ocapi_orders_anonymous_total`.
+    anonymous: Counter,
     /// `ocapi_orders_skipped_duplicate_total`.
     skipped_duplicate: Counter,
     /// `ocapi_retries_total`.
@@ -101,6 +103,8 @@ struct Seen {
     rejected: u64,
     /// Invalid orders.
     invalid: u64,
+    /// Walk-in sales.
+    anonymous: u64,
     /// Duplicates skipped.
     skipped_duplicate: u64,
     /// Retries.
@@ -117,6 +121,7 @@ impl Seen {
             sent: stats.sent,
             rejected: stats.rejected,
             invalid: stats.invalid,
+            anonymous: stats.anonymous,
             skipped_duplicate: stats.skipped_duplicate,
             retries: stats.retries,
             requests: stats.batches,
@@ -161,6 +166,7 @@ fn figure(stats: &RunStats, name: &str) -> u64 {
         "skipped_duplicate" => stats.skipped_duplicate,
         "changed_after_send" => stats.changed_after_send,
         "invalid" => stats.invalid,
+        "anonymous" => stats.anonymous,
         "rejected" => stats.rejected,
         "retries" => stats.retries,
         "held" => stats.held,
@@ -221,6 +227,7 @@ impl Telemetry {
         add(&c.sent, now.sent, seen.sent);
         add(&c.rejected, now.rejected, seen.rejected);
         add(&c.invalid, now.invalid, seen.invalid);
+        add(&c.anonymous, now.anonymous, seen.anonymous);
         add(
             &c.skipped_duplicate,
             now.skipped_duplicate,
@@ -232,7 +239,10 @@ impl Telemetry {
     }
 
     /// Records a finished run (a failed one as `failed`, with whatever it had counted):
-    /// counters, the lag histogram and the last-run gauges.
+    /// counters, the lag histogram and the last-run gauges. A skipped run (another held the
+    /// lock) counts in `ocapi_runs_total{status="skipped"}` only: the `ocapi_last_run_*`
+    /// gauges keep describing the last run that ran, so `ocapi_last_run_status` never reads
+    /// `failed` (nor anything else) because a cron job overlapped a healthy run.
     pub(crate) fn run_finished(&self, stats: &RunStats) {
         self.progress(stats);
         *self
@@ -245,6 +255,9 @@ impl Telemetry {
                 status: stats.status.as_str().to_owned(),
             })
             .inc();
+        if stats.status == RunStatus::Skipped {
+            return;
+        }
         for lag in stats.upload_lag.samples() {
             self.lag.observe(f64::from(*lag));
         }

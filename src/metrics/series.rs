@@ -22,7 +22,7 @@ const LAG_BUCKETS: [f64; 10] = [
 ];
 
 /// The stats fields shown as last-run gauges, with their help text.
-const LAST_RUN_FIGURES: [(&str, &str); 11] = [
+const LAST_RUN_FIGURES: [(&str, &str); 12] = [
     ("rows_read", "Source rows read by the last run"),
     ("events", "Orders built into events by the last run"),
     ("sent", "Orders accepted by the destination in the last run"),
@@ -37,6 +37,10 @@ const LAST_RUN_FIGURES: [(&str, &str); 11] = [
     (
         "invalid",
         "Orders that could not become an event in the last run",
+    ),
+    (
+        "anonymous",
+        "Walk-in sales (no customer information, not sent) in the last run",
     ),
     (
         "rejected",
@@ -60,7 +64,7 @@ impl Telemetry {
         let labels = [(Cow::Borrowed("connector"), Cow::Owned(connector.to_owned()))];
         let mut registry = Registry::with_labels(labels.into_iter());
         let counters = Counters::default();
-        let lifetime: [(&str, &str, &Counter); 7] = [
+        let lifetime: [(&str, &str, &Counter); 8] = [
             (
                 "ocapi_rows_read",
                 "Source rows read since the process started",
@@ -80,6 +84,11 @@ impl Telemetry {
                 "ocapi_orders_invalid",
                 "Orders that could not become an event since the process started",
                 &counters.invalid,
+            ),
+            (
+                "ocapi_orders_anonymous",
+                "Walk-in sales (no customer information, not sent) since the process started",
+                &counters.anonymous,
             ),
             (
                 "ocapi_orders_skipped_duplicate",

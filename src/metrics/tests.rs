@@ -73,3 +73,32 @@ fn a_metrics_file_carries_counters_and_the_last_success_over() {
     assert!(!text.contains("ocapi_last_success_timestamp_seconds{connector=\"shop\"} 0\n"));
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn a_skipped_run_counts_as_skipped_and_leaves_the_last_run_alone() {
+    // GIVEN a completed run with walk-in sales
+    let telemetry = Telemetry::new("shop");
+    let mut stats = RunStats::new("shop");
+    stats.status = RunStatus::Completed;
+    stats.sent = 3;
+    stats.anonymous = 2;
+    telemetry.run_started();
+    telemetry.run_finished(&stats);
+
+    // WHEN a run is skipped because another holds the lock
+    let mut skipped = RunStats::new("shop");
+    skipped.status = RunStatus::Skipped;
+    telemetry.run_started();
+    telemetry.run_finished(&skipped);
+
+    // THEN it is counted as skipped, and the last run is still the completed one
+    let text = telemetry.encode();
+    assert!(text.contains("ocapi_runs_total{connector=\"shop\",status=\"skipped\"} 1\n"));
+    assert!(text.contains("ocapi_last_run_status{connector=\"shop\",status=\"completed\"} 1\n"));
+    assert!(!text.contains("status=\"failed\"} 1\n"), "{text}");
+    assert!(text.contains("ocapi_last_run_sent{connector=\"shop\"} 3\n"));
+    assert!(text.contains("ocapi_run_in_progress{connector=\"shop\"} 0\n"));
+    // AND walk-ins have their own counter and gauge
+    assert!(text.contains("ocapi_orders_anonymous_total{connector=\"shop\"} 2\n"));
+    assert!(text.contains("ocapi_last_run_anonymous{connector=\"shop\"} 2\n"));
+}

@@ -55,6 +55,9 @@ pub(super) enum Decision {
     /// Invalid before for the same reason and unchanged: counted `skipped_invalid`, not
     /// `invalid` again.
     StillInvalid,
+    /// A walk-in sale recorded `anonymous` before and unchanged: counted nowhere again. Like
+    /// an invalid order, it is sent once its rows change and carry customer data.
+    StillAnonymous,
     /// Already sent (or being sent in this run): counted `skipped_duplicate`.
     Duplicate {
         /// A row was added or changed after the order was sent and that change was not
@@ -100,8 +103,17 @@ pub(super) fn decide(
         },
         (Status::Rejected, Candidate::Due { .. }) if unchanged => Decision::StillRejected,
         (Status::Held, Candidate::Held { .. }) if unchanged => Decision::StillHeld,
+        (Status::Anonymous, Candidate::Invalid { reason, .. })
+            if unchanged && reason.is_anonymous() =>
+        {
+            Decision::StillAnonymous
+        }
+        // An older build recorded walk-ins `invalid` ("no customer information"): recorded
+        // `anonymous` now.
         (Status::Invalid, Candidate::Invalid { reason, .. })
-            if unchanged && e.reason.as_deref() == Some(reason.as_str()) =>
+            if unchanged
+                && !reason.is_anonymous()
+                && e.reason.as_deref() == Some(reason.as_str()) =>
         {
             Decision::StillInvalid
         }
@@ -165,17 +177,24 @@ pub(super) struct InvalidCount {
     orders: u64,
     /// Orders by [`InvalidReason`] text.
     reasons: BTreeMap<String, u64>,
+    /// Walk-in sales ([`InvalidReason::Anonymous`]): counted `anonymous`, never `invalid`.
+    anonymous: u64,
 }
 
 impl InvalidCount {
-    /// Counts one order invalid for `reason`.
+    /// Counts one order invalid for `reason` (a walk-in sale as `anonymous`).
     fn add(&mut self, reason: InvalidReason) {
+        if reason.is_anonymous() {
+            self.anonymous += 1;
+            return;
+        }
         self.orders += 1;
         RunStats::bump(&mut self.reasons, reason.as_str(), 1);
     }
 
-    /// Adds the count to a run's `invalid` and `invalid_reasons`.
+    /// Adds the count to a run's `invalid`, `invalid_reasons` and `anonymous`.
     pub(super) fn count_in(&self, stats: &mut RunStats) {
+        stats.anonymous += self.anonymous;
         stats.invalid += self.orders;
         for (reason, n) in &self.reasons {
             RunStats::bump(&mut stats.invalid_reasons, reason, *n);
@@ -210,7 +229,11 @@ pub(super) fn sort_page(
         Decision::Duplicate { changed: false } => stats.skipped_duplicate += 1,
         Decision::StillRejected => stats.skipped_rejected += 1,
         Decision::StillInvalid => stats.skipped_invalid += 1,
-        Decision::Send | Decision::Hold | Decision::StillHeld | Decision::RecordInvalid => {}
+        Decision::Send
+        | Decision::Hold
+        | Decision::StillHeld
+        | Decision::RecordInvalid
+        | Decision::StillAnonymous => {}
     };
 
     // The orders to send, moved (not cloned) into the list.
@@ -315,6 +338,10 @@ mod tests {
             watermark: w,
             reason: InvalidReason::TooOld,
         };
+        let walk_in = |w| Candidate::Invalid {
+            watermark: w,
+            reason: InvalidReason::Anonymous,
+        };
         let sent = || Some(row(Status::Sent, "w1"));
         let mut counted = row(Status::Sent, "w1");
         counted.changed_watermark = Some("w2".to_owned());
@@ -342,6 +369,16 @@ mod tests {
             ("held, changed, still ahead", Some(row(Status::Held, "w1")), false, held("w2"), Hold),
             ("held and now due", Some(row(Status::Held, "w1")), false, due("w1"), Send),
             ("held, then made invalid", Some(row(Status::Held, "w1")), false, invalid("w2"), RecordInvalid),
+            ("new walk-in", None, false, walk_in("w1"), RecordInvalid),
+            ("walk-in unchanged", Some(row(Status::Anonymous, "w1")), false, walk_in("w1"), StillAnonymous),
+            ("walk-in, then a loyalty card linked", Some(row(Status::Anonymous, "w1")), false, due("w2"), Send),
+            ("walk-in, the card linked but dated ahead", Some(row(Status::Anonymous, "w1")), false, held("w2"), Hold),
+            ("walk-in, a changed row still anonymous", Some(row(Status::Anonymous, "w1")), false, walk_in("w2"), RecordInvalid),
+            ("walk-in, then made invalid", Some(row(Status::Anonymous, "w1")), false, invalid("w2"), RecordInvalid),
+            ("walk-in recorded invalid by an older build",
+                Some(Existing { reason: Some("no customer information".to_owned()), ..row(Status::Invalid, "w1") }),
+                false, walk_in("w1"), RecordInvalid),
+            ("sent, then the card unlinked", sent(), false, walk_in("w2"), Duplicate { changed: true }),
         ];
         for (case, existing, seen, candidate, expected) in cases {
             assert_eq!(

@@ -30,7 +30,7 @@ use crate::db;
 use crate::destination::Destination;
 use crate::error::Error;
 use crate::ledger::{ensure_schema, Ledger};
-use crate::lock::RunLock;
+use crate::lock::{LockError, RunLock};
 use crate::source::{self, EventTimeWindow, Filter, SourceTable};
 use crate::stats::{RunStats, RunStatus};
 use crate::transform;
@@ -54,6 +54,13 @@ impl Mode {
     }
 }
 
+/// How far back a run without ledger state sends, unless `source.start` is set or it is given
+/// `--initial-sync`: 7 days, in seconds. Such a run cannot tell a first install from a dropped
+/// ledger, and Meta deduplicates offline (`physical_store`) events on order id and event time
+/// within 7 days at most (Meta's offline-conversions dedup rules), so older orders a dropped
+/// ledger had sent would be counted twice.
+pub const RECENT_SECS: i64 = 7 * 86_400;
+
 /// A callback told the running stats after each committed page (progress bars).
 pub(crate) type Progress = Arc<dyn Fn(&RunStats) + Send + Sync>;
 
@@ -70,6 +77,9 @@ pub struct RunOptions {
     pub window: Option<EventTimeWindow>,
     /// A completed run above this share of invalid or rejected rows is `degraded`.
     pub max_invalid_ratio: Option<f64>,
+    /// `--initial-sync`: a run without ledger state and without `source.start` sends the
+    /// history older than [`RECENT_SECS`] too.
+    pub initial_sync: bool,
     /// Told the stats after each page.
     pub progress: Option<Progress>,
 }
@@ -82,6 +92,7 @@ impl Default for RunOptions {
             limit: None,
             window: None,
             max_invalid_ratio: None,
+            initial_sync: false,
             progress: None,
         }
     }
@@ -157,7 +168,20 @@ pub async fn run(
     let lock = if options.dry_run {
         None
     } else {
-        Some(Arc::new(RunLock::acquire(&ledger_pool, config).await?))
+        match RunLock::acquire(&ledger_pool, config).await {
+            Ok(lock) => Some(Arc::new(lock)),
+            // An overlapping incremental run (cron starting while a slow run goes) is not a
+            // failure: the run holding the lock does the work. A backfill was asked for by a
+            // person and has not happened: it fails (exit 1).
+            Err(error @ LockError::Held { .. }) if options.mode == Mode::Run => {
+                tracing::warn!(error = %error, "another run holds the lock; skipped");
+                stats.status = RunStatus::Skipped;
+                stats.note = Some(format!("skipped: {error}"));
+                stats.duration_ms = elapsed_ms(started);
+                return Ok(stats);
+            }
+            Err(error) => return Err(error.into()),
+        }
     };
     let destination = if options.dry_run {
         None
@@ -190,6 +214,7 @@ pub async fn run(
             .await?;
     }
 
+    let mut recent_from = None;
     let result = async {
         // Before anything is sent, the ledger table must take a write (issue 23): a ledger
         // that cannot record what is sent would have every later run send it again.
@@ -216,6 +241,12 @@ pub async fn run(
             &mut stats,
         )
         .await?;
+        // No ledger state, no `source.start`, no `--initial-sync`: the last 7 days only.
+        recent_from = (stats.watermark_start.is_none()
+            && options.window.is_none()
+            && config.source.start.is_none()
+            && !options.initial_sync)
+            .then(|| chrono::Utc::now().timestamp() - RECENT_SECS);
         let held = if ledger_ready && options.mode == Mode::Run {
             let due = clock.now() + transform::MAX_FUTURE_SECS;
             ledger_pool
@@ -257,6 +288,7 @@ pub async fn run(
             filter,
             held,
             committed: committed.as_deref(),
+            recent_from,
         };
         let pages = reader::pages(config, &source_pool, &table, read, &options);
         let result = Arc::new(pass).drive(pages, shutdown).await;
@@ -267,6 +299,14 @@ pub async fn run(
     .await;
 
     stats.duration_ms = elapsed_ms(started);
+    if let Some(from) = recent_from.filter(|_| stats.history_left > 0) {
+        stats.note = Some(history_note(stats.history_left, from));
+        tracing::warn!(
+            left = stats.history_left,
+            "{}",
+            stats.note.as_deref().unwrap_or_default()
+        );
+    }
     stats.status = match &result {
         Ok(()) if exceeds(&stats, options.max_invalid_ratio) => {
             stats.error = Some(format!(
@@ -325,6 +365,27 @@ pub async fn run(
         "run finished"
     );
     result.map(|()| stats)
+}
+
+/// What a run without ledger state says about the orders older than [`RECENT_SECS`] it left
+/// (`left` orders, event times before `from`, unix seconds), and how to send them.
+fn history_note(left: u64, from: i64) -> String {
+    let at = |t: i64| {
+        chrono::DateTime::<chrono::Utc>::from_timestamp(t, 0)
+            .map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+            .unwrap_or_default()
+    };
+    format!(
+        "left {left} orders older than 7 days (event time before {}): the ledger held no state \
+         for this connector (a first install, or a dropped ledger), and Meta deduplicates \
+         store events for 7 days only, so older ones a dropped ledger had sent would count \
+         twice. If Meta never received them, send them with `ocapi backfill --from {} --to {}` \
+         (the 62 days Meta accepts), or, on a fresh ledger, with `ocapi run --initial-sync` or \
+         `source.start` in the config",
+        at(from),
+        at(from + RECENT_SECS - transform::MAX_AGE_SECS),
+        at(from)
+    )
 }
 
 /// Whether the share of invalid or rejected rows is above the limit.

@@ -28,6 +28,8 @@ pub(super) struct PagePlan {
     pub(super) built: Vec<Built>,
     /// Orders that could not.
     pub(super) invalid: Vec<Invalid>,
+    /// Orders left as older than [`ReadPlan::recent_from`].
+    pub(super) left: u64,
     /// The watermark of its last order, where the watermark may advance once the page is
     /// committed; `None` for pages that must not move it (held orders read by id, backfills).
     pub(super) last_watermark: Option<String>,
@@ -44,6 +46,9 @@ pub(super) struct ReadPlan<'a> {
     /// The stored watermark (incremental runs): rows at or before it are re-reads, which do
     /// not count toward `--limit`.
     pub(super) committed: Option<&'a str>,
+    /// A run without ledger state ([`super::RECENT_SECS`]): orders with an event time before
+    /// this (unix seconds) are left, neither sent nor recorded, and counted `history_left`.
+    pub(super) recent_from: Option<i64>,
 }
 
 /// Starts the reader task and returns its pages in order: first the held orders whose time has
@@ -68,6 +73,7 @@ pub(super) fn pages(
         advance: options.mode == Mode::Run,
         committed: read.committed.map(str::to_owned),
         clock: read.clock,
+        recent_from: read.recent_from,
     };
     let (filter, held) = (read.filter, read.held);
     let task = tokio::spawn(async move {
@@ -105,6 +111,8 @@ struct Reader {
     committed: Option<String>,
     /// The source database's clock.
     clock: source::Clock,
+    /// See [`ReadPlan::recent_from`].
+    recent_from: Option<i64>,
 }
 
 impl Reader {
@@ -222,9 +230,11 @@ impl Reader {
     /// says whether the page may move the watermark.
     async fn plan(&self, rows: Vec<source::SourceRow>, advance: bool) -> Result<PagePlan, Error> {
         let rules = self.rules.clone();
-        let window = self.window;
+        let (window, recent_from) = (self.window, self.recent_from);
         let now = self.clock.now();
-        tokio::task::spawn_blocking(move || plan_page(&rows, &rules, window, advance, now))
+        tokio::task::spawn_blocking(move || {
+            plan_page(&rows, &rules, window, advance, now, recent_from)
+        })
             .await
             .map_err(Error::TaskFailed)
     }
@@ -233,13 +243,15 @@ impl Reader {
 /// Transforms one page of rows into events and invalid orders, judged at `now` (the source
 /// database's clock, unix seconds). With a window
 /// (backfill, reconcile), orders whose exact event time falls outside it are left out: the
-/// database's filter is wider for local times.
+/// database's filter is wider for local times. With `recent_from` (a run without ledger state),
+/// orders dated before it are left and counted.
 fn plan_page(
     rows: &[source::SourceRow],
     rules: &Rules,
     window: Option<EventTimeWindow>,
     advance: bool,
     now: i64,
+    recent_from: Option<i64>,
 ) -> PagePlan {
     let inside = |t: Option<i64>| {
         window.is_none_or(|w| t.is_none_or(|t| (t as f64) >= w.from && (t as f64) < w.to))
@@ -254,8 +266,11 @@ fn plan_page(
             .filter(|w| advance && !w.is_empty()),
         ..PagePlan::default()
     };
+    let old = |t: Option<i64>| recent_from.is_some_and(|from| t.is_some_and(|t| t < from));
     for order in transform::orders(rows) {
         match transform::build(order, rules, now) {
+            Ok(built) if old(Some(built.event.event_time)) => plan.left += 1,
+            Err(invalid) if old(invalid.event_time) => plan.left += 1,
             Ok(built) if inside(Some(built.event.event_time)) => plan.built.push(built),
             Err(invalid) if inside(invalid.event_time) => plan.invalid.push(invalid),
             _ => {}

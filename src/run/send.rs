@@ -254,6 +254,7 @@ impl Pass {
             rows,
             built,
             invalid,
+            left,
             last_watermark,
         } = plan;
         let mut ids: Vec<&str> = built
@@ -299,6 +300,7 @@ impl Pass {
             invalid_count,
         } = self.stats.update(|stats| {
             stats.rows_read += rows;
+            stats.history_left += left;
             dedup::sort_page(built, invalid, &existing, seen_before, stats)
         });
         self.in_flight

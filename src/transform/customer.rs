@@ -8,10 +8,11 @@ use crate::transform::hash::{hash_value, Hashed};
 use crate::transform::normalize::{Context, Field};
 
 /// Normalizes and hashes every mapped customer field; returns the fields dropped (once per
-/// unusable value). A field may hold several values (several columns, or an array), joined by
+/// unusable value), and whether the row carried any customer value of its own (usable or not;
+/// the default country is not the row's: an order without one is a walk-in sale). A field may hold several values (several columns, or an array), joined by
 /// [`crate::source::VALUE_SEPARATOR`]: each is normalized and hashed on its own, and duplicates
 /// after normalization are sent once.
-pub(super) fn user_data(row: &SourceRow, rules: &Rules) -> (UserData, Vec<Field>) {
+pub(super) fn user_data(row: &SourceRow, rules: &Rules) -> (UserData, Vec<Field>, bool) {
     let row_country = row.customer(Field::Country).and_then(|t| {
         t.split(crate::source::VALUE_SEPARATOR)
             .map(str::trim)
@@ -31,10 +32,14 @@ pub(super) fn user_data(row: &SourceRow, rules: &Rules) -> (UserData, Vec<Field>
     });
     let mut user_data = UserData::default();
     let mut dropped = Vec::new();
+    let mut carried = false;
     for (field, raw) in fields {
         let Some(raw) = raw else { continue };
+        let own = field != Field::Country || row_country.is_some();
         for raw in raw.split(crate::source::VALUE_SEPARATOR) {
-            match hash_value(field, raw, &ctx, rules.hash_external_id) {
+            let hashed = hash_value(field, raw, &ctx, rules.hash_external_id);
+            carried |= own && hashed != Hashed::Empty;
+            match hashed {
                 Hashed::Value(value) => {
                     let key = field.key();
                     if let Some(slot) = user_data.value_mut(key) {
@@ -54,7 +59,7 @@ pub(super) fn user_data(row: &SourceRow, rules: &Rules) -> (UserData, Vec<Field>
             }
         }
     }
-    (user_data, dropped)
+    (user_data, dropped, carried)
 }
 
 /// Meta rejects events whose customer data is only one of these combinations or a subset of

@@ -84,13 +84,18 @@ pub enum InvalidReason {
     InvalidCurrency,
     /// A line whose quantity or price is not a number.
     InvalidLineItem,
-    /// No user_data key at all.
+    /// Customer values were given, but none of them is usable (each was dropped), and there is
+    /// no default country: a data problem.
     NoCustomerInformation,
     /// Only a combination Meta rejects as too broad (docs/meta-capi.md decision 5).
     InsufficientCustomerInformation,
     /// A value of this config key's column is neither UTF-8 nor `source.encoding` (a
     /// `SQL_ASCII` database holding another encoding's bytes).
     NotText(&'static str),
+    /// A walk-in sale: the order's rows carry no customer value at all (a value that comes
+    /// only from `[defaults]`, such as the country, does not count). Not a data problem: the
+    /// ledger records it `anonymous`, outside `--max-invalid-ratio` ([`InvalidReason::is_anonymous`]).
+    Anonymous,
 }
 
 impl InvalidReason {
@@ -125,10 +130,16 @@ impl InvalidReason {
             Self::InvalidLineItem => {
                 "line item quantity or price is not a valid number (a negative quantity is a return)"
             }
-            Self::NoCustomerInformation => "no customer information",
+            Self::NoCustomerInformation => "no usable customer information",
             Self::InsufficientCustomerInformation => "insufficient customer information",
             Self::NotText(key) => text::not_text_reason(key),
+            Self::Anonymous => "no customer information",
         }
+    }
+
+    /// Whether the order is a walk-in sale (`anonymous` in the ledger), not an invalid one.
+    pub fn is_anonymous(self) -> bool {
+        self == Self::Anonymous
     }
 }
 
@@ -369,7 +380,10 @@ pub fn build(rows: &[SourceRow], rules: &Rules, now: i64) -> Result<Built, Inval
     let held_until = (event_time > now + MAX_FUTURE_SECS).then(|| event_time - MAX_FUTURE_SECS);
 
     let customer = customer_row(rows, rules.line_items);
-    let (user_data, dropped) = user_data(&customer, rules);
+    let (user_data, dropped, carried) = user_data(&customer, rules);
+    if !carried {
+        return Err(known.invalid(InvalidReason::Anonymous));
+    }
     sufficient(&user_data).map_err(|reason| known.invalid(reason))?;
 
     let (contents, num_items) = match lines {

@@ -150,13 +150,26 @@ fn every_invalid_reason_is_detected() {
             },
             InvalidReason::InvalidCurrency,
         ),
+        // Issue 22: only the default country is a walk-in sale, not a data problem.
         (
             row().with_customer(Field::Em, None),
-            InvalidReason::InsufficientCustomerInformation,
+            InvalidReason::Anonymous,
         ),
         (
             row().with_customer(Field::Em, Some("not-an-email")),
             InvalidReason::InsufficientCustomerInformation,
+        ),
+        (
+            row()
+                .with_customer(Field::Em, None)
+                .with_customer(Field::Ge, Some("F")),
+            InvalidReason::InsufficientCustomerInformation,
+        ),
+        (
+            row()
+                .with_customer(Field::Em, Some("  "))
+                .with_customer(Field::Ph, Some("")),
+            InvalidReason::Anonymous,
         ),
     ];
     for (row, expected) in cases {
@@ -165,6 +178,16 @@ fn every_invalid_reason_is_detected() {
     let mut no_country = rules();
     no_country.default_country = None;
     let error = build(&[row().with_customer(Field::Em, None)], &no_country, NOW).unwrap_err();
+    assert_eq!(error.reason, InvalidReason::Anonymous);
+    // A country of the row's own is a customer value: alone, it is not enough to match.
+    let country = row()
+        .with_customer(Field::Em, None)
+        .with_customer(Field::Country, Some("US"));
+    let error = build(&[country], &no_country, NOW).unwrap_err();
+    assert_eq!(error.reason, InvalidReason::InsufficientCustomerInformation);
+    // Values given, none usable, and no default country: a data problem too.
+    let unusable = row().with_customer(Field::Em, Some("nope"));
+    let error = build(&[unusable], &no_country, NOW).unwrap_err();
     assert_eq!(error.reason, InvalidReason::NoCustomerInformation);
 }
 

@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 use ocapi::config::Config;
 use tokio_postgres::{Client, NoTls};
 
+pub mod webhook;
+
 /// The server tests create their databases on.
 pub fn admin_url() -> String {
     std::env::var("DATABASE_URL")

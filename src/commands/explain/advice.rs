@@ -39,6 +39,13 @@ pub(crate) enum Advice {
     },
     /// Held, but its rows are no longer in the source: it will not be sent.
     HeldGone,
+    /// A walk-in sale (recorded `anonymous`, or so as the source holds it): no customer
+    /// information, so Meta cannot attribute it; nothing to fix.
+    Anonymous {
+        /// The ledger has it `anonymous` and the source now carries customer data for it (a
+        /// loyalty card linked after the sale): the run that reads it again sends it.
+        linked: bool,
+    },
     /// Invalid for `reason`: fixing the source row gets it sent.
     FixInvalid {
         /// The recorded reason.
@@ -105,6 +112,7 @@ impl Advice {
             Self::HeldUntil { .. } => "held",
             Self::HeldDue { .. } => "held_due",
             Self::HeldGone => "held_gone",
+            Self::Anonymous { .. } => "anonymous",
             Self::FixInvalid { .. } => "fix_invalid",
             Self::FixRejected { .. } => "fix_rejected",
             Self::Removed { .. } => "removed",
@@ -165,6 +173,20 @@ impl fmt::Display for Advice {
                 "held (dated ahead), but its rows are no longer in the source: it will not be \
                  sent; if the sale stands, restore its rows with a new watermark and the next \
                  run sends it",
+            ),
+            Self::Anonymous { linked: false } => f.write_str(
+                "anonymous: a walk-in sale, with no customer information in its rows, so it \
+                 cannot be matched: Meta attributes a store sale to a person through their \
+                 customer data (email, phone, name, ...), and cannot attribute this one, so it \
+                 is not sent. Nothing to fix: it is not an error and does not count as invalid. \
+                 If customer data is added to it later (a loyalty card linked after the sale) \
+                 and a run reads it again, it is sent then, once",
+            ),
+            Self::Anonymous { linked: true } => f.write_str(
+                "anonymous when a run read it (a walk-in sale, no customer information), and \
+                 the source now holds customer information for it: the run that reads it \
+                 again sends it, once (its watermark column must have moved, or be within \
+                 `source.lookback`; else `ocapi backfill` around its event time)",
             ),
             Self::FixInvalid { reason } => write!(
                 f,

@@ -149,6 +149,9 @@ pub(crate) fn advise(state: &OrderState<'_>) -> Advice {
                     Advice::HeldUntil { until }
                 }
             }
+            Status::Anonymous => Advice::Anonymous {
+                linked: matches!(state.source, InSource::Event { .. }),
+            },
             status if state.source == InSource::Nothing => Advice::Removed {
                 status,
                 reason: row.reason.unwrap_or("-").to_owned(),
@@ -173,6 +176,9 @@ pub(crate) fn advise(state: &OrderState<'_>) -> Advice {
             _ if state.too_old() => Advice::TooOld {
                 counted_as: Status::Invalid,
             },
+            (InSource::Invalid { reason, .. }, _) if reason.is_anonymous() => {
+                Advice::Anonymous { linked: false }
+            }
             (InSource::Invalid { reason, .. }, _) => Advice::FixInSource { reason: *reason },
             (InSource::Event { .. }, Reach::Unwatermarked) => Advice::Unwatermarked {
                 column: state.watermark_column.to_owned(),
@@ -248,7 +254,8 @@ mod tests {
     #[test]
     fn the_advice_follows_from_the_orders_state() {
         let stored = || "w1".to_owned();
-        let invalid_reason = Some("no customer information");
+        let invalid_reason = Some("insufficient customer information");
+        let walk_in = Some(InvalidReason::Anonymous.as_str());
         let negative = Some(InvalidReason::NegativeValue.as_str());
         let gone = Some(InvalidReason::HeldOrderGone.as_str());
         let too_old = InSource::Invalid {
@@ -297,12 +304,36 @@ mod tests {
                 "invalid, recent: fixing the row sends it",
                 row(Status::Invalid, invalid_reason, DAY),
                 InSource::Invalid {
-                    reason: InvalidReason::NoCustomerInformation,
+                    reason: InvalidReason::InsufficientCustomerInformation,
                     event_time: Some(NOW - DAY),
                 },
                 Advice::FixInvalid {
-                    reason: "no customer information".to_owned(),
+                    reason: "insufficient customer information".to_owned(),
                 },
+            ),
+            (
+                "a walk-in sale: nothing to fix",
+                row(Status::Anonymous, walk_in, DAY),
+                InSource::Invalid {
+                    reason: InvalidReason::Anonymous,
+                    event_time: Some(NOW - DAY),
+                },
+                Advice::Anonymous { linked: false },
+            ),
+            (
+                "a walk-in sale whose customer was linked since",
+                row(Status::Anonymous, walk_in, DAY),
+                event(DAY),
+                Advice::Anonymous { linked: true },
+            ),
+            (
+                "a walk-in sale no run has read yet",
+                unread(Position::Ahead { stored: stored() }),
+                InSource::Invalid {
+                    reason: InvalidReason::Anonymous,
+                    event_time: Some(NOW - DAY),
+                },
+                Advice::Anonymous { linked: false },
             ),
             (
                 "invalid, older than 62 days: nothing to do",

@@ -133,6 +133,11 @@ fn cell(key: &str, value: impl std::fmt::Display) -> String {
     )
 }
 
+/// A share (0 to 1) as a percentage with one decimal, `-` when there is none.
+fn fraction(share: Option<f64>) -> String {
+    share.map_or_else(|| "-".to_owned(), |f| format!("{:.1}%", 100.0 * f))
+}
+
 /// The page.
 pub(crate) fn render_html(data: &ReportData) -> String {
     let mut out = String::new();
@@ -187,6 +192,7 @@ fn totals(out: &mut String, total: &Line) {
         ("returns", "returns", total.returns),
         ("rejected", "rejected", total.rejected),
         ("held", "held", total.held),
+        ("anonymous (walk-in)", "anonymous", total.anonymous),
         ("never seen", "never_seen", total.never_seen),
     ] {
         let _ = write!(
@@ -276,13 +282,13 @@ fn days(out: &mut String, report: &reconcile::Report) {
     out.push_str(
         "</svg>\n<table><tr><th>day</th><th>source orders</th><th>sent</th>\
                   <th>invalid</th><th>returns</th><th>rejected</th><th>held</th>\
-                  <th>never seen</th></tr>",
+                  <th>anonymous</th><th>never seen</th><th>loyalty</th><th>upload</th></tr>",
     );
     for line in lines.iter().chain([&report.total]) {
         let g = &line.group;
         let _ = write!(
             out,
-            "<tr><td>{}</td>{}{}{}{}{}{}{}</tr>",
+            "<tr><td>{}</td>{}{}{}{}{}{}{}{}{}{}</tr>",
             esc(g),
             cell(&format!("day/{g}/source_orders"), line.source_orders),
             cell(&format!("day/{g}/sent"), line.sent),
@@ -290,7 +296,16 @@ fn days(out: &mut String, report: &reconcile::Report) {
             cell(&format!("day/{g}/returns"), line.returns),
             cell(&format!("day/{g}/rejected"), line.rejected),
             cell(&format!("day/{g}/held"), line.held),
+            cell(&format!("day/{g}/anonymous"), line.anonymous),
             cell(&format!("day/{g}/never_seen"), line.never_seen),
+            cell(
+                &format!("day/{g}/loyalty_fraction"),
+                fraction(line.loyalty_fraction)
+            ),
+            cell(
+                &format!("day/{g}/transaction_upload_fraction"),
+                fraction(line.transaction_upload_fraction)
+            ),
         );
     }
     out.push_str("</table>\n");

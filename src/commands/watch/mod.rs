@@ -60,6 +60,8 @@ pub struct WatchSummary {
     pub degraded: u64,
     /// Runs that failed (and were retried later).
     pub failed: u64,
+    /// Runs skipped because another run held the lock (not failures).
+    pub skipped: u64,
 }
 
 /// The delay before the next run after `failures` consecutive failures: the interval doubled per
@@ -185,6 +187,10 @@ pub async fn watch(
             }
         };
         let stats = match result {
+            Ok(stats) if stats.status == RunStatus::Skipped => {
+                summary.skipped += 1;
+                stats
+            }
             Ok(stats) => {
                 failures = 0;
                 table_seen = true;
@@ -211,12 +217,7 @@ pub async fn watch(
                 summary.failed += 1;
                 needs_a_person = error.needs_a_person();
                 let delay = next_delay(options.interval, failures, needs_a_person);
-                let locked = matches!(error, Error::Lock(crate::lock::LockError::Held { .. }));
-                if locked {
-                    tracing::warn!(error = %crate::error::chain(&error), delay_secs = delay.as_secs(), "another run holds the lock; retrying");
-                } else {
-                    tracing::error!(error = %crate::error::chain(&error), failures, delay_secs = delay.as_secs(), "run failed; retrying");
-                }
+                tracing::error!(error = %crate::error::chain(&error), failures, delay_secs = delay.as_secs(), "run failed; retrying");
                 super::finished(config, &Err(error))
             }
         };
@@ -243,7 +244,7 @@ pub async fn watch(
         }
         let delay = next_delay(options.interval, failures, needs_a_person);
         if let Some(health) = &options.health {
-            if stats.status != RunStatus::Failed {
+            if matches!(stats.status, RunStatus::Completed | RunStatus::Degraded) {
                 health.completed();
             }
             health.waiting(delay);
@@ -257,6 +258,7 @@ pub async fn watch(
         completed = summary.completed,
         degraded = summary.degraded,
         failed = summary.failed,
+        skipped = summary.skipped,
         "watch stopped"
     );
     Ok(summary)
