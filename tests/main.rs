@@ -8,6 +8,7 @@ mod docker;
 mod exit;
 mod faults;
 mod hash;
+mod identity;
 mod layout;
 mod meta;
 mod ops;

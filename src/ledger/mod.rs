@@ -9,6 +9,7 @@
 //!   after send), written to `ledger`;
 //! - `watermark.rs`: the `state` table, read when a run starts and advanced with its orders;
 //! - `runs.rs`: the `runs` table, a run's start, end and interruption, and its reads;
+//! - `keys.rs`: converting a connector's keys when the rule for its id column changes;
 //! - `lookup.rs`: a run's reads of `ledger` (a page's orders, the held ones now due);
 //! - the subcommands' reads go through a [`LedgerReader`] (`reader.rs`) to `orders.rs` (one
 //!   order, a reconciliation window) and `runs.rs` (recent runs, lag, match keys, the previous
@@ -19,6 +20,7 @@ use tokio_postgres::Client;
 
 use crate::db::quote_ident;
 
+mod keys;
 mod lookup;
 mod orders;
 mod outcomes;
@@ -26,8 +28,9 @@ mod reader;
 mod runs;
 mod watermark;
 
+pub use keys::KeyConversion;
 pub(crate) use orders::{Position, WindowOrder};
-pub use outcomes::{OrderFacts, Outcome, Verdict};
+pub use outcomes::{Changed, OrderFacts, Outcome, Verdict};
 pub(crate) use reader::LedgerReader;
 pub(crate) use runs::MatchKeyTotals;
 pub use runs::{RunLag, RunRecord};
@@ -85,6 +88,11 @@ pub(crate) struct Existing {
     pub reason: Option<String>,
     /// For a sent order changed since: the order's watermark when the change was recorded.
     pub changed_watermark: Option<String>,
+    /// The digest of the event recorded ([`crate::event::Event::digest`]); `None` for rows
+    /// written before sql/0014, which compare by watermark.
+    pub event_digest: Option<String>,
+    /// For a sent order changed since: its event's digest when the change was recorded.
+    pub changed_digest: Option<String>,
 }
 
 /// The ledger of one connector and dataset, with its table names quoted once.
@@ -98,6 +106,8 @@ pub struct Ledger {
     state: String,
     /// `"schema".run_summary`, the view of sql/0003_operations.sql.
     run_summary: String,
+    /// `"schema".key_rules` (sql/0013_key_rules.sql).
+    key_rules: String,
     /// `connector.name`.
     connector: String,
     /// `destination.dataset_id`.
@@ -113,6 +123,7 @@ impl Ledger {
             runs: format!("{schema}.runs"),
             state: format!("{schema}.state"),
             run_summary: format!("{schema}.run_summary"),
+            key_rules: format!("{schema}.key_rules"),
             connector: connector.to_owned(),
             dataset_id: dataset_id.to_owned(),
         }

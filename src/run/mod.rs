@@ -112,7 +112,7 @@ pub async fn run(
     if !options.dry_run {
         crate::lock::refuse_transaction_pooler(&ledger_pool).await?;
     }
-    let ledger_client = db::connect(&ledger_pool, "ledger").await?;
+    let mut ledger_client = db::connect(&ledger_pool, "ledger").await?;
     let ledger = Ledger::new(
         &config.ledger.schema,
         &config.connector.name,
@@ -149,6 +149,12 @@ pub async fn run(
             .start_run(&ledger_client, options.mode.as_str())
             .await?;
         report_interrupted_runs(&ledger, &ledger_client, stats.run_id).await?;
+        // Keys written under an earlier rule (`1001.0` for a numeric id) follow the id
+        // column's type from now on; `migrate` has usually done it and says so.
+        let conversion = ledger.convert_keys(&mut ledger_client, table.id_kind).await?;
+        if !conversion.already {
+            tracing::info!(conversion = %conversion.summary(), "ledger keys");
+        }
     }
 
     let result = async {

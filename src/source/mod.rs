@@ -4,6 +4,7 @@
 //! it reads (see `query` for the statement and why it is safe to restart from).
 
 mod describe;
+mod identity;
 mod query;
 
 use std::collections::HashMap;
@@ -16,6 +17,7 @@ use tokio_postgres::{Client, Row, RowStream};
 use crate::config::CustomerField;
 use crate::db::DbError;
 pub use describe::describe;
+pub use identity::IdKind;
 pub use query::{
     watermark_text, EventTimeWindow, Filter, Param, ReadQuery, VALUE_SEPARATOR, WATERMARK_SKEW,
 };
@@ -145,6 +147,8 @@ pub struct SourceTable {
     pub watermark_kind: WatermarkKind,
     /// How the event-time column is turned into unix seconds.
     pub event_time_kind: EventTimeKind,
+    /// How the order id column compares its values (which decides an order's key).
+    pub id_kind: IdKind,
 }
 
 /// How the event-time column is read.
@@ -166,7 +170,8 @@ pub struct SourceRow {
     /// The watermark of the row's order: the largest of its rows', capped at the source
     /// database's clock (text).
     pub watermark: String,
-    /// The order's identity: its id as text, trimmed; `""` when NULL.
+    /// The order's identity: its id's key (canonical text as the column's type compares it,
+    /// [`IdKind`]); `""` when NULL.
     pub key: String,
     /// The order's own watermark, not capped: what the ledger records, so that an order stamped
     /// ahead of the clock is not taken as changed each time the cap moves.
@@ -214,6 +219,8 @@ pub struct SourceRow {
     pub delivery_category: Option<String>,
     /// `mapping.data_processing_options`: its values joined by [`VALUE_SEPARATOR`].
     pub data_processing_options: Option<String>,
+    /// `mapping.item_line`: the line's number or id.
+    pub item_line: Option<String>,
 }
 
 impl SourceRow {
@@ -256,6 +263,7 @@ impl SourceRow {
             opt_out: text(f + 20),
             delivery_category: text(f + 21),
             data_processing_options: text(f + 22),
+            item_line: text(f + 23),
         }
     }
 }
@@ -415,7 +423,7 @@ impl Reader {
     }
 }
 
-/// Reads every row of the given orders (by trimmed id), in read order.
+/// Reads every row of the given orders (by key, [`IdKind::canonical`]), in read order.
 ///
 /// # Errors
 /// [`SourceError::Db`] when the statement fails.

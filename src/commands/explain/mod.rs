@@ -123,8 +123,10 @@ pub async fn explain(config: &Config, order_id: &str) -> Result<String, Error> {
     let source_client = db::connect(&source_pool, "source").await?;
     let table = source::describe(&source_client, config).await?;
     let query = ReadQuery::new(config, &table);
-    // One identity per order: the id, trimmed (`W-2` and `W-2 ` are one order).
-    let order_id = order_id.trim_matches(transform::ID_BLANKS);
+    // One identity per order: the id as its column's type compares it, trimmed (`W-2` and
+    // `W-2 ` are one order, and so are `1001.0` and `1001` in a numeric column).
+    let order_id = table.id_kind.canonical(order_id);
+    let order_id = order_id.as_str();
     let rows = source::read_orders(&source_client, &query, &[order_id.to_owned()]).await?;
     let rules = Rules::from_config(config);
     let zone = config.source.timezone.parse().unwrap_or(chrono_tz::UTC);
@@ -202,7 +204,7 @@ pub async fn explain(config: &Config, order_id: &str) -> Result<String, Error> {
         let Some(last) = rows.last() else {
             return Err(Error::NotFound(format!(
                 "no such order in the source or the ledger: {order_id:?} (order ids are \
-                 compared trimmed and case-sensitively)"
+                 compared trimmed, as the id column's type compares them)"
             )));
         };
         let _ = writeln!(out, "  no ledger row: no run has handled this order");
