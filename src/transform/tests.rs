@@ -77,6 +77,7 @@ fn every_invalid_reason_is_detected() {
         (
             SourceRow {
                 order_id: Some(" ".into()),
+                key: String::new(),
                 ..row()
             },
             InvalidReason::MissingOrderId,
@@ -84,6 +85,7 @@ fn every_invalid_reason_is_detected() {
         (
             SourceRow {
                 order_id: Some("x".repeat(300)),
+                key: "x".repeat(300),
                 ..row()
             },
             InvalidReason::OrderIdTooLong,
