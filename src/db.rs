@@ -61,7 +61,11 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         include_str!("../sql/0011_ledger_without_event_time_index.sql"),
     ),
     (13, "key_rules", include_str!("../sql/0013_key_rules.sql")),
-    (14, "event_digest", include_str!("../sql/0014_event_digest.sql")),
+    (
+        14,
+        "event_digest",
+        include_str!("../sql/0014_event_digest.sql"),
+    ),
 ];
 
 /// Errors talking to PostgreSQL.

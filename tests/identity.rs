@@ -116,7 +116,10 @@ async fn a_numeric_id_written_1001_and_1001_0_is_one_purchase_of_12() {
             ("2002.5".to_owned(), "sent".to_owned(), Some("3".to_owned())),
         ]
     );
-    assert_eq!((first.sent, second.sent, second.skipped_duplicate), (2, 0, 2));
+    assert_eq!(
+        (first.sent, second.sent, second.skipped_duplicate),
+        (2, 0, 2)
+    );
     // AND explain finds it written either way
     for typed in ["1001.0", "1001.00", "1001"] {
         let text = ocapi::commands::explain::explain(&config, typed)
@@ -236,7 +239,10 @@ async fn a_ledger_with_keys_of_an_earlier_version_is_converted_by_migrate_and_no
     // AND a second migrate has nothing left to do
     let again = ocapi(&db.config_path(), &["migrate"]).await;
     let again = String::from_utf8_lossy(&again.stdout).to_string();
-    assert!(again.contains("ledger keys follow the numeric rule"), "{again}");
+    assert!(
+        again.contains("ledger keys follow the numeric rule"),
+        "{again}"
+    );
 }
 
 /// Order lines at line grain and a customer's emails, joined by a view that repeats each line
@@ -286,10 +292,7 @@ async fn a_view_that_repeats_lines_with_item_line_sends_the_order_once_with_both
     expected.sort();
     assert_eq!(emails, expected);
     assert_eq!((stats.sent, stats.invalid), (1, 0));
-    assert_eq!(
-        db.ledger_text("V-1", "value").await.as_deref(),
-        Some("20")
-    );
+    assert_eq!(db.ledger_text("V-1", "value").await.as_deref(), Some("20"));
 }
 
 #[tokio::test]
@@ -305,18 +308,20 @@ async fn without_item_line_check_warns_of_repeated_lines_with_the_fix() {
 
     // THEN it warns, naming the key to set
     assert!(
-        report
-            .text
-            .lines()
-            .any(|l| l.starts_with("warn") && l.contains("1 orders in a sample")
-                && l.contains("`mapping.item_line`")),
+        report.text.lines().any(|l| l.starts_with("warn")
+            && l.contains("1 orders in a sample")
+            && l.contains("`mapping.item_line`")),
         "{}",
         report.text
     );
     // AND with it set, the warning is gone
     let config = till_config(&db, "shop.lines_with_emails", "item_line = \"line_no\"");
     let report = ocapi::commands::check::check(&config).await;
-    assert!(!report.text.contains("mapping.item_line"), "{}", report.text);
+    assert!(
+        !report.text.contains("mapping.item_line"),
+        "{}",
+        report.text
+    );
 }
 
 #[tokio::test]
@@ -344,6 +349,11 @@ async fn rows_of_one_line_that_disagree_make_the_order_invalid_naming_the_column
     assert_eq!(stats.invalid, 1);
     let reason = db.ledger_text("V-1", "reason").await.unwrap();
     assert!(reason.contains("mapping.item_quantity"), "{reason}");
+    // AND explain names the column
+    let text = ocapi::commands::explain::explain(&config, "V-1")
+        .await
+        .unwrap();
+    assert!(text.contains("must agree on its \"qty\""), "{text}");
 }
 
 #[tokio::test]
@@ -364,7 +374,11 @@ async fn rows_re_stamped_without_a_change_are_not_changed_after_send() {
 
     // THEN nothing is changed after send, nothing re-sent, and explain does not say changed
     assert_eq!(
-        (second.sent, second.changed_after_send, second.skipped_duplicate),
+        (
+            second.sent,
+            second.changed_after_send,
+            second.skipped_duplicate
+        ),
         (0, 0, 50)
     );
     assert_eq!(db.written_events().len(), 50);

@@ -323,10 +323,10 @@ impl Ledger {
             &sql,
             &[&self.dataset_id, &PURCHASE, &ids, &watermarks, &digests],
         )
-            .await
-            .map_err(DbError::query(
-                "cannot record orders changed after they were sent",
-            ))?;
+        .await
+        .map_err(DbError::query(
+            "cannot record orders changed after they were sent",
+        ))?;
         Ok(())
     }
 

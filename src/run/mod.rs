@@ -151,7 +151,9 @@ pub async fn run(
         report_interrupted_runs(&ledger, &ledger_client, stats.run_id).await?;
         // Keys written under an earlier rule (`1001.0` for a numeric id) follow the id
         // column's type from now on; `migrate` has usually done it and says so.
-        let conversion = ledger.convert_keys(&mut ledger_client, table.id_kind).await?;
+        let conversion = ledger
+            .convert_keys(&mut ledger_client, table.id_kind)
+            .await?;
         if !conversion.already {
             tracing::info!(conversion = %conversion.summary(), "ledger keys");
         }

@@ -58,9 +58,9 @@ impl IdKind {
             Self::CaseInsensitive => format!("lower({trimmed})"),
             // numeric's text never has an exponent: drop the zeros that end a fraction, and
             // the point when nothing is left after it (`1001.0`, `1001.500`, `0.0`).
-            Self::Numeric => format!(
-                "regexp_replace({trimmed}, E'(\\\\.[0-9]*[1-9])0+$|\\\\.0+$', E'\\\\1')"
-            ),
+            Self::Numeric => {
+                format!("regexp_replace({trimmed}, E'(\\\\.[0-9]*[1-9])0+$|\\\\.0+$', E'\\\\1')")
+            }
         }
     }
 

@@ -89,7 +89,8 @@ pub(super) fn customer_row(rows: &[SourceRow], line_items: bool) -> Cow<'_, Sour
 /// disagree.
 pub(super) fn distinct_lines(rows: &[SourceRow]) -> Result<Vec<&SourceRow>, InvalidReason> {
     let number = |text: Option<&str>| {
-        nonblank(text).map(|t| decimal(t).map_or_else(|| t.to_owned(), |d| d.normalize().to_string()))
+        nonblank(text)
+            .map(|t| decimal(t).map_or_else(|| t.to_owned(), |d| d.normalize().to_string()))
     };
     let mut lines: Vec<&SourceRow> = Vec::with_capacity(rows.len());
     for row in rows {

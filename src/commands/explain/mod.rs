@@ -180,6 +180,14 @@ pub async fn explain(config: &Config, order_id: &str) -> Result<String, Error> {
                          that one order id means one order"
                     );
                 }
+                if let Some(column) = line_column(config, invalid.reason) {
+                    let _ = writeln!(
+                        out,
+                        "  rows above with the same {:?} (`mapping.item_line`) are one line and \
+                         must agree on its {column:?}: fix the source or the line numbers",
+                        config.mapping.item_line.as_deref().unwrap_or_default()
+                    );
+                }
             }
         }
     } else {
@@ -291,6 +299,20 @@ pub async fn explain(config: &Config, order_id: &str) -> Result<String, Error> {
     };
     write_advice(&mut out, why, &advice);
     Ok(out)
+}
+
+/// The column on which rows of one line disagree, for the reasons that say so.
+fn line_column(config: &Config, reason: transform::InvalidReason) -> Option<&str> {
+    use transform::InvalidReason::{
+        LineItemIdDisagrees, LinePriceDisagrees, LineQuantityDisagrees,
+    };
+    let m = &config.mapping;
+    match reason {
+        LineItemIdDisagrees => m.item_id.as_deref(),
+        LineQuantityDisagrees => m.item_quantity.as_deref(),
+        LinePriceDisagrees => m.item_price.as_deref(),
+        _ => None,
+    }
 }
 
 /// Writes the advice under `heading`, with its code in brackets for scripts.
