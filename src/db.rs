@@ -71,6 +71,12 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         "anonymous_orders",
         include_str!("../sql/0012_anonymous_orders.sql"),
     ),
+    (13, "key_rules", include_str!("../sql/0013_key_rules.sql")),
+    (
+        14,
+        "event_digest",
+        include_str!("../sql/0014_event_digest.sql"),
+    ),
     (
         16,
         "meta_alerts",

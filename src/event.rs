@@ -115,6 +115,51 @@ impl Event {
     }
 }
 
+impl Event {
+    /// The SHA-256 (64 lowercase hex digits) of what this event says: every field Meta would
+    /// receive, in a canonical form in which key order and the order of array items do not
+    /// count (an order's lines, or a customer's two emails, read in another order are the same
+    /// event). Two versions of an order with the same digest send the same thing; a run compares
+    /// digests, not watermarks, before calling a sent order changed (a row re-stamped without
+    /// a change, as a rebuilt dbt model does, is no change). An `Event` holds no field that
+    /// varies with the time of sending (`event_time` is the purchase's), so nothing is left out.
+    pub fn digest(&self) -> String {
+        use sha2::{Digest as _, Sha256};
+        let value = serde_json::to_value(self).unwrap_or(serde_json::Value::Null);
+        let mut leaves = Vec::with_capacity(32);
+        canonical_leaves("", &value, &mut leaves);
+        leaves.sort_unstable();
+        let mut hasher = Sha256::new();
+        for leaf in &leaves {
+            hasher.update(leaf.as_bytes());
+            hasher.update(b"\n");
+        }
+        hex::encode(hasher.finalize())
+    }
+}
+
+/// The leaves of `value` as `path=json` lines; an array is one line per item under the array's
+/// path (an object item as its own sorted leaves), so item order does not count.
+fn canonical_leaves(path: &str, value: &serde_json::Value, out: &mut Vec<String>) {
+    use serde_json::Value;
+    match value {
+        Value::Object(map) => {
+            for (key, value) in map {
+                canonical_leaves(&format!("{path}.{key}"), value, out);
+            }
+        }
+        Value::Array(items) => {
+            for item in items {
+                let mut inner = Vec::new();
+                canonical_leaves("", item, &mut inner);
+                inner.sort_unstable();
+                out.push(format!("{path}[]={}", inner.join("\u{1e}")));
+            }
+        }
+        scalar => out.push(format!("{path}={scalar}")),
+    }
+}
+
 /// Appends `value` as serde_json writes it. Writing to a `Vec` cannot fail, and every part of
 /// an event serializes (the request bodies have always relied on it).
 fn json<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
@@ -353,6 +398,38 @@ pub struct Content {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_digest_is_what_is_sent_whatever_the_order_of_lines_and_values() {
+        // GIVEN an order with two lines and two emails, and the same read in the other order
+        let line = |id: &str, quantity| Content {
+            id: id.to_owned(),
+            quantity,
+            item_price: Decimal::new(500, 2),
+        };
+        let mut event = Event::purchase("R1", 1_700_000_000, Decimal::new(1500, 2), "EUR");
+        event.custom_data.contents = Some(vec![line("A", 1), line("B", 2)]);
+        let mut reordered = event.clone();
+        reordered.custom_data.contents = Some(vec![line("B", 2), line("A", 1)]);
+        let email = |byte: u8| UserValue::Digest(Digest([byte; 32]));
+        event.user_data = UserData::default().with(CustomerField::Em, email(1));
+        event.user_data.more.push(("em", email(2)));
+        reordered.user_data = UserData::default().with(CustomerField::Em, email(2));
+        reordered.user_data.more.push(("em", email(1)));
+
+        // THEN both have one digest, and any change to what is sent changes it
+        assert_eq!(event.digest(), reordered.digest());
+        assert_eq!(event.digest().len(), 64);
+        let mut changed = event.clone();
+        changed.custom_data.value = Decimal::new(1600, 2);
+        assert_ne!(changed.digest(), event.digest());
+        let mut moved = event.clone();
+        moved.custom_data.contents = Some(vec![line("A", 2), line("B", 1)]);
+        assert_ne!(moved.digest(), event.digest());
+        let mut later = event.clone();
+        later.event_time += 1;
+        assert_ne!(later.digest(), event.digest());
+    }
 
     /// The exact bytes of an event: present keys only, in Meta's order, each a one-element
     /// array; digests as 64 lowercase hex digits, plain values as they are.

@@ -11,6 +11,7 @@ mod exit;
 mod faults;
 mod hash;
 mod hostile;
+mod identity;
 mod layout;
 mod lifecycle;
 mod meta;

@@ -451,6 +451,7 @@ async fn an_order_written_meanwhile_is_upserted_not_lost_when_its_plain_insert_c
             store_id: None,
             match_keys: "em,ph".to_owned(),
             ldu: None,
+            digest: None,
         },
         verdict: ocapi::ledger::Verdict::Sent {
             fbtrace_id: Some("trace".to_owned()),

@@ -259,7 +259,54 @@ async fn check_source(config: &Config, report: &mut CheckReport) -> Result<(), E
             super::check_env::Finding::Warn(line) => warn(report, line),
         }
     }
+    if let Some(line) = repeated_lines(&client, config, &table).await? {
+        warn(report, line);
+    }
     Ok(())
+}
+
+/// How many source rows `check` samples for orders whose lines repeat.
+const LINE_SAMPLE: u32 = 10_000;
+
+/// With line items and without `mapping.item_line`: the orders, in a sample of the source,
+/// with a line that repeats exactly (same item, quantity and price), which a view joined with
+/// something that has several rows per order gives, and which a run sums as so many lines.
+async fn repeated_lines(
+    client: &tokio_postgres::Client,
+    config: &Config,
+    table: &source::SourceTable,
+) -> Result<Option<String>, Error> {
+    let m = &config.mapping;
+    let (Some(item), Some(quantity), Some(price)) = (&m.item_id, &m.item_quantity, &m.item_price)
+    else {
+        return Ok(None);
+    };
+    if m.item_line.is_some() {
+        return Ok(None);
+    }
+    let text = |column: &str| format!("{}::text", db::quote_ident(column));
+    let sql = format!(
+        "select count(distinct k) from (
+             select {id} as k from (select * from {table} limit {LINE_SAMPLE}) as s
+             where {id} is not null
+             group by 1, {item}, {quantity}, {price} having count(*) > 1
+         ) as r",
+        id = text(&m.order_id),
+        table = table.quoted_name,
+        item = text(item),
+        quantity = text(quantity),
+        price = text(price),
+    );
+    let orders = source::count(client, &sql, "cannot sample the source for repeated lines").await?;
+    Ok((orders > 0).then(|| {
+        format!(
+            "{orders} orders in a sample of {LINE_SAMPLE} rows of {} repeat a line exactly (same \
+             item, quantity and price): a view that joins the lines with something of several \
+             rows per order (a customer's two emails) repeats them, and a run sums each repeat \
+             as another line; set `mapping.item_line` to the line number or line id column",
+            table.quoted_name
+        )
+    }))
 }
 
 /// The database's clock in a watermark's type (an integer watermark is compared with unix

@@ -43,6 +43,11 @@ pub struct Mapping {
     pub item_quantity: Option<String>,
     /// Line item unit price.
     pub item_price: Option<String>,
+    /// The line's number or id, for a view that repeats an order's lines (a join with a
+    /// customer's two emails): rows of one order with the same line are one line when they
+    /// agree on its item, quantity and price, and their customer values are all sent. Needs
+    /// `item_id`. Unset: every row is a line.
+    pub item_line: Option<String>,
     /// The store (or register) that made the sale; recorded in the ledger so that
     /// `ocapi reconcile --by store` can group by it. Never sent to Meta.
     pub store_id: Option<String>,
@@ -198,6 +203,7 @@ impl Mapping {
             ("item_id", &self.item_id),
             ("item_quantity", &self.item_quantity),
             ("item_price", &self.item_price),
+            ("item_line", &self.item_line),
             ("store_id", &self.store_id),
             ("timezone", &self.timezone),
             ("data_processing_options", &self.data_processing_options),
@@ -363,6 +369,7 @@ pub(super) fn mapping_key(key: &str) -> &'static str {
         "item_id" => "mapping.item_id",
         "item_quantity" => "mapping.item_quantity",
         "item_price" => "mapping.item_price",
+        "item_line" => "mapping.item_line",
         "store_id" => "mapping.store_id",
         "timezone" => "mapping.timezone",
         "data_processing_options" => "mapping.data_processing_options",

@@ -110,6 +110,13 @@ impl Config {
                 "line items need all three of `item_id`, `item_quantity` and `item_price`",
             );
         }
+        if m.item_line.is_some() && !m.has_line_items() {
+            return invalid(
+                "mapping.item_line",
+                "names the line of an order's line items: map `item_id`, `item_quantity` and \
+                 `item_price` too, or remove it",
+            );
+        }
         if m.value.is_none() && !m.has_line_items() {
             return invalid(
                 "mapping.value",

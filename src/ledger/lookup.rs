@@ -31,7 +31,8 @@ impl Ledger {
         }
         let sql = format!(
             "select l.order_id, l.status, extract(epoch from l.event_time)::int8, l.value,
-                    l.source_watermark, l.run_id, l.reason, l.changed_watermark
+                    l.source_watermark, l.run_id, l.reason, l.changed_watermark,
+                    l.event_digest, l.changed_digest
              from {} as l
              where l.order_id = any($3) and l.dataset_id = $1 and l.event_name = $2",
             self.ledger
@@ -64,6 +65,8 @@ impl Ledger {
                         run_id: row.get(5),
                         reason: row.get(6),
                         changed_watermark: row.get(7),
+                        event_digest: row.get(8),
+                        changed_digest: row.get(9),
                     },
                 ))
             })

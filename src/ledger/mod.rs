@@ -9,6 +9,7 @@
 //!   after send), written to `ledger`;
 //! - `watermark.rs`: the `state` table, read when a run starts and advanced with its orders;
 //! - `runs.rs`: the `runs` table, a run's start, end and interruption, and its reads;
+//! - `keys.rs`: converting a connector's keys when the rule for its id column changes;
 //! - `lookup.rs`: a run's reads of `ledger` (a page's orders, the held ones now due);
 //! - `meta_alerts.rs`: the `meta_alerts` table, the alerts about Meta's side already sent;
 //! - `writable.rs`: whether `ledger` can be written now (a row inserted and rolled back), which
@@ -22,6 +23,7 @@ use tokio_postgres::Client;
 
 use crate::db::quote_ident;
 
+mod keys;
 mod lookup;
 mod meta_alerts;
 mod orders;
@@ -32,8 +34,9 @@ mod watermark;
 mod writable;
 
 pub(crate) use meta_alerts::claim as claim_meta_alerts;
+pub use keys::KeyConversion;
 pub(crate) use orders::{Position, WindowOrder};
-pub use outcomes::{OrderFacts, Outcome, Verdict};
+pub use outcomes::{Changed, OrderFacts, Outcome, Verdict};
 pub(crate) use reader::LedgerReader;
 pub(crate) use runs::MatchKeyTotals;
 pub use runs::{RunLag, RunRecord};
@@ -97,6 +100,11 @@ pub(crate) struct Existing {
     pub reason: Option<String>,
     /// For a sent order changed since: the order's watermark when the change was recorded.
     pub changed_watermark: Option<String>,
+    /// The digest of the event recorded ([`crate::event::Event::digest`]); `None` for rows
+    /// written before sql/0014, which compare by watermark.
+    pub event_digest: Option<String>,
+    /// For a sent order changed since: its event's digest when the change was recorded.
+    pub changed_digest: Option<String>,
 }
 
 /// The ledger of one connector and dataset, with its table names quoted once.
@@ -110,6 +118,8 @@ pub struct Ledger {
     state: String,
     /// `"schema".run_summary`, the view of sql/0003_operations.sql.
     run_summary: String,
+    /// `"schema".key_rules` (sql/0013_key_rules.sql).
+    key_rules: String,
     /// `connector.name`.
     connector: String,
     /// `destination.dataset_id`.
@@ -125,6 +135,7 @@ impl Ledger {
             runs: format!("{schema}.runs"),
             state: format!("{schema}.state"),
             run_summary: format!("{schema}.run_summary"),
+            key_rules: format!("{schema}.key_rules"),
             connector: connector.to_owned(),
             dataset_id: dataset_id.to_owned(),
         }

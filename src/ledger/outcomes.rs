@@ -34,6 +34,8 @@ pub struct OrderFacts {
     pub match_keys: String,
     /// Sent with Limited Data Use; `None` when no data processing options are sent.
     pub ldu: Option<bool>,
+    /// The event's digest ([`Event::digest`]), to tell a later change from a touch.
+    pub digest: Option<String>,
 }
 
 impl OrderFacts {
@@ -50,8 +52,10 @@ impl OrderFacts {
         let ldu = event
             .data_processing_options
             .map(|options| !options.is_empty());
+        let digest = Some(event.digest());
         Self {
             ldu,
+            digest,
             order_id: event.custom_data.order_id,
             event_time: event.event_time,
             value: event.custom_data.value,
@@ -61,6 +65,17 @@ impl OrderFacts {
             match_keys,
         }
     }
+}
+
+/// A sent order whose source changed since: what a run records of the change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Changed {
+    /// The order.
+    pub order_id: String,
+    /// Its watermark now.
+    pub watermark: String,
+    /// Its event's digest now; `None` when it no longer becomes an event.
+    pub digest: Option<String>,
 }
 
 /// What the destination said about one order.
@@ -291,31 +306,36 @@ impl Ledger {
     }
 
     /// Marks sent orders whose source rows changed after they were sent (a line added, a value
-    /// changed), with the order's watermark at the change.
+    /// changed), with the order's watermark and its event's digest (when it still becomes an
+    /// event) at the change.
     pub(crate) async fn mark_changed(
         &self,
         tx: &Transaction<'_>,
-        changed: &[(String, String)],
+        changed: &[Changed],
     ) -> Result<(), DbError> {
         if changed.is_empty() {
             return Ok(());
         }
-        let ids: Vec<&str> = changed.iter().map(|(id, _)| id.as_str()).collect();
-        let watermarks: Vec<&str> = changed.iter().map(|(_, w)| w.as_str()).collect();
+        let ids: Vec<&str> = changed.iter().map(|c| c.order_id.as_str()).collect();
+        let watermarks: Vec<&str> = changed.iter().map(|c| c.watermark.as_str()).collect();
+        let digests: Vec<Option<&str>> = changed.iter().map(|c| c.digest.as_deref()).collect();
         let sql = format!(
             "update {ledger} as l
              set changed_after_send_at = coalesce(l.changed_after_send_at, now()),
-                 changed_watermark = u.watermark
-             from unnest($3::text[], $4::text[]) as u(order_id, watermark)
+                 changed_watermark = u.watermark, changed_digest = u.digest
+             from unnest($3::text[], $4::text[], $5::text[]) as u(order_id, watermark, digest)
              where l.order_id = u.order_id and l.dataset_id = $1 and l.event_name = $2
                and l.status = 'sent'",
             ledger = self.ledger
         );
-        tx.execute(&sql, &[&self.dataset_id, &PURCHASE, &ids, &watermarks])
-            .await
-            .map_err(DbError::query(
-                "cannot record orders changed after they were sent",
-            ))?;
+        tx.execute(
+            &sql,
+            &[&self.dataset_id, &PURCHASE, &ids, &watermarks, &digests],
+        )
+        .await
+        .map_err(DbError::query(
+            "cannot record orders changed after they were sent",
+        ))?;
         Ok(())
     }
 
@@ -386,6 +406,7 @@ impl Ledger {
         let ldu: Vec<Option<bool>> = orders().map(|o| o.ldu).collect();
         let codes: Vec<Option<i64>> = rows.iter().map(|r| r.verdict.error_codes().0).collect();
         let subcodes: Vec<Option<i64>> = rows.iter().map(|r| r.verdict.error_codes().1).collect();
+        let digests: Vec<Option<&str>> = orders().map(|o| o.digest.as_deref()).collect();
         let on_conflict = if upsert {
             "on conflict (dataset_id, event_name, order_id) do update
                set status = excluded.status, reason = excluded.reason, run_id = excluded.run_id,
@@ -395,7 +416,7 @@ impl Ledger {
                    sent_at = excluded.sent_at, fbtrace_id = excluded.fbtrace_id,
                    events_received = excluded.events_received, connector = excluded.connector,
                    ldu = excluded.ldu, error_code = excluded.error_code,
-                   error_subcode = excluded.error_subcode,
+                   error_subcode = excluded.error_subcode, event_digest = excluded.event_digest,
                    attempts = l.attempts + 1, updated_at = now()
                where l.status <> 'sent' or excluded.status = 'sent'"
         } else {
@@ -404,16 +425,17 @@ impl Ledger {
         let sql = format!(
             "insert into {ledger} as l (connector, dataset_id, event_name, order_id, event_time,
                  value, currency, status, reason, run_id, source_watermark, attempts, match_keys,
-                 store_id, sent_at, fbtrace_id, events_received, ldu, error_code, error_subcode)
+                 store_id, sent_at, fbtrace_id, events_received, ldu, error_code, error_subcode,
+                 event_digest)
              select $1, $2, $3, u.order_id, to_timestamp(u.event_time), u.value, u.currency,
                     u.status, u.reason, $4, u.watermark, 1, string_to_array(u.keys, ','),
                     u.store_id, case when u.status = 'sent' then now() end, u.fbtrace_id,
-                    u.received, u.ldu, u.error_code, u.error_subcode
+                    u.received, u.ldu, u.error_code, u.error_subcode, u.digest
              from unnest($5::text[], $6::int8[], $7::numeric[], $8::text[], $9::text[],
                          $10::text[], $11::text[], $12::text[], $13::text[], $14::text[],
-                         $15::int4[], $16::bool[], $17::int8[], $18::int8[])
+                         $15::int4[], $16::bool[], $17::int8[], $18::int8[], $19::text[])
                   as u(order_id, event_time, value, currency, watermark, keys, store_id, status,
-                       reason, fbtrace_id, received, ldu, error_code, error_subcode)
+                       reason, fbtrace_id, received, ldu, error_code, error_subcode, digest)
              {on_conflict}",
             ledger = self.ledger
         );
@@ -438,6 +460,7 @@ impl Ledger {
                 &ldu,
                 &codes,
                 &subcodes,
+                &digests,
             ],
         )
         .await?;

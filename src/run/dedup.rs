@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use crate::ledger::{Existing, Status};
+use crate::ledger::{Changed, Existing, Status};
 use crate::stats::RunStats;
 use crate::transform::{Built, Invalid, InvalidReason};
 
@@ -15,11 +15,15 @@ pub(super) enum Candidate<'a> {
     Due {
         /// The order's watermark (the largest of its rows').
         watermark: &'a str,
+        /// Its event's digest, when the ledger row has one to compare with.
+        digest: Option<&'a str>,
     },
     /// A valid event dated ahead: held until its time.
     Held {
         /// The order's watermark (the largest of its rows').
         watermark: &'a str,
+        /// Its event's digest, when the ledger row has one to compare with.
+        digest: Option<&'a str>,
     },
     /// An order that cannot become an event.
     Invalid {
@@ -34,9 +38,27 @@ impl Candidate<'_> {
     /// The order's watermark, whatever the candidate's kind.
     fn watermark(&self) -> &str {
         match self {
-            Self::Due { watermark }
-            | Self::Held { watermark }
+            Self::Due { watermark, .. }
+            | Self::Held { watermark, .. }
             | Self::Invalid { watermark, .. } => watermark,
+        }
+    }
+
+    /// The digest of the event the order becomes, when known.
+    fn digest(&self) -> Option<&str> {
+        match self {
+            Self::Due { digest, .. } | Self::Held { digest, .. } => *digest,
+            Self::Invalid { .. } => None,
+        }
+    }
+
+    /// Whether the order is the version recorded as `watermark` and `digest`: the same event
+    /// when both digests are known (rows re-stamped without a change to what is sent are the
+    /// same version), else the same watermark value (rows written before digests).
+    fn is_version(&self, watermark: Option<&str>, digest: Option<&str>) -> bool {
+        match (digest, self.digest()) {
+            (Some(recorded), Some(now)) => recorded == now,
+            _ => watermark.is_some_and(|w| same_watermark(w, self.watermark())),
         }
     }
 }
@@ -72,7 +94,10 @@ pub(super) enum Decision {
 /// The dedup policy: what to do with an order this run read, given what the ledger holds of it
 /// (`existing`) and whether this run already sent it or is sending it (`seen_in_run`).
 ///
-/// "Unchanged" means the order's watermark (the largest of its rows') is the one recorded.
+/// "Unchanged" means the event the order becomes has the digest recorded (what would be sent
+/// is the same, whatever its rows' watermarks say), or, for rows recorded without a digest
+/// (before sql/0014, invalid and held rows), that the order's watermark (the largest of its
+/// rows') is the one recorded. A sent order that is now only too old to send has not changed.
 pub(super) fn decide(
     existing: Option<&Existing>,
     seen_in_run: bool,
@@ -81,7 +106,6 @@ pub(super) fn decide(
     if seen_in_run {
         return Decision::Duplicate { changed: false };
     }
-    let watermark = candidate.watermark();
     let Some(e) = existing else {
         return match candidate {
             Candidate::Due { .. } => Decision::Send,
@@ -89,17 +113,19 @@ pub(super) fn decide(
             Candidate::Invalid { .. } => Decision::RecordInvalid,
         };
     };
-    let unchanged = e
-        .source_watermark
-        .as_deref()
-        .is_some_and(|w| same_watermark(w, watermark));
+    let unchanged = candidate.is_version(e.source_watermark.as_deref(), e.event_digest.as_deref());
     match (e.status, candidate) {
+        (
+            Status::Sent,
+            Candidate::Invalid {
+                reason: InvalidReason::TooOld,
+                ..
+            },
+        ) => Decision::Duplicate { changed: false },
         (Status::Sent, _) => Decision::Duplicate {
             changed: !unchanged
-                && !e
-                    .changed_watermark
-                    .as_deref()
-                    .is_some_and(|w| same_watermark(w, watermark)),
+                && !candidate
+                    .is_version(e.changed_watermark.as_deref(), e.changed_digest.as_deref()),
         },
         (Status::Rejected, Candidate::Due { .. }) if unchanged => Decision::StillRejected,
         (Status::Held, Candidate::Held { .. }) if unchanged => Decision::StillHeld,
@@ -159,8 +185,8 @@ pub(super) struct Sorted {
     pub(super) held: Vec<Built>,
     /// Orders to record `invalid`: one per order id.
     pub(super) invalid: Vec<Invalid>,
-    /// Sent orders changed since, with their watermark now: `(order_id, watermark)`.
-    pub(super) changed: Vec<(String, String)>,
+    /// Sent orders changed since, with their watermark and digest now.
+    pub(super) changed: Vec<Changed>,
     /// The ids of `to_send`: "in flight in this run" until the page commits.
     pub(super) sending: Vec<String>,
     /// The page's new invalid orders, counted in the run's stats once the page commits.
@@ -217,14 +243,18 @@ pub(super) fn sort_page(
     stats: &mut RunStats,
 ) -> Sorted {
     let mut in_page: HashSet<String> = HashSet::new();
-    let mut changed: Vec<(String, String)> = Vec::new();
+    let mut changed: Vec<Changed> = Vec::new();
     // Captures only the skip counters (closures capture disjoint fields), so the loops below
     // count the rest directly.
-    let mut count = |decision: Decision, order_id: &str, watermark: &str| match decision {
+    let mut count = |decision: Decision, candidate: &Candidate<'_>, order_id: &str| match decision {
         Decision::Duplicate { changed: true } => {
             stats.skipped_duplicate += 1;
             stats.changed_after_send += 1;
-            changed.push((order_id.to_owned(), watermark.to_owned()));
+            changed.push(Changed {
+                order_id: order_id.to_owned(),
+                watermark: candidate.watermark().to_owned(),
+                digest: candidate.digest().map(str::to_owned),
+            });
         }
         Decision::Duplicate { changed: false } => stats.skipped_duplicate += 1,
         Decision::StillRejected => stats.skipped_rejected += 1,
@@ -242,17 +272,25 @@ pub(super) fn sort_page(
     for built in built {
         stats.ahead_of_clock += u64::from(built.ahead);
         let order_id = built.event.custom_data.order_id.as_str();
+        let recorded = existing.get(order_id);
+        // Computed only for an order the ledger has sent or rejected (read again): a new
+        // order's digest is computed once, when its outcome is recorded.
+        let digest = recorded
+            .filter(|e| matches!(e.status, Status::Sent | Status::Rejected))
+            .map(|_| built.event.digest());
         let candidate = match built.held_until {
             Some(_) => Candidate::Held {
                 watermark: &built.watermark,
+                digest: digest.as_deref(),
             },
             None => Candidate::Due {
                 watermark: &built.watermark,
+                digest: digest.as_deref(),
             },
         };
         let seen = in_page.contains(order_id) || seen_before(order_id);
-        let decision = decide(existing.get(order_id), seen, &candidate);
-        count(decision, order_id, &built.watermark);
+        let decision = decide(recorded, seen, &candidate);
+        count(decision, &candidate, order_id);
         match decision {
             Decision::Send => {
                 stats.events += 1;
@@ -279,7 +317,11 @@ pub(super) fn sort_page(
             // No ledger row can remember it, so whether it was counted is the row's place:
             // read again (the lookback, a restart), an earlier run counted it.
             if row.reread {
-                count(Decision::StillInvalid, "", &row.watermark);
+                let candidate = Candidate::Invalid {
+                    watermark: &row.watermark,
+                    reason: row.reason,
+                };
+                count(Decision::StillInvalid, &candidate, "");
             } else {
                 invalid_count.add(row.reason);
                 tracing::warn!(watermark = %row.watermark, reason = %row.reason, "row without a usable order id skipped");
@@ -292,7 +334,7 @@ pub(super) fn sort_page(
         };
         let seen = in_page.contains(order_id) || seen_before(order_id);
         let decision = decide(existing.get(order_id), seen, &candidate);
-        count(decision, order_id, &row.watermark);
+        count(decision, &candidate, order_id);
         if decision == Decision::RecordInvalid {
             invalid_count.add(row.reason);
             to_record.push(row);
@@ -322,14 +364,37 @@ mod tests {
             run_id: Some(1),
             reason: (status == Status::Invalid).then(|| "missing currency".to_owned()),
             changed_watermark: None,
+            event_digest: None,
+            changed_digest: None,
         }
+    }
+
+    /// A ledger row of `status` recorded at `watermark` with the event digest `digest`.
+    fn with_digest(status: Status, watermark: &str, digest: &str) -> Option<Existing> {
+        Some(Existing {
+            event_digest: Some(digest.to_owned()),
+            ..row(status, watermark)
+        })
     }
 
     #[test]
     fn the_dedup_policy_decides_each_case_as_the_table_says() {
         use Decision::*;
-        let due = |w| Candidate::Due { watermark: w };
-        let held = |w| Candidate::Held { watermark: w };
+        let due = |w| Candidate::Due {
+            watermark: w,
+            digest: None,
+        };
+        let held = |w| Candidate::Held {
+            watermark: w,
+            digest: None,
+        };
+        let due_as = |w, d| Candidate::Due {
+            watermark: w,
+            digest: Some(d),
+        };
+        let mut touched_change = with_digest(Status::Sent, "w1", "d1").unwrap();
+        touched_change.changed_watermark = Some("w2".to_owned());
+        touched_change.changed_digest = Some("d2".to_owned());
         let invalid = |w| Candidate::Invalid {
             watermark: w,
             reason: InvalidReason::MissingCurrency,
@@ -361,6 +426,16 @@ mod tests {
                 due("2026-11-01T10:00:00.500000Z"), Duplicate { changed: false }),
             ("rejected and unchanged", Some(row(Status::Rejected, "w1")), false, due("w1"), StillRejected),
             ("rejected then changed", Some(row(Status::Rejected, "w1")), false, due("w2"), Send),
+            ("sent, rows re-stamped, same event", with_digest(Status::Sent, "w1", "d1"), false, due_as("w2", "d1"), Duplicate { changed: false }),
+            ("sent, the event changed", with_digest(Status::Sent, "w1", "d1"), false, due_as("w1", "d2"), Duplicate { changed: true }),
+            ("sent, the event changed and re-stamped", with_digest(Status::Sent, "w1", "d1"), false, due_as("w2", "d2"), Duplicate { changed: true }),
+            ("sent before digests, re-stamped", sent(), false, due_as("w2", "d1"), Duplicate { changed: true }),
+            ("a counted change re-stamped", Some(touched_change.clone()), false, due_as("w3", "d2"), Duplicate { changed: false }),
+            ("a counted change changed again", Some(touched_change), false, due_as("w3", "d3"), Duplicate { changed: true }),
+            ("sent, re-stamped and now too old", sent(), false, too_old("w2"), Duplicate { changed: false }),
+            ("sent, now invalid, digest kept", with_digest(Status::Sent, "w1", "d1"), false, invalid("w2"), Duplicate { changed: true }),
+            ("rejected, re-stamped, same event", with_digest(Status::Rejected, "w1", "d1"), false, due_as("w2", "d1"), StillRejected),
+            ("rejected, the event changed", with_digest(Status::Rejected, "w1", "d1"), false, due_as("w2", "d2"), Send),
             ("invalid unchanged", Some(row(Status::Invalid, "w1")), false, invalid("w1"), StillInvalid),
             ("invalid for another reason now", Some(row(Status::Invalid, "w1")), false, too_old("w1"), RecordInvalid),
             ("invalid then fixed", Some(row(Status::Invalid, "w1")), false, due("w2"), Send),
@@ -483,7 +558,12 @@ mod tests {
         assert_eq!(sending, ["HELD", "NEW"]);
         assert_eq!(ids(&sorted.held), ["AHEAD"]);
         assert!(sorted.invalid.is_empty());
-        assert_eq!(sorted.changed, [("SENT".to_owned(), "w2".to_owned())]);
+        let changed = Changed {
+            order_id: "SENT".to_owned(),
+            watermark: "w2".to_owned(),
+            digest: Some(built("SENT", "w2", false).event.digest()),
+        };
+        assert_eq!(sorted.changed, [changed]);
         let counts = (
             stats.events,
             stats.skipped_duplicate,

@@ -147,7 +147,7 @@ pub async fn run(
     if !options.dry_run {
         crate::lock::refuse_transaction_pooler(&ledger_pool).await?;
     }
-    let ledger_client = db::connect(&ledger_pool, "ledger").await?;
+    let mut ledger_client = db::connect(&ledger_pool, "ledger").await?;
     let ledger = Ledger::new(
         &config.ledger.schema,
         &config.connector.name,
@@ -212,6 +212,17 @@ pub async fn run(
                 report_interrupted_runs(&ledger, &ledger_client, stats.run_id),
             )
             .await?;
+        // Keys written under an earlier rule (`1001.0` for a numeric id) follow the id
+        // column's type from now on; `migrate` has usually done it and says so.
+        let conversion = ledger_pool
+            .within(
+                "converting the ledger's order keys",
+                ledger.convert_keys(&mut ledger_client, table.id_kind),
+            )
+            .await?;
+        if !conversion.already {
+            tracing::info!(conversion = %conversion.summary(), "ledger keys");
+        }
     }
 
     let mut recent_from = None;

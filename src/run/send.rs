@@ -71,8 +71,8 @@ struct PageEnd {
     invalid: Vec<Invalid>,
     /// Its orders held until their time comes.
     held: Vec<Built>,
-    /// Sent orders changed since, with their watermark now.
-    changed: Vec<(String, String)>,
+    /// Sent orders changed since, with their watermark and digest now.
+    changed: Vec<crate::ledger::Changed>,
     /// The orders it sends, which stay "in flight in this run" until it commits.
     sending: Vec<String>,
     /// Its new invalid orders, counted in the stats when it commits.

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use tokio_postgres::types::Type;
 use tokio_postgres::Client;
 
-use super::{Column, EventTimeKind, SourceError, SourceTable, WatermarkKind};
+use super::{Column, EventTimeKind, IdKind, SourceError, SourceTable, WatermarkKind};
 use crate::config::{Config, CustomerField};
 use crate::db::{quote_ident, DbError};
 
@@ -122,12 +122,14 @@ pub async fn describe(client: &Client, config: &Config) -> Result<SourceTable, S
     for (key, column) in config.mapping.columns() {
         check_role(key, column, &columns[column])?;
     }
+    let id_kind = IdKind::from_typname(&columns[&config.mapping.order_id].base);
     Ok(SourceTable {
         quoted_name,
         columns,
         watermark_kind,
         event_time_kind,
         server_encoding,
+        id_kind,
     })
 }
 
@@ -154,7 +156,7 @@ fn check_role(key: &str, column: &str, found: &Column) -> Result<(), SourceError
     };
     let is = |set: &[&str]| set.contains(&base);
     let (ok, expected) = match key {
-        "order_id" => (
+        "order_id" | "item_line" => (
             is(types::TEXT) || is(types::INTEGER) || base == "numeric" || is(types::ID),
             "use a text, integer, numeric or uuid column",
         ),

@@ -5,6 +5,7 @@
 
 mod clock;
 mod describe;
+mod identity;
 mod query;
 mod text;
 
@@ -20,6 +21,7 @@ use crate::db::DbError;
 pub use clock::{clock, Clock, HOST_SKEW_WARNING};
 pub use describe::describe;
 pub use text::Fallback;
+pub use identity::IdKind;
 pub use query::{
     watermark_text, EventTimeWindow, Filter, Param, ReadQuery, VALUE_SEPARATOR, WATERMARK_SKEW,
 };
@@ -152,6 +154,8 @@ pub struct SourceTable {
     /// The source database's `server_encoding` (`UTF8`, `SQL_ASCII`, `LATIN1`, …): in
     /// `SQL_ASCII` PostgreSQL neither converts nor checks text, so the read takes it as bytes.
     pub server_encoding: String,
+    /// How the order id column compares its values (which decides an order's key).
+    pub id_kind: IdKind,
 }
 
 impl SourceTable {
@@ -180,7 +184,8 @@ pub struct SourceRow {
     /// The watermark of the row's order: the largest of its rows', capped at the source
     /// database's clock (text).
     pub watermark: String,
-    /// The order's identity: its id as text, trimmed; `""` when NULL.
+    /// The order's identity: its id's key (canonical text as the column's type compares it,
+    /// [`IdKind`]); `""` when NULL.
     pub key: String,
     /// The order's own watermark, not capped: what the ledger records, so that an order stamped
     /// ahead of the clock is not taken as changed each time the cap moves.
@@ -232,6 +237,8 @@ pub struct SourceRow {
     /// `source.encoding`): its order is invalid, naming it. That value is kept with
     /// U+FFFD in place of the bytes.
     pub undecodable: Option<&'static str>,
+    /// `mapping.item_line`: the line's number or id.
+    pub item_line: Option<String>,
 }
 
 impl SourceRow {
@@ -410,7 +417,7 @@ impl Reader {
     }
 }
 
-/// Reads every row of the given orders (by trimmed id), in read order.
+/// Reads every row of the given orders (by key, [`IdKind::canonical`]), in read order.
 ///
 /// # Errors
 /// [`SourceError::Db`] when the statement fails.

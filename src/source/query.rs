@@ -16,7 +16,7 @@
 use tokio_postgres::types::{ToSql, Type};
 
 use super::text::{output, Fallback};
-use super::{Column, EventTimeKind, SourceTable, WatermarkKind};
+use super::{Column, EventTimeKind, IdKind, SourceTable, WatermarkKind};
 use crate::config::{Columns, Config, CustomerField};
 use crate::db::{quote_ident, quote_literal};
 
@@ -44,7 +44,7 @@ pub enum Filter {
     /// Like `Window`, and the orders with a row without an event time (for `reconcile`'s
     /// `undated` line).
     WindowOrUndated(EventTimeWindow),
-    /// These orders, by their trimmed order id.
+    /// These orders, by their key (the canonical text of the id, [`super::IdKind`]).
     Orders(Vec<String>),
 }
 
@@ -90,8 +90,10 @@ pub struct ReadQuery {
     watermark: String,
     /// The quoted order id column.
     order_id: String,
-    /// The trimmed order id as text: the identity of an order everywhere in ocapi.
+    /// The order id's key: the identity of an order everywhere in ocapi.
     key: String,
+    /// How the order id column compares its values (which decides its key).
+    id_kind: IdKind,
     /// The watermark's kind.
     watermark_kind: WatermarkKind,
     /// How the event-time column is read.
@@ -146,7 +148,11 @@ impl ReadQuery {
         let m = &config.mapping;
         let watermark = quote_ident(&config.source.watermark_column);
         let order_id = quote_ident(&m.order_id);
-        let key = trim_blanks(&format!("{order_id}::text"), table.sql_ascii());
+        // The id as its column's type compares it (`1001.0` and `1001` in a numeric column are
+        // one order), trimmed as text.
+        let key = table
+            .id_kind
+            .key_of_trimmed(&trim_blanks(&format!("{order_id}::text"), table.sql_ascii()));
         let event_time = quote_ident(&m.event_time);
         let epoch = match table.event_time_kind {
             EventTimeKind::Timestamptz => format!("date_part('epoch', {event_time})"),
@@ -210,6 +216,7 @@ impl ReadQuery {
             .map(field),
         );
         list.push(field(&m.data_processing_options));
+        list.push(field(&m.item_line));
         let width = list.len();
         let inner = list
             .iter()
@@ -224,6 +231,7 @@ impl ReadQuery {
             watermark,
             order_id,
             key,
+            id_kind: table.id_kind,
             watermark_kind: table.watermark_kind,
             event_time_kind: table.event_time_kind,
             event_time,
@@ -304,7 +312,10 @@ impl ReadQuery {
                 params.push((Box::new(ids.clone()), Type::TEXT_ARRAY));
                 format!(
                     "{} = any(${})",
-                    trim_blanks(&format!("{alias}.{}::text", self.order_id), self.sql_ascii),
+                    self.id_kind.key_of_trimmed(&trim_blanks(
+                        &format!("{alias}.{}::text", self.order_id),
+                        self.sql_ascii
+                    )),
                     params.len()
                 )
             }
@@ -315,7 +326,7 @@ impl ReadQuery {
     /// watermark, order id), with its binds.
     ///
     /// Output columns: the order's watermark (canonical text, capped at the database's clock),
-    /// the trimmed order id, whether the order's watermark is ahead of the clock, then the inner
+    /// the order's key, whether the order's watermark is ahead of the clock, then the inner
     /// columns (see [`col`]).
     pub fn read(&self, filter: &Filter) -> (String, Vec<Param>) {
         self.read_after(filter, None)

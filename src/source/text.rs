@@ -101,6 +101,7 @@ pub(super) fn decode_row(row: &Row, fallback: Fallback) -> Result<SourceRow, tok
         opt_out: text(f + 20, "mapping.opt_out")?,
         delivery_category: text(f + 21, "mapping.delivery_category")?,
         data_processing_options: text(f + 22, "mapping.data_processing_options")?,
+        item_line: text(f + 23, "mapping.item_line")?,
         undecodable: None,
     };
     decoded.undecodable = undecodable;

@@ -21,7 +21,7 @@ use crate::source::SourceRow;
 use customer::{sufficient, user_data};
 use normalize::Field;
 pub(crate) use order_rows::latest_version;
-use order_rows::{conflict, customer_row};
+use order_rows::{all_customer_values, conflict, customer_row, distinct_lines};
 use processing::{boolean, processing};
 pub use time::{event_time, row_zone};
 
@@ -84,6 +84,12 @@ pub enum InvalidReason {
     InvalidCurrency,
     /// A line whose quantity or price is not a number.
     InvalidLineItem,
+    /// Rows of one order and one `mapping.item_line` disagree on the item id.
+    LineItemIdDisagrees,
+    /// Rows of one order and one `mapping.item_line` disagree on the quantity.
+    LineQuantityDisagrees,
+    /// Rows of one order and one `mapping.item_line` disagree on the unit price.
+    LinePriceDisagrees,
     /// Customer values were given, but none of them is usable (each was dropped), and there is
     /// no default country: a data problem.
     NoCustomerInformation,
@@ -129,6 +135,15 @@ impl InvalidReason {
             Self::InvalidCurrency => "currency is not an ISO 4217 code",
             Self::InvalidLineItem => {
                 "line item quantity or price is not a valid number (a negative quantity is a return)"
+            }
+            Self::LineItemIdDisagrees => {
+                "rows of one line (mapping.item_line) disagree on mapping.item_id"
+            }
+            Self::LineQuantityDisagrees => {
+                "rows of one line (mapping.item_line) disagree on mapping.item_quantity"
+            }
+            Self::LinePriceDisagrees => {
+                "rows of one line (mapping.item_line) disagree on mapping.item_price"
             }
             Self::NoCustomerInformation => "no usable customer information",
             Self::InsufficientCustomerInformation => "insufficient customer information",
@@ -194,6 +209,8 @@ pub struct Built {
 pub struct Rules {
     /// Rows sharing an order id are lines of one order.
     line_items: bool,
+    /// `mapping.item_line` is mapped: rows of one order with the same line are one line.
+    item_line: bool,
     /// Whether a value column is mapped.
     value_mapped: bool,
     /// Default currency, uppercase.
@@ -229,6 +246,7 @@ impl Rules {
     pub fn from_config(config: &Config) -> Self {
         Self {
             line_items: config.mapping.has_line_items(),
+            item_line: config.mapping.has_line_items() && config.mapping.item_line.is_some(),
             value_mapped: config.mapping.value.is_some(),
             default_currency: config
                 .defaults
@@ -263,7 +281,8 @@ impl Rules {
     }
 }
 
-/// Splits a page into orders: consecutive rows with the same key (the trimmed order id) are one
+/// Splits a page into orders: consecutive rows with the same key (the order id as its column's
+/// type compares it, trimmed, [`crate::source::IdKind`]) are one
 /// order's rows: its lines, or, without line items, copies of one row (which must agree). Rows
 /// without an order id are each their own (invalid) order.
 pub fn orders(rows: &[SourceRow]) -> impl Iterator<Item = &[SourceRow]> {
@@ -285,7 +304,14 @@ pub fn build(rows: &[SourceRow], rules: &Rules, now: i64) -> Result<Built, Inval
         Some(raw) => crate::config::currency_code(raw),
         None => rules.default_currency.clone(),
     };
-    let lines_read = rules.line_items.then(|| line_items(rows));
+    // With `mapping.item_line`, the rows of one line (a view that repeats them) count once.
+    let lines_read = rules.line_items.then(|| {
+        if rules.item_line {
+            distinct_lines(rows).and_then(line_items)
+        } else {
+            line_items(rows)
+        }
+    });
     let value_read = value(
         first.value.as_deref(),
         rules.value_mapped,
@@ -302,11 +328,13 @@ pub fn build(rows: &[SourceRow], rules: &Rules, now: i64) -> Result<Built, Inval
         value: value_read,
         currency: currency_read.as_deref(),
     };
-    let order_id = match first
-        .order_id
-        .as_deref()
-        .map(|id| id.trim_matches(ID_BLANKS))
-    {
+    // The order's key (its id as the column's type compares it: `1001.0` in a numeric column
+    // is `1001`) is its event id, its order id and its ledger key.
+    let order_id = match first.order_id.as_deref() {
+        Some(_) if !first.key.is_empty() => Some(first.key.as_str()),
+        raw => raw.map(|id| id.trim_matches(ID_BLANKS)),
+    };
+    let order_id = match order_id {
         None | Some("") => return Err(known.invalid(InvalidReason::MissingOrderId)),
         Some(id) if id.chars().count() > MAX_ORDER_ID_LEN => {
             return Err(known.invalid(InvalidReason::OrderIdTooLong));
@@ -379,7 +407,11 @@ pub fn build(rows: &[SourceRow], rules: &Rules, now: i64) -> Result<Built, Inval
     }
     let held_until = (event_time > now + MAX_FUTURE_SECS).then(|| event_time - MAX_FUTURE_SECS);
 
-    let customer = customer_row(rows, rules.line_items);
+    let customer = if rules.item_line {
+        all_customer_values(rows)
+    } else {
+        customer_row(rows, rules.line_items)
+    };
     let (user_data, dropped, carried) = user_data(&customer, rules);
     if !carried {
         return Err(known.invalid(InvalidReason::Anonymous));
@@ -512,7 +544,10 @@ struct Lines {
 /// Meta's `contents[].quantity` is an integer: a line sold by weight or length (1.5 kg at 4.00)
 /// is sent as quantity 1 at its line total (6.00), so `contents` still add up to the order's
 /// value, which is summed exactly from quantity × unit price.
-fn line_items(rows: &[SourceRow]) -> Result<Lines, InvalidReason> {
+fn line_items<'a>(
+    rows: impl IntoIterator<Item = &'a SourceRow, IntoIter: ExactSizeIterator>,
+) -> Result<Lines, InvalidReason> {
+    let rows = rows.into_iter();
     let mut lines = Lines {
         contents: Vec::with_capacity(rows.len()),
         totals: Vec::with_capacity(rows.len()),

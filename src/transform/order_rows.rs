@@ -76,3 +76,70 @@ pub(super) fn customer_row(rows: &[SourceRow], line_items: bool) -> Cow<'_, Sour
     }
     Cow::Owned(row)
 }
+
+/// With `mapping.item_line`: one row per line of the order (the first of the rows with the same
+/// line value, in read order; rows without a line value are each a line). A view that joins an
+/// order's lines with something that has several rows per order (a customer's two emails)
+/// repeats each line; its rows of one line must agree on the line's item, quantity and price,
+/// compared as the transform reads them (trimmed, numbers by value).
+///
+/// # Errors
+/// [`InvalidReason::LineItemIdDisagrees`], [`InvalidReason::LineQuantityDisagrees`] or
+/// [`InvalidReason::LinePriceDisagrees`] for the first field on which two rows of one line
+/// disagree.
+pub(super) fn distinct_lines(rows: &[SourceRow]) -> Result<Vec<&SourceRow>, InvalidReason> {
+    let number = |text: Option<&str>| {
+        nonblank(text)
+            .map(|t| decimal(t).map_or_else(|| t.to_owned(), |d| d.normalize().to_string()))
+    };
+    let mut lines: Vec<&SourceRow> = Vec::with_capacity(rows.len());
+    for row in rows {
+        let line = nonblank(row.item_line.as_deref());
+        let same = line.and_then(|line| {
+            lines
+                .iter()
+                .find(|l| nonblank(l.item_line.as_deref()) == Some(line))
+        });
+        let Some(first) = same else {
+            lines.push(row);
+            continue;
+        };
+        if nonblank(first.item_id.as_deref()) != nonblank(row.item_id.as_deref()) {
+            return Err(InvalidReason::LineItemIdDisagrees);
+        }
+        if number(first.item_quantity.as_deref()) != number(row.item_quantity.as_deref()) {
+            return Err(InvalidReason::LineQuantityDisagrees);
+        }
+        if number(first.item_price.as_deref()) != number(row.item_price.as_deref()) {
+            return Err(InvalidReason::LinePriceDisagrees);
+        }
+    }
+    Ok(lines)
+}
+
+/// With `mapping.item_line`: the order's customer fields with every distinct value its rows
+/// hold (a view joined with a customer's two emails gives each on other rows), joined by
+/// [`crate::source::VALUE_SEPARATOR`]; the hashing keeps each hashed value once.
+pub(super) fn all_customer_values(rows: &[SourceRow]) -> Cow<'_, SourceRow> {
+    let first = &rows[0];
+    if rows.len() == 1 {
+        return Cow::Borrowed(first);
+    }
+    let separator = crate::source::VALUE_SEPARATOR;
+    let mut row = first.clone();
+    for (index, slot) in row.customer.iter_mut().enumerate() {
+        let mut values: Vec<&str> = Vec::new();
+        for other in rows {
+            let Some(text) = other.customer[index].as_deref() else {
+                continue;
+            };
+            for value in text.split(separator) {
+                if nonblank(Some(value)).is_some() && !values.contains(&value) {
+                    values.push(value);
+                }
+            }
+        }
+        *slot = (!values.is_empty()).then(|| values.join(&separator.to_string()));
+    }
+    Cow::Owned(row)
+}

@@ -8,6 +8,7 @@ const NOW: i64 = 1_780_000_000;
 fn rules() -> Rules {
     Rules {
         line_items: false,
+        item_line: false,
         value_mapped: true,
         default_currency: Some("USD".to_owned()),
         default_country: Some("US".to_owned()),
@@ -76,6 +77,7 @@ fn every_invalid_reason_is_detected() {
         (
             SourceRow {
                 order_id: Some(" ".into()),
+                key: String::new(),
                 ..row()
             },
             InvalidReason::MissingOrderId,
@@ -83,6 +85,7 @@ fn every_invalid_reason_is_detected() {
         (
             SourceRow {
                 order_id: Some("x".repeat(300)),
+                key: "x".repeat(300),
                 ..row()
             },
             InvalidReason::OrderIdTooLong,
@@ -450,4 +453,86 @@ fn a_null_processing_column_without_a_default_sends_no_processing_fields() {
         built.event.data_processing_options,
         Some(crate::event::NO_LDU)
     );
+}
+
+#[test]
+fn a_view_that_repeats_lines_is_one_line_per_item_line_with_every_customer_value() {
+    // GIVEN a view joining an order of three items (20.00) with a customer's two emails: each
+    // of its two lines comes twice, once per email
+    let mut rules = rules();
+    rules.line_items = true;
+    rules.item_line = true;
+    rules.value_mapped = false;
+    let line = |n: &str, sku: &str, qty: &str, price: &str, email: &str| {
+        SourceRow {
+            item_line: Some(n.into()),
+            item_id: Some(sku.into()),
+            item_quantity: Some(qty.into()),
+            item_price: Some(price.into()),
+            value: None,
+            ..row()
+        }
+        .with_customer(Field::Em, Some(email))
+    };
+    let rows = [
+        line("1", "A", "2", "5.00", "a@example.com"),
+        line("1", "A", "2", "5.0", "b@example.com"),
+        line("2", "B", "1", "10", "a@example.com"),
+        line("2", "B", "1", "10.00", "b@example.com"),
+    ];
+
+    // WHEN it is built
+    let event = build(&rows, &rules, NOW).unwrap().event;
+
+    // THEN it is one order of 20.00 with 3 items, carrying both hashed emails
+    assert_eq!(event.custom_data.value, Decimal::new(20, 0));
+    assert_eq!(event.custom_data.num_items, Some(3));
+    assert_eq!(event.custom_data.contents.as_ref().map(Vec::len), Some(2));
+    let emails: Vec<_> = std::iter::once(event.user_data.get(Field::Em).cloned().unwrap())
+        .chain(event.user_data.more.iter().map(|(_, v)| v.clone()))
+        .collect();
+    assert_eq!(
+        emails,
+        [
+            UserValue::Digest(hash::sha256("a@example.com")),
+            UserValue::Digest(hash::sha256("b@example.com"))
+        ]
+    );
+    // AND without item_line the same rows are summed twice (what the check warns of)
+    rules.item_line = false;
+    let doubled = build(&rows, &rules, NOW).unwrap().event;
+    assert_eq!(doubled.custom_data.value, Decimal::new(40, 0));
+
+    // AND rows of one line that disagree make the order invalid, naming the key
+    rules.item_line = true;
+    let mut wrong = rows.clone();
+    wrong[1].item_quantity = Some("3".into());
+    let invalid = build(&wrong, &rules, NOW).unwrap_err();
+    assert_eq!(invalid.reason, InvalidReason::LineQuantityDisagrees);
+    assert!(invalid.reason.as_str().contains("mapping.item_quantity"));
+    let mut wrong = rows.clone();
+    wrong[3].item_price = Some("9.99".into());
+    assert_eq!(
+        build(&wrong, &rules, NOW).unwrap_err().reason,
+        InvalidReason::LinePriceDisagrees
+    );
+    let mut wrong = rows;
+    wrong[2].item_id = Some("C".into());
+    assert_eq!(
+        build(&wrong, &rules, NOW).unwrap_err().reason,
+        InvalidReason::LineItemIdDisagrees
+    );
+}
+
+#[test]
+fn the_event_id_is_the_order_key_the_read_gives() {
+    // A numeric id read as `1001.0` on its first row, keyed `1001` by the read.
+    let r = SourceRow {
+        key: "1001".into(),
+        order_id: Some("1001.0".into()),
+        ..row()
+    };
+    let event = build(&[r], &rules(), NOW).unwrap().event;
+    assert_eq!(event.event_id, "1001");
+    assert_eq!(event.custom_data.order_id, "1001");
 }

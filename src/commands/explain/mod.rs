@@ -129,8 +129,10 @@ pub async fn explain(config: &Config, order_id: &str) -> Result<String, Error> {
     let source_client = db::connect(&source_pool, "source").await?;
     let table = source::describe(&source_client, config).await?;
     let query = ReadQuery::new(config, &table);
-    // One identity per order: the id, trimmed (`W-2` and `W-2 ` are one order).
-    let order_id = order_id.trim_matches(transform::ID_BLANKS);
+    // One identity per order: the id as its column's type compares it, trimmed (`W-2` and
+    // `W-2 ` are one order, and so are `1001.0` and `1001` in a numeric column).
+    let order_id = table.id_kind.canonical(order_id);
+    let order_id = order_id.as_str();
     let rows = source::read_orders(&source_client, &query, &[order_id.to_owned()]).await?;
     let rules = Rules::from_config(config);
     let zone = crate::config::parse_zone(&config.source.timezone).unwrap_or(chrono_tz::UTC);
@@ -185,6 +187,14 @@ pub async fn explain(config: &Config, order_id: &str) -> Result<String, Error> {
                          that one order id means one order"
                     );
                 }
+                if let Some(column) = line_column(config, invalid.reason) {
+                    let _ = writeln!(
+                        out,
+                        "  rows above with the same {:?} (`mapping.item_line`) are one line and \
+                         must agree on its {column:?}: fix the source or the line numbers",
+                        config.mapping.item_line.as_deref().unwrap_or_default()
+                    );
+                }
             }
         }
     } else {
@@ -209,7 +219,7 @@ pub async fn explain(config: &Config, order_id: &str) -> Result<String, Error> {
         let Some(last) = rows.last() else {
             return Err(Error::NotFound(format!(
                 "no such order in the source or the ledger: {order_id:?} (order ids are \
-                 compared trimmed and case-sensitively)"
+                 compared trimmed, as the id column's type compares them)"
             )));
         };
         let _ = writeln!(out, "  no ledger row: no run has handled this order");
@@ -296,6 +306,20 @@ pub async fn explain(config: &Config, order_id: &str) -> Result<String, Error> {
     };
     write_advice(&mut out, why, &advice);
     Ok(out)
+}
+
+/// The column on which rows of one line disagree, for the reasons that say so.
+fn line_column(config: &Config, reason: transform::InvalidReason) -> Option<&str> {
+    use transform::InvalidReason::{
+        LineItemIdDisagrees, LinePriceDisagrees, LineQuantityDisagrees,
+    };
+    let m = &config.mapping;
+    match reason {
+        LineItemIdDisagrees => m.item_id.as_deref(),
+        LineQuantityDisagrees => m.item_quantity.as_deref(),
+        LinePriceDisagrees => m.item_price.as_deref(),
+        _ => None,
+    }
 }
 
 /// Writes the advice under `heading`, with its code in brackets for scripts.
