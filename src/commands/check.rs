@@ -31,6 +31,8 @@ impl CheckReport {
     /// Adds a warning: something that works but should be fixed; the exit code is unchanged.
     fn warn(&mut self, line: impl AsRef<str>) {
         let _ = writeln!(self.text, "warn  {}", line.as_ref());
+    }
+
     /// Adds a finding about Meta's side: `ok`, `warn`, or a failure with exit 2 (a dead token,
     /// a version past its end).
     fn finding(&mut self, finding: &crate::destination::meta::token::Finding) {
