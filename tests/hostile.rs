@@ -149,6 +149,11 @@ async fn a_redirect_to_another_host_gets_neither_the_token_nor_the_events() {
             "{stdout}"
         );
         assert!(other.received().is_empty(), "{:?}", other.received());
+        // AND so does `quality`, which reads the Dataset Quality API through it
+        let (code, stderr, _) = outcome(&ocapi(&db.config_path(), &["quality"]).await);
+        assert_eq!(code, Some(1), "{stderr}");
+        assert!(stderr.contains("follows no redirect"), "{stderr}");
+        assert!(other.received().is_empty(), "{:?}", other.received());
     }
 }
 
