@@ -69,11 +69,17 @@ mod tests {
     #[test]
     fn a_terminal_sees_escapes_not_controls() {
         let table = [
-            ("plain text, ünïcode, \\ kept", "plain text, ünïcode, \\ kept"),
+            (
+                "plain text, ünïcode, \\ kept",
+                "plain text, ünïcode, \\ kept",
+            ),
             ("\u{1b}[2J\u{1b}[31mred", "\\x1b[2J\\x1b[31mred"),
             ("one\nfake line\r\n", "one\\nfake line\\r\\n"),
             ("tab\there", "tab\\there"),
-            ("bell\u{7} del\u{7f} csi\u{9b}", "bell\\x07 del\\x7f csi\\x9b"),
+            (
+                "bell\u{7} del\u{7f} csi\u{9b}",
+                "bell\\x07 del\\x7f csi\\x9b",
+            ),
             ("abc\u{202e}fed", "abc\\u{202e}fed"),
             ("\u{2066}x\u{2069}", "\\u{2066}x\\u{2069}"),
         ];

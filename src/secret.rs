@@ -136,7 +136,10 @@ mod tests {
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
         let warning = exposure("destination.access_token_file", &path).unwrap();
         assert!(warning.contains("mode 0644"), "{warning}");
-        assert!(warning.contains("destination.access_token_file"), "{warning}");
+        assert!(
+            warning.contains("destination.access_token_file"),
+            "{warning}"
+        );
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
         assert_eq!(exposure("destination.access_token_file", &path), None);
         assert_eq!(from_file("k", &path).unwrap().expose(), "t");

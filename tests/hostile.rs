@@ -118,7 +118,8 @@ async fn a_redirect_to_another_host_gets_neither_the_token_nor_the_events() {
         })
         .await;
         let target = format!("{}/v26.0/1234567890/events", other.base_url());
-        let endpoint = Canned::start(move |_| answer(status, &[("location", target.as_str())], "")).await;
+        let endpoint =
+            Canned::start(move |_| answer(status, &[("location", target.as_str())], "")).await;
         let db = TestDb::new().await;
         insert_orders(&db, "R", 5, "2026-01-01T00:00:00Z").await;
         let config = db.meta_config("", &endpoint.base_url(), TOKEN, "");
@@ -129,7 +130,10 @@ async fn a_redirect_to_another_host_gets_neither_the_token_nor_the_events() {
 
         // THEN it fails at once, naming the redirect and its target
         assert_eq!(code, Some(1), "{stderr}");
-        assert!(stderr.contains(&format!("answered HTTP {status}")), "{stderr}");
+        assert!(
+            stderr.contains(&format!("answered HTTP {status}")),
+            "{stderr}"
+        );
         assert!(stderr.contains("follows no redirect"), "{stderr}");
         assert!(stderr.contains(&other.addr.to_string()), "{stderr}");
         assert_eq!(endpoint.received().len(), 1, "no retry of a redirect");
@@ -148,6 +152,11 @@ async fn a_redirect_to_another_host_gets_neither_the_token_nor_the_events() {
                 .any(|l| l.starts_with("FAIL") && l.contains("follows no redirect")),
             "{stdout}"
         );
+        assert!(other.received().is_empty(), "{:?}", other.received());
+        // AND so does `quality`, which reads the Dataset Quality API through it
+        let (code, stderr, _) = outcome(&ocapi(&db.config_path(), &["quality"]).await);
+        assert_eq!(code, Some(1), "{stderr}");
+        assert!(stderr.contains("follows no redirect"), "{stderr}");
         assert!(other.received().is_empty(), "{:?}", other.received());
     }
 }
@@ -192,7 +201,10 @@ async fn an_answer_past_the_cap_fails_the_request_naming_the_cap() {
     // THEN the request fails, naming the cap, and no order is recorded sent
     let cap = ocapi::destination::meta::MAX_ANSWER_BYTES.to_string();
     assert_eq!(code, Some(1), "{stderr}");
-    assert!(stderr.contains(&format!("larger than {cap} bytes")), "{stderr}");
+    assert!(
+        stderr.contains(&format!("larger than {cap} bytes")),
+        "{stderr}"
+    );
     assert_eq!(db.ledger_counts().await.get("sent"), None);
 
     // WHEN `check` reads the dataset, whose Content-Length is past the cap
@@ -332,7 +344,8 @@ async fn sigterm_cuts_a_watch_throttled_for_four_minutes_short() {
 // ---- 10. what reaches a terminal or a chat --------------------------------------------------
 
 /// A message with a screen clear, a colour, a fake error line, a channel mention and a link.
-const HOSTILE: &str = "\u{1b}[2J\u{1b}[31mbad\nerror: all good <!channel> <https://evil.example|Meta>";
+const HOSTILE: &str =
+    "\u{1b}[2J\u{1b}[31mbad\nerror: all good <!channel> <https://evil.example|Meta>";
 
 /// A Graph error answer with `code` (and subcode) whose message is [`HOSTILE`].
 fn hostile_error(code: i64, subcode: Option<i64>) -> Response {
@@ -353,8 +366,14 @@ fn hostile_error(code: i64, subcode: Option<i64>) -> Response {
 /// Asserts that `text` holds [`HOSTILE`] escaped for a terminal, and none of its controls.
 fn assert_escaped_for_a_terminal(text: &str) {
     assert!(!text.contains('\u{1b}'), "{text}");
-    assert!(!text.lines().any(|l| l.starts_with("error: all good")), "{text}");
-    assert!(text.contains("\\x1b[2J\\x1b[31mbad\\nerror: all good"), "{text}");
+    assert!(
+        !text.lines().any(|l| l.starts_with("error: all good")),
+        "{text}"
+    );
+    assert!(
+        text.contains("\\x1b[2J\\x1b[31mbad\\nerror: all good"),
+        "{text}"
+    );
 }
 
 #[tokio::test]
@@ -395,8 +414,14 @@ async fn escape_sequences_in_the_endpoints_messages_reach_no_terminal_and_no_cha
     assert_eq!(posts.len(), 1, "{posts:?}");
     let alert: serde_json::Value = serde_json::from_slice(&posts[0].body).unwrap();
     let alert = alert["text"].as_str().unwrap();
-    assert!(!alert.contains('\u{1b}') && !alert.contains('\n'), "{alert}");
-    assert!(!alert.contains("<!channel>") && !alert.contains("<https://"), "{alert}");
+    assert!(
+        !alert.contains('\u{1b}') && !alert.contains('\n'),
+        "{alert}"
+    );
+    assert!(
+        !alert.contains("<!channel>") && !alert.contains("<https://"),
+        "{alert}"
+    );
     assert!(
         alert.contains("&lt;!channel&gt; &lt;https://evil.example|Meta&gt;"),
         "{alert}"
@@ -444,7 +469,10 @@ async fn plain_http_to_a_public_host_is_refused_unless_allowed() {
     assert!(stderr.contains("destination.base_url"), "{stderr}");
     assert!(stderr.contains("allow_plain_http"), "{stderr}");
     // AND with the opt-in, the config loads
-    let config = db.edit_config(&[("kind = \"meta\"", "kind = \"meta\"\nallow_plain_http = true")]);
+    let config = db.edit_config(&[(
+        "kind = \"meta\"",
+        "kind = \"meta\"\nallow_plain_http = true",
+    )]);
     assert!(config.destination.allow_plain_http);
 }
 
@@ -485,5 +513,8 @@ async fn a_token_file_others_may_read_is_warned_about_in_check_and_the_log() {
     // AND a file only its owner may read draws no warning
     std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o600)).unwrap();
     let (_, _, stdout) = outcome(&ocapi(&db.config_path(), &["check"]).await);
-    assert!(!stdout.contains("may be read by group or others"), "{stdout}");
+    assert!(
+        !stdout.contains("may be read by group or others"),
+        "{stdout}"
+    );
 }

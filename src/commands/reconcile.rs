@@ -553,3 +553,37 @@ pub(crate) async fn command(config: &Config, args: &ReconcileArgs) -> Result<Exi
     }
     Ok(ExitStatus::Success)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_ids_and_reasons_from_elsewhere_reach_the_terminal_escaped() {
+        let line = Line {
+            group: "S1\u{1b}[2J\nfake".to_owned(),
+            currency: Some("USD".to_owned()),
+            ..Line::default()
+        };
+        let mut total = Line {
+            group: "total".to_owned(),
+            ..Line::default()
+        };
+        total
+            .invalid_reasons
+            .insert("bad\u{1b}[31m\rreason".to_owned(), 1);
+        let day = NaiveDate::from_ymd_opt(2026, 1, 1).unwrap_or_default();
+        let report = Report {
+            from: day,
+            to: day,
+            by: GroupBy::Store,
+            lines: vec![line],
+            total,
+            totals: Vec::new(),
+        };
+        let text = render(&report);
+        assert!(!text.contains('\u{1b}') && !text.contains('\r'), "{text}");
+        assert!(text.contains("S1\\x1b[2J\\nfake"), "{text}");
+        assert!(text.contains("bad\\x1b[31m\\rreason"), "{text}");
+    }
+}

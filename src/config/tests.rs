@@ -81,7 +81,10 @@ fn plain_http_to_a_remote_host_needs_allow_plain_http() {
         "{error}"
     );
     assert!(error.to_string().contains("allow_plain_http"), "{error}");
-    let allowed = meta.replace("kind = \"meta\"", "kind = \"meta\"\nallow_plain_http = true");
+    let allowed = meta.replace(
+        "kind = \"meta\"",
+        "kind = \"meta\"\nallow_plain_http = true",
+    );
     assert!(Config::parse(&allowed, Path::new("x.toml")).is_ok());
     let local = meta.replace("graph.facebook.com", "127.0.0.1:4599");
     assert!(Config::parse(&local, Path::new("x.toml")).is_ok());

@@ -83,7 +83,11 @@ mod tests {
         let (sent, ()) = tokio::join!(limiter.acquire(&stop), cancel);
         // THEN the wait ends then, and the request is not to be sent
         assert!(!sent);
-        assert!(start.elapsed() < Duration::from_secs(2), "{:?}", start.elapsed());
+        assert!(
+            start.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            start.elapsed()
+        );
     }
 
     #[test]

@@ -190,15 +190,13 @@ impl Pass {
             std::future::pending::<std::convert::Infallible>().await
         };
         // Returning drops the flights, which aborts the requests still going.
-        let sent = match futures_util::future::select(
-            pin!(self.collect(flights, &commits)),
-            pin!(signal),
-        )
-        .await
-        {
-            futures_util::future::Either::Left((sent, _)) => sent,
-            futures_util::future::Either::Right((never, _)) => match never {},
-        };
+        let sent =
+            match futures_util::future::select(pin!(self.collect(flights, &commits)), pin!(signal))
+                .await
+            {
+                futures_util::future::Either::Left((sent, _)) => sent,
+                futures_util::future::Either::Right((never, _)) => match never {},
+            };
         drop(commits);
         let committed = committer.await.map_err(Error::TaskFailed)?;
         committed.and(sent)

@@ -63,12 +63,7 @@ fn describe_rows(rows: &[SourceRow], zone: chrono_tz::Tz, out: &mut String) {
         } else {
             row.row_watermark.clone()
         };
-        let _ = writeln!(
-            out,
-            "  row {} (watermark {}):",
-            i + 1,
-            terminal(&watermark)
-        );
+        let _ = writeln!(out, "  row {} (watermark {}):", i + 1, terminal(&watermark));
         let utc = transform::event_time(row, zone)
             .ok()
             .and_then(|t| chrono::DateTime::<Utc>::from_timestamp(t, 0))

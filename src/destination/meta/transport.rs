@@ -95,7 +95,10 @@ pub(crate) fn redirect_target(response: &reqwest::Response) -> String {
         .to_str()
         .ok()
         .and_then(|text| response.url().join(text).ok())
-        .map_or_else(|| "a Location that is not a URL".to_owned(), |url| safe_url(&url))
+        .map_or_else(
+            || "a Location that is not a URL".to_owned(),
+            |url| safe_url(&url),
+        )
 }
 
 /// The error and its causes, looking inside I/O errors too (whose `source` skips the error they
