@@ -2,10 +2,13 @@
 //! rustls with certificate verification for `sslmode=verify-ca`/`verify-full`, Unix sockets),
 //! the settings reads depend on, identifier quoting, and the migration runner for `sql/`.
 
+mod bounds;
 mod migrate;
 mod tls;
 mod url;
 
+pub use bounds::Timeouts;
+use bounds::{DRIVER_KEEPALIVE_IDLE, KEEPALIVE_IDLE, KEEPALIVE_INTERVAL, KEEPALIVE_RETRIES};
 pub(crate) use migrate::schema_version;
 pub use migrate::{migrate, migrate_reporting, Migrated, MIGRATIONS_TABLE};
 
@@ -17,7 +20,7 @@ use deadpool_postgres::{Hook, HookError, Manager, ManagerConfig, RecyclingMethod
 use tokio_postgres::config::Host;
 use tokio_postgres::Client;
 
-use crate::config::{Config, DEFAULT_CONNECT_TIMEOUT, DEFAULT_STALL_TIMEOUT};
+use crate::config::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_STALL_TIMEOUT};
 use crate::secret::Secret;
 
 /// Migrations, numbered, forward-only, never edited once landed. Each runs with `search_path`
@@ -118,8 +121,7 @@ pub enum DbError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
-    /// Connecting took longer than its bound: a server, pooler or network that accepts TCP
-    /// and never answers, or drops packets.
+    /// Connecting took longer than its bound (a server that accepts TCP and never answers).
     #[error(
         "cannot connect to the {what} database at {target}: no answer within {secs}s; check \
          the server and the network, or raise {setting} if it is only slow to accept"
@@ -197,56 +199,6 @@ pub(crate) fn set_statements(local: bool) -> String {
         .collect()
 }
 
-/// The bounds on waiting for a database (issue 23): connecting (TCP, TLS, authentication and
-/// the session's settings, all of it) and a stall (nothing received for that long while an
-/// answer is awaited).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Timeouts {
-    /// Connecting; the URL's own `connect_timeout` wins over it.
-    pub connect: Duration,
-    /// A stall.
-    pub stall: Duration,
-}
-
-impl Default for Timeouts {
-    fn default() -> Self {
-        Self {
-            connect: DEFAULT_CONNECT_TIMEOUT,
-            stall: DEFAULT_STALL_TIMEOUT,
-        }
-    }
-}
-
-impl Timeouts {
-    /// `source.connect_timeout` and `source.stall_timeout`.
-    pub fn source(config: &Config) -> Self {
-        Self {
-            connect: config.source.connect_timeout,
-            stall: config.source.stall_timeout,
-        }
-    }
-
-    /// `ledger.connect_timeout` and `ledger.stall_timeout`.
-    pub fn ledger(config: &Config) -> Self {
-        Self {
-            connect: config.ledger.connect_timeout,
-            stall: config.ledger.stall_timeout,
-        }
-    }
-}
-
-/// TCP keepalives on every connection (unless the URL sets its own `keepalives_idle`): idle
-/// 30 s, then a probe every 10 s, 3 unanswered probes: a peer gone without a word (a cut
-/// network, a host that died) ends the connection within about a minute instead of the
-/// kernel's two hours.
-const KEEPALIVE_IDLE: Duration = Duration::from_secs(30);
-/// See [`KEEPALIVE_IDLE`].
-const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
-/// See [`KEEPALIVE_IDLE`].
-const KEEPALIVE_RETRIES: u32 = 3;
-/// tokio-postgres's default `keepalives_idle`, which means the URL did not set one.
-const DRIVER_KEEPALIVE_IDLE: Duration = Duration::from_secs(2 * 3600);
-
 /// A connection pool, with the server it connects to (for messages) and the bounds on its
 /// waits. Dereferences to the `deadpool_postgres` pool.
 #[derive(Clone)]
@@ -277,44 +229,6 @@ impl std::fmt::Debug for Pool {
             .field("target", &self.target)
             .field("timeouts", &self.timeouts)
             .finish()
-    }
-}
-
-impl Pool {
-    /// The pool with the config's bounds (`Timeouts::source`, `Timeouts::ledger`); the URL's
-    /// `connect_timeout` still wins over `timeouts.connect`.
-    #[must_use]
-    pub fn with_timeouts(mut self, timeouts: Timeouts) -> Self {
-        self.timeouts = Timeouts {
-            connect: self.url_connect_timeout.unwrap_or(timeouts.connect),
-            stall: timeouts.stall,
-        };
-        self
-    }
-
-    /// The bounds in force.
-    pub fn timeouts(&self) -> Timeouts {
-        self.timeouts
-    }
-
-    /// Awaits `work` (statements on one of this pool's connections) for at most the stall
-    /// bound, and fails with [`DbError::Stalled`] naming `doing` past it. `work` is dropped
-    /// then: its connection is in an unknown state, so the caller must not reuse it (a run's
-    /// pools die with the run).
-    pub async fn within<T, E: From<DbError>>(
-        &self,
-        doing: &str,
-        work: impl Future<Output = Result<T, E>>,
-    ) -> Result<T, E> {
-        match tokio::time::timeout(self.timeouts.stall, work).await {
-            Ok(result) => result,
-            Err(_) => Err(DbError::Stalled {
-                what: self.what,
-                doing: doing.to_owned(),
-                secs: self.timeouts.stall.as_secs(),
-            }
-            .into()),
-        }
     }
 }
 
@@ -379,8 +293,7 @@ pub fn pool(url: &Secret, what: &'static str, size: usize) -> Result<Pool, DbErr
     if pg.get_application_name().is_none() {
         pg.application_name("ocapi");
     }
-    // libpq's `connect_timeout` (seconds; tokio-postgres reads it but bounds only the TCP
-    // connect with it): ocapi bounds the whole of connecting with it.
+    // libpq's `connect_timeout` (tokio-postgres bounds only the TCP connect with it).
     let url_connect_timeout = pg.get_connect_timeout().copied();
     if pg.get_keepalives_idle() == DRIVER_KEEPALIVE_IDLE {
         pg.keepalives(true).keepalives_idle(KEEPALIVE_IDLE);
@@ -417,10 +330,9 @@ pub fn pool(url: &Secret, what: &'static str, size: usize) -> Result<Pool, DbErr
     if what != "source" {
         // A run's ledger sessions wait on the destination between statements and close when
         // the run ends: a server-side `idle_session_timeout` (PostgreSQL 14+) must not end
-        // them mid-run, leaving the run unrecorded. The server's own keepalives on them (the
-        // `tcp_keepalives_*` settings, which any role may set for its session) end a session
-        // whose client vanished behind a cut network within about a minute, so its advisory
-        // locks do not outlive it by the kernel's two hours.
+        // them mid-run, leaving the run unrecorded. The server's keepalives (`tcp_keepalives_*`,
+        // any role may set them) end a session whose client vanished behind a cut network
+        // within a minute, so its advisory locks do not outlive it by two hours.
         let settings = format!(
             "{}set client_min_messages = warning; \
              set tcp_keepalives_idle = {}; set tcp_keepalives_interval = {}; \
@@ -507,16 +419,14 @@ pub async fn connect(
 ) -> Result<deadpool_postgres::Object, DbError> {
     let bound = pool.timeouts.connect;
     let Ok(got) = tokio::time::timeout(bound, pool.get()).await else {
-        let setting = if pool.url_connect_timeout.is_some() {
-            format!("`connect_timeout` in `{what}.url`")
-        } else {
-            format!("`{what}.connect_timeout`")
-        };
         return Err(DbError::ConnectTimeout {
             what,
             target: pool.target.to_string(),
             secs: bound.as_secs(),
-            setting,
+            setting: match pool.url_connect_timeout {
+                Some(_) => format!("`connect_timeout` in `{what}.url`"),
+                None => format!("`{what}.connect_timeout`"),
+            },
         });
     };
     got.map_err(|error| DbError::Connect {

@@ -235,12 +235,14 @@ impl Watcher {
                 sink.lock().unwrap().push(line);
             }
         });
-        let addr = rx.recv_timeout(Duration::from_secs(60)).unwrap_or_else(|_| {
-            panic!(
-                "watch never said where it listens:\n{}",
-                lines.lock().unwrap().join("\n")
-            )
-        });
+        let addr = rx
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| {
+                panic!(
+                    "watch never said where it listens:\n{}",
+                    lines.lock().unwrap().join("\n")
+                )
+            });
         Self {
             child: Some(child),
             lines,
@@ -369,7 +371,8 @@ async fn a_database_that_accepts_tcp_and_never_answers_fails_the_run_naming_the_
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
-        stderr.contains("no answer within 2s") && stderr.contains("`connect_timeout` in `source.url`"),
+        stderr.contains("no answer within 2s")
+            && stderr.contains("`connect_timeout` in `source.url`"),
         "{stderr}"
     );
     assert!(db.written_events().is_empty());
@@ -539,15 +542,22 @@ async fn readyz_floods_cost_the_database_a_few_connections_and_the_runs_go_on() 
         .iter()
         .filter(|a| matches!(a, Some((200, body)) if body == "ok\n"))
         .count();
-    assert_eq!(ready, 300, "{:?}", answers.iter().find(|a| !matches!(a, Some((200, _)))));
+    assert_eq!(
+        ready,
+        300,
+        "{:?}",
+        answers.iter().find(|a| !matches!(a, Some((200, _))))
+    );
     let most = *most.lock().unwrap();
     assert!(most <= 12, "ocapi held {most} connections at once");
 
     // AND the watch's runs go on
     insert_orders(&db, "S", 5, "2026-01-02T00:00:00Z").await;
-    eventually("the new orders written", Duration::from_secs(60), || async {
-        db.written_events().len() == 10
-    })
+    eventually(
+        "the new orders written",
+        Duration::from_secs(60),
+        || async { db.written_events().len() == 10 },
+    )
     .await;
     assert!(ocapi_connections(&db).await <= 12);
 }
@@ -602,9 +612,15 @@ async fn listen_outlasts_more_idle_connections_than_its_limit() {
         Some((200, "ok\n".to_owned()))
     );
     let metrics = http_get(watch.addr, "/metrics").await;
-    assert!(matches!(&metrics, Some((200, text)) if text.contains("ocapi_runs_total")), "{metrics:?}");
+    assert!(
+        matches!(&metrics, Some((200, text)) if text.contains("ocapi_runs_total")),
+        "{metrics:?}"
+    );
     closed_by_server(idle).await;
-    assert_eq!(http_get(watch.addr, "/healthz").await.map(|a| a.0), Some(200));
+    assert_eq!(
+        http_get(watch.addr, "/healthz").await.map(|a| a.0),
+        Some(200)
+    );
 }
 
 #[tokio::test]
@@ -658,7 +674,12 @@ async fn a_ledger_that_stops_taking_writes_stops_the_sending_and_the_next_run_se
         ..Faults::default()
     })
     .await;
-    db.meta_config("batch_size = 300", &graph.base_url(), TOKEN, "batch_size = 20");
+    db.meta_config(
+        "batch_size = 300",
+        &graph.base_url(),
+        TOKEN,
+        "batch_size = 20",
+    );
     let config = db.edit_config(&[("concurrency = 4", "concurrency = 2")]);
     migrate(&config).await;
     db.exec(
@@ -743,11 +764,21 @@ async fn check_and_runs_refuse_a_read_only_ledger_or_one_without_insert() {
         db.name
     ))
     .await;
-    let role_url = db.url.replacen("postgres://postgres", &format!("postgres://ocapi_no_insert_{}", db.name), 1);
+    let role_url = db.url.replacen(
+        "postgres://postgres",
+        &format!("postgres://ocapi_no_insert_{}", db.name),
+        1,
+    );
     db.edit_config_text(&[(&db.url, &role_url)]);
     let out = ocapi_bounded(&db.config_path(), &["check"]).await;
     let stdout = String::from_utf8_lossy(&out.stdout);
-    db.exec(&format!("drop owned by ocapi_no_insert_{0}; drop role ocapi_no_insert_{0}", db.name))
-        .await;
-    assert!(stdout.contains("permission denied for table ledger"), "{stdout}");
+    db.exec(&format!(
+        "drop owned by ocapi_no_insert_{0}; drop role ocapi_no_insert_{0}",
+        db.name
+    ))
+    .await;
+    assert!(
+        stdout.contains("permission denied for table ledger"),
+        "{stdout}"
+    );
 }

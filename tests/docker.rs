@@ -188,7 +188,7 @@ fn the_compose_file_parses_and_runs_postgres_the_stand_in_and_watch_listen() {
     let port = watch.listen.unwrap().port();
     assert_eq!(
         connector["ports"][0].as_str(),
-        Some(format!("{port}:{port}").as_str())
+        Some(format!("127.0.0.1:{port}:{port}").as_str())
     );
     assert_eq!(
         connector["depends_on"]["migrate"]["condition"].as_str(),

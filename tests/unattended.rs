@@ -79,6 +79,19 @@ impl Watch {
         (status, response.text().await.unwrap())
     }
 
+    /// GET /readyz until it answers `status` (its answers are reused for 2 s), at most 30 s;
+    /// the last answer.
+    async fn readyz_until(&self, status: u16) -> (u16, String) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let answer = self.get("/readyz").await;
+            if answer.0 == status || Instant::now() >= deadline {
+                return answer;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// The value of one series in `/metrics` (0 when absent).
     async fn metric(&self, series: &str) -> f64 {
         let (_, text) = self.get("/metrics").await;
@@ -391,7 +404,7 @@ async fn readyz_goes_503_when_the_database_refuses_connections_and_back_to_200()
     proxy.stop().await;
 
     // THEN /readyz answers 503 with a one-line reason, and /healthz stays 200
-    let (status, reason) = watch.get("/readyz").await;
+    let (status, reason) = watch.readyz_until(503).await;
     assert_eq!(status, 503);
     assert!(reason.starts_with("source unreachable: "), "{reason}");
     assert_eq!(reason.lines().count(), 1, "{reason}");
@@ -399,7 +412,7 @@ async fn readyz_goes_503_when_the_database_refuses_connections_and_back_to_200()
 
     // WHEN it accepts them again; THEN /readyz is 200 again
     proxy.restart().await;
-    assert_eq!(watch.get("/readyz").await, (200, "ok\n".to_owned()));
+    assert_eq!(watch.readyz_until(200).await, (200, "ok\n".to_owned()));
     assert_eq!(
         watch.metric(&format!("ocapi_last_run_sent{}", c(""))).await,
         5.0

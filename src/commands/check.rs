@@ -427,8 +427,8 @@ async fn plan_cost(client: &tokio_postgres::Client, sql: &str) -> Option<f64> {
 /// Checks the ledger schema's version, and that the ledger table takes a write (one row,
 /// rolled back): a read-only, full or closed ledger fails here as it would fail a run.
 async fn check_ledger(config: &Config) -> Result<String, Error> {
-    let pool = db::pool(&config.ledger_url()?, "ledger", 2)?
-        .with_timeouts(db::Timeouts::ledger(config));
+    let pool =
+        db::pool(&config.ledger_url()?, "ledger", 2)?.with_timeouts(db::Timeouts::ledger(config));
     crate::lock::refuse_transaction_pooler(&pool).await?;
     let client = db::connect(&pool, "ledger").await?;
     pool.within(

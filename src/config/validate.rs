@@ -43,7 +43,10 @@ impl Config {
             ("ledger.stall_timeout", self.ledger.stall_timeout),
         ] {
             if value < std::time::Duration::from_secs(1) {
-                return invalid(key, "must be at least 1s: every wait on a database has a bound");
+                return invalid(
+                    key,
+                    "must be at least 1s: every wait on a database has a bound",
+                );
             }
         }
         if self.source.table.trim().is_empty() {

@@ -122,8 +122,8 @@ pub async fn run(
     // `connect_timeout`, each statement (and each page of the streamed read) within
     // `stall_timeout`. The pools live as long as this run, so a connection left mid-statement
     // by a stall is closed with them, which ends its session and frees its locks.
-    let source_pool = db::pool(&config.source_url()?, "source", 2)?
-        .with_timeouts(db::Timeouts::source(config));
+    let source_pool =
+        db::pool(&config.source_url()?, "source", 2)?.with_timeouts(db::Timeouts::source(config));
     let source_client = db::connect(&source_pool, "source").await?;
     let table = source_pool
         .within(
@@ -142,8 +142,8 @@ pub async fn run(
         tracing::warn!("{warning}");
     }
     let mut stats = RunStats::new(&config.connector.name);
-    let ledger_pool = db::pool(&config.ledger_url()?, "ledger", 4)?
-        .with_timeouts(db::Timeouts::ledger(config));
+    let ledger_pool =
+        db::pool(&config.ledger_url()?, "ledger", 4)?.with_timeouts(db::Timeouts::ledger(config));
     if !options.dry_run {
         crate::lock::refuse_transaction_pooler(&ledger_pool).await?;
     }
@@ -426,10 +426,7 @@ async fn start_filter(
         Some(ledger) => {
             sessions
                 .ledger_pool
-                .within(
-                    "reading the watermark",
-                    ledger.watermark(sessions.ledger),
-                )
+                .within("reading the watermark", ledger.watermark(sessions.ledger))
                 .await?
         }
         None => None,

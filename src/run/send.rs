@@ -548,7 +548,10 @@ impl Committer {
         }
         let client = db::connect(&self.pool, "ledger").await?;
         self.pool
-            .within("writing a page to the ledger", self.write_page(client, page))
+            .within(
+                "writing a page to the ledger",
+                self.write_page(client, page),
+            )
             .await
     }
 

@@ -87,7 +87,6 @@ impl Health {
         }
         Ok(())
     }
-
 }
 
 /// How long a readiness answer is reused: probes (a kubelet's every few seconds, or a flood
