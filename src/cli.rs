@@ -100,6 +100,9 @@ pub struct WatchArgs {
     /// Serve /metrics, /healthz and /readyz over HTTP on this address, e.g. 0.0.0.0:9187.
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<std::net::SocketAddr>,
+    /// As `run --initial-sync`, for a tick that finds no ledger state for the connector.
+    #[arg(long)]
+    pub initial_sync: bool,
 }
 
 /// `ocapi backfill`.
