@@ -108,6 +108,9 @@ pub struct WatchArgs {
     /// after an answer) is closed.
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = interval)]
     pub listen_timeout: Duration,
+    /// As `run --initial-sync`, for a tick that finds no ledger state for the connector.
+    #[arg(long)]
+    pub initial_sync: bool,
 }
 
 /// `ocapi backfill`.

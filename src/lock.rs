@@ -86,8 +86,8 @@ pub enum LockError {
         holder: String,
         /// How long ocapi waited, in seconds (`connector.lock_wait`).
         waited_secs: u64,
-        /// The session holding it, when the ledger role can see it.
-        by: Option<Holder>,
+        /// The session holding it, when the ledger role can see it (boxed: errors stay small).
+        by: Option<Box<Holder>>,
     },
     /// The lock has been held longer than `connector.stuck_run_after`: the run holding it may
     /// be stuck (exit 1, and an alert).
@@ -105,8 +105,8 @@ pub enum LockError {
         holder: String,
         /// `connector.stuck_run_after`, in seconds.
         limit_secs: u64,
-        /// The session holding it.
-        by: Holder,
+        /// The session holding it (boxed: errors stay small).
+        by: Box<Holder>,
     },
     /// `ledger.url` goes through a transaction-mode pooler, where a session lock means nothing:
     /// a configuration error (exit 2).
@@ -208,13 +208,13 @@ impl RunLock {
                             LockError::Stuck {
                                 holder: what,
                                 limit_secs: limit.as_secs(),
-                                by,
+                                by: Box::new(by),
                             }
                         }
                         by => LockError::Held {
                             holder: what,
                             waited_secs: wait.as_secs(),
-                            by,
+                            by: by.map(Box::new),
                         },
                     });
                 }

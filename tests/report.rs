@@ -162,6 +162,7 @@ async fn the_html_report_renders_in_chromium_with_the_figures_of_reconcile_and_r
             "returns",
             "rejected",
             "held",
+            "anonymous",
             "never_seen",
         ] {
             assert_eq!(

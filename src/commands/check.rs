@@ -217,8 +217,9 @@ async fn check_source(config: &Config, report: &mut CheckReport) -> Result<(), E
     if table.watermark_kind == source::WatermarkKind::Integer && config.source.start.is_none() {
         warn(
             report,
-            "the watermark is an integer and `source.start` is not set: the first run reads \
-             the whole table (only the last 62 days can be sent); set `source.start`"
+            "the watermark is an integer and `source.start` is not set: a run without ledger \
+             state reads the whole table and sends only the last 7 days (unless given \
+             `--initial-sync`); set `source.start`"
                 .to_owned(),
         );
     }

@@ -18,7 +18,8 @@ pub(crate) const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:543
 const DEMO_TOKEN: &str = "demo-token-not-a-secret";
 
 /// Creates `ocapi_demo.store_transactions`: one row per order line, `rows` orders. Every
-/// 37th order has only its address (too little to match), every 53rd is 70 days old, every 71st has a bad currency.
+/// 37th order has only its address (too little to match), every 53rd is 70 days old, every 71st has a bad currency,
+/// and every 7th is a walk-in sale, without any customer data (recorded `anonymous`, not sent).
 const DEMO_DATA: &str = "
 set client_min_messages = warning;
 drop schema if exists ocapi_demo cascade;
@@ -64,6 +65,10 @@ select o.order_id, o.store_id, o.purchased_at, o.purchased_at + interval '2 minu
        1 + (o.n + l.line) % 3,
        round((2 + random() * 60)::numeric, 2)
 from orders o cross join lateral generate_series(1, o.lines) as l(line);
+update ocapi_demo.store_transactions
+set email = null, phone = null, first_name = null, last_name = null, city = null, state = null,
+    zip = null, country = null, gender = null, birth_date = null, loyalty_id = null
+where substr(order_id, 5)::int % 7 = 0;
 update ocapi_demo.store_transactions t set total = s.total
 from (select order_id, sum(qty * unit_price) as total
       from ocapi_demo.store_transactions group by 1) s

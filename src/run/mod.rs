@@ -368,6 +368,7 @@ pub async fn run(
         sent = stats.sent,
         skipped_duplicate = stats.skipped_duplicate,
         invalid = stats.invalid,
+        anonymous = stats.anonymous,
         held = stats.held,
         rejected = stats.rejected,
         retries = stats.retries,

@@ -92,6 +92,7 @@ pub(crate) async fn command(
         interval: args.interval,
         run: RunOptions {
             max_invalid_ratio: args.max_invalid_ratio,
+            initial_sync: args.initial_sync,
             ..RunOptions::default()
         },
         metrics: cli
