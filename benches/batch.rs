@@ -1,6 +1,6 @@
 //! Criterion benchmarks of the per-batch CPU work between the source and the wire: building the
 //! events of a page of source rows (`transform::build`: normalization and hashing included) and
-//! serializing a 1000-event batch into the request body sent to Meta. Run with
+//! serializing a 1000-event batch into the request body sent to Meta, and the events' digests. Run with
 //! `cargo bench --bench batch`; the figures are in docs/benchmarks.md.
 
 use ocapi::config::CustomerField as Field;
@@ -143,5 +143,24 @@ fn bench_serialize(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_build, bench_serialize);
+/// `Event::digest` of a 1000-event batch: what recording the events sent adds per event, and
+/// what comparing a sent order read again costs.
+fn bench_digest(c: &mut Criterion) {
+    let rules = rules();
+    let rows: Vec<SourceRow> = (0..BATCH_EVENTS).map(row).collect();
+    let events = build_page(&rows, &rules);
+    let mut group = c.benchmark_group("digest");
+    group.throughput(Throughput::Elements(BATCH_EVENTS as u64));
+    group.bench_function("digests_of_1000_events", |b| {
+        b.iter(|| {
+            black_box(&events)
+                .iter()
+                .map(Event::digest)
+                .collect::<Vec<_>>()
+        });
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench_build, bench_serialize, bench_digest);
 criterion_main!(benches);

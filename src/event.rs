@@ -116,47 +116,70 @@ impl Event {
 }
 
 impl Event {
-    /// The SHA-256 (64 lowercase hex digits) of what this event says: every field Meta would
-    /// receive, in a canonical form in which key order and the order of array items do not
-    /// count (an order's lines, or a customer's two emails, read in another order are the same
-    /// event). Two versions of an order with the same digest send the same thing; a run compares
+    /// The SHA-256 (64 lowercase hex digits) of what this event says: its JSON as sent (every
+    /// field Meta would receive, [`Event::write_json`]), with its lines and each key's values
+    /// in one order, so that an order's lines, or a customer's two emails, read in another
+    /// order are the same event. Two versions of an order with the same digest send the same thing; a run compares
     /// digests, not watermarks, before calling a sent order changed (a row re-stamped without
     /// a change, as a rebuilt dbt model does, is no change). An `Event` holds no field that
     /// varies with the time of sending (`event_time` is the purchase's), so nothing is left out.
     pub fn digest(&self) -> String {
         use sha2::{Digest as _, Sha256};
-        let value = serde_json::to_value(self).unwrap_or(serde_json::Value::Null);
-        let mut leaves = Vec::with_capacity(32);
-        canonical_leaves("", &value, &mut leaves);
-        leaves.sort_unstable();
-        let mut hasher = Sha256::new();
-        for leaf in &leaves {
-            hasher.update(leaf.as_bytes());
-            hasher.update(b"\n");
+        let mut json = Vec::with_capacity(2048);
+        match self.canonical() {
+            Some(event) => event.write_json(&mut json),
+            None => self.write_json(&mut json),
         }
-        hex::encode(hasher.finalize())
+        hex::encode(Sha256::digest(&json))
     }
-}
 
-/// The leaves of `value` as `path=json` lines; an array is one line per item under the array's
-/// path (an object item as its own sorted leaves), so item order does not count.
-fn canonical_leaves(path: &str, value: &serde_json::Value, out: &mut Vec<String>) {
-    use serde_json::Value;
-    match value {
-        Value::Object(map) => {
-            for (key, value) in map {
-                canonical_leaves(&format!("{path}.{key}"), value, out);
+    /// This event with its arrays in one order, when one has several items (else `None`: the
+    /// event is canonical as it is, and is not copied): lines by item, quantity and price,
+    /// each key's values by their text.
+    fn canonical(&self) -> Option<Self> {
+        let lines = self
+            .custom_data
+            .contents
+            .as_ref()
+            .is_some_and(|contents| contents.len() > 1);
+        if !lines && self.user_data.more.is_empty() {
+            return None;
+        }
+        let mut event = self.clone();
+        if let Some(contents) = &mut event.custom_data.contents {
+            contents.sort_by(|a, b| {
+                (a.id.as_str(), a.quantity, a.item_price).cmp(&(
+                    b.id.as_str(),
+                    b.quantity,
+                    b.item_price,
+                ))
+            });
+        }
+        let more = std::mem::take(&mut event.user_data.more);
+        if !more.is_empty() {
+            for field in CustomerField::ALL {
+                let key = field.key();
+                let slot = &mut event.user_data.values[field.index()];
+                let Some(first) = slot.take() else {
+                    continue;
+                };
+                let mut values: Vec<UserValue> = std::iter::once(first)
+                    .chain(
+                        more.iter()
+                            .filter(|(k, _)| *k == key)
+                            .map(|(_, v)| v.clone()),
+                    )
+                    .collect();
+                values.sort_by_cached_key(ToString::to_string);
+                let mut values = values.into_iter();
+                *slot = values.next();
+                event
+                    .user_data
+                    .more
+                    .extend(values.map(|value| (key, value)));
             }
         }
-        Value::Array(items) => {
-            for item in items {
-                let mut inner = Vec::new();
-                canonical_leaves("", item, &mut inner);
-                inner.sort_unstable();
-                out.push(format!("{path}[]={}", inner.join("\u{1e}")));
-            }
-        }
-        scalar => out.push(format!("{path}={scalar}")),
+        Some(event)
     }
 }
 

@@ -81,6 +81,24 @@ impl Ledger {
     ) -> Result<KeyConversion, DbError> {
         let rules = &self.key_rules;
         let context = "cannot convert the ledger's order keys";
+        // Nearly always done already: read without a lock (a role that may only read the
+        // ledger, or a run of a connector converted before, writes nothing).
+        let recorded: Option<String> = client
+            .query_opt(
+                &format!("select rule from {rules} where connector = $1"),
+                &[&self.connector],
+            )
+            .await
+            .map_err(DbError::query(context))?
+            .map(|row| row.get(0));
+        if recorded.as_deref() == Some(kind.rule()) {
+            return Ok(KeyConversion {
+                rule: kind.rule(),
+                before: recorded,
+                already: true,
+                ..KeyConversion::default()
+            });
+        }
         let tx = client
             .transaction()
             .await

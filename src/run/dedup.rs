@@ -94,10 +94,12 @@ pub(super) enum Decision {
 /// The dedup policy: what to do with an order this run read, given what the ledger holds of it
 /// (`existing`) and whether this run already sent it or is sending it (`seen_in_run`).
 ///
-/// "Unchanged" means the event the order becomes has the digest recorded (what would be sent
-/// is the same, whatever its rows' watermarks say), or, for rows recorded without a digest
-/// (before sql/0014, invalid and held rows), that the order's watermark (the largest of its
-/// rows') is the one recorded. A sent order that is now only too old to send has not changed.
+/// "Unchanged" means the order's watermark (the largest of its rows') is the one recorded; a
+/// rejected order is sent again once its rows change (touching them is how a user retries it).
+/// A sent order is "changed" only when what would be sent differs: the event it becomes has
+/// another digest than the one recorded (whatever its rows' watermarks say), or, for rows
+/// recorded without a digest (before sql/0014), another watermark. A sent order that is now
+/// only too old to send has not changed.
 pub(super) fn decide(
     existing: Option<&Existing>,
     seen_in_run: bool,
@@ -113,7 +115,10 @@ pub(super) fn decide(
             Candidate::Invalid { .. } => Decision::RecordInvalid,
         };
     };
-    let unchanged = candidate.is_version(e.source_watermark.as_deref(), e.event_digest.as_deref());
+    let unchanged = e
+        .source_watermark
+        .as_deref()
+        .is_some_and(|w| same_watermark(w, candidate.watermark()));
     match (e.status, candidate) {
         (
             Status::Sent,
@@ -123,7 +128,8 @@ pub(super) fn decide(
             },
         ) => Decision::Duplicate { changed: false },
         (Status::Sent, _) => Decision::Duplicate {
-            changed: !unchanged
+            changed: !candidate
+                .is_version(e.source_watermark.as_deref(), e.event_digest.as_deref())
                 && !candidate
                     .is_version(e.changed_watermark.as_deref(), e.changed_digest.as_deref()),
         },
@@ -273,10 +279,10 @@ pub(super) fn sort_page(
         stats.ahead_of_clock += u64::from(built.ahead);
         let order_id = built.event.custom_data.order_id.as_str();
         let recorded = existing.get(order_id);
-        // Computed only for an order the ledger has sent or rejected (read again): a new
-        // order's digest is computed once, when its outcome is recorded.
+        // Computed only for an order the ledger has sent (read again): a new order's digest
+        // is computed once, when its outcome is recorded.
         let digest = recorded
-            .filter(|e| matches!(e.status, Status::Sent | Status::Rejected))
+            .filter(|e| e.status == Status::Sent)
             .map(|_| built.event.digest());
         let candidate = match built.held_until {
             Some(_) => Candidate::Held {
@@ -434,8 +440,7 @@ mod tests {
             ("a counted change changed again", Some(touched_change), false, due_as("w3", "d3"), Duplicate { changed: true }),
             ("sent, re-stamped and now too old", sent(), false, too_old("w2"), Duplicate { changed: false }),
             ("sent, now invalid, digest kept", with_digest(Status::Sent, "w1", "d1"), false, invalid("w2"), Duplicate { changed: true }),
-            ("rejected, re-stamped, same event", with_digest(Status::Rejected, "w1", "d1"), false, due_as("w2", "d1"), StillRejected),
-            ("rejected, the event changed", with_digest(Status::Rejected, "w1", "d1"), false, due_as("w2", "d2"), Send),
+            ("rejected, touched to retry it", with_digest(Status::Rejected, "w1", "d1"), false, due_as("w2", "d1"), Send),
             ("invalid unchanged", Some(row(Status::Invalid, "w1")), false, invalid("w1"), StillInvalid),
             ("invalid for another reason now", Some(row(Status::Invalid, "w1")), false, too_old("w1"), RecordInvalid),
             ("invalid then fixed", Some(row(Status::Invalid, "w1")), false, due("w2"), Send),
