@@ -369,10 +369,10 @@ async fn check_warns_about_row_security_materialized_views_and_reads_lower_case_
     assert!(text.contains("postgres@"), "{text}");
 
     // GIVEN row-level security on the source that no policy opens to the sync role
-    db.exec(&format!(
+    db.exec(
         "alter table shop.store_transactions enable row level security;
-         create policy others_only on shop.store_transactions for select to postgres using (true);"
-    ))
+         create policy others_only on shop.store_transactions for select to postgres using (true);",
+    )
     .await;
     // THEN check warns that every run reads nothing, naming the role
     let report = ocapi::commands::check::check(&as_sync(text.clone())).await;
