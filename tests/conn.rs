@@ -745,6 +745,11 @@ struct Bouncer {
 
 impl Bouncer {
     fn start(pool_mode: &str) -> Option<Self> {
+        Self::start_with(pool_mode, 4)
+    }
+
+    /// [`Bouncer::start`] with `pool_size` server connections per database and user.
+    fn start_with(pool_mode: &str, pool_size: u32) -> Option<Self> {
         let binary = ["/usr/sbin/pgbouncer", "/usr/bin/pgbouncer"]
             .into_iter()
             .map(PathBuf::from)
@@ -771,7 +776,7 @@ impl Bouncer {
                 "[databases]\n* = host={server_host} port={server_port}\n\n[pgbouncer]\n\
                  listen_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\n\
                  auth_type = trust\nauth_file = {dir}/users.txt\npool_mode = {pool_mode}\n\
-                 default_pool_size = 4\nlogfile = {dir}/log\npidfile = {dir}/pid\n",
+                 default_pool_size = {pool_size}\nlogfile = {dir}/log\npidfile = {dir}/pid\n",
                 dir = dir.display()
             ),
         )
@@ -926,4 +931,62 @@ async fn a_source_that_is_down_is_named_by_host_and_port_with_its_cause_said_onc
     let mut unique = parts.clone();
     unique.dedup();
     assert_eq!(parts, unique, "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_at_once_through_a_transaction_mode_pooler_find_the_table() {
+    // One server connection per database, shared by every client in turn, as a busy pool is.
+    let Some(bouncer) = Bouncer::start_with("transaction", 1) else {
+        return;
+    };
+    // GIVEN two connectors of one database (own names, datasets and outputs), each reading
+    // the source through one transaction-mode PgBouncer pool, the ledger on a direct
+    // connection
+    let db = TestDb::new().await;
+    let mut paths = Vec::new();
+    for name in ["a", "b"] {
+        let out = db.dir.join(format!("{name}.ndjson"));
+        let text = crate::support::config_text(&bouncer.url(&db.name), &out, "", None)
+            .replace("stores-test", &format!("stores-{name}"))
+            .replace(
+                "1234567890",
+                &format!("{}", if name == "a" { 111 } else { 222 }),
+            )
+            + &format!("\n[ledger]\nurl = {:?}\n", db.url);
+        let path = db.dir.join(format!("{name}.toml"));
+        std::fs::write(&path, &text).unwrap();
+        migrate(&Config::load(&path).unwrap()).await;
+        paths.push((path, out));
+    }
+
+    // WHEN both run at once, round after round, with new orders each round
+    let rounds = 8;
+    for round in 0..rounds {
+        let updated = format!("2026-11-{:02}T00:00:00Z", round + 1);
+        insert_orders(&db, &format!("P{round}-"), 2, &updated).await;
+        let children: Vec<_> = paths
+            .iter()
+            .map(|(path, _)| {
+                crate::support::command(path)
+                    .arg("run")
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for child in children {
+            let output = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+                .await
+                .unwrap();
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            // THEN none fails, and none takes a pooler's error for a missing table
+            assert!(!stderr.contains("not found"), "round {round}: {stderr}");
+            assert_eq!(output.status.code(), Some(0), "round {round}: {stderr}");
+        }
+    }
+    // AND every order of every round reached both destinations
+    for (_, out) in &paths {
+        assert_eq!(crate::support::read_ndjson(out).len(), 2 * rounds);
+    }
 }

@@ -171,7 +171,10 @@ async fn a_sql_ascii_source_with_latin1_bytes_invalidates_only_that_order_or_dec
         first_name_digest(&db, "A2"),
         "René from Latin-1 and from UTF-8 hash alike"
     );
-    assert_eq!(db.ledger_text("A1", "status").await.as_deref(), Some("sent"));
+    assert_eq!(
+        db.ledger_text("A1", "status").await.as_deref(),
+        Some("sent")
+    );
 }
 
 #[tokio::test]
@@ -185,7 +188,10 @@ async fn another_tools_schema_migrations_in_the_ledger_schema_is_left_alone() {
     )
     .await;
     db.config("", None);
-    db.edit_config_text(&[("[destination]", "[ledger]\nschema = \"public\"\n\n[destination]")]);
+    db.edit_config_text(&[(
+        "[destination]",
+        "[ledger]\nschema = \"public\"\n\n[destination]",
+    )]);
     insert_orders(&db, "R", 2, "2026-11-01T00:00:00Z").await;
 
     // WHEN migrate, check and run
@@ -206,7 +212,10 @@ async fn another_tools_schema_migrations_in_the_ledger_schema_is_left_alone() {
     assert_eq!(db.written_events().len(), 2);
     let rails: Vec<String> = db
         .client
-        .query("select version from public.schema_migrations order by 1", &[])
+        .query(
+            "select version from public.schema_migrations order by 1",
+            &[],
+        )
         .await
         .unwrap()
         .iter()
@@ -360,10 +369,10 @@ async fn check_warns_about_row_security_materialized_views_and_reads_lower_case_
     assert!(text.contains("postgres@"), "{text}");
 
     // GIVEN row-level security on the source that no policy opens to the sync role
-    db.exec(&format!(
+    db.exec(
         "alter table shop.store_transactions enable row level security;
-         create policy others_only on shop.store_transactions for select to postgres using (true);"
-    ))
+         create policy others_only on shop.store_transactions for select to postgres using (true);",
+    )
     .await;
     // THEN check warns that every run reads nothing, naming the role
     let report = ocapi::commands::check::check(&as_sync(text.clone())).await;

@@ -4,6 +4,8 @@
 
 use std::fmt::Write as _;
 
+use tokio_postgres::types::Type;
+
 use crate::config::Config;
 use crate::db;
 use crate::destination::Destination;
@@ -200,10 +202,14 @@ async fn check_source(config: &Config, report: &mut CheckReport) -> Result<(), E
     if let Some(start) = &config.source.start {
         let t = table.watermark_kind.sql_type();
         let sql = format!("select $1::text::{t} > {}", now_in(table.watermark_kind));
+        // Unnamed statements throughout: the source may be behind a transaction-mode pooler.
         let ahead = client
-            .query_one(&sql, &[start])
+            .query_typed(&sql, &[(start, Type::TEXT)])
             .await
-            .is_ok_and(|row| row.get::<_, bool>(0));
+            .is_ok_and(|rows| {
+                rows.first()
+                    .is_some_and(|row| row.try_get::<_, bool>(0).unwrap_or(false))
+            });
         if ahead {
             warn(
                 report,
@@ -348,13 +354,14 @@ async fn index_advice(
     table: &source::SourceTable,
 ) -> Result<Vec<String>, Error> {
     let kind = client
-        .query_opt(
-            "select c.relkind::text from pg_class c where c.oid = to_regclass($1)",
-            &[&config.source.table],
+        .query_typed(
+            "select c.relkind::text from pg_class c where c.oid = to_regclass($1::text)",
+            &[(&config.source.table, Type::TEXT)],
         )
         .await
         .map_err(db::DbError::query("cannot look up the source's kind"))?
-        .map(|row| row.get::<_, String>(0))
+        .first()
+        .and_then(|row| row.try_get::<_, String>(0).ok())
         .unwrap_or_default();
     let wanted = [
         ("source.watermark_column", &config.source.watermark_column),
@@ -364,16 +371,17 @@ async fn index_advice(
     if kind == "r" || kind == "p" || kind == "m" {
         for (key, column) in wanted {
             let led: bool = client
-                .query_one(
+                .query_typed(
                     "select exists (
                          select 1 from pg_index i
                          join pg_attribute a on a.attrelid = i.indrelid and a.attnum = i.indkey[0]
-                         where i.indrelid = to_regclass($1) and a.attname = $2)",
-                    &[&config.source.table, column],
+                         where i.indrelid = to_regclass($1::text) and a.attname = $2::text)",
+                    &[(&config.source.table, Type::TEXT), (column, Type::TEXT)],
                 )
                 .await
                 .map_err(db::DbError::query("cannot read the source's indexes"))?
-                .get(0);
+                .first()
+                .is_some_and(|row| row.try_get::<_, bool>(0).unwrap_or(false));
             if !led {
                 advice.push(format!(
                     "no index on {} leads with {column:?} (`{key}`): each run scans the whole \

@@ -120,7 +120,10 @@ async fn row_security(client: &Client, config: &Config) -> Result<Option<Finding
     let read = |i| row.try_get::<_, Option<String>>(i);
     let (role, applies, policies) = (
         read(0).ok().flatten().unwrap_or_default(),
-        row.try_get::<_, Option<bool>>(1).ok().flatten().unwrap_or(false),
+        row.try_get::<_, Option<bool>>(1)
+            .ok()
+            .flatten()
+            .unwrap_or(false),
         read(2).ok().flatten().unwrap_or_default(),
     );
     if !applies {

@@ -222,8 +222,13 @@ impl std::str::FromStr for TextEncoding {
             "GBK" => "gbk".to_owned(),
             "GB18030" => "gb18030".to_owned(),
             other => match (other.strip_prefix("WIN"), other.strip_prefix("ISO_8859_")) {
-                (Some(code @ ("874" | "1250" | "1251" | "1252" | "1253" | "1254" | "1255"
-                | "1256" | "1257" | "1258")), _) => format!("windows-{code}"),
+                (
+                    Some(
+                        code @ ("874" | "1250" | "1251" | "1252" | "1253" | "1254" | "1255"
+                        | "1256" | "1257" | "1258"),
+                    ),
+                    _,
+                ) => format!("windows-{code}"),
                 (_, Some(part @ ("5" | "6" | "7" | "8"))) => format!("iso-8859-{part}"),
                 _ => String::new(),
             },

@@ -196,7 +196,9 @@ async fn versions_in(
             Ok(None) => Err(not_ours("a NULL version".to_owned())),
             Err(_) => Err(not_ours(format!(
                 "a `version` column of type {}",
-                row.columns().first().map_or("unknown", |c| c.type_().name())
+                row.columns()
+                    .first()
+                    .map_or("unknown", |c| c.type_().name())
             ))),
         })
         .collect()
@@ -247,11 +249,15 @@ async fn is_legacy(client: &impl GenericClient, schema: &str) -> Result<bool, Db
     }
     let rows = client
         .query_typed(
-            &format!("select exists (select from {qualified} where version = 1 and name = 'ledger')"),
+            &format!(
+                "select exists (select from {qualified} where version = 1 and name = 'ledger')"
+            ),
             &[],
         )
         .await
-        .map_err(DbError::query(format!("cannot read {schema}.{LEGACY_TABLE}")))?;
+        .map_err(DbError::query(format!(
+            "cannot read {schema}.{LEGACY_TABLE}"
+        )))?;
     Ok(rows
         .first()
         .and_then(|row| row.try_get::<_, bool>(0).ok())

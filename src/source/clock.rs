@@ -80,10 +80,7 @@ impl Clock {
 /// [`SourceError::Db`] when the statement fails.
 pub async fn clock(client: &Client) -> Result<Clock, SourceError> {
     let rows = client
-        .query_typed(
-            "select extract(epoch from clock_timestamp())::float8",
-            &[],
-        )
+        .query_typed("select extract(epoch from clock_timestamp())::float8", &[])
         .await
         .map_err(DbError::query("cannot read the source database's clock"))?;
     let host = chrono::Utc::now();

@@ -20,11 +20,11 @@ use crate::config::CustomerField;
 use crate::db::DbError;
 pub use clock::{clock, Clock, HOST_SKEW_WARNING};
 pub use describe::describe;
-pub use text::Fallback;
 pub use identity::IdKind;
 pub use query::{
     watermark_text, EventTimeWindow, Filter, Param, ReadQuery, VALUE_SEPARATOR, WATERMARK_SKEW,
 };
+pub use text::Fallback;
 
 /// Errors reading the source; each says what to fix.
 #[derive(Debug, thiserror::Error)]

@@ -2,7 +2,7 @@
 //! stores whatever bytes a client sent and checks none of them, and PostgreSQL then refuses to
 //! send a value that is not valid UTF-8 to a UTF-8 client (`invalid byte sequence for encoding
 //! "UTF8"`), failing the whole statement, hence every run. The read takes such a database's
-//! text as `bytea` (`convert_to`, which neither converts nor checks in `SQL_ASCII`), and each
+//! text as `bytea` (`convert_to(…, 'SQL_ASCII')`, which neither converts nor checks), and each
 //! value is decoded here: valid UTF-8 as it is, anything else with `source.encoding` when it is
 //! set (`LATIN1`: `Ren\xE9` is `René`), else the row is marked [`SourceRow::undecodable`] with
 //! the key of the column at fault and its order becomes `invalid` naming it, while every other
@@ -31,10 +31,7 @@ pub fn decode(fallback: Fallback, bytes: &[u8]) -> Option<String> {
 struct Raw<'a>(&'a [u8]);
 
 impl<'a> FromSql<'a> for Raw<'a> {
-    fn from_sql(
-        _: &Type,
-        raw: &'a [u8],
-    ) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+    fn from_sql(_: &Type, raw: &'a [u8]) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
         Ok(Self(raw))
     }
 
@@ -47,10 +44,11 @@ impl<'a> FromSql<'a> for Raw<'a> {
 }
 
 /// The text expression `expr` as the read outputs it: as is, or, in a `SQL_ASCII` database,
-/// as its bytes (`convert_to` returns them unchanged there, valid or not).
+/// as its bytes (`convert_to` into `SQL_ASCII` returns them unchanged, valid or not; into
+/// `UTF8` it checks them and fails the statement).
 pub(super) fn output(expr: &str, sql_ascii: bool) -> String {
     if sql_ascii {
-        format!("convert_to({expr}, 'UTF8')")
+        format!("convert_to({expr}, 'SQL_ASCII')")
     } else {
         expr.to_owned()
     }
@@ -61,7 +59,10 @@ pub(super) fn output(expr: &str, sql_ascii: bool) -> String {
 ///
 /// # Errors
 /// A column whose type is not text, bytea, a float or a boolean where one is expected (a bug).
-pub(super) fn decode_row(row: &Row, fallback: Fallback) -> Result<SourceRow, tokio_postgres::Error> {
+pub(super) fn decode_row(
+    row: &Row,
+    fallback: Fallback,
+) -> Result<SourceRow, tokio_postgres::Error> {
     let mut undecodable: Option<&'static str> = None;
     let mut text = |i: usize, key: &'static str| -> Result<Option<String>, tokio_postgres::Error> {
         Ok(row.try_get::<_, Option<Raw<'_>>>(i)?.map(|Raw(bytes)| {

@@ -36,9 +36,7 @@ pub fn row_zone(
 ) -> Result<chrono_tz::Tz, InvalidReason> {
     match nonblank(row.timezone.as_deref()) {
         None => Ok(default_zone),
-        Some(name) => {
-            crate::config::parse_zone(name).ok_or(InvalidReason::UnknownTimeZone)
-        }
+        Some(name) => crate::config::parse_zone(name).ok_or(InvalidReason::UnknownTimeZone),
     }
 }
 
