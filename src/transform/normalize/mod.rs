@@ -208,6 +208,12 @@ fn alpha2_by_name(raw: &str) -> Option<Alpha2> {
     if key == "uk" {
         return Some(Alpha2(*b"gb"));
     }
+    // A value with letters outside ASCII is a name, never a code: stripped of its accents, the
+    // Vietnamese `Áo` (Austria) would be `ao`, Angola's code. Names only, and unknown or
+    // ambiguous names are dropped.
+    if !raw.is_ascii() && raw.chars().any(|c| c.is_alphabetic() && !c.is_ascii()) {
+        return country::by_name(raw).and_then(Alpha2::from_code);
+    }
     key.parse::<celes::Country>()
         .ok()
         .and_then(|c| Alpha2::from_celes(&c))
