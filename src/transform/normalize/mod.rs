@@ -1,5 +1,5 @@
 //! Customer-field normalization, one function per `user_data` key, exactly as Meta requires
-//! (meta-capi.md decision 4). Pure: no I/O; the clock is read only by [`normalize`], which passes
+//! (docs/normalization.md). Pure: no I/O; the clock is read only by [`normalize`], which passes
 //! the current year to the pure [`normalize_at`].
 //!
 //! Every value is trimmed and its Unicode compatibility forms are folded first (full-width
