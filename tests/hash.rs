@@ -144,3 +144,29 @@ async fn hash_with_a_named_config_that_does_not_load_exits_2_naming_it() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("missing.toml"), "{stderr}");
 }
+
+/// Issue 24's examples through the real binary: each value of a kind ocapi got wrong, with the
+/// row's country given by `--country`, prints the normalized value libphonenumber, Unicode and
+/// the calendar give (no config needed).
+#[test]
+fn hash_normalizes_issue_24s_examples() {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("hash-issue-24");
+    std::fs::create_dir_all(&dir).unwrap();
+    let cases = [
+        // An area code equal to the calling code is part of the national number.
+        ("ph", "(55) 99555-1234", "BR", "5555995551234"),
+        // Thai SARA AM is not rewritten by compatibility folding.
+        ("fn", "สำราญ", "TH", "สำราญ"),
+        // A two-digit year is in the past.
+        ("db", "07.11.72", "DE", "19721107"),
+    ];
+    for (field, raw, country, want) in cases {
+        let out = stdout_of(ocapi_in(&dir).args(["hash", field, raw, "--country", country]));
+        assert_eq!(line_value(&out, "normalized:"), want, "{out}");
+        assert_eq!(
+            line_value(&out, "sha256:"),
+            ocapi::transform::hash::sha256_hex(want),
+            "{out}"
+        );
+    }
+}

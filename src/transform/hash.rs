@@ -52,11 +52,11 @@ mod tests {
     use super::*;
     use crate::transform::normalize::normalize_at;
 
-    /// The shared normalization vectors (a copy of `/work/shared/data/normalize-vectors.json`).
+    /// The shared normalization vectors (`tests/data/normalize-vectors.json`).
     const VECTORS: &str = include_str!("../../tests/data/normalize-vectors.json");
 
-    /// Further cases from real till and CRM exports and Meta's own normalizer (a copy of
-    /// `/work/shared/data/normalize-more.json`), each with a `kind`.
+    /// Further cases from real till and CRM exports and Meta's own normalizer
+    /// (`tests/data/normalize-more.json`), each with a `kind`.
     const MORE: &str = include_str!("../../tests/data/normalize-more.json");
 
     /// The year the vectors were written in; it bounds plausible birth dates.
@@ -64,7 +64,7 @@ mod tests {
 
     /// Cases of `normalize-more.json` that ocapi deliberately does not follow, as
     /// `(field, input, country, why)`, `why` naming the documented rule the case breaks. None
-    /// today: every case of the file agrees with docs/meta-capi.md decision 4.
+    /// today: every case of the file agrees with Meta's rules (docs/normalization.md).
     const SKIPPED: &[(&str, &str, Option<&str>, &str)] = &[];
 
     /// One entry of a vectors file.

@@ -25,7 +25,7 @@ const FIRST_YEAR: i32 = 1900;
 /// only one the numbers allow (`16/02/1997`, `2/16/1997`), else as a `(dd-mm-yyyy)` note beside
 /// it says, else by the row's country; when none of these tells, the date is dropped.
 pub(super) fn date_of_birth(value: &str, country: Option<&str>, current_year: i32) -> Outcome {
-    let ymd = parse(value, country)
+    let ymd = parse(value, country, current_year)
         .filter(|(year, _, _)| (FIRST_YEAR..=current_year).contains(year))
         .and_then(|(year, month, day)| NaiveDate::from_ymd_opt(year, month, day));
     match ymd {
@@ -98,15 +98,16 @@ fn tokens(value: &str) -> Vec<Token<'_>> {
     tokens
 }
 
-/// Year, month and day as written, before any calendar check.
-fn parse(value: &str, country: Option<&str>) -> Option<(i32, u32, u32)> {
+/// Year, month and day as written, before any calendar check (a two-digit year is read in the
+/// century that puts it in the past of `current_year`).
+fn parse(value: &str, country: Option<&str>, current_year: i32) -> Option<(i32, u32, u32)> {
     // The common case, a bare `YYYYMMDD`, without tokens.
     if value.len() == 8 && value.bytes().all(|b| b.is_ascii_digit()) {
         return compact(value);
     }
     let tokens = tokens(value);
     with_cjk_markers(&tokens)
-        .or_else(|| numeric(&tokens, country))
+        .or_else(|| numeric(&tokens, country, current_year))
         .or_else(|| with_month_name(&tokens))
 }
 
@@ -140,8 +141,13 @@ fn with_cjk_markers(tokens: &[Token<'_>]) -> Option<(i32, u32, u32)> {
 }
 
 /// The first run of numbers that is a date: `YYYYMMDD` standing alone, or three numbers in a row
-/// with only separators between them, year first or last.
-fn numeric(tokens: &[Token<'_>], country: Option<&str>) -> Option<(i32, u32, u32)> {
+/// with only separators between them, year first or last. A two-digit year last (`07.11.72`,
+/// `2/16/97`: the same separator twice, nothing numeric after it) is read by [`two_digit_year`].
+fn numeric(
+    tokens: &[Token<'_>],
+    country: Option<&str>,
+    current_year: i32,
+) -> Option<(i32, u32, u32)> {
     for (at, token) in tokens.iter().enumerate() {
         if !token.number {
             continue;
@@ -159,7 +165,11 @@ fn numeric(tokens: &[Token<'_>], country: Option<&str>) -> Option<(i32, u32, u32
         if a.text.len() == 4 && is_short(b.text) && is_short(c.text) {
             return Some((number(a.text)?, number(b.text)?, number(c.text)?));
         }
-        if is_short(a.text) && is_short(b.text) && c.text.len() == 4 {
+        let short_year = c.text.len() == 2
+            && matches!(a.separator, Some('.' | '/' | '-'))
+            && a.separator == b.separator
+            && !tokens.get(at + 3).is_some_and(|next| next.number);
+        if is_short(a.text) && is_short(b.text) && (c.text.len() == 4 || short_year) {
             let (first, second) = (number(a.text)?, number(b.text)?);
             let month_first = month_first(first, second, a.separator, tokens, country)?;
             let (month, day) = if month_first {
@@ -167,7 +177,12 @@ fn numeric(tokens: &[Token<'_>], country: Option<&str>) -> Option<(i32, u32, u32
             } else {
                 (second, first)
             };
-            return Some((number(c.text)?, month, day));
+            let year = if short_year {
+                two_digit_year(number(c.text)?, current_year)?
+            } else {
+                number(c.text)?
+            };
+            return Some((year, month, day));
         }
     }
     None
@@ -207,6 +222,15 @@ fn month_first(
         Some(_) => Some(false),
         None => None,
     }
+}
+
+/// The year of a birth date written with two digits: a date of birth is never in the future, so
+/// `yy` is in the last century when this century's `yy` is after `current_year` (`72` in 2026 is
+/// 1972). When both centuries are possible for a living customer (`yy` up to the current year's
+/// two digits: `05` is 2005 or 1905), `None`: the date is dropped rather than guessed.
+fn two_digit_year(yy: i32, current_year: i32) -> Option<i32> {
+    let century = current_year - current_year.rem_euclid(100);
+    (century + yy > current_year).then_some(century - 100 + yy)
 }
 
 /// `Dec 31, 1990`, `31 December 1990`, `December 31st, 1990`: a month name (English, as
@@ -353,7 +377,6 @@ mod tests {
             ("13/13/1990", Some("us")),
             ("01/02/2001", None),
             ("01/02/2001", Some("ca")),
-            ("1/2/90", Some("us")),
             ("1990-12", None),
             ("yesterday", None),
             ("13/13/1990", None),
@@ -373,6 +396,35 @@ mod tests {
         ];
         for (raw, country) in cases {
             assert_eq!(db(raw, country), None, "{raw} in {country:?}");
+        }
+    }
+
+    /// A two-digit year is in the past: the last century when this century's year would be
+    /// after the current one, dropped when both centuries could be a living customer's.
+    #[test]
+    fn two_digit_years_are_read_in_the_past_or_dropped() {
+        let cases = [
+            ("07.11.72", Some("de"), Some("19721107")),
+            ("07.11.72", None, Some("19721107")),
+            ("1/2/90", Some("us"), Some("19900102")),
+            ("16/02/97", Some("gb"), Some("19970216")),
+            ("2-16-99", None, Some("19990216")),
+            ("31.12.27", Some("de"), Some("19271231")),
+            // 2026 itself, and every earlier year of this century: either century is possible.
+            ("31.12.26", Some("de"), None),
+            ("07.11.05", Some("de"), None),
+            ("07.11.00", Some("de"), None),
+            // Not a date: mixed separators, a time, more numbers after it.
+            ("07.11/72", Some("de"), None),
+            ("10:30:45", None, None),
+            ("07.11.72.12", Some("de"), None),
+        ];
+        for (raw, country, want) in cases {
+            assert_eq!(db(raw, country).as_deref(), want, "{raw} in {country:?}");
+        }
+        for yy in 0..100 {
+            let want = (yy > 26).then(|| 1900 + yy);
+            assert_eq!(two_digit_year(yy, YEAR), want, "{yy}");
         }
     }
 

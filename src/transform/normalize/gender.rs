@@ -1,6 +1,13 @@
 //! `ge`: `f` or `m` from the words a till or CRM holds: the letter itself, the English words, the
 //! titles (`Mr`, `Mrs`, `Ms`, `Miss`, `Sir`, `Dame`, `Lady`…) and the words for woman, man and
 //! their titles in common languages. Anything else, non-binary values included, is dropped.
+//!
+//! No kept data library lists gender words or forms of address (CLDR has neither), so the
+//! lists below are the source: each language's words for woman, man, female and male, and its
+//! usual titles, as the language's Wiktionary entries give them (translations of *woman*,
+//! *man*, *female*, *male*, *Mr*, *Mrs*, *Miss*), for the languages of the markets issue 24
+//! names (Ukrainian, Hungarian, Romanian, Hebrew, Thai, Indonesian and Malay, Vietnamese) and
+//! those before them.
 
 use unicode_normalization::char::is_combining_mark;
 use unicode_normalization::UnicodeNormalization;
@@ -87,6 +94,53 @@ const FEMALE: &[&str] = &[
     "स्त्री",
     "انثى",
     "امراة",
+    // Ukrainian: the adjective's feminine form (`Жіноча` стать), abbreviation, Mrs, Miss, girl.
+    "жіноча",
+    "жін",
+    "пані",
+    "панна",
+    "дівчина",
+    // Hungarian: woman, female, Mrs, Miss, lady.
+    "nő",
+    "női",
+    "asszony",
+    "kisasszony",
+    "holgy",
+    // Romanian: woman, female, Mrs (and its abbreviation), Miss.
+    "femeie",
+    "femeiesc",
+    "doamna",
+    "dna",
+    "domnisoara",
+    // Hebrew: woman (both spellings), female, Mrs/Ms, the forms' one-letter נ.
+    "אישה",
+    "אשה",
+    "נקבה",
+    "גברת",
+    "נ",
+    // Thai: woman, female sex, Mrs (นาง), Miss (นางสาว, น.ส.), girl (เด็กหญิง, ด.ญ.),
+    // the royal title คุณหญิง.
+    "หญิง",
+    "ผู้หญิง",
+    "เพศหญิง",
+    "นาง",
+    "นางสาว",
+    "นส",
+    "เด็กหญิง",
+    "ดญ",
+    "คุณหญิง",
+    // Indonesian and Malay: woman, Mrs, Miss, Ms (saudari), Malay Mrs.
+    "perempuan",
+    "wanita",
+    "ibu",
+    "nona",
+    "sdri",
+    "puan",
+    // Vietnamese: female, woman, Mrs, Miss.
+    "nữ",
+    "phụnữ",
+    "bà",
+    "cô",
 ];
 
 /// Words for a man, in the same languages as [`FEMALE`].
@@ -148,6 +202,46 @@ const MALE: &[&str] = &[
     "पुरुष",
     "ذكر",
     "رجل",
+    // Ukrainian: the adjective's masculine-sex form (`Чоловіча` стать), abbreviation, Mr, boy.
+    "чоловіча",
+    "чол",
+    "пан",
+    "хлопець",
+    // Hungarian: man, Mr.
+    "ferfi",
+    "úr",
+    // Romanian: man, male, Mr (and its abbreviation).
+    "barbat",
+    "barbatesc",
+    "domnul",
+    "domn",
+    "dl",
+    // Hebrew: man, male, Mr, the forms' one-letter ז.
+    "גבר",
+    "זכר",
+    "מר",
+    "ז",
+    // Thai: man, male sex, Mr (นาย), boy (เด็กชาย, ด.ช.).
+    "ชาย",
+    "ผู้ชาย",
+    "เพศชาย",
+    "นาย",
+    "เด็กชาย",
+    "ดช",
+    // Indonesian and Malay: man (pria, laki-laki, lelaki), Mr (bapak, Bpk., Pak, saudara,
+    // Malay encik).
+    "pria",
+    "lakilaki",
+    "lelaki",
+    "bapak",
+    "bpk",
+    "pak",
+    "sdr",
+    "encik",
+    // Vietnamese: male, man, Mr.
+    "nam",
+    "đànông",
+    "ông",
 ];
 
 /// `ge`: `f` or `m`; anything else is dropped.
@@ -261,6 +355,39 @@ mod tests {
             ("МУЖЧИНА", "m"),
             ("男性", "m"),
             ("남자", "m"),
+            // Issue 24's languages, words and titles.
+            ("Жіноча", "f"),
+            ("Пані", "f"),
+            ("Чоловіча", "m"),
+            ("Пан", "m"),
+            ("Nő", "f"),
+            ("Férfi", "m"),
+            ("Ferfi", "m"),
+            ("Hölgy", "f"),
+            ("Femeie", "f"),
+            ("Bărbat", "m"),
+            ("Doamnă", "f"),
+            ("Domnișoară", "f"),
+            ("Dl.", "m"),
+            ("נקבה", "f"),
+            ("זכר", "m"),
+            ("גברת", "f"),
+            ("หญิง", "f"),
+            ("นางสาว", "f"),
+            ("น.ส.", "f"),
+            ("ด.ญ.", "f"),
+            ("ชาย", "m"),
+            ("นาย", "m"),
+            ("ด.ช.", "m"),
+            ("Perempuan", "f"),
+            ("Laki-laki", "m"),
+            ("Bpk.", "m"),
+            ("Ibu", "f"),
+            ("Nữ", "f"),
+            ("Phụ nữ", "f"),
+            ("Nam", "m"),
+            ("Đàn ông", "m"),
+            ("Ông", "m"),
         ];
         for (raw, want) in cases {
             assert_eq!(ge(raw).as_deref(), Some(want), "{raw}");

@@ -1,5 +1,5 @@
 //! Customer-field normalization, one function per `user_data` key, exactly as Meta requires
-//! (docs/meta-capi.md decision 4). Pure: no I/O; the clock is read only by [`normalize`], which passes
+//! (docs/normalization.md). Pure: no I/O; the clock is read only by [`normalize`], which passes
 //! the current year to the pure [`normalize_at`].
 //!
 //! Every value is trimmed and its Unicode compatibility forms are folded first (full-width
@@ -207,6 +207,12 @@ fn alpha2_by_name(raw: &str) -> Option<Alpha2> {
     // "UK" is not ISO 3166-1 but is what most British data says; ISO reserves it for GB.
     if key == "uk" {
         return Some(Alpha2(*b"gb"));
+    }
+    // A value with letters outside ASCII is a name, never a code: stripped of its accents, the
+    // Vietnamese `Áo` (Austria) would be `ao`, Angola's code. Names only, and unknown or
+    // ambiguous names are dropped.
+    if !raw.is_ascii() && raw.chars().any(|c| c.is_alphabetic() && !c.is_ascii()) {
+        return country::by_name(raw).and_then(Alpha2::from_code);
     }
     key.parse::<celes::Country>()
         .ok()

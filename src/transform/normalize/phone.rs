@@ -1,6 +1,6 @@
 //! `ph`: digits only, with the country calling code, through libphonenumber's metadata (the
 //! `phonenumber` crate). A number is dropped only when its length cannot be a *possible* one for
-//! its country, never for not being *valid* (docs/meta-capi.md decision 4).
+//! its country, never for not being *valid* (docs/normalization.md).
 
 use phonenumber::country::Id;
 use phonenumber::metadata::DATABASE;

@@ -64,6 +64,22 @@ fn phones_take_the_calling_code_from_the_number_or_the_country_in_any_form() {
     ]);
 }
 
+/// A valid national number whose area code equals the country's calling code keeps it, in the
+/// row's country in any form; the same digits after `+` are read as international.
+#[test]
+fn area_codes_equal_to_the_calling_code_are_kept() {
+    use Field::Ph;
+    check(&[
+        (Ph, "(55) 99555-1234", Some("BR"), ok("5555995551234")),
+        (Ph, "(55) 99555-1234", Some("Brasil"), ok("5555995551234")),
+        (Ph, "055 99555-1234", Some("BR"), ok("5555995551234")),
+        (Ph, "+55 99555-1234", Some("BR"), ok("55995551234")),
+        (Ph, "5061 2345", Some("CR"), ok("50650612345")),
+        (Ph, "298 123", Some("FO"), ok("298298123")),
+        (Ph, "8 37 012345", Some("LT"), ok("37037012345")),
+    ]);
+}
+
 /// External ids are trimmed only.
 #[test]
 fn external_ids_are_trimmed_only() {

@@ -102,6 +102,15 @@ fn countries_by_iso_long_inverted_and_foreign_names() {
         (Country, "Россия", None, ok("ru")),
         (Country, "Ελλάδα", None, ok("gr")),
     ]);
+    // Letters outside ASCII make a name, never a code: the Vietnamese `Áo` (Austria) is not
+    // Angola's `ao`, and `Ấn` is not a code either (issue 24); names with accents still match.
+    check(&[
+        (Country, "Áo", None, Outcome::Dropped),
+        (Country, "Ấn", None, Outcome::Dropped),
+        (Country, "Côte d'Ivoire", None, ok("ci")),
+        (Country, "Åland Islands", None, ok("ax")),
+        (Country, "Réunion", None, ok("re")),
+    ]);
     // A row's country context takes the same names.
     check(&[
         (
