@@ -218,6 +218,18 @@ impl Inner {
         query: &[(&str, &str)],
         what: &str,
     ) -> Result<T, DestinationError> {
+        self.get_with(&self.policy, url, query, what).await
+    }
+
+    /// [`Inner::get`] with another retry policy (one attempt for reads whose failure is only a
+    /// warning, so that a flaky network does not hold a run up before it sends).
+    async fn get_with<T: DeserializeOwned>(
+        &self,
+        policy: &RetryPolicy,
+        url: &str,
+        query: &[(&str, &str)],
+        what: &str,
+    ) -> Result<T, DestinationError> {
         let mut request = self
             .client
             .get(url)
@@ -226,7 +238,7 @@ impl Inner {
         if let Some(proof) = &self.appsecret_proof {
             request = request.query(&[("appsecret_proof", proof.expose())]);
         }
-        let result = retry_with_backoff(&self.policy, classify::decision, || {
+        let result = retry_with_backoff(policy, classify::decision, || {
             let attempt = request
                 .try_clone()
                 .expect("a request without a body can be cloned");
