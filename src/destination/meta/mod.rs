@@ -471,13 +471,28 @@ impl Inner {
                 error: Failure::Meta(error),
                 retries,
             } => {
-                tracing::error!(
-                    status = error.status(),
-                    code = error.code(),
-                    subcode = error.error_subcode(),
-                    fbtrace_id = error.fbtrace_id(),
-                    "meta refused the {what} request"
-                );
+                // A refused read of Meta's side (docs/meta-side.md) is only a warning for the
+                // caller, so it is not an error in the log either.
+                if matches!(
+                    what,
+                    "debug_token" | "stats" | "diagnostics" | "dataset quality"
+                ) {
+                    tracing::warn!(
+                        status = error.status(),
+                        code = error.code(),
+                        subcode = error.error_subcode(),
+                        fbtrace_id = error.fbtrace_id(),
+                        "meta refused the {what} request"
+                    );
+                } else {
+                    tracing::error!(
+                        status = error.status(),
+                        code = error.code(),
+                        subcode = error.error_subcode(),
+                        fbtrace_id = error.fbtrace_id(),
+                        "meta refused the {what} request"
+                    );
+                }
                 let advice = self.advice.advice(&error);
                 DestinationError::Meta {
                     error: error.advised(advice),
