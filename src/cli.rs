@@ -60,7 +60,7 @@ pub enum Command {
     Hash(HashArgs),
     /// Serve a local stand-in for the Graph API's Conversions API endpoint.
     #[cfg(feature = "sandbox")]
-    Sandbox(crate::sandbox::SandboxArgs),
+    Sandbox(Box<crate::sandbox::SandboxArgs>),
     /// Load demo data into a local PostgreSQL and sync it through the local stand-in, twice.
     #[cfg(feature = "sandbox")]
     Demo(DemoArgs),

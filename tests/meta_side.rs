@@ -183,6 +183,11 @@ async fn a_token_without_the_permission_to_read_quality_is_a_warning_naming_it_a
     assert_eq!(graph.events().len(), 12);
     let text = both(&quality);
     assert_eq!(quality.status.code(), Some(0), "{text}");
+    // Warnings, not errors, in the logs too.
+    for output in [&checked, &quality] {
+        let log = String::from_utf8_lossy(&output.stderr);
+        assert!(!log.contains("ERROR"), "{log}");
+    }
     assert!(
         text.contains("warn  meta refused dataset_quality for a missing permission (code 200): the token needs the ads_read permission"),
         "{text}"

@@ -101,14 +101,20 @@ pub async fn check(config: &Config) -> CheckReport {
             report.finding(&finding);
         }
     }
+    let mut reached = false;
     match &destination {
         Ok(destination) => match destination.check().await {
-            Ok(line) => report.pass(line),
+            Ok(line) => {
+                reached = true;
+                report.pass(line);
+            }
             Err(error) => report.fail(&error.into()),
         },
         Err(error) => report.fail(error),
     }
-    if let Ok(Destination::Meta(meta)) = &destination {
+    // Meta's diagnostics only when the dataset answered: a refusal or an unreachable endpoint
+    // is said once, on the dataset's FAIL line.
+    if let (true, Ok(Destination::Meta(meta))) = (reached, &destination) {
         let findings = super::meta_side::diagnostics(meta).await;
         for finding in findings
             .iter()

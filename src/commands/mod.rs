@@ -51,7 +51,7 @@ pub async fn dispatch(cli: &Cli) -> Result<ExitStatus, Error> {
         Command::Hash(args) => hash::command(cli, args),
         #[cfg(feature = "sandbox")]
         Command::Sandbox(args) => {
-            crate::sandbox::run_cli(args.clone()).await?;
+            crate::sandbox::run_cli((**args).clone()).await?;
             Ok(ExitStatus::Success)
         }
         #[cfg(feature = "sandbox")]

@@ -265,3 +265,62 @@ pub(crate) async fn command(
     }
     Ok(ExitStatus::Success)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::commands::reconcile::Line;
+
+    #[test]
+    fn only_settled_days_get_a_difference_and_only_a_shortfall_above_the_threshold_alerts() {
+        let config =
+            Config::parse(crate::config::TEST_CONFIG, std::path::Path::new("x.toml")).unwrap();
+        let day = |d: &str| d.parse::<NaiveDate>().unwrap();
+        let line = |group: &str, sent: u64| Line {
+            group: group.to_owned(),
+            sent,
+            ..Line::default()
+        };
+        let report = Report {
+            from: day("2026-12-01"),
+            to: day("2026-12-07"),
+            by: GroupBy::Day,
+            lines: vec![
+                line("2026-12-01", 100),
+                line("2026-12-02", 100),
+                line("2026-12-05", 10),
+            ],
+            total: Line::default(),
+            totals: Vec::new(),
+        };
+        let mut stats = MetaStats::default();
+        stats.days.insert(day("2026-12-01"), 99);
+        stats.days.insert(day("2026-12-02"), 97);
+        stats.days.insert(day("2026-12-05"), 5);
+        let now = day("2026-12-06").and_hms_opt(12, 0, 0).unwrap().and_utc();
+        let meta = compare(&config, &report, Some(&stats), now);
+        let got: Vec<(String, Option<i64>, bool, bool)> = meta
+            .days
+            .iter()
+            .map(|d| (d.day.to_string(), d.difference, d.settled, d.shortfall))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("2026-12-01".to_owned(), Some(1), true, false),
+                ("2026-12-02".to_owned(), Some(3), true, true),
+                ("2026-12-05".to_owned(), None, false, false),
+            ]
+        );
+        let raised = alerts(&config, &meta);
+        assert_eq!(raised.len(), 1);
+        assert_eq!(raised[0].0, "meta_shortfall:2026-12-02");
+        assert!(raised[0].1.contains("97 Purchase events"), "{raised:?}");
+        // Without Meta's answer, days keep the ledger's figure and no difference.
+        let blind = compare(&config, &report, None, now);
+        assert!(blind
+            .days
+            .iter()
+            .all(|d| d.difference.is_none() && !d.shortfall));
+    }
+}

@@ -12,6 +12,21 @@ fn minimal_config_gets_defaults() {
     assert_eq!(config.destination.batch_size, 1000);
     assert_eq!(config.ledger.schema, "ocapi");
     assert!(config.normalize.hash_external_id);
+    assert_eq!(
+        config.alerts.token_expiry_warning,
+        Duration::from_secs(14 * 86_400)
+    );
+    assert_eq!(config.alerts.meta_shortfall, 0.02);
+    assert_eq!(
+        config.reconcile.meta_settle,
+        Duration::from_secs(2 * 86_400)
+    );
+    let text = format!("{MINIMAL}\n[alerts]\nmeta_shortfall = 1.5\n");
+    let error = Config::parse(&text, Path::new("x.toml")).unwrap_err();
+    assert!(
+        error.to_string().contains("alerts.meta_shortfall"),
+        "{error}"
+    );
 }
 
 #[test]

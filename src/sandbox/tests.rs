@@ -426,3 +426,83 @@ async fn serve_stops_when_its_shutdown_future_completes() {
     let served = tokio::time::timeout(Duration::from_secs(5), serve(listener, options, async {}));
     assert!(served.await.unwrap().is_ok());
 }
+
+#[tokio::test]
+async fn the_meta_side_routes_answer_in_metas_shapes_with_the_version_headers() {
+    let options = SandboxOptions {
+        access_token: TOKEN.to_owned(),
+        dataset_id: Some(DATASET.to_owned()),
+        app_secret: None,
+        faults: Faults::default(),
+        meta_side: MetaSide {
+            token_expires_in: Some(Duration::from_secs(86_400)),
+            token_scopes: vec!["ads_management".to_owned()],
+            stats_undercount: 0.5,
+            api_version_warning: Some("v26.0 ends soon".to_owned()),
+            ..MetaSide::default()
+        },
+    };
+    let sandbox = Sandbox::start(([127, 0, 0, 1], 0).into(), options)
+        .await
+        .unwrap();
+    assert_eq!(post_json(&sandbox, events(4)).await.0, 200);
+    let client = reqwest::Client::new();
+    let get = |path: String| {
+        client
+            .get(format!("{}{path}", sandbox.base_url()))
+            .bearer_auth(TOKEN)
+            .send()
+    };
+    let answer = get(format!("/v26.0/debug_token?input_token={TOKEN}"))
+        .await
+        .unwrap();
+    assert_eq!(answer.headers()["facebook-api-version"], "v26.0");
+    assert_eq!(
+        answer.headers()["x-ad-api-version-warning"],
+        "v26.0 ends soon"
+    );
+    let token: Value = answer.json().await.unwrap();
+    assert_eq!(token["data"]["type"], "SYSTEM_USER");
+    assert_eq!(token["data"]["is_valid"], true);
+    assert_eq!(token["data"]["scopes"], json!(["ads_management"]));
+    assert!(token["data"]["expires_at"].as_i64().unwrap() > 0);
+    // Without ads_read, the read edges answer a permission error (code 200).
+    let stats = get(format!("/v26.0/{DATASET}/stats?aggregation=event"))
+        .await
+        .unwrap();
+    assert_eq!(stats.status().as_u16(), 403);
+    let body: Value = stats.json().await.unwrap();
+    assert_eq!(body["error"]["code"], 200);
+    sandbox.shutdown().await;
+
+    let sandbox = start(Faults::default()).await;
+    assert_eq!(post_json(&sandbox, events(3)).await.0, 200);
+    let client = reqwest::Client::new();
+    let stats: Value = client
+        .get(format!(
+            "{}/v26.0/{DATASET}/stats?aggregation=event",
+            sandbox.base_url()
+        ))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let bucket = &stats["data"][0];
+    assert_eq!(bucket["aggregation"], "event");
+    assert!(bucket["start_time"]
+        .as_str()
+        .unwrap()
+        .ends_with(":00:00+0000"));
+    assert_eq!(bucket["data"][0]["value"], "Purchase");
+    let counted: u64 = stats["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["data"][0]["count"].as_u64().unwrap())
+        .sum();
+    assert_eq!(counted, 3);
+    sandbox.shutdown().await;
+}

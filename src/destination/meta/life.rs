@@ -12,6 +12,7 @@ use super::side::{edge_warning, EDGE_DEBUG_TOKEN};
 use super::token::{Finding, Severity, TokenInfo, SEND_SCOPE};
 use super::versions::{VersionLife, VersionState};
 use super::MetaDestination;
+use crate::destination::DestinationError;
 
 /// The remaining life figures of a run or a check, for the gauges and `--json`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -83,6 +84,9 @@ impl MetaDestination {
                     .map(|f| f.text.clone());
                 report.findings.extend(found);
             }
+            // An endpoint nobody listens at is said once, by the call that fails on it (the
+            // dataset in `check`, the events in a run), not here too.
+            Err(DestinationError::Unreachable { .. }) => {}
             Err(error) => report.findings.push(Finding::new(
                 Severity::Warn,
                 edge_warning(EDGE_DEBUG_TOKEN, SEND_SCOPE, &error),

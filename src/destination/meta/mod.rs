@@ -246,6 +246,18 @@ impl Inner {
         query: &[(&str, &str)],
         what: &str,
     ) -> Result<T, DestinationError> {
+        self.get_with(&self.policy, url, query, what).await
+    }
+
+    /// [`Inner::get`] with another retry policy (one attempt for reads whose failure is only a
+    /// warning, so that a flaky network does not hold a run up before it sends).
+    async fn get_with<T: DeserializeOwned>(
+        &self,
+        policy: &RetryPolicy,
+        url: &str,
+        query: &[(&str, &str)],
+        what: &str,
+    ) -> Result<T, DestinationError> {
         let mut request = self
             .client
             .get(url)
@@ -254,7 +266,7 @@ impl Inner {
         if let Some(proof) = &self.appsecret_proof {
             request = request.query(&[("appsecret_proof", proof.expose())]);
         }
-        let result = retry_until_stopped(&self.policy, &self.stop, classify::decision, || {
+        let result = retry_until_stopped(policy, &self.stop, classify::decision, || {
             let attempt = request
                 .try_clone()
                 .expect("a request without a body can be cloned");
@@ -527,13 +539,28 @@ impl Inner {
                 error: Failure::Meta(error),
                 retries,
             } => {
-                tracing::error!(
-                    status = error.status(),
-                    code = error.code(),
-                    subcode = error.error_subcode(),
-                    fbtrace_id = error.fbtrace_id(),
-                    "meta refused the {what} request"
-                );
+                // A refused read of Meta's side (docs/meta-side.md) is only a warning for the
+                // caller, so it is not an error in the log either.
+                if matches!(
+                    what,
+                    "debug_token" | "stats" | "diagnostics" | "dataset quality"
+                ) {
+                    tracing::warn!(
+                        status = error.status(),
+                        code = error.code(),
+                        subcode = error.error_subcode(),
+                        fbtrace_id = error.fbtrace_id(),
+                        "meta refused the {what} request"
+                    );
+                } else {
+                    tracing::error!(
+                        status = error.status(),
+                        code = error.code(),
+                        subcode = error.error_subcode(),
+                        fbtrace_id = error.fbtrace_id(),
+                        "meta refused the {what} request"
+                    );
+                }
                 let advice = self.advice.advice(&error);
                 DestinationError::Meta {
                     error: error.advised(advice),

@@ -275,14 +275,16 @@ impl MetaDestination {
     }
 
     /// `GET {version}/debug_token?input_token=…`: the token's kind, validity, expiry and scopes.
+    /// One attempt: every run reads it before sending, and a failure is only a warning.
     ///
     /// # Errors
-    /// A typed [`DestinationError`] after the destination's retries.
+    /// A typed [`DestinationError`].
     pub(crate) async fn debug_token(&self) -> Result<TokenInfo, DestinationError> {
         let inner = &*self.inner;
         let url = format!("{}/debug_token", inner.version_url);
         let query = [("input_token", inner.token.expose())];
-        let body: DebugTokenBody = inner.get(&url, &query, "debug_token").await?;
+        let once = crate::destination::retry::RetryPolicy::new(0);
+        let body: DebugTokenBody = inner.get_with(&once, &url, &query, "debug_token").await?;
         Ok(body.data)
     }
 
