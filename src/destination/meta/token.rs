@@ -1,5 +1,5 @@
-//! The access token's remaining life and permissions, read from `GET /debug_token` (docs/
-//! meta-side.md, "The token's remaining life"). Shape (✅
+//! The access token's remaining life and permissions, read from `GET /debug_token`
+//! (docs/meta-side.md, "The token's remaining life"). Shape (✅
 //! https://developers.facebook.com/docs/graph-api/reference/debug_token):
 //! `{"data": {"app_id", "type", "application", "data_access_expires_at", "expires_at" (0 =
 //! never), "is_valid", "scopes": [...], "user_id", "error"?}}`.
