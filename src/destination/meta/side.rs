@@ -48,7 +48,11 @@ pub fn edge_warning(edge: &str, needs: &str, error: &DestinationError) -> String
             "meta refused {edge} for a missing permission (code {code}): the token needs the \
              {needs} permission on the dataset; nothing else is affected"
         ),
-        None => format!("cannot read {edge} from meta: {error}"),
+        // Meta's message is the endpoint's text: escaped, so that it cannot fake a log line.
+        None => format!(
+            "cannot read {edge} from meta: {}",
+            crate::escape::terminal(&error.to_string())
+        ),
     }
 }
 
