@@ -115,16 +115,24 @@ async fn kill_9_at_random_moments_over_many_runs_loses_no_order_and_sends_none_t
         let base = format!("2026-01-01T{iteration:02}:00:00Z");
         insert_orders(&db, &prefix, 400, &base).await;
         expected.extend((1..=400).map(|i| format!("{prefix}{i}")));
-        // The last kill comes later, so that at least one lands after a send even on a loaded
-        // machine, where a run may take longer than 600 ms to send its first page.
+        // The last kill comes once the endpoint has accepted a page of this run (then up to
+        // 300 ms later), so that at least one lands after a send however long a loaded
+        // machine takes to start the run.
+        let accepted_before = graph.events().len();
+        let mut child = ocapi_run(&db).spawn().unwrap();
+        let started = std::time::Instant::now();
         let delay = if iteration == 7 {
-            rand::random_range(1000..2500u64)
+            while graph.events().len() == accepted_before
+                && started.elapsed() < Duration::from_secs(60)
+            {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            rand::random_range(0..300u64)
         } else {
             rand::random_range(0..600u64)
         };
-        delays.push(delay);
-        let mut child = ocapi_run(&db).spawn().unwrap();
         tokio::time::sleep(Duration::from_millis(delay)).await;
+        delays.push(u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX));
         child.kill().unwrap();
         child.wait().unwrap();
     }
