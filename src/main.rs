@@ -37,11 +37,28 @@ fn main() -> ExitCode {
             match cli.log_format {
                 LogFormat::Json => tracing::error!(error = %text, "command failed"),
                 // The chain may quote the endpoint or the source: no raw control character.
+                // toml's message alone spans lines (the file's line and a caret under the
+                // column): its line breaks are kept, every line escaped.
+                LogFormat::Text if is_toml_message(&error) => {
+                    let lines: Vec<_> = text.lines().map(ocapi::escape::terminal).collect();
+                    eprintln!("error: {}", lines.join("\n"));
+                }
                 LogFormat::Text => eprintln!("error: {}", ocapi::escape::terminal(&text)),
             }
             error.exit_status().into()
         }
     }
+}
+
+/// Whether the error is the config file's TOML that did not parse (a message of several lines).
+fn is_toml_message(error: &ocapi::error::Error) -> bool {
+    matches!(
+        error,
+        ocapi::error::Error::ConfigFile {
+            source: ocapi::config::ConfigError::Parse { .. },
+            ..
+        }
+    )
 }
 
 /// A command line clap refused: `--help` and `--version` print and exit 0; a usage error exits

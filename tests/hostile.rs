@@ -525,3 +525,22 @@ async fn a_token_file_others_may_read_is_warned_about_in_check_and_the_log() {
         "{stdout}"
     );
 }
+
+#[tokio::test]
+async fn a_config_error_keeps_tomls_line_breaks_and_escapes_the_rest() {
+    // GIVEN a config whose line holds an escape sequence (a control character TOML refuses)
+    let db = TestDb::new().await;
+    db.config("", None);
+    db.edit_config_text(&[("[connector]\n", "[connector]\nnmae = \"typo\" # \u{1b}[2J\n")]);
+
+    // WHEN a command reads it
+    let (code, stderr, _) = outcome(&ocapi(&db.config_path(), &["check"]).await);
+
+    // THEN toml's message keeps its lines (the file's line, the caret under the key), and no
+    // line carries a raw control character or a `\n` written out
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("TOML parse error at line 3"), "{stderr}");
+    assert!(stderr.lines().any(|l| l.trim_start().starts_with('|')), "{stderr}");
+    assert!(!stderr.contains("\\n"), "{stderr}");
+    assert!(!stderr.contains('\u{1b}'), "{stderr}");
+}
