@@ -129,8 +129,11 @@ impl Alerter {
         let Some(url) = config.webhook_url()? else {
             return Ok(None);
         };
+        // No redirect is followed: the webhook URL is a secret's address, and a 3xx is a
+        // failed delivery, not a delivery elsewhere.
         let http = reqwest::Client::builder()
             .timeout(SEND_TIMEOUT)
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|error| ConfigError::Invalid {
                 key: "alerts.webhook_url_env",
@@ -171,15 +174,35 @@ impl Alerter {
         let Some(kind) = self.state.decide(stats.status, Instant::now()) else {
             return;
         };
-        let body = serde_json::json!({ "text": message(kind, stats) });
-        let sent = self.http.post(self.url.expose()).json(&body).send().await;
-        match sent.and_then(reqwest::Response::error_for_status) {
-            Ok(_) => tracing::info!(kind = ?kind, "alert sent"),
+        match self.post(&message(kind, stats)).await {
+            Ok(()) => tracing::info!(kind = ?kind, "alert sent"),
             Err(error) => tracing::warn!(
                 kind = ?kind,
-                error = %crate::error::chain(&error.without_url()),
+                error = %error,
                 "cannot deliver the alert to alerts' webhook; the run goes on"
             ),
+        }
+    }
+
+    /// Posts `{"text": text}` to the webhook. Only a 2xx answer is a delivery: a redirect is
+    /// not followed, and its 3xx is an error like a 4xx or 5xx.
+    ///
+    /// # Errors
+    /// Why it was not delivered, without the URL (a secret).
+    async fn post(&self, text: &str) -> Result<(), String> {
+        let body = serde_json::json!({ "text": text });
+        let sent = self.http.post(self.url.expose()).json(&body).send().await;
+        match sent {
+            Ok(answer) if answer.status().is_success() => Ok(()),
+            Ok(answer) if answer.status().is_redirection() => Err(format!(
+                "the webhook answered HTTP {} (a redirect, which ocapi does not follow)",
+                answer.status().as_u16()
+            )),
+            Ok(answer) => Err(format!(
+                "the webhook answered HTTP {}",
+                answer.status().as_u16()
+            )),
+            Err(error) => Err(crate::error::chain(&error.without_url())),
         }
     }
 }
@@ -205,13 +228,11 @@ impl Alerter {
             }
         };
         for (key, text) in alerts.iter().filter(|(key, _)| new.contains(key)) {
-            let body = serde_json::json!({ "text": text });
-            let sent = self.http.post(self.url.expose()).json(&body).send().await;
-            match sent.and_then(reqwest::Response::error_for_status) {
-                Ok(_) => tracing::info!(alert = %key, "alert sent"),
+            match self.post(text).await {
+                Ok(()) => tracing::info!(alert = %key, "alert sent"),
                 Err(error) => tracing::warn!(
                     alert = %key,
-                    error = %crate::error::chain(&error.without_url()),
+                    error = %error,
                     "cannot deliver the alert to alerts' webhook; the run goes on"
                 ),
             }

@@ -32,6 +32,16 @@ pub struct LockLost {
     held: String,
     /// How it was lost.
     why: String,
+    /// Whether the ledger stopped answering (rather than ending the session or moving it).
+    stalled: bool,
+}
+
+impl LockLost {
+    /// Whether the lock's session stopped answering within `ledger.stall_timeout`: the ledger's
+    /// database is not to be waited on again by this run.
+    pub fn stalled(&self) -> bool {
+        self.stalled
+    }
 }
 
 /// The session holding a lock a run waited for, as `pg_locks` joined with `pg_stat_activity`
@@ -243,6 +253,7 @@ impl RunLock {
         let lost = |why: String| LockLost {
             held: self.held.clone(),
             why,
+            stalled: false,
         };
         let keys: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&self.keys];
         let asked = self.client.query_one(
@@ -255,8 +266,9 @@ impl RunLock {
         );
         let row = tokio::time::timeout(self.stall, asked)
             .await
-            .map_err(|_| {
-                lost(format!(
+            .map_err(|_| LockLost {
+                stalled: true,
+                ..lost(format!(
                     "its session sent nothing for {}s: a stalled server or network \
                      (`ledger.stall_timeout`)",
                     self.stall.as_secs()

@@ -137,7 +137,10 @@ async fn a_redirect_to_another_host_gets_neither_the_token_nor_the_events() {
         assert!(stderr.contains("follows no redirect"), "{stderr}");
         assert!(stderr.contains(&other.addr.to_string()), "{stderr}");
         // (the run's one `GET debug_token` is redirected too, and not followed either)
-        let posts = endpoint.received().into_iter().filter(|r| r.method == "POST");
+        let posts = endpoint
+            .received()
+            .into_iter()
+            .filter(|r| r.method == "POST");
         assert_eq!(posts.count(), 1, "no retry of a redirect");
         // AND the other server received nothing: neither the token nor an event
         assert!(other.received().is_empty(), "{:?}", other.received());
@@ -531,7 +534,10 @@ async fn a_config_error_keeps_tomls_line_breaks_and_escapes_the_rest() {
     // GIVEN a config whose line holds an escape sequence (a control character TOML refuses)
     let db = TestDb::new().await;
     db.config("", None);
-    db.edit_config_text(&[("[connector]\n", "[connector]\nnmae = \"typo\" # \u{1b}[2J\n")]);
+    db.edit_config_text(&[(
+        "[connector]\n",
+        "[connector]\nnmae = \"typo\" # \u{1b}[2J\n",
+    )]);
 
     // WHEN a command reads it
     let (code, stderr, _) = outcome(&ocapi(&db.config_path(), &["check"]).await);
@@ -540,7 +546,10 @@ async fn a_config_error_keeps_tomls_line_breaks_and_escapes_the_rest() {
     // line carries a raw control character or a `\n` written out
     assert_eq!(code, Some(2), "{stderr}");
     assert!(stderr.contains("TOML parse error at line 3"), "{stderr}");
-    assert!(stderr.lines().any(|l| l.trim_start().starts_with('|')), "{stderr}");
+    assert!(
+        stderr.lines().any(|l| l.trim_start().starts_with('|')),
+        "{stderr}"
+    );
     assert!(!stderr.contains("\\n"), "{stderr}");
     assert!(!stderr.contains('\u{1b}'), "{stderr}");
 }

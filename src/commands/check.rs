@@ -27,12 +27,20 @@ pub struct CheckReport {
 impl CheckReport {
     /// Adds a passed check.
     fn pass(&mut self, line: impl AsRef<str>) {
-        let _ = writeln!(self.text, "ok    {}", line.as_ref());
+        let _ = writeln!(
+            self.text,
+            "ok    {}",
+            crate::escape::terminal(line.as_ref())
+        );
     }
 
     /// Adds a warning: something that works but should be fixed; the exit code is unchanged.
     fn warn(&mut self, line: impl AsRef<str>) {
-        let _ = writeln!(self.text, "warn  {}", line.as_ref());
+        let _ = writeln!(
+            self.text,
+            "warn  {}",
+            crate::escape::terminal(line.as_ref())
+        );
     }
 
     /// Adds a finding about Meta's side: `ok`, `warn`, or a failure with exit 2 (a dead token,
@@ -44,7 +52,11 @@ impl CheckReport {
             Severity::Warn => "warn ",
             Severity::Fail => "FAIL ",
         };
-        let _ = writeln!(self.text, "{label} {}", finding.text);
+        let _ = writeln!(
+            self.text,
+            "{label} {}",
+            crate::escape::terminal(&finding.text)
+        );
         if finding.severity == Severity::Fail {
             if self.ok {
                 self.status = ExitStatus::Config;

@@ -367,8 +367,13 @@ impl Config {
     }
 
     /// The ledger URL: its own, else the source's.
+    /// Whether the ledger is the source's database (no `ledger.url` nor `ledger.url_env`).
+    pub(crate) fn ledger_shares_source(&self) -> bool {
+        self.ledger.url.is_none() && self.ledger.url_env.is_none()
+    }
+
     pub(crate) fn ledger_url(&self) -> Result<Secret, ConfigError> {
-        if self.ledger.url.is_none() && self.ledger.url_env.is_none() {
+        if self.ledger_shares_source() {
             return self.source_url();
         }
         resolve_url(

@@ -348,6 +348,25 @@ pub async fn run(
     if options.dry_run {
         return result.map(|()| stats);
     }
+    // A ledger that stopped answering would hold the end's record for another stall bound
+    // (the run then took twice its `stall_timeout`): the next run records this one as
+    // interrupted instead.
+    let stalled = match &result {
+        Err(Error::Db(db::DbError::Stalled { what, .. }))
+        | Err(Error::Source(source::SourceError::Db(db::DbError::Stalled { what, .. }))) => {
+            Some(*what)
+        }
+        Err(Error::LockLost(lost)) if lost.stalled() => Some("ledger"),
+        _ => None,
+    };
+    if stalled.is_some_and(|what| what == "ledger" || config.ledger_shares_source()) {
+        tracing::warn!(
+            run_id = stats.run_id,
+            "the ledger's database stopped answering: the run's end is not recorded, the next \
+             run records it as interrupted"
+        );
+        return result.map(|()| stats);
+    }
     let finished = ledger_pool
         .within(
             "recording the run's end",

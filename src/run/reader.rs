@@ -235,8 +235,8 @@ impl Reader {
         tokio::task::spawn_blocking(move || {
             plan_page(&rows, &rules, window, advance, now, recent_from)
         })
-            .await
-            .map_err(Error::TaskFailed)
+        .await
+        .map_err(Error::TaskFailed)
     }
 }
 
