@@ -549,6 +549,7 @@ async fn readyz_floods_cost_the_database_a_few_connections_and_the_runs_go_on() 
         answers.iter().find(|a| !matches!(a, Some((200, _))))
     );
     let most = *most.lock().unwrap();
+    eprintln!("300 concurrent /readyz: ocapi held at most {most} connections");
     assert!(most <= 12, "ocapi held {most} connections at once");
 
     // AND the watch's runs go on
@@ -705,6 +706,7 @@ async fn a_ledger_that_stops_taking_writes_stops_the_sending_and_the_next_run_se
     // most the batches in flight then (2 requests of 20, and one more page's first batches
     // started while the write was failing)
     let reached = graph.events().len();
+    eprintln!("ledger full after 300 rows: {reached} events reached the endpoint");
     assert!(
         (600..=600 + 4 * 20).contains(&reached),
         "{reached} events reached the endpoint"
