@@ -551,6 +551,7 @@ async fn readyz_floods_cost_the_database_a_few_connections_and_the_runs_go_on() 
         answers.iter().find(|a| !matches!(a, Some((200, _))))
     );
     let most = *most.lock().unwrap();
+    eprintln!("300 concurrent /readyz: ocapi held at most {most} connections");
     assert!(most <= 12, "ocapi held {most} connections at once");
 
     // AND the watch's runs go on
@@ -707,6 +708,7 @@ async fn a_ledger_that_stops_taking_writes_stops_the_sending_and_the_next_run_se
     // most the batches in flight then (2 requests of 20, and one more page's first batches
     // started while the write was failing)
     let reached = graph.events().len();
+    eprintln!("ledger full after 300 rows: {reached} events reached the endpoint");
     assert!(
         (600..=600 + 4 * 20).contains(&reached),
         "{reached} events reached the endpoint"
@@ -783,4 +785,41 @@ async fn check_and_runs_refuse_a_read_only_ledger_or_one_without_insert() {
         stdout.contains("permission denied for table ledger"),
         "{stdout}"
     );
+}
+
+#[tokio::test]
+async fn a_run_that_reads_and_sends_for_longer_than_the_stall_bound_is_no_stall() {
+    // GIVEN a stall bound of 1 s on both databases, and a run that takes several seconds:
+    // its source statement stays open (streaming a page at a time) and its lock session and
+    // ledger session sit idle while a slow endpoint answers
+    let db = TestDb::new().await;
+    insert_orders(&db, "R", 600, "2026-01-01T00:00:00Z").await;
+    let graph = sandbox(Faults {
+        latency: Duration::from_millis(250),
+        ..Faults::default()
+    })
+    .await;
+    db.meta_config(
+        "batch_size = 100\nstall_timeout = \"1s\"",
+        &graph.base_url(),
+        TOKEN,
+        "batch_size = 50",
+    );
+    db.edit_config_text(&[("concurrency = 4", "concurrency = 1")]);
+    let path = db.config_path();
+    let text = std::fs::read_to_string(&path).unwrap() + "\n[ledger]\nstall_timeout = \"1s\"\n";
+    std::fs::write(&path, text).unwrap();
+    migrate(&ocapi::config::Config::load(&path).unwrap()).await;
+
+    // WHEN it runs; THEN it completes: only waiting for an answer that does not come counts
+    let started = Instant::now();
+    let out = ocapi_bounded(&path, &["run"]).await;
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(started.elapsed() > Duration::from_secs(2));
+    assert_eq!(db.ledger_counts().await.get("sent"), Some(&600));
 }

@@ -147,3 +147,33 @@ fn ldu_by_default_needs_its_geography_and_an_upload_tag_is_not_empty() {
         .to_string();
     assert!(error.contains("destination.upload_tag"), "{error}");
 }
+
+#[test]
+fn database_waits_have_bounds_by_default_and_no_key_turns_them_off() {
+    let config = Config::parse(MINIMAL, Path::new("x.toml")).unwrap();
+    assert_eq!(config.source.connect_timeout, DEFAULT_CONNECT_TIMEOUT);
+    assert_eq!(config.source.stall_timeout, DEFAULT_STALL_TIMEOUT);
+    assert_eq!(config.ledger.connect_timeout, Duration::from_secs(10));
+    assert_eq!(config.ledger.stall_timeout, Duration::from_secs(60));
+    let text = format!("{MINIMAL}[ledger]\nstall_timeout = \"0s\"\n");
+    let error = Config::parse(&text, Path::new("x.toml")).unwrap_err();
+    assert!(
+        matches!(
+            error,
+            ConfigError::Invalid {
+                key: "ledger.stall_timeout",
+                ..
+            }
+        ),
+        "{error}"
+    );
+    let text = MINIMAL.replace(
+        "table = \"t\"",
+        "table = \"t\"\nconnect_timeout = \"500ms\"",
+    );
+    let error = Config::parse(&text, Path::new("x.toml")).unwrap_err();
+    assert!(
+        error.to_string().contains("`source.connect_timeout`"),
+        "{error}"
+    );
+}
