@@ -181,7 +181,9 @@ pub struct SourceConfig {
     /// The window re-read behind the watermark, for rows committed late.
     #[serde(default, deserialize_with = "duration")]
     pub lookback: Duration,
-    /// The first watermark, when there is no state yet (a timestamp or an integer).
+    /// The first watermark, when there is no state yet (a timestamp or an integer). Set, a
+    /// run without ledger state sends the history from there; unset, such a run sends only
+    /// the last 7 days unless given `--initial-sync` (`run::RECENT_SECS`).
     pub start: Option<String>,
     /// How `timestamp without time zone` columns are read (an IANA name).
     #[serde(default = "default_timezone")]
