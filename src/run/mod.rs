@@ -196,6 +196,7 @@ pub async fn run(
             progress: options.progress.clone(),
             in_flight: send::InFlight::default(),
             lock: lock.as_ref().map(Arc::clone),
+            clock,
         };
         let read = reader::ReadPlan {
             clock,
