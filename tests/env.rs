@@ -158,6 +158,13 @@ async fn a_sql_ascii_source_with_latin1_bytes_invalidates_only_that_order_or_dec
         check.text
     );
 
+    // AND explain and reconcile read the same source, and explain names the column
+    let explained = ocapi::commands::explain::explain(&config, "A1")
+        .await
+        .unwrap();
+    assert!(explained.contains("mapping.first_name"), "{explained}");
+    crate::support::reconcile_around_today(&config).await;
+
     // WHEN `source.encoding = "LATIN1"` and the order is touched
     let config = db.edit_config(&[("[mapping]", "encoding = \"LATIN1\"\n\n[mapping]")]);
     db.exec("update shop.store_transactions set updated_at = '2026-11-03T00:00:00Z' where order_id = 'A1'")

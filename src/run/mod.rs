@@ -293,6 +293,7 @@ pub async fn run(
             in_flight: send::InFlight::default(),
             lock: lock.as_ref().map(Arc::clone),
             stop,
+            clock,
         };
         let read = reader::ReadPlan {
             clock,

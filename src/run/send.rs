@@ -151,6 +151,8 @@ pub(super) struct Pass {
     pub(super) lock: Option<Arc<RunLock>>,
     /// Cancelled when `shutdown` resolves; the destination's waits end with it.
     pub(super) stop: CancellationToken,
+    /// The source database's clock: when an event was accepted, for its upload lag.
+    pub(super) clock: crate::source::Clock,
 }
 
 impl Pass {
@@ -223,8 +225,10 @@ impl Pass {
             };
             let Some(sent) = next else { break };
             let delivery = sent.result?;
-            self.stats
-                .update(|stats| add_outcomes(&mut outcomes, sent.batch, delivery, stats));
+            let accepted_at = self.clock.now();
+            self.stats.update(|stats| {
+                add_outcomes(&mut outcomes, sent.batch, delivery, stats, accepted_at);
+            });
             if let Some(end) = sent.end {
                 let page = PageDone {
                     outcomes: std::mem::take(&mut outcomes),
@@ -432,18 +436,19 @@ impl<T> Drop for AbortOnDrop<T> {
 }
 
 /// Adds one batch's delivery to its page's outcomes, and counts the match keys and upload lag
-/// of its accepted events.
+/// of its accepted events (accepted at `accepted_at`, unix seconds by the source database's
+/// clock, the clock their event times are judged by).
 fn add_outcomes(
     outcomes: &mut Vec<Outcome>,
     batch: Batch,
     delivery: Delivery,
     stats: &mut RunStats,
+    accepted_at: i64,
 ) {
     outcomes.reserve(batch.events.len());
     let mut slots: Vec<Option<(Event, Tag)>> =
         batch.events.into_iter().zip(batch.tags).map(Some).collect();
     let mut take = |index: usize| slots.get_mut(index).and_then(Option::take);
-    let accepted_at = chrono::Utc::now().timestamp();
     // Counted per field here and added to the run's map once per batch: a map lookup by key
     // text for every key of every event was ~3,300 instructions per row (callgrind).
     let mut keys = [0_u64; CustomerField::COUNT];
