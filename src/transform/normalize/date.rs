@@ -108,7 +108,7 @@ fn parse(value: &str, country: Option<&str>, current_year: i32) -> Option<(i32, 
     let tokens = tokens(value);
     with_cjk_markers(&tokens)
         .or_else(|| numeric(&tokens, country, current_year))
-        .or_else(|| with_month_name(&tokens))
+        .or_else(|| with_month_name(&tokens, country))
 }
 
 /// `YYYYMMDD`.
@@ -233,14 +233,17 @@ fn two_digit_year(yy: i32, current_year: i32) -> Option<i32> {
     (century + yy > current_year).then_some(century - 100 + yy)
 }
 
-/// `Dec 31, 1990`, `31 December 1990`, `December 31st, 1990`: a month name (English, as
-/// chrono reads it: full or three letters, or `Sept`), the first day-sized number and the first
-/// four-digit number, none of them glued to other letters or digits.
-fn with_month_name(tokens: &[Token<'_>]) -> Option<(i32, u32, u32)> {
+/// `Dec 31, 1990`, `31 December 1990`, `December 31st, 1990`, `3 de março de 1987`,
+/// `12 października 1990`: a month name (English, as chrono reads it: full or three letters, or
+/// `Sept`; else in another language, [`super::months`]), the first day-sized number and the
+/// first four-digit number, none of them glued to other letters or digits.
+fn with_month_name(tokens: &[Token<'_>], country: Option<&str>) -> Option<(i32, u32, u32)> {
     let month = tokens
         .iter()
         .filter(|t| !t.number && !t.glued)
-        .find_map(|t| month_number(t.text))?;
+        .find_map(|t| {
+            month_number(t.text).or_else(|| super::months::month_number(t.text, country))
+        })?;
     let day = tokens.iter().enumerate().find_map(|(at, t)| {
         let ordinal = || {
             tokens.get(at + 1).is_some_and(|next| {
@@ -347,6 +350,18 @@ mod tests {
             ("December 31st, 1990", None, "19901231"),
             ("1 Sept 1990", None, "19900901"),
             ("1990 March 3", None, "19900303"),
+            // Month names in other languages, genitive forms and abbreviations (glibc's tables).
+            ("3 de março de 1987", None, "19870303"),
+            ("3 de marzo de 1987", Some("es"), "19870303"),
+            ("12 października 1990", None, "19901012"),
+            ("12 paź 1990", Some("pl"), "19901012"),
+            ("7. November 1972", Some("de"), "19721107"),
+            ("7 févr. 1972", Some("fr"), "19720207"),
+            ("12 октября 1990", None, "19901012"),
+            ("3. března 1987", Some("cz"), "19870303"),
+            // `listopada` is November in Polish and October in Croatian: the country decides.
+            ("5 listopada 1990", Some("pl"), "19901105"),
+            ("5 listopada 1990", Some("hr"), "19901005"),
             // CJK markers.
             ("1990年12月31日", None, "19901231"),
             ("12月31日1990年", Some("gb"), "19901231"),
@@ -385,6 +400,7 @@ mod tests {
             ("1990-12-1991", None),
             ("199012311999", None),
             ("Dec 1990", None),
+            ("5 listopada 1990", None),
             ("31 Smarch 1990", None),
             // Eight digits glued to letters are an identifier, not a date.
             ("a19901231", None),

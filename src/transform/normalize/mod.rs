@@ -23,6 +23,7 @@ mod country;
 mod date;
 mod fold;
 mod gender;
+mod months;
 mod phone;
 mod place;
 #[cfg(test)]

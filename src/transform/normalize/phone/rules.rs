@@ -1,14 +1,13 @@
-//! One region's libphonenumber rules, compiled once per thread into plain anchored regexes.
+//! One region's libphonenumber rules, compiled once per process into plain anchored regexes.
 //!
 //! The `phonenumber` crate keeps its patterns in a shared LRU cache of 100 compiled regexes
 //! behind a mutex, keyed by the pattern text: every match locks it, hashes the pattern with
 //! SipHash and refreshes the LRU, and rows from many regions evict and recompile patterns. That
 //! was about a third of a run's CPU on fully populated rows (issue 24's profile). The patterns
 //! here are the same metadata (`PhoneNumberMetadata.xml` as the crate ships it), compiled once
-//! per region and thread; the checks follow libphonenumber's Java `PhoneNumberUtil`.
+//! per region and process; the checks follow libphonenumber's Java `PhoneNumberUtil`.
 
-use std::cell::RefCell;
-use std::rc::Rc;
+use std::sync::OnceLock;
 
 use phonenumber::country::Id;
 use phonenumber::metadata::Descriptor;
@@ -187,26 +186,22 @@ fn anchored_start(pattern: &str) -> Option<Regex> {
         .ok()
 }
 
-/// Calls `f` with the rules of `region`, compiled on this thread's first use of the region;
+/// Calls `f` with the rules of `region`, compiled on the process's first use of the region;
 /// `None` when the region has no metadata or `f` returns `None`.
+///
+/// One table for the process, not one per thread: a run normalizes on several threads, and
+/// compiling every region's patterns on each of them cost more CPU and memory than it saved
+/// (`bench/e2e --fields all`, docs/benchmarks.md). A region's slot is indexed by its alpha-2
+/// letters (26 × 26 slots), so a lookup neither hashes nor locks once the slot is set.
 pub(crate) fn with<T>(region: Id, f: impl FnOnce(&Rules) -> Option<T>) -> Option<T> {
-    thread_local! {
-        /// Compiled rules by region, indexed by the alpha-2 letters (26 × 26 slots): a row's
-        /// region is looked up once per phone value, without hashing.
-        static RULES: RefCell<Vec<Option<Option<Rc<Rules>>>>> = const { RefCell::new(Vec::new()) };
-    }
+    static RULES: [OnceLock<Option<Rules>>; 26 * 26] = [const { OnceLock::new() }; 26 * 26];
     let id: &str = region.as_ref();
     let slot = match id.as_bytes() {
         [a @ b'A'..=b'Z', b @ b'A'..=b'Z'] => usize::from(a - b'A') * 26 + usize::from(b - b'A'),
         _ => return None,
     };
-    let rules = RULES.with_borrow_mut(|table| {
-        if table.is_empty() {
-            table.resize(26 * 26, None);
-        }
-        table[slot]
-            .get_or_insert_with(|| DATABASE.by_id(id).and_then(Rules::build).map(Rc::new))
-            .clone()
-    })?;
-    f(&rules)
+    RULES[slot]
+        .get_or_init(|| DATABASE.by_id(id).and_then(Rules::build))
+        .as_ref()
+        .and_then(f)
 }
