@@ -437,6 +437,49 @@ async fn escape_sequences_in_the_endpoints_messages_reach_no_terminal_and_no_cha
         "{alert}"
     );
     assert_eq!(posts[0].uri, "/hooks/x");
+    // AND `check`, which prints Meta's refusal of the token and its other findings, shows them
+    // escaped too
+    let (code, stderr, stdout) = outcome(&ocapi(&db.config_path(), &["check"]).await);
+    assert_ne!(code, Some(0), "{stderr}");
+    assert_escaped_for_a_terminal(&stdout);
+    assert!(!stderr.contains('\u{1b}'), "{stderr}");
+    assert!(!stderr.lines().any(|l| l.starts_with("error: all good")), "{stderr}");
+}
+
+#[tokio::test]
+async fn an_alert_webhook_that_redirects_is_not_followed() {
+    // GIVEN a webhook redirecting every post to another server, and a run that fails
+    let other = Canned::start(|_| answer(200, &[], "ok")).await;
+    let target = format!("{}/elsewhere", other.base_url());
+    let webhook =
+        Canned::start(move |_| answer(307, &[("location", target.as_str())], "")).await;
+    let endpoint = Canned::start(|_| hostile_error(190, None)).await;
+    let db = TestDb::new().await;
+    insert_orders(&db, "R", 3, "2026-01-01T00:00:00Z").await;
+    db.meta_config("", &endpoint.base_url(), TOKEN, "");
+    let text = std::fs::read_to_string(db.config_path()).unwrap()
+        + "\n[alerts]\nwebhook_url_env = \"TEST_ALERT_WEBHOOK\"\n";
+    std::fs::write(db.config_path(), text).unwrap();
+    migrate(&ocapi::config::Config::load(&db.config_path()).unwrap()).await;
+
+    // WHEN the run alerts
+    let output = {
+        let mut command = crate::support::command(&db.config_path());
+        command
+            .arg("run")
+            .env("TEST_ALERT_WEBHOOK", format!("{}/hooks/x", webhook.base_url()));
+        tokio::task::spawn_blocking(move || command.output().unwrap())
+            .await
+            .unwrap()
+    };
+    let (code, stderr, _) = outcome(&output);
+
+    // THEN the alert went to the webhook only, and its 307 is a failed delivery
+    assert_eq!(code, Some(1), "{stderr}");
+    assert_eq!(webhook.received().len(), 1, "{stderr}");
+    assert!(other.received().is_empty(), "{:?}", other.received());
+    assert!(stderr.contains("answered HTTP 307"), "{stderr}");
+    assert!(!stderr.contains("alert sent"), "{stderr}");
 }
 
 #[tokio::test]
