@@ -137,7 +137,10 @@ async fn a_redirect_to_another_host_gets_neither_the_token_nor_the_events() {
         assert!(stderr.contains("follows no redirect"), "{stderr}");
         assert!(stderr.contains(&other.addr.to_string()), "{stderr}");
         // (the run's one `GET debug_token` is redirected too, and not followed either)
-        let posts = endpoint.received().into_iter().filter(|r| r.method == "POST");
+        let posts = endpoint
+            .received()
+            .into_iter()
+            .filter(|r| r.method == "POST");
         assert_eq!(posts.count(), 1, "no retry of a redirect");
         // AND the other server received nothing: neither the token nor an event
         assert!(other.received().is_empty(), "{:?}", other.received());

@@ -33,8 +33,8 @@ mod runs;
 mod watermark;
 mod writable;
 
-pub(crate) use meta_alerts::claim as claim_meta_alerts;
 pub use keys::KeyConversion;
+pub(crate) use meta_alerts::claim as claim_meta_alerts;
 pub(crate) use orders::{Position, WindowOrder};
 pub use outcomes::{Changed, OrderFacts, Outcome, Verdict};
 pub(crate) use reader::LedgerReader;

@@ -226,6 +226,7 @@ pub async fn run(
     }
 
     let mut recent_from = None;
+    let mut first_run = true;
     let result = async {
         // Before anything is sent, the ledger table must take a write (issue 23): a ledger
         // that cannot record what is sent would have every later run send it again.
@@ -252,12 +253,16 @@ pub async fn run(
             &mut stats,
         )
         .await?;
-        // No ledger state, no `source.start`, no `--initial-sync`: the last 7 days only.
-        recent_from = (stats.watermark_start.is_none()
-            && options.window.is_none()
-            && config.source.start.is_none()
-            && !options.initial_sync)
-            .then(|| chrono::Utc::now().timestamp() - RECENT_SECS);
+        recent_from = history_floor(
+            config,
+            &options,
+            ledger_ready.then_some(&ledger),
+            &sessions,
+            stats.watermark_start.is_none(),
+            clock.now(),
+        )
+        .await?;
+        first_run = stats.watermark_start.is_none();
         let held = if ledger_ready && options.mode == Mode::Run {
             let due = clock.now() + transform::MAX_FUTURE_SECS;
             ledger_pool
@@ -311,7 +316,7 @@ pub async fn run(
 
     stats.duration_ms = elapsed_ms(started);
     if let Some(from) = recent_from.filter(|_| stats.history_left > 0) {
-        stats.note = Some(history_note(stats.history_left, from));
+        stats.note = Some(history_note(stats.history_left, from, first_run));
         tracing::warn!(
             left = stats.history_left,
             "{}",
@@ -381,12 +386,27 @@ pub async fn run(
 
 /// What a run without ledger state says about the orders older than [`RECENT_SECS`] it left
 /// (`left` orders, event times before `from`, unix seconds), and how to send them.
-fn history_note(left: u64, from: i64) -> String {
+///
+/// A later run that leaves orders under the floor the first run recorded (`first` false) says
+/// so in its own words.
+fn history_note(left: u64, from: i64, first: bool) -> String {
     let at = |t: i64| {
         chrono::DateTime::<chrono::Utc>::from_timestamp(t, 0)
             .map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
             .unwrap_or_default()
     };
+    if !first {
+        return format!(
+            "left {left} orders dated before {} (the floor the first run without ledger state \
+             recorded: Meta deduplicates store events for 7 days only, so older ones a dropped \
+             ledger had sent would count twice). If Meta never received them, send them with \
+             `ocapi backfill --from {} --to {}`, or lift the floor with `ocapi run \
+             --initial-sync` (or `source.start` in the config)",
+            at(from),
+            at(from + RECENT_SECS - transform::MAX_AGE_SECS),
+            at(from)
+        );
+    }
     format!(
         "left {left} orders older than 7 days (event time before {}): the ledger held no state \
          for this connector (a first install, or a dropped ledger), and Meta deduplicates \
@@ -398,6 +418,66 @@ fn history_note(left: u64, from: i64) -> String {
         at(from + RECENT_SECS - transform::MAX_AGE_SECS),
         at(from)
     )
+}
+
+/// The event-time floor of this run (unix seconds), if any: orders dated before it that the
+/// ledger does not hold are left and counted `history_left`.
+///
+/// A run with no ledger state, no `source.start` and no `--initial-sync` applies `now` minus
+/// [`RECENT_SECS`] and records it in the `state` table (migration 0017), so later runs keep
+/// leaving those orders even when their rows are re-stamped and read again; `--initial-sync`
+/// clears it, `source.start` and backfills are never limited by it. A dry run reads the floor
+/// but writes nothing.
+async fn history_floor(
+    config: &Config,
+    options: &RunOptions,
+    ledger: Option<&Ledger>,
+    sessions: &Sessions<'_>,
+    no_state: bool,
+    now: i64,
+) -> Result<Option<i64>, Error> {
+    if options.window.is_some() || options.mode != Mode::Run || config.source.start.is_some() {
+        return Ok(None);
+    }
+    let stored = match ledger {
+        Some(ledger) => {
+            sessions
+                .ledger_pool
+                .within(
+                    "reading the history floor",
+                    ledger.history_floor(sessions.ledger),
+                )
+                .await?
+        }
+        None => None,
+    };
+    let write = |floor: Option<i64>| async move {
+        match ledger.filter(|_| !options.dry_run) {
+            Some(ledger) => {
+                sessions
+                    .ledger_pool
+                    .within(
+                        "recording the history floor",
+                        ledger.set_history_floor(sessions.ledger, floor),
+                    )
+                    .await
+            }
+            None => Ok(()),
+        }
+    };
+    if options.initial_sync {
+        if stored.is_some() {
+            write(None).await?;
+            tracing::info!("--initial-sync: the 7-day floor of the first run is lifted");
+        }
+        return Ok(None);
+    }
+    if stored.is_some() || !no_state {
+        return Ok(stored);
+    }
+    let floor = now - RECENT_SECS;
+    write(Some(floor)).await?;
+    Ok(Some(floor))
 }
 
 /// Whether the share of invalid or rejected rows is above the limit.

@@ -250,15 +250,22 @@ impl Pass {
         }
         let PagePlan {
             rows,
-            built,
-            invalid,
-            left,
+            mut built,
+            mut invalid,
+            mut left,
+            old: (old_built, old_invalid),
             last_watermark,
         } = plan;
         let mut ids: Vec<&str> = built
             .iter()
+            .chain(&old_built)
             .map(|b| b.event.custom_data.order_id.as_str())
-            .chain(invalid.iter().filter_map(|i| i.order_id.as_deref()))
+            .chain(
+                invalid
+                    .iter()
+                    .chain(&old_invalid)
+                    .filter_map(|i| i.order_id.as_deref()),
+            )
             .collect();
         // In key order, consecutive probes of the ledger's index visit neighbouring pages.
         ids.sort_unstable();
@@ -282,6 +289,25 @@ impl Pass {
         } else {
             HashMap::new()
         };
+        // Orders older than the history floor: decided as any other when the ledger holds
+        // them, else left and counted.
+        let known = |id: Option<&str>| {
+            id.is_some_and(|id| existing.contains_key(id) || sending_earlier.contains(id))
+        };
+        for old in old_built {
+            if known(Some(&old.event.custom_data.order_id)) {
+                built.push(old);
+            } else {
+                left += 1;
+            }
+        }
+        for old in old_invalid {
+            if known(old.order_id.as_deref()) {
+                invalid.push(old);
+            } else {
+                left += 1;
+            }
+        }
         let run_id = self.run_id;
         let seen_before = |order_id: &str| {
             sending_earlier.contains(order_id)

@@ -150,9 +150,10 @@ impl ReadQuery {
         let order_id = quote_ident(&m.order_id);
         // The id as its column's type compares it (`1001.0` and `1001` in a numeric column are
         // one order), trimmed as text.
-        let key = table
-            .id_kind
-            .key_of_trimmed(&trim_blanks(&format!("{order_id}::text"), table.sql_ascii()));
+        let key = table.id_kind.key_of_trimmed(&trim_blanks(
+            &format!("{order_id}::text"),
+            table.sql_ascii(),
+        ));
         let event_time = quote_ident(&m.event_time);
         let epoch = match table.event_time_kind {
             EventTimeKind::Timestamptz => format!("date_part('epoch', {event_time})"),
