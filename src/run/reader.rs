@@ -154,6 +154,7 @@ impl Reader {
                     watermark: String::new(),
                     store_id: None,
                     reread: false,
+                    digest: None,
                 })
                 .collect();
             let mut held_page = self.plan(rows, false).await?;
@@ -274,7 +275,11 @@ fn plan_page(
     };
     let old = |t: Option<i64>| recent_from.is_some_and(|from| t.is_some_and(|t| t < from));
     for order in transform::orders(rows) {
-        match transform::build(order, rules, now) {
+        let built = transform::build(order, rules, now).map_err(|mut invalid| {
+            invalid.digest = Some(transform::content_digest(order));
+            invalid
+        });
+        match built {
             Ok(built) if old(Some(built.event.event_time)) => plan.old.0.push(built),
             Err(invalid) if old(invalid.event_time) && invalid.order_id.is_some() => {
                 plan.old.1.push(invalid)
