@@ -306,3 +306,27 @@ async fn a_touch_counts_unchanged_invalid_orders_skipped_invalid_and_does_not_de
     let third = run(&config).await;
     assert_eq!((third.invalid, third.skipped_invalid), (1, 0), "{third:?}");
 }
+
+#[tokio::test]
+async fn explain_of_a_walk_in_says_anonymous_in_its_event_section_too() {
+    // GIVEN a walk-in sale recorded `anonymous`
+    let db = TestDb::new().await;
+    db.exec(
+        "insert into shop.store_transactions (order_id, purchased_at, updated_at, total, currency,
+                                              email) values
+         ('WALK', now() - interval '1 hour', now() - interval '1 hour', 10, 'USD', null)",
+    )
+    .await;
+    let config = db.config("", None);
+    migrate(&config).await;
+    assert_eq!(run(&config).await.anonymous, 1);
+
+    // WHEN it is explained
+    let text = ocapi::commands::explain::explain(&config, "WALK")
+        .await
+        .unwrap();
+
+    // THEN every section says anonymous, none calls it invalid
+    assert!(text.contains("none: anonymous"), "{text}");
+    assert!(!text.contains("none: invalid"), "{text}");
+}
