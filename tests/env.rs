@@ -599,3 +599,40 @@ async fn check_warns_about_row_security_on_the_table_behind_a_view() {
         report.text
     );
 }
+
+#[tokio::test]
+async fn an_app_table_named_like_a_ledger_table_is_a_configuration_error_naming_it() {
+    // GIVEN an application's own `public.runs`, and ocapi's ledger configured in `public`
+    let db = TestDb::new().await;
+    db.exec("create table public.runs (id serial primary key, distance_km numeric)")
+        .await;
+    db.config("", None);
+    db.edit_config_text(&[(
+        "[destination]",
+        "[ledger]\nschema = \"public\"\n\n[destination]",
+    )]);
+
+    // WHEN migrate runs
+    let migrated = ocapi(&db.config_path(), &["migrate"]).await;
+
+    // THEN it is a configuration error (exit 2) naming the table and the fix, not a raw
+    // `relation already exists`, and the app's table is left alone
+    let stderr = String::from_utf8_lossy(&migrated.stderr);
+    assert_eq!(migrated.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("public.runs") && stderr.contains("ledger.schema"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("already exists"), "{stderr}");
+    let kept: i64 = db
+        .client
+        .query_one(
+            "select count(*) from information_schema.columns
+             where table_name = 'runs' and column_name = 'distance_km'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(kept, 1);
+}
