@@ -282,7 +282,7 @@ fn plan_page(
         match built {
             Ok(built) if old(Some(built.event.event_time)) => plan.old.0.push(built),
             Err(invalid) if old(invalid.event_time) && invalid.order_id.is_some() => {
-                plan.old.1.push(invalid)
+                plan.old.1.push(invalid);
             }
             Err(invalid) if old(invalid.event_time) => plan.left += 1,
             Ok(built) if inside(Some(built.event.event_time)) => plan.built.push(built),
