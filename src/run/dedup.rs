@@ -121,18 +121,10 @@ pub(super) fn decide(
         .source_watermark
         .as_deref()
         .is_some_and(|w| same_watermark(w, candidate.watermark()));
-    // An invalid or walk-in order whose rows were re-stamped without a change (a touch) is
-    // the one recorded: the same rows' content (issue 22).
-    let same_content = match candidate {
-        Candidate::Invalid {
-            content: Some(now), ..
-        } => {
-            matches!(e.status, Status::Invalid | Status::Anonymous)
-                && e.event_digest.as_deref() == Some(*now)
-        }
-        _ => false,
-    };
-    let unchanged_invalid = unchanged || same_content;
+    // A touch (rows re-stamped, content the same) leaves an invalid or walk-in order as it was.
+    let unchanged_invalid = unchanged
+        || matches!(candidate, Candidate::Invalid { content: Some(c), .. }
+                    if e.event_digest.as_deref() == Some(*c));
     match (e.status, candidate) {
         (
             Status::Sent,

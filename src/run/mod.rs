@@ -14,6 +14,7 @@
 //! `order_id` and `event_time`, which Meta deduplicates.
 
 mod dedup;
+mod history;
 mod dry_run;
 mod meta_life;
 mod reader;
@@ -253,7 +254,7 @@ pub async fn run(
             &mut stats,
         )
         .await?;
-        recent_from = history_floor(
+        recent_from = history::floor(
             config,
             &options,
             ledger_ready.then_some(&ledger),
@@ -316,7 +317,7 @@ pub async fn run(
 
     stats.duration_ms = elapsed_ms(started);
     if let Some(from) = recent_from.filter(|_| stats.history_left > 0) {
-        stats.note = Some(history_note(stats.history_left, from, first_run));
+        stats.note = Some(history::note(stats.history_left, from, first_run));
         tracing::warn!(
             left = stats.history_left,
             "{}",
@@ -382,102 +383,6 @@ pub async fn run(
         "run finished"
     );
     result.map(|()| stats)
-}
-
-/// What a run without ledger state says about the orders older than [`RECENT_SECS`] it left
-/// (`left` orders, event times before `from`, unix seconds), and how to send them.
-///
-/// A later run that leaves orders under the floor the first run recorded (`first` false) says
-/// so in its own words.
-fn history_note(left: u64, from: i64, first: bool) -> String {
-    let at = |t: i64| {
-        chrono::DateTime::<chrono::Utc>::from_timestamp(t, 0)
-            .map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
-            .unwrap_or_default()
-    };
-    if !first {
-        return format!(
-            "left {left} orders dated before {} (the floor the first run without ledger state \
-             recorded: Meta deduplicates store events for 7 days only, so older ones a dropped \
-             ledger had sent would count twice). If Meta never received them, send them with \
-             `ocapi backfill --from {} --to {}`, or lift the floor with `ocapi run \
-             --initial-sync` (or `source.start` in the config)",
-            at(from),
-            at(from + RECENT_SECS - transform::MAX_AGE_SECS),
-            at(from)
-        );
-    }
-    format!(
-        "left {left} orders older than 7 days (event time before {}): the ledger held no state \
-         for this connector (a first install, or a dropped ledger), and Meta deduplicates \
-         store events for 7 days only, so older ones a dropped ledger had sent would count \
-         twice. If Meta never received them, send them with `ocapi backfill --from {} --to {}` \
-         (the 62 days Meta accepts), or, on a fresh ledger, with `ocapi run --initial-sync` or \
-         `source.start` in the config",
-        at(from),
-        at(from + RECENT_SECS - transform::MAX_AGE_SECS),
-        at(from)
-    )
-}
-
-/// The event-time floor of this run (unix seconds), if any: orders dated before it that the
-/// ledger does not hold are left and counted `history_left`.
-///
-/// A run with no ledger state, no `source.start` and no `--initial-sync` applies `now` minus
-/// [`RECENT_SECS`] and records it in the `state` table (migration 0017), so later runs keep
-/// leaving those orders even when their rows are re-stamped and read again; `--initial-sync`
-/// clears it, `source.start` and backfills are never limited by it. A dry run reads the floor
-/// but writes nothing.
-async fn history_floor(
-    config: &Config,
-    options: &RunOptions,
-    ledger: Option<&Ledger>,
-    sessions: &Sessions<'_>,
-    no_state: bool,
-    now: i64,
-) -> Result<Option<i64>, Error> {
-    if options.window.is_some() || options.mode != Mode::Run || config.source.start.is_some() {
-        return Ok(None);
-    }
-    let stored = match ledger {
-        Some(ledger) => {
-            sessions
-                .ledger_pool
-                .within(
-                    "reading the history floor",
-                    ledger.history_floor(sessions.ledger),
-                )
-                .await?
-        }
-        None => None,
-    };
-    let write = |floor: Option<i64>| async move {
-        match ledger.filter(|_| !options.dry_run) {
-            Some(ledger) => {
-                sessions
-                    .ledger_pool
-                    .within(
-                        "recording the history floor",
-                        ledger.set_history_floor(sessions.ledger, floor),
-                    )
-                    .await
-            }
-            None => Ok(()),
-        }
-    };
-    if options.initial_sync {
-        if stored.is_some() {
-            write(None).await?;
-            tracing::info!("--initial-sync: the 7-day floor of the first run is lifted");
-        }
-        return Ok(None);
-    }
-    if stored.is_some() || !no_state {
-        return Ok(stored);
-    }
-    let floor = now - RECENT_SECS;
-    write(Some(floor)).await?;
-    Ok(Some(floor))
 }
 
 /// Whether the share of invalid or rejected rows is above the limit.
@@ -575,7 +480,7 @@ async fn start_filter(
 }
 
 /// The run's two first sessions and the pools (with their bounds) they came from.
-struct Sessions<'a> {
+pub(super) struct Sessions<'a> {
     /// The source session that described the table.
     source: &'a Client,
     /// Its pool.

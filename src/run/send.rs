@@ -253,17 +253,17 @@ impl Pass {
             mut built,
             mut invalid,
             mut left,
-            old: (old_built, old_invalid),
+            old,
             last_watermark,
         } = plan;
         let mut ids: Vec<&str> = built
             .iter()
-            .chain(&old_built)
+            .chain(&old.0)
             .map(|b| b.event.custom_data.order_id.as_str())
             .chain(
                 invalid
                     .iter()
-                    .chain(&old_invalid)
+                    .chain(&old.1)
                     .filter_map(|i| i.order_id.as_deref()),
             )
             .collect();
@@ -289,25 +289,9 @@ impl Pass {
         } else {
             HashMap::new()
         };
-        // Orders older than the history floor: decided as any other when the ledger holds
-        // them, else left and counted.
-        let known = |id: Option<&str>| {
-            id.is_some_and(|id| existing.contains_key(id) || sending_earlier.contains(id))
-        };
-        for old in old_built {
-            if known(Some(&old.event.custom_data.order_id)) {
-                built.push(old);
-            } else {
-                left += 1;
-            }
-        }
-        for old in old_invalid {
-            if known(old.order_id.as_deref()) {
-                invalid.push(old);
-            } else {
-                left += 1;
-            }
-        }
+        // Orders older than the history floor: decided as usual when the ledger holds them.
+        left +=
+            super::history::keep_known(old, &existing, &sending_earlier, &mut built, &mut invalid);
         let run_id = self.run_id;
         let seen_before = |order_id: &str| {
             sending_earlier.contains(order_id)
