@@ -85,6 +85,11 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         "meta_alerts",
         include_str!("../sql/0016_meta_alerts.sql"),
     ),
+    (
+        17,
+        "history_floor",
+        include_str!("../sql/0017_history_floor.sql"),
+    ),
 ];
 
 /// Errors talking to PostgreSQL.

@@ -544,3 +544,102 @@ async fn every_sql_block_of_the_readme_runs() {
     // THEN each ran, and last week's daily figures hold the run's day
     assert_eq!(daily_rows, Some(1));
 }
+
+#[tokio::test]
+async fn check_warns_about_row_security_on_the_table_behind_a_view() {
+    // GIVEN row-level security on a table that lets the sync role see only some rows, and the
+    // README's view over it: one `security_invoker`, one owned by the sync role, one owned by
+    // a superuser (which bypasses it)
+    let db = TestDb::new().await;
+    let config = db.config("", None);
+    migrate(&config).await;
+    let sync = role(&db).await;
+    db.exec(&format!(
+        "alter table shop.store_transactions enable row level security;
+         create policy east_only on shop.store_transactions for select to {sync}
+             using (total > 11);
+         create view shop.v_invoker with (security_invoker = true) as
+             select * from shop.store_transactions;
+         create view shop.v_owned as select * from shop.store_transactions;
+         alter view shop.v_owned owner to {sync};
+         create view shop.v_super as select * from shop.store_transactions;
+         grant select on shop.v_invoker, shop.v_super to {sync};"
+    ))
+    .await;
+    let text = std::fs::read_to_string(db.config_path()).unwrap();
+    let as_sync = |view: &str| {
+        let text =
+            text.replace(
+                &format!("url = \"{}\"", db.url),
+                &format!(
+                    "url = \"{}\"",
+                    db.url.replacen("postgres@", &format!("{sync}@"), 1)
+                ),
+            )
+            .replace(
+                "table = \"shop.store_transactions\"",
+                &format!("table = \"{view}\""),
+            ) + &format!("\n[ledger]\nurl = {:?}\n", db.url);
+        Config::parse(&text, Path::new("as-sync.toml")).unwrap()
+    };
+
+    // WHEN check runs over each view, as the sync role
+    for view in ["shop.v_invoker", "shop.v_owned"] {
+        let report = ocapi::commands::check::check(&as_sync(view)).await;
+        // THEN it warns, naming the table, the view, the role and the policy
+        assert!(
+            report
+                .text
+                .contains("row-level security on shop.store_transactions")
+                && report.text.contains(view)
+                && report.text.contains(&sync)
+                && report.text.contains("east_only"),
+            "{view}: {}",
+            report.text
+        );
+    }
+    // AND a view owned by a superuser reads every row: no warning
+    let report = ocapi::commands::check::check(&as_sync("shop.v_super")).await;
+    assert!(
+        !report.text.contains("row-level security"),
+        "{}",
+        report.text
+    );
+}
+
+#[tokio::test]
+async fn an_app_table_named_like_a_ledger_table_is_a_configuration_error_naming_it() {
+    // GIVEN an application's own `public.runs`, and ocapi's ledger configured in `public`
+    let db = TestDb::new().await;
+    db.exec("create table public.runs (id serial primary key, distance_km numeric)")
+        .await;
+    db.config("", None);
+    db.edit_config_text(&[(
+        "[destination]",
+        "[ledger]\nschema = \"public\"\n\n[destination]",
+    )]);
+
+    // WHEN migrate runs
+    let migrated = ocapi(&db.config_path(), &["migrate"]).await;
+
+    // THEN it is a configuration error (exit 2) naming the table and the fix, not a raw
+    // `relation already exists`, and the app's table is left alone
+    let stderr = String::from_utf8_lossy(&migrated.stderr);
+    assert_eq!(migrated.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("public.runs") && stderr.contains("ledger.schema"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("already exists"), "{stderr}");
+    let kept: i64 = db
+        .client
+        .query_one(
+            "select count(*) from information_schema.columns
+             where table_name = 'runs' and column_name = 'distance_km'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(kept, 1);
+}

@@ -239,3 +239,39 @@ async fn watch_skips_its_runs_while_another_holds_the_lock_and_does_not_count_th
     assert!(db.written_events().is_empty());
     drop(holder);
 }
+
+#[tokio::test]
+async fn the_first_runs_7_day_floor_holds_on_later_runs_until_initial_sync() {
+    // GIVEN a first run without `source.start` that left the 30-day-old order
+    let db = old_and_new("# no start: a first install, or a dropped ledger").await;
+    let out = crate::support::ocapi(&db.config_path(), &["run"]).await;
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(sent_ids(&db), ["NEW"]);
+
+    // WHEN every row is re-stamped (a bulk reload, a dbt rebuild) and a plain run follows
+    db.exec("update shop.store_transactions set updated_at = now()")
+        .await;
+    let out = crate::support::ocapi(&db.config_path(), &["run", "--json"]).await;
+
+    // THEN the old order is still left, counted and said, never sent nor recorded
+    assert_eq!(out.status.code(), Some(0));
+    let stats: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(stats["history_left"], 1, "{stats}");
+    assert_eq!(stats["sent"], 0, "{stats}");
+    let note = stats["note"].as_str().unwrap_or_default();
+    assert!(note.contains("--initial-sync"), "{note}");
+    assert_eq!(sent_ids(&db), ["NEW"]);
+    assert_eq!(db.ledger_text("OLD", "status").await, None);
+
+    // AND `--initial-sync` lifts the floor: the order is sent, once
+    let out = crate::support::ocapi(&db.config_path(), &["run", "--initial-sync", "--json"]).await;
+    assert_eq!(out.status.code(), Some(0));
+    let stats: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(stats["history_left"], 0, "{stats}");
+    assert_eq!(sent_ids(&db), ["NEW", "OLD"]);
+    db.exec("update shop.store_transactions set updated_at = now()")
+        .await;
+    let out = crate::support::ocapi(&db.config_path(), &["run", "--json"]).await;
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(sent_ids(&db), ["NEW", "OLD"]);
+}

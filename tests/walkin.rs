@@ -249,3 +249,84 @@ async fn a_walk_in_whose_loyalty_card_is_linked_later_is_sent_once_with_the_emai
     assert_eq!((reread.sent, touched.sent), (0, 0));
     assert_eq!(db.written_events().len(), 1);
 }
+
+#[tokio::test]
+async fn a_touch_counts_unchanged_invalid_orders_skipped_invalid_and_does_not_degrade_the_run() {
+    // GIVEN an order sent, a walk-in and an order with only a gender (invalid), recorded
+    let db = TestDb::new().await;
+    db.exec(
+        "insert into shop.store_transactions (order_id, purchased_at, updated_at, total, currency,
+                                              gender, email) values
+         ('GOOD', now() - interval '1 hour', now() - interval '1 hour', 10, 'USD', null, 'g@example.com'),
+         ('WALK', now() - interval '1 hour', now() - interval '1 hour', 10, 'USD', null, null),
+         ('GENDER', now() - interval '1 hour', now() - interval '1 hour', 10, 'USD', 'F', null)",
+    )
+    .await;
+    let config = db.config("lookback = \"1d\"", None);
+    migrate(&config).await;
+    let first = run(&config).await;
+    assert_eq!((first.sent, first.anonymous, first.invalid), (1, 1, 1));
+    let strict = || ocapi::run::RunOptions {
+        max_invalid_ratio: Some(0.05),
+        ..ocapi::run::RunOptions::default()
+    };
+
+    // WHEN a rebuild re-stamps every row without changing any, and a strict run follows
+    db.exec("update shop.store_transactions set updated_at = now()")
+        .await;
+    let second = ocapi::run::run(&config, strict(), std::future::pending())
+        .await
+        .unwrap();
+
+    // THEN the invalid order is skipped_invalid, the walk-in counted nowhere, nothing sent,
+    // and the run is not degraded
+    assert_eq!(
+        (
+            second.invalid,
+            second.skipped_invalid,
+            second.anonymous,
+            second.sent,
+            second.skipped_duplicate
+        ),
+        (0, 1, 0, 0, 1),
+        "{second:?}"
+    );
+    assert_eq!(
+        second.status,
+        ocapi::stats::RunStatus::Completed,
+        "{second:?}"
+    );
+
+    // AND a real change to the invalid order (still invalid) is counted invalid again
+    db.exec(
+        "update shop.store_transactions set gender = 'M', updated_at = now()
+         where order_id = 'GENDER'",
+    )
+    .await;
+    let third = run(&config).await;
+    assert_eq!((third.invalid, third.skipped_invalid), (1, 0), "{third:?}");
+}
+
+#[tokio::test]
+async fn explain_of_a_walk_in_says_anonymous_in_its_event_section_too() {
+    // GIVEN a walk-in sale recorded `anonymous`
+    let db = TestDb::new().await;
+    db.exec(
+        "insert into shop.store_transactions (order_id, purchased_at, updated_at, total, currency,
+                                              email) values
+         ('WALK', now() - interval '1 hour', now() - interval '1 hour', 10, 'USD', null)",
+    )
+    .await;
+    let config = db.config("", None);
+    migrate(&config).await;
+    assert_eq!(run(&config).await.anonymous, 1);
+
+    // WHEN it is explained
+    let text = ocapi::commands::explain::explain(&config, "WALK")
+        .await
+        .unwrap();
+
+    // THEN every section says anonymous, none calls it invalid
+    assert!(text.contains("none: anonymous"), "{text}");
+    assert!(!text.contains("none: invalid"), "{text}");
+}

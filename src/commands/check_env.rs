@@ -93,53 +93,75 @@ async fn relkind(client: &Client, config: &Config) -> Result<String, Error> {
         .unwrap_or_default())
 }
 
-/// A warning when row-level security on the source applies to the connecting role: it names
-/// the policies that let the role read rows, or says that none does (every run reads nothing).
-async fn row_security(client: &Client, config: &Config) -> Result<Option<Finding>, Error> {
+/// A warning for each relation whose row-level security applies to the role that reads it:
+/// the source itself (read as the connecting role) and, when the source is a view, each table
+/// the view reads (through views of views), read as the view's owner, or as the role reading
+/// the view when it is `security_invoker` (PostgreSQL's rule for views). Each names the
+/// policies that let that role read rows, or says that none does (every run reads nothing).
+async fn row_security(client: &Client, config: &Config) -> Result<Vec<Finding>, Error> {
     let rows = client
         .query_typed(
-            "select current_user::text,
-                    c.relrowsecurity and not r.rolsuper and not r.rolbypassrls
-                    and (c.relforcerowsecurity or not pg_has_role(current_user, c.relowner, 'USAGE')),
+            "with recursive rels(oid, reader, via, depth) as (
+                 select c.oid, current_user::name, null::text, 0
+                 from pg_class c where c.oid = to_regclass($1::text)
+               union
+                 select d.refobjid,
+                        case when exists (select from unnest(v.reloptions) o(opt)
+                                          where opt ~* '^security_invoker=(true|on|yes|1|t|y)$')
+                             then rels.reader else pg_get_userbyid(v.relowner) end,
+                        coalesce(rels.via, v.oid::regclass::text), rels.depth + 1
+                 from rels
+                 join pg_class v on v.oid = rels.oid and v.relkind = 'v'
+                 join pg_rewrite rw on rw.ev_class = v.oid
+                 join pg_depend d on d.classid = 'pg_rewrite'::regclass and d.objid = rw.oid
+                                 and d.refclassid = 'pg_class'::regclass
+                                 and d.refobjid <> v.oid
+                 where rels.depth < 8
+             )
+             select distinct c.oid::regclass::text, rels.via, r.rolname::text,
                     coalesce((select string_agg(p.polname::text, ', ' order by p.polname)
                               from pg_policy p
                               where p.polrelid = c.oid and p.polcmd in ('r', '*')
                                 and p.polpermissive
                                 and (0 = any(p.polroles) or exists (
                                     select from unnest(p.polroles) g(role)
-                                    where pg_has_role(current_user, g.role, 'USAGE')))), '')
-             from pg_class c, pg_roles r
-             where c.oid = to_regclass($1::text) and r.rolname = current_user",
+                                    where pg_has_role(r.oid, g.role, 'USAGE')))), '')
+             from rels
+             join pg_class c on c.oid = rels.oid
+             join pg_roles r on r.rolname = rels.reader
+             where c.relrowsecurity and not r.rolsuper and not r.rolbypassrls
+               and (c.relforcerowsecurity or not pg_has_role(r.oid, c.relowner, 'USAGE'))
+             order by 1",
             &[(&config.source.table, Type::TEXT)],
         )
         .await
-        .map_err(DbError::query("cannot read the source's row-level security"))?;
-    let Some(row) = rows.first() else {
-        return Ok(None);
-    };
-    let read = |i| row.try_get::<_, Option<String>>(i);
-    let (role, applies, policies) = (
-        read(0).ok().flatten().unwrap_or_default(),
-        row.try_get::<_, Option<bool>>(1)
-            .ok()
-            .flatten()
-            .unwrap_or(false),
-        read(2).ok().flatten().unwrap_or_default(),
-    );
-    if !applies {
-        return Ok(None);
-    }
-    let name = &config.source.table;
-    Ok(Some(Finding::Warn(if policies.is_empty() {
-        format!(
-            "row-level security on {name} applies to role {role:?} and no policy lets it read \
-             a row: every run reads 0 rows; add a policy (`create policy … on {name} for \
-             select to {role} using (…)`) or connect as a role that bypasses it"
-        )
-    } else {
-        format!(
-            "row-level security on {name} applies to role {role:?}: runs read only the rows \
-             that policy {policies} lets it see; make sure that is every sale to send"
-        )
-    })))
+        .map_err(DbError::query(
+            "cannot read the source's row-level security",
+        ))?;
+    Ok(rows
+        .iter()
+        .map(|row| {
+            let read = |i| row.try_get::<_, Option<String>>(i).ok().flatten();
+            let name = read(0).unwrap_or_default();
+            let role = read(2).unwrap_or_default();
+            let policies = read(3).unwrap_or_default();
+            let name = match read(1) {
+                Some(view) => format!("{name} (read through the view {view})"),
+                None => config.source.table.clone(),
+            };
+            Finding::Warn(if policies.is_empty() {
+                format!(
+                    "row-level security on {name} applies to role {role:?} and no policy lets \
+                     it read a row: every run reads 0 rows; add a policy (`create policy … on \
+                     … for select to {role} using (…)`) or read as a role that bypasses it"
+                )
+            } else {
+                format!(
+                    "row-level security on {name} applies to role {role:?}: runs read only the \
+                     rows that policy {policies} lets it see; make sure that is every sale to \
+                     send"
+                )
+            })
+        })
+        .collect())
 }

@@ -125,9 +125,11 @@ pub async fn migrate_reporting(client: &mut Client, schema: &str) -> Result<Migr
         if done.contains(version) {
             continue;
         }
-        tx.batch_execute(sql).await.map_err(DbError::query(format!(
-            "migration {version:04}_{name} failed"
-        )))?;
+        tx.batch_execute(sql).await.map_err(|error| {
+            name_taken(schema, &error).unwrap_or_else(|| {
+                DbError::query(format!("migration {version:04}_{name} failed"))(error)
+            })
+        })?;
         tx.execute(
             &format!("insert into {MIGRATIONS_TABLE} (version, name) values ($1, $2)"),
             &[version, name],
@@ -262,4 +264,29 @@ async fn is_legacy(client: &impl GenericClient, schema: &str) -> Result<bool, Db
         .first()
         .and_then(|row| row.try_get::<_, bool>(0).ok())
         .unwrap_or(false))
+}
+
+/// What the ledger creates in its schema (tables, views, indexes), named when one of these
+/// names is already taken by another application's relation.
+pub const LEDGER_RELATIONS: &str = "tables ledger, runs, state, key_rules, meta_alerts and \
+     ocapi_schema_migrations; views ledger_daily, ledger_by_store, ledger_store_sales, \
+     ledger_invalid_reasons, ledger_unsent_reasons, run_summary and run_match_keys";
+
+/// A migration that failed because a relation of the ledger's name already exists in the
+/// schema (another application's `runs`, say: PostgreSQL's `42P07 duplicate_table`, or `42809`
+/// when a view would replace a table): a configuration error naming it, not a raw failure.
+fn name_taken(schema: &str, error: &tokio_postgres::Error) -> Option<DbError> {
+    use tokio_postgres::error::SqlState;
+    let db = error.as_db_error()?;
+    if *db.code() != SqlState::DUPLICATE_TABLE && *db.code() != SqlState::WRONG_OBJECT_TYPE {
+        return None;
+    }
+    let name = db.message().split('"').nth(1)?;
+    Some(DbError::NotOurs {
+        table: format!("{schema}.{name}"),
+        found: format!(
+            "the name of a relation the ledger creates (the ledger creates the \
+             {LEDGER_RELATIONS})"
+        ),
+    })
 }

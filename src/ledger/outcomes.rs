@@ -184,6 +184,9 @@ struct Unsent<'a> {
     watermark: &'a str,
     /// The store.
     store_id: Option<&'a str>,
+    /// An invalid or walk-in order's [`crate::transform::content_digest`], kept in
+    /// `event_digest` so a touch does not count it again; `None` for held orders.
+    digest: Option<&'a str>,
 }
 
 /// The ledger rows of orders that cannot be sent (those with an order id).
@@ -198,6 +201,7 @@ fn unsent_of<'a>(rows: &[&'a Invalid]) -> Vec<Unsent<'a>> {
                 reason: Some(r.reason.as_str()),
                 watermark: &r.watermark,
                 store_id: r.store_id.as_deref(),
+                digest: r.digest.as_deref(),
             })
         })
         .collect()
@@ -237,6 +241,7 @@ impl Ledger {
                 reason: None,
                 watermark: &b.watermark,
                 store_id: b.store_id.as_deref(),
+                digest: None,
             })
             .collect();
         self.record_unsent(tx, "held", &unsent, run_id).await
@@ -260,14 +265,16 @@ impl Ledger {
         let reasons: Vec<Option<&str>> = rows.iter().map(|r| r.reason).collect();
         let watermarks: Vec<&str> = rows.iter().map(|r| r.watermark).collect();
         let stores: Vec<Option<&str>> = rows.iter().map(|r| r.store_id).collect();
+        let digests: Vec<Option<&str>> = rows.iter().map(|r| r.digest).collect();
         let sql = format!(
             "insert into {ledger} as l (connector, dataset_id, event_name, order_id, event_time,
-                 value, currency, status, reason, run_id, source_watermark, store_id, attempts)
+                 value, currency, status, reason, run_id, source_watermark, store_id, attempts,
+                 event_digest)
              select $1, $2, $3, u.order_id, to_timestamp(u.event_time), u.value, u.currency,
-                    $12, u.reason, $4, u.watermark, u.store_id, 1
+                    $12, u.reason, $4, u.watermark, u.store_id, 1, u.digest
              from unnest($5::text[], $6::int8[], $7::numeric[], $8::text[], $9::text[], $10::text[],
-                         $11::text[])
-                  as u(order_id, event_time, value, currency, reason, watermark, store_id)
+                         $11::text[], $13::text[])
+                  as u(order_id, event_time, value, currency, reason, watermark, store_id, digest)
              on conflict (dataset_id, event_name, order_id) do update
                set status = excluded.status, reason = excluded.reason, run_id = excluded.run_id,
                    event_time = coalesce(excluded.event_time, l.event_time),
@@ -277,7 +284,7 @@ impl Ledger {
                                                l.source_watermark),
                    store_id = excluded.store_id, error_code = null, error_subcode = null,
                    connector = excluded.connector, attempts = l.attempts + 1,
-                   updated_at = now()
+                   event_digest = excluded.event_digest, updated_at = now()
                where l.status <> 'sent'",
             ledger = self.ledger
         );
@@ -296,6 +303,7 @@ impl Ledger {
                 &watermarks,
                 &stores,
                 &status,
+                &digests,
             ],
         )
         .await

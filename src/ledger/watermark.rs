@@ -55,3 +55,40 @@ impl Ledger {
         Ok(())
     }
 }
+
+impl Ledger {
+    /// The event-time floor a first run applied (unix seconds), if one is in force: orders
+    /// dated before it are left by incremental runs until `--initial-sync` clears it.
+    pub async fn history_floor(&self, client: &Client) -> Result<Option<i64>, DbError> {
+        let sql = format!(
+            "select extract(epoch from history_floor)::bigint from {} where connector = $1",
+            self.state
+        );
+        let row = client
+            .query_opt(&sql, &[&self.connector])
+            .await
+            .map_err(DbError::query("cannot read the history floor"))?;
+        Ok(row.and_then(|row| row.get::<_, Option<i64>>(0)))
+    }
+
+    /// Records (`Some`, unix seconds) or clears (`None`) the history floor; creates the
+    /// connector's state row (with no watermark) when there is none.
+    pub async fn set_history_floor(
+        &self,
+        client: &Client,
+        floor: Option<i64>,
+    ) -> Result<(), DbError> {
+        let sql = format!(
+            "insert into {state} as s (connector, history_floor, updated_at)
+             values ($1, to_timestamp($2::bigint), now())
+             on conflict (connector) do update
+               set history_floor = excluded.history_floor, updated_at = now()",
+            state = self.state
+        );
+        client
+            .execute(&sql, &[&self.connector, &floor])
+            .await
+            .map_err(DbError::query("cannot record the history floor"))?;
+        Ok(())
+    }
+}

@@ -31,6 +31,8 @@ pub(super) enum Candidate<'a> {
         watermark: &'a str,
         /// Why it cannot.
         reason: InvalidReason,
+        /// [`crate::transform::content_digest`] of its rows, when read.
+        content: Option<&'a str>,
     },
 }
 
@@ -119,6 +121,10 @@ pub(super) fn decide(
         .source_watermark
         .as_deref()
         .is_some_and(|w| same_watermark(w, candidate.watermark()));
+    // A touch (rows re-stamped, content the same) leaves an invalid or walk-in order as it was.
+    let unchanged_invalid = unchanged
+        || matches!(candidate, Candidate::Invalid { content: Some(c), .. }
+                    if e.event_digest.as_deref() == Some(*c));
     match (e.status, candidate) {
         (
             Status::Sent,
@@ -136,14 +142,14 @@ pub(super) fn decide(
         (Status::Rejected, Candidate::Due { .. }) if unchanged => Decision::StillRejected,
         (Status::Held, Candidate::Held { .. }) if unchanged => Decision::StillHeld,
         (Status::Anonymous, Candidate::Invalid { reason, .. })
-            if unchanged && reason.is_anonymous() =>
+            if unchanged_invalid && reason.is_anonymous() =>
         {
             Decision::StillAnonymous
         }
         // An older build recorded walk-ins `invalid` ("no customer information"): recorded
         // `anonymous` now.
         (Status::Invalid, Candidate::Invalid { reason, .. })
-            if unchanged
+            if unchanged_invalid
                 && !reason.is_anonymous()
                 && e.reason.as_deref() == Some(reason.as_str()) =>
         {
@@ -326,6 +332,7 @@ pub(super) fn sort_page(
                 let candidate = Candidate::Invalid {
                     watermark: &row.watermark,
                     reason: row.reason,
+                    content: row.digest.as_deref(),
                 };
                 count(Decision::StillInvalid, &candidate, "");
             } else {
@@ -337,6 +344,7 @@ pub(super) fn sort_page(
         let candidate = Candidate::Invalid {
             watermark: &row.watermark,
             reason: row.reason,
+            content: row.digest.as_deref(),
         };
         let seen = in_page.contains(order_id) || seen_before(order_id);
         let decision = decide(existing.get(order_id), seen, &candidate);
@@ -404,14 +412,17 @@ mod tests {
         let invalid = |w| Candidate::Invalid {
             watermark: w,
             reason: InvalidReason::MissingCurrency,
+            content: None,
         };
         let too_old = |w| Candidate::Invalid {
             watermark: w,
             reason: InvalidReason::TooOld,
+            content: None,
         };
         let walk_in = |w| Candidate::Invalid {
             watermark: w,
             reason: InvalidReason::Anonymous,
+            content: None,
         };
         let sent = || Some(row(Status::Sent, "w1"));
         let mut counted = row(Status::Sent, "w1");
@@ -493,6 +504,7 @@ mod tests {
             watermark: watermark.to_owned(),
             store_id: None,
             reread: false,
+            digest: None,
         }
     }
 

@@ -14,6 +14,7 @@
 //! `order_id` and `event_time`, which Meta deduplicates.
 
 mod dedup;
+mod history;
 mod dry_run;
 mod meta_life;
 mod reader;
@@ -226,6 +227,7 @@ pub async fn run(
     }
 
     let mut recent_from = None;
+    let mut first_run = true;
     let result = async {
         // Before anything is sent, the ledger table must take a write (issue 23): a ledger
         // that cannot record what is sent would have every later run send it again.
@@ -252,12 +254,16 @@ pub async fn run(
             &mut stats,
         )
         .await?;
-        // No ledger state, no `source.start`, no `--initial-sync`: the last 7 days only.
-        recent_from = (stats.watermark_start.is_none()
-            && options.window.is_none()
-            && config.source.start.is_none()
-            && !options.initial_sync)
-            .then(|| chrono::Utc::now().timestamp() - RECENT_SECS);
+        recent_from = history::floor(
+            config,
+            &options,
+            ledger_ready.then_some(&ledger),
+            &sessions,
+            stats.watermark_start.is_none(),
+            clock.now(),
+        )
+        .await?;
+        first_run = stats.watermark_start.is_none();
         let held = if ledger_ready && options.mode == Mode::Run {
             let due = clock.now() + transform::MAX_FUTURE_SECS;
             ledger_pool
@@ -312,7 +318,7 @@ pub async fn run(
 
     stats.duration_ms = elapsed_ms(started);
     if let Some(from) = recent_from.filter(|_| stats.history_left > 0) {
-        stats.note = Some(history_note(stats.history_left, from));
+        stats.note = Some(history::note(stats.history_left, from, first_run));
         tracing::warn!(
             left = stats.history_left,
             "{}",
@@ -397,27 +403,6 @@ pub async fn run(
         "run finished"
     );
     result.map(|()| stats)
-}
-
-/// What a run without ledger state says about the orders older than [`RECENT_SECS`] it left
-/// (`left` orders, event times before `from`, unix seconds), and how to send them.
-fn history_note(left: u64, from: i64) -> String {
-    let at = |t: i64| {
-        chrono::DateTime::<chrono::Utc>::from_timestamp(t, 0)
-            .map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
-            .unwrap_or_default()
-    };
-    format!(
-        "left {left} orders older than 7 days (event time before {}): the ledger held no state \
-         for this connector (a first install, or a dropped ledger), and Meta deduplicates \
-         store events for 7 days only, so older ones a dropped ledger had sent would count \
-         twice. If Meta never received them, send them with `ocapi backfill --from {} --to {}` \
-         (the 62 days Meta accepts), or, on a fresh ledger, with `ocapi run --initial-sync` or \
-         `source.start` in the config",
-        at(from),
-        at(from + RECENT_SECS - transform::MAX_AGE_SECS),
-        at(from)
-    )
 }
 
 /// Whether the share of invalid or rejected rows is above the limit.
@@ -515,7 +500,7 @@ async fn start_filter(
 }
 
 /// The run's two first sessions and the pools (with their bounds) they came from.
-struct Sessions<'a> {
+pub(super) struct Sessions<'a> {
     /// The source session that described the table.
     source: &'a Client,
     /// Its pool.

@@ -28,8 +28,12 @@ pub(super) struct PagePlan {
     pub(super) built: Vec<Built>,
     /// Orders that could not.
     pub(super) invalid: Vec<Invalid>,
-    /// Orders left as older than [`ReadPlan::recent_from`].
+    /// Orders left as older than [`ReadPlan::recent_from`] (with no order id to look up).
     pub(super) left: u64,
+    /// Orders older than [`ReadPlan::recent_from`] that became events, and that could not:
+    /// left unless the ledger already holds them (sent by a backfill, say), when they are
+    /// decided as any other order.
+    pub(super) old: (Vec<Built>, Vec<Invalid>),
     /// The watermark of its last order, where the watermark may advance once the page is
     /// committed; `None` for pages that must not move it (held orders read by id, backfills).
     pub(super) last_watermark: Option<String>,
@@ -46,8 +50,10 @@ pub(super) struct ReadPlan<'a> {
     /// The stored watermark (incremental runs): rows at or before it are re-reads, which do
     /// not count toward `--limit`.
     pub(super) committed: Option<&'a str>,
-    /// A run without ledger state ([`super::RECENT_SECS`]): orders with an event time before
-    /// this (unix seconds) are left, neither sent nor recorded, and counted `history_left`.
+    /// A run without ledger state ([`super::RECENT_SECS`]), or a later one while the floor
+    /// that first run recorded holds: orders with an event time before this (unix seconds)
+    /// that the ledger does not hold are left, neither sent nor recorded, and counted
+    /// `history_left`.
     pub(super) recent_from: Option<i64>,
 }
 
@@ -148,6 +154,7 @@ impl Reader {
                     watermark: String::new(),
                     store_id: None,
                     reread: false,
+                    digest: None,
                 })
                 .collect();
             let mut held_page = self.plan(rows, false).await?;
@@ -268,8 +275,15 @@ fn plan_page(
     };
     let old = |t: Option<i64>| recent_from.is_some_and(|from| t.is_some_and(|t| t < from));
     for order in transform::orders(rows) {
-        match transform::build(order, rules, now) {
-            Ok(built) if old(Some(built.event.event_time)) => plan.left += 1,
+        let built = transform::build(order, rules, now).map_err(|mut invalid| {
+            invalid.digest = Some(transform::content_digest(order));
+            invalid
+        });
+        match built {
+            Ok(built) if old(Some(built.event.event_time)) => plan.old.0.push(built),
+            Err(invalid) if old(invalid.event_time) && invalid.order_id.is_some() => {
+                plan.old.1.push(invalid);
+            }
             Err(invalid) if old(invalid.event_time) => plan.left += 1,
             Ok(built) if inside(Some(built.event.event_time)) => plan.built.push(built),
             Err(invalid) if inside(invalid.event_time) => plan.invalid.push(invalid),

@@ -254,15 +254,22 @@ impl Pass {
         }
         let PagePlan {
             rows,
-            built,
-            invalid,
-            left,
+            mut built,
+            mut invalid,
+            mut left,
+            old,
             last_watermark,
         } = plan;
         let mut ids: Vec<&str> = built
             .iter()
+            .chain(&old.0)
             .map(|b| b.event.custom_data.order_id.as_str())
-            .chain(invalid.iter().filter_map(|i| i.order_id.as_deref()))
+            .chain(
+                invalid
+                    .iter()
+                    .chain(&old.1)
+                    .filter_map(|i| i.order_id.as_deref()),
+            )
             .collect();
         // In key order, consecutive probes of the ledger's index visit neighbouring pages.
         ids.sort_unstable();
@@ -286,6 +293,9 @@ impl Pass {
         } else {
             HashMap::new()
         };
+        // Orders older than the history floor: decided as usual when the ledger holds them.
+        left +=
+            super::history::keep_known(old, &existing, &sending_earlier, &mut built, &mut invalid);
         let run_id = self.run_id;
         let seen_before = |order_id: &str| {
             sending_earlier.contains(order_id)

@@ -5,6 +5,7 @@ pub mod hash;
 pub mod normalize;
 mod customer;
 mod order_rows;
+pub use order_rows::content_digest;
 mod processing;
 mod text;
 mod time;
@@ -184,6 +185,8 @@ pub struct Invalid {
     /// Read again (at or before the stored watermark: a restart, the lookback), so an earlier
     /// run has counted it already ([`crate::source::SourceRow::reread`]).
     pub reread: bool,
+    /// [`content_digest`] of its rows (set by the reader): a touch keeps it. `None`: no rows.
+    pub digest: Option<String>,
 }
 
 /// A built event and the customer fields dropped on the way.
@@ -484,6 +487,7 @@ impl Known<'_> {
             watermark: self.first.order_watermark.clone(),
             store_id: store_id(self.first),
             reread: self.first.reread,
+            digest: None,
         }
     }
 }

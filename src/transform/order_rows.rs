@@ -143,3 +143,40 @@ pub(super) fn all_customer_values(rows: &[SourceRow]) -> Cow<'_, SourceRow> {
     }
     Cow::Owned(row)
 }
+
+/// The digest of an order's rows as read, without their watermarks (which a touch moves):
+/// SHA-256, hex, of each row's fields in a fixed form, the rows' forms sorted (the order of rows
+/// within an order is the database's). Used to tell an unchanged invalid or anonymous order
+/// read again from a changed one (issue 22: a touch is not a change).
+#[must_use]
+pub fn content_digest(rows: &[SourceRow]) -> String {
+    use sha2::{Digest as _, Sha256};
+    let mut forms: Vec<String> = rows
+        .iter()
+        .map(|r| {
+            format!(
+                "{:?}",
+                (
+                    (
+                        &r.key,
+                        &r.order_id,
+                        r.event_time.map(f64::to_bits),
+                        &r.local_time
+                    ),
+                    (&r.value, &r.currency, &r.customer),
+                    (&r.item_id, &r.item_quantity, &r.item_price, &r.item_line),
+                    (&r.store_id, &r.timezone, &r.dpo_country, &r.dpo_state),
+                    (&r.opt_out, &r.delivery_category, &r.data_processing_options),
+                    r.undecodable,
+                )
+            )
+        })
+        .collect();
+    forms.sort_unstable();
+    let mut hasher = Sha256::new();
+    for form in &forms {
+        hasher.update(form.as_bytes());
+        hasher.update([0u8]);
+    }
+    hex::encode(hasher.finalize())
+}

@@ -172,6 +172,14 @@ pub async fn explain(config: &Config, order_id: &str) -> Result<String, Error> {
                     );
                 }
             }
+            // A walk-in is `anonymous` in the ledger, the run's stats and the advice alike.
+            Err(invalid) if invalid.reason.is_anonymous() => {
+                let _ = writeln!(
+                    out,
+                    "  none: anonymous (a walk-in sale: {}, so Meta cannot match it; not invalid)",
+                    invalid.reason
+                );
+            }
             Err(invalid) => {
                 let _ = writeln!(out, "  none: invalid ({})", invalid.reason);
                 if invalid.reason == transform::InvalidReason::ConflictingRows {
