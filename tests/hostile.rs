@@ -443,7 +443,10 @@ async fn escape_sequences_in_the_endpoints_messages_reach_no_terminal_and_no_cha
     assert_ne!(code, Some(0), "{stderr}");
     assert_escaped_for_a_terminal(&stdout);
     assert!(!stderr.contains('\u{1b}'), "{stderr}");
-    assert!(!stderr.lines().any(|l| l.starts_with("error: all good")), "{stderr}");
+    assert!(
+        !stderr.lines().any(|l| l.starts_with("error: all good")),
+        "{stderr}"
+    );
 }
 
 #[tokio::test]
@@ -451,8 +454,7 @@ async fn an_alert_webhook_that_redirects_is_not_followed() {
     // GIVEN a webhook redirecting every post to another server, and a run that fails
     let other = Canned::start(|_| answer(200, &[], "ok")).await;
     let target = format!("{}/elsewhere", other.base_url());
-    let webhook =
-        Canned::start(move |_| answer(307, &[("location", target.as_str())], "")).await;
+    let webhook = Canned::start(move |_| answer(307, &[("location", target.as_str())], "")).await;
     let endpoint = Canned::start(|_| hostile_error(190, None)).await;
     let db = TestDb::new().await;
     insert_orders(&db, "R", 3, "2026-01-01T00:00:00Z").await;
@@ -465,9 +467,10 @@ async fn an_alert_webhook_that_redirects_is_not_followed() {
     // WHEN the run alerts
     let output = {
         let mut command = crate::support::command(&db.config_path());
-        command
-            .arg("run")
-            .env("TEST_ALERT_WEBHOOK", format!("{}/hooks/x", webhook.base_url()));
+        command.arg("run").env(
+            "TEST_ALERT_WEBHOOK",
+            format!("{}/hooks/x", webhook.base_url()),
+        );
         tokio::task::spawn_blocking(move || command.output().unwrap())
             .await
             .unwrap()
