@@ -557,6 +557,17 @@ impl SharedStats {
     }
 }
 
+/// Aborts a spawned task when its future is dropped: a run that stops on an error must not
+/// leave requests going out behind it (their orders have no ledger row and the watermark has
+/// not passed them, so the next run sends them). `send.rs` wraps each batch's send in it.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -22,7 +22,6 @@ use std::future::Future;
 use std::pin::pin;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use crate::db::Pool;
 use futures_util::stream::{self, Stream, StreamExt, TryStream, TryStreamExt};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -30,9 +29,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::dedup::{self, Sorted};
 use super::reader::PagePlan;
-use super::{dry_run, Progress, SharedStats};
+use super::{dry_run, AbortOnDrop, Progress, SharedStats};
 use crate::config::CustomerField;
-use crate::db;
+use crate::db::{self, Pool};
 use crate::destination::{Delivery, Destination, DestinationError};
 use crate::error::Error;
 use crate::event::Event;
@@ -432,17 +431,6 @@ enum Sending {
     Done(Batch, Result<Delivery, DestinationError>),
     /// On its own task.
     Task(AbortOnDrop<(Batch, Result<Delivery, DestinationError>)>),
-}
-
-/// Aborts a spawned send when its in-flight future is dropped: a run that stops on an error
-/// must not leave requests going out behind it (their orders have no ledger row and the
-/// watermark has not passed them, so the next run sends them).
-struct AbortOnDrop<T>(JoinHandle<T>);
-
-impl<T> Drop for AbortOnDrop<T> {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
 }
 
 /// Adds one batch's delivery to its page's outcomes, and counts the match keys and upload lag
