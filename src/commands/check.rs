@@ -195,7 +195,7 @@ async fn check_source(config: &Config, report: &mut CheckReport) -> Result<(), E
         let _ = writeln!(report.text, "warn  {text}");
     };
     if table.watermark_kind == source::WatermarkKind::Timestamp
-        && has_dst(&config.source.timezone)
+        && has_dst(config.source.timezone.tz())
         && config.source.lookback < std::time::Duration::from_secs(3600)
     {
         warn(
@@ -348,11 +348,8 @@ fn now_in(kind: source::WatermarkKind) -> &'static str {
 }
 
 /// Whether an IANA zone has daylight-saving time (its offset differs between January and July).
-fn has_dst(zone: &str) -> bool {
+fn has_dst(zone: chrono_tz::Tz) -> bool {
     use chrono::{Offset as _, TimeZone as _};
-    let Some(zone) = crate::config::parse_zone(zone) else {
-        return false;
-    };
     let offset = |month| {
         zone.with_ymd_and_hms(2026, month, 1, 12, 0, 0)
             .single()

@@ -157,7 +157,8 @@ fn demo_config(url: &Secret, base_url: &str) -> Result<Config, Error> {
             }
         })?;
     // Smaller batches than production's 1000, so the demo shows several requests in flight.
-    config.destination.batch_size = 250;
+    config.destination.batch_size =
+        crate::config::BatchSize::new(250).expect("250 is within Meta's limit");
     // A random name created exclusively: a predictable one in the shared temporary directory
     // could be a planted symlink, and writing through it would overwrite the file it names.
     let (token_file, mut file) =

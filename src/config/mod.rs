@@ -7,7 +7,7 @@ mod validate;
 mod values;
 
 use mapping::mapping_key;
-pub use values::{parse_zone, Country, Currency, HttpUrl, TextEncoding};
+pub use values::{parse_zone, BatchSize, Country, Currency, HttpUrl, TextEncoding, Zone};
 
 pub use alerts::{AlertsConfig, DEFAULT_QUIET_PERIOD};
 pub use mapping::{
@@ -34,8 +34,6 @@ pub(crate) const DEFAULT_SOURCE_BATCH_SIZE: usize = 3000;
 /// Meta accepts physical-store events up to 62 days old, in seconds (docs/meta-capi.md decision 3):
 /// older orders are never sent, and a first run reads back this far by default.
 pub const MAX_EVENT_AGE_SECS: i64 = 62 * 24 * 3600;
-/// Meta accepts at most 1000 events per request (docs/meta-capi.md §4).
-pub(crate) const MAX_EVENTS_PER_REQUEST: usize = 1000;
 /// The Graph API version ocapi is tested against (docs/meta-capi.md §1).
 pub(crate) const DEFAULT_API_VERSION: &str = "v26.0";
 /// Meta's Graph API host.
@@ -185,9 +183,10 @@ pub struct SourceConfig {
     /// run without ledger state sends the history from there; unset, such a run sends only
     /// the last 7 days unless given `--initial-sync` (`run::RECENT_SECS`).
     pub start: Option<String>,
-    /// How `timestamp without time zone` columns are read (an IANA name).
-    #[serde(default = "default_timezone")]
-    pub timezone: String,
+    /// How `timestamp without time zone` and `date` columns are read (an IANA name, parsed
+    /// as the config is read).
+    #[serde(default)]
+    pub timezone: Zone,
     /// How far ahead of now an event time may be and still be held until its time comes;
     /// further ahead, the order is `invalid`.
     #[serde(default = "default_max_future", deserialize_with = "duration")]
@@ -285,9 +284,9 @@ pub struct DestinationConfig {
     /// A tag sent on every request (`upload_tag`), which Meta still accepts for advertisers
     /// coming from the legacy Offline Conversions API.
     pub upload_tag: Option<String>,
-    /// Events per request, at most 1000.
-    #[serde(default = "default_destination_batch_size")]
-    pub batch_size: usize,
+    /// Events per request, 1 to 1000.
+    #[serde(default)]
+    pub batch_size: BatchSize,
     /// Requests in flight at once.
     #[serde(default = "default_concurrency")]
     pub concurrency: usize,
@@ -351,9 +350,17 @@ impl Config {
 
     /// Parses and validates config text; `path` is only used in messages.
     pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
-        let config: Config = toml::from_str(text).map_err(|error| ConfigError::Parse {
-            path: path.to_path_buf(),
-            message: error.to_string().trim_end().to_owned(),
+        let config: Config = toml::from_str(text).map_err(|error| {
+            // A typed value's own check names its key, as `validate` does.
+            match values::KeyedError::from_message(error.message()) {
+                Some(values::KeyedError { key, constraint }) => {
+                    ConfigError::Invalid { key, constraint }
+                }
+                None => ConfigError::Parse {
+                    path: path.to_path_buf(),
+                    message: error.to_string().trim_end().to_owned(),
+                },
+            }
         })?;
         config.validate()?;
         Ok(config)
@@ -468,10 +475,6 @@ fn default_source_batch_size() -> NonZeroUsize {
 fn default_max_future() -> Duration {
     Duration::from_secs(24 * 3600)
 }
-/// Serde default for `source.timezone`.
-fn default_timezone() -> String {
-    "UTC".to_owned()
-}
 /// Serde default for boolean options that are on unless turned off.
 fn yes() -> bool {
     true
@@ -483,10 +486,6 @@ fn default_api_version() -> String {
 /// Serde default for `destination.base_url`.
 fn default_base_url() -> HttpUrl {
     HttpUrl::try_from(DEFAULT_BASE_URL.to_owned()).expect("the default base URL is an https URL")
-}
-/// Serde default for `destination.batch_size`.
-fn default_destination_batch_size() -> usize {
-    MAX_EVENTS_PER_REQUEST
 }
 /// Serde default for `destination.concurrency`.
 fn default_concurrency() -> usize {

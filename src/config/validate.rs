@@ -1,9 +1,7 @@
 //! The checks a config must pass once its TOML has parsed: ranges, keys that need each other,
 //! values that must name something real. Each error names the dotted key and says the fix.
 
-use super::{
-    is_watermark_start, mapping_key, Config, ConfigError, DestinationKind, MAX_EVENTS_PER_REQUEST,
-};
+use super::{is_watermark_start, mapping_key, Config, ConfigError, DestinationKind};
 
 impl Config {
     /// Cross-field and range checks, each naming the key.
@@ -82,12 +80,6 @@ impl Config {
         {
             return invalid("destination.upload_tag", "must not be empty");
         }
-        if super::parse_zone(&self.source.timezone).is_none() {
-            return invalid(
-                "source.timezone",
-                "must be an IANA time zone name such as \"UTC\" or \"America/New_York\"",
-            );
-        }
         if let Some(start) = &self.source.start {
             if !is_watermark_start(start) {
                 return invalid(
@@ -148,12 +140,6 @@ impl Config {
             return invalid(
                 "destination.dataset_id",
                 "must be the dataset (pixel) id, digits only",
-            );
-        }
-        if d.batch_size == 0 || d.batch_size > MAX_EVENTS_PER_REQUEST {
-            return invalid(
-                "destination.batch_size",
-                "must be between 1 and 1000 (Meta's limit)",
             );
         }
         if d.concurrency == 0 || d.concurrency > 64 {

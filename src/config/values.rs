@@ -285,3 +285,166 @@ pub fn parse_zone(name: &str) -> Option<chrono_tz::Tz> {
         .find(|zone| zone.name().eq_ignore_ascii_case(name))
         .copied()
 }
+
+/// The error of a value that checks itself as it is read, naming its config key:
+/// `Config::parse` reports it as `ConfigError::Invalid` for that key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct KeyedError {
+    /// The dotted key.
+    pub(crate) key: &'static str,
+    /// What is wrong, written as the fix.
+    pub(crate) constraint: String,
+}
+
+impl fmt::Display for KeyedError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "`{}` {}", self.key, self.constraint)
+    }
+}
+
+impl KeyedError {
+    /// The keys whose values check themselves as they are read ([`Zone`], [`BatchSize`]).
+    const KEYS: [&'static str; 2] = [Zone::KEY, BatchSize::KEY];
+
+    /// The error toml reported with `message` (a [`KeyedError`]'s text), if it is one.
+    pub(crate) fn from_message(message: &str) -> Option<Self> {
+        Self::KEYS.into_iter().find_map(|key| {
+            let constraint = message.strip_prefix(&format!("`{key}` "))?;
+            Some(Self {
+                key,
+                constraint: constraint.to_owned(),
+            })
+        })
+    }
+}
+
+/// `source.timezone`: the IANA time zone in which `timestamp without time zone` and `date`
+/// columns are read, parsed once as the config is read by [`parse_zone`]'s rule (a name
+/// PostgreSQL accepts, any ASCII case). A name the tz database lacks is a config error naming
+/// the key. `UTC` by default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct Zone(chrono_tz::Tz);
+
+impl Zone {
+    /// Its config key.
+    const KEY: &'static str = "source.timezone";
+
+    /// The zone.
+    pub fn tz(self) -> chrono_tz::Tz {
+        self.0
+    }
+
+    /// Its canonical name (`America/New_York` for `america/new_york`), as PostgreSQL's
+    /// `at time zone` takes it.
+    pub fn name(self) -> &'static str {
+        self.0.name()
+    }
+}
+
+impl Default for Zone {
+    fn default() -> Self {
+        Self(chrono_tz::UTC)
+    }
+}
+
+impl TryFrom<String> for Zone {
+    type Error = KeyedError;
+
+    fn try_from(name: String) -> Result<Self, KeyedError> {
+        parse_zone(&name).map(Self).ok_or(KeyedError {
+            key: Self::KEY,
+            constraint: "must be an IANA time zone name such as \"UTC\" or \"America/New_York\""
+                .to_owned(),
+        })
+    }
+}
+
+impl fmt::Display for Zone {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// `destination.batch_size`: events per request, from 1 to Meta's limit of 1000
+/// (docs/meta-capi.md §4); 1000 by default. Anything else is a config error naming the key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "i64")]
+pub struct BatchSize(std::num::NonZeroU16);
+
+impl BatchSize {
+    /// Its config key.
+    const KEY: &'static str = "destination.batch_size";
+    /// Meta's limit of events per request (docs/meta-capi.md §4).
+    pub const MAX: usize = 1000;
+
+    /// `count` events per request, `None` outside 1 to [`BatchSize::MAX`].
+    pub fn new(count: usize) -> Option<Self> {
+        if count > Self::MAX {
+            return None;
+        }
+        u16::try_from(count)
+            .ok()
+            .and_then(std::num::NonZeroU16::new)
+            .map(Self)
+    }
+
+    /// The count.
+    pub fn get(self) -> usize {
+        usize::from(self.0.get())
+    }
+}
+
+impl Default for BatchSize {
+    fn default() -> Self {
+        Self::new(Self::MAX).expect("Meta's limit is a valid batch size")
+    }
+}
+
+impl TryFrom<i64> for BatchSize {
+    type Error = KeyedError;
+
+    fn try_from(count: i64) -> Result<Self, KeyedError> {
+        usize::try_from(count)
+            .ok()
+            .and_then(Self::new)
+            .ok_or(KeyedError {
+                key: Self::KEY,
+                constraint: "must be between 1 and 1000 (Meta's limit)".to_owned(),
+            })
+    }
+}
+
+impl PartialEq<usize> for BatchSize {
+    fn eq(&self, other: &usize) -> bool {
+        self.get() == *other
+    }
+}
+
+#[cfg(test)]
+mod typed_tests {
+    use super::*;
+
+    #[test]
+    fn a_zone_is_parsed_once_and_a_bad_one_names_its_key() {
+        let zone = Zone::try_from("america/new_york".to_owned()).unwrap();
+        assert_eq!(zone.name(), "America/New_York");
+        assert_eq!(zone.tz(), chrono_tz::America::New_York);
+        let error = Zone::try_from("Mars/Olympus".to_owned()).unwrap_err();
+        assert_eq!(error.key, "source.timezone");
+        assert_eq!(KeyedError::from_message(&error.to_string()), Some(error));
+        assert_eq!(Zone::default().name(), "UTC");
+    }
+
+    #[test]
+    fn a_batch_size_is_1_to_1000() {
+        for good in [1, 250, 1000] {
+            assert_eq!(BatchSize::try_from(good).unwrap().get(), good as usize);
+        }
+        for bad in [0, -1, 1001, 65_537] {
+            let error = BatchSize::try_from(bad).unwrap_err();
+            assert_eq!(error.key, "destination.batch_size", "{bad}");
+        }
+        assert_eq!(BatchSize::default(), 1000);
+    }
+}

@@ -3,18 +3,19 @@
 //! (`meta::classify`); this module only knows the answer it is handed: classification apart
 //! from mechanics, as vector's sinks keep them.
 //!
-//! The base schedule comes from `backon`'s [`ExponentialBuilder`] (factor 2, capped, bounded
-//! count), which is exactly "capped exponential". Jitter is applied here rather than with
-//! backon's `with_jitter`, because backon adds up to 100 % *on top of* the delay, so a 30 s cap
-//! could become 60 s; ours ("equal jitter") keeps every delay within `[d/2, d]`, so the cap is a
-//! real cap. The loop is ours too, because it must count retries for `Delivery.retries`, honour
-//! per-failure delay hints (`Retry-After`, Meta's usage headers) and log each retry in our format.
+//! The schedule is capped exponential (`base · 2ⁿ`, capped, `max_retries` of them: one line,
+//! [`RetryPolicy::schedule`]) with "equal jitter", which keeps every delay within `[d/2, d]` so
+//! that the cap is a real cap. The loop is the crate's own because it must count retries for
+//! `Delivery.retries`, honour per-failure delay hints (`Retry-After`, Meta's usage headers), end
+//! at once on a stop request with the failure it was going to retry, tell a failure that must not
+//! be retried from retries running out, and log each retry in our format: a retry crate such as
+//! `backon` would need a hook for each of those, and its own jitter adds up to 100 % on top of a
+//! delay (a 30 s cap could become 60 s).
 
 use std::fmt;
 use std::future::Future;
 use std::time::Duration;
 
-use backon::{BackoffBuilder, ExponentialBuilder};
 use rand::Rng;
 use tokio_util::sync::CancellationToken;
 
@@ -59,12 +60,9 @@ impl RetryPolicy {
     /// The backoff delays before each retry, without jitter: `base · 2ⁿ`, capped, `max_retries`
     /// of them.
     pub(crate) fn schedule(&self) -> impl Iterator<Item = Duration> {
-        ExponentialBuilder::new()
-            .with_min_delay(self.base_delay)
-            .with_max_delay(self.max_delay)
-            .with_factor(2.0)
-            .with_max_times(self.max_retries as usize)
-            .build()
+        let (base, max) = (self.base_delay, self.max_delay);
+        (0..self.max_retries)
+            .map(move |n| base.checked_mul(2_u32.saturating_pow(n)).map_or(max, |d| d.min(max)))
     }
 
     /// The delay actually waited: the jittered backoff, or the server's hint (capped) if longer.

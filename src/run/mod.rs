@@ -287,7 +287,7 @@ pub async fn run(
         let pass = send::Pass {
             ledger: ledger.clone(),
             pool: ledger_pool.clone(),
-            batch_size: config.destination.batch_size,
+            batch_size: config.destination.batch_size.get(),
             concurrency: config.destination.concurrency,
             destination,
             ledger_ready,
@@ -491,7 +491,7 @@ async fn start_filter(
                 bounded
                     .within(
                         "reading the source's clock",
-                        source::default_start(source_client, kind, &config.source.timezone),
+                        source::default_start(source_client, kind, config.source.timezone.name()),
                     )
                     .await?,
             )),

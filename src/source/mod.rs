@@ -4,6 +4,7 @@
 //! it reads (see `query` for the statement and why it is safe to restart from).
 
 mod clock;
+mod columns;
 mod describe;
 mod identity;
 mod query;

@@ -15,9 +15,10 @@
 
 use tokio_postgres::types::{ToSql, Type};
 
+use super::columns::{self, Role};
 use super::text::{output, Fallback};
 use super::{Column, EventTimeKind, IdKind, SourceTable, WatermarkKind};
-use crate::config::{Columns, Config, CustomerField};
+use crate::config::{Columns, Config};
 use crate::db::{quote_ident, quote_literal};
 
 /// A bind parameter with its type (statements are sent unnamed, typed by the caller).
@@ -127,23 +128,74 @@ pub fn watermark_text(expr: &str, _kind: WatermarkKind) -> String {
     format!("({expr})::text")
 }
 
-/// Indexes of the inner columns, in `SourceRow::from_row` order after the three leading ones
-/// (order watermark, key, ahead).
-pub mod col {
-    /// The row's own watermark (canonical text).
-    pub(crate) const ROW_WATERMARK: usize = 3;
-    /// The raw order id as text.
-    pub(crate) const ORDER_ID: usize = 4;
-    /// Unix seconds (timestamptz and epoch kinds).
-    pub(crate) const EPOCH: usize = 5;
-    /// The local time text (timestamp and date kinds).
-    pub(crate) const LOCAL_TIME: usize = 6;
-    /// The first of the text fields (value, currency, … store, timezone).
-    pub(crate) const FIELDS: usize = 7;
+/// The inner select list of a read: one expression per [`columns::INNER`] entry, in its order,
+/// aliased `c0`, `c1`, …; unmapped fields are `null`. Every read of rows (the delta, a window,
+/// orders by key) selects this list from the table aliased `s`, and `text::decode_row` reads
+/// it back by the same list.
+pub(crate) fn select_list(config: &Config, table: &SourceTable) -> String {
+    select_exprs(config, table)
+        .iter()
+        .enumerate()
+        .map(|(i, expr)| format!("{expr} as c{i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The expressions of [`select_list`], unaliased.
+fn select_exprs(config: &Config, table: &SourceTable) -> Vec<String> {
+    let m = &config.mapping;
+    let event_time = quote_ident(&m.event_time);
+    // An array column (several values of a customer field, or the processing options) is
+    // joined by the unit separator, which no value holds; the transform splits it.
+    let column_text = |name: &str| match table.columns.get(name) {
+        Some(column) if column.base.starts_with('_') => format!(
+            "array_to_string({}::text[], {VALUE_SEPARATOR_SQL})",
+            quote_ident(name)
+        ),
+        Some(column) => text_of(&quote_ident(name), column),
+        None => format!("{}::text", quote_ident(name)),
+    };
+    // Several columns give several values, joined the same way.
+    let values = |c: &Option<Columns>| match c.as_ref().map(|c| c.0.as_slice()) {
+        None => "null::text".to_owned(),
+        Some([one]) => column_text(one),
+        Some(many) => format!(
+            "nullif(concat_ws({VALUE_SEPARATOR_SQL}, {}), '')",
+            many.iter()
+                .map(|name| column_text(name))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    };
+    columns::INNER
+        .iter()
+        .map(|role| match *role {
+            Role::RowWatermark => watermark_text(
+                &quote_ident(&config.source.watermark_column),
+                table.watermark_kind,
+            ),
+            Role::OrderId => format!("{}::text", quote_ident(&m.order_id)),
+            Role::Epoch => match table.event_time_kind {
+                EventTimeKind::Timestamptz => format!("date_part('epoch', {event_time})"),
+                EventTimeKind::Local => "null::float8".to_owned(),
+                EventTimeKind::Epoch => format!("{event_time}::float8"),
+            },
+            Role::LocalTime => match table.event_time_kind {
+                EventTimeKind::Local => {
+                    format!("to_char({event_time}::timestamp, 'YYYY-MM-DD\"T\"HH24:MI:SS.US')")
+                }
+                _ => "null::text".to_owned(),
+            },
+            Role::Customer(field) => values(m.customer(field)),
+            Role::Field(field) => field
+                .column(m)
+                .map_or_else(|| "null::text".to_owned(), column_text),
+        })
+        .collect()
 }
 
 impl ReadQuery {
-    /// Builds the select list; unmapped fields are `null`.
+    /// The read of `table` as `config` maps it.
     pub fn new(config: &Config, table: &SourceTable) -> Self {
         let m = &config.mapping;
         let watermark = quote_ident(&config.source.watermark_column);
@@ -154,77 +206,8 @@ impl ReadQuery {
             &format!("{order_id}::text"),
             table.sql_ascii(),
         ));
-        let event_time = quote_ident(&m.event_time);
-        let epoch = match table.event_time_kind {
-            EventTimeKind::Timestamptz => format!("date_part('epoch', {event_time})"),
-            EventTimeKind::Local => "null::float8".to_owned(),
-            EventTimeKind::Epoch => format!("{event_time}::float8"),
-        };
-        let local = match table.event_time_kind {
-            EventTimeKind::Local => {
-                format!("to_char({event_time}::timestamp, 'YYYY-MM-DD\"T\"HH24:MI:SS.US')")
-            }
-            _ => "null::text".to_owned(),
-        };
-        // An array column (several values of a customer field, or the processing options) is
-        // joined by the unit separator, which no value holds; the transform splits it.
-        let column_text = |name: &str| match table.columns.get(name) {
-            Some(column) if column.base.starts_with('_') => format!(
-                "array_to_string({}::text[], {VALUE_SEPARATOR_SQL})",
-                quote_ident(name)
-            ),
-            Some(column) => text_of(&quote_ident(name), column),
-            None => format!("{}::text", quote_ident(name)),
-        };
-        let field = |c: &Option<String>| {
-            c.as_deref()
-                .map_or_else(|| "null::text".to_owned(), column_text)
-        };
-        // Several columns give several values, joined the same way.
-        let values = |c: &Option<Columns>| match c.as_ref().map(|c| c.0.as_slice()) {
-            None => "null::text".to_owned(),
-            Some([one]) => column_text(one),
-            Some(many) => format!(
-                "nullif(concat_ws({VALUE_SEPARATOR_SQL}, {}), '')",
-                many.iter()
-                    .map(|name| column_text(name))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        };
-        let mut list = vec![
-            watermark_text(&watermark, table.watermark_kind),
-            format!("{order_id}::text"),
-            epoch,
-            local,
-            field(&m.value),
-            field(&m.currency),
-        ];
-        list.extend(CustomerField::ALL.map(|f| values(m.customer(f))));
-        list.extend(
-            [
-                &m.item_id,
-                &m.item_quantity,
-                &m.item_price,
-                &m.store_id,
-                &m.timezone,
-                &m.data_processing_options_country,
-                &m.data_processing_options_state,
-                &m.opt_out,
-                &m.delivery_category,
-            ]
-            .into_iter()
-            .map(field),
-        );
-        list.push(field(&m.data_processing_options));
-        list.push(field(&m.item_line));
-        let width = list.len();
-        let inner = list
-            .iter()
-            .enumerate()
-            .map(|(i, expr)| format!("{expr} as c{i}"))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let inner = select_list(config, table);
+        let width = columns::WIDTH;
         Self {
             inner,
             width,
@@ -235,8 +218,8 @@ impl ReadQuery {
             id_kind: table.id_kind,
             watermark_kind: table.watermark_kind,
             event_time_kind: table.event_time_kind,
-            event_time,
-            timezone: quote_literal(&config.source.timezone),
+            event_time: quote_ident(&m.event_time),
+            timezone: quote_literal(config.source.timezone.name()),
             sql_ascii: table.sql_ascii(),
             fallback: config.source.encoding,
         }
@@ -328,7 +311,7 @@ impl ReadQuery {
     ///
     /// Output columns: the order's watermark (canonical text, capped at the database's clock),
     /// the order's key, whether the order's watermark is ahead of the clock, then the inner
-    /// columns (see [`col`]).
+    /// columns (`columns::INNER`).
     pub fn read(&self, filter: &Filter) -> (String, Vec<Param>) {
         self.read_after(filter, None)
     }
@@ -369,14 +352,14 @@ impl ReadQuery {
         let outer: Vec<String> = (0..self.width)
             .map(|i| {
                 let column = format!("r.c{i}");
-                if i + 3 == col::EPOCH {
+                if columns::INNER[i] == Role::Epoch {
                     column
                 } else {
                     output(&column, self.sql_ascii)
                 }
             })
             .collect();
-        let positions: Vec<String> = (4..4 + self.width).map(|i| i.to_string()).collect();
+        let positions: Vec<String> = (columns::LEADING + 1..=columns::LEADING + self.width).map(|i| i.to_string()).collect();
         let sql = format!(
             "select {wm_text}, {k}, coalesce(r.order_wm > {ahead}, false), {outer}, {uncapped},
                     {reread}
@@ -431,5 +414,61 @@ impl ReadQuery {
             "select count(*) from {} as s where s.{} is null",
             self.table, self.watermark
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::path::Path;
+
+    use super::*;
+    use crate::config::CustomerField;
+    use crate::source::columns::Field;
+
+    /// Every field mapped, each to a column named `col_<its mapping key>`.
+    fn every_field_mapped() -> Config {
+        let mut lines: Vec<String> = CustomerField::ALL
+            .iter()
+            .map(|f| format!("{0} = \"col_{0}\"", f.mapping_key()))
+            .collect();
+        lines.extend(Field::ALL.iter().map(|f| {
+            let key = f.config_key().trim_start_matches("mapping.");
+            format!("{key} = \"col_{key}\"")
+        }));
+        let text = crate::config::TEST_CONFIG.replace("value = \"total\"", &lines.join("\n"));
+        Config::parse(&text, Path::new("t.toml")).expect("the test config parses")
+    }
+
+    #[test]
+    fn the_select_list_and_the_decoder_walk_one_list_of_columns() {
+        let config = every_field_mapped();
+        let table = SourceTable {
+            quoted_name: "\"t\"".to_owned(),
+            columns: HashMap::new(),
+            watermark_kind: WatermarkKind::Timestamptz,
+            event_time_kind: EventTimeKind::Timestamptz,
+            server_encoding: "UTF8".to_owned(),
+            id_kind: IdKind::Text,
+        };
+        let exprs = select_exprs(&config, &table);
+        assert_eq!(exprs.len(), columns::WIDTH);
+        for (i, (role, expr)) in columns::INNER.iter().zip(&exprs).enumerate() {
+            // The column the decoder reads at `i` under `role`'s key is the one the select
+            // list put there.
+            let column = match *role {
+                Role::RowWatermark => "\"updated_at\"".to_owned(),
+                Role::OrderId => "\"id\"".to_owned(),
+                Role::Epoch => "date_part('epoch', \"at\")".to_owned(),
+                Role::LocalTime => "null::text".to_owned(),
+                Role::Customer(_) | Role::Field(_) => format!(
+                    "\"col_{}\"",
+                    role.config_key().trim_start_matches("mapping.")
+                ),
+            };
+            assert!(expr.contains(&column), "c{i} ({role:?}) is {expr}");
+        }
+        let list = select_list(&config, &table);
+        assert!(list.contains("\"col_item_line\"::text as c27"), "{list}");
     }
 }

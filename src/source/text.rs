@@ -12,8 +12,9 @@
 use tokio_postgres::types::{FromSql, Type};
 use tokio_postgres::Row;
 
-use super::{query, SourceRow};
-use crate::config::{CustomerField, TextEncoding};
+use super::columns::{self, Role};
+use super::SourceRow;
+use crate::config::TextEncoding;
 
 /// How a value that is not valid UTF-8 is decoded: `source.encoding`, if set.
 pub type Fallback = Option<TextEncoding>;
@@ -54,8 +55,10 @@ pub(super) fn output(expr: &str, sql_ascii: bool) -> String {
     }
 }
 
-/// Decodes a row in `ReadQuery::read`'s output order. A value that cannot be decoded is kept
-/// lossily (so that grouping and messages still work) and marks the row with its config key.
+/// Decodes a row of `ReadQuery::read`'s output: its leading columns, then each inner column by
+/// its [`Role`] in `columns::INNER`, the list the select list was built from. A value that
+/// cannot be decoded is kept lossily (so that grouping and messages still work) and marks the
+/// row with the config key of the first such column.
 ///
 /// # Errors
 /// A column whose type is not text, bytea, a float or a boolean where one is expected (a bug).
@@ -72,39 +75,30 @@ pub(super) fn decode_row(
             })
         }))
     };
-    let f = query::col::FIELDS;
     let last = row.len() - 1;
-    let mut customer: [Option<String>; CustomerField::COUNT] = Default::default();
-    for field in CustomerField::ALL {
-        customer[field.index()] = text(f + 2 + field.index(), field.config_key())?;
-    }
     let mut decoded = SourceRow {
         watermark: text(0, "source.watermark_column")?.unwrap_or_default(),
         key: text(1, "mapping.order_id")?.unwrap_or_default(),
         order_watermark: text(last - 1, "source.watermark_column")?.unwrap_or_default(),
         reread: row.try_get(last)?,
         ahead: row.try_get(2)?,
-        row_watermark: text(query::col::ROW_WATERMARK, "source.watermark_column")?
-            .unwrap_or_default(),
-        order_id: text(query::col::ORDER_ID, "mapping.order_id")?,
-        event_time: row.try_get(query::col::EPOCH)?,
-        local_time: text(query::col::LOCAL_TIME, "mapping.event_time")?,
-        value: text(f, "mapping.value")?,
-        currency: text(f + 1, "mapping.currency")?,
-        customer,
-        item_id: text(f + 13, "mapping.item_id")?,
-        item_quantity: text(f + 14, "mapping.item_quantity")?,
-        item_price: text(f + 15, "mapping.item_price")?,
-        store_id: text(f + 16, "mapping.store_id")?,
-        timezone: text(f + 17, "mapping.timezone")?,
-        dpo_country: text(f + 18, "mapping.data_processing_options_country")?,
-        dpo_state: text(f + 19, "mapping.data_processing_options_state")?,
-        opt_out: text(f + 20, "mapping.opt_out")?,
-        delivery_category: text(f + 21, "mapping.delivery_category")?,
-        data_processing_options: text(f + 22, "mapping.data_processing_options")?,
-        item_line: text(f + 23, "mapping.item_line")?,
-        undecodable: None,
+        ..SourceRow::default()
     };
+    for (i, role) in columns::INNER.into_iter().enumerate() {
+        let at = columns::LEADING + i;
+        match role {
+            Role::Epoch => decoded.event_time = row.try_get(at)?,
+            Role::RowWatermark => {
+                decoded.row_watermark = text(at, role.config_key())?.unwrap_or_default();
+            }
+            Role::OrderId => decoded.order_id = text(at, role.config_key())?,
+            Role::LocalTime => decoded.local_time = text(at, role.config_key())?,
+            Role::Customer(field) => {
+                decoded.customer[field.index()] = text(at, role.config_key())?;
+            }
+            Role::Field(field) => *field.slot(&mut decoded) = text(at, role.config_key())?,
+        }
+    }
     decoded.undecodable = undecodable;
     Ok(decoded)
 }

@@ -262,7 +262,7 @@ impl Rules {
                 .as_ref()
                 .map(|c| c.as_str().to_owned()),
             hash_external_id: config.normalize.hash_external_id,
-            timezone: crate::config::parse_zone(&config.source.timezone).unwrap_or(chrono_tz::UTC),
+            timezone: config.source.timezone.tz(),
             max_future_secs: i64::try_from(config.source.max_future.as_secs())
                 .unwrap_or(i64::MAX)
                 .max(MAX_FUTURE_SECS),

@@ -130,7 +130,7 @@ pub async fn explain(config: &Config, order_id: &str) -> Result<String, Error> {
     let order_id = order_id.as_str();
     let rows = source::read_orders(&source_client, &query, &[order_id.to_owned()]).await?;
     let rules = Rules::from_config(config);
-    let zone = crate::config::parse_zone(&config.source.timezone).unwrap_or(chrono_tz::UTC);
+    let zone = config.source.timezone.tz();
 
     let _ = writeln!(out, "\nsource ({}):", table.quoted_name);
     // Judged by the source database's clock, as a run judges it.

@@ -43,7 +43,7 @@ fn settings(base_url: &str) -> DestinationConfig {
         allow_plain_http: false,
         test_event_code: None,
         upload_tag: None,
-        batch_size: 1000,
+        batch_size: crate::config::BatchSize::default(),
         concurrency: 4,
         max_retries: 3,
         request_timeout: Duration::from_secs(5),

@@ -537,27 +537,5 @@ fn unix_seconds(value: &Scalar<'_>) -> Option<i64> {
     }
 }
 
-/// 64 lowercase hex digits, optionally followed by the parameter builder's `.appendix` (✅ S4).
-/// Runs for every `user_data` string, so the digest is checked without an early exit (the
-/// compiler turns that into vector code) and without first searching for the `.`.
-pub(super) fn is_sha256_hex(value: &str) -> bool {
-    let Some((digest, rest)) = value.as_bytes().split_at_checked(64) else {
-        return false;
-    };
-    let lower_hex = |b: u8| b.wrapping_sub(b'0') < 10 || b.wrapping_sub(b'a') < 6;
-    let digest_ok = digest.iter().fold(true, |ok, &b| ok & lower_hex(b));
-    digest_ok
-        && match rest {
-            [] => true,
-            [b'.', tail @ ..] => {
-                !tail.is_empty()
-                    && tail
-                        .iter()
-                        .all(|&b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-            }
-            _ => false,
-        }
-}
-
 #[cfg(test)]
 mod tests;

@@ -1,6 +1,7 @@
 //! Unit tests of `validate`.
 
 use super::*;
+use crate::sandbox::view::is_sha256_hex;
 
 /// A fixed clock for the rules.
 const NOW: i64 = 1_764_300_000;

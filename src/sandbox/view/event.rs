@@ -7,8 +7,7 @@ use std::fmt;
 
 use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 
-use super::values::{skip_map, skip_seq, Key, Scalar, Skip};
-use crate::sandbox::validate::is_sha256_hex;
+use super::values::{is_sha256_hex, skip_map, skip_seq, Key, Scalar, Skip};
 
 /// One `user_data` value, summarized for the rules without keeping its strings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

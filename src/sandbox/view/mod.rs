@@ -56,7 +56,7 @@ mod event;
 mod values;
 
 pub(super) use event::{Event, UserData, UserValue};
-pub(super) use values::Scalar;
+pub(super) use values::{is_sha256_hex, Scalar};
 
 use event::event_from_map;
 use values::{skip_map, skip_seq, Key, Skip};
