@@ -66,7 +66,7 @@ impl Clock {
         } else {
             "behind"
         };
-        let off = humantime::format_duration(Duration::from_secs(off.round() as u64));
+        let off = crate::human::duration(off.round());
         Some(format!(
             "this host's clock is {off} {way} the source database's: ocapi judges event times \
              by the database's clock, so no order is affected, but fix the host's time (NTP)"
