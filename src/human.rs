@@ -1,5 +1,5 @@
 //! One format per kind of figure for what people read (issue 26, item 7): durations as `45s`,
-//! `5m`, `3.5h`, `15.1d`; instants as `2026-12-07 01:27 UTC`. JSON, metrics and logs keep
+//! `5m`, `3.5h`, `15.1d`; instants as `2026-12-07 01:27:03 UTC`. JSON, metrics and logs keep
 //! seconds and RFC 3339 (`2026-12-07T01:27:00Z`), for programs.
 
 use chrono::{DateTime, NaiveDateTime, Utc};
@@ -31,15 +31,22 @@ pub fn std_duration(d: std::time::Duration) -> String {
     duration(d.as_secs_f64())
 }
 
-/// An instant for people: `2026-12-07 01:27 UTC` (UTC, to the minute).
+/// An instant for people: `2026-12-07 01:27:03 UTC` (UTC, to the second).
 pub fn instant(at: DateTime<Utc>) -> String {
-    at.format("%Y-%m-%d %H:%M UTC").to_string()
+    at.format("%Y-%m-%d %H:%M:%S UTC").to_string()
 }
 
-/// An RFC 3339 UTC text (`2026-12-07T01:27:03Z`, as JSON carries it) for people, as
-/// [`instant`]; text that is no such instant is returned as it is.
+/// Unix seconds as [`instant`]; `-` for a time out of range.
+pub fn instant_secs(secs: i64) -> String {
+    DateTime::<Utc>::from_timestamp(secs, 0).map_or_else(|| "-".to_owned(), instant)
+}
+
+/// An RFC 3339 text (`2026-12-07T01:27:03Z`, as JSON carries it) or PostgreSQL's text of a
+/// `timestamptz` (`2026-12-07 01:27:03.5+00`) for people, as [`instant`]; text that is no
+/// such instant is returned as it is.
 pub fn instant_text(rfc3339: &str) -> String {
     DateTime::parse_from_rfc3339(rfc3339)
+        .or_else(|_| DateTime::parse_from_str(rfc3339, "%Y-%m-%d %H:%M:%S%.f%#z"))
         .map(|t| instant(t.with_timezone(&Utc)))
         .or_else(|_| {
             NaiveDateTime::parse_from_str(rfc3339, "%Y-%m-%dT%H:%M:%S%.f")
@@ -81,12 +88,12 @@ mod tests {
 
     #[test]
     fn instants_read_the_same_in_every_text_output() {
-        assert_eq!(instant_text("2026-12-07T01:27:03Z"), "2026-12-07 01:27 UTC");
-        assert_eq!(
-            instant_text("2026-12-07T01:27:03+00:00"),
-            "2026-12-07 01:27 UTC"
-        );
-        assert_eq!(instant_text("2026-12-07T01:27:03"), "2026-12-07 01:27 UTC");
+        let want = "2026-12-07 01:27:03 UTC";
+        assert_eq!(instant_text("2026-12-07T01:27:03Z"), want);
+        assert_eq!(instant_text("2026-12-07T02:27:03+01:00"), want);
+        assert_eq!(instant_text("2026-12-07T01:27:03"), want);
+        assert_eq!(instant_text("2026-12-07 01:27:03.25+00"), want);
+        assert_eq!(instant_secs(1_796_606_823), want);
         assert_eq!(instant_text("not a time"), "not a time");
     }
 }

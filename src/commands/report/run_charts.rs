@@ -15,7 +15,7 @@ pub(super) const MIN_CHART_RUNS: usize = 3;
 /// A match key as people know it: the `[mapping]` key (`email`, `phone`, `date_of_birth`),
 /// not Meta's code (`em`, `ph`, `db`).
 pub(super) fn key_name(code: &str) -> &str {
-    CustomerField::from_key(code).map_or(code, CustomerField::mapping_key)
+    CustomerField::from_key(code).map_or(code, |field| field.mapping_key())
 }
 /// A line chart over runs: one polyline per series, values per run (None = gap).
 fn run_chart(
