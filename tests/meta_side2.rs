@@ -103,7 +103,7 @@ async fn metas_diagnostics_need_the_ad_account_which_check_names_and_the_stand_i
     let graph = sandbox_with(Faults::default(), side).await;
 
     // WHEN check runs without `destination.ad_account_id`, then with it
-    let _ = db.meta_config("", &graph.base_url(), TOKEN, "");
+    migrate(&db.meta_config("", &graph.base_url(), TOKEN, "")).await;
     let without = ocapi(&db.config_path(), &["check"]).await;
     let _ = db.meta_config("", &graph.base_url(), TOKEN, "ad_account_id = \"act_4242\"");
     let with = ocapi(&db.config_path(), &["check"]).await;
