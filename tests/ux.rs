@@ -164,7 +164,7 @@ fn window(args: &[&str]) -> Vec<String> {
     v
 }
 
-/// Whether `v` is 1, 2, 2.5 or 5 times a power of ten (or 0).
+/// Whether `v` is 1, 2, 2.5 or 5 times a power of ten (or 0): a round step.
 fn round_tick(v: f64) -> bool {
     if v == 0.0 {
         return true;
@@ -256,8 +256,17 @@ async fn the_report_shows_money_per_currency_and_day_names_match_keys_rounds_tic
         .filter_map(|t| t.split_once('<'))
         .filter_map(|(t, _)| t.trim_end_matches('%').parse().ok())
         .collect();
+    // (one chart, per day: ticks from 0 up by a round step, as 0, 5, 10, 15)
     assert!(ticks.len() >= 3, "{ticks:?}");
-    assert!(ticks.iter().all(|t| round_tick(*t)), "{ticks:?}");
+    let step = ticks[1] - ticks[0];
+    assert!(ticks[0] == 0.0 && round_tick(step), "{ticks:?}");
+    assert!(
+        ticks
+            .iter()
+            .enumerate()
+            .all(|(k, t)| (t - step * k as f64).abs() < 1e-9),
+        "{ticks:?}"
+    );
     // AND the time it was made reads as every text output's instants do
     assert!(html.contains(" UTC."), "made-at not in the people's format");
 }
