@@ -20,6 +20,7 @@
 //! `sandbox`, on by default) is a local stand-in for the Graph API.
 
 pub mod escape;
+pub mod human;
 pub mod secret;
 pub mod config;
 pub mod db;

@@ -240,16 +240,26 @@ impl fmt::Display for RunStats {
             }
             return Ok(());
         }
-        writeln!(
-            f,
-            "run {} of {}: {}",
-            self.run_id,
-            self.connector,
-            self.status.as_str()
-        )?;
+        // A dry run (run id 0) sends nothing and has no run number (issue 26, item 7).
+        let dry_run = self.run_id == 0;
+        if dry_run {
+            writeln!(f, "dry run of {}: {}", self.connector, self.status.as_str())?;
+        } else {
+            writeln!(
+                f,
+                "run {} of {}: {}",
+                self.run_id,
+                self.connector,
+                self.status.as_str()
+            )?;
+        }
         writeln!(f, "  rows read           {:>10}", self.rows_read)?;
         writeln!(f, "  events              {:>10}", self.events)?;
-        writeln!(f, "  sent                {:>10}", self.sent)?;
+        if dry_run {
+            writeln!(f, "  would send          {:>10}", self.sent)?;
+        } else {
+            writeln!(f, "  sent                {:>10}", self.sent)?;
+        }
         writeln!(f, "  skipped (duplicate) {:>10}", self.skipped_duplicate)?;
         writeln!(f, "  changed after send  {:>10}", self.changed_after_send)?;
         writeln!(f, "  skipped (rejected)  {:>10}", self.skipped_rejected)?;
@@ -270,12 +280,19 @@ impl fmt::Display for RunStats {
             self.watermark_start.clone().unwrap_or_else(none),
             self.watermark_end.clone().unwrap_or_else(none)
         )?;
-        writeln!(f, "  duration            {:>8} ms", self.duration_ms)?;
+        let human = crate::human::duration;
+        writeln!(
+            f,
+            "  duration            {:>10}",
+            human(self.duration_ms as f64 / 1000.0)
+        )?;
         if let Some(lag) = self.upload_lag.summary() {
             writeln!(
                 f,
-                "  upload lag          median {:.0} s, p95 {:.0} s, max {:.0} s",
-                lag.median_seconds, lag.p95_seconds, lag.max_seconds
+                "  upload lag          median {}, p95 {}, max {}",
+                human(lag.median_seconds),
+                human(lag.p95_seconds),
+                human(lag.max_seconds)
             )?;
         }
         let list = |map: &BTreeMap<String, u64>| {

@@ -19,7 +19,7 @@ fn unescape(text: &str) -> String {
 }
 
 /// `data-figure` key → shown text, from the DOM Chromium rendered.
-fn figures(dom: &str) -> BTreeMap<String, String> {
+pub(crate) fn figures(dom: &str) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     for part in dom.split("data-figure=\"").skip(1) {
         let (key, rest) = part.split_once('"').unwrap();
@@ -30,7 +30,7 @@ fn figures(dom: &str) -> BTreeMap<String, String> {
 }
 
 /// Renders a file in headless Chromium: its DOM, and console messages from its stderr.
-fn chromium_dump(html: &Path) -> (String, Vec<String>) {
+pub(crate) fn chromium_dump(html: &Path) -> (String, Vec<String>) {
     let out = Command::new("chromium")
         .args([
             "--headless",

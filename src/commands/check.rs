@@ -93,7 +93,7 @@ pub async fn check(config: &Config) -> CheckReport {
     match crate::alerts::Alerter::from_config(&config.alerts) {
         Ok(Some(_)) => report.pass(format!(
             "alerts: webhook set (quiet period {})",
-            humantime::format_duration(config.alerts.quiet_period)
+            crate::human::std_duration(config.alerts.quiet_period)
         )),
         Ok(None) => {}
         Err(error) => report.fail(&error.into()),

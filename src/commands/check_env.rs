@@ -47,7 +47,7 @@ pub(super) async fn findings(
              `source.lookback` (now {}) to at least the refresh interval plus how long a \
              refresh takes",
             table.quoted_name,
-            humantime::format_duration(config.source.lookback)
+            crate::human::std_duration(config.source.lookback)
         )));
     }
     Ok(found)

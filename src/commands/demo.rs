@@ -106,11 +106,18 @@ pub async fn run(rows: u32) -> Result<(), Error> {
         },
         meta_side: crate::sandbox::MetaSide::default(),
     };
+    let error_rate = options.faults.error_rate;
     let listen = "127.0.0.1:0".parse().expect("a valid socket address");
     let sandbox = Sandbox::start(listen, options).await?;
     println!(
         "local Graph API stand-in listening on {}",
         sandbox.base_url()
+    );
+    println!(
+        "the stand-in answers about {:.0}% of requests with HTTP 500 on purpose, to show the \
+         retries: the `WARN … HTTP 500` lines below are expected, and each batch they name is \
+         sent again",
+        100.0 * error_rate
     );
 
     let config = demo_config(&url, &sandbox.base_url())?;
@@ -129,12 +136,91 @@ pub async fn run(rows: u32) -> Result<(), Error> {
         "the stand-in accepted {} events in {} requests ({} faults injected)",
         stats.events_accepted, stats.requests, stats.faults_injected
     );
+    let start = config.source.start.clone().unwrap_or_default();
+    print!("{}", account(&client, &start).await?);
     println!(
-        "inspect the ledger: psql -c \"select status, reason, count(*) from \
-         ocapi_demo_ledger.ledger group by 1, 2\""
+        "inspect the ledger: {}",
+        psql_line(
+            &url,
+            "select status, reason, count(*) from ocapi_demo_ledger.ledger group by 1, 2 \
+             order by 1, 2"
+        )
     );
     sandbox.shutdown().await;
     Ok(())
+}
+
+/// Every demo order, accounted for: the ledger's outcomes (sent, anonymous, held, invalid and
+/// rejected with their reasons) and the source orders no run read, those older than
+/// `source.start` (`start`, 62 days back: Meta takes store events up to 62 days old,
+/// docs/meta-capi.md) apart.
+async fn account(client: &tokio_postgres::Client, start: &str) -> Result<String, Error> {
+    let outcomes = client
+        .query(
+            "select status, coalesce(reason, ''), count(*) from ocapi_demo_ledger.ledger \
+             group by 1, 2 order by 1, 2",
+            &[],
+        )
+        .await
+        .map_err(DbError::query("cannot count the demo ledger's outcomes"))?;
+    let unread = client
+        .query_one(
+            "select count(distinct t.order_id) total,
+                    count(distinct t.order_id) filter (where not exists (
+                        select 1 from ocapi_demo_ledger.ledger l where l.order_id = t.order_id)
+                        and t.updated_at < $1::text::timestamptz) too_old,
+                    count(distinct t.order_id) filter (where not exists (
+                        select 1 from ocapi_demo_ledger.ledger l where l.order_id = t.order_id)
+                        and t.updated_at >= $1::text::timestamptz) unread
+             from ocapi_demo.store_transactions t",
+            &[&start],
+        )
+        .await
+        .map_err(DbError::query("cannot count the demo orders"))?;
+    let (total, too_old, not_read): (i64, i64, i64) = (unread.get(0), unread.get(1), unread.get(2));
+    let mut out = format!("every one of the {total} demo orders, accounted for:\n");
+    let mut counted = 0;
+    for row in &outcomes {
+        let (status, reason, n): (String, String, i64) = (row.get(0), row.get(1), row.get(2));
+        counted += n;
+        let what = match status.as_str() {
+            "sent" => "sent (Meta acknowledged them)".to_owned(),
+            "anonymous" => {
+                "anonymous: walk-in sales without customer data, recorded, not sent".to_owned()
+            }
+            "held" => "held: dated ahead of the clock, sent once their time comes".to_owned(),
+            other if reason.is_empty() => other.to_owned(),
+            other => format!("{other}: {}", crate::escape::terminal(&reason)),
+        };
+        out.push_str(&format!("  {n:>6}  {what}\n"));
+    }
+    if too_old > 0 {
+        out.push_str(&format!(
+            "  {too_old:>6}  too old: older than 62 days, the most Meta takes for store events; \
+             before `source.start`, so no run reads them\n"
+        ));
+    }
+    if not_read > 0 {
+        out.push_str(&format!("  {not_read:>6}  not read yet\n"));
+    }
+    counted += too_old + not_read;
+    out.push_str(&format!("  {counted:>6}  in all\n"));
+    Ok(out)
+}
+
+/// A `psql` command line that reaches the demo's database as printed: the URL without its
+/// password (psql asks for it), so that nothing secret reaches the terminal.
+fn psql_line(url: &Secret, sql: &str) -> String {
+    let quoted = |text: &str| format!("'{}'", text.replace('\'', "'\\''"));
+    let target = match reqwest::Url::parse(url.expose()) {
+        Ok(mut parsed) if parsed.scheme().starts_with("postgres") => {
+            let _ = parsed.set_password(None);
+            quoted(parsed.as_str())
+        }
+        // A key=value connection string: psql takes it as the database name.
+        _ => "\"$DATABASE_URL\"".to_owned(),
+    };
+    format!("psql {target} -c {}", quoted(sql))
 }
 
 /// The bundled `connector.toml`, pointed at this database and this stand-in.

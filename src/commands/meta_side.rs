@@ -58,6 +58,16 @@ pub(crate) fn issue_lines(issues: &[Issue]) -> Vec<String> {
 
 /// Meta's diagnostics as warnings (an unreadable edge is one warning naming it).
 pub(crate) async fn diagnostics(meta: &MetaDestination) -> Vec<Finding> {
+    if meta.ad_account_id().is_none() {
+        // Meta's edge requires the ad account (docs/meta-side.md): asking without it would
+        // only earn a "(#100) invalid parameter".
+        return vec![Finding::new(
+            Severity::Warn,
+            "meta diagnostics: not read: Meta's ads_signal_diagnostic_issues edge needs the ad \
+             account that uses the dataset; set `destination.ad_account_id` (act_<digits>, \
+             Ads Manager shows it) to list them here, or open Events Manager's Diagnostics tab",
+        )];
+    }
     match meta.diagnostic_issues().await {
         Ok(issues) if issues.is_empty() => vec![Finding::new(
             Severity::Ok,

@@ -283,8 +283,11 @@ pub fn render(report: &Report) -> String {
     if let Some(lag) = &report.upload_lag {
         let _ = writeln!(
             out,
-            "ocapi upload lag (sale to acceptance) in run {}: median {:.0} s, p95 {:.0} s, max {:.0} s",
-            lag.run_id, lag.median_seconds, lag.p95_seconds, lag.max_seconds
+            "ocapi upload lag (sale to acceptance) in run {}: median {}, p95 {}, max {}",
+            lag.run_id,
+            crate::commands::runs::short(lag.median_seconds),
+            crate::commands::runs::short(lag.p95_seconds),
+            crate::commands::runs::short(lag.max_seconds)
         );
     }
     if m.composite.is_some_and(|c| c < 8.5) {

@@ -10,6 +10,7 @@
 //! counts more than `alerts.meta_shortfall` (a share of the day's sent orders) fewer than
 //! were sent is alerted once.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -31,6 +32,9 @@ pub struct MetaDay {
     /// `Purchase` events Meta counts on that day (its hourly buckets summed); `None` when its
     /// answer could not be read.
     pub meta_received: Option<u64>,
+    /// Of those, Meta's count per event source (`/stats?aggregation=event_source`), where
+    /// Meta answers it; `None` when it does not.
+    pub meta_event_source: Option<BTreeMap<String, u64>>,
     /// Orders the ledger has as sent whose event time is on that day.
     pub ledger_sent: u64,
     /// `ledger_sent - meta_received` (positive: Meta counts fewer); `None` for a day younger
@@ -108,6 +112,7 @@ pub fn compare(
             MetaDay {
                 day,
                 meta_received,
+                meta_event_source: stats.and_then(|s| s.sources.get(&day).cloned()),
                 ledger_sent,
                 difference,
                 settled,
@@ -171,19 +176,28 @@ pub fn render(meta: &MetaReconcile) -> String {
                 out,
                 "newest hourly bucket from Meta: {} ({} old); days younger than {} are left out \
                  of the difference",
-                bucket.format("%Y-%m-%d %H:%M UTC"),
-                super::runs::short(age as f64),
-                humantime::format_duration(std::time::Duration::from_secs(meta.settle_seconds))
+                crate::human::instant(bucket),
+                crate::human::duration(age as f64),
+                crate::human::duration(meta.settle_seconds as f64)
             );
         }
         _ => {
             let _ = writeln!(out, "Meta answered no hourly bucket for the window");
         }
     }
+    let by_source = meta.days.iter().any(|d| d.meta_event_source.is_some());
     let _ = writeln!(
         out,
-        "{:<12} {:>14} {:>12} {:>11}",
-        "day", "meta received", "ledger sent", "difference"
+        "{:<12} {:>14} {:>12} {:>11}{}",
+        "day",
+        "meta received",
+        "ledger sent",
+        "difference",
+        if by_source {
+            "  meta by event source"
+        } else {
+            ""
+        }
     );
     for day in &meta.days {
         let received = day
@@ -201,9 +215,20 @@ pub fn render(meta: &MetaReconcile) -> String {
             None if !day.settled => ("-".to_owned(), "  not settled yet".to_owned()),
             None => ("-".to_owned(), String::new()),
         };
+        let sources = match (&day.meta_event_source, by_source) {
+            (Some(split), _) => {
+                let list: Vec<String> = split
+                    .iter()
+                    .map(|(source, n)| format!("{} {n}", crate::escape::terminal(source)))
+                    .collect();
+                format!("  {}", list.join(", "))
+            }
+            (None, true) => "  -".to_owned(),
+            (None, false) => String::new(),
+        };
         let _ = writeln!(
             out,
-            "{:<12} {:>14} {:>12} {:>11}{note}",
+            "{:<12} {:>14} {:>12} {:>11}{sources}{note}",
             day.day, received, day.ledger_sent, difference
         );
     }
@@ -219,7 +244,7 @@ pub fn render(meta: &MetaReconcile) -> String {
 }
 
 /// Reads Meta's counts for the report's window; a failure is a warning, never an error.
-async fn read(config: &Config, report: &Report) -> Result<MetaStats, String> {
+pub(crate) async fn read(config: &Config, report: &Report) -> Result<MetaStats, String> {
     let meta = MetaDestination::from_config(config)
         .map_err(|error| format!("cannot read Meta's counts: {error}"))?;
     let at = |day: NaiveDate| {

@@ -23,11 +23,11 @@ pub fn render(runs: &[RunRecord]) -> String {
     }
     let _ = writeln!(
         out,
-        "{:>6}  {:<8}  {:<9}  {:<20}  {:>9}  {:>8}  {:>8}  {:>8}  {:>8}  {:>8}  {:>9}  {:>6}  {:>6}  {:>13}",
+        "{:>6}  {:<8}  {:<9}  {:<23}  {:>9}  {:>8}  {:>8}  {:>8}  {:>8}  {:>8}  {:>9}  {:>6}  {:>6}  {:>13}",
         "run",
         "mode",
         "status",
-        "started (UTC)",
+        "started",
         "duration",
         "rows",
         "sent",
@@ -40,17 +40,16 @@ pub fn render(runs: &[RunRecord]) -> String {
         "lag p50/p95"
     );
     for r in runs {
-        let duration = r.duration_ms.map_or_else(
-            || "-".to_owned(),
-            |ms| format!("{:.1}s", ms as f64 / 1000.0),
-        );
+        let duration = r
+            .duration_ms
+            .map_or_else(|| "-".to_owned(), |ms| short(ms as f64 / 1000.0));
         let _ = writeln!(
             out,
-            "{:>6}  {:<8}  {:<9}  {:<20}  {:>9}  {:>8}  {:>8}  {:>8}  {:>8}  {:>8}  {:>9}  {:>6}  {:>6.3}  {:>13}",
+            "{:>6}  {:<8}  {:<9}  {:<23}  {:>9}  {:>8}  {:>8}  {:>8}  {:>8}  {:>8}  {:>9}  {:>6}  {:>6.3}  {:>13}",
             r.run_id,
             r.mode,
             r.status,
-            r.started_at,
+            crate::human::instant_text(&r.started_at),
             duration,
             r.rows_read,
             r.sent,
@@ -72,17 +71,9 @@ pub fn render(runs: &[RunRecord]) -> String {
     out
 }
 
-/// Seconds in a short human unit: `45s`, `12m`, `3.5h`, `2.1d`.
+/// Seconds in a short human unit: `45s`, `12m`, `3.5h`, `2.1d` ([`crate::human::duration`]).
 pub(crate) fn short(seconds: f64) -> String {
-    if seconds < 60.0 {
-        format!("{seconds:.0}s")
-    } else if seconds < 3_600.0 {
-        format!("{:.0}m", seconds / 60.0)
-    } else if seconds < 86_400.0 {
-        format!("{:.1}h", seconds / 3_600.0)
-    } else {
-        format!("{:.1}d", seconds / 86_400.0)
-    }
+    crate::human::duration(seconds)
 }
 
 /// `ocapi runs`: the last `--last` runs, newest first, as a table or one JSON array.

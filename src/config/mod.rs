@@ -279,6 +279,11 @@ pub struct DestinationConfig {
     /// cross that network in clear. Off by default: such a URL is a configuration error.
     #[serde(default)]
     pub allow_plain_http: bool,
+    /// meta: the ad account that uses the dataset, `act_<digits>` or `<digits>`. Meta's
+    /// `{dataset_id}/ads_signal_diagnostic_issues` edge requires it (`ad_account_id`,
+    /// docs/meta-side.md); without it `check` and `quality` say so instead of reading Meta's
+    /// diagnostics.
+    pub ad_account_id: Option<String>,
     /// meta: events then show in Events Manager's Test Events (and are still kept as data).
     pub test_event_code: Option<String>,
     /// A tag sent on every request (`upload_tag`), which Meta still accepts for advertisers

@@ -184,6 +184,16 @@ impl Config {
                 if d.path.is_some() {
                     return invalid("destination.path", "only applies to kind = \"file\"");
                 }
+                if let Some(account) = &d.ad_account_id {
+                    let digits = account.strip_prefix("act_").unwrap_or(account);
+                    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                        return invalid(
+                            "destination.ad_account_id",
+                            "must be the ad account's id, `act_<digits>` or `<digits>` (Ads \
+                             Manager shows it)",
+                        );
+                    }
+                }
                 if !d.api_version.starts_with('v') {
                     return invalid("destination.api_version", "must look like \"v26.0\"");
                 }

@@ -233,6 +233,11 @@ pub(super) async fn get_debug_token(
 /// "data": [{"value": event name, "count"}]}]}`, one entry per hour. ❌ Meta does not say
 /// whether an hour is that of the event time or of receipt; the stand-in counts by event time
 /// (what it accepted, less `stats_undercount`). Times are unix seconds or RFC 3339.
+///
+/// `aggregation=event_source` (✅ in the edge's aggregation list, with the `event` parameter
+/// filtering one event name, same page) has the same shape with an event source as each
+/// `value`; ❌ Meta does not list the values: the stand-in counts everything it accepted on its
+/// events edge as `server` (a Conversions API upload). Other aggregations answer no bucket.
 pub(super) async fn get_stats(
     State(shared): State<Arc<Shared>>,
     Path((_api_version, dataset_id)): Path<(String, String)>,
@@ -247,9 +252,10 @@ pub(super) async fn get_stats(
         return error.into_response();
     }
     let aggregation = query.get("aggregation").map_or("event", String::as_str);
-    if aggregation != "event" {
+    if aggregation != "event" && aggregation != "event_source" {
         return Json(json!({ "data": [] })).into_response();
     }
+    let only_event = query.get("event").cloned();
     let bound = |key: &str| query.get(key).and_then(|text| parse_time(text));
     let (from, to) = (bound("start_time"), bound("end_time"));
     let mut hours: BTreeMap<i64, BTreeMap<String, u64>> = BTreeMap::new();
@@ -261,10 +267,18 @@ pub(super) async fn get_stats(
             continue;
         }
         let name = accepted.event.get("event_name").and_then(Value::as_str);
+        if only_event.as_deref().is_some_and(|only| Some(only) != name) {
+            continue;
+        }
+        let value = if aggregation == "event_source" {
+            "server"
+        } else {
+            name.unwrap_or_default()
+        };
         *hours
             .entry(time.div_euclid(3600) * 3600)
             .or_default()
-            .entry(name.unwrap_or_default().to_owned())
+            .entry(value.to_owned())
             .or_default() += 1;
     }
     let share = shared.meta_side.stats_undercount.clamp(0.0, 1.0);
@@ -282,7 +296,7 @@ pub(super) async fn get_stats(
             let start = DateTime::<Utc>::from_timestamp(hour, 0).unwrap_or_default();
             json!({
                 "start_time": start.format("%Y-%m-%dT%H:%M:%S+0000").to_string(),
-                "aggregation": "event",
+                "aggregation": aggregation,
                 "data": counts,
             })
         })
@@ -300,9 +314,12 @@ fn parse_time(text: &str) -> Option<i64> {
     })
 }
 
-/// `GET /{api_version}/{dataset_id}/ads_signal_diagnostic_issues`. ❌ No Meta reference page
-/// for this edge could be read (docs/meta-side.md); the stand-in answers a Graph list, `{"data":
-/// [{"issue_type", "title", "description", "detected_at"}]}`, and ocapi reads it leniently.
+/// `GET /{api_version}/{dataset_id}/ads_signal_diagnostic_issues?ad_account_id=…`. ✅
+/// https://developers.facebook.com/documentation/ads-commerce/marketing-api/reference/ads-pixel/ads_signal_diagnostic_issues
+/// (read December 2026): the edge is the dataset's (ads pixel's), `ad_account_id` (int64) is
+/// required, a bad parameter is error code 100, and the answer is `{"data": [AdsSignalDiagnosticIssue
+/// nodes], "paging": {}}`. ❌ The page lists no node fields: the stand-in answers
+/// `{"issue_type", "title", "description", "detected_at"}` and ocapi reads nodes leniently.
 pub(super) async fn get_diagnostic_issues(
     State(shared): State<Arc<Shared>>,
     Path((_api_version, dataset_id)): Path<(String, String)>,
@@ -315,6 +332,14 @@ pub(super) async fn get_diagnostic_issues(
         .and_then(|()| shared.require_read_scope());
     if let Err(error) = result {
         return error.into_response();
+    }
+    let account = query.get("ad_account_id").map(String::as_str);
+    if !account.is_some_and(|a| !a.is_empty() && a.bytes().all(|b| b.is_ascii_digit())) {
+        return GraphError::invalid(
+            "(#100) The parameter ad_account_id is required and must be an ad account id",
+            None,
+        )
+        .into_response();
     }
     let detected = DateTime::<Utc>::from_timestamp(now_secs(), 0)
         .unwrap_or_default()
@@ -333,7 +358,7 @@ pub(super) async fn get_diagnostic_issues(
             })
         })
         .collect();
-    Json(json!({ "data": data })).into_response()
+    Json(json!({ "data": data, "paging": {} })).into_response()
 }
 
 /// Adds `facebook-api-version` to every answer (the version in the path, or the configured

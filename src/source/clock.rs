@@ -66,7 +66,7 @@ impl Clock {
         } else {
             "behind"
         };
-        let off = humantime::format_duration(Duration::from_secs(off.round() as u64));
+        let off = crate::human::duration(off.round());
         Some(format!(
             "this host's clock is {off} {way} the source database's: ocapi judges event times \
              by the database's clock, so no order is affected, but fix the host's time (NTP)"
@@ -104,7 +104,7 @@ mod tests {
         let clock = Clock::at(1_800_000_000.0, 2.0 * 86_400.0);
         assert!((clock.now() - 1_800_000_000).abs() <= 1);
         let warning = clock.skew_warning().unwrap();
-        assert!(warning.contains("2days ahead of"), "{warning}");
+        assert!(warning.contains("2.0d ahead of"), "{warning}");
         assert!(Clock::at(1.0e9, -70.0 * 86_400.0)
             .skew_warning()
             .unwrap()

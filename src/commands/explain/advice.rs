@@ -4,8 +4,6 @@
 
 use std::fmt;
 
-use chrono::{DateTime, Utc};
-
 use crate::ledger::Status;
 use crate::transform::InvalidReason;
 
@@ -128,9 +126,9 @@ impl Advice {
     }
 }
 
-/// Unix seconds as RFC 3339 (`-` when out of range).
+/// Unix seconds for people (`2026-12-07 01:27:03 UTC`, `-` when out of range).
 fn rfc3339(t: i64) -> String {
-    DateTime::<Utc>::from_timestamp(t, 0).map_or_else(|| "-".to_owned(), |t| t.to_rfc3339())
+    crate::human::instant_secs(t)
 }
 
 /// The advice in words, as `explain` prints it.

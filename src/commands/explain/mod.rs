@@ -10,6 +10,7 @@ use crate::config::{Config, CustomerField};
 use crate::db;
 use crate::error::{Error, ExitStatus};
 use crate::escape::terminal;
+use crate::human::instant_text;
 use crate::ledger::{LedgerReader, Status};
 use crate::source::{self, ReadQuery, SourceRow};
 use crate::transform::{self, Rules};
@@ -67,7 +68,7 @@ fn describe_rows(rows: &[SourceRow], zone: chrono_tz::Tz, out: &mut String) {
         let utc = transform::event_time(row, zone)
             .ok()
             .and_then(|t| chrono::DateTime::<Utc>::from_timestamp(t, 0))
-            .map_or_else(|| "-".to_owned(), |t| t.to_rfc3339());
+            .map_or_else(|| "-".to_owned(), crate::human::instant);
         let time = match &row.local_time {
             Some(local) => {
                 let zone = transform::row_zone(row, zone)
@@ -151,7 +152,7 @@ pub async fn explain(config: &Config, order_id: &str) -> Result<String, Error> {
             Ok(built) => {
                 if let Some(until) = built.held_until {
                     let until = chrono::DateTime::<Utc>::from_timestamp(until, 0)
-                        .map_or_else(|| "-".to_owned(), |t| t.to_rfc3339());
+                        .map_or_else(|| "-".to_owned(), crate::human::instant);
                     let _ = writeln!(
                         out,
                         "  held until {until}: its event time is ahead of now (a till clock \
@@ -250,9 +251,12 @@ pub async fn explain(config: &Config, order_id: &str) -> Result<String, Error> {
         ("value", record.value_text.clone()),
         ("currency", record.currency.clone()),
         ("run_id", record.run_id.map(|r| r.to_string())),
-        ("first_seen_at", record.first_seen_at.clone()),
-        ("updated_at", record.updated_at.clone()),
-        ("sent_at", record.sent_at.clone()),
+        (
+            "first_seen_at",
+            record.first_seen_at.as_deref().map(instant_text),
+        ),
+        ("updated_at", record.updated_at.as_deref().map(instant_text)),
+        ("sent_at", record.sent_at.as_deref().map(instant_text)),
         ("fbtrace_id", record.fbtrace_id.clone()),
         ("attempts", Some(record.attempts.to_string())),
         ("match_keys", record.match_keys.clone()),
@@ -285,7 +289,7 @@ pub async fn explain(config: &Config, order_id: &str) -> Result<String, Error> {
             run.run_id,
             run.mode,
             run.status,
-            run.started_at,
+            instant_text(&run.started_at),
             roles.join(", ")
         );
     }

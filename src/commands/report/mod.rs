@@ -5,7 +5,13 @@
 //! - per store, the share of source orders sent (`reconcile --by store`);
 //! - match-key coverage over the runs in the window (`runs`);
 //! - upload lag per run (`runs`);
-//! - the top invalid and rejected reasons with their counts.
+//! - the top invalid and rejected reasons with their counts;
+//! - per currency and day, the value sent against the source's value (`reconcile --by day`);
+//! - Meta's side: the token's and the API version's time left, Meta's counts beside the
+//!   ledger's (`reconcile --meta`).
+//!
+//! Run charts are drawn from three runs on; fewer show as tables only. Axis ticks are round
+//! numbers. Match keys are named as the `[mapping]` keys (email, phone, …), not Meta's codes.
 //!
 //! Every figure shown also stands in a table cell tagged `data-figure="..."`, with the same
 //! value as `reconcile --json` and `runs --json` give for the window.
@@ -21,6 +27,8 @@ use crate::commands::runs::{self, RunRecord};
 use crate::config::Config;
 use crate::error::{Error, ExitStatus};
 
+mod meta;
+mod money;
 mod run_charts;
 
 use run_charts::{coverage, lag};
@@ -60,8 +68,14 @@ pub(crate) struct ReportData {
     pub by_day: reconcile::Report,
     /// `reconcile --by store`.
     pub by_store: reconcile::Report,
+    /// `reconcile --by day`'s lines before merging: one per day and currency, with values.
+    pub values: Vec<Line>,
+    /// The window's totals per currency.
+    pub value_totals: Vec<Line>,
     /// Runs started in the window, oldest first.
     pub runs: Vec<RunRecord>,
+    /// Meta's side, for a Meta destination.
+    pub meta: Option<meta::MetaSection>,
 }
 
 /// Reads what the report shows for the event days `[from, to)` (`to` exclusive).
@@ -72,7 +86,14 @@ pub(crate) async fn gather(
 ) -> Result<ReportData, Error> {
     // The charts count orders per day and store, whatever their currency.
     let mut by_day = reconcile::reconcile(config, from, to, GroupBy::Day).await?;
-    by_day.lines = by_day.merged_lines();
+    let values = std::mem::take(&mut by_day.lines);
+    by_day.lines = reconcile::Report {
+        lines: values.clone(),
+        ..by_day.clone()
+    }
+    .merged_lines();
+    let value_totals = by_day.totals.clone();
+    let meta = meta::gather(config, &by_day).await;
     let mut by_store = reconcile::reconcile(config, from, to, GroupBy::Store).await?;
     by_store.lines = by_store.merged_lines();
     let mut runs = in_window(runs::recent(config, RUNS).await?, from, to);
@@ -81,10 +102,13 @@ pub(crate) async fn gather(
         connector: config.connector.name.clone(),
         from,
         to,
-        generated_at: chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        generated_at: crate::human::instant(chrono::Utc::now()),
         by_day,
         by_store,
+        values,
+        value_totals,
         runs,
+        meta,
     })
 }
 
@@ -166,7 +190,11 @@ pub(crate) fn render_html(data: &ReportData) -> String {
     stores(&mut out, &data.by_store);
     coverage(&mut out, &data.runs);
     lag(&mut out, &data.runs);
+    money::values(&mut out, &data.values, &data.value_totals);
     reasons(&mut out, &data.by_day.total);
+    if let Some(section) = &data.meta {
+        meta::render(&mut out, section);
+    }
     out.push_str("</body></html>\n");
     out
 }
@@ -254,7 +282,7 @@ fn days(out: &mut String, report: &reconcile::Report) {
         height + 50.0,
         height + 50.0
     );
-    axis(out, left, top, height, width, max, Unit::Count);
+    let max = axis(out, left, top, height, width, max, Unit::Count);
     let label_every = (lines.len() / 12).max(1);
     for (i, line) in lines.iter().enumerate() {
         let x0 = left + group_width * i as f64 + 3.0;
@@ -311,11 +339,48 @@ fn days(out: &mut String, report: &reconcile::Report) {
     out.push_str("</table>\n");
 }
 
-/// A y axis from 0 to `max` with a few grid lines.
-fn axis(out: &mut String, left: f64, top: f64, height: f64, width: f64, max: f64, unit: Unit) {
-    for k in 0..=4 {
-        let v = max * f64::from(k) / 4.0;
-        let y = top + height - height * f64::from(k) / 4.0;
+/// A round step of about `raw` for ticks in `unit`: 1, 2, 2.5 or 5 times a power of ten (2.5
+/// only where it stays whole for counts), or a round span of time for seconds.
+fn nice_step(raw: f64, unit: Unit) -> f64 {
+    let raw = raw.max(f64::MIN_POSITIVE);
+    if let Unit::Seconds = unit {
+        const SPANS: [f64; 20] = [
+            1.0, 2.0, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1_800.0, 3_600.0,
+            7_200.0, 10_800.0, 21_600.0, 43_200.0, 86_400.0, 172_800.0, 432_000.0,
+        ];
+        if let Some(span) = SPANS.into_iter().find(|span| *span >= raw) {
+            return span;
+        }
+        return 864_000.0 * (raw / 864_000.0).ceil();
+    }
+    let magnitude = 10_f64.powf(raw.log10().floor());
+    let whole = matches!(unit, Unit::Count);
+    [1.0, 2.0, 2.5, 5.0, 10.0]
+        .into_iter()
+        .filter(|m| !(whole && *m == 2.5 && magnitude < 10.0))
+        .map(|m| m * magnitude)
+        .find(|step| *step >= raw && (!whole || *step >= 1.0))
+        .unwrap_or(10.0 * magnitude)
+        .max(if whole { 1.0 } else { 0.0 })
+}
+
+/// A y axis from 0 with grid lines at round values, up to `max` or just above: returns the top
+/// value, which the chart then scales to.
+fn axis(
+    out: &mut String,
+    left: f64,
+    top: f64,
+    height: f64,
+    width: f64,
+    max: f64,
+    unit: Unit,
+) -> f64 {
+    let step = nice_step(max / 4.0, unit);
+    let ticks = (max / step - 1e-9).ceil().max(1.0) as u32;
+    let max = step * f64::from(ticks);
+    for k in 0..=ticks {
+        let v = step * f64::from(k);
+        let y = top + height - height * v / max;
         let _ = write!(
             out,
             "<line x1=\"{left}\" x2=\"{width:.0}\" y1=\"{y:.1}\" y2=\"{y:.1}\" stroke=\"#eee\"/>\
@@ -325,6 +390,7 @@ fn axis(out: &mut String, left: f64, top: f64, height: f64, width: f64, max: f64
             unit.show(v)
         );
     }
+    max
 }
 
 /// How a chart's values read.
@@ -482,5 +548,20 @@ mod tests {
         assert_eq!(top(&reasons), vec![("c", 5), ("a", 2), ("b", 2)]);
         assert_eq!(percent(1.0, 3.0), "33.3");
         assert_eq!(percent(1.0, 0.0), "-");
+    }
+
+    #[test]
+    fn axis_steps_are_round_numbers_or_round_spans_of_time() {
+        assert_eq!(nice_step(13.0 / 4.0, Unit::Count), 5.0);
+        assert_eq!(nice_step(25.0, Unit::Percent), 25.0);
+        assert_eq!(nice_step(0.3, Unit::Count), 1.0);
+        assert_eq!(nice_step(1_000.0, Unit::Seconds), 1_800.0);
+        assert_eq!(nice_step(1_307_720.0 / 4.0, Unit::Seconds), 432_000.0);
+        let mut out = String::new();
+        assert_eq!(
+            axis(&mut out, 0.0, 0.0, 100.0, 100.0, 13.0, Unit::Count),
+            15.0
+        );
+        assert!(out.contains(">10<") && !out.contains(">3.3<"), "{out}");
     }
 }

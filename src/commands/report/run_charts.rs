@@ -1,12 +1,22 @@
 //! The report's charts over runs: match-key coverage and upload lag, one line per series with
-//! a point per run, each figure also in a table cell tagged `data-figure`.
+//! a point per run, each figure also in a table cell tagged `data-figure`. With fewer than
+//! [`MIN_CHART_RUNS`] runs a chart would be a dot or two: the table stands alone.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use super::{axis, cell, esc, legend, percent, trim, Unit, PALETTE};
 use crate::commands::runs::RunRecord;
+use crate::config::CustomerField;
 
+/// Runs from which a chart over runs is drawn.
+pub(super) const MIN_CHART_RUNS: usize = 3;
+
+/// A match key as people know it: the `[mapping]` key (`email`, `phone`, `date_of_birth`),
+/// not Meta's code (`em`, `ph`, `db`).
+pub(super) fn key_name(code: &str) -> &str {
+    CustomerField::from_key(code).map_or(code, |field| field.mapping_key())
+}
 /// A line chart over runs: one polyline per series, values per run (None = gap).
 fn run_chart(
     out: &mut String,
@@ -33,7 +43,7 @@ fn run_chart(
         height + 40.0,
         height + 40.0
     );
-    axis(out, left, top, height, width, max, unit);
+    let max = axis(out, left, top, height, width, max, unit);
     let x = |i: usize| left + step * i as f64;
     let y = |v: f64| top + height - height * (v / max).min(1.0);
     for (n, (name, values)) in series.iter().enumerate() {
@@ -99,22 +109,24 @@ pub(super) fn coverage(out: &mut String, runs: &[RunRecord]) {
         .keys()
         .map(|key| {
             (
-                (*key).to_owned(),
+                key_name(key).to_owned(),
                 runs.iter().map(|r| share(r, key).or(Some(0.0))).collect(),
             )
         })
         .collect();
-    run_chart(
-        out,
-        "match-key coverage per run",
-        &runs,
-        &series,
-        100.0,
-        Unit::Percent,
-    );
+    if runs.len() >= MIN_CHART_RUNS {
+        run_chart(
+            out,
+            "match-key coverage per run",
+            &runs,
+            &series,
+            100.0,
+            Unit::Percent,
+        );
+    }
     out.push_str("<table><tr><th>run</th><th>sent</th>");
     for key in keys.keys() {
-        let _ = write!(out, "<th>{}</th>", esc(key));
+        let _ = write!(out, "<th>{}</th>", esc(key_name(key)));
     }
     out.push_str("</tr>");
     for run in &runs {
@@ -162,14 +174,16 @@ pub(super) fn lag(out: &mut String, runs: &[RunRecord]) {
             runs.iter().map(|r| r.upload_lag_p95_seconds).collect(),
         ),
     ];
-    run_chart(
-        out,
-        "upload lag per run",
-        &runs,
-        &series,
-        max * 1.1,
-        Unit::Seconds,
-    );
+    if runs.len() >= MIN_CHART_RUNS {
+        run_chart(
+            out,
+            "upload lag per run",
+            &runs,
+            &series,
+            max,
+            Unit::Seconds,
+        );
+    }
     out.push_str("<table><tr><th>run</th><th>median (s)</th><th>p95 (s)</th><th>max (s)</th></tr>");
     for run in &runs {
         let id = run.run_id;

@@ -138,6 +138,8 @@ struct Inner {
     test_event_code: Option<String>,
     /// `destination.upload_tag`.
     upload_tag: Option<String>,
+    /// `destination.ad_account_id`, digits only (the `act_` prefix taken off).
+    ad_account_id: Option<String>,
     /// What the advice of a final error needs (dataset, version, where the token comes from).
     advice: AdviceContext,
     /// Retries for transient failures.
@@ -223,6 +225,10 @@ impl Inner {
             token,
             test_event_code: config.test_event_code.clone(),
             upload_tag: config.upload_tag.clone(),
+            ad_account_id: config
+                .ad_account_id
+                .as_deref()
+                .map(|a| a.strip_prefix("act_").unwrap_or(a).to_owned()),
             advice: AdviceContext {
                 dataset_id: config.dataset_id.clone(),
                 api_version: config.api_version.clone(),

@@ -73,6 +73,17 @@ pub struct MetaStats {
     pub days: BTreeMap<NaiveDate, u64>,
     /// The start of the newest hourly bucket Meta answered with.
     pub newest_bucket: Option<DateTime<Utc>>,
+    /// `Purchase` events per UTC day and event source (`aggregation=event_source`); empty
+    /// when Meta answered no bucket for it.
+    pub sources: BTreeMap<NaiveDate, BTreeMap<String, u64>>,
+}
+
+/// A count as Meta writes it: a number or a numeric string.
+fn count_of(item: &Value) -> Option<u64> {
+    let count = item.get("count")?;
+    count
+        .as_u64()
+        .or_else(|| count.as_str().and_then(|s| s.parse().ok()))
 }
 
 /// A bucket's `start_time`: `2026-12-06T10:00:00+0000`, RFC 3339, or unix seconds.
@@ -106,16 +117,42 @@ impl MetaStats {
                 .into_iter()
                 .flatten()
                 .filter(|c| c.get("value").and_then(Value::as_str) == Some("Purchase"))
-                .filter_map(|c| {
-                    let count = c.get("count")?;
-                    count
-                        .as_u64()
-                        .or_else(|| count.as_str().and_then(|s| s.parse().ok()))
-                })
+                .filter_map(count_of)
                 .sum();
             *self.days.entry(start.date_naive()).or_default() += purchases;
             if self.newest_bucket.is_none_or(|newest| start > newest) {
                 self.newest_bucket = Some(start);
+            }
+        }
+    }
+
+    /// Adds one page of `/stats?aggregation=event_source&event=Purchase`: hourly buckets whose
+    /// `data` counts the `Purchase` events per event source (`value`), summed per UTC day.
+    pub fn add_source_page(&mut self, body: &Value) {
+        let buckets = body.get("data").and_then(Value::as_array);
+        for bucket in buckets.into_iter().flatten() {
+            let Some(start) = bucket.get("start_time").and_then(bucket_time) else {
+                continue;
+            };
+            let counts = bucket.get("data").and_then(Value::as_array);
+            for item in counts.into_iter().flatten() {
+                let (Some(source), Some(n)) =
+                    (item.get("value").and_then(Value::as_str), count_of(item))
+                else {
+                    continue;
+                };
+                // Meta's text, shown to people: control characters and markup stripped.
+                let source: String = source
+                    .chars()
+                    .filter(|c| !c.is_control())
+                    .take(40)
+                    .collect();
+                *self
+                    .sources
+                    .entry(start.date_naive())
+                    .or_default()
+                    .entry(source)
+                    .or_default() += n;
             }
         }
     }
@@ -302,23 +339,52 @@ impl MetaDestination {
         from: i64,
         to: i64,
     ) -> Result<MetaStats, DestinationError> {
+        let mut stats = MetaStats::default();
+        self.stats_pages(&[("aggregation", "event")], from, to, |page| {
+            stats.add_page(page);
+        })
+        .await?;
+        // Per event source where Meta answers it (✅ `event_source` is in the edge's
+        // aggregation list, and `event` filters one event name; docs/meta-side.md). A refusal
+        // leaves the split out, it does not hide the counts.
+        let mut sources = MetaStats::default();
+        let split = self
+            .stats_pages(
+                &[("aggregation", "event_source"), ("event", "Purchase")],
+                from,
+                to,
+                |page| sources.add_source_page(page),
+            )
+            .await;
+        if let Err(error) = split {
+            tracing::debug!(error = %error, "meta's stats per event source could not be read");
+        }
+        stats.sources = sources.sources;
+        Ok(stats)
+    }
+
+    /// `GET {version}/{dataset_id}/stats` with `query`, `start_time` and `end_time` (unix
+    /// seconds), following Meta's cursor paging; each page goes to `page`.
+    async fn stats_pages(
+        &self,
+        query: &[(&str, &str)],
+        from: i64,
+        to: i64,
+        mut page: impl FnMut(&Value),
+    ) -> Result<(), DestinationError> {
         let inner = &*self.inner;
         let url = format!("{}/stats", inner.dataset_url);
         let (from, to) = (from.to_string(), to.to_string());
-        let mut stats = MetaStats::default();
         let mut after: Option<String> = None;
         for _ in 0..MAX_STATS_PAGES {
-            let mut query = vec![
-                ("aggregation", "event"),
-                ("start_time", from.as_str()),
-                ("end_time", to.as_str()),
-            ];
+            let mut query = query.to_vec();
+            query.extend([("start_time", from.as_str()), ("end_time", to.as_str())]);
             if let Some(cursor) = &after {
                 query.push(("after", cursor.as_str()));
             }
-            let page: Value = inner.get(&url, &query, "stats").await?;
-            stats.add_page(&page);
-            let paging = page.get("paging");
+            let body: Value = inner.get(&url, &query, "stats").await?;
+            page(&body);
+            let paging = body.get("paging");
             after = paging
                 .filter(|p| p.get("next").is_some())
                 .and_then(|p| p.pointer("/cursors/after"))
@@ -328,7 +394,12 @@ impl MetaDestination {
                 break;
             }
         }
-        Ok(stats)
+        Ok(())
+    }
+
+    /// `destination.ad_account_id` (digits), which Meta's diagnostics edge requires.
+    pub(crate) fn ad_account_id(&self) -> Option<&str> {
+        self.inner.ad_account_id.as_deref()
     }
 
     /// `GET {version}/{dataset_id}/ads_signal_diagnostic_issues`: the issues Meta reports.
@@ -338,7 +409,15 @@ impl MetaDestination {
     pub(crate) async fn diagnostic_issues(&self) -> Result<Vec<Issue>, DestinationError> {
         let inner = &*self.inner;
         let url = format!("{}/ads_signal_diagnostic_issues", inner.dataset_url);
-        let body: Value = inner.get(&url, &[], "diagnostics").await?;
+        // ✅ Meta's reference page for the edge lists `ad_account_id` (int64) as required
+        // (docs/meta-side.md); callers ask only when it is configured.
+        let query: Vec<(&str, &str)> = inner
+            .ad_account_id
+            .as_deref()
+            .map(|account| ("ad_account_id", account))
+            .into_iter()
+            .collect();
+        let body: Value = inner.get(&url, &query, "diagnostics").await?;
         Ok(issues(&body))
     }
 }

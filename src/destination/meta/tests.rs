@@ -41,6 +41,7 @@ fn settings(base_url: &str) -> DestinationConfig {
         api_version: "v26.0".to_owned(),
         base_url: crate::config::HttpUrl::try_from(base_url.to_owned()).unwrap(),
         allow_plain_http: false,
+        ad_account_id: None,
         test_event_code: None,
         upload_tag: None,
         batch_size: crate::config::BatchSize::default(),
