@@ -3,49 +3,8 @@
 //! reproduction from the issue, against a real PostgreSQL, reading the events back from the
 //! file destination and the outcomes from the ledger.
 
-use ocapi::config::Config;
-
-use crate::support::{insert_orders, migrate, ocapi, run, TestDb};
-
-/// A config over `table` (order_id, purchased_at, updated_at, currency, email, country and the
-/// line items sku, qty, unit_price); `mapping_extra` goes into `[mapping]`.
-fn till_config(db: &TestDb, table: &str, mapping_extra: &str) -> Config {
-    let text = format!(
-        r#"
-[connector]
-name = "identity-test"
-lock_wait = "2s"
-
-[source]
-url = "{url}"
-table = "{table}"
-watermark_column = "updated_at"
-start = "2000-01-01T00:00:00Z"
-lookback = "1d"
-
-[mapping]
-order_id = "order_id"
-event_time = "purchased_at"
-currency = "currency"
-email = "email"
-country = "country"
-item_id = "sku"
-item_quantity = "qty"
-item_price = "unit_price"
-{mapping_extra}
-
-[destination]
-kind = "file"
-dataset_id = "1234567890"
-path = {out:?}
-"#,
-        url = db.url,
-        out = db.out_path().display().to_string(),
-    );
-    let path = db.config_path();
-    std::fs::write(&path, text).unwrap();
-    Config::load(&path).unwrap()
-}
+use crate::support::scenario::Scenario;
+use crate::support::{ocapi, orders_sql, run, TestDb};
 
 /// A till's lines with an id column of type `id_type`.
 fn tills(id_type: &str) -> String {
@@ -83,17 +42,18 @@ async fn ledger_rows(db: &TestDb) -> Vec<(String, String, Option<String>)> {
 #[tokio::test]
 async fn a_numeric_id_written_1001_and_1001_0_is_one_purchase_of_12() {
     // GIVEN order 1001 written `1001` by the till (5.00) and `1001.0` by a CSV import (7.00)
-    let db = TestDb::new().await;
-    db.exec(&tills("numeric")).await;
-    db.exec(
-        "insert into shop.tills (order_id, line_no, updated_at, sku, qty, unit_price) values
+    let (db, config) = Scenario::lines("shop.tills")
+        .named("identity-test")
+        .given(tills("numeric"))
+        .given(
+            "insert into shop.tills (order_id, line_no, updated_at, sku, qty, unit_price) values
          (1001,   1, '2026-11-01 10:00:00+00', 'A', 1, 5.00),
          (1001.0, 2, '2026-11-01 10:00:01+00', 'B', 1, 7.00),
          (2002.50, 1, '2026-11-01 10:00:02+00', 'C', 1, 3.00);",
-    )
-    .await;
-    let config = till_config(&db, "shop.tills", "");
-    migrate(&config).await;
+        )
+        .source("lookback = \"1d\"")
+        .migrated()
+        .await;
 
     // WHEN the connector runs, twice
     let first = run(&config).await;
@@ -133,17 +93,18 @@ async fn a_numeric_id_written_1001_and_1001_0_is_one_purchase_of_12() {
 #[tokio::test]
 async fn a_citext_receipt_in_two_cases_is_one_order() {
     // GIVEN receipt RCPT-77 written `RCPT-77` and `rcpt-77` in a citext column
-    let db = TestDb::new().await;
-    db.exec("create extension if not exists citext").await;
-    db.exec(&tills("citext")).await;
-    db.exec(
-        "insert into shop.tills (order_id, line_no, updated_at, sku, qty, unit_price) values
+    let (db, config) = Scenario::lines("shop.tills")
+        .named("identity-test")
+        .given("create extension if not exists citext")
+        .given(tills("citext"))
+        .given(
+            "insert into shop.tills (order_id, line_no, updated_at, sku, qty, unit_price) values
          ('RCPT-77', 1, '2026-11-01 10:00:00+00', 'A', 1, 5.00),
          ('rcpt-77', 2, '2026-11-01 10:00:01+00', 'B', 1, 7.00);",
-    )
-    .await;
-    let config = till_config(&db, "shop.tills", "");
-    migrate(&config).await;
+        )
+        .source("lookback = \"1d\"")
+        .migrated()
+        .await;
 
     // WHEN the connector runs
     let stats = run(&config).await;
@@ -163,15 +124,16 @@ async fn a_citext_receipt_in_two_cases_is_one_order() {
 #[tokio::test]
 async fn explain_of_an_upper_case_uuid_finds_the_order() {
     // GIVEN an order whose id is a uuid, sent
-    let db = TestDb::new().await;
-    db.exec(&tills("uuid")).await;
-    db.exec(
-        "insert into shop.tills (order_id, line_no, updated_at, sku, qty, unit_price) values
+    let (_db, config) = Scenario::lines("shop.tills")
+        .named("identity-test")
+        .given(tills("uuid"))
+        .given(
+            "insert into shop.tills (order_id, line_no, updated_at, sku, qty, unit_price) values
          ('a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', 1, '2026-11-01 10:00:00+00', 'A', 1, 5.00);",
-    )
-    .await;
-    let config = till_config(&db, "shop.tills", "");
-    migrate(&config).await;
+        )
+        .source("lookback = \"1d\"")
+        .migrated()
+        .await;
     run(&config).await;
 
     // WHEN explain is asked for it in upper case, as a receipt prints it
@@ -188,17 +150,18 @@ async fn explain_of_an_upper_case_uuid_finds_the_order() {
 async fn a_ledger_with_keys_of_an_earlier_version_is_converted_by_migrate_and_nothing_is_resent() {
     // GIVEN a numeric id column and a ledger written by an earlier version: 1001 and 1001.0
     // sent as two orders (5.00, 7.00), 2002.50 sent, 3003.0 invalid
-    let db = TestDb::new().await;
-    db.exec(&tills("numeric")).await;
-    db.exec(
-        "insert into shop.tills (order_id, line_no, updated_at, sku, qty, unit_price) values
+    let (db, config) = Scenario::lines("shop.tills")
+        .named("identity-test")
+        .given(tills("numeric"))
+        .given(
+            "insert into shop.tills (order_id, line_no, updated_at, sku, qty, unit_price) values
          (1001,    1, '2026-11-01 10:00:00+00', 'A', 1, 5.00),
          (1001.0,  2, '2026-11-01 10:00:01+00', 'B', 1, 7.00),
          (2002.50, 1, '2026-11-01 10:00:02+00', 'C', 1, 3.00);",
-    )
-    .await;
-    let config = till_config(&db, "shop.tills", "");
-    migrate(&config).await;
+        )
+        .source("lookback = \"1d\"")
+        .migrated()
+        .await;
     db.exec(
         "insert into ocapi.ledger (connector, dataset_id, event_name, order_id, status, value,
              currency, event_time, source_watermark, reason, updated_at)
@@ -264,10 +227,13 @@ from shop.order_lines l join shop.customer_emails e using (customer_id);";
 #[tokio::test]
 async fn a_view_that_repeats_lines_with_item_line_sends_the_order_once_with_both_emails() {
     // GIVEN a 20.00 order of 3 items whose view repeats each line for the customer's two emails
-    let db = TestDb::new().await;
-    db.exec(REPEATING_VIEW).await;
-    let config = till_config(&db, "shop.lines_with_emails", "item_line = \"line_no\"");
-    migrate(&config).await;
+    let (db, config) = Scenario::lines("shop.lines_with_emails")
+        .named("identity-test")
+        .given(REPEATING_VIEW)
+        .source("lookback = \"1d\"")
+        .mapping("item_line = \"line_no\"")
+        .migrated()
+        .await;
 
     // WHEN the connector runs
     let stats = run(&config).await;
@@ -298,10 +264,12 @@ async fn a_view_that_repeats_lines_with_item_line_sends_the_order_once_with_both
 #[tokio::test]
 async fn without_item_line_check_warns_of_repeated_lines_with_the_fix() {
     // GIVEN the same view and no `mapping.item_line`
-    let db = TestDb::new().await;
-    db.exec(REPEATING_VIEW).await;
-    let config = till_config(&db, "shop.lines_with_emails", "");
-    migrate(&config).await;
+    let (db, config) = Scenario::lines("shop.lines_with_emails")
+        .named("identity-test")
+        .given(REPEATING_VIEW)
+        .source("lookback = \"1d\"")
+        .migrated()
+        .await;
 
     // WHEN `check` runs
     let report = ocapi::commands::check::check(&config).await;
@@ -315,7 +283,13 @@ async fn without_item_line_check_warns_of_repeated_lines_with_the_fix() {
         report.text
     );
     // AND with it set, the warning is gone
-    let config = till_config(&db, "shop.lines_with_emails", "item_line = \"line_no\"");
+    let config = crate::support::scenario::lines_config(
+        &db,
+        "identity-test",
+        "shop.lines_with_emails",
+        "lookback = \"1d\"",
+        "item_line = \"line_no\"",
+    );
     let report = ocapi::commands::check::check(&config).await;
     assert!(
         !report.text.contains("mapping.item_line"),
@@ -327,19 +301,21 @@ async fn without_item_line_check_warns_of_repeated_lines_with_the_fix() {
 #[tokio::test]
 async fn rows_of_one_line_that_disagree_make_the_order_invalid_naming_the_column() {
     // GIVEN a line whose two repeats disagree on the quantity
-    let db = TestDb::new().await;
-    db.exec(REPEATING_VIEW).await;
-    db.exec(
-        "update shop.order_lines set qty = 3 where line_no = 1;
+    let (db, config) = Scenario::lines("shop.lines_with_emails")
+        .named("identity-test")
+        .given(REPEATING_VIEW)
+        .given(
+            "update shop.order_lines set qty = 3 where line_no = 1;
          create or replace view shop.lines_with_emails as
          select l.order_id, l.line_no, l.purchased_at, l.updated_at, l.currency, l.country,
                 e.email, l.sku, l.qty + case when e.email like 'ana.work%' then 1 else 0 end as qty,
                 l.unit_price
          from shop.order_lines l join shop.customer_emails e using (customer_id);",
-    )
-    .await;
-    let config = till_config(&db, "shop.lines_with_emails", "item_line = \"line_no\"");
-    migrate(&config).await;
+        )
+        .source("lookback = \"1d\"")
+        .mapping("item_line = \"line_no\"")
+        .migrated()
+        .await;
 
     // WHEN the connector runs
     let stats = run(&config).await;
@@ -359,10 +335,11 @@ async fn rows_of_one_line_that_disagree_make_the_order_invalid_naming_the_column
 #[tokio::test]
 async fn rows_re_stamped_without_a_change_are_not_changed_after_send() {
     // GIVEN 50 orders sent
-    let db = TestDb::new().await;
-    insert_orders(&db, "T", 50, "2026-11-01 00:00:00+00").await;
-    let config = db.config("lookback = \"1d\"", None);
-    migrate(&config).await;
+    let (db, config) = Scenario::demo()
+        .given(orders_sql("T", 50, "2026-11-01 00:00:00+00"))
+        .source("lookback = \"1d\"")
+        .migrated()
+        .await;
     let first = run(&config).await;
     assert_eq!(first.sent, 50);
 

@@ -289,11 +289,11 @@ pub fn parse_zone(name: &str) -> Option<chrono_tz::Tz> {
 /// The error of a value that checks itself as it is read, naming its config key:
 /// `Config::parse` reports it as `ConfigError::Invalid` for that key.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct KeyedError {
+pub struct KeyedError {
     /// The dotted key.
-    pub(crate) key: &'static str,
+    pub key: &'static str,
     /// What is wrong, written as the fix.
-    pub(crate) constraint: String,
+    pub constraint: String,
 }
 
 impl fmt::Display for KeyedError {

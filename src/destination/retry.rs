@@ -61,8 +61,10 @@ impl RetryPolicy {
     /// of them.
     pub(crate) fn schedule(&self) -> impl Iterator<Item = Duration> {
         let (base, max) = (self.base_delay, self.max_delay);
-        (0..self.max_retries)
-            .map(move |n| base.checked_mul(2_u32.saturating_pow(n)).map_or(max, |d| d.min(max)))
+        (0..self.max_retries).map(move |n| {
+            base.checked_mul(2_u32.saturating_pow(n))
+                .map_or(max, |d| d.min(max))
+        })
     }
 
     /// The delay actually waited: the jittered backoff, or the server's hint (capped) if longer.

@@ -359,7 +359,9 @@ impl ReadQuery {
                 }
             })
             .collect();
-        let positions: Vec<String> = (columns::LEADING + 1..=columns::LEADING + self.width).map(|i| i.to_string()).collect();
+        let positions: Vec<String> = (columns::LEADING + 1..=columns::LEADING + self.width)
+            .map(|i| i.to_string())
+            .collect();
         let sql = format!(
             "select {wm_text}, {k}, coalesce(r.order_wm > {ahead}, false), {outer}, {uncapped},
                     {reread}

@@ -6,7 +6,11 @@ use std::path::{Path, PathBuf};
 use ocapi::config::Config;
 use tokio_postgres::{Client, NoTls};
 
+pub mod proxy;
+pub mod scenario;
 pub mod webhook;
+
+pub use webhook::Webhook;
 
 /// The server tests create their databases on.
 pub fn admin_url() -> String {
@@ -220,15 +224,19 @@ country = "US"
 
 /// Inserts `n` valid orders `{prefix}{i}` bought an hour ago, updated at base + i seconds.
 pub async fn insert_orders(db: &TestDb, prefix: &str, n: i32, updated_base: &str) {
-    db.exec(&format!(
+    db.exec(&orders_sql(prefix, n, updated_base)).await;
+}
+
+/// The statement [`insert_orders`] runs (for `Scenario::given`).
+pub fn orders_sql(prefix: &str, n: i32, updated_base: &str) -> String {
+    format!(
         "insert into shop.store_transactions
          select '{prefix}' || g, now() - interval '1 hour',
                 timestamptz '{updated_base}' + g * interval '1 second',
                 10 + g, 'USD', 'Customer' || g || '@Example.com', '(650) 555-' || lpad(g::text, 4, '0'),
                 'Mary', 'Smith', 'New York', 'NY', '10001', 'US', 'F', date '1990-01-02', 'L' || g
          from generate_series(1, {n}) g"
-    ))
-    .await;
+    )
 }
 
 /// Runs one sync pass with default options.
@@ -369,52 +377,4 @@ pub async fn reconcile_around_today(config: &Config) -> ocapi::commands::reconci
     )
     .await
     .unwrap()
-}
-
-/// A local chat webhook for the alerts: records the `text` of each POSTed message.
-pub struct Webhook {
-    /// Its URL (a secret in real life).
-    pub url: String,
-    /// Texts received.
-    texts: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
-}
-
-impl Webhook {
-    /// Starts one on a free local port.
-    pub async fn start() -> Self {
-        let texts: std::sync::Arc<std::sync::Mutex<Vec<String>>> = Default::default();
-        let sink = std::sync::Arc::clone(&texts);
-        let app = axum::Router::new().route(
-            "/hooks/{id}",
-            axum::routing::post(move |axum::Json(body): axum::Json<serde_json::Value>| {
-                let sink = std::sync::Arc::clone(&sink);
-                async move {
-                    let text = body["text"].as_str().unwrap_or_default().to_owned();
-                    sink.lock().unwrap().push(text);
-                    "ok"
-                }
-            }),
-        );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}/hooks/h1", listener.local_addr().unwrap());
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        Self { url, texts }
-    }
-
-    /// The texts received so far.
-    pub fn texts(&self) -> Vec<String> {
-        self.texts.lock().unwrap().clone()
-    }
-
-    /// An `[alerts]` table pointing at this webhook through a URL file in `dir`.
-    pub fn alerts_table(&self, dir: &Path) -> String {
-        let path = dir.join("webhook-url");
-        std::fs::write(&path, &self.url).unwrap();
-        format!(
-            "\n[alerts]\nwebhook_url_file = {:?}\n",
-            path.display().to_string()
-        )
-    }
 }

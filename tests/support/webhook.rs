@@ -1,5 +1,7 @@
-//! A local chat webhook for the alert tests: records each POSTed JSON body.
+//! A local chat webhook for the alert tests: records each POSTed JSON body. The one receiver
+//! of the integration tests.
 
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use tokio::net::TcpListener;
@@ -44,7 +46,17 @@ impl Webhook {
             .lock()
             .unwrap()
             .iter()
-            .map(|b| b["text"].as_str().unwrap().to_owned())
+            .map(|b| b["text"].as_str().unwrap_or_default().to_owned())
             .collect()
+    }
+
+    /// An `[alerts]` table pointing at this webhook through a URL file in `dir`.
+    pub fn alerts_table(&self, dir: &Path) -> String {
+        let path = dir.join("webhook-url");
+        std::fs::write(&path, &self.url).unwrap();
+        format!(
+            "\n[alerts]\nwebhook_url_file = {:?}\n",
+            path.display().to_string()
+        )
     }
 }
