@@ -41,10 +41,16 @@ async fn the_demo_announces_its_faults_accounts_for_every_order_and_ends_with_a_
 
     // THEN it announces the HTTP 500s it injects before the first run
     let announced = stdout
-        .find("HTTP 500 on purpose")
+        .find("HTTP 500 or 503 on purpose")
         .unwrap_or_else(|| panic!("{stdout}"));
     let first_run = stdout.find("first run:").unwrap();
     assert!(announced < first_run, "{stdout}");
+    // AND it does not warn about its own token file
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !stderr.contains("may be read by group or others"),
+        "{stderr}"
+    );
     // AND it accounts for every one of the 400 orders: the lines add up, and the 7 orders
     // older than 62 days (every 53rd) are named as too old
     let accounted = stdout

@@ -114,9 +114,9 @@ pub async fn run(rows: u32) -> Result<(), Error> {
         sandbox.base_url()
     );
     println!(
-        "the stand-in answers about {:.0}% of requests with HTTP 500 on purpose, to show the \
-         retries: the `WARN … HTTP 500` lines below are expected, and each batch they name is \
-         sent again",
+        "the stand-in answers about {:.0}% of requests with HTTP 500 or 503 on purpose, to show \
+         the retries: the `WARN retrying request … HTTP 500` (or 503) lines below are expected, \
+         and each batch they name is sent again",
         100.0 * error_rate
     );
 
@@ -250,6 +250,10 @@ fn demo_config(url: &Secret, base_url: &str) -> Result<Config, Error> {
     let (token_file, mut file) =
         crate::metrics::create_exclusive(&std::env::temp_dir(), "ocapi-demo-token", "")?;
     std::io::Write::write_all(&mut file, DEMO_TOKEN.as_bytes())?;
+    // Readable by its owner only, as the README asks of a token file: the demo's run would
+    // otherwise warn about its own file.
+    #[cfg(unix)]
+    file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
     config.destination.access_token_env = None;
     config.destination.access_token_file = Some(token_file);
     config.validate()?;

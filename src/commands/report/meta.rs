@@ -77,10 +77,10 @@ fn left(seconds: Option<i64>, none: &str) -> String {
 pub(super) fn render(out: &mut String, section: &MetaSection) {
     out.push_str("<h2>Meta's side (Meta's figures, not ocapi's)</h2>\n<table>");
     let life = &section.life;
-    let _ = write!(
+    let _ = writeln!(
         out,
         "<tr><td>API version {}: time left</td>{}</tr>\
-         <tr><td>access token: time left</td>{}</tr></table>\n",
+         <tr><td>access token: time left</td>{}</tr></table>",
         esc(&life.api_version),
         cell(
             "meta/api_version_left",
