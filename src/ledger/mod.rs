@@ -40,6 +40,7 @@ pub use outcomes::{Changed, OrderFacts, Outcome, Verdict};
 pub(crate) use reader::LedgerReader;
 pub(crate) use runs::MatchKeyTotals;
 pub use runs::{RunLag, RunRecord};
+pub use watermark::StoredWatermark;
 
 /// A ledger row's status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
