@@ -13,8 +13,8 @@ use crate::config::{Config, ConfigError, DestinationKind};
 use crate::event::Event;
 
 pub use file::FileDestination;
-pub use print::PrintDestination;
 pub use meta::{Failure, MetaDestination, MetaError, TransportError, TransportKind};
+pub use print::PrintDestination;
 
 /// Errors from a destination, typed so that the run decides what to do (retry later, stop,
 /// exit code) from the variant and Meta's codes, never from text.

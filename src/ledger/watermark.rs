@@ -74,10 +74,7 @@ impl Ledger {
                 or excluded.watermark::{t} > s.watermark::{t}",
             state = self.state
         );
-        tx.execute(
-            &sql,
-            &[&self.connector, &watermark.as_str(), &t, &run_id],
-        )
+        tx.execute(&sql, &[&self.connector, &watermark.as_str(), &t, &run_id])
             .await
             .map_err(DbError::query("cannot advance the watermark"))?;
         Ok(())

@@ -178,10 +178,7 @@ pub(super) async fn open(
 /// # Errors
 /// An unset token variable or an unreadable token file is a configuration error (exit 2, and
 /// `watch` stops): no retry can fix it.
-fn configured_destination(
-    config: &Config,
-    stop: &CancellationToken,
-) -> Result<Destination, Error> {
+fn configured_destination(config: &Config, stop: &CancellationToken) -> Result<Destination, Error> {
     if config.destination.kind == DestinationKind::Meta {
         config.access_token()?;
         config.app_secret()?;

@@ -62,8 +62,22 @@ mod tests {
     #[test]
     fn the_verdict_follows_the_degraded_rules() {
         let failed = Error::Usage("the source went away".to_owned());
-        let cases: [(&str, RunStats, Result<(), &Error>, Option<f64>, RunStatus, Option<&str>); 6] = [
-            ("completed", counted(10, 0, 0), Ok(()), None, RunStatus::Completed, None),
+        let cases: [(
+            &str,
+            RunStats,
+            Result<(), &Error>,
+            Option<f64>,
+            RunStatus,
+            Option<&str>,
+        ); 6] = [
+            (
+                "completed",
+                counted(10, 0, 0),
+                Ok(()),
+                None,
+                RunStatus::Completed,
+                None,
+            ),
             (
                 "completed under the ratio",
                 counted(9, 1, 0),
