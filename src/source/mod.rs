@@ -3,6 +3,7 @@
 //! of whole orders, so that memory is bounded by the page size and the cost of a read by the rows
 //! it reads (see `query` for the statement and why it is safe to restart from).
 
+mod changes;
 mod clock;
 mod describe;
 mod identity;
@@ -18,6 +19,7 @@ use tokio_postgres::{Client, RowStream};
 
 use crate::config::CustomerField;
 use crate::db::DbError;
+pub use changes::{changed_keys, describe_changes, max_watermark, ChangedKey, ChangesTable};
 pub use clock::{clock, Clock, HOST_SKEW_WARNING};
 pub use describe::describe;
 pub use identity::IdKind;
@@ -32,6 +34,14 @@ pub enum SourceError {
     /// The table or view does not exist (or is not visible to the connecting role).
     #[error("source table {table} not found: check `source.table` and the role's privileges")]
     TableNotFound {
+        /// The configured name.
+        table: String,
+    },
+    /// A `[[source.changes]]` table does not exist (or is not visible to the connecting role).
+    #[error("table {table} of `{key}` not found: check the name and the role's privileges")]
+    ChangesTableNotFound {
+        /// The entry's key, e.g. `source.changes[2].table`.
+        key: String,
         /// The configured name.
         table: String,
     },

@@ -46,6 +46,51 @@ pub enum Filter {
     WindowOrUndated(EventTimeWindow),
     /// These orders, by their key (the canonical text of the id, [`super::IdKind`]).
     Orders(Vec<String>),
+    /// The orders with a row whose column `column` (quoted, of base type `base_type`) equals
+    /// one of `values` (their text): the orders a `[[source.changes]]` table's changed keys
+    /// touch, read by the index on that column.
+    Matching {
+        /// The quoted column of `source.table`.
+        column: String,
+        /// Its base type's `typname` (`int8`, `text`, `uuid`).
+        base_type: String,
+        /// The keys, as text.
+        values: Vec<String>,
+    },
+}
+
+/// A watermark's text form bound as a value of the column's own type (so that PostgreSQL, and
+/// `postgres_fdw`, can use the condition where the rows live: a `$1::text::timestamptz` cast is
+/// not immutable, so it is neither an index bound a remote server is sent nor folded early);
+/// `None` when the text is not in PostgreSQL's ISO form (the caller casts it instead).
+pub(crate) fn typed_watermark(kind: WatermarkKind, text: &str) -> Option<Param> {
+    let t = text.trim();
+    match kind {
+        WatermarkKind::Integer => t
+            .parse::<i64>()
+            .ok()
+            .map(|v| (Box::new(v) as Box<dyn ToSql + Sync + Send>, Type::INT8)),
+        WatermarkKind::Date => chrono::NaiveDate::parse_from_str(t, "%Y-%m-%d")
+            .ok()
+            .map(|v| (Box::new(v) as Box<dyn ToSql + Sync + Send>, Type::DATE)),
+        WatermarkKind::Timestamp => ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f"]
+            .iter()
+            .find_map(|f| chrono::NaiveDateTime::parse_from_str(t, f).ok())
+            .map(|v| (Box::new(v) as Box<dyn ToSql + Sync + Send>, Type::TIMESTAMP)),
+        WatermarkKind::Timestamptz => chrono::DateTime::parse_from_rfc3339(t)
+            .ok()
+            .or_else(|| {
+                ["%Y-%m-%d %H:%M:%S%.f%#z", "%Y-%m-%dT%H:%M:%S%.f%#z"]
+                    .iter()
+                    .find_map(|f| chrono::DateTime::parse_from_str(t, f).ok())
+            })
+            .map(|v| {
+                (
+                    Box::new(v.with_timezone(&chrono::Utc)) as Box<dyn ToSql + Sync + Send>,
+                    Type::TIMESTAMPTZ,
+                )
+            }),
+    }
 }
 
 /// What is trimmed from both ends of an order id: ASCII white space and the no-break space
@@ -292,9 +337,27 @@ impl ReadQuery {
         let t = self.watermark_kind.sql_type();
         match filter {
             Filter::Delta(None) => format!("{w} is not null"),
-            Filter::Delta(Some(from)) => {
-                params.push((Box::new(from.clone()), Type::TEXT));
-                format!("{w} >= ${}::text::{t}", params.len())
+            Filter::Delta(Some(from)) => match typed_watermark(self.watermark_kind, from) {
+                Some(param) => {
+                    params.push(param);
+                    format!("{w} >= ${}", params.len())
+                }
+                None => {
+                    params.push((Box::new(from.clone()), Type::TEXT));
+                    format!("{w} >= ${}::text::{t}", params.len())
+                }
+            },
+            Filter::Matching {
+                column,
+                base_type,
+                values,
+            } => {
+                params.push((Box::new(values.clone()), Type::TEXT_ARRAY));
+                format!(
+                    "{alias}.{column} = any(${}::text[]::{}[])",
+                    params.len(),
+                    quote_ident(base_type)
+                )
             }
             Filter::WindowOrUndated(window) => {
                 let within = self.condition(alias, &Filter::Window(*window), params);
@@ -358,7 +421,7 @@ impl ReadQuery {
         let w = self.wm("s");
         let key = &self.key;
         let rows = match filter {
-            Filter::Orders(_) => {
+            Filter::Orders(_) | Filter::Matching { .. } => {
                 let cond = self.condition("s", filter, &mut params);
                 format!("select {inner}, {key} as k, {w} as w from {t} as s where {cond}")
             }
