@@ -5,6 +5,7 @@
 mod file;
 pub(crate) mod isolate;
 pub mod meta;
+mod print;
 pub(crate) mod rate_limit;
 pub(crate) mod retry;
 
@@ -13,6 +14,7 @@ use crate::event::Event;
 
 pub use file::FileDestination;
 pub use meta::{Failure, MetaDestination, MetaError, TransportError, TransportKind};
+pub use print::PrintDestination;
 
 /// Errors from a destination, typed so that the run decides what to do (retry later, stop,
 /// exit code) from the variant and Meta's codes, never from text.
@@ -91,11 +93,14 @@ pub enum DestinationError {
     /// The HTTP client could not be built (the TLS backend failed to start).
     #[error("cannot build the http client")]
     Client(#[source] reqwest::Error),
-    /// A failure around sending that is not the destination's own (the run uses it for a lost
-    /// lock, a send task that failed and a dry run that cannot print); not a configuration
-    /// problem.
+    /// A failure around sending that is not the destination's own; not a configuration
+    /// problem. (A lost lock is [`crate::lock::LockLost`], a dry run that cannot print
+    /// [`DestinationError::Print`].)
     #[error("cannot set up the destination")]
     Setup(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// A dry run could not print its events on stdout (a closed pipe).
+    #[error("cannot print the events on stdout")]
+    Print(#[source] std::io::Error),
 }
 
 impl DestinationError {
@@ -128,7 +133,8 @@ impl DestinationError {
             | Self::Secret(_)
             | Self::Invalid(_)
             | Self::Client(_)
-            | Self::Setup(_) => 0,
+            | Self::Setup(_)
+            | Self::Print(_) => 0,
         }
     }
 
@@ -233,6 +239,8 @@ pub enum Destination {
     File(FileDestination),
     /// Meta's Conversions API (or a stand-in at `base_url`).
     Meta(MetaDestination),
+    /// stdout: a dry run's events, printed instead of sent.
+    Print(PrintDestination),
 }
 
 impl Destination {
@@ -248,8 +256,8 @@ impl Destination {
     /// is cancelled; see [`DestinationError::Stopped`]. A file destination never waits.
     pub(crate) fn stopping_on(self, stop: tokio_util::sync::CancellationToken) -> Self {
         match self {
-            Self::File(file) => Self::File(file),
             Self::Meta(meta) => Self::Meta(meta.stopping_on(stop)),
+            other => other,
         }
     }
 
@@ -258,6 +266,17 @@ impl Destination {
         match self {
             Self::File(file) => file.send(events).await,
             Self::Meta(meta) => meta.send(events).await,
+            Self::Print(print) => print.send(events),
+        }
+    }
+
+    /// Delivers one batch at once, on the caller's task, when the destination answers without
+    /// waiting (stdout: batches then print in page order); `None` for the others, which are
+    /// sent on tasks of their own.
+    pub(crate) fn send_now(&self, events: &[Event]) -> Option<Result<Delivery, DestinationError>> {
+        match self {
+            Self::Print(print) => Some(print.send(events)),
+            Self::File(_) | Self::Meta(_) => None,
         }
     }
 
@@ -266,6 +285,7 @@ impl Destination {
         match self {
             Self::File(file) => file.check(),
             Self::Meta(meta) => meta.check().await,
+            Self::Print(_) => Ok("events are printed on stdout (a dry run)".to_owned()),
         }
     }
 }

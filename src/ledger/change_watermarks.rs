@@ -13,7 +13,7 @@ use super::Ledger;
 
 /// A stored watermark of one changes table: its canonical text and its column's kind.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoredWatermark {
+pub struct ChangeWatermark {
     /// The canonical text (PostgreSQL's ISO form, or the integer).
     pub value: String,
     /// The column's kind when it was stored (`None` when the stored type is not one ocapi
@@ -30,7 +30,7 @@ impl Ledger {
     pub async fn change_watermarks(
         &self,
         client: &Client,
-    ) -> Result<HashMap<String, StoredWatermark>, DbError> {
+    ) -> Result<HashMap<String, ChangeWatermark>, DbError> {
         let sql = format!(
             "select source_table, watermark, watermark_type from {} where connector = $1",
             self.change_watermarks
@@ -45,7 +45,7 @@ impl Ledger {
                 let kind: String = row.get(2);
                 (
                     row.get::<_, String>(0),
-                    StoredWatermark {
+                    ChangeWatermark {
                         value: row.get(1),
                         kind: WatermarkKind::from_sql_type(&kind),
                     },

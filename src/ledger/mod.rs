@@ -34,7 +34,7 @@ mod runs;
 mod watermark;
 mod writable;
 
-pub use change_watermarks::StoredWatermark;
+pub use change_watermarks::ChangeWatermark;
 pub use keys::KeyConversion;
 pub(crate) use meta_alerts::claim as claim_meta_alerts;
 pub(crate) use orders::{Position, WindowOrder};
@@ -42,6 +42,7 @@ pub use outcomes::{Changed, OrderFacts, Outcome, Verdict};
 pub(crate) use reader::LedgerReader;
 pub(crate) use runs::MatchKeyTotals;
 pub use runs::{RunLag, RunRecord};
+pub use watermark::StoredWatermark;
 
 /// A ledger row's status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -4,16 +4,39 @@
 use tokio_postgres::{Client, Transaction};
 
 use crate::db::DbError;
-use crate::source::WatermarkKind;
+use crate::source::{Watermark, WatermarkKind};
 
 use super::Ledger;
 
+/// The watermark the `state` table holds: its text, and its type when the row records one
+/// (rows written before the type was recorded have none, and one this build does not know
+/// reads as none).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredWatermark {
+    /// PostgreSQL's text form of the value.
+    pub value: String,
+    /// `state.watermark_type`.
+    pub kind: Option<WatermarkKind>,
+}
+
+impl StoredWatermark {
+    /// The stored value as a watermark of a column of `kind` now (a row without a type is
+    /// taken to be of it).
+    ///
+    /// # Errors
+    /// The stored value as a watermark of its stored kind, when that is another (the config
+    /// no longer fits the ledger).
+    pub fn of_kind(self, kind: WatermarkKind) -> Result<Watermark, Watermark> {
+        match self.kind {
+            Some(stored) if stored != kind => Err(Watermark::new(stored, self.value)),
+            _ => Ok(Watermark::new(kind, self.value)),
+        }
+    }
+}
+
 impl Ledger {
     /// The stored watermark and its type, if any.
-    pub async fn watermark(
-        &self,
-        client: &Client,
-    ) -> Result<Option<(String, Option<WatermarkKind>)>, DbError> {
+    pub async fn watermark(&self, client: &Client) -> Result<Option<StoredWatermark>, DbError> {
         let sql = format!(
             "select watermark, watermark_type from {} where connector = $1",
             self.state
@@ -25,7 +48,10 @@ impl Ledger {
         Ok(row.and_then(|row| {
             let watermark: Option<String> = row.get(0);
             let kind: Option<String> = row.get(1);
-            watermark.map(|w| (w, kind.as_deref().and_then(WatermarkKind::from_sql_type)))
+            watermark.map(|value| StoredWatermark {
+                value,
+                kind: kind.as_deref().and_then(WatermarkKind::from_sql_type),
+            })
         }))
     }
 
@@ -34,11 +60,10 @@ impl Ledger {
     pub(crate) async fn advance_watermark(
         &self,
         tx: &Transaction<'_>,
-        watermark: &str,
-        kind: WatermarkKind,
+        watermark: &Watermark,
         run_id: i64,
     ) -> Result<(), DbError> {
-        let t = kind.sql_type();
+        let t = watermark.kind().sql_type();
         let sql = format!(
             "insert into {state} as s (connector, watermark, watermark_type, run_id, updated_at)
              values ($1, $2, $3, $4, now())
@@ -49,7 +74,7 @@ impl Ledger {
                 or excluded.watermark::{t} > s.watermark::{t}",
             state = self.state
         );
-        tx.execute(&sql, &[&self.connector, &watermark, &t, &run_id])
+        tx.execute(&sql, &[&self.connector, &watermark.as_str(), &t, &run_id])
             .await
             .map_err(DbError::query("cannot advance the watermark"))?;
         Ok(())

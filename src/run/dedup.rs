@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use crate::ledger::{Changed, Existing, Status};
+use crate::source::Watermark;
 use crate::stats::RunStats;
 use crate::transform::{Built, Invalid, InvalidReason};
 
@@ -60,7 +61,7 @@ impl Candidate<'_> {
     fn is_version(&self, watermark: Option<&str>, digest: Option<&str>) -> bool {
         match (digest, self.digest()) {
             (Some(recorded), Some(now)) => recorded == now,
-            _ => watermark.is_some_and(|w| same_watermark(w, self.watermark())),
+            _ => watermark.is_some_and(|w| Watermark::same_value(w, self.watermark())),
         }
     }
 }
@@ -120,7 +121,7 @@ pub(super) fn decide(
     let unchanged = e
         .source_watermark
         .as_deref()
-        .is_some_and(|w| same_watermark(w, candidate.watermark()));
+        .is_some_and(|w| Watermark::same_value(w, candidate.watermark()));
     // A touch (rows re-stamped, content the same) leaves an invalid or walk-in order as it was.
     let unchanged_invalid = unchanged
         || matches!(candidate, Candidate::Invalid { content: Some(c), .. }
@@ -159,33 +160,6 @@ pub(super) fn decide(
         (_, Candidate::Held { .. }) => Decision::Hold,
         (_, Candidate::Invalid { .. }) => Decision::RecordInvalid,
     }
-}
-
-/// Whether two watermark texts name the same value: equal text, or the same instant written
-/// two ways (ledgers written before issue 11 kept PostgreSQL's session-dependent text form,
-/// `2026-11-01 10:00:00.5+00`; ocapi now writes `2026-11-01T10:00:00.500000Z`).
-fn same_watermark(a: &str, b: &str) -> bool {
-    if a == b {
-        return true;
-    }
-    let parse = |text: &str| -> Option<chrono::NaiveDateTime> {
-        let text = text.trim();
-        if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text) {
-            return Some(t.naive_utc());
-        }
-        for format in ["%Y-%m-%d %H:%M:%S%.f%#z", "%Y-%m-%dT%H:%M:%S%.f%#z"] {
-            if let Ok(t) = chrono::DateTime::parse_from_str(text, format) {
-                return Some(t.naive_utc());
-            }
-        }
-        for format in ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f"] {
-            if let Ok(t) = chrono::NaiveDateTime::parse_from_str(text, format) {
-                return Some(t);
-            }
-        }
-        None
-    };
-    matches!((parse(a), parse(b)), (Some(x), Some(y)) if x == y)
 }
 
 /// A page's orders sorted by the policy, each order in at most one list.

@@ -3,10 +3,11 @@
 
 use std::collections::{HashMap, HashSet};
 
-use super::{Mode, RunOptions, Sessions, RECENT_SECS};
+use super::drive::Sessions;
+use super::{Mode, RunOptions, RECENT_SECS};
 use crate::config::Config;
 use crate::error::Error;
-use crate::ledger::{Existing, Ledger};
+use crate::ledger::Existing;
 use crate::transform::{self, Built, Invalid};
 
 /// Sorts the orders older than the floor: those the ledger holds (`existing`) or this run is
@@ -86,7 +87,6 @@ pub(super) fn note(left: u64, from: i64, first: bool) -> String {
 pub(super) async fn floor(
     config: &Config,
     options: &RunOptions,
-    ledger: Option<&Ledger>,
     sessions: &Sessions<'_>,
     no_state: bool,
     now: i64,
@@ -94,10 +94,11 @@ pub(super) async fn floor(
     if options.window.is_some() || options.mode != Mode::Run || config.source.start.is_some() {
         return Ok(None);
     }
-    let stored = match ledger {
+    let session = sessions.ledger_session;
+    let stored = match session.readable() {
         Some(ledger) => {
-            sessions
-                .ledger_pool
+            session
+                .pool
                 .within(
                     "reading the history floor",
                     ledger.history_floor(sessions.ledger),
@@ -107,10 +108,10 @@ pub(super) async fn floor(
         None => None,
     };
     let write = |floor: Option<i64>| async move {
-        match ledger.filter(|_| !options.dry_run) {
+        match session.writable() {
             Some(ledger) => {
-                sessions
-                    .ledger_pool
+                session
+                    .pool
                     .within(
                         "recording the history floor",
                         ledger.set_history_floor(sessions.ledger, floor),

@@ -6,7 +6,13 @@
 //! its batches, up to `destination.concurrency` requests in flight; batches come back in page
 //! order, and when the last batch of a page is back, its `sent`, `rejected` and `invalid` rows
 //! and the watermark advance commit in one transaction, on one committer task, while the next
-//! pages are sent. A dry run (`dry_run`) prints the events instead of sending them.
+//! pages are sent.
+//!
+//! A pass is opened (`open`: pools, the table described, the schema gate, the lock, the
+//! destination, the run's row), driven (`drive`: where it starts, then the stages) and judged
+//! (`verdict`, pure). Its modes are values chosen once, in `open`: the ledger session is
+//! read-only or writing (`session`), the destination prints (a dry run) or sends, and the
+//! watermark policy advances or leaves the watermark (a backfill).
 //!
 //! Each order is written to the ledger once. A run that fails or is killed at any point loses
 //! no order: the watermark never passes an order whose ledger row is not committed, so the next
@@ -14,27 +20,24 @@
 //! `order_id` and `event_time`, which Meta deduplicates.
 
 mod dedup;
+mod drive;
 mod history;
-mod dry_run;
 mod meta_life;
+mod open;
 mod reader;
 mod send;
+mod session;
+mod verdict;
 
 use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
-use tokio_postgres::Client;
-
-use crate::config::{Config, ConfigError};
-use crate::db;
-use crate::destination::Destination;
+use crate::config::Config;
 use crate::error::Error;
-use crate::ledger::{ensure_schema, Ledger};
-use crate::lock::{LockError, RunLock};
-use crate::source::{self, EventTimeWindow, Filter, SourceTable};
-use crate::stats::{RunStats, RunStatus};
-use crate::transform;
+use crate::source::{EventTimeWindow, Watermark, WatermarkKind};
+use crate::stats::RunStats;
+use open::Opening;
 
 /// What kind of pass this is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,6 +54,40 @@ impl Mode {
         match self {
             Self::Run => "run",
             Self::Backfill => "backfill",
+        }
+    }
+
+    /// What the pass does with the watermark of a column of `kind`.
+    fn watermark(self, kind: WatermarkKind) -> WatermarkPolicy {
+        match self {
+            Self::Run => WatermarkPolicy::Advance(kind),
+            Self::Backfill => WatermarkPolicy::Leave,
+        }
+    }
+}
+
+/// What a pass does with the watermark: an incremental run advances it page by page (in the
+/// column's kind, never back), starts from it and resumes the held orders now due; a backfill
+/// leaves it where it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum WatermarkPolicy {
+    /// Advance it with each committed page.
+    Advance(WatermarkKind),
+    /// Leave it.
+    Leave,
+}
+
+impl WatermarkPolicy {
+    /// Whether the pass advances the watermark (and so starts from it).
+    fn advances(self) -> bool {
+        matches!(self, Self::Advance(_))
+    }
+
+    /// Where a page whose last row has the watermark `text` moves the watermark, if at all.
+    fn page_end(self, text: &str) -> Option<Watermark> {
+        match self {
+            Self::Advance(kind) => Some(Watermark::new(kind, text)),
+            Self::Leave => None,
         }
     }
 }
@@ -99,7 +136,8 @@ impl Default for RunOptions {
     }
 }
 
-/// Runs one sync pass. `shutdown` resolving stops it after the page in flight, committed.
+/// Runs one sync pass: opens it, drives it, decides its verdict and records its end.
+/// `shutdown` resolving stops it after the page in flight, committed.
 ///
 /// A dry run reads the ledger (when it has been migrated) but writes nothing anywhere and
 /// sends nothing: it prints, as NDJSON on stdout, exactly the events a real run would send now,
@@ -119,424 +157,34 @@ pub async fn run(
             crate::transform::normalize::warm_up,
         ));
     }
-    // Every wait on either database has a bound (issue 23): connecting within
-    // `connect_timeout`, each statement (and each page of the streamed read) within
-    // `stall_timeout`. The pools live as long as this run, so a connection left mid-statement
-    // by a stall is closed with them, which ends its session and frees its locks.
-    let source_pool =
-        db::pool(&config.source_url()?, "source", 2)?.with_timeouts(db::Timeouts::source(config));
-    let source_client = db::connect(&source_pool, "source").await?;
-    let table = source_pool
-        .within(
-            "describing the source table",
-            source::describe(&source_client, config),
-        )
-        .await?;
-    // The one clock this run judges event times by (see `source::Clock`).
-    let clock = source_pool
-        .within(
-            "reading the source database's clock",
-            source::clock(&source_client),
-        )
-        .await?;
-    if let Some(warning) = clock.skew_warning() {
-        tracing::warn!("{warning}");
-    }
-    let mut stats = RunStats::new(&config.connector.name);
-    let ledger_pool =
-        db::pool(&config.ledger_url()?, "ledger", 4)?.with_timeouts(db::Timeouts::ledger(config));
-    if !options.dry_run {
-        crate::lock::refuse_transaction_pooler(&ledger_pool).await?;
-    }
-    let mut ledger_client = db::connect(&ledger_pool, "ledger").await?;
-    let ledger = Ledger::new(
-        &config.ledger.schema,
-        &config.connector.name,
-        &config.destination.dataset_id,
-    );
-    let schema_ready = ledger_pool.within(
-        "reading the ledger schema's version",
-        ensure_schema(&ledger_client, &config.ledger.schema),
-    );
-    // A dry run reads a ledger that exists and treats a missing one as empty.
-    let ledger_ready = if options.dry_run {
-        schema_ready.await.is_ok()
-    } else {
-        schema_ready.await?;
-        true
-    };
-    // Held until this function returns, so the run's end is recorded under the lock.
-    let lock = if options.dry_run {
-        None
-    } else {
-        match RunLock::acquire(&ledger_pool, config).await {
-            Ok(lock) => Some(Arc::new(lock)),
-            // An overlapping incremental run (cron starting while a slow run goes) is not a
-            // failure: the run holding the lock does the work. A backfill was asked for by a
-            // person and has not happened: it fails (exit 1).
-            Err(error @ LockError::Held { .. }) if options.mode == Mode::Run => {
-                tracing::warn!(error = %error, "another run holds the lock; skipped");
-                stats.status = RunStatus::Skipped;
-                stats.note = Some(format!("skipped: {error}"));
-                stats.duration_ms = elapsed_ms(started);
-                return Ok(stats);
-            }
-            Err(error) => return Err(error.into()),
+    let (mut opened, stats) = match open::open(config, &options, &stop).await? {
+        Opening::Open(opened, stats) => (opened, stats),
+        Opening::Skipped(mut stats) => {
+            stats.duration_ms = elapsed_ms(started);
+            return Ok(stats);
         }
     };
-    let destination = if options.dry_run {
-        None
-    } else {
-        // An unset token variable or an unreadable token file is a configuration error
-        // (exit 2, and `watch` stops): no retry can fix it.
-        if config.destination.kind == crate::config::DestinationKind::Meta {
-            config.access_token()?;
-            config.app_secret()?;
-        }
-        Some(Arc::new(
-            Destination::from_config(config)?.stopping_on(stop.clone()),
-        ))
-    };
-    if let Some(Destination::Meta(meta)) = destination.as_deref() {
-        meta_life::read(config, meta, &mut stats).await?;
-    }
-    if !options.dry_run {
-        stats.run_id = ledger_pool
-            .within(
-                "recording the run's start",
-                ledger.start_run(&ledger_client, options.mode.as_str()),
-            )
-            .await?;
-        ledger_pool
-            .within(
-                "closing interrupted runs",
-                report_interrupted_runs(&ledger, &ledger_client, stats.run_id),
-            )
-            .await?;
-        // Keys written under an earlier rule (`1001.0` for a numeric id) follow the id
-        // column's type from now on; `migrate` has usually done it and says so.
-        let conversion = ledger_pool
-            .within(
-                "converting the ledger's order keys",
-                ledger.convert_keys(&mut ledger_client, table.id_kind),
-            )
-            .await?;
-        if !conversion.already {
-            tracing::info!(conversion = %conversion.summary(), "ledger keys");
-        }
-    }
-
-    let mut recent_from = None;
-    let mut first_run = true;
-    let result = async {
-        // Before anything is sent, the ledger table must take a write (issue 23): a ledger
-        // that cannot record what is sent would have every later run send it again.
-        if !options.dry_run {
-            ledger_pool
-                .within(
-                    "checking that the ledger can be written",
-                    ledger.check_writable(&ledger_client),
-                )
-                .await?;
-        }
-        let sessions = Sessions {
-            source: &source_client,
-            source_pool: &source_pool,
-            ledger: &ledger_client,
-            ledger_pool: &ledger_pool,
-        };
-        let filter = start_filter(
-            config,
-            &options,
-            ledger_ready.then_some(&ledger),
-            &sessions,
-            &table,
-            &mut stats,
-        )
-        .await?;
-        recent_from = history::floor(
-            config,
-            &options,
-            ledger_ready.then_some(&ledger),
-            &sessions,
-            stats.watermark_start.is_none(),
-            clock.now(),
-        )
-        .await?;
-        first_run = stats.watermark_start.is_none();
-        let held = if ledger_ready && options.mode == Mode::Run {
-            let due = clock.now() + transform::MAX_FUTURE_SECS;
-            ledger_pool
-                .within(
-                    "reading the held orders now due",
-                    ledger.due_held(&ledger_client, due),
-                )
-                .await?
-        } else {
-            Vec::new()
-        };
-        drop(source_client);
-        let committed = stats
-            .watermark_start
-            .clone()
-            .filter(|_| options.mode == Mode::Run);
-        let shared = SharedStats::new(std::mem::replace(
-            &mut stats,
-            RunStats::new(&config.connector.name),
-        ));
-        let pass = send::Pass {
-            ledger: ledger.clone(),
-            pool: ledger_pool.clone(),
-            batch_size: config.destination.batch_size,
-            concurrency: config.destination.concurrency,
-            destination,
-            ledger_ready,
-            stats: shared.clone(),
-            run_id: shared.update(|stats| stats.run_id),
-            watermark_kind: table.watermark_kind,
-            advance: options.mode == Mode::Run,
-            progress: options.progress.clone(),
-            in_flight: send::InFlight::default(),
-            lock: lock.as_ref().map(Arc::clone),
-            stop,
-            clock,
-        };
-        let read = reader::ReadPlan {
-            clock,
-            filter,
-            held,
-            committed: committed.as_deref(),
-            recent_from,
-        };
-        let pages = reader::pages(config, &source_pool, &table, read, &options);
-        let result = Arc::new(pass).drive(pages, shutdown).await;
-        // Whatever the outcome, the stats counted so far are the run's.
-        stats = shared.update(|stats| stats.clone());
-        result
-    }
-    .await;
-
+    let (mut stats, result) =
+        drive::drive(config, &options, &mut opened, stats, stop, shutdown).await;
     stats.duration_ms = elapsed_ms(started);
-    if let Some(from) = recent_from.filter(|_| stats.history_left > 0) {
-        stats.note = Some(history::note(stats.history_left, from, first_run));
-        tracing::warn!(
-            left = stats.history_left,
-            "{}",
-            stats.note.as_deref().unwrap_or_default()
-        );
-    }
-    stats.status = match &result {
-        Ok(()) if exceeds(&stats, options.max_invalid_ratio) => {
-            stats.error = Some(format!(
-                "{} invalid (returns and orders too old to send left out) and {} rejected orders \
-                 are {:.1}% of the orders that could be sent, above --max-invalid-ratio {}; see \
-                 `ocapi reconcile` for the reasons",
-                stats.invalid_counted(),
-                stats.rejected,
-                100.0 * stats.invalid_ratio(),
-                options.max_invalid_ratio.unwrap_or(1.0)
-            ));
-            RunStatus::Degraded
-        }
-        Ok(()) if stats.ahead_of_clock > 0 => {
-            stats.error = Some(format!(
-                "{} orders have a watermark ({}) ahead of the source database's clock; the \
-                 watermark was not advanced past the clock (fix the rows, see `ocapi check`)",
-                stats.ahead_of_clock,
-                config.source.watermark_column()
-            ));
-            RunStatus::Degraded
-        }
-        Ok(()) => RunStatus::Completed,
-        Err(error) => {
-            stats.error = Some(crate::error::chain(error));
-            RunStatus::Failed
-        }
-    };
-    if options.dry_run {
-        return result.map(|()| stats);
-    }
-    // A ledger that stopped answering would hold the end's record for another stall bound
-    // (the run then took twice its `stall_timeout`): the next run records this one as
-    // interrupted instead.
-    let stalled = match &result {
-        Err(Error::Db(db::DbError::Stalled { what, .. }))
-        | Err(Error::Source(source::SourceError::Db(db::DbError::Stalled { what, .. }))) => {
-            Some(*what)
-        }
-        Err(Error::LockLost(lost)) if lost.stalled() => Some("ledger"),
-        _ => None,
-    };
-    if stalled.is_some_and(|what| what == "ledger" || config.ledger_shares_source()) {
-        tracing::warn!(
-            run_id = stats.run_id,
-            "the ledger's database stopped answering: the run's end is not recorded, the next \
-             run records it as interrupted"
-        );
-        return result.map(|()| stats);
-    }
-    let finished = ledger_pool
-        .within(
-            "recording the run's end",
-            ledger.finish_run(&ledger_client, &stats),
-        )
-        .await;
-    if let Err(error) = finished {
-        // A run that failed (its connections cut, say) reports why it failed, not this.
-        if result.is_ok() {
-            return Err(error.into());
-        }
-        tracing::error!(error = %crate::error::chain(&error), "the failed run's stats could not be stored");
-    }
-    tracing::info!(
-        run_id = stats.run_id,
-        status = stats.status.as_str(),
-        rows_read = stats.rows_read,
-        sent = stats.sent,
-        skipped_duplicate = stats.skipped_duplicate,
-        invalid = stats.invalid,
-        anonymous = stats.anonymous,
-        held = stats.held,
-        rejected = stats.rejected,
-        retries = stats.retries,
-        batches = stats.batches,
-        duration_ms = stats.duration_ms,
-        "run finished"
+    let (status, error) = verdict::verdict(
+        &stats,
+        result.as_ref().map(|_| ()),
+        options.max_invalid_ratio,
+        config.source.watermark_column(),
     );
+    stats.status = status;
+    stats.error = error.or(stats.error.take());
+    let shares_source = config.ledger_shares_source();
+    (opened.session)
+        .record_end(&opened.ledger_client, &stats, &result, shares_source)
+        .await?;
     result.map(|()| stats)
-}
-
-/// Whether the share of invalid or rejected rows is above the limit.
-fn exceeds(stats: &RunStats, limit: Option<f64>) -> bool {
-    limit.is_some_and(|limit| stats.invalid_ratio() > limit)
 }
 
 /// Milliseconds since `started`.
 fn elapsed_ms(started: Instant) -> u64 {
     u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX)
-}
-
-/// What an incremental run reads: the orders changed since the stored watermark minus the
-/// lookback, else since `source.start`, else (a time watermark) since 62 days ago, the oldest
-/// a store event may be; an integer watermark without `source.start` reads the whole table. A
-/// backfill reads its event-time window.
-async fn start_filter(
-    config: &Config,
-    options: &RunOptions,
-    ledger: Option<&Ledger>,
-    sessions: &Sessions<'_>,
-    table: &SourceTable,
-    stats: &mut RunStats,
-) -> Result<Filter, Error> {
-    let source_client = sessions.source;
-    let stored = match ledger {
-        Some(ledger) => {
-            sessions
-                .ledger_pool
-                .within("reading the watermark", ledger.watermark(sessions.ledger))
-                .await?
-        }
-        None => None,
-    };
-    let bounded = sessions.source_pool;
-    stats.watermark_start = stored.as_ref().map(|(w, _)| w.clone());
-    stats.watermark_end = stats.watermark_start.clone();
-    if let Some(window) = options.window {
-        return Ok(Filter::Window(window));
-    }
-    let kind = table.watermark_kind;
-    match stored {
-        Some((watermark, stored_kind)) if stored_kind.is_none_or(|k| k == kind) => {
-            let amount = config
-                .source
-                .lookback
-                .check(kind == source::WatermarkKind::Integer, "source.lookback")?;
-            let from = if amount == 0 {
-                watermark
-            } else {
-                bounded
-                    .within(
-                        "reading the source's clock",
-                        source::minus_lookback(source_client, kind, &watermark, amount),
-                    )
-                    .await?
-            };
-            Ok(Filter::Delta(Some(from)))
-        }
-        // The config no longer fits the ledger: a configuration error (exit 2), which no
-        // retry by `watch` can fix.
-        Some((_, Some(stored_kind))) => Err(ConfigError::Invalid {
-            key: "source.watermark_column",
-            constraint: format!(
-                "is now a {} but the stored watermark is a {}; reset it with \
-                 `delete from {}.state where connector = '{}'` after checking",
-                kind.sql_type(),
-                stored_kind.sql_type(),
-                config.ledger.schema,
-                config.connector.name
-            ),
-        }
-        .into()),
-        _ => match &config.source.start {
-            Some(start) => {
-                let start = bounded
-                    .within(
-                        "checking `source.start`",
-                        source::check_watermark(source_client, kind, start),
-                    )
-                    .await?;
-                Ok(Filter::Delta(Some(start)))
-            }
-            None => Ok(Filter::Delta(
-                bounded
-                    .within(
-                        "reading the source's clock",
-                        source::default_start(source_client, kind, &config.source.timezone),
-                    )
-                    .await?,
-            )),
-        },
-    }
-}
-
-/// The run's two first sessions and the pools (with their bounds) they came from.
-pub(super) struct Sessions<'a> {
-    /// The source session that described the table.
-    source: &'a Client,
-    /// Its pool.
-    source_pool: &'a db::Pool,
-    /// The ledger session that records the run.
-    ledger: &'a Client,
-    /// Its pool.
-    ledger_pool: &'a db::Pool,
-}
-
-/// Closes the runs of this connector that a dead process left `running` and says what they
-/// leave to do: an incremental run's orders are read again from the watermark by this run, a
-/// backfill's window must be backfilled again.
-async fn report_interrupted_runs(
-    ledger: &Ledger,
-    client: &Client,
-    run_id: i64,
-) -> Result<(), Error> {
-    for (interrupted, mode) in ledger.close_interrupted_runs(client, run_id).await? {
-        let (kind, to_do) = if mode == Mode::Backfill.as_str() {
-            (
-                "backfill run",
-                "run the same backfill again (orders it sent are skipped)",
-            )
-        } else {
-            (
-                "run",
-                "its unfinished orders are read again from the watermark",
-            )
-        };
-        tracing::warn!(
-            run_id = interrupted,
-            "{kind} {interrupted} was interrupted; {to_do}"
-        );
-    }
-    Ok(())
 }
 
 /// The run's stats, counted by the stages as they go: pages as they are decided, batches as

@@ -8,11 +8,11 @@ use crate::db::Pool;
 use futures_util::stream::{self, Stream, StreamExt};
 use tokio::sync::mpsc;
 
-use super::{Mode, RunOptions};
+use super::{RunOptions, WatermarkPolicy};
 use crate::config::Config;
 use crate::db;
 use crate::error::Error;
-use crate::source::{self, EventTimeWindow, Filter, ReadQuery, SourceTable};
+use crate::source::{self, EventTimeWindow, Filter, ReadQuery, SourceTable, Watermark};
 use crate::transform::{self, Built, Invalid, InvalidReason, Rules};
 
 /// Pages read ahead of the one being recorded: one keeps requests flowing (measured: the same
@@ -34,13 +34,13 @@ pub(super) struct PagePlan {
     /// left unless the ledger already holds them (sent by a backfill, say), when they are
     /// decided as any other order.
     pub(super) old: (Vec<Built>, Vec<Invalid>),
-    /// The watermark of its last order, where the watermark may advance once the page is
+    /// The watermark of its last order, where the watermark advances once the page is
     /// committed; `None` for pages that must not move it (held orders read by id, backfills).
-    pub(super) last_watermark: Option<String>,
+    pub(super) last_watermark: Option<Watermark>,
 }
 
 /// Where the reader starts and what it reads.
-pub(super) struct ReadPlan<'a> {
+pub(super) struct ReadPlan {
     /// The source database's clock, by which every page is judged.
     pub(super) clock: source::Clock,
     /// What to read.
@@ -49,12 +49,14 @@ pub(super) struct ReadPlan<'a> {
     pub(super) held: Vec<String>,
     /// The stored watermark (incremental runs): rows at or before it are re-reads, which do
     /// not count toward `--limit`.
-    pub(super) committed: Option<&'a str>,
+    pub(super) committed: Option<Watermark>,
     /// A run without ledger state ([`super::RECENT_SECS`]), or a later one while the floor
     /// that first run recorded holds: orders with an event time before this (unix seconds)
     /// that the ledger does not hold are left, neither sent nor recorded, and counted
     /// `history_left`.
     pub(super) recent_from: Option<i64>,
+    /// Whether the pages of changed orders move the watermark.
+    pub(super) policy: WatermarkPolicy,
 }
 
 /// Starts the reader task and returns its pages in order: first the held orders whose time has
@@ -65,7 +67,7 @@ pub(super) fn pages(
     config: &Config,
     pool: &Pool,
     table: &SourceTable,
-    read: ReadPlan<'_>,
+    read: ReadPlan,
     options: &RunOptions,
 ) -> impl Stream<Item = Result<PagePlan, Error>> + Send + 'static {
     let (tx, rx) = mpsc::channel(PAGES_AHEAD);
@@ -76,8 +78,8 @@ pub(super) fn pages(
         page_size: config.source.batch_size.get(),
         limit: options.limit,
         window: options.window,
-        advance: options.mode == Mode::Run,
-        committed: read.committed.map(str::to_owned),
+        policy: read.policy,
+        committed: read.committed,
         clock: read.clock,
         recent_from: read.recent_from,
     };
@@ -111,10 +113,10 @@ struct Reader {
     limit: Option<u64>,
     /// Backfill: only orders whose exact event time falls in it.
     window: Option<EventTimeWindow>,
-    /// Whether pages may move the watermark (incremental runs).
-    advance: bool,
+    /// Whether pages of changed orders move the watermark (incremental runs).
+    policy: WatermarkPolicy,
     /// The stored watermark, see [`ReadPlan::committed`].
-    committed: Option<String>,
+    committed: Option<Watermark>,
     /// The source database's clock.
     clock: source::Clock,
     /// See [`ReadPlan::recent_from`].
@@ -157,7 +159,7 @@ impl Reader {
                     digest: None,
                 })
                 .collect();
-            let mut held_page = self.plan(rows, false).await?;
+            let mut held_page = self.plan(rows, WatermarkPolicy::Leave).await?;
             held_page.invalid.extend(gone);
             if tx.send(Ok(held_page)).await.is_err() {
                 return Ok(());
@@ -173,7 +175,7 @@ impl Reader {
                     &client,
                     &self.query,
                     &filter,
-                    self.committed.as_deref(),
+                    self.committed.as_ref().map(Watermark::as_str),
                 ),
             )
             .await?;
@@ -213,7 +215,7 @@ impl Reader {
             // `--limit`, or a limit smaller than a tie on one watermark would never progress.
             read += page.rows.iter().filter(|r| !r.reread).count() as u64;
             if tx
-                .send(Ok(self.plan(page.rows, self.advance).await?))
+                .send(Ok(self.plan(page.rows, self.policy).await?))
                 .await
                 .is_err()
             {
@@ -233,14 +235,18 @@ impl Reader {
         Ok(())
     }
 
-    /// Transforms a page on a blocking thread (normalizing and hashing is CPU work); `advance`
-    /// says whether the page may move the watermark.
-    async fn plan(&self, rows: Vec<source::SourceRow>, advance: bool) -> Result<PagePlan, Error> {
+    /// Transforms a page on a blocking thread (normalizing and hashing is CPU work); `policy`
+    /// says whether the page moves the watermark.
+    async fn plan(
+        &self,
+        rows: Vec<source::SourceRow>,
+        policy: WatermarkPolicy,
+    ) -> Result<PagePlan, Error> {
         let rules = self.rules.clone();
         let (window, recent_from) = (self.window, self.recent_from);
         let now = self.clock.now();
         tokio::task::spawn_blocking(move || {
-            plan_page(&rows, &rules, window, advance, now, recent_from)
+            plan_page(&rows, &rules, window, policy, now, recent_from)
         })
         .await
         .map_err(Error::TaskFailed)
@@ -256,7 +262,7 @@ fn plan_page(
     rows: &[source::SourceRow],
     rules: &Rules,
     window: Option<EventTimeWindow>,
-    advance: bool,
+    policy: WatermarkPolicy,
     now: i64,
     recent_from: Option<i64>,
 ) -> PagePlan {
@@ -269,8 +275,8 @@ fn plan_page(
         built: Vec::with_capacity(rows.len()),
         last_watermark: rows
             .last()
-            .map(|r| r.watermark.clone())
-            .filter(|w| advance && !w.is_empty()),
+            .filter(|r| !r.watermark.is_empty())
+            .and_then(|r| policy.page_end(&r.watermark)),
         ..PagePlan::default()
     };
     let old = |t: Option<i64>| recent_from.is_some_and(|from| t.is_some_and(|t| t < from));

@@ -17,7 +17,7 @@
 //! transaction, page after page, while the next pages are sent. Pages are pulled from the
 //! reader only when a slot is free, so the pages read ahead stay bounded.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::future::Future;
 use std::pin::pin;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -29,15 +29,14 @@ use tokio_util::sync::CancellationToken;
 
 use super::dedup::{self, Sorted};
 use super::reader::PagePlan;
-use super::{dry_run, AbortOnDrop, Progress, SharedStats};
+use super::session::LedgerSession;
+use super::{AbortOnDrop, Progress, SharedStats};
 use crate::config::CustomerField;
-use crate::db::{self, Pool};
-use crate::destination::{Delivery, Destination, DestinationError};
+use crate::destination::{Delivery, Destination};
 use crate::error::Error;
 use crate::event::Event;
-use crate::ledger::{Ledger, OrderFacts, Outcome, Status, Verdict};
-use crate::lock::RunLock;
-use crate::source::WatermarkKind;
+use crate::ledger::{OrderFacts, Outcome, Verdict};
+use crate::source::Watermark;
 use crate::stats::{count_failed_attempts, RunStats};
 use crate::transform::{Built, Invalid};
 
@@ -63,15 +62,16 @@ struct Batch {
 
 /// The end of a page: what its commit writes besides its batches' outcomes.
 #[derive(Debug)]
-struct PageEnd {
-    /// The watermark of its last row, where the watermark advances once it commits.
-    watermark: Option<String>,
+pub(super) struct PageEnd {
+    /// The watermark of its last row, where the watermark advances once it commits (`None`:
+    /// the page leaves it, see [`super::WatermarkPolicy`]).
+    pub(super) watermark: Option<Watermark>,
     /// Its invalid orders.
-    invalid: Vec<Invalid>,
+    pub(super) invalid: Vec<Invalid>,
     /// Its orders held until their time comes.
-    held: Vec<Built>,
+    pub(super) held: Vec<Built>,
     /// Sent orders changed since, with their watermark and digest now.
-    changed: Vec<crate::ledger::Changed>,
+    pub(super) changed: Vec<crate::ledger::Changed>,
     /// The orders it sends, which stay "in flight in this run" until it commits.
     sending: Vec<String>,
     /// Its new invalid orders, counted in the stats when it commits.
@@ -94,8 +94,8 @@ struct Sent {
     batch: Batch,
     /// Set on the last flight of a page.
     end: Option<PageEnd>,
-    /// The destination's answer.
-    result: Result<Delivery, DestinationError>,
+    /// The destination's answer (or the run's lock lost before the request).
+    result: Result<Delivery, Error>,
 }
 
 /// A page whose batches are all back, for the committer.
@@ -122,32 +122,20 @@ impl InFlight {
 /// One pass's sending and committing, with what its stages share. Owned (no borrows), so that
 /// the futures of its stages are `'static` and a run can be spawned on any runtime thread.
 pub(super) struct Pass {
-    /// The ledger.
-    pub(super) ledger: Ledger,
-    /// Ledger connections.
-    pub(super) pool: Pool,
+    /// The ledger, read-only or writing.
+    pub(super) session: Arc<LedgerSession>,
     /// Events per request (`destination.batch_size`).
     pub(super) batch_size: usize,
     /// Requests in flight at most (`destination.concurrency`).
     pub(super) concurrency: usize,
-    /// Where batches go; `None` for a dry run, whose batches are printed.
-    pub(super) destination: Option<Arc<Destination>>,
-    /// Whether the ledger schema exists (a dry run may run before `migrate`).
-    pub(super) ledger_ready: bool,
+    /// Where batches go (stdout for a dry run).
+    pub(super) destination: Arc<Destination>,
     /// Running stats, counted as pages are decided, batches finish and pages commit.
     pub(super) stats: SharedStats,
-    /// `runs.run_id` (0 for a dry run).
-    pub(super) run_id: i64,
-    /// How to compare watermarks.
-    pub(super) watermark_kind: WatermarkKind,
-    /// False for backfills: the watermark stays where it is.
-    pub(super) advance: bool,
     /// Told the stats after each committed page.
     pub(super) progress: Option<Progress>,
     /// See [`InFlight`].
     pub(super) in_flight: InFlight,
-    /// The run's lock, checked before each page is sent, each request and each commit.
-    pub(super) lock: Option<Arc<RunLock>>,
     /// Cancelled when `shutdown` resolves; the destination's waits end with it.
     pub(super) stop: CancellationToken,
     /// The source database's clock: when an event was accepted, for its upload lag.
@@ -248,9 +236,7 @@ impl Pass {
     /// delta) is a duplicate: earlier pages are known from `in_flight` until they commit, and
     /// from the ledger (their rows carry this run's id) after.
     async fn prepare(&self, plan: PagePlan) -> Result<Vec<Flight>, Error> {
-        if let Some(lock) = &self.lock {
-            lock.check().await?;
-        }
+        self.session.check_lock().await?;
         let PagePlan {
             rows,
             mut built,
@@ -281,26 +267,15 @@ impl Pass {
                 .map(|id| (*id).to_owned())
                 .collect()
         });
-        let existing = if self.ledger_ready {
-            let mut client = db::connect(&self.pool, "ledger").await?;
-            self.pool
-                .within(
-                    "looking up a page's orders in the ledger",
-                    self.ledger.lookup(&mut client, &ids),
-                )
-                .await?
-        } else {
-            HashMap::new()
-        };
+        let existing = self.session.lookup(&ids).await?;
         // Orders older than the history floor: decided as usual when the ledger holds them.
         left +=
             super::history::keep_known(old, &existing, &sending_earlier, &mut built, &mut invalid);
-        let run_id = self.run_id;
         let seen_before = |order_id: &str| {
             sending_earlier.contains(order_id)
-                || existing.get(order_id).is_some_and(|e| {
-                    run_id != 0 && e.run_id == Some(run_id) && e.status == Status::Sent
-                })
+                || existing
+                    .get(order_id)
+                    .is_some_and(|e| self.session.is_this_runs_row(e))
         };
         let Sorted {
             to_send,
@@ -360,35 +335,35 @@ impl Pass {
     }
 
     /// Starts sending one flight's batch: on its own task, so that requests progress while
-    /// the scheduler works, counted in the stats as soon as it finishes, failed or not. A dry
-    /// run prints the batch now, in page order. An empty batch sends nothing.
+    /// the scheduler works, counted in the stats as soon as it finishes, failed or not. A
+    /// destination that answers at once (stdout) takes the batch now, in page order. An empty
+    /// batch sends nothing. A request is not made once the run's lock is known lost.
     fn send(&self, flight: Flight) -> impl Future<Output = Result<Sent, Error>> + Send + 'static {
         let Flight { batch, end } = flight;
         let sending = if batch.events.is_empty() {
             Sending::Done(batch, Ok(Delivery::default()))
-        } else if let Some(destination) = &self.destination {
-            let destination = Arc::clone(destination);
-            let lock = self.lock.as_ref().map(Arc::clone);
+        } else if let Some(result) = self.destination.send_now(&batch.events) {
+            if let Ok(delivery) = &result {
+                self.stats.update(|stats| stats.count_delivery(delivery));
+            }
+            Sending::Done(batch, result.map_err(Error::from))
+        } else {
+            let destination = Arc::clone(&self.destination);
+            let lock = self.session.lock();
             let stats = self.stats.clone();
             Sending::Task(AbortOnDrop(tokio::spawn(async move {
-                if let Some(lock) = lock.as_ref().filter(|lock| !lock.is_held()) {
-                    let lost = lock.check().await.err().map(Box::from);
-                    let lost = lost.unwrap_or_else(|| "the run's lock was lost".into());
-                    return (batch, Err(DestinationError::Setup(lost)));
+                if let Some(lock) = lock.filter(|lock| !lock.is_held()) {
+                    if let Err(lost) = lock.check().await {
+                        return (batch, Err(Error::from(lost)));
+                    }
                 }
                 let result = destination.send(&batch.events).await;
                 stats.update(|stats| match &result {
                     Ok(delivery) => stats.count_delivery(delivery),
                     Err(error) => count_failed_attempts(stats, error),
                 });
-                (batch, result)
+                (batch, result.map_err(Error::from))
             })))
-        } else {
-            let result = dry_run::deliver(&batch.events);
-            if let Ok(delivery) = &result {
-                self.stats.update(|stats| stats.count_delivery(delivery));
-            }
-            Sending::Done(batch, result)
         };
         async move {
             let (batch, result) = match sending {
@@ -405,12 +380,7 @@ impl Pass {
     fn spawn_committer(&self) -> (mpsc::Sender<PageDone>, JoinHandle<Result<(), Error>>) {
         let (tx, mut rx) = mpsc::channel::<PageDone>(1);
         let committer = Committer {
-            ledger: self.ledger.clone(),
-            pool: self.pool.clone(),
-            run_id: self.run_id,
-            watermark_kind: self.advance.then_some(self.watermark_kind),
-            dry_run: self.destination.is_none(),
-            lock: self.lock.as_ref().map(Arc::clone),
+            session: Arc::clone(&self.session),
             stats: self.stats.clone(),
             in_flight: self.in_flight.clone(),
             progress: self.progress.clone(),
@@ -428,9 +398,9 @@ impl Pass {
 /// A batch being sent, or already answered (a dry run, an empty batch).
 enum Sending {
     /// Answered without a request.
-    Done(Batch, Result<Delivery, DestinationError>),
+    Done(Batch, Result<Delivery, Error>),
     /// On its own task.
-    Task(AbortOnDrop<(Batch, Result<Delivery, DestinationError>)>),
+    Task(AbortOnDrop<(Batch, Result<Delivery, Error>)>),
 }
 
 /// Adds one batch's delivery to its page's outcomes, and counts the match keys and upload lag
@@ -491,18 +461,8 @@ fn add_outcomes(
 
 /// What the committer task owns.
 struct Committer {
-    /// The ledger.
-    ledger: Ledger,
-    /// Ledger connections.
-    pool: Pool,
-    /// `runs.run_id`.
-    run_id: i64,
-    /// How to store the watermark; `None` for backfills, which leave it alone.
-    watermark_kind: Option<WatermarkKind>,
-    /// A dry run writes nothing; its "sent" orders stay in flight until it ends.
-    dry_run: bool,
-    /// Checked before each commit.
-    lock: Option<Arc<RunLock>>,
+    /// Writes each page (a read-only session writes nothing).
+    session: Arc<LedgerSession>,
     /// Counts what each commit recorded.
     stats: SharedStats,
     /// Loses a page's orders once the ledger has them.
@@ -512,7 +472,9 @@ struct Committer {
 }
 
 impl Committer {
-    /// Commits one page, then counts it in the stats and tells the progress callback.
+    /// Commits one page, then counts it in the stats and tells the progress callback. A page
+    /// that a read-only session does not write keeps its "sent" orders in flight until the run
+    /// ends.
     async fn commit(&self, page: PageDone) -> Result<(), Error> {
         let sent = page
             .outcomes
@@ -520,8 +482,7 @@ impl Committer {
             .filter(|o| matches!(o.verdict, Verdict::Sent { .. }))
             .count() as u64;
         let rejected = page.outcomes.len() as u64 - sent;
-        if !self.dry_run {
-            self.write(&page).await?;
+        if self.session.write_page(&page.outcomes, &page.end).await? {
             self.in_flight.with(|in_flight| {
                 for order_id in &page.end.sending {
                     in_flight.remove(order_id);
@@ -533,58 +494,13 @@ impl Committer {
             stats.sent += sent;
             stats.rejected += rejected;
             page.end.invalid_count.count_in(stats);
-            if self.watermark_kind.is_some() && watermark.is_some() {
-                stats.watermark_end = watermark;
+            if let Some(watermark) = watermark {
+                stats.watermark_end = Some(watermark.into_text());
             }
             if let Some(progress) = &self.progress {
                 progress(stats);
             }
         });
-        Ok(())
-    }
-
-    /// Writes a page's sent, rejected, invalid, held and changed rows and advances the
-    /// watermark, in one transaction, under the run's lock.
-    async fn write(&self, page: &PageDone) -> Result<(), Error> {
-        if let Some(lock) = &self.lock {
-            lock.check().await?;
-        }
-        let client = db::connect(&self.pool, "ledger").await?;
-        self.pool
-            .within(
-                "writing a page to the ledger",
-                self.write_page(client, page),
-            )
-            .await
-    }
-
-    /// [`Committer::write`]'s transaction, on `client`.
-    async fn write_page(
-        &self,
-        mut client: deadpool_postgres::Object,
-        page: &PageDone,
-    ) -> Result<(), Error> {
-        let (ledger, run_id, end) = (&self.ledger, self.run_id, &page.end);
-        let mut tx = client
-            .transaction()
-            .await
-            .map_err(db::DbError::query("cannot start a transaction"))?;
-        let invalid: Vec<&Invalid> = end.invalid.iter().collect();
-        ledger.record_invalid(&tx, &invalid, run_id).await?;
-        let held: Vec<&Built> = end.held.iter().collect();
-        ledger.record_held(&tx, &held, run_id).await?;
-        ledger.mark_changed(&tx, &end.changed).await?;
-        ledger
-            .record_outcomes(&mut tx, &page.outcomes, run_id)
-            .await?;
-        if let (Some(kind), Some(watermark)) = (self.watermark_kind, &end.watermark) {
-            ledger
-                .advance_watermark(&tx, watermark, kind, run_id)
-                .await?;
-        }
-        tx.commit()
-            .await
-            .map_err(db::DbError::query("cannot commit a page"))?;
         Ok(())
     }
 }

@@ -9,6 +9,7 @@ mod describe;
 mod identity;
 mod query;
 mod text;
+mod watermark;
 
 use std::collections::HashMap;
 use std::pin::Pin;
@@ -27,6 +28,7 @@ pub use query::{
     watermark_text, EventTimeWindow, Filter, Param, ReadQuery, VALUE_SEPARATOR, WATERMARK_SKEW,
 };
 pub use text::Fallback;
+pub use watermark::Watermark;
 
 /// Errors reading the source; each says what to fix.
 #[derive(Debug, thiserror::Error)]

@@ -1,0 +1,216 @@
+//! Driving an opened pass: where it starts (the stored watermark, `source.start`, the history
+//! floor, the held orders now due), then the reader's pages through the send stage until the
+//! source is done, an error occurs or `shutdown` resolves.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+
+use super::open::Opened;
+use super::session::LedgerSession;
+use super::{history, reader, send, RunOptions, SharedStats};
+use crate::config::{Config, ConfigError};
+use crate::db;
+use crate::error::Error;
+use crate::source::{self, Filter, SourceTable, Watermark};
+use crate::stats::RunStats;
+use crate::transform;
+
+/// Drives an opened pass; returns its stats, counted so far whatever the outcome, and how the
+/// driving ended. A pass that leaves orders under the history floor says so in the stats'
+/// note.
+pub(super) async fn drive(
+    config: &Config,
+    options: &RunOptions,
+    opened: &mut Opened,
+    mut stats: RunStats,
+    stop: CancellationToken,
+    shutdown: impl Future<Output = ()> + Send,
+) -> (RunStats, Result<(), Error>) {
+    let mut recent_from = None;
+    let mut first_run = true;
+    let result = async {
+        let session = Arc::clone(&opened.session);
+        // Before anything is sent, the ledger table must take a write (issue 23): a ledger
+        // that cannot record what is sent would have every later run send it again.
+        if let Some(ledger) = session.writable() {
+            session
+                .pool
+                .within(
+                    "checking that the ledger can be written",
+                    ledger.check_writable(&opened.ledger_client),
+                )
+                .await?;
+        }
+        let Some(source_client) = opened.source_client.take() else {
+            return Ok(());
+        };
+        let sessions = Sessions {
+            source: &source_client,
+            source_pool: &opened.source_pool,
+            ledger: &opened.ledger_client,
+            ledger_session: &session,
+        };
+        let policy = options.mode.watermark(opened.table.watermark_kind);
+        let (filter, stored) =
+            start_filter(config, options, &sessions, &opened.table, &mut stats).await?;
+        let no_state = stats.watermark_start.is_none();
+        recent_from =
+            history::floor(config, options, &sessions, no_state, opened.clock.now()).await?;
+        first_run = no_state;
+        let held = match session.readable().filter(|_| policy.advances()) {
+            Some(ledger) => {
+                let due = opened.clock.now() + transform::MAX_FUTURE_SECS;
+                session
+                    .pool
+                    .within(
+                        "reading the held orders now due",
+                        ledger.due_held(&opened.ledger_client, due),
+                    )
+                    .await?
+            }
+            None => Vec::new(),
+        };
+        drop(source_client);
+        let committed = stored.filter(|_| policy.advances());
+        let shared = SharedStats::new(std::mem::replace(
+            &mut stats,
+            RunStats::new(&config.connector.name),
+        ));
+        let pass = send::Pass {
+            session: Arc::clone(&session),
+            batch_size: config.destination.batch_size,
+            concurrency: config.destination.concurrency,
+            destination: Arc::clone(&opened.destination),
+            stats: shared.clone(),
+            progress: options.progress.clone(),
+            in_flight: send::InFlight::default(),
+            stop,
+            clock: opened.clock,
+        };
+        let read = reader::ReadPlan {
+            clock: opened.clock,
+            filter,
+            held,
+            committed,
+            recent_from,
+            policy,
+        };
+        let pages = reader::pages(config, &opened.source_pool, &opened.table, read, options);
+        let result = Arc::new(pass).drive(pages, shutdown).await;
+        // Whatever the outcome, the stats counted so far are the run's.
+        stats = shared.update(|stats| stats.clone());
+        result
+    }
+    .await;
+    if let Some(from) = recent_from.filter(|_| stats.history_left > 0) {
+        stats.note = Some(history::note(stats.history_left, from, first_run));
+        tracing::warn!(
+            left = stats.history_left,
+            "{}",
+            stats.note.as_deref().unwrap_or_default()
+        );
+    }
+    (stats, result)
+}
+
+/// The run's first sessions, the source's pool (with its bounds) and the ledger session.
+pub(super) struct Sessions<'a> {
+    /// The source session that described the table.
+    pub(super) source: &'a tokio_postgres::Client,
+    /// Its pool.
+    pub(super) source_pool: &'a db::Pool,
+    /// The ledger session that records the run.
+    pub(super) ledger: &'a tokio_postgres::Client,
+    /// The ledger as this run may use it.
+    pub(super) ledger_session: &'a LedgerSession,
+}
+
+/// What an incremental run reads: the orders changed since the stored watermark minus the
+/// lookback, else since `source.start`, else (a time watermark) since 62 days ago, the oldest
+/// a store event may be; an integer watermark without `source.start` reads the whole table. A
+/// backfill reads its event-time window. Returns the filter and the stored watermark, which
+/// `stats` start (and end, until a page moves it) at.
+async fn start_filter(
+    config: &Config,
+    options: &RunOptions,
+    sessions: &Sessions<'_>,
+    table: &SourceTable,
+    stats: &mut RunStats,
+) -> Result<(Filter, Option<Watermark>), Error> {
+    let source_client = sessions.source;
+    let session = sessions.ledger_session;
+    let stored = match session.readable() {
+        Some(ledger) => {
+            session
+                .pool
+                .within("reading the watermark", ledger.watermark(sessions.ledger))
+                .await?
+        }
+        None => None,
+    };
+    stats.watermark_start = stored.as_ref().map(|stored| stored.value.clone());
+    stats.watermark_end = stats.watermark_start.clone();
+    let kind = table.watermark_kind;
+    let stored = match stored.map(|stored| stored.of_kind(kind)) {
+        Some(Ok(watermark)) => Some(watermark),
+        // The config no longer fits the ledger: a configuration error (exit 2), which no
+        // retry by `watch` can fix. (A backfill reads its window whatever the state holds.)
+        Some(Err(stored)) if options.window.is_none() => {
+            return Err(ConfigError::Invalid {
+                key: "source.watermark_column",
+                constraint: format!(
+                    "is now a {} but the stored watermark is a {}; reset it with \
+                     `delete from {}.state where connector = '{}'` after checking",
+                    kind.sql_type(),
+                    stored.kind().sql_type(),
+                    config.ledger.schema,
+                    config.connector.name
+                ),
+            }
+            .into())
+        }
+        Some(Err(stored)) => Some(stored),
+        None => None,
+    };
+    if let Some(window) = options.window {
+        return Ok((Filter::Window(window), stored));
+    }
+    let bounded = sessions.source_pool;
+    let amount = config
+        .source
+        .lookback
+        .check(kind == source::WatermarkKind::Integer, "source.lookback")?;
+    let from = match &stored {
+        Some(watermark) if amount == 0 => Some(watermark.clone()),
+        Some(watermark) => Some(Watermark::new(
+            kind,
+            bounded
+                .within(
+                    "reading the source's clock",
+                    source::minus_lookback(source_client, kind, watermark.as_str(), amount),
+                )
+                .await?,
+        )),
+        None => match &config.source.start {
+            Some(start) => Some(Watermark::new(
+                kind,
+                bounded
+                    .within(
+                        "checking `source.start`",
+                        source::check_watermark(source_client, kind, start),
+                    )
+                    .await?,
+            )),
+            None => bounded
+                .within(
+                    "reading the source's clock",
+                    source::default_start(source_client, kind, &config.source.timezone),
+                )
+                .await?
+                .map(|text| Watermark::new(kind, text)),
+        },
+    };
+    Ok((Filter::Delta(from.map(Watermark::into_text)), stored))
+}
