@@ -55,7 +55,18 @@ pub(super) async fn drive(
         let policy = options.mode.watermark(opened.table.watermark_kind);
         let (filter, stored) =
             start_filter(config, options, &sessions, &opened.table, &mut stats).await?;
-        let no_state = stats.watermark_start.is_none();
+        // With `[[source.changes]]`, an incremental pass reads the orders their changed keys
+        // touch instead of the delta of `source.watermark_column`.
+        let changes =
+            if config.source.changes.is_empty() || !policy.advances() || options.window.is_some() {
+                None
+            } else {
+                Some(super::changes::discover(config, &sessions, &opened.table, &mut stats).await?)
+            };
+        let no_state = match &changes {
+            Some((_, first)) => *first,
+            None => stats.watermark_start.is_none(),
+        };
         recent_from =
             history::floor(config, options, &sessions, no_state, opened.clock.now()).await?;
         first_run = no_state;
@@ -96,6 +107,7 @@ pub(super) async fn drive(
             committed,
             recent_from,
             policy,
+            changes: changes.map(|(keys, _)| keys),
         };
         let pages = reader::pages(config, &opened.source_pool, &opened.table, read, options);
         let result = Arc::new(pass).drive(pages, shutdown).await;

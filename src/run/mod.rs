@@ -19,6 +19,7 @@
 //! run reads the dead run's in-flight orders again and sends them with the same `event_id`,
 //! `order_id` and `event_time`, which Meta deduplicates.
 
+mod changes;
 mod dedup;
 mod drive;
 mod history;

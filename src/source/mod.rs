@@ -79,6 +79,20 @@ pub enum SourceError {
         /// The column's type.
         kind: &'static str,
     },
+    /// A read of `[[source.changes]]` orders was cancelled by the server each time it was tried.
+    #[error(
+        "the source database cancelled a read of the changed orders {tries} times ({cause}): \
+         on a hot standby set `hot_standby_feedback = on` there (or raise its \
+         `max_standby_streaming_delay`); else raise the sync role's `statement_timeout` \
+         (`alter role … set statement_timeout = …`) above what one page of \
+         `source.batch_size` orders takes"
+    )]
+    Cancelled {
+        /// How many times the page was tried.
+        tries: u32,
+        /// The server's message.
+        cause: String,
+    },
     /// A database error.
     #[error(transparent)]
     Db(#[from] DbError),
@@ -439,6 +453,22 @@ pub(crate) async fn read_orders(
     order_ids: &[String],
 ) -> Result<Vec<SourceRow>, SourceError> {
     let mut reader = Reader::start(client, query, &Filter::Orders(order_ids.to_vec())).await?;
+    let rows = reader.next_page(usize::MAX).await?.rows;
+    reader.finish(client).await?;
+    Ok(rows)
+}
+
+/// Reads every row of the orders `filter` selects, in read order, in one statement and
+/// transaction of its own (a page of `[[source.changes]]` keys).
+///
+/// # Errors
+/// [`SourceError::Db`] when the statement fails.
+pub(crate) async fn read_all(
+    client: &Client,
+    query: &ReadQuery,
+    filter: &Filter,
+) -> Result<Vec<SourceRow>, SourceError> {
+    let mut reader = Reader::start(client, query, filter).await?;
     let rows = reader.next_page(usize::MAX).await?.rows;
     reader.finish(client).await?;
     Ok(rows)
