@@ -103,6 +103,10 @@ pub struct RunStats {
     /// older orders a first run left (see `history_left`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// Why a `[[source.changes]]` table was left unread (its largest watermark went behind
+    /// the stored one): the run is degraded, and this names the reset.
+    #[serde(skip)]
+    pub watermark_reset: Option<String>,
     /// Seconds from `event_time` to acceptance of the sent events (median, p95, max).
     pub upload_lag: UploadLag,
     /// The token's and the API version's remaining life as the run read them (Meta
@@ -147,6 +151,7 @@ impl RunStats {
             invalid_reasons: BTreeMap::new(),
             error: None,
             note: None,
+            watermark_reset: None,
             upload_lag: UploadLag::default(),
             meta_life: None,
             meta_alerts: Vec::new(),

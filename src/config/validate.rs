@@ -80,6 +80,10 @@ impl Config {
         {
             return invalid("destination.upload_tag", "must not be empty");
         }
+        super::changes::validate(
+            &self.source.changes,
+            self.source.watermark_column.as_deref(),
+        )?;
         if let Some(start) = &self.source.start {
             if !is_watermark_start(start) {
                 return invalid(

@@ -55,7 +55,18 @@ pub(super) async fn drive(
         let policy = options.mode.watermark(opened.table.watermark_kind);
         let (filter, stored) =
             start_filter(config, options, &sessions, &opened.table, &mut stats).await?;
-        let no_state = stats.watermark_start.is_none();
+        // With `[[source.changes]]`, an incremental pass reads the orders their changed keys
+        // touch instead of the delta of `source.watermark_column`.
+        let changes =
+            if config.source.changes.is_empty() || !policy.advances() || options.window.is_some() {
+                None
+            } else {
+                Some(super::changes::discover(config, &sessions, &opened.table, &mut stats).await?)
+            };
+        let no_state = match &changes {
+            Some((_, first)) => *first,
+            None => stats.watermark_start.is_none(),
+        };
         recent_from =
             history::floor(config, options, &sessions, no_state, opened.clock.now()).await?;
         first_run = no_state;
@@ -96,6 +107,7 @@ pub(super) async fn drive(
             committed,
             recent_from,
             policy,
+            changes: changes.map(|(keys, _)| keys),
         };
         let pages = reader::pages(config, &opened.source_pool, &opened.table, read, options);
         let result = Arc::new(pass).drive(pages, shutdown).await;
@@ -178,19 +190,18 @@ async fn start_filter(
         return Ok((Filter::Window(window), stored));
     }
     let bounded = sessions.source_pool;
+    let amount = config
+        .source
+        .lookback
+        .check(kind == source::WatermarkKind::Integer, "source.lookback")?;
     let from = match &stored {
-        Some(watermark) if config.source.lookback.is_zero() => Some(watermark.clone()),
+        Some(watermark) if amount == 0 => Some(watermark.clone()),
         Some(watermark) => Some(Watermark::new(
             kind,
             bounded
                 .within(
                     "reading the source's clock",
-                    source::minus_lookback(
-                        source_client,
-                        kind,
-                        watermark.as_str(),
-                        config.source.lookback,
-                    ),
+                    source::minus_lookback(source_client, kind, watermark.as_str(), amount),
                 )
                 .await?,
         )),

@@ -19,6 +19,7 @@
 //! run reads the dead run's in-flight orders again and sends them with the same `event_id`,
 //! `order_id` and `event_time`, which Meta deduplicates.
 
+mod changes;
 mod dedup;
 mod drive;
 mod history;
@@ -171,7 +172,7 @@ pub async fn run(
         &stats,
         result.as_ref().map(|_| ()),
         options.max_invalid_ratio,
-        &config.source.watermark_column,
+        config.source.watermark_column(),
     );
     stats.status = status;
     stats.error = error.or(stats.error.take());

@@ -19,6 +19,10 @@ use crate::transform::{self, Built, Invalid, InvalidReason, Rules};
 /// rows/s as two, within noise) and bounds memory lower (132-138 MiB vs 150-153 MiB at 100k rows).
 const PAGES_AHEAD: usize = 1;
 
+/// How many times a page of changed orders is read when the server cancels it (a recovery
+/// conflict, a `statement_timeout`) before the run fails, naming the setting to change.
+const PAGE_ATTEMPTS: u32 = 3;
+
 /// A page, read and transformed.
 #[derive(Debug, Default)]
 pub(super) struct PagePlan {
@@ -37,6 +41,9 @@ pub(super) struct PagePlan {
     /// The watermark of its last order, where the watermark advances once the page is
     /// committed; `None` for pages that must not move it (held orders read by id, backfills).
     pub(super) last_watermark: Option<Watermark>,
+    /// A page of orders a `[[source.changes]]` table's changed keys touched: that table (as
+    /// configured) and where its watermark advances once the page is committed.
+    pub(super) change: Option<(String, Watermark)>,
 }
 
 /// Where the reader starts and what it reads.
@@ -57,6 +64,8 @@ pub(super) struct ReadPlan {
     pub(super) recent_from: Option<i64>,
     /// Whether the pages of changed orders move the watermark.
     pub(super) policy: WatermarkPolicy,
+    /// With `[[source.changes]]`: the changed keys of each table, read instead of `filter`.
+    pub(super) changes: Option<super::changes::ChangedKeys>,
 }
 
 /// Starts the reader task and returns its pages in order: first the held orders whose time has
@@ -83,9 +92,9 @@ pub(super) fn pages(
         clock: read.clock,
         recent_from: read.recent_from,
     };
-    let (filter, held) = (read.filter, read.held);
+    let (filter, held, changes) = (read.filter, read.held, read.changes);
     let task = tokio::spawn(async move {
-        if let Err(error) = reader.read(filter, held, &tx).await {
+        if let Err(error) = reader.read(filter, held, changes, &tx).await {
             let _ = tx.send(Err(error)).await;
         }
     });
@@ -130,6 +139,7 @@ impl Reader {
         &self,
         filter: Filter,
         held: Vec<String>,
+        changes: Option<super::changes::ChangedKeys>,
         tx: &mpsc::Sender<Result<PagePlan, Error>>,
     ) -> Result<(), Error> {
         let client = db::connect(&self.pool, "source").await?;
@@ -164,6 +174,10 @@ impl Reader {
             if tx.send(Ok(held_page)).await.is_err() {
                 return Ok(());
             }
+        }
+        if let Some(changes) = changes {
+            drop(client);
+            return self.read_changes(changes, tx).await;
         }
         // Each page of the streamed read is bounded by `source.stall_timeout`, not the whole
         // statement: a read that keeps streaming rows for an hour is no stall.
@@ -233,6 +247,84 @@ impl Reader {
             drop(deadpool_postgres::Object::take(client));
         }
         Ok(())
+    }
+
+    /// Reads the orders the changed keys of each `[[source.changes]]` table touch, table by
+    /// table in (watermark, key) order, a page of keys at a time: each page is one short
+    /// statement in its own transaction on a connection taken for it, so nothing stays open on
+    /// the source while the page is sent. An order already read in this run (through another
+    /// table) is not read again. A page cancelled by the server (a recovery conflict on a hot
+    /// standby, a `statement_timeout`) is read again, up to [`PAGE_ATTEMPTS`] times.
+    async fn read_changes(
+        &self,
+        changes: super::changes::ChangedKeys,
+        tx: &mpsc::Sender<Result<PagePlan, Error>>,
+    ) -> Result<(), Error> {
+        let mut seen: HashSet<String> = HashSet::new();
+        let mut read = 0u64;
+        // Orders have a few rows each (lines): a page of keys is about a page of rows.
+        let keys_per_page = (self.page_size / 3).max(1);
+        for (table, keys) in changes.tables {
+            for chunk in keys.chunks(keys_per_page) {
+                if self.limit.is_some_and(|limit| read >= limit) {
+                    return Ok(());
+                }
+                let filter = Filter::Matching {
+                    column: table.matches.clone(),
+                    base_type: table.matches_type.clone(),
+                    values: chunk.iter().map(|k| k.key.clone()).collect(),
+                };
+                let rows = self.read_page(&filter).await?;
+                let rows: Vec<source::SourceRow> = rows
+                    .into_iter()
+                    .filter(|r| r.key.is_empty() || !seen.contains(&r.key))
+                    .collect();
+                seen.extend(rows.iter().map(|r| r.key.clone()));
+                read += rows.len() as u64;
+                let mut page = self.plan(rows, WatermarkPolicy::Leave).await?;
+                page.change = chunk.last().map(|last| {
+                    (
+                        table.configured.clone(),
+                        Watermark::new(table.kind, last.watermark.clone()),
+                    )
+                });
+                if tx.send(Ok(page)).await.is_err() {
+                    return Ok(());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Every row of the orders `filter` names, in one short read on a connection of its own,
+    /// read again when the server cancelled it.
+    async fn read_page(&self, filter: &Filter) -> Result<Vec<source::SourceRow>, Error> {
+        let mut attempt = 1;
+        loop {
+            let client = db::connect(&self.pool, "source").await?;
+            let result = self
+                .pool
+                .within(
+                    "reading a page of the changed orders",
+                    source::read_all(&client, &self.query, filter),
+                )
+                .await;
+            match result {
+                Err(error) if attempt < PAGE_ATTEMPTS && super::changes::cancelled(&error) => {
+                    tracing::warn!(
+                        attempt,
+                        error = %crate::error::chain(&error),
+                        "a page of the changed orders was cancelled by the server; reading it again"
+                    );
+                    drop(deadpool_postgres::Object::take(client));
+                    attempt += 1;
+                }
+                Err(error) if super::changes::cancelled(&error) => {
+                    return Err(super::changes::explain_cancel(error, attempt));
+                }
+                other => return Ok(other?),
+            }
+        }
     }
 
     /// Transforms a page on a blocking thread (normalizing and hashing is CPU work); `policy`

@@ -66,6 +66,9 @@ pub(super) struct PageEnd {
     /// The watermark of its last row, where the watermark advances once it commits (`None`:
     /// the page leaves it, see [`super::WatermarkPolicy`]).
     pub(super) watermark: Option<Watermark>,
+    /// The `[[source.changes]]` table whose changed keys it read, and where that table's
+    /// watermark advances once it commits.
+    pub(super) change: Option<(String, Watermark)>,
     /// Its invalid orders.
     pub(super) invalid: Vec<Invalid>,
     /// Its orders held until their time comes.
@@ -244,6 +247,7 @@ impl Pass {
             mut left,
             old,
             last_watermark,
+            change,
         } = plan;
         let mut ids: Vec<&str> = built
             .iter()
@@ -318,6 +322,7 @@ impl Pass {
         }
         let end = PageEnd {
             watermark: last_watermark,
+            change,
             invalid,
             held,
             changed,

@@ -148,6 +148,11 @@ impl LedgerSession {
         if let Some(watermark) = &end.watermark {
             ledger.advance_watermark(&tx, watermark, run_id).await?;
         }
+        if let Some((table, watermark)) = &end.change {
+            ledger
+                .advance_change_watermark(&tx, table, watermark.as_str(), watermark.kind(), run_id)
+                .await?;
+        }
         tx.commit()
             .await
             .map_err(db::DbError::query("cannot commit a page"))?;

@@ -32,6 +32,9 @@ pub(crate) fn verdict(
                 max_invalid_ratio.unwrap_or(1.0)
             )),
         ),
+        Ok(()) if stats.watermark_reset.is_some() => {
+            (RunStatus::Degraded, stats.watermark_reset.clone())
+        }
         Ok(()) if stats.ahead_of_clock > 0 => (
             RunStatus::Degraded,
             Some(format!(

@@ -3,6 +3,7 @@
 //! of whole orders, so that memory is bounded by the page size and the cost of a read by the rows
 //! it reads (see `query` for the statement and why it is safe to restart from).
 
+mod changes;
 mod clock;
 mod columns;
 mod describe;
@@ -20,6 +21,7 @@ use tokio_postgres::{Client, RowStream};
 
 use crate::config::CustomerField;
 use crate::db::DbError;
+pub use changes::{changed_keys, describe_changes, max_watermark, ChangedKey, ChangesTable};
 pub use clock::{clock, Clock, HOST_SKEW_WARNING};
 pub use describe::describe;
 pub use identity::IdKind;
@@ -35,6 +37,14 @@ pub enum SourceError {
     /// The table or view does not exist (or is not visible to the connecting role).
     #[error("source table {table} not found: check `source.table` and the role's privileges")]
     TableNotFound {
+        /// The configured name.
+        table: String,
+    },
+    /// A `[[source.changes]]` table does not exist (or is not visible to the connecting role).
+    #[error("table {table} of `{key}` not found: check the name and the role's privileges")]
+    ChangesTableNotFound {
+        /// The entry's key, e.g. `source.changes[2].table`.
+        key: String,
         /// The configured name.
         table: String,
     },
@@ -69,6 +79,20 @@ pub enum SourceError {
         start: String,
         /// The column's type.
         kind: &'static str,
+    },
+    /// A read of `[[source.changes]]` orders was cancelled by the server each time it was tried.
+    #[error(
+        "the source database cancelled a read of the changed orders {tries} times ({cause}): \
+         on a hot standby set `hot_standby_feedback = on` there (or raise its \
+         `max_standby_streaming_delay`); else raise the sync role's `statement_timeout` \
+         (`alter role … set statement_timeout = …`) above what one page of \
+         `source.batch_size` orders takes"
+    )]
+    Cancelled {
+        /// How many times the page was tried.
+        tries: u32,
+        /// The server's message.
+        cause: String,
     },
     /// A database error.
     #[error(transparent)]
@@ -435,6 +459,22 @@ pub(crate) async fn read_orders(
     Ok(rows)
 }
 
+/// Reads every row of the orders `filter` selects, in read order, in one statement and
+/// transaction of its own (a page of `[[source.changes]]` keys).
+///
+/// # Errors
+/// [`SourceError::Db`] when the statement fails.
+pub(crate) async fn read_all(
+    client: &Client,
+    query: &ReadQuery,
+    filter: &Filter,
+) -> Result<Vec<SourceRow>, SourceError> {
+    let mut reader = Reader::start(client, query, filter).await?;
+    let rows = reader.next_page(usize::MAX).await?.rows;
+    reader.finish(client).await?;
+    Ok(rows)
+}
+
 /// Counts the source rows in an event-time window (for a backfill's progress bar).
 ///
 /// # Errors
@@ -514,7 +554,9 @@ pub(crate) async fn check_watermark(
     }
 }
 
-/// The watermark minus the lookback window, computed by PostgreSQL in the column's own type.
+/// The watermark minus the lookback window, computed by PostgreSQL in the column's own type:
+/// `amount` is a number of the column's units for an integer watermark, else seconds
+/// ([`crate::config::Lookback::check`]).
 ///
 /// # Errors
 /// [`SourceError::Db`] when the statement fails.
@@ -522,9 +564,9 @@ pub(crate) async fn minus_lookback(
     client: &Client,
     kind: WatermarkKind,
     watermark: &str,
-    lookback: std::time::Duration,
+    amount: i64,
 ) -> Result<String, SourceError> {
-    let seconds = i64::try_from(lookback.as_secs()).unwrap_or(i64::MAX);
+    let seconds = amount;
     let t = kind.sql_type();
     let expr = match kind {
         WatermarkKind::Integer => format!("($1::text::{t} - $2::bigint)"),

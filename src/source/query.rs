@@ -47,6 +47,51 @@ pub enum Filter {
     WindowOrUndated(EventTimeWindow),
     /// These orders, by their key (the canonical text of the id, [`super::IdKind`]).
     Orders(Vec<String>),
+    /// The orders with a row whose column `column` (quoted, of base type `base_type`) equals
+    /// one of `values` (their text): the orders a `[[source.changes]]` table's changed keys
+    /// touch, read by the index on that column.
+    Matching {
+        /// The quoted column of `source.table`.
+        column: String,
+        /// Its base type's `typname` (`int8`, `text`, `uuid`).
+        base_type: String,
+        /// The keys, as text.
+        values: Vec<String>,
+    },
+}
+
+/// A watermark's text form bound as a value of the column's own type (so that PostgreSQL, and
+/// `postgres_fdw`, can use the condition where the rows live: a `$1::text::timestamptz` cast is
+/// not immutable, so it is neither an index bound a remote server is sent nor folded early);
+/// `None` when the text is not in PostgreSQL's ISO form (the caller casts it instead).
+pub(crate) fn typed_watermark(kind: WatermarkKind, text: &str) -> Option<Param> {
+    let t = text.trim();
+    match kind {
+        WatermarkKind::Integer => t
+            .parse::<i64>()
+            .ok()
+            .map(|v| (Box::new(v) as Box<dyn ToSql + Sync + Send>, Type::INT8)),
+        WatermarkKind::Date => chrono::NaiveDate::parse_from_str(t, "%Y-%m-%d")
+            .ok()
+            .map(|v| (Box::new(v) as Box<dyn ToSql + Sync + Send>, Type::DATE)),
+        WatermarkKind::Timestamp => ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f"]
+            .iter()
+            .find_map(|f| chrono::NaiveDateTime::parse_from_str(t, f).ok())
+            .map(|v| (Box::new(v) as Box<dyn ToSql + Sync + Send>, Type::TIMESTAMP)),
+        WatermarkKind::Timestamptz => chrono::DateTime::parse_from_rfc3339(t)
+            .ok()
+            .or_else(|| {
+                ["%Y-%m-%d %H:%M:%S%.f%#z", "%Y-%m-%dT%H:%M:%S%.f%#z"]
+                    .iter()
+                    .find_map(|f| chrono::DateTime::parse_from_str(t, f).ok())
+            })
+            .map(|v| {
+                (
+                    Box::new(v.with_timezone(&chrono::Utc)) as Box<dyn ToSql + Sync + Send>,
+                    Type::TIMESTAMPTZ,
+                )
+            }),
+    }
 }
 
 /// What is trimmed from both ends of an order id: ASCII white space and the no-break space
@@ -87,8 +132,8 @@ pub struct ReadQuery {
     width: usize,
     /// The quoted table name.
     table: String,
-    /// The quoted watermark column.
-    watermark: String,
+    /// The quoted watermark column; `None` when `[[source.changes]]` find the changes.
+    watermark: Option<String>,
     /// The quoted order id column.
     order_id: String,
     /// The order id's key: the identity of an order everywhere in ocapi.
@@ -170,9 +215,10 @@ fn select_exprs(config: &Config, table: &SourceTable) -> Vec<String> {
     columns::INNER
         .iter()
         .map(|role| match *role {
-            Role::RowWatermark => watermark_text(
-                &quote_ident(&config.source.watermark_column),
-                table.watermark_kind,
+            // `None` when `[[source.changes]]` find the changes.
+            Role::RowWatermark => config.source.watermark_column.as_deref().map_or_else(
+                || "null::text".to_owned(),
+                |w| watermark_text(&quote_ident(w), table.watermark_kind),
             ),
             Role::OrderId => format!("{}::text", quote_ident(&m.order_id)),
             Role::Epoch => match table.event_time_kind {
@@ -198,7 +244,7 @@ impl ReadQuery {
     /// The read of `table` as `config` maps it.
     pub fn new(config: &Config, table: &SourceTable) -> Self {
         let m = &config.mapping;
-        let watermark = quote_ident(&config.source.watermark_column);
+        let watermark = config.source.watermark_column.as_deref().map(quote_ident);
         let order_id = quote_ident(&m.order_id);
         // The id as its column's type compares it (`1001.0` and `1001` in a numeric column are
         // one order), trimmed as text.
@@ -222,6 +268,15 @@ impl ReadQuery {
             timezone: quote_literal(config.source.timezone.name()),
             sql_ascii: table.sql_ascii(),
             fallback: config.source.encoding,
+        }
+    }
+
+    /// The watermark column of the table aliased `alias`, or a NULL of the watermark's type
+    /// when there is none (`[[source.changes]]`).
+    fn wm(&self, alias: &str) -> String {
+        match &self.watermark {
+            Some(w) => format!("{alias}.{w}"),
+            None => format!("null::{}", self.watermark_kind.sql_type()),
         }
     }
 
@@ -259,13 +314,31 @@ impl ReadQuery {
 
     /// The condition on a row (of the table aliased `alias`) that puts its order in the read.
     fn condition(&self, alias: &str, filter: &Filter, params: &mut Vec<Param>) -> String {
-        let w = format!("{alias}.{}", self.watermark);
+        let w = self.wm(alias);
         let t = self.watermark_kind.sql_type();
         match filter {
             Filter::Delta(None) => format!("{w} is not null"),
-            Filter::Delta(Some(from)) => {
-                params.push((Box::new(from.clone()), Type::TEXT));
-                format!("{w} >= ${}::text::{t}", params.len())
+            Filter::Delta(Some(from)) => match typed_watermark(self.watermark_kind, from) {
+                Some(param) => {
+                    params.push(param);
+                    format!("{w} >= ${}", params.len())
+                }
+                None => {
+                    params.push((Box::new(from.clone()), Type::TEXT));
+                    format!("{w} >= ${}::text::{t}", params.len())
+                }
+            },
+            Filter::Matching {
+                column,
+                base_type,
+                values,
+            } => {
+                params.push((Box::new(values.clone()), Type::TEXT_ARRAY));
+                format!(
+                    "{alias}.{column} = any(${}::text[]::{}[])",
+                    params.len(),
+                    quote_ident(base_type)
+                )
             }
             Filter::WindowOrUndated(window) => {
                 let within = self.condition(alias, &Filter::Window(*window), params);
@@ -325,12 +398,13 @@ impl ReadQuery {
         committed: Option<&str>,
     ) -> (String, Vec<Param>) {
         let mut params: Vec<Param> = Vec::new();
-        let (t, w, o, inner) = (&self.table, &self.watermark, &self.order_id, &self.inner);
+        let (t, o, inner) = (&self.table, &self.order_id, &self.inner);
+        let w = self.wm("s");
         let key = &self.key;
         let rows = match filter {
-            Filter::Orders(_) => {
+            Filter::Orders(_) | Filter::Matching { .. } => {
                 let cond = self.condition("s", filter, &mut params);
-                format!("select {inner}, {key} as k, s.{w} as w from {t} as s where {cond}")
+                format!("select {inner}, {key} as k, {w} as w from {t} as s where {cond}")
             }
             _ => {
                 // The orders with a row in the delta (a semi-join: PostgreSQL hashes the delta's
@@ -339,10 +413,10 @@ impl ReadQuery {
                 let cond = self.condition("d", filter, &mut params);
                 let null_cond = self.condition("s", filter, &mut params);
                 format!(
-                    "select {inner}, {key} as k, s.{w} as w from {t} as s
+                    "select {inner}, {key} as k, {w} as w from {t} as s
                      where s.{o} in (select d.{o} from {t} as d where {cond})
                      union all
-                     select {inner}, null, s.{w} from {t} as s where s.{o} is null and {null_cond}"
+                     select {inner}, null, {w} from {t} as s where s.{o} is null and {null_cond}"
                 )
             }
         };
@@ -403,9 +477,9 @@ impl ReadQuery {
     /// Rows whose watermark is ahead of the database's clock (for `check`).
     pub fn ahead(&self) -> String {
         format!(
-            "select count(*) from {} as s where s.{} > {}",
+            "select count(*) from {} as s where {} > {}",
             self.table,
-            self.watermark,
+            self.wm("s"),
             self.clock(WATERMARK_SKEW)
         )
     }
@@ -413,8 +487,9 @@ impl ReadQuery {
     /// Rows with a NULL watermark, which incremental runs never read (for `check`).
     pub(crate) fn null_watermarks(&self) -> String {
         format!(
-            "select count(*) from {} as s where s.{} is null",
-            self.table, self.watermark
+            "select count(*) from {} as s where {} is null",
+            self.table,
+            self.wm("s")
         )
     }
 }

@@ -1,0 +1,275 @@
+//! `[[source.changes]]` (issue 21): the keys each base table changed since its own watermark,
+//! found by that table's index in one short statement, and the orders they touch, read from
+//! `source.table` by key in pages of their own short statements, so that no statement or
+//! transaction on the source stays open while ocapi waits on Meta. docs/source-changes.md says
+//! when to use it and what it costs.
+
+use tokio_postgres::types::Type;
+use tokio_postgres::Client;
+
+use super::describe::{check_column_exists, lookup, watermark_kind};
+use super::query::typed_watermark;
+use super::{watermark_text, SourceError, SourceTable, WatermarkKind};
+use crate::config::{Config, Lookback};
+use crate::db::{quote_ident, quote_literal, DbError};
+
+/// One `[[source.changes]]` table, looked up.
+#[derive(Debug, Clone)]
+pub struct ChangesTable {
+    /// The table as `source.changes.table` names it (the ledger's key for its watermark).
+    pub configured: String,
+    /// Its entry's number in the config, from 1.
+    pub entry: usize,
+    /// `"schema"."name"`, quoted.
+    pub quoted_name: String,
+    /// The quoted watermark column.
+    watermark: String,
+    /// The watermark column's name, as configured.
+    pub watermark_column: String,
+    /// The quoted key column.
+    key: String,
+    /// The key column's name, as configured.
+    pub key_column: String,
+    /// The watermark column's kind.
+    pub kind: WatermarkKind,
+    /// The lookback behind its stored watermark (its own, else `source.lookback`).
+    pub lookback: Lookback,
+    /// The quoted column of `source.table` the key equals.
+    pub matches: String,
+    /// Its name, as configured (or `mapping.order_id`).
+    pub matches_column: String,
+    /// That column's base type (`int8`, `text`, `uuid`): the keys are bound as an array of it.
+    pub matches_type: String,
+    /// `source.timezone`, as a literal (the clock of `timestamp` and `date` watermarks).
+    timezone: String,
+}
+
+/// The config key of field `name` of entry `entry`.
+pub fn entry_key(entry: usize, name: &str) -> String {
+    format!("source.changes[{entry}].{name}")
+}
+
+/// Looks up every `[[source.changes]]` table: it exists, its watermark column is a time or an
+/// integer, its key column exists, and the column of `source.table` it matches exists.
+///
+/// # Errors
+/// [`SourceError::ChangesTableNotFound`], [`SourceError::ColumnNotFound`] and
+/// [`SourceError::ColumnType`], each naming the entry's key.
+pub async fn describe_changes(
+    client: &Client,
+    config: &Config,
+    source: &SourceTable,
+) -> Result<Vec<ChangesTable>, SourceError> {
+    let mut tables = Vec::new();
+    for (i, entry) in config.source.changes.iter().enumerate() {
+        let n = i + 1;
+        let (quoted_name, _, columns) = match lookup(client, &entry.table).await {
+            Err(SourceError::TableNotFound { table }) => {
+                return Err(SourceError::ChangesTableNotFound {
+                    key: entry_key(n, "table"),
+                    table,
+                })
+            }
+            other => other?,
+        };
+        let wm_key = entry_key(n, "watermark_column");
+        check_column_exists(&columns, &wm_key, &entry.watermark_column, &quoted_name)?;
+        let kind = watermark_kind(
+            &columns[&entry.watermark_column],
+            &wm_key,
+            &entry.watermark_column,
+        )?;
+        check_column_exists(&columns, &entry_key(n, "key"), &entry.key, &quoted_name)?;
+        let matches = entry.matches_or(&config.mapping.order_id);
+        check_column_exists(
+            &source.columns,
+            &entry_key(n, "matches"),
+            matches,
+            &source.quoted_name,
+        )?;
+        tables.push(ChangesTable {
+            configured: entry.table.clone(),
+            entry: n,
+            quoted_name,
+            watermark: quote_ident(&entry.watermark_column),
+            watermark_column: entry.watermark_column.clone(),
+            key: quote_ident(&entry.key),
+            key_column: entry.key.clone(),
+            kind,
+            lookback: entry.lookback.unwrap_or(config.source.lookback),
+            matches: quote_ident(matches),
+            matches_column: matches.to_owned(),
+            matches_type: source.columns[matches]
+                .base
+                .trim_start_matches('_')
+                .to_owned(),
+            timezone: quote_literal(config.source.timezone.name()),
+        });
+    }
+    Ok(tables)
+}
+
+/// A key a changes table changed, with the watermark of its latest change (capped at the
+/// database's clock).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangedKey {
+    /// The key's text.
+    pub key: String,
+    /// The largest watermark of its changed rows, capped at the database's clock (text).
+    pub watermark: String,
+}
+
+impl ChangesTable {
+    /// The database's clock in the watermark's type (`null` for integers): no stored watermark
+    /// passes it, so a row written a moment later with an earlier stamp is not skipped.
+    fn cap(&self) -> String {
+        match self.kind {
+            WatermarkKind::Timestamptz => "now()".to_owned(),
+            WatermarkKind::Timestamp => format!("(now() at time zone {})", self.timezone),
+            WatermarkKind::Date => format!("(now() at time zone {})::date", self.timezone),
+            WatermarkKind::Integer => "null::bigint".to_owned(),
+        }
+    }
+
+    /// The statement that finds the keys changed at or after `from` (all, without one), each
+    /// with its capped watermark, in (watermark, key) order, with its binds. `from` is bound in
+    /// the column's own type, so that PostgreSQL (and `postgres_fdw`) can use the condition
+    /// where the rows live; the table's index on the watermark column serves it.
+    pub fn changed_sql(&self, from: Option<&str>) -> (String, Vec<super::Param>) {
+        let (w, k, t) = (&self.watermark, &self.key, &self.quoted_name);
+        let mut params = Vec::new();
+        let condition = match from {
+            None => format!("c.{w} is not null"),
+            Some(from) => match typed_watermark(self.kind, from) {
+                Some(param) => {
+                    params.push(param);
+                    format!("c.{w} >= $1")
+                }
+                None => {
+                    params.push((Box::new(from.to_owned()) as _, Type::TEXT));
+                    format!("c.{w} >= $1::text::{}", self.kind.sql_type())
+                }
+            },
+        };
+        let capped = format!("least(max(c.{w}), {})", self.cap());
+        let sql = format!(
+            "select c.{k}::text, {wm} from {t} as c where {condition} and c.{k} is not null
+             group by c.{k} order by 2, 1",
+            wm = watermark_text(&capped, self.kind),
+        );
+        (sql, params)
+    }
+
+    /// The statement that gives the largest watermark of the table (by its index).
+    pub fn max_sql(&self) -> String {
+        format!(
+            "select {} from {}",
+            watermark_text(&format!("max({})", self.watermark), self.kind),
+            self.quoted_name
+        )
+    }
+
+    /// Whether `a` is before `b`, both watermark texts of this table's kind (integers by
+    /// value, times by their ISO text, which sorts as they do).
+    pub fn before(&self, a: &str, b: &str) -> bool {
+        match self.kind {
+            WatermarkKind::Integer => match (a.trim().parse::<i64>(), b.trim().parse::<i64>()) {
+                (Ok(a), Ok(b)) => a < b,
+                _ => false,
+            },
+            _ => a < b,
+        }
+    }
+}
+
+/// The keys `table` changed at or after `from` (every key, without one), in (watermark, key)
+/// order: one short statement in its own transaction.
+///
+/// # Errors
+/// [`SourceError::Db`] when the statement fails.
+pub async fn changed_keys(
+    client: &Client,
+    table: &ChangesTable,
+    from: Option<&str>,
+) -> Result<Vec<ChangedKey>, SourceError> {
+    let (sql, params) = table.changed_sql(from);
+    let binds = super::binds(&params);
+    let rows = crate::db::reading(client, client.query_typed(&sql, &binds))
+        .await
+        .map_err(DbError::query(
+            "cannot read the changed keys of a changes table",
+        ))?;
+    rows.iter()
+        .map(|row| {
+            Ok(ChangedKey {
+                key: row.try_get(0)?,
+                watermark: row.try_get::<_, Option<String>>(1)?.unwrap_or_default(),
+            })
+        })
+        .collect::<Result<Vec<_>, tokio_postgres::Error>>()
+        .map_err(|e| DbError::query("cannot read the changed keys of a changes table")(e).into())
+}
+
+/// The largest watermark of `table` now (`None` when it is empty).
+///
+/// # Errors
+/// [`SourceError::Db`] when the statement fails.
+pub async fn max_watermark(
+    client: &Client,
+    table: &ChangesTable,
+) -> Result<Option<String>, SourceError> {
+    super::text_value(client, &table.max_sql(), &[])
+        .await
+        .map_err(|e| {
+            DbError::query("cannot read the largest watermark of a changes table")(e).into()
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(kind: WatermarkKind) -> ChangesTable {
+        ChangesTable {
+            configured: "pos.order_lines".to_owned(),
+            entry: 2,
+            quoted_name: "\"pos\".\"order_lines\"".to_owned(),
+            watermark: "\"updated_at\"".to_owned(),
+            watermark_column: "updated_at".to_owned(),
+            key: "\"order_id\"".to_owned(),
+            key_column: "order_id".to_owned(),
+            kind,
+            lookback: Lookback::default(),
+            matches: "\"order_id\"".to_owned(),
+            matches_column: "order_id".to_owned(),
+            matches_type: "int8".to_owned(),
+            timezone: "'UTC'".to_owned(),
+        }
+    }
+
+    #[test]
+    fn the_changed_keys_are_found_by_the_watermark_bound_in_its_own_type() {
+        let (sql, params) =
+            table(WatermarkKind::Timestamptz).changed_sql(Some("2026-12-01 10:00:00.5+00"));
+        assert!(sql.contains("c.\"updated_at\" >= $1 "), "{sql}");
+        assert!(!sql.contains("::text::timestamptz"), "{sql}");
+        assert_eq!(params[0].1, Type::TIMESTAMPTZ);
+        let (sql, params) = table(WatermarkKind::Integer).changed_sql(Some("5000"));
+        assert!(sql.contains(">= $1 "), "{sql}");
+        assert_eq!(params[0].1, Type::INT8);
+        let (sql, params) = table(WatermarkKind::Date).changed_sql(None);
+        assert!(sql.contains("is not null"), "{sql}");
+        assert!(params.is_empty());
+        assert!(sql.contains("group by c.\"order_id\""), "{sql}");
+    }
+
+    #[test]
+    fn integer_watermarks_compare_by_value() {
+        let t = table(WatermarkKind::Integer);
+        assert!(t.before("9", "10"));
+        assert!(!t.before("10", "9"));
+        let t = table(WatermarkKind::Timestamptz);
+        assert!(t.before("2026-01-01 00:00:00+00", "2026-01-02 00:00:00+00"));
+        assert_eq!(entry_key(2, "key"), "source.changes[2].key");
+    }
+}
