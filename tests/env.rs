@@ -1,8 +1,8 @@
 //! The source's surroundings as retail warehouses have them (issue 22 kinds 4, 5, 8, 11, 12;
 //! issue 23 kind 8): a host clock that is off, a `SQL_ASCII` database holding Latin-1 bytes,
 //! another tool's `schema_migrations` in the ledger schema, row-level security, materialized
-//! views and lower-case zone names, a table swapped away for a moment under `watch`, and the
-//! README's own SQL.
+//! views and lower-case zone names, and a table swapped away for a moment under `watch` (the
+//! README's own SQL runs in tests/docs.rs).
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -466,83 +466,6 @@ async fn check_warns_about_row_security_materialized_views_and_reads_lower_case_
     let _ = admin
         .batch_execute(&format!("drop role if exists {sync}"))
         .await;
-}
-
-/// The README's ```sql blocks, in order.
-fn readme_sql_blocks() -> Vec<String> {
-    let readme = include_str!("../README.md");
-    let mut blocks = Vec::new();
-    let mut current: Option<String> = None;
-    for line in readme.lines() {
-        let trimmed = line.trim_start();
-        match &mut current {
-            None if trimmed.starts_with("```sql") => current = Some(String::new()),
-            Some(block) if trimmed.starts_with("```") => {
-                blocks.push(std::mem::take(block));
-                current = None;
-            }
-            Some(block) => {
-                block.push_str(trimmed);
-                block.push('\n');
-            }
-            None => {}
-        }
-    }
-    blocks
-}
-
-/// Every SQL block of the README runs against a migrated ledger holding a run's rows, in a
-/// database with the README's source tables. Blocks that create roles and grant them (cluster
-/// objects that tests must not leave behind) are run by `tests/conn.rs`'s
-/// `each_command_works_as_a_role_with_only_the_readme_grants`; every other block, DDL for the
-/// user's source included, runs here, in order, in the test's own database.
-#[tokio::test]
-async fn every_sql_block_of_the_readme_runs() {
-    // GIVEN the README's connector `stores`, run once
-    let db = TestDb::new().await;
-    db.config("", None);
-    let config = db.edit_config(&[("name = \"stores-test\"", "name = \"stores\"")]);
-    migrate(&config).await;
-    insert_orders(&db, "Q", 3, "2026-11-01T00:00:00Z").await;
-    db.exec("update shop.store_transactions set email = null, phone = null, first_name = null, last_name = null, loyalty_id = null, city = null, zip = null, birth_date = null, gender = null, state = null where order_id = 'Q3'")
-        .await;
-    crate::support::run(&config).await;
-    // The schemas the README's own view example assumes.
-    db.exec("create schema pos; create schema crm;").await;
-
-    let blocks = readme_sql_blocks();
-    assert!(blocks.len() >= 6, "{blocks:?}");
-    let mut daily_rows = None;
-    for block in blocks {
-        if block.contains("create role") || block.contains("grant ") {
-            continue;
-        }
-        // One statement at a time, so that a failure names it.
-        for statement in block.split(";\n").map(str::trim) {
-            let code: String = statement
-                .lines()
-                .filter(|line| !line.trim_start().starts_with("--"))
-                .collect::<Vec<_>>()
-                .join("\n");
-            if code.trim().is_empty() {
-                continue;
-            }
-            let rows = db
-                .client
-                .simple_query(statement)
-                .await
-                .unwrap_or_else(|error| panic!("README SQL fails: {error:?}\n{statement}"));
-            let count = rows
-                .iter()
-                .filter(|m| matches!(m, tokio_postgres::SimpleQueryMessage::Row(_)))
-                .count();
-            if code.contains("from ocapi.ledger_daily") {
-                daily_rows = Some(count);
-            }
-        }
-    }
-    // THEN each ran, and last week's daily figures hold the run's day
-    assert_eq!(daily_rows, Some(1));
 }
 
 #[tokio::test]

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use ocapi::config::Config;
 use tokio_postgres::{Client, NoTls};
 
+pub mod retail;
 pub mod webhook;
 
 /// The server tests create their databases on.
