@@ -90,6 +90,11 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         "history_floor",
         include_str!("../sql/0017_history_floor.sql"),
     ),
+    (
+        18,
+        "change_watermarks",
+        include_str!("../sql/0018_change_watermarks.sql"),
+    ),
 ];
 
 /// Errors talking to PostgreSQL.

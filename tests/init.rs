@@ -103,7 +103,7 @@ async fn init_on_a_table_writes_a_config_that_check_accepts_and_that_syncs() {
     // AND the mapping, the watermark, an explicit start and the data's defaults
     let config = Config::parse(&text, &path).unwrap();
     assert_eq!(config.source.table, "shop.store_transactions");
-    assert_eq!(config.source.watermark_column, "updated_at");
+    assert_eq!(config.source.watermark_column(), "updated_at");
     assert!(config.source.start.is_some(), "{text}");
     assert_eq!(config.mapping.order_id, "order_id");
     assert_eq!(config.mapping.event_time, "purchased_at");

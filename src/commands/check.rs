@@ -168,7 +168,7 @@ async fn check_source(config: &Config, report: &mut CheckReport) -> Result<(), E
     report.pass(format!(
         "source: {} (watermark {:?} as {}, event time {:?})",
         table.quoted_name,
-        config.source.watermark_column,
+        config.source.watermark_column(),
         table.watermark_kind.sql_type(),
         config.mapping.event_time
     ));
@@ -196,7 +196,7 @@ async fn check_source(config: &Config, report: &mut CheckReport) -> Result<(), E
     };
     if table.watermark_kind == source::WatermarkKind::Timestamp
         && has_dst(&config.source.timezone)
-        && config.source.lookback < std::time::Duration::from_secs(3600)
+        && config.source.lookback.duration() < std::time::Duration::from_secs(3600)
     {
         warn(
             report,
@@ -260,7 +260,7 @@ async fn check_source(config: &Config, report: &mut CheckReport) -> Result<(), E
             format!(
                 "{unsyncable} rows have a NULL {:?} and are never read by `run`: give them a \
                  value, or send them with `ocapi backfill`",
-                config.source.watermark_column
+                config.source.watermark_column()
             ),
         );
     }
@@ -272,7 +272,7 @@ async fn check_source(config: &Config, report: &mut CheckReport) -> Result<(), E
                 "{ahead} rows have a {:?} ahead of the database's clock (plus {}): their orders \
                  are sent by event time, but the watermark never passes the clock and each run \
                  is degraded until they are fixed",
-                config.source.watermark_column,
+                config.source.watermark_column(),
                 source::WATERMARK_SKEW
             ),
         );
@@ -382,8 +382,8 @@ async fn index_advice(
         .and_then(|row| row.try_get::<_, String>(0).ok())
         .unwrap_or_default();
     let wanted = [
-        ("source.watermark_column", &config.source.watermark_column),
-        ("mapping.order_id", &config.mapping.order_id),
+        ("source.watermark_column", config.source.watermark_column()),
+        ("mapping.order_id", config.mapping.order_id.as_str()),
     ];
     let mut advice = Vec::new();
     if kind == "r" || kind == "p" || kind == "m" {
@@ -394,7 +394,7 @@ async fn index_advice(
                          select 1 from pg_index i
                          join pg_attribute a on a.attrelid = i.indrelid and a.attnum = i.indkey[0]
                          where i.indrelid = to_regclass($1::text) and a.attname = $2::text)",
-                    &[(&config.source.table, Type::TEXT), (column, Type::TEXT)],
+                    &[(&config.source.table, Type::TEXT), (&column, Type::TEXT)],
                 )
                 .await
                 .map_err(db::DbError::query("cannot read the source's indexes"))?
@@ -430,7 +430,9 @@ async fn index_advice(
                 "{} is a view: PostgreSQL would read about the whole of it to find one minute of \
                  changes (estimated cost {delta:.0} of {whole:.0}); index its base tables on the \
                  columns behind {:?} and {:?} (see docs/source.md, \"Indexes on the source\")",
-                table.quoted_name, config.source.watermark_column, config.mapping.order_id
+                table.quoted_name,
+                config.source.watermark_column(),
+                config.mapping.order_id
             ));
         }
     }

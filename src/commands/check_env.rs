@@ -46,8 +46,7 @@ pub(super) async fn findings(
              watermark values they had, which the last run may already have passed; set \
              `source.lookback` (now {}) to at least the refresh interval plus how long a \
              refresh takes",
-            table.quoted_name,
-            humantime::format_duration(config.source.lookback)
+            table.quoted_name, config.source.lookback
         )));
     }
     Ok(found)

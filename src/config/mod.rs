@@ -2,6 +2,7 @@
 //! validated once at load so that the rest of the program can trust it.
 
 mod alerts;
+mod changes;
 mod mapping;
 mod validate;
 mod values;
@@ -10,6 +11,7 @@ use mapping::mapping_key;
 pub use values::{parse_zone, Country, Currency, HttpUrl, TextEncoding};
 
 pub use alerts::{AlertsConfig, DEFAULT_QUIET_PERIOD};
+pub use changes::{ChangesSource, Lookback};
 pub use mapping::{
     ldu_rules, Columns, CustomerField, DeliveryCategory, Mapping, ProcessingCountry,
     ProcessingOption, ProcessingState,
@@ -174,13 +176,16 @@ pub struct SourceConfig {
     /// The table or view, schema-qualified or not.
     pub table: String,
     /// A timestamptz, timestamp, date or integer column that grows when a row is written.
-    pub watermark_column: String,
+    /// Required without `[[source.changes]]`; with them, optional.
+    #[serde(default)]
+    pub watermark_column: Option<String>,
     /// Rows per page.
     #[serde(default = "default_source_batch_size")]
     pub batch_size: NonZeroUsize,
-    /// The window re-read behind the watermark, for rows committed late.
-    #[serde(default, deserialize_with = "duration")]
-    pub lookback: Duration,
+    /// The window re-read behind the watermark, for rows committed late: a duration on a time
+    /// watermark, a number of the column's own units on an integer one ([`Lookback`]).
+    #[serde(default)]
+    pub lookback: Lookback,
     /// The first watermark, when there is no state yet (a timestamp or an integer). Set, a
     /// run without ledger state sends the history from there; unset, such a run sends only
     /// the last 7 days unless given `--initial-sync` (`run::RECENT_SECS`).
@@ -203,6 +208,17 @@ pub struct SourceConfig {
     /// order invalid, naming the column.
     #[serde(default)]
     pub encoding: Option<TextEncoding>,
+    /// `[[source.changes]]`: the base tables whose changes move an order, each read by its own
+    /// indexed watermark; empty, the delta is read by `watermark_column` (docs/source-changes.md).
+    #[serde(default)]
+    pub changes: Vec<ChangesSource>,
+}
+
+impl SourceConfig {
+    /// `watermark_column`, or `""` when it is left out (only allowed with `[[source.changes]]`).
+    pub fn watermark_column(&self) -> &str {
+        self.watermark_column.as_deref().unwrap_or_default()
+    }
 }
 
 /// `[defaults]`.

@@ -8,7 +8,7 @@ const MINIMAL: &str = TEST_CONFIG;
 fn minimal_config_gets_defaults() {
     let config = Config::parse(MINIMAL, Path::new("x.toml")).unwrap();
     assert_eq!(config.source.batch_size.get(), DEFAULT_SOURCE_BATCH_SIZE);
-    assert_eq!(config.source.lookback, Duration::ZERO);
+    assert_eq!(config.source.lookback, Lookback::default());
     assert_eq!(config.destination.batch_size, 1000);
     assert_eq!(config.ledger.schema, "ocapi");
     assert!(config.normalize.hash_external_id);

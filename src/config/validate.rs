@@ -88,6 +88,10 @@ impl Config {
                 "must be an IANA time zone name such as \"UTC\" or \"America/New_York\"",
             );
         }
+        super::changes::validate(
+            &self.source.changes,
+            self.source.watermark_column.as_deref(),
+        )?;
         if let Some(start) = &self.source.start {
             if !is_watermark_start(start) {
                 return invalid(

@@ -23,6 +23,7 @@ use tokio_postgres::Client;
 
 use crate::db::quote_ident;
 
+mod change_watermarks;
 mod keys;
 mod lookup;
 mod meta_alerts;
@@ -33,6 +34,7 @@ mod runs;
 mod watermark;
 mod writable;
 
+pub use change_watermarks::StoredWatermark;
 pub use keys::KeyConversion;
 pub(crate) use meta_alerts::claim as claim_meta_alerts;
 pub(crate) use orders::{Position, WindowOrder};
@@ -116,6 +118,8 @@ pub struct Ledger {
     runs: String,
     /// `"schema".state`.
     state: String,
+    /// `"schema".change_watermarks`: one watermark per `[[source.changes]]` table.
+    change_watermarks: String,
     /// `"schema".run_summary`, the view of sql/0003_operations.sql.
     run_summary: String,
     /// `"schema".key_rules` (sql/0013_key_rules.sql).
@@ -134,6 +138,7 @@ impl Ledger {
             ledger: format!("{schema}.ledger"),
             runs: format!("{schema}.runs"),
             state: format!("{schema}.state"),
+            change_watermarks: format!("{schema}.change_watermarks"),
             run_summary: format!("{schema}.run_summary"),
             key_rules: format!("{schema}.key_rules"),
             connector: connector.to_owned(),

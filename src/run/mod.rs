@@ -342,7 +342,8 @@ pub async fn run(
             stats.error = Some(format!(
                 "{} orders have a watermark ({}) ahead of the source database's clock; the \
                  watermark was not advanced past the clock (fix the rows, see `ocapi check`)",
-                stats.ahead_of_clock, config.source.watermark_column
+                stats.ahead_of_clock,
+                config.source.watermark_column()
             ));
             RunStatus::Degraded
         }
@@ -446,18 +447,17 @@ async fn start_filter(
     let kind = table.watermark_kind;
     match stored {
         Some((watermark, stored_kind)) if stored_kind.is_none_or(|k| k == kind) => {
-            let from = if config.source.lookback.is_zero() {
+            let amount = config
+                .source
+                .lookback
+                .check(kind == source::WatermarkKind::Integer, "source.lookback")?;
+            let from = if amount == 0 {
                 watermark
             } else {
                 bounded
                     .within(
                         "reading the source's clock",
-                        source::minus_lookback(
-                            source_client,
-                            kind,
-                            &watermark,
-                            config.source.lookback,
-                        ),
+                        source::minus_lookback(source_client, kind, &watermark, amount),
                     )
                     .await?
             };

@@ -34,74 +34,18 @@ mod types {
 /// [`SourceError::ColumnType`] naming the config key, the column and its type when a column's
 /// type cannot be used for its role.
 pub async fn describe(client: &Client, config: &Config) -> Result<SourceTable, SourceError> {
-    let table = &config.source.table;
-    // Unnamed statements (`query_typed`): a transaction-mode pooler may run a named statement's
-    // parse and its execution on two different server sessions.
-    let found = client
-        .query_typed(
-            "select n.nspname::text, c.relname::text, current_setting('server_encoding')
-             from pg_class c
-             join pg_namespace n on n.oid = c.relnamespace
-             where c.oid = to_regclass($1::text)",
-            &[(table, Type::TEXT)],
-        )
-        .await
-        .map_err(|error| lookup_error(table, error))?;
-    let found = found.first().ok_or_else(|| SourceError::TableNotFound {
-        table: table.clone(),
-    })?;
-    let text = |i: usize| {
-        found
-            .try_get::<_, String>(i)
-            .map_err(DbError::query("cannot read the source table's name"))
-    };
-    let (schema, name, server_encoding) = (text(0)?, text(1)?, text(2)?);
-    // Domains over domains are followed down to their base type.
-    let rows = client
-        .query_typed(
-            "with recursive t(attname, declared, oid, depth) as (
-                 select a.attname::text, format_type(a.atttypid, a.atttypmod), a.atttypid, 0
-                 from pg_attribute a
-                 where a.attrelid = to_regclass($1::text) and a.attnum > 0 and not a.attisdropped
-                 union all
-                 select t.attname, t.declared, y.typbasetype, t.depth + 1
-                 from t join pg_type y on y.oid = t.oid
-                 where y.typtype = 'd' and t.depth < 16
-             )
-             select distinct on (t.attname) t.attname, t.declared, y.typname::text
-             from t join pg_type y on y.oid = t.oid
-             order by t.attname, t.depth desc",
-            &[(table, Type::TEXT)],
-        )
-        .await
-        .map_err(DbError::query("cannot read the source table's columns"))?;
-    let columns = rows
-        .iter()
-        .map(|row| {
-            Ok((
-                row.try_get::<_, String>(0)?,
-                Column {
-                    declared: row.try_get(1)?,
-                    base: row.try_get(2)?,
-                },
-            ))
-        })
-        .collect::<Result<HashMap<String, Column>, tokio_postgres::Error>>()
-        .map_err(DbError::query("cannot read the source table's columns"))?;
-    let quoted_name = format!("{}.{}", quote_ident(&schema), quote_ident(&name));
+    let (quoted_name, server_encoding, columns) = lookup(client, &config.source.table).await?;
     for (key, column) in config.mapping.columns() {
         check_column_exists(&columns, &format!("mapping.{key}"), column, &quoted_name)?;
     }
-    let wm_column = &config.source.watermark_column;
-    check_column_exists(&columns, "source.watermark_column", wm_column, &quoted_name)?;
-    let wm_type = &columns[wm_column];
-    let watermark_kind =
-        WatermarkKind::from_typname(&wm_type.base).ok_or_else(|| SourceError::ColumnType {
-            key: "source.watermark_column".to_owned(),
-            column: wm_column.clone(),
-            found: wm_type.declared.clone(),
-            expected: "use a timestamptz, timestamp, date or integer column".to_owned(),
-        })?;
+    // Without a watermark column (`[[source.changes]]` find the changes), the kind is unused.
+    let watermark_kind = match config.source.watermark_column.as_deref() {
+        None => WatermarkKind::Timestamptz,
+        Some(wm_column) => {
+            check_column_exists(&columns, "source.watermark_column", wm_column, &quoted_name)?;
+            watermark_kind(&columns[wm_column], "source.watermark_column", wm_column)?
+        }
+    };
     let et_column = &config.mapping.event_time;
     let et_type = &columns[et_column];
     let event_time_kind = match et_type.base.as_str() {
@@ -133,6 +77,75 @@ pub async fn describe(client: &Client, config: &Config) -> Result<SourceTable, S
     })
 }
 
+/// Looks a table up by its configured name: its quoted name, the database's
+/// `server_encoding`, and its columns with their base types (domains followed).
+///
+/// # Errors
+/// [`SourceError::TableNotFound`] when PostgreSQL finds no such relation.
+pub(super) async fn lookup(
+    client: &Client,
+    table: &str,
+) -> Result<(String, String, HashMap<String, Column>), SourceError> {
+    // Unnamed statements (`query_typed`): a transaction-mode pooler may run a named statement's
+    // parse and its execution on two different server sessions.
+    let found = client
+        .query_typed(
+            "select n.nspname::text, c.relname::text, current_setting('server_encoding')
+             from pg_class c
+             join pg_namespace n on n.oid = c.relnamespace
+             where c.oid = to_regclass($1::text)",
+            &[(&table, Type::TEXT)],
+        )
+        .await
+        .map_err(|error| lookup_error(table, error))?;
+    let found = found.first().ok_or_else(|| SourceError::TableNotFound {
+        table: table.to_owned(),
+    })?;
+    let text = |i: usize| {
+        found
+            .try_get::<_, String>(i)
+            .map_err(DbError::query("cannot read the source table's name"))
+    };
+    let (schema, name, server_encoding) = (text(0)?, text(1)?, text(2)?);
+    // Domains over domains are followed down to their base type.
+    let rows = client
+        .query_typed(
+            "with recursive t(attname, declared, oid, depth) as (
+                 select a.attname::text, format_type(a.atttypid, a.atttypmod), a.atttypid, 0
+                 from pg_attribute a
+                 where a.attrelid = to_regclass($1::text) and a.attnum > 0 and not a.attisdropped
+                 union all
+                 select t.attname, t.declared, y.typbasetype, t.depth + 1
+                 from t join pg_type y on y.oid = t.oid
+                 where y.typtype = 'd' and t.depth < 16
+             )
+             select distinct on (t.attname) t.attname, t.declared, y.typname::text
+             from t join pg_type y on y.oid = t.oid
+             order by t.attname, t.depth desc",
+            &[(&table, Type::TEXT)],
+        )
+        .await
+        .map_err(DbError::query("cannot read the source table's columns"))?;
+    let columns = rows
+        .iter()
+        .map(|row| {
+            Ok((
+                row.try_get::<_, String>(0)?,
+                Column {
+                    declared: row.try_get(1)?,
+                    base: row.try_get(2)?,
+                },
+            ))
+        })
+        .collect::<Result<HashMap<String, Column>, tokio_postgres::Error>>()
+        .map_err(DbError::query("cannot read the source table's columns"))?;
+    Ok((
+        format!("{}.{}", quote_ident(&schema), quote_ident(&name)),
+        server_encoding,
+        columns,
+    ))
+}
+
 /// What a failed lookup of `source.table` means: a name PostgreSQL cannot parse (class 42,
 /// e.g. `42601` "improper qualified name") is the config's fault; anything else (a lost
 /// connection, a pooler's error, a timeout) is a database error, exit 1, never "not found".
@@ -143,6 +156,23 @@ fn lookup_error(table: &str, error: tokio_postgres::Error) -> SourceError {
         },
         _ => DbError::query("cannot look up the source table")(error).into(),
     }
+}
+
+/// The watermark kind of `column` (named `name`, configured by `key`).
+///
+/// # Errors
+/// [`SourceError::ColumnType`] when it is not a time or an integer.
+pub(super) fn watermark_kind(
+    column: &Column,
+    key: &str,
+    name: &str,
+) -> Result<WatermarkKind, SourceError> {
+    WatermarkKind::from_typname(&column.base).ok_or_else(|| SourceError::ColumnType {
+        key: key.to_owned(),
+        column: name.to_owned(),
+        found: column.declared.clone(),
+        expected: "use a timestamptz, timestamp, date or integer column".to_owned(),
+    })
 }
 
 /// Checks that a mapped column's base type can be read for its role (`ocapi init` proposes
@@ -197,7 +227,7 @@ pub(crate) fn check_role(key: &str, column: &str, found: &Column) -> Result<(), 
 }
 
 /// Fails with a helpful message when a configured column is missing.
-fn check_column_exists(
+pub(super) fn check_column_exists(
     columns: &HashMap<String, Column>,
     key: &str,
     column: &str,

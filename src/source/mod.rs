@@ -513,7 +513,9 @@ pub(crate) async fn check_watermark(
     }
 }
 
-/// The watermark minus the lookback window, computed by PostgreSQL in the column's own type.
+/// The watermark minus the lookback window, computed by PostgreSQL in the column's own type:
+/// `amount` is a number of the column's units for an integer watermark, else seconds
+/// ([`crate::config::Lookback::check`]).
 ///
 /// # Errors
 /// [`SourceError::Db`] when the statement fails.
@@ -521,9 +523,9 @@ pub(crate) async fn minus_lookback(
     client: &Client,
     kind: WatermarkKind,
     watermark: &str,
-    lookback: std::time::Duration,
+    amount: i64,
 ) -> Result<String, SourceError> {
-    let seconds = i64::try_from(lookback.as_secs()).unwrap_or(i64::MAX);
+    let seconds = amount;
     let t = kind.sql_type();
     let expr = match kind {
         WatermarkKind::Integer => format!("($1::text::{t} - $2::bigint)"),

@@ -86,8 +86,8 @@ pub struct ReadQuery {
     width: usize,
     /// The quoted table name.
     table: String,
-    /// The quoted watermark column.
-    watermark: String,
+    /// The quoted watermark column; `None` when `[[source.changes]]` find the changes.
+    watermark: Option<String>,
     /// The quoted order id column.
     order_id: String,
     /// The order id's key: the identity of an order everywhere in ocapi.
@@ -146,7 +146,7 @@ impl ReadQuery {
     /// Builds the select list; unmapped fields are `null`.
     pub fn new(config: &Config, table: &SourceTable) -> Self {
         let m = &config.mapping;
-        let watermark = quote_ident(&config.source.watermark_column);
+        let watermark = config.source.watermark_column.as_deref().map(quote_ident);
         let order_id = quote_ident(&m.order_id);
         // The id as its column's type compares it (`1001.0` and `1001` in a numeric column are
         // one order), trimmed as text.
@@ -193,7 +193,10 @@ impl ReadQuery {
             ),
         };
         let mut list = vec![
-            watermark_text(&watermark, table.watermark_kind),
+            watermark.as_deref().map_or_else(
+                || "null::text".to_owned(),
+                |w| watermark_text(w, table.watermark_kind),
+            ),
             format!("{order_id}::text"),
             epoch,
             local,
@@ -242,6 +245,15 @@ impl ReadQuery {
         }
     }
 
+    /// The watermark column of the table aliased `alias`, or a NULL of the watermark's type
+    /// when there is none (`[[source.changes]]`).
+    fn wm(&self, alias: &str) -> String {
+        match &self.watermark {
+            Some(w) => format!("{alias}.{w}"),
+            None => format!("null::{}", self.watermark_kind.sql_type()),
+        }
+    }
+
     /// How a read's values that are not UTF-8 are decoded.
     pub(crate) fn fallback(&self) -> Fallback {
         self.fallback
@@ -276,7 +288,7 @@ impl ReadQuery {
 
     /// The condition on a row (of the table aliased `alias`) that puts its order in the read.
     fn condition(&self, alias: &str, filter: &Filter, params: &mut Vec<Param>) -> String {
-        let w = format!("{alias}.{}", self.watermark);
+        let w = self.wm(alias);
         let t = self.watermark_kind.sql_type();
         match filter {
             Filter::Delta(None) => format!("{w} is not null"),
@@ -342,12 +354,13 @@ impl ReadQuery {
         committed: Option<&str>,
     ) -> (String, Vec<Param>) {
         let mut params: Vec<Param> = Vec::new();
-        let (t, w, o, inner) = (&self.table, &self.watermark, &self.order_id, &self.inner);
+        let (t, o, inner) = (&self.table, &self.order_id, &self.inner);
+        let w = self.wm("s");
         let key = &self.key;
         let rows = match filter {
             Filter::Orders(_) => {
                 let cond = self.condition("s", filter, &mut params);
-                format!("select {inner}, {key} as k, s.{w} as w from {t} as s where {cond}")
+                format!("select {inner}, {key} as k, {w} as w from {t} as s where {cond}")
             }
             _ => {
                 // The orders with a row in the delta (a semi-join: PostgreSQL hashes the delta's
@@ -356,10 +369,10 @@ impl ReadQuery {
                 let cond = self.condition("d", filter, &mut params);
                 let null_cond = self.condition("s", filter, &mut params);
                 format!(
-                    "select {inner}, {key} as k, s.{w} as w from {t} as s
+                    "select {inner}, {key} as k, {w} as w from {t} as s
                      where s.{o} in (select d.{o} from {t} as d where {cond})
                      union all
-                     select {inner}, null, s.{w} from {t} as s where s.{o} is null and {null_cond}"
+                     select {inner}, null, {w} from {t} as s where s.{o} is null and {null_cond}"
                 )
             }
         };
@@ -418,9 +431,9 @@ impl ReadQuery {
     /// Rows whose watermark is ahead of the database's clock (for `check`).
     pub fn ahead(&self) -> String {
         format!(
-            "select count(*) from {} as s where s.{} > {}",
+            "select count(*) from {} as s where {} > {}",
             self.table,
-            self.watermark,
+            self.wm("s"),
             self.clock(WATERMARK_SKEW)
         )
     }
@@ -428,8 +441,9 @@ impl ReadQuery {
     /// Rows with a NULL watermark, which incremental runs never read (for `check`).
     pub(crate) fn null_watermarks(&self) -> String {
         format!(
-            "select count(*) from {} as s where s.{} is null",
-            self.table, self.watermark
+            "select count(*) from {} as s where {} is null",
+            self.table,
+            self.wm("s")
         )
     }
 }

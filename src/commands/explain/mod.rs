@@ -237,7 +237,7 @@ pub async fn explain(config: &Config, order_id: &str) -> Result<String, Error> {
         let advice = advise(&OrderState {
             ledger: InLedger::Nothing(reach),
             source,
-            watermark_column: &config.source.watermark_column,
+            watermark_column: config.source.watermark_column(),
             now,
         });
         write_advice(&mut out, "why not sent", &advice);
@@ -299,7 +299,7 @@ pub async fn explain(config: &Config, order_id: &str) -> Result<String, Error> {
             changed_noticed: record.changed_after_send_at.as_deref(),
         }),
         source,
-        watermark_column: &config.source.watermark_column,
+        watermark_column: config.source.watermark_column(),
         now,
     });
     let why = if record.status == Status::Sent {
