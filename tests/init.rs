@@ -304,3 +304,48 @@ async fn init_asks_on_a_terminal_for_what_no_flag_gave() {
     assert_eq!(config.source.table, "shop.store_transactions");
     assert_eq!(config.destination.dataset_id, "1234567890");
 }
+
+#[tokio::test]
+async fn init_names_the_flag_to_give_when_it_cannot_go_on() {
+    // GIVEN a table whose receipt id and sale time have names init does not know
+    let db = TestDb::new().await;
+    db.exec("create table shop.bons (bon text, zeit timestamptz, betrag numeric, waehrung text)")
+        .await;
+    let path = db.dir.join("connector.toml");
+
+    // WHEN init is given a table that does not exist, then that table, then the mapping
+    let missing = init(&path, &db.url, &["--table", "shop.nothing"]).await;
+    let unplaced = init(&path, &db.url, &["--table", "shop.bons"]).await;
+    let mapped = init(
+        &path,
+        &db.url,
+        &[
+            "--table",
+            "shop.bons",
+            "--map",
+            "order_id=bon",
+            "--map",
+            "event_time=zeit",
+            "--map",
+            "value=betrag",
+            "--map",
+            "currency=waehrung",
+        ],
+    )
+    .await;
+
+    // THEN the first two exit 2 naming the flag, wrote nothing, and the third wrote the file
+    expect(&missing, 2);
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("--table"));
+    expect(&unplaced, 2);
+    let said = String::from_utf8_lossy(&unplaced.stderr);
+    assert!(
+        said.contains("--map order_id=COLUMN") && said.contains("bon (text)"),
+        "{said}"
+    );
+    expect(&mapped, 0);
+    let config = Config::load(&path).unwrap();
+    assert_eq!(config.mapping.order_id, "bon");
+    assert_eq!(config.mapping.event_time, "zeit");
+    assert_eq!(config.source.watermark_column(), "zeit");
+}

@@ -22,7 +22,7 @@ use crate::db;
 use crate::error::{Error, ExitStatus};
 use crate::secret::Secret;
 use crate::source::catalog::{self, Relation, RelationKind};
-use crate::source::WatermarkKind;
+use crate::source::{SourceError, WatermarkKind};
 use crate::transform::normalize::country_code;
 use ask::Prompter;
 use propose::{propose, Proposal};
@@ -68,13 +68,26 @@ pub async fn command(cli: &Cli, args: &InitArgs) -> Result<ExitStatus, Error> {
         Some(url) => url.clone(),
         None => ask.source_url()?,
     };
-    let pool = db::pool(&Secret::new(url), "source", 1)?;
+    let pool = db::pool(&Secret::new(url), "source", 1).map_err(|error| match error {
+        db::DbError::Url { reason, .. } => Error::Usage(format!(
+            "--source-url (or ${URL_ENV}) is not a usable PostgreSQL URL: {reason}"
+        )),
+        other => other.into(),
+    })?;
     let client = db::connect(&pool, "source").await?;
     let table = match &args.table {
         Some(table) => table.clone(),
         None => ask.table(&catalog::readable_relations(&client).await?)?,
     };
-    let relation = catalog::relation(&client, &table).await?;
+    let relation = catalog::relation(&client, &table)
+        .await
+        .map_err(|error| match error {
+            SourceError::TableNotFound { table } => Error::Usage(format!(
+                "no table or view {table} (--table): check the name (schema.name) and that the \
+                 role may read it"
+            )),
+            other => other.into(),
+        })?;
     let base_tables = match relation.kind {
         RelationKind::View | RelationKind::MaterializedView => {
             catalog::base_tables(&client, &relation).await?

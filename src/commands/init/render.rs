@@ -197,7 +197,17 @@ pub fn render(relation: &Relation, proposal: &Proposal, choices: &Choices) -> St
                 }
             }
             Change::Skipped { table, why } => {
-                let _ = writeln!(out, "\n# {table}: no [[source.changes]] entry: {why}");
+                out.push('\n');
+                let mut comment = format!("# {table}: no [[source.changes]] entry:");
+                for word in why.split_whitespace() {
+                    if comment.len() + word.len() >= 99 {
+                        let _ = writeln!(out, "{comment}");
+                        comment = "#".to_owned();
+                    }
+                    comment.push(' ');
+                    comment.push_str(word);
+                }
+                let _ = writeln!(out, "{comment}");
             }
         }
     }
