@@ -36,6 +36,8 @@ pub enum LogFormat {
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Write a commented connector.toml for a table or view (or, with --example, the example).
+    Init(InitArgs),
     /// Create or upgrade the ledger schema (idempotent).
     Migrate,
     /// Validate the config, the source columns, the ledger schema and the destination.
@@ -64,6 +66,31 @@ pub enum Command {
     /// Load demo data into a local PostgreSQL and sync it through the local stand-in, twice.
     #[cfg(feature = "sandbox")]
     Demo(DemoArgs),
+}
+
+/// `ocapi init`: writes the config file (`--config`, else `$OCAPI_CONFIG`, else
+/// `./connector.toml`).
+#[derive(Debug, clap::Args)]
+pub struct InitArgs {
+    /// The source database's URL (else $OCAPI_SOURCE_URL, else asked on a terminal); it is
+    /// never written to the file, which names OCAPI_SOURCE_URL instead.
+    #[arg(long, value_name = "URL")]
+    pub source_url: Option<String>,
+    /// The table or view to sync (else chosen on a terminal).
+    #[arg(long, value_name = "SCHEMA.NAME")]
+    pub table: Option<String>,
+    /// The Meta dataset (pixel) id (else asked on a terminal, or left to set in the file).
+    #[arg(long, value_name = "ID")]
+    pub dataset_id: Option<String>,
+    /// Place a mapping key on a column, over what the names suggest (repeatable).
+    #[arg(long, value_name = "KEY=COLUMN")]
+    pub map: Vec<String>,
+    /// Write the fully commented example instead (no database is read).
+    #[arg(long, conflicts_with_all = ["source_url", "table", "dataset_id", "map"])]
+    pub example: bool,
+    /// Overwrite the file if it exists.
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// `ocapi run`.

@@ -5,6 +5,7 @@
 mod conn;
 mod contract;
 mod db_faults;
+mod docs;
 mod docker;
 mod env;
 mod exit;
@@ -12,6 +13,7 @@ mod faults;
 mod hash;
 mod hostile;
 mod identity;
+mod init;
 mod layout;
 mod lifecycle;
 mod meta;

@@ -426,7 +426,7 @@ async fn index_advice(
             advice.push(format!(
                 "{} is a view: PostgreSQL would read about the whole of it to find one minute of \
                  changes (estimated cost {delta:.0} of {whole:.0}); index its base tables on the \
-                 columns behind {:?} and {:?} (see the README's \"Indexes on the source\")",
+                 columns behind {:?} and {:?} (see docs/source.md, \"Indexes on the source\")",
                 table.quoted_name,
                 config.source.watermark_column(),
                 config.mapping.order_id

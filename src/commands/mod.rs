@@ -9,6 +9,7 @@ mod check_env;
 pub mod demo;
 pub mod explain;
 pub mod hash;
+pub mod init;
 mod meta_side;
 pub mod migrate;
 pub mod progress;
@@ -38,6 +39,7 @@ pub(crate) const DEFAULT_WINDOW_DAYS: i64 = 62;
 /// [`Error::exit_status`].
 pub async fn dispatch(cli: &Cli) -> Result<ExitStatus, Error> {
     match &cli.command {
+        Command::Init(args) => init::command(cli, args).await,
         Command::Migrate => migrate::command(&load_config(cli)?).await,
         Command::Check => check::command(&load_config(cli)?).await,
         Command::Run(args) => run::command(cli, &load_config(cli)?, args).await,

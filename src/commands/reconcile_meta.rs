@@ -146,7 +146,7 @@ pub fn alerts(config: &Config, meta: &MetaReconcile) -> Vec<(String, String)> {
                 format!(
                     "ocapi connector {:?}: Meta counts {} Purchase events on {} (UTC) where the \
                      ledger sent {}: {difference} fewer ({:.1}%, above alerts.meta_shortfall \
-                     {}); see `ocapi reconcile --meta` and the README's \"Meta's side\"",
+                     {}); see `ocapi reconcile --meta` and docs/meta-side.md",
                     config.connector.name,
                     day.meta_received.unwrap_or_default(),
                     day.day,
@@ -237,7 +237,7 @@ pub fn render(meta: &MetaReconcile) -> String {
             out,
             "Meta counts fewer than were sent on a settled day: open Events Manager (the dataset's \
              Overview, then Diagnostics), check the orders with `ocapi explain ORDER_ID`, and \
-             see the README's \"Meta's side\""
+             see docs/meta-side.md"
         );
     }
     out

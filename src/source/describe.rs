@@ -175,8 +175,9 @@ pub(super) fn watermark_kind(
     })
 }
 
-/// Checks that a mapped column's base type can be read for its role.
-fn check_role(key: &str, column: &str, found: &Column) -> Result<(), SourceError> {
+/// Checks that a mapped column's base type can be read for its role (`ocapi init` proposes
+/// only what this accepts).
+pub(crate) fn check_role(key: &str, column: &str, found: &Column) -> Result<(), SourceError> {
     // An array column holds several values of a customer field (or the processing options).
     let array_ok =
         CustomerField::from_mapping_key(key).is_some() || key == "data_processing_options";

@@ -3,6 +3,7 @@
 //! of whole orders, so that memory is bounded by the page size and the cost of a read by the rows
 //! it reads (see `query` for the statement and why it is safe to restart from).
 
+pub mod catalog;
 mod changes;
 mod clock;
 mod columns;
@@ -23,6 +24,7 @@ use crate::config::CustomerField;
 use crate::db::DbError;
 pub use changes::{changed_keys, describe_changes, max_watermark, ChangedKey, ChangesTable};
 pub use clock::{clock, Clock, HOST_SKEW_WARNING};
+pub(crate) use describe::check_role;
 pub use describe::describe;
 pub use identity::IdKind;
 pub use query::{
@@ -136,7 +138,7 @@ impl WatermarkKind {
     }
 
     /// The kind for a column's `pg_type.typname`.
-    fn from_typname(typname: &str) -> Option<Self> {
+    pub(crate) fn from_typname(typname: &str) -> Option<Self> {
         match typname {
             "timestamptz" => Some(Self::Timestamptz),
             "timestamp" => Some(Self::Timestamp),

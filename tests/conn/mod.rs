@@ -60,14 +60,15 @@ async fn lock_backend(db: &TestDb) -> i32 {
     panic!("no run took its lock");
 }
 
-/// The `sql` blocks of the README's roles section, in order.
+/// The `sql` blocks of the roles section of docs/connections.md, in order.
 fn readme_role_blocks() -> Vec<String> {
     let readme =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/connections.md"))
+            .unwrap();
     let section = readme
         .split("<!-- roles:")
         .nth(1)
-        .expect("the README's roles block");
+        .expect("the roles block of docs/connections.md");
     section
         .split("```sql\n")
         .skip(1)

@@ -115,60 +115,6 @@ async fn check_warns_about_row_security_materialized_views_and_reads_lower_case_
         .await;
 }
 
-/// Every SQL block of the README runs against a migrated ledger holding a run's rows, in a
-/// database with the README's source tables. Blocks that create roles and grant them (cluster
-/// objects that tests must not leave behind) are run by `tests/conn.rs`'s
-/// `each_command_works_as_a_role_with_only_the_readme_grants`; every other block, DDL for the
-/// user's source included, runs here, in order, in the test's own database.
-#[tokio::test]
-async fn every_sql_block_of_the_readme_runs() {
-    // GIVEN the README's connector `stores`, run once
-    let db = TestDb::new().await;
-    db.config("", None);
-    let config = db.edit_config(&[("name = \"stores-test\"", "name = \"stores\"")]);
-    migrate(&config).await;
-    insert_orders(&db, "Q", 3, "2026-11-01T00:00:00Z").await;
-    db.exec("update shop.store_transactions set email = null, phone = null, first_name = null, last_name = null, loyalty_id = null, city = null, zip = null, birth_date = null, gender = null, state = null where order_id = 'Q3'")
-        .await;
-    crate::support::run(&config).await;
-    // The schemas the README's own view example assumes.
-    db.exec("create schema pos; create schema crm;").await;
-
-    let blocks = readme_sql_blocks();
-    assert!(blocks.len() >= 6, "{blocks:?}");
-    let mut daily_rows = None;
-    for block in blocks {
-        if block.contains("create role") || block.contains("grant ") {
-            continue;
-        }
-        // One statement at a time, so that a failure names it.
-        for statement in block.split(";\n").map(str::trim) {
-            let code: String = statement
-                .lines()
-                .filter(|line| !line.trim_start().starts_with("--"))
-                .collect::<Vec<_>>()
-                .join("\n");
-            if code.trim().is_empty() {
-                continue;
-            }
-            let rows = db
-                .client
-                .simple_query(statement)
-                .await
-                .unwrap_or_else(|error| panic!("README SQL fails: {error:?}\n{statement}"));
-            let count = rows
-                .iter()
-                .filter(|m| matches!(m, tokio_postgres::SimpleQueryMessage::Row(_)))
-                .count();
-            if code.contains("from ocapi.ledger_daily") {
-                daily_rows = Some(count);
-            }
-        }
-    }
-    // THEN each ran, and last week's daily figures hold the run's day
-    assert_eq!(daily_rows, Some(1));
-}
-
 #[tokio::test]
 async fn check_warns_about_row_security_on_the_table_behind_a_view() {
     // GIVEN row-level security on a table that lets the sync role see only some rows, and the

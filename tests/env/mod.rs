@@ -1,8 +1,8 @@
 //! The source's surroundings as retail warehouses have them (issue 22 kinds 4, 5, 8, 11, 12;
 //! issue 23 kind 8): a host clock that is off, a `SQL_ASCII` database holding Latin-1 bytes,
 //! another tool's `schema_migrations` in the ledger schema, row-level security, materialized
-//! views and lower-case zone names, a table swapped away for a moment under `watch`, and the
-//! README's own SQL.
+//! views and lower-case zone names, and a table swapped away for a moment under `watch` (the
+//! README's own SQL runs in tests/docs.rs).
 
 mod check;
 
@@ -355,29 +355,6 @@ async fn role(db: &TestDb) -> String {
     ))
     .await;
     role
-}
-
-/// The README's ```sql blocks, in order.
-fn readme_sql_blocks() -> Vec<String> {
-    let readme = include_str!("../../README.md");
-    let mut blocks = Vec::new();
-    let mut current: Option<String> = None;
-    for line in readme.lines() {
-        let trimmed = line.trim_start();
-        match &mut current {
-            None if trimmed.starts_with("```sql") => current = Some(String::new()),
-            Some(block) if trimmed.starts_with("```") => {
-                blocks.push(std::mem::take(block));
-                current = None;
-            }
-            Some(block) => {
-                block.push_str(trimmed);
-                block.push('\n');
-            }
-            None => {}
-        }
-    }
-    blocks
 }
 
 #[tokio::test]

@@ -8,6 +8,7 @@ use tokio_postgres::{Client, NoTls};
 
 pub mod proxy;
 pub mod scenario;
+pub mod retail;
 pub mod webhook;
 
 pub use webhook::Webhook;

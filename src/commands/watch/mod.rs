@@ -31,7 +31,7 @@ pub(crate) const MAX_BACKOFF: Duration = Duration::from_secs(15 * 60);
 
 /// How long a stop request (SIGTERM, Ctrl-C) waits for the run in progress before abandoning
 /// it, so that `watch` stops within this time even while a database or the endpoint does not
-/// answer (the README promises well under a minute).
+/// answer (docs/operations.md promises well under a minute).
 pub(crate) const STOP_GRACE: Duration = Duration::from_secs(30);
 
 /// How to watch.
