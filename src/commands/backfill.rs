@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 
+use super::observe::RunObserver;
 use crate::alerts::Alerter;
 use crate::cli::{BackfillArgs, Cli};
 use crate::config::Config;
@@ -32,17 +33,13 @@ pub(crate) async fn command(
         max_invalid_ratio: args.max_invalid_ratio,
         ..RunOptions::default()
     };
-    let mut alerts = Alerter::from_config(&config.alerts)?;
-    if let Some(alerts) = alerts.as_mut() {
-        alerts.recall_previous_run(config).await;
-    }
+    let alerts = Alerter::from_config(&config.alerts)?;
+    let mut observer = RunObserver::once(cli.metrics_file.clone(), alerts);
+    observer.recall(config).await;
     let result = backfill(config, window, options, super::shutdown_signal()).await;
-    super::record_metrics(cli.metrics_file.as_deref(), config, &result)?;
-    if let Some(mut alerts) = alerts {
-        let stats = super::finished(config, &result);
-        alerts.observe(&stats).await;
-        alerts.notify_once(config, &stats.meta_alerts).await;
-    }
+    observer
+        .finished(config, &super::finished(config, &result))
+        .await?;
     let stats = result?;
     if args.json {
         super::print_json(&stats)?;

@@ -12,6 +12,7 @@ pub mod hash;
 pub mod init;
 mod meta_side;
 pub mod migrate;
+mod observe;
 pub mod progress;
 pub mod quality;
 pub mod reconcile;
@@ -21,14 +22,11 @@ pub mod run;
 pub mod runs;
 pub mod watch;
 
-use std::path::{Path, PathBuf};
-
 use chrono::NaiveDate;
 
 use crate::cli::{Cli, Command};
 use crate::config::{self, Config};
 use crate::error::{Error, ExitStatus};
-use crate::metrics::MetricsFile;
 use crate::stats::{RunStats, RunStatus};
 
 /// Days before `--to` where `reconcile` and `report` start by default: Meta takes store events
@@ -104,20 +102,6 @@ pub(crate) fn day_window(
 fn print_json(value: &impl serde::Serialize) -> Result<(), Error> {
     let text = serde_json::to_string(value).map_err(std::io::Error::other)?;
     println!("{text}");
-    Ok(())
-}
-
-/// Writes `--metrics-file` for a finished run; a failed run is written as `failed`.
-fn record_metrics(
-    path: Option<&Path>,
-    config: &Config,
-    result: &Result<RunStats, Error>,
-) -> Result<(), Error> {
-    let Some(path) = path else {
-        return Ok(());
-    };
-    MetricsFile::new(PathBuf::from(path), &config.connector.name)
-        .record(&finished(config, result))?;
     Ok(())
 }
 

@@ -1,6 +1,7 @@
 //! `ocapi run`: one sync pass, with a progress display on a terminal, the metrics file and the
 //! chat alerts around it.
 
+use super::observe::RunObserver;
 use crate::alerts::Alerter;
 use crate::cli::{Cli, RunArgs};
 use crate::commands::progress::RunDisplay;
@@ -24,21 +25,19 @@ pub(crate) async fn command(
         progress: Some(display.callback()),
         ..RunOptions::default()
     };
-    let mut alerts = Alerter::from_config(&config.alerts)?;
-    if let (Some(alerts), false) = (alerts.as_mut(), args.dry_run) {
-        alerts.recall_previous_run(config).await;
+    let alerts = Alerter::from_config(&config.alerts)?;
+    let mut observer = RunObserver::once(cli.metrics_file.clone(), alerts);
+    if !args.dry_run {
+        observer.recall(config).await;
     }
     let result = crate::run::run(config, options, super::shutdown_signal()).await;
     display.finish();
     // A skipped run (another holds the lock) leaves the metrics file to the run that holds it.
     let skipped = matches!(&result, Ok(stats) if stats.status == RunStatus::Skipped);
     if !args.dry_run && !skipped {
-        super::record_metrics(cli.metrics_file.as_deref(), config, &result)?;
-        if let Some(mut alerts) = alerts {
-            let stats = super::finished(config, &result);
-            alerts.observe(&stats).await;
-            alerts.notify_once(config, &stats.meta_alerts).await;
-        }
+        observer
+            .finished(config, &super::finished(config, &result))
+            .await?;
     }
     let stats = result?;
     if args.dry_run {

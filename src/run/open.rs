@@ -8,7 +8,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::session::{Access, LedgerSession};
 use super::{meta_life, Mode, RunOptions};
-use crate::config::{Config, DestinationKind};
+use crate::config::Config;
 use crate::db;
 use crate::destination::{Destination, PrintDestination};
 use crate::error::Error;
@@ -176,13 +176,10 @@ pub(super) async fn open(
 /// The configured destination (a file, Meta), its waits ending with `stop`.
 ///
 /// # Errors
-/// An unset token variable or an unreadable token file is a configuration error (exit 2, and
-/// `watch` stops): no retry can fix it.
+/// An unset token variable or an unreadable token file is a configuration error
+/// ([`crate::destination::DestinationError::Secret`]: exit 2, and `watch` stops): no retry
+/// can fix it. The destination reads its secrets once, here, for every command.
 fn configured_destination(config: &Config, stop: &CancellationToken) -> Result<Destination, Error> {
-    if config.destination.kind == DestinationKind::Meta {
-        config.access_token()?;
-        config.app_secret()?;
-    }
     Ok(Destination::from_config(config)?.stopping_on(stop.clone()))
 }
 

@@ -52,85 +52,94 @@ pub(crate) fn verdict(
 mod tests {
     use super::*;
 
-    /// Stats of a pass that sent `events` orders and recorded `invalid` invalid ones, `ahead`
-    /// of them ahead of the clock.
-    fn counted(events: u64, invalid: u64, ahead: u64) -> RunStats {
-        let mut stats = RunStats::new("c");
-        stats.events = events;
-        stats.invalid = invalid;
-        stats.ahead_of_clock = ahead;
-        stats
+    /// One row of the table: a pass's counts and outcome, and the verdict expected.
+    struct Case<'a> {
+        /// What the row shows.
+        name: &'a str,
+        /// Orders built into events, invalid orders, orders ahead of the clock.
+        counted: (u64, u64, u64),
+        /// How the driving ended.
+        result: Result<(), &'a Error>,
+        /// `--max-invalid-ratio`.
+        limit: Option<f64>,
+        /// The status expected.
+        status: RunStatus,
+        /// How the error text expected starts (`None`: no text).
+        error: Option<&'a str>,
     }
 
     #[test]
     fn the_verdict_follows_the_degraded_rules() {
         let failed = Error::Usage("the source went away".to_owned());
-        let cases: [(
-            &str,
-            RunStats,
-            Result<(), &Error>,
-            Option<f64>,
-            RunStatus,
-            Option<&str>,
-        ); 6] = [
-            (
-                "completed",
-                counted(10, 0, 0),
-                Ok(()),
-                None,
-                RunStatus::Completed,
-                None,
-            ),
-            (
-                "completed under the ratio",
-                counted(9, 1, 0),
-                Ok(()),
-                Some(0.2),
-                RunStatus::Completed,
-                None,
-            ),
-            (
-                "degraded by ratio",
-                counted(8, 2, 0),
-                Ok(()),
-                Some(0.1),
-                RunStatus::Degraded,
-                Some("2 invalid (returns and orders too old to send left out) and 0 rejected"),
-            ),
-            (
-                "no ratio, no limit",
-                counted(0, 5, 0),
-                Ok(()),
-                None,
-                RunStatus::Completed,
-                None,
-            ),
-            (
-                "ahead of the clock",
-                counted(10, 0, 3),
-                Ok(()),
-                None,
-                RunStatus::Degraded,
-                Some("3 orders have a watermark (updated_at) ahead of the source database's clock"),
-            ),
-            (
-                "failed",
-                counted(10, 5, 3),
-                Err(&failed),
-                Some(0.1),
-                RunStatus::Failed,
-                Some("the source went away"),
-            ),
+        let cases = [
+            Case {
+                name: "completed",
+                counted: (10, 0, 0),
+                result: Ok(()),
+                limit: None,
+                status: RunStatus::Completed,
+                error: None,
+            },
+            Case {
+                name: "completed under the ratio",
+                counted: (9, 1, 0),
+                result: Ok(()),
+                limit: Some(0.2),
+                status: RunStatus::Completed,
+                error: None,
+            },
+            Case {
+                name: "degraded by ratio",
+                counted: (8, 2, 0),
+                result: Ok(()),
+                limit: Some(0.1),
+                status: RunStatus::Degraded,
+                error: Some(
+                    "2 invalid (returns and orders too old to send left out) and 0 rejected",
+                ),
+            },
+            Case {
+                name: "invalid orders without a limit",
+                counted: (0, 5, 0),
+                result: Ok(()),
+                limit: None,
+                status: RunStatus::Completed,
+                error: None,
+            },
+            Case {
+                name: "ahead of the clock",
+                counted: (10, 0, 3),
+                result: Ok(()),
+                limit: None,
+                status: RunStatus::Degraded,
+                error: Some(
+                    "3 orders have a watermark (updated_at) ahead of the source database's clock",
+                ),
+            },
+            Case {
+                name: "failed",
+                counted: (10, 5, 3),
+                result: Err(&failed),
+                limit: Some(0.1),
+                status: RunStatus::Failed,
+                error: Some("the source went away"),
+            },
         ];
-        for (name, stats, result, limit, status, error) in cases {
-            let (got, text) = verdict(&stats, result, limit, "updated_at");
-            assert_eq!(got, status, "{name}");
-            match error {
+        for case in cases {
+            let (events, invalid, ahead) = case.counted;
+            let mut stats = RunStats::new("c");
+            stats.events = events;
+            stats.invalid = invalid;
+            stats.ahead_of_clock = ahead;
+            let (status, text) = verdict(&stats, case.result, case.limit, "updated_at");
+            assert_eq!(status, case.status, "{}", case.name);
+            match case.error {
                 Some(start) => assert!(
                     text.as_deref().is_some_and(|t| t.starts_with(start)),
-                    "{name}: {text:?}"
+                    "{}: {text:?}",
+                    case.name
                 ),
-                None => assert_eq!(text, None, "{name}"),
+                None => assert_eq!(text, None, "{}", case.name),
             }
         }
     }

@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use futures_util::FutureExt as _;
 
+use super::observe::{MetricsFailure, RunObserver};
 use crate::alerts::Alerter;
 use crate::cli::{Cli, WatchArgs};
 use crate::config::Config;
@@ -146,10 +147,14 @@ pub async fn watch(
         connector = %config.connector.name,
         "watching"
     );
-    let telemetry = options
-        .telemetry
-        .clone()
-        .or_else(|| options.metrics.as_ref().map(|m| Arc::clone(m.telemetry())));
+    let mut observer = RunObserver::new(
+        options.metrics.take(),
+        options.telemetry.clone(),
+        options.alerts.take(),
+        options.health.clone(),
+        MetricsFailure::Logged,
+    );
+    let telemetry = observer.telemetry().cloned();
     let mut run_options = options.run.clone();
     run_options.progress = observe_progress(
         run_options.progress.take(),
@@ -222,32 +227,10 @@ pub async fn watch(
                 super::finished(config, &Err(error))
             }
         };
-        if let Some(telemetry) = &telemetry {
-            telemetry.run_finished(&stats);
-        }
-        if let Some(metrics) = options.metrics.as_mut() {
-            // A metrics file with metrics of its own records the run itself.
-            let shared = telemetry
-                .as_ref()
-                .is_some_and(|t| Arc::ptr_eq(t, metrics.telemetry()));
-            let written = if shared {
-                metrics.write()
-            } else {
-                metrics.record(&stats)
-            };
-            if let Err(error) = written {
-                tracing::warn!(error = %crate::error::chain(&error), "cannot write the metrics file");
-            }
-        }
-        if let Some(alerts) = options.alerts.as_mut() {
-            alerts.observe(&stats).await;
-            alerts.notify_once(config, &stats.meta_alerts).await;
-        }
+        // Never fails: a metrics file that cannot be written is logged (`Logged`).
+        observer.finished(config, &stats).await?;
         let delay = next_delay(options.interval, failures, needs_a_person);
         if let Some(health) = &options.health {
-            if matches!(stats.status, RunStatus::Completed | RunStatus::Degraded) {
-                health.completed();
-            }
             health.waiting(delay);
         }
         tokio::select! {

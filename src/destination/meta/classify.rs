@@ -89,7 +89,12 @@ pub(crate) fn action(failure: &Failure) -> Action {
 
 /// The retry helper's view of [`action`]: a retry waits at least the server's hint.
 pub(crate) fn decision(failure: &Failure) -> Decision {
-    match action(failure) {
+    decision_for(action(failure), failure)
+}
+
+/// The retry helper's view of an `action` already decided for `failure`.
+pub(crate) fn decision_for(action: Action, failure: &Failure) -> Decision {
+    match action {
         Action::Retry => Decision::Retry {
             after: failure.meta().and_then(MetaError::hint),
         },

@@ -37,6 +37,7 @@ mod transport;
 pub mod versions;
 
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use reqwest::header::CONTENT_TYPE;
@@ -326,7 +327,15 @@ impl Inner {
             .post(&self.events_url)
             .header(CONTENT_TYPE, "application/json")
             .body(body);
-        let result = retry_until_stopped(&self.policy, &self.stop, classify::decision, || {
+        // Each answer is classified once: the action decided for the last failure says, when
+        // the retry loop stops, whether Meta refused the events' data (isolate) or the request.
+        let rejects_data = AtomicBool::new(false);
+        let decide = |failure: &Failure| {
+            let action = classify::action(failure);
+            rejects_data.store(action == Action::RejectEvents, Ordering::Relaxed);
+            classify::decision_for(action, failure)
+        };
+        let result = retry_until_stopped(&self.policy, &self.stop, decide, || {
             let attempt = request
                 .try_clone()
                 .expect("a request with an in-memory body can be cloned");
@@ -356,13 +365,7 @@ impl Inner {
             Err(GaveUp::Stopped {
                 error: Failure::Meta(error),
                 retries,
-            }) if classify::classify(
-                error.status(),
-                error.code(),
-                error.error_subcode(),
-                error.is_transient(),
-            ) == Action::RejectEvents =>
-            {
+            }) if rejects_data.load(Ordering::Relaxed) => {
                 let position = classify::blamed_position(&error);
                 tracing::warn!(
                     status = error.status(),
