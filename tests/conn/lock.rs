@@ -1,4 +1,5 @@
-//! The advisory lock and the sessions a run holds: one sender per dataset, a lock that outlives idle timeouts, a run that stops when its lock session is gone.
+//! The advisory lock and the sessions a run holds: one sender per dataset, a lock that outlives
+//! idle timeouts, a run that stops when its lock session is gone.
 
 use super::*;
 

@@ -1,4 +1,5 @@
-//! Connecting as the URL says: verified certificates, Unix sockets, the URL's own options, unusable URLs as configuration errors.
+//! Connecting as the URL says: verified certificates, Unix sockets, the URL's own options, unusable
+//! URLs as configuration errors.
 
 use super::*;
 

@@ -1,4 +1,5 @@
-//! A database that stalls (issue 23 kind 2): bounded waits naming the setting, locks freed, watch recovering and stopping on request.
+//! A database that stalls (issue 23 kind 2): bounded waits naming the setting, locks freed, watch
+//! recovering and stopping on request.
 
 use super::*;
 

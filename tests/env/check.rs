@@ -1,4 +1,5 @@
-//! What `check` says about the database's settings (row security, materialized views, zones) and the README's SQL.
+//! What `check` says about the database's settings (row security, materialized views, zones) and
+//! the README's SQL.
 
 use super::*;
 

@@ -1,4 +1,5 @@
-//! Hostile input and mismatched types: a ledger row or a clear error for every order, never a panic.
+//! Hostile input and mismatched types: a ledger row or a clear error for every order, never a
+//! panic.
 
 use super::*;
 

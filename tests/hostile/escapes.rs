@@ -1,4 +1,5 @@
-//! Text from the network or the source reaching a terminal or a chat (issue 23 kind 10), and the settings that guard a deployment (kind 11).
+//! Text from the network or the source reaching a terminal or a chat (issue 23 kind 10), and the
+//! settings that guard a deployment (kind 11).
 
 use super::*;
 

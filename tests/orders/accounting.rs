@@ -1,4 +1,5 @@
-//! Orders accounted for (issue 11): reconcile and explain say what a run did with each order, in its currency, dated or not.
+//! Orders accounted for (issue 11): reconcile and explain say what a run did with each order, in
+//! its currency, dated or not.
 
 use super::*;
 

@@ -1,4 +1,5 @@
-//! Orders against the clock (issue 11): dated ahead, stamped ahead, without a watermark, in other time zones, on one watermark value, held and then gone.
+//! Orders against the clock (issue 11): dated ahead, stamped ahead, without a watermark, in other
+//! time zones, on one watermark value, held and then gone.
 
 use super::*;
 

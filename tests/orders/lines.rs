@@ -1,4 +1,5 @@
-//! Orders held as lines (issue 11): every line of an order in one event, whatever page or view brought it, ids compared as the till wrote them, prices read exactly.
+//! Orders held as lines (issue 11): every line of an order in one event, whatever page or view
+//! brought it, ids compared as the till wrote them, prices read exactly.
 
 use super::*;
 

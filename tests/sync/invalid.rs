@@ -1,4 +1,5 @@
-//! Invalid orders: recorded with their reason, sent once fixed, counted once, returns left out of the ratio.
+//! Invalid orders: recorded with their reason, sent once fixed, counted once, returns left out of
+//! the ratio.
 
 use super::*;
 

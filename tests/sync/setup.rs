@@ -1,4 +1,5 @@
-//! Setting a connector up: migrate, missing columns, bad TOML, what check says about indexes and views.
+//! Setting a connector up: migrate, missing columns, bad TOML, what check says about indexes and
+//! views.
 
 use super::*;
 

@@ -1,4 +1,5 @@
-//! Alerts of runs nobody watches: once while failing, once on recovery, quiet within the quiet period, never failing a run.
+//! Alerts of runs nobody watches: once while failing, once on recovery, quiet within the quiet
+//! period, never failing a run.
 
 use super::*;
 
