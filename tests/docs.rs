@@ -114,6 +114,9 @@ fn subcommand(line: &str) -> String {
     String::new()
 }
 
+/// The token `ocapi sandbox` accepts unless told otherwise, as the docs use it.
+const STAND_IN_TOKEN: &str = "sandbox-token";
+
 /// Subcommands that run until a signal (`watch`, `sandbox`) or build their own database and
 /// stand-in (`demo`): a documented line of theirs is checked by ocapi's own command-line parser
 /// only. What they do is tested where it is promised: `watch` in tests/ops.rs and
@@ -130,7 +133,19 @@ async fn every_ocapi_command_line_of_the_docs_runs_against_the_stand_in() {
     // GIVEN the retail warehouse of docs/source.md and the README's view, and the stand-in
     let db = TestDb::new().await;
     crate::support::retail::build(&db).await;
-    let stand_in = crate::support::sandbox(ocapi::sandbox::Faults::default()).await;
+    // The stand-in as the docs start it: its default token, `sandbox-token`.
+    let stand_in = ocapi::sandbox::Sandbox::start(
+        "127.0.0.1:0".parse().unwrap(),
+        ocapi::sandbox::SandboxOptions {
+            access_token: STAND_IN_TOKEN.to_owned(),
+            dataset_id: None,
+            app_secret: None,
+            faults: ocapi::sandbox::Faults::default(),
+            meta_side: ocapi::sandbox::MetaSide::default(),
+        },
+    )
+    .await
+    .unwrap();
     let bin = std::path::Path::new(env!("CARGO_BIN_EXE_ocapi"))
         .parent()
         .unwrap()
@@ -164,7 +179,7 @@ async fn every_ocapi_command_line_of_the_docs_runs_against_the_stand_in() {
                     .current_dir(dir)
                     .env("PATH", shell_path)
                     .env("OCAPI_SOURCE_URL", url)
-                    .env("META_ACCESS_TOKEN", crate::support::TOKEN)
+                    .env("META_ACCESS_TOKEN", STAND_IN_TOKEN)
                     .env("OCAPI_LOG", "warn")
                     .env_remove("OCAPI_CONFIG")
                     .output()
@@ -195,13 +210,16 @@ async fn every_ocapi_command_line_of_the_docs_runs_against_the_stand_in() {
         }
     }
 
-    // THEN the README's first sync ran, in order, and the runbook's explain after it
+    // THEN the README's first sync ran, in order, and the runbook's explain and the stand-in
+    // page's quality after it
     let first_sync = ["init", "migrate", "check", "run", "run", "reconcile"];
     assert!(
         ran.windows(first_sync.len()).any(|w| w == first_sync),
         "{ran:?}"
     );
-    assert!(ran.contains(&"explain".to_owned()), "{ran:?}");
+    for sub in ["explain", "quality"] {
+        assert!(ran.contains(&sub.to_owned()), "{sub} in {ran:?}");
+    }
     // AND the dry run printed the three sales the run then sent; the walk-ins were not sent
     let printed = crate::support::read_ndjson(&db.dir.join("events.ndjson"));
     assert_eq!(printed.len(), 3, "{printed:?}");
