@@ -598,8 +598,10 @@ async fn runs_and_quality_show_the_upload_lag_and_quality_names_the_stand_in() {
     assert!(freshness.ends_with("p50 1.0h"), "{text}");
     assert!(
         text.contains(&format!(
-            "median {:.0} s, p95 {:.0} s, max {:.0} s",
-            lag.median_seconds, lag.p95_seconds, lag.max_seconds
+            "median {}, p95 {}, max {}",
+            ocapi::human::duration(lag.median_seconds),
+            ocapi::human::duration(lag.p95_seconds),
+            ocapi::human::duration(lag.max_seconds)
         )),
         "{text}"
     );
@@ -707,7 +709,7 @@ async fn one_shot_runs_stay_quiet_within_the_quiet_period_and_alert_the_recovery
     let out = check(Some(webhook.url.clone())).await.unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
-        text.contains("ok    alerts: webhook set (quiet period 1h)\n"),
+        text.contains("ok    alerts: webhook set (quiet period 1.0h)\n"),
         "{text}"
     );
     let out = check(None).await.unwrap();
