@@ -65,7 +65,11 @@ pub struct Holder {
 
 impl std::fmt::Display for Holder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let or = |v: &Option<String>| v.clone().unwrap_or_else(|| "unknown".to_owned());
+        // Instants as every text for people gives them (`2026-12-07 01:27:03 UTC`).
+        let or = |v: &Option<String>| {
+            v.as_deref()
+                .map_or_else(|| "unknown".to_owned(), crate::human::instant_text)
+        };
         write!(
             f,
             "process {} (application_name {:?}, client {}, session started {}, transaction \
@@ -76,9 +80,16 @@ impl std::fmt::Display for Holder {
                 .as_deref()
                 .unwrap_or("local or not visible"),
             or(&self.backend_start),
-            self.xact_start.as_deref().unwrap_or("none open"),
+            self.xact_start
+                .as_deref()
+                .map_or_else(|| "none open".to_owned(), crate::human::instant_text),
         )
     }
+}
+
+/// Whole seconds as people read durations everywhere (`2s`, `5m`, `1.0h`).
+fn human_secs(secs: impl std::borrow::Borrow<u64>) -> String {
+    crate::human::duration(*secs.borrow() as f64)
 }
 
 /// Why a run could not take its lock.
@@ -87,9 +98,10 @@ pub enum LockError {
     /// Another run of the same connector, or another run sending to the same dataset, holds
     /// the lock. Not a failure: the run is `skipped` (exit 0) and the next run resumes.
     #[error(
-        "another run for {holder} holds its lock (waited {waited_secs}s{held_by}); \
+        "another run for {holder} holds its lock (waited {waited}{held_by}); \
          try again when it finishes, or raise `connector.lock_wait`",
-        held_by = .by.as_ref().map(|h| format!("; held by {h}")).unwrap_or_default()
+        held_by = .by.as_ref().map(|h| format!("; held by {h}")).unwrap_or_default(),
+        waited = human_secs(.waited_secs)
     )]
     Held {
         /// What the lock is on: `connector "name"` or `dataset 1234`.
@@ -102,12 +114,13 @@ pub enum LockError {
     /// The lock has been held longer than `connector.stuck_run_after`: the run holding it may
     /// be stuck (exit 1, and an alert).
     #[error(
-        "another run for {holder} has held its lock since {since} ({minutes} min, longer than \
-         `connector.stuck_run_after` = {limit_secs}s): {by}; if that run is stuck, end it with \
+        "another run for {holder} has held its lock since {since} ({held}, longer than \
+         `connector.stuck_run_after` = {limit}): {by}; if that run is stuck, end it with \
          `select pg_terminate_backend({pid})` on the ledger database (its orders in flight are \
          sent again by the next run)",
-        since = .by.backend_start.as_deref().unwrap_or("unknown"),
-        minutes = (.by.held_secs.unwrap_or(0.0) / 60.0).floor(),
+        since = .by.backend_start.as_deref().map_or_else(|| "unknown".to_owned(), crate::human::instant_text),
+        held = crate::human::duration(.by.held_secs.unwrap_or(0.0)),
+        limit = human_secs(.limit_secs),
         pid = .by.pid
     )]
     Stuck {

@@ -174,7 +174,7 @@ async fn one_shot_runs_stay_quiet_within_the_quiet_period_and_alert_the_recovery
     let out = check(Some(webhook.url.clone())).await.unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
-        text.contains("ok    alerts: webhook set (quiet period 1h)\n"),
+        text.contains("ok    alerts: webhook set (quiet period 1.0h)\n"),
         "{text}"
     );
     let out = check(None).await.unwrap();

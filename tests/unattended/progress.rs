@@ -51,8 +51,10 @@ async fn runs_and_quality_show_the_upload_lag_and_quality_names_the_stand_in() {
     assert!(freshness.ends_with("p50 1.0h"), "{text}");
     assert!(
         text.contains(&format!(
-            "median {:.0} s, p95 {:.0} s, max {:.0} s",
-            lag.median_seconds, lag.p95_seconds, lag.max_seconds
+            "median {}, p95 {}, max {}",
+            ocapi::human::duration(lag.median_seconds),
+            ocapi::human::duration(lag.p95_seconds),
+            ocapi::human::duration(lag.max_seconds)
         )),
         "{text}"
     );

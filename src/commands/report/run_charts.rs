@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use super::{axis, cell, esc, legend, percent, trim, Unit, PALETTE};
+use super::{axis, cell, esc, legend, percent, Unit, PALETTE};
 use crate::commands::runs::RunRecord;
 use crate::config::CustomerField;
 
@@ -184,10 +184,11 @@ pub(super) fn lag(out: &mut String, runs: &[RunRecord]) {
             Unit::Seconds,
         );
     }
-    out.push_str("<table><tr><th>run</th><th>median (s)</th><th>p95 (s)</th><th>max (s)</th></tr>");
+    out.push_str("<table><tr><th>run</th><th>median</th><th>p95</th><th>max</th></tr>");
     for run in &runs {
         let id = run.run_id;
-        let show = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), trim);
+        // As every text for people gives durations (`runs --json` keeps the seconds).
+        let show = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), crate::human::duration);
         let _ = write!(
             out,
             "<tr><td>{id}</td>{}{}{}</tr>",
