@@ -353,3 +353,34 @@ key = "order_id"
     assert_eq!(stats["sent"], 1, "{stats}");
     assert_eq!(events_of(&db, "10").len(), 1);
 }
+
+#[tokio::test]
+async fn check_validates_each_entry_and_gives_the_missing_create_index() {
+    // GIVEN the lines' watermark index missing
+    let (db, _config) = setup("", CHANGES).await;
+    db.exec("drop index pos.order_lines_updated_at_idx").await;
+
+    // WHEN `check` runs
+    let out = ocapi(&db.config_path(), &["check"]).await;
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+
+    // THEN each entry is listed, and the missing index is given as a statement
+    assert!(text.contains("changes: \"crm\".\"customers\""), "{text}");
+    assert!(
+        text.contains("create index on \"pos\".\"order_lines\" (\"updated_at\");"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("create index on \"pos\".\"order_headers\""),
+        "{text}"
+    );
+
+    // AND an entry naming a column that is not there is a configuration error naming its key
+    db.edit_config_text(&[("key = \"customer_id\"", "key = \"customer\"")]);
+    let out = ocapi(&db.config_path(), &["check"]).await;
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(text.contains("source.changes[3].key"), "{text}");
+}
