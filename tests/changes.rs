@@ -6,7 +6,11 @@
 use ocapi::config::Config;
 use ocapi::transform::hash::sha256_hex;
 
-use crate::support::{migrate, ocapi, TestDb};
+use std::time::Duration;
+
+use ocapi::sandbox::Faults;
+
+use crate::support::{migrate, ocapi, sandbox, TestDb, TOKEN};
 
 /// Headers, lines (several per order) and customers, indexed as docs/source-changes.md says,
 /// behind the view a run reads (`greatest()` of the three `updated_at`, as the README's view).
@@ -67,6 +71,15 @@ matches = "customer_id"
 /// A database with [`SCHEMA`] and a config over its view with `source_extra` in `[source]` and
 /// `changes` after it (a file destination).
 async fn setup(source_extra: &str, changes: &str) -> (TestDb, Config) {
+    setup_to(source_extra, changes, None).await
+}
+
+/// [`setup`] with `destination` as the `[destination]` table (a file destination without).
+async fn setup_to(
+    source_extra: &str,
+    changes: &str,
+    destination: Option<String>,
+) -> (TestDb, Config) {
     let db = TestDb::new().await;
     db.exec(SCHEMA).await;
     let text = format!(
@@ -96,12 +109,13 @@ currency = "USD"
 country = "US"
 
 [destination]
-kind = "file"
-dataset_id = "1234567890"
-path = {out:?}
+{destination}
 "#,
         url = db.url,
-        out = db.out_path().display().to_string(),
+        destination = destination.unwrap_or_else(|| format!(
+            "kind = \"file\"\ndataset_id = \"1234567890\"\npath = {:?}",
+            db.out_path().display().to_string()
+        )),
     );
     std::fs::write(db.config_path(), text).unwrap();
     let config = Config::load(&db.config_path()).unwrap();
@@ -383,4 +397,68 @@ async fn check_validates_each_entry_and_gives_the_missing_create_index() {
         String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{text}");
     assert!(text.contains("source.changes[3].key"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn no_lock_is_held_on_the_source_while_the_run_waits_on_meta() {
+    // GIVEN 30 orders and an endpoint taking 2 s a request, batches of 10
+    let graph = sandbox(Faults {
+        latency: Duration::from_millis(2000),
+        ..Faults::default()
+    })
+    .await;
+    let dir = std::env::temp_dir().join(format!("ocapi-changes-{:016x}", rand::random::<u64>()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let token = dir.join("token");
+    std::fs::write(&token, TOKEN).unwrap();
+    #[cfg(unix)]
+    std::fs::set_permissions(&token, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let destination = format!(
+        "kind = \"meta\"\ndataset_id = \"1234567890\"\naccess_token_file = {:?}\n\
+         base_url = {:?}\nbatch_size = 10\nconcurrency = 1\nrequest_timeout = \"10s\"",
+        token.display().to_string(),
+        graph.base_url()
+    );
+    let (db, config) = setup_to("batch_size = 6", CHANGES, Some(destination)).await;
+    db.exec(
+        "insert into crm.customers select g, 'c' || g || '@example.com' from generate_series(1, 5) g;
+         insert into pos.order_headers
+           select g, 1 + g % 5, now() - interval '1 hour' from generate_series(1, 30) g;
+         insert into pos.order_lines (order_id, line_no, sku, qty, price)
+           select g, 1, 'A', 1, 10 from generate_series(1, 30) g",
+    )
+    .await;
+
+    // WHEN a run is waiting on Meta
+    let running = tokio::spawn(async move {
+        ocapi::run::run(
+            &config,
+            ocapi::run::RunOptions::default(),
+            std::future::pending(),
+        )
+        .await
+    });
+    let mut waited = 0;
+    while graph.stats().requests == 0 {
+        assert!(waited < 3000, "no request reached the endpoint");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        waited += 1;
+    }
+
+    // THEN no session holds a lock on a table or view of the source, nor idles in a
+    // transaction on it (the ledger's own tables, in the same database, are not counted)
+    let held: i64 = db
+        .client
+        .query_one(
+            "select count(*) from pg_locks l join pg_class c on c.oid = l.relation
+             join pg_namespace n on n.oid = c.relnamespace
+             where l.pid <> pg_backend_pid() and n.nspname in ('pos', 'crm')",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(held, 0);
+    let stats = running.await.unwrap().unwrap();
+    assert_eq!(stats.sent, 30);
 }
