@@ -462,3 +462,70 @@ async fn no_lock_is_held_on_the_source_while_the_run_waits_on_meta() {
     let stats = running.await.unwrap().unwrap();
     assert_eq!(stats.sent, 30);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_page_cancelled_mid_run_is_read_again_and_nothing_is_lost_or_doubled() {
+    // GIVEN 30 orders behind a view whose every read takes 0.3 s (a standby replaying WAL)
+    let (db, _config) = setup("batch_size = 30", CHANGES).await;
+    db.exec(
+        "create view pos.slow_purchases as
+           select p.* from pos.ocapi_purchases p, (select pg_sleep(0.3)) as z;
+         insert into crm.customers select g, 'c' || g || '@example.com' from generate_series(1, 5) g;
+         insert into pos.order_headers
+           select g, 1 + g % 5, now() - interval '1 hour' from generate_series(1, 30) g;
+         insert into pos.order_lines (order_id, line_no, sku, qty, price)
+           select g, 1, 'A', 1, 10 from generate_series(1, 30) g",
+    )
+    .await;
+    let config = db.edit_config(&[(
+        "table = \"pos.ocapi_purchases\"",
+        "table = \"pos.slow_purchases\"",
+    )]);
+
+    // WHEN a run's read of a page is cancelled by the server (as a recovery conflict is)
+    let running = tokio::spawn(async move {
+        ocapi::run::run(
+            &config,
+            ocapi::run::RunOptions::default(),
+            std::future::pending(),
+        )
+        .await
+    });
+    let mut tries = 0;
+    loop {
+        let cancelled: i64 = db
+            .client
+            .query_one(
+                "select count(*) from (
+                   select pg_cancel_backend(pid) from pg_stat_activity
+                   where pid <> pg_backend_pid() and datname = current_database()
+                     and state = 'active' and wait_event = 'PgSleep') as c",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if cancelled > 0 {
+            break;
+        }
+        tries += 1;
+        if running.is_finished() || tries >= 3000 {
+            panic!("no read of the view was seen: {:?}", running.await);
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let stats = running.await.unwrap().unwrap();
+
+    // THEN the run read the page again and completed: every order sent once
+    assert_eq!(stats.sent, 30);
+    let mut ids: Vec<String> = db
+        .written_events()
+        .iter()
+        .map(|e| e["custom_data"]["order_id"].as_str().unwrap().to_owned())
+        .collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 30);
+    assert_eq!(db.written_events().len(), 30);
+    assert_eq!(db.ledger_counts().await.get("sent"), Some(&30));
+}
