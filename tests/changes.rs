@@ -529,3 +529,54 @@ async fn a_page_cancelled_mid_run_is_read_again_and_nothing_is_lost_or_doubled()
     assert_eq!(db.written_events().len(), 30);
     assert_eq!(db.ledger_counts().await.get("sent"), Some(&30));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_statement_timeout_on_the_sync_role_does_not_stop_a_long_first_sync() {
+    // GIVEN `statement_timeout = 1s` for every session of the database, 30 orders, and an
+    // endpoint taking 0.3 s a request, so that the run lasts several times the timeout
+    let graph = sandbox(Faults {
+        latency: Duration::from_millis(300),
+        ..Faults::default()
+    })
+    .await;
+    let dir = std::env::temp_dir().join(format!("ocapi-changes-{:016x}", rand::random::<u64>()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let token = dir.join("token");
+    std::fs::write(&token, TOKEN).unwrap();
+    #[cfg(unix)]
+    std::fs::set_permissions(&token, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let destination = format!(
+        "kind = \"meta\"\ndataset_id = \"1234567890\"\naccess_token_file = {:?}\n\
+         base_url = {:?}\nbatch_size = 2\nconcurrency = 1\nrequest_timeout = \"10s\"",
+        token.display().to_string(),
+        graph.base_url()
+    );
+    let (db, config) = setup_to("batch_size = 6", CHANGES, Some(destination)).await;
+    db.exec(&format!(
+        "insert into crm.customers select g, 'c' || g || '@example.com' from generate_series(1, 5) g;
+         insert into pos.order_headers
+           select g, 1 + g % 5, now() - interval '1 hour' from generate_series(1, 30) g;
+         insert into pos.order_lines (order_id, line_no, sku, qty, price)
+           select g, 1, 'A', 1, 10 from generate_series(1, 30) g;
+         alter database {} set statement_timeout = '1s'",
+        db.name
+    ))
+    .await;
+
+    // WHEN the first sync runs
+    let stats = ocapi::run::run(
+        &config,
+        ocapi::run::RunOptions::default(),
+        std::future::pending(),
+    )
+    .await
+    .unwrap();
+
+    // THEN it completes: every order sent once, no statement outlived the timeout
+    assert_eq!(stats.sent, 30);
+    let mut ids = crate::support::accepted_ids(&graph);
+    assert_eq!(ids.len(), 30);
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 30);
+}
