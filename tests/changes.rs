@@ -382,6 +382,10 @@ async fn check_validates_each_entry_and_gives_the_missing_create_index() {
     // THEN each entry is listed, and the missing index is given as a statement
     assert!(text.contains("changes: \"crm\".\"customers\""), "{text}");
     assert!(
+        text.contains("changes found by [[source.changes]]"),
+        "{text}"
+    );
+    assert!(
         text.contains("create index on \"pos\".\"order_lines\" (\"updated_at\");"),
         "{text}"
     );

@@ -165,12 +165,16 @@ async fn check_source(config: &Config, report: &mut CheckReport) -> Result<(), E
             source::describe(&client, config),
         )
         .await?;
+    let watermark = match &config.source.watermark_column {
+        Some(column) => format!(
+            "watermark {column:?} as {}",
+            table.watermark_kind.sql_type()
+        ),
+        None => "changes found by [[source.changes]]".to_owned(),
+    };
     report.pass(format!(
-        "source: {} (watermark {:?} as {}, event time {:?})",
-        table.quoted_name,
-        config.source.watermark_column(),
-        table.watermark_kind.sql_type(),
-        config.mapping.event_time
+        "source: {} ({watermark}, event time {:?})",
+        table.quoted_name, config.mapping.event_time
     ));
     let columns: Vec<String> = config
         .mapping
