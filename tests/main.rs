@@ -2,6 +2,7 @@
 //! the local Graph API stand-in. They read like the README: migrate, run, run again.
 #![allow(clippy::unwrap_used)]
 
+mod changes;
 mod conn;
 mod contract;
 mod db_faults;

@@ -165,12 +165,16 @@ async fn check_source(config: &Config, report: &mut CheckReport) -> Result<(), E
             source::describe(&client, config),
         )
         .await?;
+    let watermark = match &config.source.watermark_column {
+        Some(column) => format!(
+            "watermark {column:?} as {}",
+            table.watermark_kind.sql_type()
+        ),
+        None => "changes found by [[source.changes]]".to_owned(),
+    };
     report.pass(format!(
-        "source: {} (watermark {:?} as {}, event time {:?})",
-        table.quoted_name,
-        config.source.watermark_column(),
-        table.watermark_kind.sql_type(),
-        config.mapping.event_time
+        "source: {} ({watermark}, event time {:?})",
+        table.quoted_name, config.mapping.event_time
     ));
     let columns: Vec<String> = config
         .mapping
@@ -213,7 +217,8 @@ async fn check_source(config: &Config, report: &mut CheckReport) -> Result<(), E
             report,
             "`source.lookback` is 0: a row committed after a later-stamped one (two tills \
              writing at once, a long transaction) is never read by `run`; set it to how late \
-             your source commits, for example \"15m\""
+             your source commits, for example \"15m\" (on an integer watermark, a number in \
+             the column's own units, such as 5000)"
                 .to_owned(),
         );
     }
@@ -246,6 +251,22 @@ async fn check_source(config: &Config, report: &mut CheckReport) -> Result<(), E
              `--initial-sync`); set `source.start`"
                 .to_owned(),
         );
+    }
+    for line in super::check_changes::lines(&client, config, &table).await? {
+        match line {
+            super::check_changes::Line::Pass(line) => report.pass(line),
+            super::check_changes::Line::Warn(line) => warn(report, line),
+        }
+    }
+    if config.source.watermark_column.is_none() {
+        return check_rest(&client, config, &table, report).await;
+    }
+    if table.watermark_kind == source::WatermarkKind::Integer {
+        config
+            .source
+            .lookback
+            .check(true, "source.lookback")
+            .map_err(Error::from)?;
     }
     let query = source::ReadQuery::new(config, &table);
     let unsyncable = source::count(
@@ -280,13 +301,26 @@ async fn check_source(config: &Config, report: &mut CheckReport) -> Result<(), E
     for line in index_advice(&client, config, &table).await? {
         warn(report, line);
     }
-    for finding in super::check_env::findings(&client, config, &table).await? {
+    check_rest(&client, config, &table, report).await
+}
+
+/// The checks of the source that do not depend on its watermark column.
+async fn check_rest(
+    client: &tokio_postgres::Client,
+    config: &Config,
+    table: &source::SourceTable,
+    report: &mut CheckReport,
+) -> Result<(), Error> {
+    let warn = |report: &mut CheckReport, text: String| {
+        let _ = writeln!(report.text, "warn  {text}");
+    };
+    for finding in super::check_env::findings(client, config, table).await? {
         match finding {
             super::check_env::Finding::Pass(line) => report.pass(line),
             super::check_env::Finding::Warn(line) => warn(report, line),
         }
     }
-    if let Some(line) = repeated_lines(&client, config, &table).await? {
+    if let Some(line) = repeated_lines(client, config, table).await? {
         warn(report, line);
     }
     Ok(())
@@ -437,7 +471,7 @@ async fn index_advice(
 }
 
 /// The planner's estimated total cost of `sql` (`None` when it cannot be planned).
-async fn plan_cost(client: &tokio_postgres::Client, sql: &str) -> Option<f64> {
+pub(super) async fn plan_cost(client: &tokio_postgres::Client, sql: &str) -> Option<f64> {
     let rows = client
         .simple_query(&format!("explain (format json) {sql}"))
         .await

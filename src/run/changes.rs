@@ -58,6 +58,17 @@ pub(super) async fn discover(
     let mut found = ChangedKeys::default();
     for changes in tables {
         let kept = stored.get(&changes.configured);
+        let key = if config.source.changes[changes.entry - 1].lookback.is_some() {
+            "source.changes"
+        } else {
+            "source.lookback"
+        };
+        let amount = changes
+            .lookback
+            .check(changes.kind == WatermarkKind::Integer, key)?;
+        // A stored watermark is where a committed page ended, and pages never split the keys of
+        // one watermark value: without a lookback, the next run starts after it.
+        let after = kept.is_some() && amount == 0;
         let from = match kept {
             Some(kept) if kept.kind.is_some_and(|k| k != changes.kind) => {
                 return Err(ConfigError::Invalid {
@@ -107,14 +118,6 @@ pub(super) async fn discover(
                         continue;
                     }
                 }
-                let key = if config.source.changes[changes.entry - 1].lookback.is_some() {
-                    "source.changes"
-                } else {
-                    "source.lookback"
-                };
-                let amount = changes
-                    .lookback
-                    .check(changes.kind == WatermarkKind::Integer, key)?;
                 if amount == 0 {
                     Some(kept.value.clone())
                 } else {
@@ -147,7 +150,7 @@ pub(super) async fn discover(
         let keys = pool
             .within(
                 "reading the changed keys",
-                source::changed_keys(client, &changes, from.as_deref()),
+                source::changed_keys(client, &changes, from.as_deref(), after),
             )
             .await?;
         found.tables.push((changes, keys));

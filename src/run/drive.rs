@@ -190,10 +190,14 @@ async fn start_filter(
         return Ok((Filter::Window(window), stored));
     }
     let bounded = sessions.source_pool;
-    let amount = config
-        .source
-        .lookback
-        .check(kind == source::WatermarkKind::Integer, "source.lookback")?;
+    // Without a watermark column (`[[source.changes]]` only), the lookback is theirs.
+    let amount = match config.source.watermark_column {
+        Some(_) => config
+            .source
+            .lookback
+            .check(kind == source::WatermarkKind::Integer, "source.lookback")?,
+        None => 0,
+    };
     let from = match &stored {
         Some(watermark) if amount == 0 => Some(watermark.clone()),
         Some(watermark) => Some(Watermark::new(

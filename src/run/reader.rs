@@ -265,7 +265,7 @@ impl Reader {
         // Orders have a few rows each (lines): a page of keys is about a page of rows.
         let keys_per_page = (self.page_size / 3).max(1);
         for (table, keys) in changes.tables {
-            for chunk in keys.chunks(keys_per_page) {
+            for chunk in pages_of_keys(&keys, keys_per_page) {
                 if self.limit.is_some_and(|limit| read >= limit) {
                     return Ok(());
                 }
@@ -343,6 +343,23 @@ impl Reader {
         .await
         .map_err(Error::TaskFailed)
     }
+}
+
+/// `keys` (in watermark order) cut into pages of about `size` keys, never between two keys of
+/// one watermark value: a page's last watermark is then a point every key at or before it is
+/// read by, which the next run may start after.
+fn pages_of_keys(keys: &[source::ChangedKey], size: usize) -> Vec<&[source::ChangedKey]> {
+    let mut pages = Vec::new();
+    let mut start = 0;
+    for i in 1..=keys.len() {
+        let cut =
+            i == keys.len() || (i - start >= size && keys[i].watermark != keys[i - 1].watermark);
+        if cut {
+            pages.push(&keys[start..i]);
+            start = i;
+        }
+    }
+    pages
 }
 
 /// Transforms one page of rows into events and invalid orders, judged at `now` (the source

@@ -131,11 +131,13 @@ impl ChangesTable {
         }
     }
 
-    /// The statement that finds the keys changed at or after `from` (all, without one), each
-    /// with its capped watermark, in (watermark, key) order, with its binds. `from` is bound in
-    /// the column's own type, so that PostgreSQL (and `postgres_fdw`) can use the condition
-    /// where the rows live; the table's index on the watermark column serves it.
-    pub fn changed_sql(&self, from: Option<&str>) -> (String, Vec<super::Param>) {
+    /// The statement that finds the keys changed after `from` (at or after it when it is not
+    /// `after`; all, without one), each with its capped watermark, in (watermark, key) order,
+    /// with its binds. `from` is bound in the column's own type, so that PostgreSQL (and
+    /// `postgres_fdw`) can use the condition where the rows live; the table's index on the
+    /// watermark column serves it.
+    pub fn changed_sql(&self, from: Option<&str>, after: bool) -> (String, Vec<super::Param>) {
+        let op = if after { ">" } else { ">=" };
         let (w, k, t) = (&self.watermark, &self.key, &self.quoted_name);
         let mut params = Vec::new();
         let condition = match from {
@@ -143,11 +145,11 @@ impl ChangesTable {
             Some(from) => match typed_watermark(self.kind, from) {
                 Some(param) => {
                     params.push(param);
-                    format!("c.{w} >= $1")
+                    format!("c.{w} {op} $1")
                 }
                 None => {
                     params.push((Box::new(from.to_owned()) as _, Type::TEXT));
-                    format!("c.{w} >= $1::text::{}", self.kind.sql_type())
+                    format!("c.{w} {op} $1::text::{}", self.kind.sql_type())
                 }
             },
         };
@@ -182,8 +184,8 @@ impl ChangesTable {
     }
 }
 
-/// The keys `table` changed at or after `from` (every key, without one), in (watermark, key)
-/// order: one short statement in its own transaction.
+/// The keys `table` changed after `from` (at or after it unless `after`; every key, without
+/// one), in (watermark, key) order: one short statement in its own transaction.
 ///
 /// # Errors
 /// [`SourceError::Db`] when the statement fails.
@@ -191,8 +193,9 @@ pub async fn changed_keys(
     client: &Client,
     table: &ChangesTable,
     from: Option<&str>,
+    after: bool,
 ) -> Result<Vec<ChangedKey>, SourceError> {
-    let (sql, params) = table.changed_sql(from);
+    let (sql, params) = table.changed_sql(from, after);
     let binds = super::binds(&params);
     let rows = crate::db::reading(client, client.query_typed(&sql, &binds))
         .await
@@ -250,14 +253,14 @@ mod tests {
     #[test]
     fn the_changed_keys_are_found_by_the_watermark_bound_in_its_own_type() {
         let (sql, params) =
-            table(WatermarkKind::Timestamptz).changed_sql(Some("2026-12-01 10:00:00.5+00"));
+            table(WatermarkKind::Timestamptz).changed_sql(Some("2026-12-01 10:00:00.5+00"), false);
         assert!(sql.contains("c.\"updated_at\" >= $1 "), "{sql}");
         assert!(!sql.contains("::text::timestamptz"), "{sql}");
         assert_eq!(params[0].1, Type::TIMESTAMPTZ);
-        let (sql, params) = table(WatermarkKind::Integer).changed_sql(Some("5000"));
-        assert!(sql.contains(">= $1 "), "{sql}");
+        let (sql, params) = table(WatermarkKind::Integer).changed_sql(Some("5000"), true);
+        assert!(sql.contains("> $1 "), "{sql}");
         assert_eq!(params[0].1, Type::INT8);
-        let (sql, params) = table(WatermarkKind::Date).changed_sql(None);
+        let (sql, params) = table(WatermarkKind::Date).changed_sql(None, false);
         assert!(sql.contains("is not null"), "{sql}");
         assert!(params.is_empty());
         assert!(sql.contains("group by c.\"order_id\""), "{sql}");
