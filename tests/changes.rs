@@ -12,7 +12,7 @@ use ocapi::sandbox::Faults;
 
 use crate::support::{migrate, ocapi, sandbox, TestDb, TOKEN};
 
-/// Headers, lines (several per order) and customers, indexed as docs/source-changes.md says,
+/// Headers, lines (several per order) and customers, indexed as docs/source.md says,
 /// behind the view a run reads (`greatest()` of the three `updated_at`, as the README's view).
 const SCHEMA: &str = "
 create schema pos;

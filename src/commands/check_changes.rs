@@ -52,7 +52,7 @@ pub(super) async fn lines(
              open while it sends (linear in the rows read, as it needs no index on the order \
              id); a `statement_timeout` on the sync role or a hot standby's \
              `max_standby_streaming_delay` can cancel a long one: `[[source.changes]]` reads \
-             in short pages instead (docs/source-changes.md)"
+             in short pages instead (docs/source.md)"
                 .to_owned(),
         ));
         return Ok(lines);

@@ -1,6 +1,6 @@
 //! `[[source.changes]]`: the base tables whose changes move an order, each read by its own
 //! indexed watermark (issue 21), and `lookback`, which is a duration on a time watermark and a
-//! number in the column's own units on an integer one. docs/source-changes.md says when to use
+//! number in the column's own units on an integer one. docs/source.md says when to use
 //! them.
 
 use std::fmt;

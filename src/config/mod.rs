@@ -208,7 +208,7 @@ pub struct SourceConfig {
     #[serde(default)]
     pub encoding: Option<TextEncoding>,
     /// `[[source.changes]]`: the base tables whose changes move an order, each read by its own
-    /// indexed watermark; empty, the delta is read by `watermark_column` (docs/source-changes.md).
+    /// indexed watermark; empty, the delta is read by `watermark_column` (docs/source.md).
     #[serde(default)]
     pub changes: Vec<ChangesSource>,
 }

@@ -1,7 +1,7 @@
 //! `[[source.changes]]` (issue 21): the keys each base table changed since its own watermark,
 //! found by that table's index in one short statement, and the orders they touch, read from
 //! `source.table` by key in pages of their own short statements, so that no statement or
-//! transaction on the source stays open while ocapi waits on Meta. docs/source-changes.md says
+//! transaction on the source stays open while ocapi waits on Meta. docs/source.md says
 //! when to use it and what it costs.
 
 use tokio_postgres::types::Type;
