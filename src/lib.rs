@@ -9,6 +9,7 @@
 //!      +------ ledger rows + watermark advance, ONE transaction, only after the destination answered --+
 //! ```
 //!
+//! [`country`] resolves a country from any code or name (config and transform use it);
 //! [`config`] is read and validated once, with [`secret`] values that never reach a log; [`db`]
 //! connects; [`source`] reads; [`transform`] builds one [`event::Event`] (the type is defined
 //! first, since transform, destination and ledger all speak it) per order; [`destination`]
@@ -22,6 +23,7 @@
 pub mod escape;
 pub mod human;
 pub mod secret;
+pub mod country;
 pub mod config;
 pub mod db;
 pub mod source;

@@ -159,6 +159,13 @@ fn hash_normalizes_issue_24s_examples() {
         ("fn", "สำราญ", "TH", "สำราญ"),
         // A two-digit year is in the past.
         ("db", "07.11.72", "DE", "19721107"),
+        // Country names in other languages, CLDR's short forms; a name, not a code.
+        ("country", "Nhật Bản", "VN", "jp"),
+        ("country", "ロシア", "JP", "ru"),
+        ("country", "サウジアラビア", "JP", "sa"),
+        ("country", "Áo", "VN", "at"),
+        // A row's country given by such a name reads the phone in that country.
+        ("ph", "030 20000001", "Đức", "493020000001"),
     ];
     for (field, raw, country, want) in cases {
         let out = stdout_of(ocapi_in(&dir).args(["hash", field, raw, "--country", country]));

@@ -4,7 +4,6 @@
 
 use std::cell::RefCell;
 use std::fmt;
-use std::str::FromStr as _;
 
 use serde::Deserialize;
 
@@ -47,8 +46,8 @@ impl TryFrom<String> for Currency {
     }
 }
 
-/// A country as the config gives it: an ISO 3166 code (alpha-2, alpha-3) or English name that
-/// celes knows, kept as written (the transform normalizes it as it does a row's country).
+/// A country as the config gives it: an ISO 3166 code (alpha-2, alpha-3) or a name in any
+/// language that [`crate::country`] knows, kept as written (the transform normalizes it as it does a row's country).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(try_from = "String")]
 pub struct Country(String);
@@ -65,9 +64,9 @@ impl TryFrom<String> for Country {
 
     fn try_from(value: String) -> Result<Self, String> {
         let trimmed = value.trim();
-        match celes::Country::from_str(trimmed) {
-            Ok(_) => Ok(Self(trimmed.to_owned())),
-            Err(_) => Err(format!(
+        match crate::country::alpha2(trimmed) {
+            Some(_) => Ok(Self(trimmed.to_owned())),
+            None => Err(format!(
                 "{value:?} is not an ISO 3166 country code or English name such as \"US\""
             )),
         }

@@ -19,7 +19,6 @@ use fold::fold;
 use unicode_normalization::char::is_combining_mark;
 use unicode_normalization::{is_nfc_quick, IsNormalized, UnicodeNormalization};
 
-mod country;
 mod date;
 mod fold;
 mod gender;
@@ -29,10 +28,11 @@ mod place;
 #[cfg(test)]
 mod tests;
 
-/// Builds what normalization loads on first use (libphonenumber's metadata), so that a run can
-/// do it on a spare core while it connects and reads its first page.
+/// Builds what normalization loads on first use (libphonenumber's metadata, ISO 3166's country
+/// table), so that a run can do it on a spare core while it connects and reads its first page.
 pub(crate) fn warm_up() {
     phone::load_metadata();
+    crate::country::warm_up();
 }
 
 /// A `user_data` key: the one list of customer fields is [`crate::config::CustomerField`].
@@ -125,18 +125,6 @@ pub fn country_code(raw: &str) -> Option<String> {
 struct Alpha2([u8; 2]);
 
 impl Alpha2 {
-    /// The code from celes' uppercase `alpha2`.
-    fn from_celes(country: &celes::Country) -> Option<Self> {
-        let code: [u8; 2] = country.alpha2.as_bytes().try_into().ok()?;
-        Some(Self(code.map(|b| b.to_ascii_lowercase())))
-    }
-
-    /// The code from an uppercase or lowercase alpha-2 text.
-    fn from_code(code: &str) -> Option<Self> {
-        let code: [u8; 2] = code.as_bytes().try_into().ok()?;
-        Some(Self(code.map(|b| b.to_ascii_lowercase())))
-    }
-
     /// The code as text.
     fn as_str(&self) -> &str {
         std::str::from_utf8(&self.0).unwrap_or_default()
@@ -146,79 +134,43 @@ impl Alpha2 {
 /// [`country_code`] without allocating when the value is already a two-letter code (the common
 /// case: a `country` column of codes, or `[defaults] country = "US"`).
 fn alpha2(raw: &str) -> Option<Alpha2> {
+    /// How many texts a thread remembers before it forgets them all: more than a table's
+    /// countries (a few, in any spelling), few enough to scan.
+    const REMEMBERED: usize = 32;
     thread_local! {
-        /// The last text this thread resolved and its code: a row's country is resolved for
-        /// four of its fields, and a table's rows hold few countries. celes' parse each time
-        /// cost ~1,850 instructions per row (callgrind, docs/benchmarks.md).
-        static LAST: RefCell<(String, Option<Alpha2>)> = const { RefCell::new((String::new(), None)) };
+        /// The texts this thread resolved and their codes: a row's country is resolved for
+        /// four of its fields, and a table's rows hold few countries, in turn (a chain's
+        /// markets), so that one remembered text missed on every row of a mixed table and
+        /// each resolved a name again (`bench/e2e --fields all`, docs/benchmarks.md).
+        static KNOWN: RefCell<Vec<(Box<str>, Option<Alpha2>)>> = const { RefCell::new(Vec::new()) };
     }
-    if let Some(code) =
-        LAST.with_borrow(|(text, code)| (!text.is_empty() && text == raw).then_some(*code))
-    {
+    if let Some(code) = KNOWN.with_borrow(|known| {
+        known
+            .iter()
+            .find(|(text, _)| &**text == raw)
+            .map(|(_, code)| *code)
+    }) {
         return code;
     }
     // Resolved outside the borrow: the general path comes back here for full-width codes.
     let code = resolve_alpha2(raw);
-    LAST.with_borrow_mut(|(text, last)| {
-        text.clear();
-        text.push_str(raw);
-        *last = code;
+    KNOWN.with_borrow_mut(|known| {
+        if known.len() == REMEMBERED {
+            known.clear();
+        }
+        known.push((raw.into(), code));
     });
     code
 }
 
-/// [`alpha2`] without its memory of the last text.
+/// [`alpha2`] without its memory of the texts it resolved: [`crate::country::alpha2`] of the
+/// value with its compatibility forms folded (`ＵＳ` is `US`; a row's country is not folded with
+/// the field values).
 fn resolve_alpha2(raw: &str) -> Option<Alpha2> {
     if raw.len() == 2 && raw.bytes().all(|b| b.is_ascii_alphabetic()) {
-        if raw.eq_ignore_ascii_case("uk") {
-            return Some(Alpha2(*b"gb"));
-        }
-        // The same celes table as the general path below, which lowercases on the stack.
-        return raw
-            .parse::<celes::Country>()
-            .ok()
-            .and_then(|c| Alpha2::from_celes(&c));
+        return crate::country::alpha2(raw).map(Alpha2);
     }
-    alpha2_by_name(raw)
-}
-
-/// [`alpha2`] for any spelling: names, alpha-3 codes, accents, spaces, full-width letters (a
-/// row's country is not folded with the field values).
-fn alpha2_by_name(raw: &str) -> Option<Alpha2> {
-    let folded = fold(raw.trim());
-    if let Cow::Owned(wide) = &folded {
-        // `ＵＳ`: now a code for the fast path (which never comes back here).
-        if wide.len() == 2 && wide.bytes().all(|b| b.is_ascii_alphabetic()) {
-            return alpha2(wide);
-        }
-    }
-    let raw = &*folded;
-    // celes keys names without spaces or punctuation ("unitedstatesofamerica", "cotedivoire").
-    let key: String = if raw.is_ascii() {
-        raw.chars()
-            .filter(char::is_ascii_alphabetic)
-            .map(|c| c.to_ascii_lowercase())
-            .collect()
-    } else {
-        raw.nfd()
-            .filter(|c| c.is_alphabetic() && !is_combining_mark(*c))
-            .flat_map(char::to_lowercase)
-            .collect()
-    };
-    // "UK" is not ISO 3166-1 but is what most British data says; ISO reserves it for GB.
-    if key == "uk" {
-        return Some(Alpha2(*b"gb"));
-    }
-    // A value with letters outside ASCII is a name, never a code: stripped of its accents, the
-    // Vietnamese `Áo` (Austria) would be `ao`, Angola's code. Names only, and unknown or
-    // ambiguous names are dropped.
-    if !raw.is_ascii() && raw.chars().any(|c| c.is_alphabetic() && !c.is_ascii()) {
-        return country::by_name(raw).and_then(Alpha2::from_code);
-    }
-    key.parse::<celes::Country>()
-        .ok()
-        .and_then(|c| Alpha2::from_celes(&c))
-        .or_else(|| country::by_name(raw).and_then(Alpha2::from_code))
+    crate::country::alpha2(&fold(raw.trim())).map(Alpha2)
 }
 
 /// `value` in Unicode NFC form, borrowed when it already is.

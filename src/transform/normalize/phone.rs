@@ -29,10 +29,52 @@ pub(super) fn phone(raw: &str, country: Option<&str>) -> Outcome {
         return Outcome::Dropped;
     };
     let region = country.and_then(region_id);
-    match region.and_then(|region| national_fast(&dialled, region)) {
+    let fast = if dialled.plus {
+        international_fast(&dialled.digits)
+    } else {
+        region.and_then(|region| national_fast(&dialled, region))
+    };
+    match fast {
         Some(fast) => Outcome::Normalized(fast),
         None => parsed(&dialled, region),
     }
+}
+
+/// The common international case without the parser: `+`, a calling code, and a national
+/// number that is valid as written in the code's main region (`+49 30 20000001`). Follows
+/// libphonenumber's `parse` of a number in international form (`PhoneNumberUtil.parseHelper`):
+/// the calling code is the first one to three digits that are one (`extractCountryCode`), and
+/// a trunk prefix after it would be stripped (`+49 (0)30…`), so a national part that starts with
+/// one, or with 0, goes to the parser, as does one that is not valid in the main region (a
+/// Canadian number under +1) or a code of no region (`+800`).
+fn international_fast(digits: &str) -> Option<String> {
+    if digits.starts_with('0') {
+        return None;
+    }
+    let (code, national) = (1..=3.min(digits.len().saturating_sub(1))).find_map(|len| {
+        let code: u16 = digits[..len].parse().ok()?;
+        DATABASE
+            .by_code(&code)
+            .is_some()
+            .then(|| (code, &digits[len..]))
+    })?;
+    let regions = DATABASE.by_code(&code)?;
+    let main = regions
+        .iter()
+        .find(|meta| meta.is_main_country_for_code())
+        .or_else(|| regions.first())?;
+    let region: Id = main.id().parse().ok()?;
+    rules::with(region, |rules| {
+        if national.starts_with('0')
+            || rules.trunk_prefix_len(national)? != 0
+            || !rules.is_valid(national)
+        {
+            return None;
+        }
+        rules
+            .is_possible_length(national.len())
+            .then(|| format!("{code}{national}"))
+    })
 }
 
 /// [`phone`] for what [`national_fast`] leaves: libphonenumber's parser (the `phonenumber`
@@ -108,11 +150,12 @@ fn dial_digits(raw: &str) -> Option<Dialled> {
 /// at the start, the trunk prefix stripped when what is left is a valid national number, and the
 /// calling code kept as part of the number when the whole is valid (Brazil's area code 55:
 /// `(55) 99555-1234` is `5555995551234`, not `55995551234`). Validity is the region's own
-/// number patterns from libphonenumber's metadata ([`rules::Rules::is_valid`]).
+/// number patterns from libphonenumber's metadata ([`rules::Rules::is_valid`]), judged only where
+/// it decides: after a trunk prefix, or before digits that start with the calling code.
 ///
 /// `None` hands the number to the parser: international form, an exit code, a trunk-prefix
-/// pattern that rewrites the number, a national number that is not valid as read, a leading 0
-/// that stays (Italy), or any case where the calling code could be read either way.
+/// pattern that rewrites the number, a number that is not valid where validity decides, a
+/// leading 0 that stays (Italy), or any case where the calling code could be read either way.
 fn national_fast(dialled: &Dialled, region: Id) -> Option<String> {
     if dialled.plus || dialled.digits.starts_with("00") {
         return None;
@@ -123,6 +166,10 @@ fn national_fast(dialled: &Dialled, region: Id) -> Option<String> {
             return None;
         }
         let national = match rules.trunk_prefix_len(digits)? {
+            // Without a trunk prefix, the parser reads a calling code off the front only when
+            // the number starts with it (`maybeExtractCountryCode`): validity decides only
+            // then, and a whole that is valid keeps it (Brazil's area code 55).
+            0 if digits.starts_with(rules.code_text()) && !rules.is_valid(digits) => return None,
             0 => digits,
             len => {
                 // libphonenumber strips the prefix only when the rest is valid; a whole that
@@ -136,7 +183,7 @@ fn national_fast(dialled: &Dialled, region: Id) -> Option<String> {
                 rest
             }
         };
-        if national.starts_with('0') || !rules.is_valid(national) {
+        if national.starts_with('0') {
             return None;
         }
         // libphonenumber judges length by the main region of the calling code (US for +1).
@@ -452,6 +499,37 @@ mod tests {
             }
         }
         assert!(answered > 400, "the fast path answered only {answered}");
+    }
+
+    /// Over every region's example numbers in international form (`+` and the calling code),
+    /// the international fast path agrees with the parser, or leaves the number to it.
+    #[test]
+    fn the_international_fast_path_agrees_with_the_parser() {
+        let mut answered = 0;
+        for code in 1..1000u16 {
+            for meta in DATABASE.by_code(&code).unwrap_or_default() {
+                let d = meta.descriptors();
+                let examples = [d.fixed_line(), d.mobile(), d.toll_free(), d.voip()]
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|desc| desc.example());
+                for example in examples {
+                    let digits = format!("{code}{example}");
+                    let Some(fast) = international_fast(&digits) else {
+                        continue;
+                    };
+                    answered += 1;
+                    let parsed = phonenumber::parse(None, format!("+{digits}")).unwrap();
+                    let slow = format!("{}{}", parsed.code().value(), parsed.national());
+                    assert_eq!(fast, slow, "+{digits}");
+                }
+            }
+        }
+        assert!(answered > 400, "the fast path answered only {answered}");
+        // A trunk prefix after the calling code, or a number of no region, is the parser's.
+        assert_eq!(international_fast("4903012345678"), None);
+        assert_eq!(international_fast("80012345678"), None);
+        assert_eq!(phone("+49 (0)30 12345678", None), ok("493012345678"));
     }
 
     /// Dial digits reads the plus only before the first digit.
