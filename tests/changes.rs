@@ -222,6 +222,20 @@ async fn a_line_added_to_an_unsent_order_is_in_its_event() {
 /// Sequential scans and the rows they read, per base table, after the statistics of ended
 /// sessions are in.
 async fn seq_scans(db: &TestDb) -> Vec<(String, i64, i64)> {
+    // Ended sessions' statistics arrive a moment late: read until two reads 300 ms apart agree.
+    let mut last = seq_scans_now(db).await;
+    for _ in 0..33 {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        let now = seq_scans_now(db).await;
+        if now == last {
+            break;
+        }
+        last = now;
+    }
+    last
+}
+
+async fn seq_scans_now(db: &TestDb) -> Vec<(String, i64, i64)> {
     db.exec("select pg_stat_clear_snapshot()").await;
     db.client
         .query(
