@@ -166,3 +166,35 @@ async fn a_changes_run_shows_each_tables_watermark() {
     );
     assert!(text.contains("crm.customers: "), "{text}");
 }
+
+/// Trial finding 6: with `[[source.changes]]`, `check` does not warn that the view would be
+/// read whole to find one minute of changes by `source.watermark_column` (a run does not read
+/// by it); without them it still does, in words rather than "estimated cost 317 of 58".
+#[tokio::test]
+async fn check_gives_the_view_warning_only_without_changes_entries_and_in_words() {
+    // GIVEN the view with a single watermark over greatest() of three tables' columns
+    let (db, _config) = crate::changes::setup("watermark_column = \"updated_at\"", "").await;
+    some_orders(&db, 50).await;
+    let check = || async {
+        let out = crate::support::ocapi(&db.config_path(), &["check"]).await;
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+    };
+    let text = check().await;
+    assert!(text.contains("one minute of changes"), "{text}");
+    assert!(!text.contains("estimated cost"), "{text}");
+    assert!(
+        text.contains("the cost of reading the view whole"),
+        "{text}"
+    );
+
+    // WHEN the changes entries are added
+    db.edit_config_text(&[(
+        "[mapping]",
+        &format!("{}\n[mapping]", crate::changes::CHANGES),
+    )]);
+
+    // THEN the single-watermark warning is gone, and the entries are checked instead
+    let text = check().await;
+    assert!(!text.contains("one minute of changes"), "{text}");
+    assert!(text.contains("changes: \"crm\".\"customers\""), "{text}");
+}
