@@ -20,6 +20,9 @@ pub enum RunStatus {
     Degraded,
     /// Failed; state is consistent and the next run resumes.
     Failed,
+    /// Stopped by SIGINT or SIGTERM (Ctrl-C, a service stop) before it read everything: the
+    /// pages in flight were sent and committed, the rest is left to the next run. Exit 0.
+    Stopped,
     /// Not run: another run holds the connector's (or the dataset's) lock, as when a cron job
     /// overlaps a slow run. Not a failure (exit 0, no alert); no `runs` row is written.
     Skipped,
@@ -33,6 +36,7 @@ impl RunStatus {
             Self::Completed => "completed",
             Self::Degraded => "degraded",
             Self::Failed => "failed",
+            Self::Stopped => "stopped",
             Self::Skipped => "skipped",
         }
     }
@@ -357,6 +361,13 @@ impl fmt::Display for RunStats {
         }
         if let Some(note) = &self.note {
             writeln!(f, "  note: {note}")?;
+        }
+        if self.status == RunStatus::Stopped {
+            writeln!(
+                f,
+                "  stopped by a signal: the pages in flight were committed; the next run \
+                 sends the rest"
+            )?;
         }
         Ok(())
     }
