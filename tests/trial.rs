@@ -268,3 +268,34 @@ async fn a_run_stopped_by_sigint_is_recorded_as_stopped() {
     assert_eq!(stats.status, ocapi::stats::RunStatus::Completed);
     assert_eq!(db.ledger_counts().await.get("sent").copied(), Some(3000));
 }
+
+/// Trial finding 14: `init` names the rows it sampled for the currency and country (3 here),
+/// not its upper bound of 10000.
+#[tokio::test]
+async fn init_names_the_number_of_rows_it_sampled() {
+    let db = crate::support::TestDb::new().await;
+    crate::support::insert_orders(&db, "T", 3, "2026-11-01T00:00:00Z").await;
+    let path = db.dir.join("connector.toml");
+    let out = crate::support::command(&path)
+        .args([
+            "init",
+            "--source-url",
+            &db.url,
+            "--table",
+            "shop.store_transactions",
+            "--dataset-id",
+            "1234567890",
+        ])
+        .env("OCAPI_SOURCE_URL", &db.url)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains("the most common among 3 rows"), "{text}");
+    assert!(!text.contains("among 10000 rows"), "{text}");
+}
