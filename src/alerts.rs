@@ -68,7 +68,7 @@ impl AlertState {
             RunStatus::Completed => {
                 return self.last.take().map(|_| AlertKind::Recovered);
             }
-            RunStatus::Running | RunStatus::Skipped => return None,
+            RunStatus::Running | RunStatus::Skipped | RunStatus::Stopped => return None,
         };
         let quiet = self.last.is_some_and(|(last, at)| {
             last == kind && now.saturating_duration_since(at) < self.quiet_period

@@ -248,7 +248,9 @@ fn ratio(text: &str) -> Result<f64, String> {
 /// `ocapi hash`.
 #[derive(Debug, clap::Args)]
 pub struct HashArgs {
-    /// The user_data key: em, ph, fn, ln, ge, db, ct, st, zp, country, external_id.
+    /// The user_data key (em, ph, fn, ln, ge, db, ct, st, zp, country, external_id) or the
+    /// config's [mapping] name for it (email, phone, first_name, last_name, gender,
+    /// date_of_birth, city, state, zip).
     pub field: String,
     /// The raw value, as the source holds it; several values (a customer's two emails) are
     /// each normalized and hashed, and duplicates after normalization are sent once.

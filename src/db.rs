@@ -95,6 +95,11 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         "change_watermarks",
         include_str!("../sql/0018_change_watermarks.sql"),
     ),
+    (
+        21,
+        "run_stopped",
+        include_str!("../sql/0021_run_stopped.sql"),
+    ),
 ];
 
 /// Errors talking to PostgreSQL.

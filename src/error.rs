@@ -68,7 +68,8 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    /// `watch --listen` could not listen on its address (in use, not local, no permission).
+    /// `watch --listen` or `sandbox --listen` could not listen on its address (in use, not
+    /// local, no permission): a usage problem, exit 2.
     #[error("cannot listen on {addr} (--listen)")]
     Listen {
         /// The address asked for.
@@ -89,6 +90,8 @@ impl Error {
     pub fn is_config(&self) -> bool {
         match self {
             Self::Config(_) | Self::ConfigFile { .. } | Self::Usage(_) => true,
+            // An address in use or not local: the flag must change (README's exit table).
+            Self::Listen { .. } => true,
             Self::SchemaNotReady { .. } => true,
             Self::Db(DbError::Url { .. } | DbError::NotOurs { .. }) => true,
             Self::Source(error) => !matches!(error, SourceError::Db(_)),
@@ -100,7 +103,6 @@ impl Error {
             | Self::NotFound(_)
             | Self::Io(_)
             | Self::Write { .. }
-            | Self::Listen { .. }
             | Self::TaskFailed(_) => false,
         }
     }

@@ -20,6 +20,9 @@ pub enum RunStatus {
     Degraded,
     /// Failed; state is consistent and the next run resumes.
     Failed,
+    /// Stopped by SIGINT or SIGTERM (Ctrl-C, a service stop) before it read everything: the
+    /// pages in flight were sent and committed, the rest is left to the next run. Exit 0.
+    Stopped,
     /// Not run: another run holds the connector's (or the dataset's) lock, as when a cron job
     /// overlaps a slow run. Not a failure (exit 0, no alert); no `runs` row is written.
     Skipped,
@@ -33,9 +36,22 @@ impl RunStatus {
             Self::Completed => "completed",
             Self::Degraded => "degraded",
             Self::Failed => "failed",
+            Self::Stopped => "stopped",
             Self::Skipped => "skipped",
         }
     }
+}
+
+/// One `[[source.changes]]` table's watermark over a run: `start` as stored before it (`None`
+/// on its first run), `end` as its last committed page left it (`start` when none moved it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TableWatermark {
+    /// The table as configured (`source.changes[].table`).
+    pub table: String,
+    /// The stored watermark when the run started, as text.
+    pub start: Option<String>,
+    /// The stored watermark when the run ended, as text.
+    pub end: Option<String>,
 }
 
 /// The stats of one run. Field names are public: `--json`, the runs table and metrics use them.
@@ -88,6 +104,11 @@ pub struct RunStats {
     pub watermark_start: Option<String>,
     /// The watermark when the run ended.
     pub watermark_end: Option<String>,
+    /// With `[[source.changes]]` (which leaves `watermark_start`/`watermark_end` empty): each
+    /// changes table's stored watermark when the run started and ended, in config order, as
+    /// `<schema>.change_watermarks` holds them (docs/source.md).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub change_watermarks: Vec<TableWatermark>,
     /// Wall time.
     pub duration_ms: u64,
     /// How many sent events carry each user_data key.
@@ -145,6 +166,7 @@ impl RunStats {
             batches: 0,
             watermark_start: None,
             watermark_end: None,
+            change_watermarks: Vec::new(),
             duration_ms: 0,
             match_keys: BTreeMap::new(),
             dropped: BTreeMap::new(),
@@ -279,12 +301,24 @@ impl fmt::Display for RunStats {
         writeln!(f, "  retries             {:>10}", self.retries)?;
         writeln!(f, "  batches             {:>10}", self.batches)?;
         let none = || "-".to_owned();
-        writeln!(
-            f,
-            "  watermark           {} -> {}",
-            self.watermark_start.clone().unwrap_or_else(none),
-            self.watermark_end.clone().unwrap_or_else(none)
-        )?;
+        if self.change_watermarks.is_empty() || self.watermark_start.is_some() {
+            writeln!(
+                f,
+                "  watermark           {} -> {}",
+                self.watermark_start.clone().unwrap_or_else(none),
+                self.watermark_end.clone().unwrap_or_else(none)
+            )?;
+        }
+        for (i, w) in self.change_watermarks.iter().enumerate() {
+            let label = if i == 0 { "watermark" } else { "" };
+            writeln!(
+                f,
+                "  {label:<19} {}: {} -> {}",
+                w.table,
+                w.start.clone().unwrap_or_else(none),
+                w.end.clone().unwrap_or_else(none)
+            )?;
+        }
         let human = crate::human::duration;
         writeln!(
             f,
@@ -328,6 +362,13 @@ impl fmt::Display for RunStats {
         if let Some(note) = &self.note {
             writeln!(f, "  note: {note}")?;
         }
+        if self.status == RunStatus::Stopped {
+            writeln!(
+                f,
+                "  stopped by a signal: the pages in flight were committed; the next run \
+                 sends the rest"
+            )?;
+        }
         Ok(())
     }
 }
@@ -362,6 +403,42 @@ mod tests {
         assert!(stats.invalid_ratio().abs() < 1e-9);
         stats.invalid = 1;
         assert!((stats.invalid_ratio() - 1.0 / 67.0).abs() < 1e-9);
+    }
+
+    /// Trial finding 10: a run with `[[source.changes]]` shows each table's watermark, not
+    /// `watermark - -> -`.
+    #[test]
+    fn the_summary_shows_each_changes_tables_watermark() {
+        let mut stats = RunStats::new("c");
+        stats.run_id = 3;
+        stats.status = RunStatus::Completed;
+        stats.change_watermarks = vec![
+            TableWatermark {
+                table: "pos.order_headers".to_owned(),
+                start: Some("2026-12-01 10:00:00+00".to_owned()),
+                end: Some("2026-12-01 11:00:00+00".to_owned()),
+            },
+            TableWatermark {
+                table: "crm.customers".to_owned(),
+                start: None,
+                end: Some("2026-11-30 08:00:00+00".to_owned()),
+            },
+        ];
+        let text = stats.to_string();
+        assert!(!text.contains("watermark           - -> -"), "{text}");
+        assert!(
+            text.contains(
+                "  watermark           pos.order_headers: 2026-12-01 10:00:00+00 -> \
+                 2026-12-01 11:00:00+00\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("                      crm.customers: - -> 2026-11-30 08:00:00+00\n"),
+            "{text}"
+        );
+        let json = serde_json::to_value(&stats).unwrap();
+        assert_eq!(json["change_watermarks"][1]["table"], "crm.customers");
     }
 
     #[test]

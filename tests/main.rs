@@ -25,6 +25,7 @@ mod orders;
 mod report;
 mod support;
 mod sync;
+mod trial;
 mod unattended;
 mod ux;
 mod walkin;

@@ -412,10 +412,16 @@ async fn index_advice(
         .first()
         .and_then(|row| row.try_get::<_, String>(0).ok())
         .unwrap_or_default();
-    let wanted = [
-        ("source.watermark_column", config.source.watermark_column()),
-        ("mapping.order_id", config.mapping.order_id.as_str()),
-    ];
+    // With `[[source.changes]]` a run finds changes on each entry's own table (checked
+    // entry by entry in `check_changes`), never by `source.watermark_column`.
+    let changes = !config.source.changes.is_empty();
+    let mut wanted = vec![("mapping.order_id", config.mapping.order_id.as_str())];
+    if !changes {
+        wanted.insert(
+            0,
+            ("source.watermark_column", config.source.watermark_column()),
+        );
+    }
     let mut advice = Vec::new();
     if kind == "r" || kind == "p" || kind == "m" {
         for (key, column) in wanted {
@@ -443,6 +449,9 @@ async fn index_advice(
         }
         return Ok(advice);
     }
+    if changes {
+        return Ok(advice);
+    }
     // A view: ask PostgreSQL what reading a small delta (the last minute) would cost, against
     // reading the whole view. An index that serves the read makes the first a tiny fraction of
     // the second; a sequential scan, or an index whose leading column is not the one looked up
@@ -458,10 +467,12 @@ async fn index_advice(
     ) {
         if delta * 10.0 >= whole {
             advice.push(format!(
-                "{} is a view: PostgreSQL would read about the whole of it to find one minute of \
-                 changes (estimated cost {delta:.0} of {whole:.0}); index its base tables on the \
-                 columns behind {:?} and {:?} (see docs/source.md, \"Indexes on the source\")",
+                "{} is a view, and PostgreSQL would read about the whole of it to find one \
+                 minute of changes ({}); index its base tables on the columns behind {:?} and \
+                 {:?} (see docs/source.md, \"Indexes on the source\"), or list them in \
+                 [[source.changes]]",
                 table.quoted_name,
+                super::check_changes::relative_cost(delta, whole),
                 config.source.watermark_column(),
                 config.mapping.order_id
             ));

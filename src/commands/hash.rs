@@ -65,14 +65,27 @@ pub(crate) fn hash_country(
 }
 
 /// `ocapi hash FIELD VALUE [--country CC]`: the country used, the normalized value and its hash.
+/// FIELD is Meta's `user_data` key (`em`, `ph`, `fn`) or the config's `[mapping]` key for it
+/// (`email`, `phone`, `first_name`); anything else is [`Error::Usage`] listing both.
 pub fn hash(field: &str, values: &[String], country: &HashCountry) -> Result<String, Error> {
-    let field = Field::from_key(field).ok_or_else(|| {
-        let keys: Vec<&str> = Field::ALL.iter().map(|f| f.key()).collect();
-        Error::Usage(format!(
-            "unknown field {field:?}; use one of {}",
-            keys.join(", ")
-        ))
-    })?;
+    let field = Field::from_key(field)
+        .or_else(|| Field::from_mapping_key(field))
+        .ok_or_else(|| {
+            let keys: Vec<String> = Field::ALL
+                .iter()
+                .map(|f| {
+                    if f.key() == f.mapping_key() {
+                        f.key().to_owned()
+                    } else {
+                        format!("{} ({})", f.key(), f.mapping_key())
+                    }
+                })
+                .collect();
+            Error::Usage(format!(
+                "unknown field {field:?}; use one of {}",
+                keys.join(", ")
+            ))
+        })?;
     let ctx = Context {
         country: country.country.as_deref(),
     };
@@ -118,4 +131,46 @@ pub fn hash(field: &str, values: &[String], country: &HashCountry) -> Result<Str
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn de() -> HashCountry {
+        HashCountry {
+            country: Some("DE".to_owned()),
+            from: "--country".to_owned(),
+        }
+    }
+
+    /// Trial finding 11: the config's `[mapping]` names are accepted as well as Meta's keys,
+    /// and give the same output.
+    #[test]
+    fn hash_accepts_the_configs_mapping_names_as_aliases() {
+        let pairs = [
+            ("em", "email", "  Kunde1@Example.DE "),
+            ("ph", "phone", "030 1234008"),
+            ("fn", "first_name", "Jürgen"),
+            ("ln", "last_name", "O'Brien"),
+            ("ge", "gender", "Female"),
+            ("db", "date_of_birth", "1972-11-07"),
+            ("ct", "city", "Berlin"),
+            ("st", "state", "BE"),
+            ("zp", "zip", "10115"),
+        ];
+        for (short, long, value) in pairs {
+            let values = vec![value.to_owned()];
+            let want = hash(short, &values, &de()).unwrap();
+            assert!(
+                want.contains("normalized: ") && want.contains("sha256:"),
+                "{want}"
+            );
+            assert_eq!(hash(long, &values, &de()).unwrap(), want, "{long}");
+        }
+        let out = hash("phone", &["030 1234008".to_owned()], &de()).unwrap();
+        assert!(out.contains("normalized: 49301234008\n"), "{out}");
+        let err = hash("telephone", &["1".to_owned()], &de()).unwrap_err();
+        assert!(err.to_string().contains("ph (phone)"), "{err}");
+    }
 }

@@ -123,7 +123,10 @@ impl RunObserver {
             alerts.notify_once(config, &stats.meta_alerts).await;
         }
         if let Some(health) = &self.health {
-            if matches!(stats.status, RunStatus::Completed | RunStatus::Degraded) {
+            if matches!(
+                stats.status,
+                RunStatus::Completed | RunStatus::Degraded | RunStatus::Stopped
+            ) {
                 health.completed();
             }
         }

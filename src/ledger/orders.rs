@@ -61,7 +61,7 @@ pub(crate) struct OrderRun {
     pub(crate) run_id: i64,
     /// `run` or `backfill`.
     pub(crate) mode: String,
-    /// `running`, `completed`, `degraded` or `failed`.
+    /// `running`, `completed`, `degraded`, `failed` or `stopped`.
     pub(crate) status: String,
     /// When it started (PostgreSQL's text of the `timestamptz`).
     pub(crate) started_at: String,

@@ -23,7 +23,7 @@ pub struct RunRecord {
     pub run_id: i64,
     /// `run` or `backfill`.
     pub mode: String,
-    /// `running`, `completed`, `degraded` or `failed`.
+    /// `running`, `completed`, `degraded`, `failed` or `stopped`.
     pub status: String,
     /// When it started (RFC 3339, UTC).
     pub started_at: String,
@@ -104,7 +104,7 @@ pub(crate) struct MatchKeyTotals {
 /// How the connector's latest finished run ended.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct PreviousRun {
-    /// `completed`, `degraded` or `failed` (the `runs.status` text).
+    /// `completed`, `degraded`, `failed` or `stopped` (the `runs.status` text).
     pub(crate) status: String,
     /// Seconds since it finished, by the ledger database's clock (negative if that clock went
     /// back since).

@@ -38,12 +38,17 @@ pub use file::{write_atomic, MetricsError, MetricsFile};
 
 /// Every status a run can end with, so that `ocapi_last_run_status` has one series per status
 /// with exactly one of them at 1 (the usual Prometheus "enum" pattern).
-const STATUSES: [RunStatus; 3] = [RunStatus::Completed, RunStatus::Degraded, RunStatus::Failed];
+const STATUSES: [RunStatus; 4] = [
+    RunStatus::Completed,
+    RunStatus::Degraded,
+    RunStatus::Failed,
+    RunStatus::Stopped,
+];
 
 /// A `status` label.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StatusLabel {
-    /// `completed`, `degraded` or `failed`.
+    /// `completed`, `degraded`, `failed` or `stopped`.
     status: String,
 }
 
@@ -275,7 +280,10 @@ impl Telemetry {
                 .set(i64::from(status == stats.status));
         }
         last.finished.set(now);
-        if matches!(stats.status, RunStatus::Completed | RunStatus::Degraded) {
+        if matches!(
+            stats.status,
+            RunStatus::Completed | RunStatus::Degraded | RunStatus::Stopped
+        ) {
             last.last_success.set(now);
         }
         let keyed = |family: &Family<KeyLabel, Gauge>, map: &BTreeMap<String, u64>| {

@@ -58,6 +58,12 @@ pub(super) async fn discover(
     let mut found = ChangedKeys::default();
     for changes in tables {
         let kept = stored.get(&changes.configured);
+        let start = kept.map(|kept| kept.value.clone());
+        stats.change_watermarks.push(crate::stats::TableWatermark {
+            table: changes.configured.clone(),
+            end: start.clone(),
+            start,
+        });
         let key = if config.source.changes[changes.entry - 1].lookback.is_some() {
             "source.changes"
         } else {

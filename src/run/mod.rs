@@ -37,7 +37,7 @@ use std::time::Instant;
 use crate::config::Config;
 use crate::error::Error;
 use crate::source::{EventTimeWindow, Watermark, WatermarkKind};
-use crate::stats::RunStats;
+use crate::stats::{RunStats, RunStatus};
 use open::Opening;
 
 /// What kind of pass this is.
@@ -165,6 +165,7 @@ pub async fn run(
             return Ok(stats);
         }
     };
+    let stopped = stop.clone();
     let (mut stats, result) =
         drive::drive(config, &options, &mut opened, stats, stop, shutdown).await;
     stats.duration_ms = elapsed_ms(started);
@@ -174,7 +175,12 @@ pub async fn run(
         options.max_invalid_ratio,
         config.source.watermark_column(),
     );
-    stats.status = status;
+    // A signal cancelled the pass: it did not read everything, and says so (trial finding 3).
+    stats.status = if status == RunStatus::Completed && stopped.is_cancelled() {
+        RunStatus::Stopped
+    } else {
+        status
+    };
     stats.error = error.or(stats.error.take());
     let shares_source = config.ledger_shares_source();
     (opened.session)

@@ -495,7 +495,24 @@ impl Committer {
             });
         }
         let watermark = page.end.watermark;
+        let change = page.end.change;
         self.stats.update(|stats| {
+            if let Some((table, watermark)) = change {
+                if let Some(w) = stats
+                    .change_watermarks
+                    .iter_mut()
+                    .find(|w| w.table == table)
+                {
+                    // A page re-read within the lookback ends before the stored watermark,
+                    // which the ledger keeps (it never moves back).
+                    let behind = w.end.as_deref().is_some_and(|end| {
+                        crate::source::value_before(watermark.kind(), watermark.as_str(), end)
+                    });
+                    if !behind {
+                        w.end = Some(watermark.into_text());
+                    }
+                }
+            }
             stats.sent += sent;
             stats.rejected += rejected;
             page.end.invalid_count.count_in(stats);

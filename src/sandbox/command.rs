@@ -139,10 +139,18 @@ impl SandboxArgs {
     }
 }
 
-/// Serves a sandbox with `args` until Ctrl-C.
-pub async fn run_cli(args: SandboxArgs) -> std::io::Result<()> {
+/// Serves a sandbox with `args` until Ctrl-C. An address it cannot bind (in use, not local) is
+/// [`crate::error::Error::Listen`] naming `--listen`, exit 2; a failure while serving is
+/// [`crate::error::Error::Io`].
+pub async fn run_cli(args: SandboxArgs) -> Result<(), crate::error::Error> {
     let options = args.options();
-    let listener = TcpListener::bind(args.listen).await?;
+    let listener =
+        TcpListener::bind(args.listen)
+            .await
+            .map_err(|source| crate::error::Error::Listen {
+                addr: args.listen,
+                source,
+            })?;
     let addr = listener.local_addr()?;
     tracing::info!(
         addr = %addr,

@@ -307,6 +307,23 @@ pub async fn most_common(
     Ok(rows.iter().map(|row| (row.get(0), row.get(1))).collect())
 }
 
+/// How many rows [`most_common`] samples: the relation's rows, at most [`SAMPLE_ROWS`].
+///
+/// # Errors
+/// [`SourceError::Db`] when the query fails.
+pub async fn sampled_rows(client: &Client, relation: &Relation) -> Result<i64, SourceError> {
+    let sql = format!(
+        "select count(*) from (select from {schema}.{name} limit $1) s",
+        schema = quote_ident(&relation.schema),
+        name = quote_ident(&relation.name),
+    );
+    let row = client
+        .query_typed(&sql, &[(&SAMPLE_ROWS, Type::INT8)])
+        .await
+        .map_err(DbError::query("cannot sample the table's values"))?;
+    Ok(row[0].get(0))
+}
+
 /// The database's clock, as `now()` gives it.
 ///
 /// # Errors

@@ -185,7 +185,13 @@ async fn choices(
                 .to_owned(),
         )
     };
-    let sample = format!("the most common among {} rows", catalog::SAMPLE_ROWS);
+    // The rows actually sampled: a 999-row view is not "10000 rows" (trial finding 14).
+    let sampled = if proposal.column("currency").is_some() || proposal.column("country").is_some() {
+        catalog::sampled_rows(client, relation).await?
+    } else {
+        0
+    };
+    let sample = format!("the most common among {sampled} rows");
     let currency = match proposal.column("currency") {
         Some(column) => catalog::most_common(client, relation, column, 1)
             .await?
