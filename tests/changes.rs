@@ -14,7 +14,7 @@ use crate::support::{migrate, ocapi, sandbox, TestDb, TOKEN};
 
 /// Headers, lines (several per order) and customers, indexed as docs/source.md says,
 /// behind the view a run reads (`greatest()` of the three `updated_at`, as the README's view).
-const SCHEMA: &str = "
+pub(crate) const SCHEMA: &str = "
 create schema pos;
 create schema crm;
 create table crm.customers (
@@ -50,7 +50,7 @@ left join crm.customers c using (customer_id);
 ";
 
 /// The three `[[source.changes]]` entries of the issue.
-const CHANGES: &str = r#"
+pub(crate) const CHANGES: &str = r#"
 [[source.changes]]
 table = "pos.order_headers"
 watermark_column = "updated_at"
@@ -70,12 +70,12 @@ matches = "customer_id"
 
 /// A database with [`SCHEMA`] and a config over its view with `source_extra` in `[source]` and
 /// `changes` after it (a file destination).
-async fn setup(source_extra: &str, changes: &str) -> (TestDb, Config) {
+pub(crate) async fn setup(source_extra: &str, changes: &str) -> (TestDb, Config) {
     setup_to(source_extra, changes, None).await
 }
 
 /// [`setup`] with `destination` as the `[destination]` table (a file destination without).
-async fn setup_to(
+pub(crate) async fn setup_to(
     source_extra: &str,
     changes: &str,
     destination: Option<String>,
@@ -124,7 +124,7 @@ country = "US"
 }
 
 /// `ocapi run --json`: its exit code and stats.
-async fn run_json(db: &TestDb) -> (Option<i32>, serde_json::Value, String) {
+pub(crate) async fn run_json(db: &TestDb) -> (Option<i32>, serde_json::Value, String) {
     let out = ocapi(&db.config_path(), &["run", "--json"]).await;
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     let stats = serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
@@ -132,7 +132,7 @@ async fn run_json(db: &TestDb) -> (Option<i32>, serde_json::Value, String) {
 }
 
 /// The events written for order `id`.
-fn events_of(db: &TestDb, id: &str) -> Vec<serde_json::Value> {
+pub(crate) fn events_of(db: &TestDb, id: &str) -> Vec<serde_json::Value> {
     db.written_events()
         .into_iter()
         .filter(|e| e["custom_data"]["order_id"] == id)

@@ -1,0 +1,72 @@
+//! `[[source.changes]]` (issue 21), continued: a cancelled read of a changes table's keys is
+//! read again; a single-watermark source whose values went back degrades the run naming the
+//! reset; what `check` says about both.
+
+use std::time::Duration;
+
+use crate::changes::{setup, CHANGES};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_cancelled_read_of_the_changed_keys_is_read_again_and_every_order_sent_once() {
+    // GIVEN 10 orders, and a changes table (a view over the lines) whose every read takes 0.3 s
+    let slow = CHANGES.replace("table = \"pos.order_lines\"", "table = \"pos.slow_lines\"");
+    let (db, config) = setup("", &slow).await;
+    db.exec(
+        "create view pos.slow_lines as
+           select l.* from pos.order_lines l, (select pg_sleep(0.3)) as z;
+         insert into crm.customers select g, 'c' || g || '@example.com' from generate_series(1, 5) g;
+         insert into pos.order_headers
+           select g, 1 + g % 5, now() - interval '1 hour' from generate_series(1, 10) g;
+         insert into pos.order_lines (order_id, line_no, sku, qty, price)
+           select g, 1, 'A', 1, 10 from generate_series(1, 10) g",
+    )
+    .await;
+
+    // WHEN the server cancels the read of that table's changed keys (as a recovery conflict does)
+    let running = tokio::spawn(async move {
+        ocapi::run::run(
+            &config,
+            ocapi::run::RunOptions::default(),
+            std::future::pending(),
+        )
+        .await
+    });
+    let mut tries = 0;
+    loop {
+        let cancelled: i64 = db
+            .client
+            .query_one(
+                "select count(*) from (
+                   select pg_cancel_backend(pid) from pg_stat_activity
+                   where pid <> pg_backend_pid() and datname = current_database()
+                     and state = 'active' and wait_event = 'PgSleep'
+                     and query like '%slow_lines%group by%') as c",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if cancelled > 0 {
+            break;
+        }
+        tries += 1;
+        if running.is_finished() || tries >= 3000 {
+            panic!("no read of the changed keys was seen: {:?}", running.await);
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let stats = running.await.unwrap().unwrap();
+
+    // THEN the run read the keys again and completed: every order sent once
+    assert_eq!(stats.sent, 10);
+    let mut ids: Vec<String> = db
+        .written_events()
+        .iter()
+        .map(|e| e["custom_data"]["order_id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(ids.len(), 10);
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 10);
+    assert_eq!(db.ledger_counts().await.get("sent"), Some(&10));
+}
