@@ -70,3 +70,43 @@ async fn a_cancelled_read_of_the_changed_keys_is_read_again_and_every_order_sent
     assert_eq!(ids.len(), 10);
     assert_eq!(db.ledger_counts().await.get("sent"), Some(&10));
 }
+
+#[tokio::test]
+async fn a_single_integer_watermark_behind_the_stored_one_degrades_the_run_naming_the_reset() {
+    // GIVEN a table read by its integer id (lookback 10), synced up to id 20
+    let (db, _config) = setup("", CHANGES).await;
+    db.exec(
+        "create table pos.int_purchases (
+           id bigserial primary key, order_id bigint, customer_id bigint,
+           purchased_at timestamptz not null default now() - interval '1 hour',
+           line_no int, sku text, qty numeric, price numeric, currency text, email text);
+         insert into pos.int_purchases (order_id, line_no, sku, qty, price, currency)
+           select g, 1, 'A', 1, 10, 'USD' from generate_series(1, 20) g",
+    )
+    .await;
+    db.edit_config_text(&[
+        (
+            "table = \"pos.ocapi_purchases\"",
+            "table = \"pos.int_purchases\"\nwatermark_column = \"id\"\nlookback = 10",
+        ),
+        (CHANGES, ""),
+    ]);
+    let (code, stats, stderr) = crate::changes::run_json(&db).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(stats["watermark_end"], "20", "{stats}");
+
+    // WHEN the table is re-created (its sequence restarted) with 5 new orders
+    db.exec(
+        "truncate pos.int_purchases restart identity;
+         insert into pos.int_purchases (order_id, line_no, sku, qty, price, currency)
+           select 100 + g, 1, 'A', 1, 10, 'USD' from generate_series(1, 5) g",
+    )
+    .await;
+    let (code, stats, stderr) = crate::changes::run_json(&db).await;
+
+    // THEN the run is degraded (exit 3), naming why and the statement that resets it
+    assert_eq!(code, Some(3), "{stats} {stderr}");
+    let said = format!("{stats} {stderr}");
+    assert!(said.contains("behind the stored watermark 20"), "{said}");
+    assert!(said.contains("set watermark = null"), "{said}");
+}

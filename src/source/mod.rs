@@ -23,7 +23,9 @@ use tokio_postgres::{Client, RowStream};
 
 use crate::config::CustomerField;
 use crate::db::DbError;
-pub use changes::{changed_keys, describe_changes, max_watermark, ChangedKey, ChangesTable};
+pub use changes::{
+    changed_keys, describe_changes, max_of, max_watermark, ChangedKey, ChangesTable,
+};
 pub use clock::{clock, Clock, HOST_SKEW_WARNING};
 pub(crate) use describe::check_role;
 pub use describe::describe;
