@@ -110,3 +110,30 @@ async fn a_single_integer_watermark_behind_the_stored_one_degrades_the_run_namin
     assert!(said.contains("behind the stored watermark 20"), "{said}");
     assert!(said.contains("set watermark = null"), "{said}");
 }
+
+#[tokio::test]
+async fn check_names_the_missing_index_the_matches_column_needs_in_the_views_base_table() {
+    // GIVEN the headers' customer_id index missing, with customers and orders to plan over
+    let (db, _config) = setup("", CHANGES).await;
+    db.exec(
+        "drop index pos.order_headers_customer_id_idx;
+         insert into crm.customers select g, 'c' || g || '@example.com' from generate_series(1, 50) g;
+         insert into pos.order_headers
+           select g, 1 + g % 50, now() - interval '1 hour' from generate_series(1, 5000) g;
+         insert into pos.order_lines (order_id, line_no, sku, qty, price)
+           select g, 1, 'A', 1, 10 from generate_series(1, 5000) g;
+         analyze",
+    )
+    .await;
+
+    // WHEN `check` runs
+    let out = crate::support::ocapi(&db.config_path(), &["check"]).await;
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+
+    // THEN it gives the statement for the base table column the customers entry reaches
+    assert!(
+        text.contains("create index on pos.order_headers (\"customer_id\");"),
+        "{text}"
+    );
+}
