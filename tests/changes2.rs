@@ -137,3 +137,26 @@ async fn check_names_the_missing_index_the_matches_column_needs_in_the_views_bas
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn check_fails_naming_source_lookback_when_a_duration_is_given_for_an_integer_watermark() {
+    // GIVEN a table read by its integer id with `lookback = "15m"`
+    let (db, _config) = setup("", CHANGES).await;
+    db.exec("create table pos.int_purchases (id bigserial primary key, order_id bigint, purchased_at timestamptz, line_no int, sku text, qty numeric, price numeric, currency text, email text)").await;
+    db.edit_config_text(&[
+        (
+            "table = \"pos.ocapi_purchases\"",
+            "table = \"pos.int_purchases\"\nwatermark_column = \"id\"\nlookback = \"15m\"",
+        ),
+        (CHANGES, ""),
+    ]);
+
+    // WHEN `check` runs
+    let out = crate::support::ocapi(&db.config_path(), &["check"]).await;
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+
+    // THEN it is a configuration error naming the key, as `run`'s is
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(text.contains("source.lookback"), "{text}");
+}
