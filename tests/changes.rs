@@ -75,7 +75,7 @@ pub(crate) async fn setup(source_extra: &str, changes: &str) -> (TestDb, Config)
 }
 
 /// [`setup`] with `destination` as the `[destination]` table (a file destination without).
-async fn setup_to(
+pub(crate) async fn setup_to(
     source_extra: &str,
     changes: &str,
     destination: Option<String>,
@@ -132,7 +132,7 @@ pub(crate) async fn run_json(db: &TestDb) -> (Option<i32>, serde_json::Value, St
 }
 
 /// The events written for order `id`.
-fn events_of(db: &TestDb, id: &str) -> Vec<serde_json::Value> {
+pub(crate) fn events_of(db: &TestDb, id: &str) -> Vec<serde_json::Value> {
     db.written_events()
         .into_iter()
         .filter(|e| e["custom_data"]["order_id"] == id)

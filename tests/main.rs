@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod changes;
+mod changes2;
 mod conn;
 mod contract;
 mod db_faults;

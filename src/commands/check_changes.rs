@@ -146,14 +146,26 @@ async fn matching_advice(
         super::check::plan_cost(client, &probe).await,
         super::check::plan_cost(client, &whole).await,
     ) {
-        (Some(page), Some(all)) if page * 10.0 >= all => Ok(Some(format!(
-            "{} is a view, and PostgreSQL would read about the whole of it to find the rows of \
-             one {:?} (`{key}`; {}): index the base table column behind it, e.g. \
-             `create index on <table> (<column>);`",
-            table.quoted_name,
-            changes.matches_column,
-            relative_cost(page, all)
-        ))),
+        (Some(page), Some(all)) if page * 10.0 >= all => {
+            let missing = unindexed_bases(client, table, &changes.matches_column).await;
+            let statements = if missing.is_empty() {
+                "e.g. `create index on <table> (<column>);`".to_owned()
+            } else {
+                missing
+                    .iter()
+                    .map(|base| format!("`create index on {base} ({});`", changes.matches))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            };
+            Ok(Some(format!(
+                "{} is a view, and PostgreSQL would read about the whole of it to find the rows \
+                 of one {:?} (`{key}`; {}): index the base table column behind it, \
+                 {statements}",
+                table.quoted_name,
+                changes.matches_column,
+                relative_cost(page, all)
+            )))
+        }
         _ => Ok(None),
     }
 }
@@ -171,6 +183,27 @@ pub(super) fn relative_cost(part: f64, whole: f64) -> String {
             part / whole * 100.0
         )
     }
+}
+
+/// The base tables of the view `table` whose column `column` it uses and no index leads with
+/// (from the view's rule's dependencies in `pg_depend`), as `regclass` text.
+async fn unindexed_bases(client: &Client, table: &SourceTable, column: &str) -> Vec<String> {
+    client
+        .query_typed(
+            "select distinct d.refobjid::regclass::text from pg_rewrite r
+             join pg_depend d on d.classid = 'pg_rewrite'::regclass and d.objid = r.oid
+               and d.refclassid = 'pg_class'::regclass and d.refobjid <> r.ev_class
+             join pg_attribute a on a.attrelid = d.refobjid and a.attnum = d.refobjsubid
+             join pg_class c on c.oid = d.refobjid and c.relkind in ('r', 'p', 'm')
+             where r.ev_class = to_regclass($1::text) and a.attname = $2::text
+               and not exists (select 1 from pg_index i
+                               where i.indrelid = d.refobjid and i.indkey[0] = a.attnum)
+             order by 1",
+            &[(&table.quoted_name, Type::TEXT), (&column, Type::TEXT)],
+        )
+        .await
+        .map(|rows| rows.iter().filter_map(|row| row.try_get(0).ok()).collect())
+        .unwrap_or_default()
 }
 
 #[cfg(test)]

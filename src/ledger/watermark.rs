@@ -82,6 +82,17 @@ impl Ledger {
 }
 
 impl Ledger {
+    /// The statement that clears the connector's stored watermark (keeping its history
+    /// floor), so that the next run starts as a first one: the reset a run that found the
+    /// source behind it names.
+    pub fn reset_watermark_sql(&self) -> String {
+        format!(
+            "update {} set watermark = null, watermark_type = null where connector = {}",
+            self.state,
+            crate::db::quote_literal(&self.connector)
+        )
+    }
+
     /// The event-time floor a first run applied (unix seconds), if one is in force: orders
     /// dated before it are left by incremental runs until `--initial-sync` clears it.
     pub async fn history_floor(&self, client: &Client) -> Result<Option<i64>, DbError> {

@@ -153,15 +153,48 @@ pub(super) async fn discover(
                 }
             },
         };
-        let keys = pool
-            .within(
-                "reading the changed keys",
-                source::changed_keys(client, &changes, from.as_deref(), after),
-            )
-            .await?;
+        let keys = read_changed_keys(sessions, &changes, from.as_deref(), after).await?;
         found.tables.push((changes, keys));
     }
     Ok((found, first))
+}
+
+/// The keys `changes` changed since `from`, read again when the server cancelled the statement
+/// (a recovery conflict on a standby, a `statement_timeout`, `pg_cancel_backend`), up to
+/// [`super::reader::PAGE_ATTEMPTS`] times, as a page of the changed orders is.
+///
+/// # Errors
+/// [`SourceError::Cancelled`] when every try was cancelled; other errors as they are.
+async fn read_changed_keys(
+    sessions: &Sessions<'_>,
+    changes: &ChangesTable,
+    from: Option<&str>,
+    after: bool,
+) -> Result<Vec<ChangedKey>, Error> {
+    let mut attempt = 1;
+    loop {
+        let result = sessions
+            .source_pool
+            .within(
+                "reading the changed keys",
+                source::changed_keys(sessions.source, changes, from, after),
+            )
+            .await;
+        match result {
+            Err(error) if attempt < super::reader::PAGE_ATTEMPTS && cancelled(&error) => {
+                tracing::warn!(
+                    attempt,
+                    table = %changes.configured,
+                    error = %crate::error::chain(&error),
+                    "the read of a changes table's changed keys was cancelled by the server; \
+                     reading them again"
+                );
+                attempt += 1;
+            }
+            Err(error) if cancelled(&error) => return Err(explain_cancel(error, attempt)),
+            other => return Ok(other?),
+        }
+    }
 }
 
 /// Whether the server cancelled the statement: `57014` (a `statement_timeout`, or

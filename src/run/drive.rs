@@ -198,6 +198,12 @@ async fn start_filter(
             .check(kind == source::WatermarkKind::Integer, "source.lookback")?,
         None => 0,
     };
+    if let Some(watermark) = stored
+        .as_ref()
+        .filter(|_| kind == source::WatermarkKind::Integer)
+    {
+        behind_check(config, sessions, table, watermark, stats).await?;
+    }
     let from = match &stored {
         Some(watermark) if amount == 0 => Some(watermark.clone()),
         Some(watermark) => Some(Watermark::new(
@@ -229,4 +235,48 @@ async fn start_filter(
         },
     };
     Ok((Filter::Delta(from.map(Watermark::into_text)), stored))
+}
+
+/// Issue 21.3 for a single `source.watermark_column`: when the source's largest integer
+/// watermark is behind the stored one (the table re-created, its sequence restarted), its rows
+/// are not read until they pass it, so the run is degraded naming the reset.
+///
+/// # Errors
+/// Database errors as they are.
+async fn behind_check(
+    config: &Config,
+    sessions: &Sessions<'_>,
+    table: &SourceTable,
+    stored: &Watermark,
+    stats: &mut RunStats,
+) -> Result<(), Error> {
+    let Some(column) = config.source.watermark_column.as_deref() else {
+        return Ok(());
+    };
+    let largest = sessions
+        .source_pool
+        .within(
+            "reading the largest watermark",
+            source::max_of(sessions.source, &table.quoted_name, column),
+        )
+        .await?;
+    let behind = match (largest.as_deref(), stored.as_str().trim().parse::<i64>()) {
+        (None, _) => true,
+        (Some(largest), Ok(kept)) => largest.trim().parse::<i64>().is_ok_and(|l| l < kept),
+        (Some(_), Err(_)) => false,
+    };
+    if behind {
+        let reason = format!(
+            "the largest {column:?} of {} ({}) is behind the stored watermark {}: the table was \
+             re-created or its sequence restarted, and its rows are not read until they pass \
+             it; after checking, reset it with `{}`",
+            config.source.table,
+            largest.as_deref().unwrap_or("none, the table is empty"),
+            stored.as_str(),
+            sessions.ledger_session.ledger.reset_watermark_sql()
+        );
+        tracing::warn!("{reason}");
+        stats.watermark_reset.get_or_insert(reason);
+    }
+    Ok(())
 }

@@ -21,7 +21,7 @@ const PAGES_AHEAD: usize = 1;
 
 /// How many times a page of changed orders is read when the server cancels it (a recovery
 /// conflict, a `statement_timeout`) before the run fails, naming the setting to change.
-const PAGE_ATTEMPTS: u32 = 3;
+pub(super) const PAGE_ATTEMPTS: u32 = 3;
 
 /// A page, read and transformed.
 #[derive(Debug, Default)]

@@ -234,6 +234,24 @@ pub async fn max_watermark(
         })
 }
 
+/// The largest value of `column` in `quoted_name` now, as text (`None` when it is empty).
+///
+/// # Errors
+/// [`SourceError::Db`] when the statement fails.
+pub async fn max_of(
+    client: &Client,
+    quoted_name: &str,
+    column: &str,
+) -> Result<Option<String>, SourceError> {
+    let sql = format!(
+        "select max({})::text from {quoted_name}",
+        crate::db::quote_ident(column)
+    );
+    super::text_value(client, &sql, &[])
+        .await
+        .map_err(|e| DbError::query("cannot read the largest watermark of the source")(e).into())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

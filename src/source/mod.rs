@@ -24,7 +24,9 @@ use tokio_postgres::{Client, RowStream};
 use crate::config::CustomerField;
 use crate::db::DbError;
 pub(crate) use changes::value_before;
-pub use changes::{changed_keys, describe_changes, max_watermark, ChangedKey, ChangesTable};
+pub use changes::{
+    changed_keys, describe_changes, max_of, max_watermark, ChangedKey, ChangesTable,
+};
 pub use clock::{clock, Clock, HOST_SKEW_WARNING};
 pub(crate) use describe::check_role;
 pub use describe::describe;

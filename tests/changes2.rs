@@ -1,0 +1,162 @@
+//! `[[source.changes]]` (issue 21), continued: a cancelled read of a changes table's keys is
+//! read again; a single-watermark source whose values went back degrades the run naming the
+//! reset; what `check` says about both.
+
+use std::time::Duration;
+
+use crate::changes::{setup, CHANGES};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_cancelled_read_of_the_changed_keys_is_read_again_and_every_order_sent_once() {
+    // GIVEN 10 orders, and a changes table (a view over the lines) whose every read takes 0.3 s
+    let slow = CHANGES.replace("table = \"pos.order_lines\"", "table = \"pos.slow_lines\"");
+    let (db, config) = setup("", &slow).await;
+    db.exec(
+        "create view pos.slow_lines as
+           select l.* from pos.order_lines l, (select pg_sleep(0.3)) as z;
+         insert into crm.customers select g, 'c' || g || '@example.com' from generate_series(1, 5) g;
+         insert into pos.order_headers
+           select g, 1 + g % 5, now() - interval '1 hour' from generate_series(1, 10) g;
+         insert into pos.order_lines (order_id, line_no, sku, qty, price)
+           select g, 1, 'A', 1, 10 from generate_series(1, 10) g",
+    )
+    .await;
+
+    // WHEN the server cancels the read of that table's changed keys (as a recovery conflict does)
+    let running = tokio::spawn(async move {
+        ocapi::run::run(
+            &config,
+            ocapi::run::RunOptions::default(),
+            std::future::pending(),
+        )
+        .await
+    });
+    let mut tries = 0;
+    loop {
+        let cancelled: i64 = db
+            .client
+            .query_one(
+                "select count(*) from (
+                   select pg_cancel_backend(pid) from pg_stat_activity
+                   where pid <> pg_backend_pid() and datname = current_database()
+                     and state = 'active' and wait_event = 'PgSleep'
+                     and query like '%slow_lines%group by%') as c",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if cancelled > 0 {
+            break;
+        }
+        tries += 1;
+        if running.is_finished() || tries >= 3000 {
+            panic!("no read of the changed keys was seen: {:?}", running.await);
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let stats = running.await.unwrap().unwrap();
+
+    // THEN the run read the keys again and completed: every order sent once
+    assert_eq!(stats.sent, 10);
+    let mut ids: Vec<String> = db
+        .written_events()
+        .iter()
+        .map(|e| e["custom_data"]["order_id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(ids.len(), 10);
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 10);
+    assert_eq!(db.ledger_counts().await.get("sent"), Some(&10));
+}
+
+#[tokio::test]
+async fn a_single_integer_watermark_behind_the_stored_one_degrades_the_run_naming_the_reset() {
+    // GIVEN a table read by its integer id (lookback 10), synced up to id 20
+    let (db, _config) = setup("", CHANGES).await;
+    db.exec(
+        "create table pos.int_purchases (
+           id bigserial primary key, order_id bigint, customer_id bigint,
+           purchased_at timestamptz not null default now() - interval '1 hour',
+           line_no int, sku text, qty numeric, price numeric, currency text, email text);
+         insert into pos.int_purchases (order_id, line_no, sku, qty, price, currency)
+           select g, 1, 'A', 1, 10, 'USD' from generate_series(1, 20) g",
+    )
+    .await;
+    db.edit_config_text(&[
+        (
+            "table = \"pos.ocapi_purchases\"",
+            "table = \"pos.int_purchases\"\nwatermark_column = \"id\"\nlookback = 10",
+        ),
+        (CHANGES, ""),
+    ]);
+    let (code, stats, stderr) = crate::changes::run_json(&db).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(stats["watermark_end"], "20", "{stats}");
+
+    // WHEN the table is re-created (its sequence restarted) with 5 new orders
+    db.exec(
+        "truncate pos.int_purchases restart identity;
+         insert into pos.int_purchases (order_id, line_no, sku, qty, price, currency)
+           select 100 + g, 1, 'A', 1, 10, 'USD' from generate_series(1, 5) g",
+    )
+    .await;
+    let (code, stats, stderr) = crate::changes::run_json(&db).await;
+
+    // THEN the run is degraded (exit 3), naming why and the statement that resets it
+    assert_eq!(code, Some(3), "{stats} {stderr}");
+    let said = format!("{stats} {stderr}");
+    assert!(said.contains("behind the stored watermark 20"), "{said}");
+    assert!(said.contains("set watermark = null"), "{said}");
+}
+
+#[tokio::test]
+async fn check_names_the_missing_index_the_matches_column_needs_in_the_views_base_table() {
+    // GIVEN the headers' customer_id index missing, with customers and orders to plan over
+    let (db, _config) = setup("", CHANGES).await;
+    db.exec(
+        "drop index pos.order_headers_customer_id_idx;
+         insert into crm.customers select g, 'c' || g || '@example.com' from generate_series(1, 50) g;
+         insert into pos.order_headers
+           select g, 1 + g % 50, now() - interval '1 hour' from generate_series(1, 5000) g;
+         insert into pos.order_lines (order_id, line_no, sku, qty, price)
+           select g, 1, 'A', 1, 10 from generate_series(1, 5000) g;
+         analyze",
+    )
+    .await;
+
+    // WHEN `check` runs
+    let out = crate::support::ocapi(&db.config_path(), &["check"]).await;
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+
+    // THEN it gives the statement for the base table column the customers entry reaches
+    assert!(
+        text.contains("create index on pos.order_headers (\"customer_id\");"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn check_fails_naming_source_lookback_when_a_duration_is_given_for_an_integer_watermark() {
+    // GIVEN a table read by its integer id with `lookback = "15m"`
+    let (db, _config) = setup("", CHANGES).await;
+    db.exec("create table pos.int_purchases (id bigserial primary key, order_id bigint, purchased_at timestamptz, line_no int, sku text, qty numeric, price numeric, currency text, email text)").await;
+    db.edit_config_text(&[
+        (
+            "table = \"pos.ocapi_purchases\"",
+            "table = \"pos.int_purchases\"\nwatermark_column = \"id\"\nlookback = \"15m\"",
+        ),
+        (CHANGES, ""),
+    ]);
+
+    // WHEN `check` runs
+    let out = crate::support::ocapi(&db.config_path(), &["check"]).await;
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+
+    // THEN it is a configuration error naming the key, as `run`'s is
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(text.contains("source.lookback"), "{text}");
+}
