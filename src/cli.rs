@@ -250,12 +250,21 @@ fn ratio(text: &str) -> Result<f64, String> {
 pub struct HashArgs {
     /// The user_data key (em, ph, fn, ln, ge, db, ct, st, zp, country, external_id) or the
     /// config's [mapping] name for it (email, phone, first_name, last_name, gender,
-    /// date_of_birth, city, state, zip).
-    pub field: String,
+    /// date_of_birth, city, state, zip). With `--jsonl`, the field of lines that name none.
+    #[arg(required_unless_present = "jsonl")]
+    pub field: Option<String>,
     /// The raw value, as the source holds it; several values (a customer's two emails) are
     /// each normalized and hashed, and duplicates after normalization are sent once.
-    #[arg(required = true, num_args = 1..)]
+    #[arg(required_unless_present = "jsonl", conflicts_with = "jsonl", num_args = 1..)]
     pub value: Vec<String>,
+    /// Batch mode: read one JSON object per line on stdin, `{"field": "ph", "value": "(55)
+    /// 99555-1234", "country": "BR"}` (`field` else FIELD, `country` else the country as
+    /// without `--jsonl`), and write one JSON object per line on stdout, in order:
+    /// `{"outcome": "normalized", "normalized": "5555995551234", "sha256": "…"}`, or `outcome`
+    /// `already_hashed`, `empty` or `dropped` (`normalized` and `sha256` null when nothing is
+    /// sent). A line that is not such an object gets `{"error": "…"}`.
+    #[arg(long)]
+    pub jsonl: bool,
     /// The row's country (gives phone numbers their calling code); else the config's
     /// `defaults.country` when a config is found, as a run uses it.
     #[arg(long, value_name = "CC")]

@@ -12,8 +12,79 @@ use crate::transform::normalize::{normalize, Context, Field, Outcome};
 /// `ocapi hash`: prints the country used, the normalized value and its hash.
 pub(crate) fn command(cli: &Cli, args: &HashArgs) -> Result<ExitStatus, Error> {
     let country = hash_country(args.country.as_deref(), cli.config.as_deref())?;
-    print!("{}", hash(&args.field, &args.value, &country)?);
+    if args.jsonl {
+        let stdin = std::io::stdin().lock();
+        let stdout = std::io::BufWriter::new(std::io::stdout().lock());
+        hash_jsonl(stdin, stdout, args.field.as_deref(), &country)
+            .map_err(Error::Io)?;
+        return Ok(ExitStatus::Success);
+    }
+    let field = args.field.as_deref().unwrap_or_default();
+    print!("{}", hash(field, &args.value, &country)?);
     Ok(ExitStatus::Success)
+}
+
+/// One input line of `ocapi hash --jsonl`.
+#[derive(Debug, serde::Deserialize)]
+struct JsonlIn {
+    /// The `user_data` key or `[mapping]` name; else the command's FIELD.
+    field: Option<String>,
+    /// The raw value.
+    value: String,
+    /// The row's country; else `--country` or the config's `defaults.country`.
+    country: Option<String>,
+}
+
+/// `ocapi hash --jsonl`: one JSON object per line of `input` (`field`, `value`, `country`), one
+/// JSON object per line on `output`, in the same order: `outcome` (`normalized`,
+/// `already_hashed`, `empty`, `dropped`), `normalized` and `sha256` (null when nothing is sent),
+/// or `error` for a line that is not such an object or names no known field. For scripts that
+/// check many values (bench/locales) without a process per value. Errors are I/O errors only.
+pub fn hash_jsonl(
+    input: impl std::io::BufRead,
+    mut output: impl std::io::Write,
+    default_field: Option<&str>,
+    country: &HashCountry,
+) -> std::io::Result<()> {
+    for line in input.lines() {
+        let line = line?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let answer = match serde_json::from_str::<JsonlIn>(&line) {
+            Err(e) => serde_json::json!({ "error": format!("not a hash line: {e}") }),
+            Ok(row) => {
+                let key = row.field.as_deref().or(default_field).unwrap_or_default();
+                match Field::from_key(key).or_else(|| Field::from_mapping_key(key)) {
+                    None => serde_json::json!({ "error": format!("unknown field {key:?}") }),
+                    Some(field) => {
+                        let ctx = Context {
+                            country: row.country.as_deref().or(country.country.as_deref()),
+                        };
+                        let (outcome, normalized, hex) = match normalize(field, &row.value, &ctx)
+                        {
+                            Outcome::Normalized(value) => {
+                                let hex = sha256(&value).to_string();
+                                ("normalized", Some(value), Some(hex))
+                            }
+                            Outcome::AlreadyHashed(hex) => {
+                                ("already_hashed", None, Some(hex))
+                            }
+                            Outcome::Empty => ("empty", None, None),
+                            Outcome::Dropped => ("dropped", None, None),
+                        };
+                        serde_json::json!({
+                            "outcome": outcome,
+                            "normalized": normalized,
+                            "sha256": hex,
+                        })
+                    }
+                }
+            }
+        };
+        writeln!(output, "{answer}")?;
+    }
+    output.flush()
 }
 
 /// The row country `ocapi hash` normalizes in, and where it came from.
@@ -172,5 +243,39 @@ mod tests {
         assert!(out.contains("normalized: 49301234008\n"), "{out}");
         let err = hash("telephone", &["1".to_owned()], &de()).unwrap_err();
         assert!(err.to_string().contains("ph (phone)"), "{err}");
+    }
+
+    /// `--jsonl` answers each line in order with what the single-value form prints: the
+    /// line's own field and country first, else FIELD and `--country`; a bad line gets an
+    /// error and the next lines are still answered.
+    #[test]
+    fn jsonl_answers_each_line_like_the_single_value_form() {
+        let input = concat!(
+            "{\"field\": \"ph\", \"value\": \"(55) 99555-1234\", \"country\": \"BR\"}\n",
+            "{\"value\": \"030 1234008\"}\n",
+            "\n",
+            "not json\n",
+            "{\"field\": \"gender\", \"value\": \"unknown\"}\n",
+            "{\"field\": \"xx\", \"value\": \"1\"}\n",
+        );
+        let mut out = Vec::new();
+        hash_jsonl(input.as_bytes(), &mut out, Some("ph"), &de()).unwrap();
+        let lines: Vec<serde_json::Value> = String::from_utf8(out)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 5, "{lines:?}");
+        assert_eq!(lines[0]["normalized"], "5555995551234");
+        let single = hash("ph", &["030 1234008".to_owned()], &de()).unwrap();
+        assert_eq!(lines[1]["normalized"], "49301234008");
+        assert!(
+            single.contains(&format!("sha256:     {}", lines[1]["sha256"].as_str().unwrap())),
+            "{single}"
+        );
+        assert!(lines[2]["error"].is_string(), "{:?}", lines[2]);
+        assert_eq!(lines[3]["outcome"], "dropped");
+        assert!(lines[3]["sha256"].is_null());
+        assert!(lines[4]["error"].as_str().unwrap().contains("xx"));
     }
 }
