@@ -141,6 +141,31 @@ const FEMALE: &[&str] = &[
     "phụnữ",
     "bà",
     "cô",
+    // Titles the 35-locale check (bench/locales) found as Faker's person providers write them,
+    // each checked against the language's Wiktionary entry: Portuguese and Spanish Doctora
+    // (`Dra.`), Mexican señorita (`Srita.`), Danish and Norwegian fru, Czech and Slovak slečna,
+    // Russian and Bulgarian госпожа and госпожица as abbreviated (`г-жа`, `г-ца`), Ukrainian
+    // добродійка, Vietnamese chị and quý cô, Arabic Mrs, Miss, professor, doctor and engineer
+    // (feminine, with the article), Indonesian Hajjah (`Hj.`), Raden Ajeng (`R.A.`), Puti and
+    // Cut (Minangkabau and Acehnese noble women).
+    "dra",
+    "srita",
+    "fru",
+    "slecna",
+    "гжа",
+    "гца",
+    "добродійка",
+    "chị",
+    "quýcô",
+    "السيدة",
+    "الآنسة",
+    "الأستاذة",
+    "الدكتورة",
+    "المهندسة",
+    "hj",
+    "ra",
+    "puti",
+    "cut",
 ];
 
 /// Words for a man, in the same languages as [`FEMALE`].
@@ -242,6 +267,38 @@ const MALE: &[&str] = &[
     "nam",
     "đànông",
     "ông",
+    // As in [`FEMALE`]'s last entries: Danish and Norwegian herr (`Hr`), Russian and
+    // Bulgarian господин (`г-н`), Ukrainian добродій, Vietnamese anh and quý ông, Arabic Mr,
+    // professor, doctor and engineer (masculine, with the article), Indonesian Raden Mas
+    // (`R.M.`), Datuk (`Dt.`), Sutan, Kyai Haji (`KH.`), and Thai monks' titles (phra and its
+    // ecclesiastical ranks, samanen: novice), whom only men hold.
+    "hr",
+    "гн",
+    "добродій",
+    "anh",
+    "quýông",
+    "السيد",
+    "الأستاذ",
+    "الدكتور",
+    "المهندس",
+    "rm",
+    "dt",
+    "sutan",
+    "kh",
+    "พระ",
+    "พระมหา",
+    "พระครู",
+    "พระครูใบฎีกา",
+    "พระครูปลัด",
+    "พระครูธรรมธร",
+    "พระครูวินัยธร",
+    "พระครูสมุห์",
+    "พระสมุห์",
+    "พระปลัด",
+    "พระใบฎีกา",
+    "พระอธิการ",
+    "เจ้าอธิการ",
+    "สามเณร",
 ];
 
 /// `ge`: `f` or `m`; anything else is dropped.
@@ -388,6 +445,32 @@ mod tests {
             ("Nam", "m"),
             ("Đàn ông", "m"),
             ("Ông", "m"),
+            // Titles as Faker's providers of 35 locales write them (bench/locales).
+            ("Dra.", "f"),
+            ("Srita.", "f"),
+            ("Fru", "f"),
+            ("slečna", "f"),
+            ("Slecna", "f"),
+            ("г-жа", "f"),
+            ("Г-ца", "f"),
+            ("добродійка", "f"),
+            ("Chị", "f"),
+            ("Quý cô", "f"),
+            ("الدكتورة", "f"),
+            ("الآنسة", "f"),
+            ("Hj.", "f"),
+            ("R.A.", "f"),
+            ("Hr", "m"),
+            ("Г-н", "m"),
+            ("добродій", "m"),
+            ("Anh", "m"),
+            ("Quý ông", "m"),
+            ("السيد", "m"),
+            ("المهندس", "m"),
+            ("R.M.", "m"),
+            ("KH.", "m"),
+            ("พระครูใบฎีกา", "m"),
+            ("สามเณร", "m"),
         ];
         for (raw, want) in cases {
             assert_eq!(ge(raw).as_deref(), Some(want), "{raw}");
@@ -409,6 +492,10 @@ mod tests {
             "male/female",
             "Mr & Mrs",
             "Dr",
+            "Dr.",
+            "Bác",
+            "T.",
+            "H.",
             "prefer not to say",
             "he7",
         ] {
