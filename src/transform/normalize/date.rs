@@ -237,14 +237,33 @@ fn two_digit_year(yy: i32, current_year: i32) -> Option<i32> {
 /// `12 października 1990`: a month name (English, as chrono reads it: full or three letters, or
 /// `Sept`; else in another language, [`super::months`]), the first day-sized number and the
 /// first four-digit number, none of them glued to other letters or digits.
+///
+/// A month written as a number after its word (Vietnamese `17 tháng 1, 1972`) is found before
+/// names, and a Thai abbreviation's letters are read across its periods (`27 พ.ค. 1979`).
 fn with_month_name(tokens: &[Token<'_>], country: Option<&str>) -> Option<(i32, u32, u32)> {
-    let month = tokens
-        .iter()
-        .filter(|t| !t.number && !t.glued)
-        .find_map(|t| {
-            month_number(t.text).or_else(|| super::months::month_number(t.text, country))
-        })?;
+    let words = || {
+        tokens
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| !t.number && !t.glued)
+    };
+    let by_marker = words().find_map(|(at, t)| {
+        let next = tokens.get(at + 1).filter(|n| n.number && !n.glued)?;
+        let month = short(next.text).filter(|m| (1..=12).contains(m))?;
+        super::months::is_marker(t.text).then_some((month, Some(at + 1)))
+    });
+    let (month, month_at) = by_marker.or_else(|| {
+        words().find_map(|(at, t)| {
+            month_number(t.text)
+                .or_else(|| super::months::month_number(t.text, country))
+                .or_else(|| dotted_abbreviation(tokens, at, country))
+                .map(|month| (month, None))
+        })
+    })?;
     let day = tokens.iter().enumerate().find_map(|(at, t)| {
+        if Some(at) == month_at {
+            return None;
+        }
         let ordinal = || {
             tokens.get(at + 1).is_some_and(|next| {
                 ["st", "nd", "rd", "th"]
@@ -260,6 +279,18 @@ fn with_month_name(tokens: &[Token<'_>], country: Option<&str>) -> Option<(i32, 
         .iter()
         .find(|t| t.number && t.text.len() == 4 && !t.glued)?;
     Some((number(year.text)?, month, day))
+}
+
+/// The month of an abbreviation whose letters periods separate (Thai `พ.ค.`, May), starting at
+/// the letter token `at`.
+fn dotted_abbreviation(tokens: &[Token<'_>], at: usize, country: Option<&str>) -> Option<u32> {
+    let [first, second] = tokens.get(at..at + 2)? else {
+        return None;
+    };
+    if first.separator != Some('.') || second.number || second.glued {
+        return None;
+    }
+    super::months::abbreviation_number(&format!("{}{}", first.text, second.text), country)
 }
 
 /// 1 to 12 for an English month name.
@@ -362,6 +393,19 @@ mod tests {
             // `listopada` is November in Polish and October in Croatian: the country decides.
             ("5 listopada 1990", Some("pl"), "19901105"),
             ("5 listopada 1990", Some("hr"), "19901005"),
+            // CLDR's forms as ICU and babel write them (issue 24's 35-locale check).
+            ("5. syyskuuta 1969", Some("fi"), "19690905"),
+            ("perjantai 5. syyskuuta 1969", Some("fi"), "19690905"),
+            ("sobota 20. augusta 1977", Some("sk"), "19770820"),
+            ("10 серп. 1959\u{202f}р.", Some("ua"), "19590810"),
+            ("12 февр. 1930\u{202f}г.", Some("ru"), "19300212"),
+            ("יום שישי, 14 בספטמבר 2001", Some("il"), "20010914"),
+            ("14 בספט׳ 2001", Some("il"), "20010914"),
+            ("27 พ.ค. 1979", Some("th"), "19790527"),
+            ("18 ธ.ค. 1957", None, "19571218"),
+            ("17 tháng 1, 1972", Some("vn"), "19720117"),
+            ("Thứ Hai, 17 tháng 1, 1972", Some("vn"), "19720117"),
+            ("29 thg 11, 1964", None, "19641129"),
             // CJK markers.
             ("1990年12月31日", None, "19901231"),
             ("12月31日1990年", Some("gb"), "19901231"),

@@ -10,8 +10,16 @@
 //! (November). Any other value is read by every locale's names, and a word that names different
 //! months in different languages is no month. Words shorter than three letters are never month
 //! names: `de`, `du`, `le` are the words around a date.
+//!
+//! CLDR's names, as ICU-based software (Java, JavaScript's `Intl`, Android, iOS) and Python's
+//! `babel` write dates, are added for the same languages (`src/month-names.txt`, written by
+//! `scripts/cldr-month-names` from the npm package `cldr-dates-full`): the forms glibc lacks,
+//! Finnish `syyskuuta`, Ukrainian `серп.`, Slovak `augusta`. Thai abbreviations are two letters
+//! with periods (`พ.ค.`: [`abbreviation_number`]); Hebrew dates glue the preposition ב to the
+//! month (`14 בספטמבר 2001`); Vietnamese writes the month as a number after a word
+//! ([`is_marker`]: `17 tháng 1, 1972`).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::OnceLock;
 
 use pure_rust_locales::{locale_match, Locale};
@@ -27,32 +35,63 @@ struct Tables {
     all: Months,
     /// A country's locales' names, by lowercase alpha-2 code.
     by_country: HashMap<String, Months>,
+    /// CLDR's words written beside a month's number (Vietnamese `tháng`, `thg`).
+    markers: HashSet<String>,
 }
+
+/// CLDR's month names, one line per language and month (`scripts/cldr-month-names`).
+const CLDR_MONTHS: &str = include_str!("../../month-names.txt");
 
 /// 1 to 12 for a month name or abbreviation in a language glibc has a locale for; `country` is
 /// the row's lowercase alpha-2 code.
 pub(super) fn month_number(word: &str, country: Option<&str>) -> Option<u32> {
-    let key = key(word, false)?;
+    find(word, country, 3).or_else(|| {
+        // Hebrew dates glue the preposition ב ("in") to the month: `14 בספטמבר 2001`.
+        let rest = word.strip_prefix('ב')?;
+        find(rest, country, 3)
+    })
+}
+
+/// 1 to 12 for an abbreviation written as two or more letters with periods between them,
+/// given as its letters joined (`พค` for Thai `พ.ค.`, May); `None` for anything else.
+pub(super) fn abbreviation_number(letters: &str, country: Option<&str>) -> Option<u32> {
+    find(letters, country, 2)
+}
+
+/// Whether `word` is written beside a month's number instead of a name (Vietnamese `tháng`,
+/// `thg`: `17 tháng 1, 1972`).
+pub(super) fn is_marker(word: &str) -> bool {
+    let markers = &tables().markers;
+    !markers.is_empty()
+        && [false, true]
+            .iter()
+            .any(|bare| key(word, *bare, 3).is_some_and(|k| markers.contains(&k)))
+}
+
+/// The month `word` names, for keys of `min` letters or more: the row's country's names
+/// first, then every locale's.
+fn find(word: &str, country: Option<&str>, min: usize) -> Option<u32> {
+    let key = key(word, false, min)?;
     let tables = tables();
     if let Some(own) = country.and_then(|c| tables.by_country.get(c)) {
-        if let Some(month) = lookup(own, &key, word) {
+        if let Some(month) = lookup(own, &key, word, min) {
             return month;
         }
     }
-    lookup(&tables.all, &key, word).flatten()
+    lookup(&tables.all, &key, word, min).flatten()
 }
 
 /// The entry for `key`, else for `word` without its accents: `Some(None)` when ambiguous.
-fn lookup(months: &Months, key: &str, word: &str) -> Option<Option<u32>> {
+fn lookup(months: &Months, key: &str, word: &str, min: usize) -> Option<Option<u32>> {
     months.get(key).copied().or_else(|| {
-        let bare = self::key(word, true)?;
+        let bare = self::key(word, true, min)?;
         (bare != key).then(|| months.get(&bare).copied()).flatten()
     })
 }
 
 /// The lookup key of a word: its letters (and their marks unless `bare`), lowercased, in NFC;
-/// `None` when shorter than three letters.
-fn key(word: &str, bare: bool) -> Option<String> {
+/// `None` when shorter than `min` letters.
+fn key(word: &str, bare: bool, min: usize) -> Option<String> {
     let key: String = word
         .to_lowercase()
         .nfd()
@@ -65,7 +104,7 @@ fn key(word: &str, bare: bool) -> Option<String> {
         })
         .nfc()
         .collect();
-    (key.chars().filter(|c| c.is_alphabetic()).count() >= 3).then_some(key)
+    (key.chars().filter(|c| c.is_alphabetic()).count() >= min).then_some(key)
 }
 
 /// The tables, built on first use (a few milliseconds, well under a megabyte).
@@ -78,6 +117,13 @@ fn tables() -> &'static Tables {
 fn build() -> Tables {
     let mut all = Months::new();
     let mut by_country: HashMap<String, Months> = HashMap::new();
+    // CLDR's month names by language (ISO 639-1), each with its month (1–12).
+    let mut cldr: HashMap<&str, Vec<(u32, &str)>> = HashMap::new();
+    for (language, month, words) in cldr_lines().filter(|(_, month, _)| *month > 0) {
+        cldr.entry(language)
+            .or_default()
+            .extend(words.map(|word| (month, word)));
+    }
     for country in keshvar::CountryIterator::new() {
         let code = country.alpha2().to_string();
         let languages = country
@@ -91,18 +137,62 @@ fn build() -> Tables {
                 continue;
             };
             let own = by_country.entry(code.to_lowercase()).or_default();
-            for (at, word) in names(locale) {
-                let month = u32::try_from(at + 1).ok();
-                for bare in [false, true] {
-                    if let Some(key) = key(word, bare) {
-                        insert(own, key.clone(), month);
-                        insert(&mut all, key, month);
-                    }
-                }
+            let glibc = names(locale).map(|(at, word)| (u32::try_from(at + 1).ok(), word));
+            for (month, word) in glibc {
+                add(own, &mut all, word, month);
+            }
+        }
+        // CLDR's names for the country's languages (`pt`, `vi`, `he`).
+        let own = by_country.entry(code.to_lowercase()).or_default();
+        let languages = country
+            .maybe_official_language_list()
+            .into_iter()
+            .chain(country.maybe_spoken_language_list())
+            .flatten();
+        for language in languages {
+            for (month, word) in cldr.get(language.to_lowercase().as_str()).into_iter().flatten() {
+                add(own, &mut all, word, Some(*month));
             }
         }
     }
-    Tables { all, by_country }
+    let markers = cldr_lines()
+        .filter(|(_, month, _)| *month == 0)
+        .flat_map(|(_, _, words)| words)
+        .flat_map(|word| [key(word, false, 3), key(word, true, 3)])
+        .flatten()
+        .collect();
+    by_country.retain(|_, months| !months.is_empty());
+    Tables {
+        all,
+        by_country,
+        markers,
+    }
+}
+
+/// Adds `word` (with and without its accents) for `month` to a country's table and to every
+/// locale's. A name with a period between its letters (Thai `พ.ค.`) is keyed from two letters.
+fn add(own: &mut Months, all: &mut Months, word: &str, month: Option<u32>) {
+    let inner_period = word.trim_matches('.').contains('.');
+    let min = if inner_period { 2 } else { 3 };
+    for bare in [false, true] {
+        if let Some(key) = key(word, bare, min) {
+            insert(own, key.clone(), month);
+            insert(all, key, month);
+        }
+    }
+}
+
+/// CLDR's lines: language, month (0 for a marker) and names.
+fn cldr_lines() -> impl Iterator<Item = (&'static str, u32, std::str::Split<'static, char>)> {
+    CLDR_MONTHS
+        .lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter_map(|line| {
+            let mut fields = line.split('\t');
+            let language = fields.next()?;
+            let month = fields.next()?.parse().ok()?;
+            Some((language, month, fields))
+        })
 }
 
 /// A locale's month names and abbreviations, each with its index (0 = January).
@@ -163,9 +253,21 @@ mod tests {
             ("de", None, None),
             ("del", Some("es"), None),
             ("born", None, None),
+            // CLDR's forms (issue 24's 35-locale check, bench/locales).
+            ("syyskuuta", Some("fi"), Some(9)),
+            ("augusta", Some("sk"), Some(8)),
+            ("серп", Some("ua"), Some(8)),
+            ("февр", Some("ru"), Some(2)),
+            ("בספטמבר", Some("il"), Some(9)),
+            ("ספט", Some("il"), Some(9)),
         ];
         for (word, country, want) in cases {
             assert_eq!(month_number(word, country), want, "{word} in {country:?}");
         }
+        assert_eq!(abbreviation_number("พค", Some("th")), Some(5));
+        assert_eq!(abbreviation_number("ธค", None), Some(12));
+        assert_eq!(abbreviation_number("คศ", Some("th")), None);
+        assert!(is_marker("tháng") && is_marker("Thg") && is_marker("thang"));
+        assert!(!is_marker("de") && !is_marker("năm"));
     }
 }
