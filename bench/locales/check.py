@@ -143,15 +143,12 @@ def date_forms(d, locale):
 
 
 def gender_titles(fake):
-    male, female = set(), set()
-    for _ in range(200):
-        for attr, bag in (("prefix_male", male), ("prefix_female", female)):
-            try:
-                title = getattr(fake, attr)()
-            except AttributeError:
-                return set(), set(), set()
-            if title:
-                bag.add(title)
+    """Faker's own title lists for the locale: (male only, female only, in both)."""
+    lists = []
+    for attr in ("prefixes_male", "prefixes_female"):
+        found = [getattr(p, attr) for p in fake.providers if hasattr(p, attr)]
+        lists.append({t for t in (found[0] if found else ()) if t})
+    male, female = lists
     return male - female, female - male, male & female
 
 

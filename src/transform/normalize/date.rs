@@ -14,6 +14,10 @@ const MONTH_FIRST: [&str; 12] = [
 /// Countries where both orders are common, so only an unambiguous day/month is accepted.
 const EITHER_ORDER: [&str; 1] = ["ca"];
 
+/// Countries whose short numeric dates put a two-digit year first (`64. 9. 26.`: CLDR's
+/// Korean short date pattern `yy. M. d.`).
+const SHORT_YEAR_FIRST: [&str; 1] = ["kr"];
+
 /// The first year Meta accepts in `db`.
 const FIRST_YEAR: i32 = 1900;
 
@@ -164,6 +168,16 @@ fn numeric(
         }
         if a.text.len() == 4 && is_short(b.text) && is_short(c.text) {
             return Some((number(a.text)?, number(b.text)?, number(c.text)?));
+        }
+        if country.is_some_and(|c| SHORT_YEAR_FIRST.contains(&c))
+            && a.text.len() == 2
+            && is_short(b.text)
+            && is_short(c.text)
+            && a.separator == Some('.')
+            && b.separator == Some('.')
+        {
+            let year = two_digit_year(number(a.text)?, current_year)?;
+            return Some((year, number(b.text)?, number(c.text)?));
         }
         let short_year = c.text.len() == 2
             && matches!(a.separator, Some('.' | '/' | '-'))
@@ -406,6 +420,11 @@ mod tests {
             ("17 tháng 1, 1972", Some("vn"), "19720117"),
             ("Thứ Hai, 17 tháng 1, 1972", Some("vn"), "19720117"),
             ("29 thg 11, 1964", None, "19641129"),
+            ("17 ม.ค. 1927", Some("th"), "19270117"),
+            ("3 มี.ค. 1950", Some("th"), "19500303"),
+            // Korean short dates: a two-digit year first.
+            ("64. 9. 26.", Some("kr"), "19640926"),
+            ("86. 10. 4.", Some("kr"), "19861004"),
             // CJK markers.
             ("1990年12月31日", None, "19901231"),
             ("12月31日1990年", Some("gb"), "19901231"),
@@ -478,6 +497,9 @@ mod tests {
             ("07.11/72", Some("de"), None),
             ("10:30:45", None, None),
             ("07.11.72.12", Some("de"), None),
+            // Year first in Korea's short form, with the same two-digit rule.
+            ("72. 11. 7.", Some("kr"), Some("19721107")),
+            ("05. 11. 7.", Some("kr"), None),
         ];
         for (raw, country, want) in cases {
             assert_eq!(db(raw, country).as_deref(), want, "{raw} in {country:?}");

@@ -174,7 +174,10 @@ fn build() -> Tables {
 fn add(own: &mut Months, all: &mut Months, word: &str, month: Option<u32>) {
     let inner_period = word.trim_matches('.').contains('.');
     let min = if inner_period { 2 } else { 3 };
-    for bare in [false, true] {
+    // Without its marks a Thai abbreviation is another month's (`มี.ค.`, March, would be
+    // `ม.ค.`, January): abbreviations are keyed as written.
+    let forms: &[bool] = if inner_period { &[false] } else { &[false, true] };
+    for &bare in forms {
         if let Some(key) = key(word, bare, min) {
             insert(own, key.clone(), month);
             insert(all, key, month);
