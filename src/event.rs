@@ -115,6 +115,27 @@ impl Event {
     }
 }
 
+/// `/r` and the normalization rules' version, as [`Event::digest`] ends.
+static RULES_TAG: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| format!("/r{}", crate::transform::normalize::RULES_VERSION));
+
+/// Whether an order recorded with the event digest `recorded` is the event whose digest is
+/// `now` ([`Event::digest`]): `Some(true)` for the same event, `Some(false)` for another, and
+/// `None` when `recorded` was taken under other normalization rules (or before versions were
+/// kept: a bare 64-hex digest) and differs: a rule change alone may have changed it, so the
+/// caller compares watermarks instead.
+pub fn same_version(recorded: &str, now: &str) -> Option<bool> {
+    let split = |digest: &str| {
+        let (hex, rules) = digest.split_once('/').unwrap_or((digest, ""));
+        (hex.to_owned(), rules.to_owned())
+    };
+    let ((old_hex, old_rules), (new_hex, new_rules)) = (split(recorded), split(now));
+    if old_hex == new_hex {
+        return Some(true);
+    }
+    (old_rules == new_rules).then_some(false)
+}
+
 impl Event {
     /// The SHA-256 (64 lowercase hex digits) of what this event says: its JSON as sent (every
     /// field Meta would receive, [`Event::write_json`]), with its lines and each key's values
@@ -123,6 +144,10 @@ impl Event {
     /// digests, not watermarks, before calling a sent order changed (a row re-stamped without
     /// a change, as a rebuilt dbt model does, is no change). An `Event` holds no field that
     /// varies with the time of sending (`event_time` is the purchase's), so nothing is left out.
+    ///
+    /// The hex is followed by `/r` and the normalization rules' version
+    /// ([`crate::transform::normalize::RULES_VERSION`]), which hashed the customer values:
+    /// `<64 hex>/r2`. [`same_version`] compares two digests.
     pub fn digest(&self) -> String {
         use sha2::{Digest as _, Sha256};
         let mut json = Vec::with_capacity(2048);
@@ -130,7 +155,9 @@ impl Event {
             Some(event) => event.write_json(&mut json),
             None => self.write_json(&mut json),
         }
-        hex::encode(Sha256::digest(&json))
+        let mut digest = hex::encode(Sha256::digest(&json));
+        digest.push_str(RULES_TAG.as_str());
+        digest
     }
 
     /// This event with its arrays in one order, when one has several items (else `None`: the
@@ -442,7 +469,7 @@ mod tests {
 
         // THEN both have one digest, and any change to what is sent changes it
         assert_eq!(event.digest(), reordered.digest());
-        assert_eq!(event.digest().len(), 64);
+        assert_eq!(event.digest().len(), 64 + RULES_TAG.len());
         let mut changed = event.clone();
         changed.custom_data.value = Decimal::new(1600, 2);
         assert_ne!(changed.digest(), event.digest());
@@ -452,6 +479,21 @@ mod tests {
         let mut later = event.clone();
         later.event_time += 1;
         assert_ne!(later.digest(), event.digest());
+    }
+
+    /// A digest taken under other normalization rules (or before they were versioned) that
+    /// differs says nothing: the caller compares watermarks; under the same rules it decides.
+    #[test]
+    fn digests_under_other_normalization_rules_decide_only_when_equal() {
+        let hex = |b: char| b.to_string().repeat(64);
+        let now = format!("{}{}", hex('a'), *RULES_TAG);
+        assert_eq!(same_version(&now, &now), Some(true));
+        assert_eq!(same_version(&hex('a'), &now), Some(true));
+        assert_eq!(same_version(&format!("{}/r1", hex('a')), &now), Some(true));
+        let other = format!("{}{}", hex('b'), *RULES_TAG);
+        assert_eq!(same_version(&other, &now), Some(false));
+        assert_eq!(same_version(&hex('b'), &now), None);
+        assert_eq!(same_version(&format!("{}/r1", hex('b')), &now), None);
     }
 
     /// The exact bytes of an event: present keys only, in Meta's order, each a one-element

@@ -15,8 +15,7 @@ pub(crate) fn command(cli: &Cli, args: &HashArgs) -> Result<ExitStatus, Error> {
     if args.jsonl {
         let stdin = std::io::stdin().lock();
         let stdout = std::io::BufWriter::new(std::io::stdout().lock());
-        hash_jsonl(stdin, stdout, args.field.as_deref(), &country)
-            .map_err(Error::Io)?;
+        hash_jsonl(stdin, stdout, args.field.as_deref(), &country).map_err(Error::Io)?;
         return Ok(ExitStatus::Success);
     }
     let field = args.field.as_deref().unwrap_or_default();
@@ -61,15 +60,12 @@ pub fn hash_jsonl(
                         let ctx = Context {
                             country: row.country.as_deref().or(country.country.as_deref()),
                         };
-                        let (outcome, normalized, hex) = match normalize(field, &row.value, &ctx)
-                        {
+                        let (outcome, normalized, hex) = match normalize(field, &row.value, &ctx) {
                             Outcome::Normalized(value) => {
                                 let hex = sha256(&value).to_string();
                                 ("normalized", Some(value), Some(hex))
                             }
-                            Outcome::AlreadyHashed(hex) => {
-                                ("already_hashed", None, Some(hex))
-                            }
+                            Outcome::AlreadyHashed(hex) => ("already_hashed", None, Some(hex)),
                             Outcome::Empty => ("empty", None, None),
                             Outcome::Dropped => ("dropped", None, None),
                         };
@@ -270,7 +266,10 @@ mod tests {
         let single = hash("ph", &["030 1234008".to_owned()], &de()).unwrap();
         assert_eq!(lines[1]["normalized"], "49301234008");
         assert!(
-            single.contains(&format!("sha256:     {}", lines[1]["sha256"].as_str().unwrap())),
+            single.contains(&format!(
+                "sha256:     {}",
+                lines[1]["sha256"].as_str().unwrap()
+            )),
             "{single}"
         );
         assert!(lines[2]["error"].is_string(), "{:?}", lines[2]);

@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
+use crate::event::same_version;
 use crate::ledger::{Changed, Existing, Status};
 use crate::source::Watermark;
 use crate::stats::RunStats;
@@ -57,12 +58,16 @@ impl Candidate<'_> {
 
     /// Whether the order is the version recorded as `watermark` and `digest`: the same event
     /// when both digests are known (rows re-stamped without a change to what is sent are the
-    /// same version), else the same watermark value (rows written before digests).
+    /// same version), else the same watermark value (rows written before digests, and digests
+    /// that differ but were taken under other normalization rules: [`same_version`]).
     fn is_version(&self, watermark: Option<&str>, digest: Option<&str>) -> bool {
-        match (digest, self.digest()) {
-            (Some(recorded), Some(now)) => recorded == now,
-            _ => watermark.is_some_and(|w| Watermark::same_value(w, self.watermark())),
-        }
+        let same = match (digest, self.digest()) {
+            (Some(recorded), Some(now)) => same_version(recorded, now),
+            _ => None,
+        };
+        same.unwrap_or_else(|| {
+            watermark.is_some_and(|w| Watermark::same_value(w, self.watermark()))
+        })
     }
 }
 
@@ -421,6 +426,9 @@ mod tests {
             ("sent, the event changed", with_digest(Status::Sent, "w1", "d1"), false, due_as("w1", "d2"), Duplicate { changed: true }),
             ("sent, the event changed and re-stamped", with_digest(Status::Sent, "w1", "d1"), false, due_as("w2", "d2"), Duplicate { changed: true }),
             ("sent before digests, re-stamped", sent(), false, due_as("w2", "d1"), Duplicate { changed: true }),
+            ("sent under older normalization rules, read again", with_digest(Status::Sent, "w1", "d1"), false, due_as("w1", "d9/r2"), Duplicate { changed: false }),
+            ("sent under older rules, the same event re-stamped", with_digest(Status::Sent, "w1", "d1/r1"), false, due_as("w2", "d1/r2"), Duplicate { changed: false }),
+            ("sent under older rules, changed and re-stamped", with_digest(Status::Sent, "w1", "d1"), false, due_as("w2", "d9/r2"), Duplicate { changed: true }),
             ("a counted change re-stamped", Some(touched_change.clone()), false, due_as("w3", "d2"), Duplicate { changed: false }),
             ("a counted change changed again", Some(touched_change), false, due_as("w3", "d3"), Duplicate { changed: true }),
             ("sent, re-stamped and now too old", sent(), false, too_old("w2"), Duplicate { changed: false }),

@@ -150,7 +150,11 @@ fn build() -> Tables {
             .chain(country.maybe_spoken_language_list())
             .flatten();
         for language in languages {
-            for (month, word) in cldr.get(language.to_lowercase().as_str()).into_iter().flatten() {
+            for (month, word) in cldr
+                .get(language.to_lowercase().as_str())
+                .into_iter()
+                .flatten()
+            {
                 add(own, &mut all, word, Some(*month));
             }
         }
@@ -176,7 +180,11 @@ fn add(own: &mut Months, all: &mut Months, word: &str, month: Option<u32>) {
     let min = if inner_period { 2 } else { 3 };
     // Without its marks a Thai abbreviation is another month's (`มี.ค.`, March, would be
     // `ม.ค.`, January): abbreviations are keyed as written.
-    let forms: &[bool] = if inner_period { &[false] } else { &[false, true] };
+    let forms: &[bool] = if inner_period {
+        &[false]
+    } else {
+        &[false, true]
+    };
     for &bare in forms {
         if let Some(key) = key(word, bare, min) {
             insert(own, key.clone(), month);
