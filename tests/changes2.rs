@@ -160,3 +160,68 @@ async fn check_fails_naming_source_lookback_when_a_duration_is_given_for_an_inte
     assert_eq!(out.status.code(), Some(2), "{text}");
     assert!(text.contains("source.lookback"), "{text}");
 }
+
+/// Calls of `pos.counted` (one per row the view gives), once ended sessions' statistics are in.
+async fn view_rows_read(db: &crate::support::TestDb) -> i64 {
+    let read = "select coalesce(sum(calls), 0)::int8 from pg_stat_user_functions
+                where funcname = 'counted'";
+    let others = "select count(*) from pg_stat_activity
+                  where datname = current_database() and pid <> pg_backend_pid()";
+    let mut last = -1;
+    for _ in 0..40 {
+        db.exec("select pg_stat_clear_snapshot()").await;
+        let now: i64 = db.client.query_one(read, &[]).await.unwrap().get(0);
+        let others: i64 = db.client.query_one(others, &[]).await.unwrap().get(0);
+        if others == 0 && now == last {
+            break;
+        }
+        last = now;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    last
+}
+
+#[tokio::test]
+async fn an_order_changed_in_its_header_and_its_lines_is_read_from_the_view_once() {
+    // GIVEN the view counts the rows it gives (a function of each row, whose calls the server
+    // counts), and a walk-in sale (no customer row) whose header and lines are both new
+    let (db, _config) = setup("", CHANGES).await;
+    db.exec(
+        "do $$ begin
+           execute format('alter database %I set track_functions = ''pl''', current_database());
+         end $$;
+         create function pos.counted(id bigint) returns bigint language plpgsql volatile
+           as $f$ begin return id; end $f$;
+         create or replace view pos.ocapi_purchases as
+         select h.order_id, h.customer_id, h.purchased_at, l.line_no, l.sku, l.qty, l.price,
+                'USD'::text as currency, c.email,
+                greatest(h.updated_at, l.updated_at, c.updated_at) as updated_at,
+                pos.counted(h.order_id) as read_no
+         from pos.order_headers h
+         join pos.order_lines l using (order_id)
+         left join crm.customers c using (customer_id);
+         insert into pos.order_headers values (1, null, now() - interval '1 hour');
+         insert into pos.order_lines (order_id, line_no, sku, qty, price)
+           values (1, 1, 'A', 1, 10), (1, 2, 'B', 1, 5), (1, 3, 'C', 1, 1)",
+    )
+    .await;
+
+    // WHEN a run finds it changed in two tables
+    let (code, stats, stderr) = crate::changes::run_json(&db).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(stats["anonymous"], 1, "{stats}");
+
+    // THEN its 3 rows were read once, not once per table that found it
+    assert_eq!(view_rows_read(&db).await, 3);
+    // AND both tables' watermarks moved, the lines' by a page that read nothing
+    let stored: i64 = db
+        .client
+        .query_one(
+            "select count(*) from ocapi.change_watermarks where connector = 'changes-test'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(stored, 2);
+}

@@ -421,7 +421,7 @@ impl ReadQuery {
             }
         };
         let cap = self.cap();
-        let order_wm = format!("least(r.order_wm, {cap})");
+        let capped = format!("least(r.order_wm, {cap})");
         // In `SQL_ASCII`, text goes out as bytes (`text::output`); the epoch is a float.
         let outer: Vec<String> = (0..self.width)
             .map(|i| {
@@ -436,14 +436,21 @@ impl ReadQuery {
         let positions: Vec<String> = (columns::LEADING + 1..=columns::LEADING + self.width)
             .map(|i| i.to_string())
             .collect();
+        // Without a watermark column (`[[source.changes]]` alone) every row's is null, and so is
+        // its order's: no window (a sort of the rows by key and an aggregate over them, a fifth
+        // of a page's statement at 1,000 orders, measured in docs/benchmarks.md).
+        let order_wm = match self.watermark {
+            Some(_) => "case when x.k is null then x.w
+                             else max(x.w) over (partition by x.k) end",
+            None => "x.w",
+        };
         let sql = format!(
             "select {wm_text}, {k}, coalesce(r.order_wm > {ahead}, false), {outer}, {uncapped},
                     {reread}
-             from (select x.*, case when x.k is null then x.w
-                                    else max(x.w) over (partition by x.k) end as order_wm
+             from (select x.*, {order_wm} as order_wm
                    from ({rows}) as x) as r
-             order by {order_wm} nulls last, r.k nulls last, r.w, {positions}",
-            wm_text = watermark_text(&order_wm, self.watermark_kind),
+             order by {capped} nulls last, r.k nulls last, r.w, {positions}",
+            wm_text = watermark_text(&capped, self.watermark_kind),
             k = output("r.k", self.sql_ascii),
             ahead = self.clock(WATERMARK_SKEW),
             uncapped = watermark_text("r.order_wm", self.watermark_kind),
