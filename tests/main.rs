@@ -11,6 +11,7 @@ mod docs;
 mod docker;
 mod env;
 mod exit;
+mod fdw;
 mod faults;
 mod hash;
 mod hostile;
