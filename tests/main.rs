@@ -4,6 +4,7 @@
 
 mod changes;
 mod changes2;
+mod changes3;
 mod conn;
 mod contract;
 mod db_faults;
