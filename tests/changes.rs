@@ -500,38 +500,8 @@ async fn a_page_cancelled_mid_run_is_read_again_and_nothing_is_lost_or_doubled()
     )]);
 
     // WHEN a run's read of a page is cancelled by the server (as a recovery conflict is)
-    let running = tokio::spawn(async move {
-        ocapi::run::run(
-            &config,
-            ocapi::run::RunOptions::default(),
-            std::future::pending(),
-        )
-        .await
-    });
-    let mut tries = 0;
-    loop {
-        let cancelled: i64 = db
-            .client
-            .query_one(
-                "select count(*) from (
-                   select pg_cancel_backend(pid) from pg_stat_activity
-                   where pid <> pg_backend_pid() and datname = current_database()
-                     and state = 'active' and wait_event = 'PgSleep') as c",
-                &[],
-            )
-            .await
-            .unwrap()
-            .get(0);
-        if cancelled > 0 {
-            break;
-        }
-        tries += 1;
-        if running.is_finished() || tries >= 3000 {
-            panic!("no read of the view was seen: {:?}", running.await);
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    let stats = running.await.unwrap().unwrap();
+    let stats =
+        crate::changes2::run_cancelling_one_sleeping_read(&db, config, "%", "the view").await;
 
     // THEN the run read the page again and completed: every order sent once
     assert_eq!(stats.sent, 30);

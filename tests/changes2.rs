@@ -5,6 +5,51 @@
 use std::time::Duration;
 
 use crate::changes::{setup, CHANGES};
+use crate::support::TestDb;
+
+/// Starts a run of `config` and cancels (`pg_cancel_backend`, as a hot standby's recovery
+/// conflict does) the first of its statements seen sleeping whose text is `like` `query_like`;
+/// returns the run's stats once it has ended. `what` names the read when none is seen.
+pub(crate) async fn run_cancelling_one_sleeping_read(
+    db: &TestDb,
+    config: ocapi::config::Config,
+    query_like: &str,
+    what: &str,
+) -> ocapi::stats::RunStats {
+    let running = tokio::spawn(async move {
+        ocapi::run::run(
+            &config,
+            ocapi::run::RunOptions::default(),
+            std::future::pending(),
+        )
+        .await
+    });
+    let mut tries = 0;
+    loop {
+        let cancelled: i64 = db
+            .client
+            .query_one(
+                "select count(*) from (
+                   select pg_cancel_backend(pid) from pg_stat_activity
+                   where pid <> pg_backend_pid() and datname = current_database()
+                     and state = 'active' and wait_event = 'PgSleep'
+                     and query like $1) as c",
+                &[&query_like],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if cancelled > 0 {
+            break;
+        }
+        tries += 1;
+        if running.is_finished() || tries >= 3000 {
+            panic!("no read of {what} was seen: {:?}", running.await);
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    running.await.unwrap().unwrap()
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_cancelled_read_of_the_changed_keys_is_read_again_and_every_order_sent_once() {
@@ -23,39 +68,9 @@ async fn a_cancelled_read_of_the_changed_keys_is_read_again_and_every_order_sent
     .await;
 
     // WHEN the server cancels the read of that table's changed keys (as a recovery conflict does)
-    let running = tokio::spawn(async move {
-        ocapi::run::run(
-            &config,
-            ocapi::run::RunOptions::default(),
-            std::future::pending(),
-        )
-        .await
-    });
-    let mut tries = 0;
-    loop {
-        let cancelled: i64 = db
-            .client
-            .query_one(
-                "select count(*) from (
-                   select pg_cancel_backend(pid) from pg_stat_activity
-                   where pid <> pg_backend_pid() and datname = current_database()
-                     and state = 'active' and wait_event = 'PgSleep'
-                     and query like '%slow_lines%group by%') as c",
-                &[],
-            )
-            .await
-            .unwrap()
-            .get(0);
-        if cancelled > 0 {
-            break;
-        }
-        tries += 1;
-        if running.is_finished() || tries >= 3000 {
-            panic!("no read of the changed keys was seen: {:?}", running.await);
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    let stats = running.await.unwrap().unwrap();
+    let stats =
+        run_cancelling_one_sleeping_read(&db, config, "%slow_lines%group by%", "the changed keys")
+            .await;
 
     // THEN the run read the keys again and completed: every order sent once
     assert_eq!(stats.sent, 10);
@@ -109,6 +124,64 @@ async fn a_single_integer_watermark_behind_the_stored_one_degrades_the_run_namin
     let said = format!("{stats} {stderr}");
     assert!(said.contains("behind the stored watermark 20"), "{said}");
     assert!(said.contains("set watermark = null"), "{said}");
+
+    // AND `check` warns the same, with the reset, its exit code unchanged as for other warnings
+    let (code, text) = check(&db).await;
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains(
+            "warn  the largest \"id\" of pos.int_purchases (5) is behind the stored watermark 20"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("set watermark = null"), "{text}");
+}
+
+/// `ocapi check`: its exit code and what it printed.
+async fn check(db: &crate::support::TestDb) -> (Option<i32>, String) {
+    let out = crate::support::ocapi(&db.config_path(), &["check"]).await;
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.code(), text)
+}
+
+#[tokio::test]
+async fn check_warns_when_a_changes_table_s_largest_watermark_is_behind_the_stored_one() {
+    // GIVEN lines watched by their integer `seq` (lookback 10), 3 orders sent
+    let changes = "[[source.changes]]\ntable = \"pos.order_lines\"\nwatermark_column = \"seq\"\n\
+                   key = \"order_id\"\nlookback = 10\n";
+    let (db, _config) = setup("", changes).await;
+    db.exec(
+        "insert into crm.customers values (7, 'ann@example.com');
+         insert into pos.order_headers
+           select g, 7, now() - interval '1 hour' from generate_series(1, 3) g;
+         insert into pos.order_lines (order_id, line_no, sku, qty, price)
+           select g, 1, 'A', 1, 10 from generate_series(1, 3) g",
+    )
+    .await;
+    let (code, _, stderr) = crate::changes::run_json(&db).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    let (_, text) = check(&db).await;
+    assert!(!text.contains("is behind the stored watermark"), "{text}");
+
+    // WHEN the table is re-created: its ids start again at 1
+    db.exec("truncate pos.order_lines restart identity").await;
+    let (code, text) = check(&db).await;
+
+    // THEN `check` warns, naming the table, both values and the reset; its exit code unchanged
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains(
+            "warn  the largest \"seq\" of pos.order_lines (none, the table is empty) is behind \
+             the stored watermark 3"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("delete from \"ocapi\".\"change_watermarks\"")
+            || text.contains("change_watermarks where connector = 'changes-test'"),
+        "{text}"
+    );
 }
 
 #[tokio::test]

@@ -4,6 +4,7 @@
 
 mod changes;
 mod changes2;
+mod changes3;
 mod conn;
 mod contract;
 mod db_faults;
@@ -11,6 +12,7 @@ mod docs;
 mod docker;
 mod env;
 mod exit;
+mod fdw;
 mod faults;
 mod hash;
 mod hostile;

@@ -258,6 +258,9 @@ async fn check_source(config: &Config, report: &mut CheckReport) -> Result<(), E
             super::check_changes::Line::Warn(line) => warn(report, line),
         }
     }
+    for line in super::check_behind::lines(&client, config, &table).await {
+        warn(report, line);
+    }
     if config.source.watermark_column.is_none() {
         return check_rest(&client, config, &table, report).await;
     }

@@ -4,6 +4,7 @@
 
 pub mod backfill;
 pub mod check;
+mod check_behind;
 mod check_changes;
 mod check_env;
 #[cfg(feature = "sandbox")]

@@ -67,8 +67,18 @@ pub async fn describe(client: &Client, config: &Config) -> Result<SourceTable, S
         check_role(key, column, &columns[column])?;
     }
     let id_kind = IdKind::from_typname(&columns[&config.mapping.order_id].base);
+    let foreign = client
+        .query_typed(
+            "select c.relkind = 'f' from pg_class c where c.oid = to_regclass($1::text)",
+            &[(&quoted_name, Type::TEXT)],
+        )
+        .await
+        .map_err(DbError::query("cannot look up the source table"))?
+        .first()
+        .is_some_and(|row| row.get::<_, bool>(0));
     Ok(SourceTable {
         quoted_name,
+        foreign,
         columns,
         watermark_kind,
         event_time_kind,

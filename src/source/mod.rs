@@ -190,6 +190,10 @@ pub struct SourceTable {
     pub server_encoding: String,
     /// How the order id column compares its values (which decides an order's key).
     pub id_kind: IdKind,
+    /// A foreign table (`pg_class.relkind` `f`, e.g. `postgres_fdw`): a read finds the changed
+    /// orders' ids first and sends them as one array, so the remote server reads only their
+    /// rows (a semi-join on a foreign table is not sent; it fetches the whole remote table).
+    pub foreign: bool,
 }
 
 impl SourceTable {

@@ -94,6 +94,22 @@ pub(crate) fn typed_watermark(kind: WatermarkKind, text: &str) -> Option<Param> 
     }
 }
 
+/// Keys (their text) bound as an array of their column's own type (`int2`, `int4`, `int8`,
+/// `text`), so that `postgres_fdw` sends the condition as it is; `None` for other types, or
+/// when a key is not a value of the type (the caller casts the text array instead).
+fn typed_keys(base_type: &str, values: &[String]) -> Option<Param> {
+    fn parsed<T: std::str::FromStr>(values: &[String]) -> Option<Vec<T>> {
+        values.iter().map(|v| v.trim().parse().ok()).collect()
+    }
+    match base_type {
+        "int8" => parsed::<i64>(values).map(|v| (Box::new(v) as _, Type::INT8_ARRAY)),
+        "int4" => parsed::<i32>(values).map(|v| (Box::new(v) as _, Type::INT4_ARRAY)),
+        "int2" => parsed::<i16>(values).map(|v| (Box::new(v) as _, Type::INT2_ARRAY)),
+        "text" => Some((Box::new(values.to_vec()) as _, Type::TEXT_ARRAY)),
+        _ => None,
+    }
+}
+
 /// What is trimmed from both ends of an order id: ASCII white space and the no-break space
 /// (tills and spreadsheets pad with tabs and U+00A0 too). The transform trims the same set
 /// (`transform::ID_BLANKS`), so grouping, the event id, the ledger and `explain` agree.
@@ -152,6 +168,8 @@ pub struct ReadQuery {
     sql_ascii: bool,
     /// How values that are not UTF-8 are decoded (`source.encoding`).
     fallback: Fallback,
+    /// The table is a foreign table ([`SourceTable::foreign`]).
+    foreign: bool,
 }
 
 /// Renders a value of `column` as text. The read runs with the session settings that
@@ -268,6 +286,7 @@ impl ReadQuery {
             timezone: quote_literal(config.source.timezone.name()),
             sql_ascii: table.sql_ascii(),
             fallback: config.source.encoding,
+            foreign: table.foreign,
         }
     }
 
@@ -332,14 +351,20 @@ impl ReadQuery {
                 column,
                 base_type,
                 values,
-            } => {
-                params.push((Box::new(values.clone()), Type::TEXT_ARRAY));
-                format!(
-                    "{alias}.{column} = any(${}::text[]::{}[])",
-                    params.len(),
-                    quote_ident(base_type)
-                )
-            }
+            } => match typed_keys(base_type, values) {
+                Some(param) => {
+                    params.push(param);
+                    format!("{alias}.{column} = any(${})", params.len())
+                }
+                None => {
+                    params.push((Box::new(values.clone()), Type::TEXT_ARRAY));
+                    format!(
+                        "{alias}.{column} = any(${}::text[]::{}[])",
+                        params.len(),
+                        quote_ident(base_type)
+                    )
+                }
+            },
             Filter::WindowOrUndated(window) => {
                 let within = self.condition(alias, &Filter::Window(*window), params);
                 format!("(({within}) or {alias}.{} is null)", self.event_time)
@@ -412,9 +437,18 @@ impl ReadQuery {
                 // without an order id cannot be grouped and come alone.
                 let cond = self.condition("d", filter, &mut params);
                 let null_cond = self.condition("s", filter, &mut params);
+                // A foreign table's semi-join is not sent to its server (the rows side would be
+                // fetched whole): the ids are gathered first, into one array of the column's own
+                // type, which `postgres_fdw` sends as a bound `= any($1)` the server's index on
+                // the order id serves.
+                let orders = if self.foreign {
+                    format!("s.{o} = any(array(select d.{o} from {t} as d where {cond}))")
+                } else {
+                    format!("s.{o} in (select d.{o} from {t} as d where {cond})")
+                };
                 format!(
                     "select {inner}, {key} as k, {w} as w from {t} as s
-                     where s.{o} in (select d.{o} from {t} as d where {cond})
+                     where {orders}
                      union all
                      select {inner}, null, {w} from {t} as s where s.{o} is null and {null_cond}"
                 )
@@ -534,6 +568,7 @@ mod tests {
             event_time_kind: EventTimeKind::Timestamptz,
             server_encoding: "UTF8".to_owned(),
             id_kind: IdKind::Text,
+            foreign: false,
         };
         let exprs = select_exprs(&config, &table);
         assert_eq!(exprs.len(), columns::WIDTH);
@@ -554,5 +589,22 @@ mod tests {
         }
         let list = select_list(&config, &table);
         assert!(list.contains("\"col_item_line\"::text as c27"), "{list}");
+    }
+
+    #[test]
+    fn keys_are_bound_as_an_array_of_their_column_s_own_type() {
+        let (_, ty) = typed_keys("int8", &["5".to_owned(), " 7".to_owned()]).unwrap();
+        assert_eq!(ty, Type::INT8_ARRAY);
+        assert_eq!(
+            typed_keys("int4", &["1".to_owned()]).unwrap().1,
+            Type::INT4_ARRAY
+        );
+        assert_eq!(
+            typed_keys("text", &["a".to_owned()]).unwrap().1,
+            Type::TEXT_ARRAY
+        );
+        // Not a value of the type, or a type without a binding: the text array is cast.
+        assert!(typed_keys("int8", &["x".to_owned()]).is_none());
+        assert!(typed_keys("uuid", &["x".to_owned()]).is_none());
     }
 }
