@@ -10,8 +10,9 @@ remaining arguments, unchanged: `drt_sync.py --graph http://127.0.0.1:4599 run -
 Everything else (reading the source, building, hashing and sending the events, the watermark)
 is drt's own code.
 
-Install (not committed):
-    bench/.venv/bin/pip install 'drt-core[postgres]'
+Install (not committed; `bench/e2e --compare` does it when the venv is missing):
+    python3 -m venv bench/.venv
+    bench/.venv/bin/pip install -r bench/requirements.txt
 """
 
 import sys

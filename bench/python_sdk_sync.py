@@ -9,9 +9,16 @@ objects (the SDK normalizes and hashes each customer field itself), sends each b
 `EventRequest.execute()` through `FacebookAdsApi`, and stores the last watermark after each
 accepted batch, as such a script would to resume. It keeps no per-order ledger.
 
-Install (not committed):
+The SDK raises on a value its normalizer rejects (a country that is not an ISO 3166 alpha-2
+code, such as `Deutschland`; a phone in national form with a trunk prefix, such as `030 ...`;
+an email without `@`), and one such value fails the whole request. So each customer field is
+normalized and hashed here, once, with the SDK's own `Normalize.normalize_field`, and a value
+it rejects is left out of the event, as ocapi leaves out what it cannot normalize. The SDK
+passes an already hashed value through at `execute()` (a regular expression match per value).
+
+Install (not committed; `bench/e2e --compare` does it when the venv is missing):
     python3 -m venv bench/.venv
-    bench/.venv/bin/pip install facebook-business 'psycopg[binary]'
+    bench/.venv/bin/pip install -r bench/requirements.txt
 """
 
 import argparse
@@ -25,6 +32,7 @@ from facebook_business.adobjects.serverside.custom_data import CustomData
 from facebook_business.adobjects.serverside.event import Event
 from facebook_business.adobjects.serverside.event_request import EventRequest
 from facebook_business.adobjects.serverside.gender import Gender
+from facebook_business.adobjects.serverside.normalize import Normalize
 from facebook_business.adobjects.serverside.user_data import UserData
 from facebook_business.api import FacebookAdsApi
 from facebook_business.session import FacebookSession
@@ -42,19 +50,27 @@ order by updated_at, order_id
 GENDERS = {"f": Gender.FEMALE, "m": Gender.MALE}
 
 
+def hashed(field, value):
+    """The SDK's normalized and hashed value of one field, or None when the SDK rejects it."""
+    try:
+        return Normalize.normalize_field(field, value)
+    except (TypeError, ValueError):
+        return None
+
+
 def build_event(row):
-    """One source row as the SDK's Purchase event (the SDK hashes the customer fields)."""
+    """One source row as the SDK's Purchase event (customer fields hashed by the SDK's rules)."""
     (order_id, event_time, total, currency, email, phone, first_name, last_name, city,
      state, zip_code, country, gender, birth_date, loyalty_id, _watermark) = row
     user_data = UserData(
-        email=email,
-        phone=phone,
-        first_name=first_name,
-        last_name=last_name,
-        city=city,
-        state=state,
-        zip_code=zip_code,
-        country_code=country,
+        email=hashed("em", email),
+        phone=hashed("ph", phone),
+        first_name=hashed("fn", first_name),
+        last_name=hashed("ln", last_name),
+        city=hashed("ct", city),
+        state=hashed("st", state),
+        zip_code=hashed("zp", zip_code),
+        country_code=hashed("country", country),
         gender=GENDERS.get((gender or "").strip().lower()[:1]),
         date_of_birth=birth_date,
         external_id=loyalty_id,
