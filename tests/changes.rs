@@ -219,7 +219,7 @@ async fn a_line_added_to_an_unsent_order_is_in_its_event() {
 }
 
 /// Sequential scans and rows they read, per base table, once ended sessions' statistics are in.
-async fn seq_scans(db: &TestDb) -> Vec<(String, i64, i64)> {
+pub(crate) async fn seq_scans(db: &TestDb) -> Vec<(String, i64, i64)> {
     // They arrive as a session ends: wait for no other session here and two equal reads.
     let mut last = seq_scans_now(db).await;
     for _ in 0..40 {

@@ -298,3 +298,37 @@ async fn an_order_changed_in_its_header_and_its_lines_is_read_from_the_view_once
         .get(0);
     assert_eq!(stored, 2);
 }
+
+#[tokio::test]
+async fn a_page_of_a_thousand_new_orders_is_read_through_the_indexes_not_by_scanning_the_tables() {
+    // GIVEN 20,000 orders of 90 days ago (before what a run reads) and 1,000 new ones, where
+    // PostgreSQL's default costs would rather scan the tables than probe them 1,000 times
+    let (db, _config) = setup("", CHANGES).await;
+    db.exec(
+        "insert into crm.customers
+           select g, 'c' || g || '@example.com', now() - interval '90 days'
+           from generate_series(1, 5000) g;
+         insert into pos.order_headers
+           select g, 1 + g % 5000, now() - interval '90 days', now() - interval '90 days'
+           from generate_series(1, 20000) g;
+         insert into pos.order_lines (order_id, line_no, sku, qty, price, updated_at)
+           select g, l, 'S', 1, 1, now() - interval '90 days'
+           from generate_series(1, 20000) g, generate_series(1, 3) l;
+         insert into pos.order_headers
+           select g, 1 + g % 5000, now() - interval '1 hour' from generate_series(20001, 21000) g;
+         insert into pos.order_lines (order_id, line_no, sku, qty, price)
+           select g, l, 'S', 1, 1 from generate_series(20001, 21000) g, generate_series(1, 3) l;
+         analyze",
+    )
+    .await;
+    let before = crate::changes::seq_scans(&db).await;
+
+    // WHEN a run sends them
+    let (code, stats, stderr) = crate::changes::run_json(&db).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(stats["sent"], 1000, "{stats}");
+
+    // THEN no base table was scanned: the page read its orders by key (it scanned each of
+    // the three tables once before)
+    assert_eq!(crate::changes::seq_scans(&db).await, before);
+}

@@ -474,8 +474,10 @@ impl ReadQuery {
         // its order's: no window (a sort of the rows by key and an aggregate over them, a fifth
         // of a page's statement at 1,000 orders, measured in docs/benchmarks.md).
         let order_wm = match self.watermark {
-            Some(_) => "case when x.k is null then x.w
-                             else max(x.w) over (partition by x.k) end",
+            Some(_) => {
+                "case when x.k is null then x.w
+                             else max(x.w) over (partition by x.k) end"
+            }
             None => "x.w",
         };
         let sql = format!(
