@@ -65,3 +65,46 @@ async fn explain_and_reconcile_find_the_orders_of_a_changes_source() {
     assert_eq!(report.total.source_orders, 3, "{report:?}");
     assert_eq!(report.total.sent, 3, "{report:?}");
 }
+
+#[tokio::test]
+async fn a_first_sync_larger_than_a_chunk_of_keys_sends_every_order_once() {
+    // GIVEN 25,000 orders whose 75,000 lines all but the last order's share one watermark
+    // value: more rows than a chunk of keys holds (50,000) on one value, then one more value
+    let (db, _config) = setup("", CHANGES).await;
+    db.exec(
+        "insert into crm.customers values (7, 'ann@example.com');
+         insert into pos.order_headers
+           select g, 7, now() - interval '1 hour' from generate_series(1, 25000) g;
+         insert into pos.order_lines (order_id, line_no, sku, qty, price, updated_at)
+           select g, l, 'A', 1, 10,
+                  timestamptz '2026-12-01 10:00:00+00' + (g / 25000) * interval '1 hour'
+           from generate_series(1, 25000) g, generate_series(1, 3) l;
+         analyze",
+    )
+    .await;
+
+    // WHEN the first sync runs
+    let (code, stats, stderr) = run_json(&db).await;
+
+    // THEN every order is sent once, and the lines' watermark is their last value
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(stats["sent"], 25000, "{stats}");
+    let events = db.written_events();
+    let mut ids: Vec<&str> = events
+        .iter()
+        .map(|e| e["custom_data"]["order_id"].as_str().unwrap())
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!((events.len(), ids.len()), (25000, 25000));
+    let kept: String = db
+        .client
+        .query_one(
+            "select watermark from ocapi.change_watermarks where source_table = 'pos.order_lines'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(kept.starts_with("2026-12-01 11:00:00"), "{kept}");
+}

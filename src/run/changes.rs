@@ -1,28 +1,51 @@
 //! Where a run with `[[source.changes]]` starts (issue 21): each table's stored watermark minus
 //! its lookback (else `source.start`, else 62 days back; an integer watermark without either
-//! reads the whole table), the keys each table changed since, found by one short statement on
-//! its own index, and what a table whose values went back (re-created, a sequence restarted)
-//! does to the run: it is left unread and the run is degraded, naming the reset.
+//! reads the whole table) and where it ends (the table's largest watermark as the run begins);
+//! the keys each table changed in between, found a chunk of rows at a time by short statements
+//! on its own index, so that memory holds one chunk's keys however much changed; and what a
+//! table whose values went back (re-created, a sequence restarted) does to the run: it is left
+//! unread and the run is degraded, naming the reset.
 
 use std::collections::HashMap;
 
 use super::drive::Sessions;
 use crate::config::{Config, ConfigError};
 use crate::db::DbError;
+use crate::db::Pool;
 use crate::error::Error;
-use crate::source::{self, ChangedKey, ChangesTable, SourceError, SourceTable, WatermarkKind};
+use crate::source::{
+    self, ChangedKey, ChangesTable, KeyRange, SourceError, SourceTable, WatermarkKind,
+};
 use crate::stats::RunStats;
 
-/// The changed keys of each `[[source.changes]]` table, in config order, each table's in
-/// (watermark, key) order.
-#[derive(Debug, Default)]
-pub(super) struct ChangedKeys {
-    /// Each table with its changed keys.
-    pub(super) tables: Vec<(ChangesTable, Vec<ChangedKey>)>,
+/// Rows of a changes table per chunk: the keys of about this many rows are held at once (about
+/// 5 MB of keys), however many changed (a first sync of a million orders).
+pub(super) const CHUNK_ROWS: usize = 50_000;
+
+/// What a run reads of one `[[source.changes]]` table.
+#[derive(Debug)]
+pub(super) struct ChangesRead {
+    /// The table.
+    pub(super) table: ChangesTable,
+    /// Where its read starts (`None`: every row).
+    pub(super) from: Option<String>,
+    /// Whether `from` itself is past (`>`), rather than read again (`>=`).
+    pub(super) after: bool,
+    /// Its largest watermark as the run began, where the read ends (`None`: the table is
+    /// empty). Rows written later are the next run's, as they were when every key was read at
+    /// the start.
+    pub(super) upto: Option<String>,
 }
 
-/// Finds the changed keys of every `[[source.changes]]` table. Returns them and whether no
-/// table had a stored watermark (a first run, for the history floor).
+/// What a run reads of each `[[source.changes]]` table, in config order.
+#[derive(Debug, Default)]
+pub(super) struct ChangeReads {
+    /// Each table's read.
+    pub(super) tables: Vec<ChangesRead>,
+}
+
+/// Finds where the read of every `[[source.changes]]` table starts and ends. Returns them and
+/// whether no table had a stored watermark (a first run, for the history floor).
 ///
 /// # Errors
 /// [`Error::Config`] naming the key when a lookback does not fit its column or a column's type
@@ -32,7 +55,7 @@ pub(super) async fn discover(
     sessions: &Sessions<'_>,
     table: &SourceTable,
     stats: &mut RunStats,
-) -> Result<(ChangedKeys, bool), Error> {
+) -> Result<(ChangeReads, bool), Error> {
     let pool = sessions.source_pool;
     let client = sessions.source;
     let tables = pool
@@ -55,7 +78,7 @@ pub(super) async fn discover(
         None => HashMap::new(),
     };
     let first = stored.is_empty();
-    let mut found = ChangedKeys::default();
+    let mut found = ChangeReads::default();
     for changes in tables {
         let kept = stored.get(&changes.configured);
         let start = kept.map(|kept| kept.value.clone());
@@ -75,6 +98,12 @@ pub(super) async fn discover(
         // A stored watermark is where a committed page ended, and pages never split the keys of
         // one watermark value: without a lookback, the next run starts after it.
         let after = kept.is_some() && amount == 0;
+        let largest = pool
+            .within(
+                "reading the largest watermark of a changes table",
+                source::max_watermark(client, &changes),
+            )
+            .await?;
         let from = match kept {
             Some(kept) if kept.kind.is_some_and(|k| k != changes.kind) => {
                 return Err(ConfigError::Invalid {
@@ -96,12 +125,6 @@ pub(super) async fn discover(
             }
             Some(kept) => {
                 if changes.kind == WatermarkKind::Integer {
-                    let largest = pool
-                        .within(
-                            "reading the largest watermark of a changes table",
-                            source::max_watermark(client, &changes),
-                        )
-                        .await?;
                     if largest
                         .as_deref()
                         .is_none_or(|largest| changes.before(largest, &kept.value))
@@ -153,32 +176,48 @@ pub(super) async fn discover(
                 }
             },
         };
-        let keys = read_changed_keys(sessions, &changes, from.as_deref(), after).await?;
-        found.tables.push((changes, keys));
+        found.tables.push(ChangesRead {
+            table: changes,
+            from,
+            after,
+            upto: largest,
+        });
     }
     Ok((found, first))
 }
 
-/// The keys `changes` changed since `from`, read again when the server cancelled the statement
-/// (a recovery conflict on a standby, a `statement_timeout`, `pg_cancel_backend`), up to
+/// The keys of the next chunk of `range` (about [`CHUNK_ROWS`] rows; `range.to` is the read's
+/// end, inclusive), and the range after them (`None`: the read is done). A chunk ends before a
+/// watermark value, never inside one, unless that one value holds the whole chunk: then the
+/// chunk is that value's keys. Read again when the server cancelled a statement (a recovery
+/// conflict on a standby, a `statement_timeout`, `pg_cancel_backend`), up to
 /// [`super::reader::PAGE_ATTEMPTS`] times, as a page of the changed orders is.
 ///
 /// # Errors
 /// [`SourceError::Cancelled`] when every try was cancelled; other errors as they are.
-async fn read_changed_keys(
-    sessions: &Sessions<'_>,
+pub(super) async fn read_chunk(
+    pool: &Pool,
+    client: &tokio_postgres::Client,
     changes: &ChangesTable,
-    from: Option<&str>,
-    after: bool,
-) -> Result<Vec<ChangedKey>, Error> {
+    range: KeyRange<'_>,
+) -> Result<(Vec<ChangedKey>, Option<(String, bool)>), Error> {
     let mut attempt = 1;
     loop {
-        let result = sessions
-            .source_pool
-            .within(
-                "reading the changed keys",
-                source::changed_keys(sessions.source, changes, from, after),
-            )
+        let result = pool
+            .within("reading the changed keys", async {
+                let end = source::chunk_end(client, changes, &range, CHUNK_ROWS).await?;
+                // The chunk's upper bound, and where the next one starts (after it or at it).
+                let (to, next) = match end.as_deref() {
+                    None => (range.to, None),
+                    Some(end) if !range.after && range.from == Some(end) => {
+                        (Some((end, true)), Some((end.to_owned(), true)))
+                    }
+                    Some(end) => (Some((end, false)), Some((end.to_owned(), false))),
+                };
+                let chunk = KeyRange { to, ..range };
+                let keys = source::changed_keys(client, changes, &chunk).await?;
+                Ok::<_, SourceError>((keys, next))
+            })
             .await;
         match result {
             Err(error) if attempt < super::reader::PAGE_ATTEMPTS && cancelled(&error) => {

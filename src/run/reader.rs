@@ -12,7 +12,7 @@ use super::{RunOptions, WatermarkPolicy};
 use crate::config::Config;
 use crate::db;
 use crate::error::Error;
-use crate::source::{self, EventTimeWindow, Filter, ReadQuery, SourceTable, Watermark};
+use crate::source::{self, EventTimeWindow, Filter, KeyRange, ReadQuery, SourceTable, Watermark};
 use crate::transform::{self, Built, Invalid, InvalidReason, Rules};
 
 /// Pages read ahead of the one being recorded: one keeps requests flowing (measured: the same
@@ -65,7 +65,7 @@ pub(super) struct ReadPlan {
     /// Whether the pages of changed orders move the watermark.
     pub(super) policy: WatermarkPolicy,
     /// With `[[source.changes]]`: the changed keys of each table, read instead of `filter`.
-    pub(super) changes: Option<super::changes::ChangedKeys>,
+    pub(super) changes: Option<super::changes::ChangeReads>,
 }
 
 /// Starts the reader task and returns its pages in order: first the held orders whose time has
@@ -142,7 +142,7 @@ impl Reader {
         &self,
         filter: Filter,
         held: Vec<String>,
-        changes: Option<super::changes::ChangedKeys>,
+        changes: Option<super::changes::ChangeReads>,
         tx: &mpsc::Sender<Result<PagePlan, Error>>,
     ) -> Result<(), Error> {
         let client = db::connect(&self.pool, "source").await?;
@@ -253,63 +253,85 @@ impl Reader {
     }
 
     /// Reads the orders the changed keys of each `[[source.changes]]` table touch, table by
-    /// table in (watermark, key) order, a page of keys at a time: each page is one short
-    /// statement in its own transaction on a connection taken for it, so nothing stays open on
-    /// the source while the page is sent. An order already read in this run (through another
-    /// table) is not read again: its rows are dropped, and where the table's key is the order
-    /// id (a new order's header and its lines) the key is not even asked for, which halves what
-    /// a run over new orders reads (measured in docs/benchmarks.md). A page cancelled by the
-    /// server (a recovery conflict on a hot standby, a `statement_timeout`) is read again, up to
+    /// table in (watermark, key) order, a chunk of keys ([`super::changes::read_chunk`]) and
+    /// then a page of keys at a time: each page is one short statement in its own transaction
+    /// on a connection taken for it, so nothing stays open on the source while the page is
+    /// sent. An order already read in this run (through another table) is not read again:
+    /// its rows were read after the run began, and the keys read are those of rows written
+    /// before ([`super::changes::ChangesRead::upto`]); its rows are dropped, and where the
+    /// table's key is the order id (a new order's header and its lines) the key is not even
+    /// asked for, which halves what a run over new orders reads (measured in
+    /// docs/benchmarks.md). A page cancelled by the server (a recovery conflict on a hot
+    /// standby, a `statement_timeout`) is read again, up to
     /// [`PAGE_ATTEMPTS`] times.
     async fn read_changes(
         &self,
-        changes: super::changes::ChangedKeys,
+        changes: super::changes::ChangeReads,
         tx: &mpsc::Sender<Result<PagePlan, Error>>,
     ) -> Result<(), Error> {
-        let mut seen: HashSet<String> = HashSet::new();
+        // The orders read, by a 128-bit digest of their key (16 bytes each rather than the
+        // key's text: a million orders in about 32 MB).
+        let mut seen: HashSet<u128> = HashSet::new();
         let mut read = 0u64;
         // Orders have a few rows each (lines): a page of keys is about a page of rows.
         let keys_per_page = (self.page_size / 3).max(1);
-        for (table, keys) in changes.tables {
+        for table_read in changes.tables {
+            let table = &table_read.table;
             // A key equal to an order's key read in this run names that order (keys are
             // canonical text, which the read's trimming and id rules leave as it is): every row
             // a read by it would give is one the filter below drops.
             let by_order_id = table.matches_column == self.order_id_column;
-            for chunk in pages_of_keys(&keys, keys_per_page) {
-                if self.limit.is_some_and(|limit| read >= limit) {
-                    return Ok(());
-                }
-                let values: Vec<String> = chunk
-                    .iter()
-                    .filter(|k| !(by_order_id && seen.contains(&k.key)))
-                    .map(|k| k.key.clone())
-                    .collect();
-                // A page of keys all read already still moves the table's watermark.
-                let rows = if values.is_empty() {
-                    Vec::new()
-                } else {
-                    let filter = Filter::Matching {
-                        column: table.matches.clone(),
-                        base_type: table.matches_type.clone(),
-                        values,
-                    };
-                    self.read_page(&filter).await?
+            let Some(upto) = table_read.upto.as_deref() else {
+                continue;
+            };
+            let mut next = Some((table_read.from.clone(), table_read.after));
+            while let Some((from, after)) = next.take() {
+                let range = KeyRange {
+                    from: from.as_deref(),
+                    after,
+                    to: Some((upto, true)),
                 };
-                let rows: Vec<source::SourceRow> = rows
-                    .into_iter()
-                    .filter(|r| r.key.is_empty() || !seen.contains(&r.key))
-                    .collect();
-                seen.extend(rows.iter().map(|r| r.key.clone()));
-                read += rows.len() as u64;
-                let mut page = self.plan(rows, WatermarkPolicy::Leave).await?;
-                page.change = chunk.last().map(|last| {
-                    (
-                        table.configured.clone(),
-                        Watermark::new(table.kind, last.watermark.clone()),
-                    )
-                });
-                if tx.send(Ok(page)).await.is_err() {
-                    return Ok(());
+                let client = db::connect(&self.pool, "source").await?;
+                let (keys, after_chunk) =
+                    super::changes::read_chunk(&self.pool, &client, table, range).await?;
+                drop(client);
+                next = after_chunk.map(|(from, after)| (Some(from), after));
+                for chunk in pages_of_keys(&keys, keys_per_page) {
+                    if self.limit.is_some_and(|limit| read >= limit) {
+                        return Ok(());
+                    }
+                    let values: Vec<String> = chunk
+                        .iter()
+                        .filter(|k| !(by_order_id && seen.contains(&digest(&k.key))))
+                        .map(|k| k.key.clone())
+                        .collect();
+                    // A page of keys all read already still moves the table's watermark.
+                    let rows = if values.is_empty() {
+                        Vec::new()
+                    } else {
+                        let filter = Filter::Matching {
+                            column: table.matches.clone(),
+                            base_type: table.matches_type.clone(),
+                            values,
+                        };
+                        self.read_page(&filter).await?
+                    };
+                    let rows: Vec<source::SourceRow> = rows
+                        .into_iter()
+                        .filter(|r| r.key.is_empty() || !seen.contains(&digest(&r.key)))
+                        .collect();
+                    seen.extend(rows.iter().map(|r| digest(&r.key)));
+                    read += rows.len() as u64;
+                    let mut page = self.plan(rows, WatermarkPolicy::Leave).await?;
+                    page.change = chunk.last().map(|last| {
+                        (
+                            table.configured.clone(),
+                            Watermark::new(table.kind, last.watermark.clone()),
+                        )
+                    });
+                    if tx.send(Ok(page)).await.is_err() {
+                        return Ok(());
+                    }
                 }
             }
         }
@@ -363,6 +385,16 @@ impl Reader {
         .await
         .map_err(Error::TaskFailed)
     }
+}
+
+/// A 128-bit digest of an order's key (the first half of its SHA-256): two keys of one run
+/// share one with a chance of about 10^-26 at a million orders.
+fn digest(key: &str) -> u128 {
+    use sha2::Digest;
+    let hash = sha2::Sha256::digest(key.as_bytes());
+    let mut half = [0u8; 16];
+    half.copy_from_slice(&hash[..16]);
+    u128::from_le_bytes(half)
 }
 
 /// `keys` (in watermark order) cut into pages of about `size` keys, never between two keys of

@@ -109,6 +109,18 @@ pub async fn describe_changes(
     Ok(tables)
 }
 
+/// Which rows of a changes table a read of changed keys covers, by their watermark (texts of
+/// the table's kind).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct KeyRange<'a> {
+    /// The lower bound (`None`: every row with a watermark).
+    pub from: Option<&'a str>,
+    /// Whether the lower bound is excluded (`>`) rather than included (`>=`).
+    pub after: bool,
+    /// The upper bound and whether it is included (`None`: no upper bound).
+    pub to: Option<(&'a str, bool)>,
+}
+
 /// A key a changes table changed, with the watermark of its latest change (capped at the
 /// database's clock).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -131,33 +143,68 @@ impl ChangesTable {
         }
     }
 
-    /// The statement that finds the keys changed after `from` (at or after it when it is not
-    /// `after`; all, without one), each with its capped watermark, in (watermark, key) order,
-    /// with its binds. `from` is bound in the column's own type, so that PostgreSQL (and
-    /// `postgres_fdw`) can use the condition where the rows live; the table's index on the
-    /// watermark column serves it.
-    pub fn changed_sql(&self, from: Option<&str>, after: bool) -> (String, Vec<super::Param>) {
-        let op = if after { ">" } else { ">=" };
+    /// `c.<watermark> <op> $n`, the value bound in the column's own type (so that PostgreSQL,
+    /// and `postgres_fdw`, can use the condition where the rows live; the text is cast when it
+    /// is not in PostgreSQL's ISO form).
+    fn bound(&self, op: &str, value: &str, params: &mut Vec<super::Param>) -> String {
+        let w = &self.watermark;
+        match typed_watermark(self.kind, value) {
+            Some(param) => {
+                params.push(param);
+                format!("c.{w} {op} ${}", params.len())
+            }
+            None => {
+                params.push((Box::new(value.to_owned()), Type::TEXT));
+                format!(
+                    "c.{w} {op} ${}::text::{}",
+                    params.len(),
+                    self.kind.sql_type()
+                )
+            }
+        }
+    }
+
+    /// The condition on the rows of `range`, with its binds.
+    fn range_condition(&self, range: &KeyRange<'_>, params: &mut Vec<super::Param>) -> String {
+        let mut condition = match range.from {
+            None => format!("c.{} is not null", self.watermark),
+            Some(from) => self.bound(if range.after { ">" } else { ">=" }, from, params),
+        };
+        if let Some((to, inclusive)) = range.to {
+            condition += " and ";
+            condition += &self.bound(if inclusive { "<=" } else { "<" }, to, params);
+        }
+        condition
+    }
+
+    /// The statement that finds the keys with a row in `range`, each with its capped watermark
+    /// (the largest of its rows' there), in (watermark, key) order, with its binds. The table's
+    /// index on the watermark column serves it.
+    pub fn changed_sql(&self, range: &KeyRange<'_>) -> (String, Vec<super::Param>) {
         let (w, k, t) = (&self.watermark, &self.key, &self.quoted_name);
         let mut params = Vec::new();
-        let condition = match from {
-            None => format!("c.{w} is not null"),
-            Some(from) => match typed_watermark(self.kind, from) {
-                Some(param) => {
-                    params.push(param);
-                    format!("c.{w} {op} $1")
-                }
-                None => {
-                    params.push((Box::new(from.to_owned()) as _, Type::TEXT));
-                    format!("c.{w} {op} $1::text::{}", self.kind.sql_type())
-                }
-            },
-        };
+        let condition = self.range_condition(range, &mut params);
         let capped = format!("least(max(c.{w}), {})", self.cap());
         let sql = format!(
             "select c.{k}::text, {wm} from {t} as c where {condition} and c.{k} is not null
              group by c.{k} order by 2, 1",
             wm = watermark_text(&capped, self.kind),
+        );
+        (sql, params)
+    }
+
+    /// The statement that gives the watermark of the row `rows` rows into `range`, in
+    /// watermark order (`None`: the range holds no more rows), with its binds: where a chunk
+    /// of about `rows` rows ends. The index on the watermark column serves it, reading those
+    /// rows' index entries only.
+    pub fn chunk_end_sql(&self, range: &KeyRange<'_>, rows: usize) -> (String, Vec<super::Param>) {
+        let mut params = Vec::new();
+        let condition = self.range_condition(range, &mut params);
+        let sql = format!(
+            "select {} from {} as c where {condition} order by c.{} offset {rows} limit 1",
+            watermark_text(&format!("c.{}", self.watermark), self.kind),
+            self.quoted_name,
+            self.watermark
         );
         (sql, params)
     }
@@ -190,18 +237,17 @@ pub(crate) fn value_before(kind: WatermarkKind, a: &str, b: &str) -> bool {
     }
 }
 
-/// The keys `table` changed after `from` (at or after it unless `after`; every key, without
-/// one), in (watermark, key) order: one short statement in its own transaction.
+/// The keys `table` changed in `range`, in (watermark, key) order: one short statement in its
+/// own transaction.
 ///
 /// # Errors
 /// [`SourceError::Db`] when the statement fails.
 pub async fn changed_keys(
     client: &Client,
     table: &ChangesTable,
-    from: Option<&str>,
-    after: bool,
+    range: &KeyRange<'_>,
 ) -> Result<Vec<ChangedKey>, SourceError> {
-    let (sql, params) = table.changed_sql(from, after);
+    let (sql, params) = table.changed_sql(range);
     let binds = super::binds(&params);
     let rows = crate::db::reading(client, client.query_typed(&sql, &binds))
         .await
@@ -216,6 +262,23 @@ pub async fn changed_keys(
             })
         })
         .collect::<Result<Vec<_>, tokio_postgres::Error>>()
+        .map_err(|e| DbError::query("cannot read the changed keys of a changes table")(e).into())
+}
+
+/// Where a chunk of about `rows` rows of `range` ends: the watermark of the row after them
+/// (`None` when the range holds no more).
+///
+/// # Errors
+/// [`SourceError::Db`] when the statement fails.
+pub async fn chunk_end(
+    client: &Client,
+    table: &ChangesTable,
+    range: &KeyRange<'_>,
+    rows: usize,
+) -> Result<Option<String>, SourceError> {
+    let (sql, params) = table.chunk_end_sql(range, rows);
+    super::text_value(client, &sql, &super::binds(&params))
+        .await
         .map_err(|e| DbError::query("cannot read the changed keys of a changes table")(e).into())
 }
 
@@ -276,18 +339,31 @@ mod tests {
 
     #[test]
     fn the_changed_keys_are_found_by_the_watermark_bound_in_its_own_type() {
-        let (sql, params) =
-            table(WatermarkKind::Timestamptz).changed_sql(Some("2026-12-01 10:00:00.5+00"), false);
+        let range = KeyRange {
+            from: Some("2026-12-01 10:00:00.5+00"),
+            ..KeyRange::default()
+        };
+        let (sql, params) = table(WatermarkKind::Timestamptz).changed_sql(&range);
         assert!(sql.contains("c.\"updated_at\" >= $1 "), "{sql}");
         assert!(!sql.contains("::text::timestamptz"), "{sql}");
         assert_eq!(params[0].1, Type::TIMESTAMPTZ);
-        let (sql, params) = table(WatermarkKind::Integer).changed_sql(Some("5000"), true);
-        assert!(sql.contains("> $1 "), "{sql}");
-        assert_eq!(params[0].1, Type::INT8);
-        let (sql, params) = table(WatermarkKind::Date).changed_sql(None, false);
+        let range = KeyRange {
+            from: Some("5000"),
+            after: true,
+            to: Some(("9000", false)),
+        };
+        let (sql, params) = table(WatermarkKind::Integer).changed_sql(&range);
+        assert!(sql.contains("> $1 and c.\"updated_at\" < $2 "), "{sql}");
+        assert_eq!(params[1].1, Type::INT8);
+        let (sql, params) = table(WatermarkKind::Date).changed_sql(&KeyRange::default());
         assert!(sql.contains("is not null"), "{sql}");
         assert!(params.is_empty());
         assert!(sql.contains("group by c.\"order_id\""), "{sql}");
+        let (sql, _) = table(WatermarkKind::Integer).chunk_end_sql(&range, 50_000);
+        assert!(
+            sql.ends_with("order by c.\"updated_at\" offset 50000 limit 1"),
+            "{sql}"
+        );
     }
 
     #[test]

@@ -25,7 +25,8 @@ use crate::config::CustomerField;
 use crate::db::DbError;
 pub(crate) use changes::value_before;
 pub use changes::{
-    changed_keys, describe_changes, max_of, max_watermark, ChangedKey, ChangesTable,
+    changed_keys, chunk_end, describe_changes, max_of, max_watermark, ChangedKey, ChangesTable,
+    KeyRange,
 };
 pub use clock::{clock, Clock, HOST_SKEW_WARNING};
 pub(crate) use describe::check_role;
