@@ -26,7 +26,6 @@ mod orders;
 mod report;
 mod support;
 mod sync;
-mod trial;
 mod unattended;
 mod ux;
 mod walkin;
