@@ -1,6 +1,7 @@
 //! `[[source.changes]]` (issue 21), continued: a cancelled read of a changes table's keys is
 //! read again; a single-watermark source whose values went back degrades the run naming the
-//! reset; what `check` says about both.
+//! reset; what `check` says about both; each table's watermark in a run's summary and `--json`,
+//! and `check`'s view warning, given only without changes entries.
 
 use std::time::Duration;
 
@@ -331,4 +332,98 @@ async fn a_page_of_a_thousand_new_orders_is_read_through_the_indexes_not_by_scan
     // THEN no base table was scanned: the page read its orders by key (it scanned each of
     // the three tables once before)
     assert_eq!(crate::changes::seq_scans(&db).await, before);
+
+/// Orders 1..=`n` with three lines each and 20 customers, written an hour ago (the schema of
+/// tests/changes.rs).
+async fn some_orders(db: &crate::support::TestDb, n: i32) {
+    db.exec(&format!(
+        "insert into crm.customers
+           select g, 'c' || g || '@example.com', now() - interval '1 day'
+           from generate_series(1, 20) g;
+         insert into pos.order_headers
+           select g, 1 + g % 20, now() - interval '1 hour',
+                  now() - interval '1 hour' + g * interval '1 s'
+           from generate_series(1, {n}) g;
+         insert into pos.order_lines (order_id, line_no, sku, qty, price, updated_at)
+           select g, l, 'S' || l, 1, l, now() - interval '1 hour' + g * interval '1 s'
+           from generate_series(1, {n}) g, generate_series(1, 3) l;
+         analyze"
+    ))
+    .await;
+}
+
+/// Trial finding 10: with `[[source.changes]]` the run's summary and `--json` give each
+/// table's watermark start and end, not `watermark - -> -` and nulls.
+#[tokio::test]
+async fn a_changes_run_shows_each_tables_watermark() {
+    // GIVEN the README's header/line/customer view with three changes entries, and 50 orders
+    let (db, _config) = crate::changes::setup("", crate::changes::CHANGES).await;
+    some_orders(&db, 50).await;
+
+    // WHEN the first run sends them
+    let (code, stats, stderr) = crate::changes::run_json(&db).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(stats["sent"], 50, "{stats}");
+
+    // THEN each table has its watermark: none before, the last committed one after
+    let tables = stats["change_watermarks"]
+        .as_array()
+        .expect("change_watermarks");
+    let names: Vec<&str> = tables.iter().filter_map(|t| t["table"].as_str()).collect();
+    assert_eq!(
+        names,
+        ["pos.order_headers", "pos.order_lines", "crm.customers"],
+        "{stats}"
+    );
+    for table in tables {
+        assert!(table["start"].is_null(), "{stats}");
+        assert!(table["end"].is_string(), "{stats}");
+    }
+    let headers_end = tables[0]["end"].as_str().unwrap().to_owned();
+
+    // AND a second, idle run starts where the first ended, and its summary says so per table
+    let out = crate::support::ocapi(&db.config_path(), &["run"]).await;
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(!text.contains("watermark           - -> -"), "{text}");
+    assert!(
+        text.contains(&format!(
+            "watermark           pos.order_headers: {headers_end} -> {headers_end}"
+        )),
+        "{text}"
+    );
+    assert!(text.contains("crm.customers: "), "{text}");
+}
+
+/// Trial finding 6: with `[[source.changes]]`, `check` does not warn that the view would be
+/// read whole to find one minute of changes by `source.watermark_column` (a run does not read
+/// by it); without them it still does, in words rather than "estimated cost 317 of 58".
+#[tokio::test]
+async fn check_gives_the_view_warning_only_without_changes_entries_and_in_words() {
+    // GIVEN the view with a single watermark over greatest() of three tables' columns
+    let (db, _config) = crate::changes::setup("watermark_column = \"updated_at\"", "").await;
+    some_orders(&db, 50).await;
+    let check = || async {
+        let out = crate::support::ocapi(&db.config_path(), &["check"]).await;
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+    };
+    let text = check().await;
+    assert!(text.contains("one minute of changes"), "{text}");
+    assert!(!text.contains("estimated cost"), "{text}");
+    assert!(
+        text.contains("the cost of reading the view whole"),
+        "{text}"
+    );
+
+    // WHEN the changes entries are added
+    db.edit_config_text(&[(
+        "[mapping]",
+        &format!("{}\n[mapping]", crate::changes::CHANGES),
+    )]);
+
+    // THEN the single-watermark warning is gone, and the entries are checked instead
+    let text = check().await;
+    assert!(!text.contains("one minute of changes"), "{text}");
+    assert!(text.contains("changes: \"crm\".\"customers\""), "{text}");
 }

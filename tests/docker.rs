@@ -10,7 +10,7 @@ use clap::Parser as _;
 use yaml_rust2::{Yaml, YamlLoader};
 
 use crate::support::{sandbox, TestDb, TOKEN};
-use crate::unattended::Watch;
+use crate::support::watch::Watch;
 use ocapi::cli::{Cli, Command as OcapiCommand};
 use ocapi::sandbox::Faults;
 
@@ -237,7 +237,12 @@ async fn the_connector_containers_command_line_works_when_run_directly() {
     let published: std::net::SocketAddr = args[listen].parse().unwrap();
     args[listen] = "127.0.0.1:0".to_owned();
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let watch = Watch::spawn(&config_path, &args, &env);
+    let mut watch_command = crate::support::command(&config_path);
+    watch_command
+        .args(["--log-format", "json"])
+        .args(&args)
+        .envs(env);
+    let watch = Watch::start(watch_command);
 
     // THEN it sends the demo orders and gets ready
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -265,5 +270,5 @@ async fn the_connector_containers_command_line_works_when_run_directly() {
     let closed_port = closed.local_addr().unwrap().port();
     drop(closed);
     assert!(!probe(closed_port).success());
-    assert_eq!(watch.stop().await, Some(0));
+    assert_eq!(watch.stop(Duration::from_secs(90)).await, Some(0));
 }

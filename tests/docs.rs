@@ -1,7 +1,8 @@
 //! The documentation runs (issue 26 item 4): every ```sql block of README.md and docs/*.md
 //! against a migrated ledger holding a run's rows, and every `ocapi …` line of their ```sh and
 //! ```console blocks against the local stand-in. A fenced block that is not meant to run uses
-//! another info string (```text, ```toml, ```ini, ```yaml).
+//! another info string (```text, ```toml, ```ini, ```yaml). And docs/configuration.md lists
+//! every key the config parser accepts.
 
 use crate::support::retail::{documentation, fenced_blocks};
 use crate::support::{insert_orders, migrate, TestDb};
@@ -226,4 +227,83 @@ async fn every_ocapi_command_line_of_the_docs_runs_against_the_stand_in() {
     let mut sent = crate::support::accepted_ids(&stand_in);
     sent.sort();
     assert_eq!(sent, ["R-10023", "R-10024", "R-10028"]);
+}
+
+/// The keys a config error lists as valid for `section` when `bogus = 1` is put there:
+/// the parser's own list, so that a key added later must be documented too.
+fn valid_keys(dir: &std::path::Path, section: &str) -> Vec<String> {
+    let path = dir.join(format!("{}.toml", section.replace(['[', ']', '.'], "_")));
+    let text = crate::support::config_text(
+        "postgres://u@127.0.0.1/db",
+        &dir.join("out.ndjson"),
+        "",
+        None,
+    );
+    let text = if section == "[[source.changes]]" {
+        text.replace(
+            "[mapping]",
+            "[[source.changes]]\ntable = \"t\"\nwatermark_column = \"w\"\nkey = \"k\"\n\
+             bogus = 1\n\n[mapping]",
+        )
+    } else {
+        text.replace("[destination]\n", "[destination]\nbogus = 1\n")
+    };
+    std::fs::write(&path, text).unwrap();
+    let error = ocapi::config::Config::load(&path).unwrap_err();
+    let message = format!("{error:#}");
+    let list = message
+        .split_once("expected one of")
+        .unwrap_or_else(|| panic!("no key list in {message:?}"))
+        .1;
+    let keys: Vec<String> = list
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_owned)
+        .collect();
+    assert!(keys.len() > 3, "{message}");
+    keys
+}
+
+/// Trial findings 5 and 14: docs/configuration.md lists every `[destination]` key
+/// (`ad_account_id` was missing) and every `[[source.changes]]` key, as the parser accepts them.
+#[test]
+fn configuration_md_lists_every_destination_and_changes_key() {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("trial-config-keys");
+    std::fs::create_dir_all(&dir).unwrap();
+    let page = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/configuration.md"),
+    )
+    .unwrap();
+    let rows: Vec<&str> = page.lines().filter(|l| l.starts_with("| ")).collect();
+    let documented = |dotted: &str| {
+        rows.iter().any(|row| {
+            let key = row.split('|').nth(1).unwrap_or_default();
+            key.contains(&format!("`{dotted}`")) || key.contains(&format!("`{dotted} "))
+        }) || rows.iter().any(|row| {
+            // `destination.access_token_env` / `access_token_file`: the second names its key bare
+            let key = row.split('|').nth(1).unwrap_or_default();
+            let (section, bare) = dotted.rsplit_once('.').unwrap();
+            key.contains(&format!("`{section}.")) && key.contains(&format!("`{bare}`"))
+        })
+    };
+    let mut missing = Vec::new();
+    for key in valid_keys(&dir, "destination") {
+        if !documented(&format!("destination.{key}")) {
+            missing.push(format!("destination.{key}"));
+        }
+    }
+    for key in valid_keys(&dir, "[[source.changes]]") {
+        if !documented(&format!("source.changes[].{key}")) {
+            missing.push(format!("source.changes[].{key}"));
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "not in docs/configuration.md: {missing:?}"
+    );
+    assert!(
+        page.contains(concat!("(source", ".md#")),
+        "the page points to the source page for [[source.changes]]"
+    );
 }

@@ -1,7 +1,8 @@
 //! The README's exit-code table, one row per line, each run through the binary (issue 15):
 //! 0 completed, 1 failed, 2 configuration or usage, 3 degraded. Rows assert on the exit code
 //! only, never on message text; `watch` is among them because it must stop on a configuration
-//! error instead of retrying it.
+//! error instead of retrying it. After the table, exits whose message matters as much as the
+//! code: what a flag that cannot be honoured names.
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -294,4 +295,26 @@ async fn source_unreachable() -> Setup {
         ("[destination]\n", &ledger),
     ]);
     setup
+}
+
+/// Trial finding 9: `ocapi sandbox --listen ADDR` on a port already taken names the address
+/// and the flag, and exits 2 (README's exit table: a bad flag), not "cannot write output".
+#[test]
+fn sandbox_on_a_taken_port_says_it_cannot_listen_there() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ocapi"))
+        .args(["sandbox", "--listen", &addr])
+        .env_remove("OCAPI_CONFIG")
+        .env("OCAPI_LOG", "warn")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!("cannot listen on {addr}")),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("cannot write output"), "{stderr}");
+    drop(taken);
 }

@@ -1,7 +1,7 @@
 //! `ocapi init` (issue 26 item 1) against a real PostgreSQL: a config for the demo's table and
 //! for the documentation's header/line/customer view that `ocapi check` accepts and that syncs
 //! to the stand-in, no password in the file, the `--force` rule, `--example`, and the questions
-//! it asks on a terminal (util-linux's `script` gives it one).
+//! it asks on a terminal (util-linux's `script` gives it one), and how many rows it sampled.
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -348,4 +348,35 @@ async fn init_names_the_flag_to_give_when_it_cannot_go_on() {
     assert_eq!(config.mapping.order_id, "bon");
     assert_eq!(config.mapping.event_time, "zeit");
     assert_eq!(config.source.watermark_column(), "zeit");
+}
+
+/// Trial finding 14: `init` names the rows it sampled for the currency and country (3 here),
+/// not its upper bound of 10000.
+#[tokio::test]
+async fn init_names_the_number_of_rows_it_sampled() {
+    let db = crate::support::TestDb::new().await;
+    crate::support::insert_orders(&db, "T", 3, "2026-11-01T00:00:00Z").await;
+    let path = db.dir.join("connector.toml");
+    let out = crate::support::command(&path)
+        .args([
+            "init",
+            "--source-url",
+            &db.url,
+            "--table",
+            "shop.store_transactions",
+            "--dataset-id",
+            "1234567890",
+        ])
+        .env("OCAPI_SOURCE_URL", &db.url)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains("the most common among 3 rows"), "{text}");
+    assert!(!text.contains("among 10000 rows"), "{text}");
 }

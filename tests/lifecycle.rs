@@ -1,6 +1,7 @@
 //! Runs around a connector's life (issue 22): a cron run that overlaps another is `skipped`,
 //! not failed, unless the lock has been held so long that its holder may be stuck (kind 7); a
-//! run that finds no ledger state sends only the last 7 days unless told otherwise (kind 9).
+//! run that finds no ledger state sends only the last 7 days unless told otherwise (kind 9); a
+//! run stopped by SIGINT commits what is in flight and is recorded as `stopped`.
 
 use crate::support::webhook::Webhook;
 use crate::support::{connect, migrate, TestDb};
@@ -274,4 +275,74 @@ async fn the_first_runs_7_day_floor_holds_on_later_runs_until_initial_sync() {
     let out = crate::support::ocapi(&db.config_path(), &["run", "--json"]).await;
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(sent_ids(&db), ["NEW", "OLD"]);
+}
+
+/// Trial finding 3: a run stopped by SIGINT (Ctrl-C) commits the pages in flight, exits 0 as
+/// README's exit table says, and is recorded and summarized as `stopped`, not `completed`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_stopped_by_sigint_is_recorded_as_stopped() {
+    // GIVEN 3,000 orders in pages of 20, and a stand-in that answers each request in 200 ms
+    let db = crate::support::TestDb::new().await;
+    crate::support::insert_orders(&db, "R", 3000, "2026-01-01T00:00:00Z").await;
+    let graph = crate::support::sandbox(ocapi::sandbox::Faults {
+        latency: std::time::Duration::from_millis(200),
+        ..ocapi::sandbox::Faults::default()
+    })
+    .await;
+    let config = db.meta_config(
+        "batch_size = 20",
+        &graph.base_url(),
+        crate::support::TOKEN,
+        "",
+    );
+    crate::support::migrate(&config).await;
+
+    // WHEN `ocapi run` gets SIGINT once its first pages are committed
+    let child = crate::support::command(&db.config_path())
+        .arg("run")
+        .env("OCAPI_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while db.ledger_counts().await.get("sent").copied().unwrap_or(0) == 0 {
+        assert!(std::time::Instant::now() < deadline, "the run sent nothing");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let kill = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+
+    // THEN it exited 0, its summary and its `runs` row say `stopped`, and not all was sent
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains(": stopped\n"), "{stdout}");
+    assert!(stdout.contains("stopped by a signal"), "{stdout}");
+    let row = db
+        .client
+        .query_one(
+            "select status, sent from ocapi.runs order by run_id desc limit 1",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, String>(0), "stopped");
+    assert!(row.get::<_, i64>(1) < 3000);
+
+    // AND the next run sends the rest and is `completed`
+    let stats = crate::support::run(&config).await;
+    assert_eq!(stats.status, ocapi::stats::RunStatus::Completed);
+    assert_eq!(db.ledger_counts().await.get("sent").copied(), Some(3000));
 }

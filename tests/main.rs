@@ -28,7 +28,6 @@ mod orders;
 mod report;
 mod support;
 mod sync;
-mod trial;
 mod unattended;
 mod ux;
 mod walkin;

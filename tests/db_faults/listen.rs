@@ -9,7 +9,7 @@ async fn readyz_floods_cost_the_database_a_few_connections_and_the_runs_go_on() 
     insert_orders(&db, "R", 5, "2026-01-01T00:00:00Z").await;
     let config = db.config("", None);
     migrate(&config).await;
-    let watch = Watcher::start(Watcher::command(&db.config_path(), &["--interval", "1s"]));
+    let watch = Watch::start(Watch::command(&db.config_path(), &["--interval", "1s"]));
     watch.wait_runs("completed", 1.0).await;
 
     // WHEN 300 probes of /readyz arrive at once, while the connections are counted
@@ -81,7 +81,7 @@ async fn listen_outlasts_more_idle_connections_than_its_limit() {
     insert_orders(&db, "R", 5, "2026-01-01T00:00:00Z").await;
     let config = db.config("", None);
     migrate(&config).await;
-    let watch = Watcher::start(Watcher::command(
+    let watch = Watch::start(Watch::command(
         &db.config_path(),
         &[
             "--interval",
@@ -121,7 +121,7 @@ async fn listen_outlasts_running_out_of_file_descriptors() {
     insert_orders(&db, "R", 5, "2026-01-01T00:00:00Z").await;
     let config = db.config("", None);
     migrate(&config).await;
-    let inner = Watcher::command(
+    let inner = Watch::command(
         &db.config_path(),
         &[
             "--interval",
@@ -139,7 +139,7 @@ async fn listen_outlasts_running_out_of_file_descriptors() {
         .arg(inner.get_program())
         .args(inner.get_args())
         .envs(inner.get_envs().filter_map(|(k, v)| Some((k, v?))));
-    let watch = Watcher::start(command);
+    let watch = Watch::start(command);
     watch.wait_runs("completed", 1.0).await;
 
     // WHEN 150 connections are opened and send nothing (more than it has descriptors)

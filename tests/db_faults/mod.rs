@@ -6,10 +6,9 @@
 mod stall;
 mod listen;
 
-use std::io::{BufRead as _, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -18,33 +17,9 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
 use crate::support::proxy::PgProxy;
+use crate::support::watch::{wait_bounded, Watch};
 use crate::support::{insert_orders, migrate, sandbox, TestDb, TOKEN};
 use ocapi::sandbox::Faults;
-
-/// Waits for `child` at most `limit` (killing it past that, and failing).
-async fn wait_bounded(mut child: Child, limit: Duration, what: &str) -> Output {
-    let what = what.to_owned();
-    tokio::task::spawn_blocking(move || {
-        let deadline = Instant::now() + limit;
-        loop {
-            if child.try_wait().unwrap().is_some() {
-                return child.wait_with_output().unwrap();
-            }
-            if Instant::now() >= deadline {
-                let _ = child.kill();
-                let out = child.wait_with_output().unwrap();
-                panic!(
-                    "{what} still running after {}s; stderr:\n{}",
-                    limit.as_secs(),
-                    String::from_utf8_lossy(&out.stderr)
-                );
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    })
-    .await
-    .unwrap()
-}
 
 /// `ocapi ARGS` with `config`, waited for at most 90 s.
 async fn ocapi_bounded(config: &Path, args: &[&str]) -> Output {
@@ -90,69 +65,8 @@ async fn http_get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
         .flatten()
 }
 
-/// A running `ocapi watch --listen 127.0.0.1:0` (possibly under `sh -c`) and its logs.
-struct Watcher {
-    /// The process.
-    child: Option<Child>,
-    /// Its stderr lines.
-    lines: Arc<Mutex<Vec<String>>>,
-    /// Where it listens.
-    addr: SocketAddr,
-}
-
-impl Watcher {
-    /// Starts `command` (an `ocapi --log-format json watch --listen 127.0.0.1:0 …`) and waits
-    /// for its address.
-    fn start(mut command: Command) -> Self {
-        let mut child = command
-            .env("OCAPI_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let sink = Arc::clone(&lines);
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Ok(json) = serde_json::from_str::<serde_json::Value>(&line) {
-                    if let Some(addr) = json["fields"]["address"].as_str() {
-                        let _ = tx.send(addr.parse::<SocketAddr>().unwrap());
-                    }
-                }
-                sink.lock().unwrap().push(line);
-            }
-        });
-        let addr = rx
-            .recv_timeout(Duration::from_secs(60))
-            .unwrap_or_else(|_| {
-                panic!(
-                    "watch never said where it listens:\n{}",
-                    lines.lock().unwrap().join("\n")
-                )
-            });
-        Self {
-            child: Some(child),
-            lines,
-            addr,
-        }
-    }
-
-    /// `ocapi --config CONFIG --log-format json watch --listen 127.0.0.1:0 ARGS`.
-    fn command(config: &Path, args: &[&str]) -> Command {
-        let mut command = crate::support::command(config);
-        command
-            .args(["--log-format", "json", "watch", "--listen", "127.0.0.1:0"])
-            .args(args);
-        command
-    }
-
-    /// The logs so far.
-    fn logs(&self) -> String {
-        self.lines.lock().unwrap().join("\n")
-    }
-
+/// What these tests ask a running watch (see tests/support/watch.rs).
+impl Watch {
     /// The value of `ocapi_runs_total` for `status` (0 when absent or unanswered).
     async fn runs(&self, status: &str) -> f64 {
         let series = format!("ocapi_runs_total{{connector=\"stores-test\",status=\"{status}\"}}");
@@ -174,28 +88,6 @@ impl Watcher {
                 self.logs()
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    /// SIGTERM, then its exit code, waiting at most `limit`.
-    async fn stop(&mut self, limit: Duration) -> Option<i32> {
-        let child = self.child.take().unwrap();
-        Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .unwrap();
-        wait_bounded(child, limit, "watch after SIGTERM")
-            .await
-            .status
-            .code()
-    }
-}
-
-impl Drop for Watcher {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
         }
     }
 }

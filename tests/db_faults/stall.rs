@@ -116,7 +116,7 @@ async fn watch_recovers_by_itself_once_a_stalled_database_answers_again() {
     let proxy = PgProxy::start().await;
     let bounds = "connect_timeout = \"2s\"\nstall_timeout = \"2s\"";
     proxied_config(&db, &proxy, bounds, bounds).await;
-    let watch = Watcher::start(Watcher::command(&db.config_path(), &["--interval", "1s"]));
+    let watch = Watch::start(Watch::command(&db.config_path(), &["--interval", "1s"]));
     watch.wait_runs("completed", 1.0).await;
 
     // WHEN the database stops answering: runs fail
@@ -147,7 +147,7 @@ async fn watch_stops_on_sigterm_while_a_database_does_not_answer() {
     let proxy = PgProxy::start().await;
     let bounds = "connect_timeout = \"1h\"\nstall_timeout = \"1h\"";
     proxied_config(&db, &proxy, bounds, bounds).await;
-    let mut watch = Watcher::start(Watcher::command(&db.config_path(), &["--interval", "1s"]));
+    let watch = Watch::start(Watch::command(&db.config_path(), &["--interval", "1s"]));
     watch.wait_runs("completed", 1.0).await;
     proxy.stall();
     // The next tick's run is stuck connecting.

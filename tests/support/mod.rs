@@ -9,6 +9,7 @@ use tokio_postgres::{Client, NoTls};
 pub mod proxy;
 pub mod scenario;
 pub mod retail;
+pub mod watch;
 pub mod webhook;
 
 pub use webhook::Webhook;

@@ -16,7 +16,7 @@ async fn watch_alerts_a_webhook_once_while_failing_and_once_on_recovery() {
         + "\n[alerts]\nwebhook_url_env = \"TEST_ALERT_WEBHOOK\"\nquiet_period = \"1h\"\n";
     std::fs::write(&config_file, text).unwrap();
     migrate(&ocapi::config::Config::load(&config_file).unwrap()).await;
-    let watch = Watch::start(
+    let watch = start_watch(
         &config_file,
         &["--interval", "1s"],
         &[("TEST_ALERT_WEBHOOK", webhook.url.as_str())],
@@ -71,7 +71,7 @@ async fn watch_alerts_a_webhook_once_while_failing_and_once_on_recovery() {
     assert!(texts[1].contains("recovered"), "{texts:?}");
     let logs = watch.logs();
     assert!(!logs.contains("secret-7d1e"), "{logs}");
-    assert_eq!(watch.stop().await, Some(0));
+    assert_eq!(watch.stop(Duration::from_secs(90)).await, Some(0));
 }
 
 #[tokio::test]

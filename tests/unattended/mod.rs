@@ -5,83 +5,27 @@
 mod alerts;
 mod progress;
 
-use std::io::{BufRead as _, BufReader};
-use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use tokio::net::TcpListener;
 
 use crate::support::proxy::PgProxy;
+use crate::support::watch::Watch;
 use crate::support::webhook::Webhook;
 use crate::support::{config_text, insert_orders, migrate, sandbox, TestDb, TOKEN};
 use ocapi::sandbox::Faults;
 
-/// A running `ocapi watch` and what it logged so far.
-pub struct Watch {
-    /// The process.
-    child: Child,
-    /// Its stderr lines.
-    lines: Arc<Mutex<Vec<String>>>,
-    /// Where `--listen` serves.
-    pub addr: SocketAddr,
+/// `ocapi --config CONFIG --log-format json watch --listen 127.0.0.1:0 ARGS` with `env`, started.
+fn start_watch(config: &Path, args: &[&str], env: &[(&str, &str)]) -> Watch {
+    let mut command = Watch::command(config, args);
+    command.envs(env.iter().copied());
+    Watch::start(command)
 }
 
+/// What these tests ask a running watch (see tests/support/watch.rs).
 impl Watch {
-    /// Starts `ocapi --log-format json watch --listen 127.0.0.1:0 ARGS` and waits for its address.
-    fn start(config: &Path, args: &[&str], env: &[(&str, &str)]) -> Self {
-        let mut all = vec!["watch", "--listen", "127.0.0.1:0"];
-        all.extend_from_slice(args);
-        Self::spawn(config, &all, env)
-    }
-
-    /// Starts `ocapi --log-format json ARGS` (a `watch --listen`) and waits for its address.
-    pub fn spawn(config: &Path, args: &[&str], env: &[(&str, &str)]) -> Self {
-        let mut child = crate::support::command(config)
-            .args(["--log-format", "json"])
-            .args(args)
-            .envs(env.iter().copied())
-            .env("OCAPI_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let sink = Arc::clone(&lines);
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Ok(json) = serde_json::from_str::<serde_json::Value>(&line) {
-                    if let Some(addr) = json["fields"]["address"].as_str() {
-                        let _ = tx.send(addr.parse::<SocketAddr>().unwrap());
-                    }
-                }
-                sink.lock().unwrap().push(line);
-            }
-        });
-        let addr = rx
-            .recv_timeout(Duration::from_secs(30))
-            .unwrap_or_else(|_| {
-                panic!(
-                    "watch never said where it listens:\n{}",
-                    lines.lock().unwrap().join("\n")
-                )
-            });
-        Self { child, lines, addr }
-    }
-
-    /// GET a path; the status and body.
-    pub async fn get(&self, path: &str) -> (u16, String) {
-        let response = reqwest::get(format!("http://{}{path}", self.addr))
-            .await
-            .unwrap();
-        let status = response.status().as_u16();
-        (status, response.text().await.unwrap())
-    }
-
     /// GET /readyz until it answers `status` (its answers are reused for 2 s), at most 30 s;
     /// the last answer.
     async fn readyz_until(&self, status: u16) -> (u16, String) {
@@ -116,25 +60,6 @@ impl Watch {
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-    }
-
-    /// The logs so far.
-    pub fn logs(&self) -> String {
-        self.lines.lock().unwrap().join("\n")
-    }
-
-    /// SIGTERM, then the exit code.
-    pub async fn stop(self) -> Option<i32> {
-        Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        let mut child = self.child;
-        tokio::task::spawn_blocking(move || child.wait())
-            .await
-            .unwrap()
-            .unwrap()
-            .code()
     }
 }
 
@@ -192,7 +117,7 @@ async fn watch_listen_serves_counters_during_a_run_and_the_last_run_after() {
     migrate(&config).await;
 
     // WHEN watch --listen runs, and the stand-in starts failing once the first events are in
-    let watch = Watch::start(&db.config_path(), &["--interval", "1h"], &[]);
+    let watch = start_watch(&db.config_path(), &["--interval", "1h"], &[]);
     let deadline = Instant::now() + Duration::from_secs(60);
     while graph.stats().events_accepted < 20 {
         assert!(Instant::now() < deadline, "nothing sent:\n{}", watch.logs());
@@ -296,7 +221,7 @@ async fn watch_listen_serves_counters_during_a_run_and_the_last_run_after() {
         stored_median <= p95 && p95 <= max,
         "{stored_median} {p95} {max}"
     );
-    assert_eq!(watch.stop().await, Some(0));
+    assert_eq!(watch.stop(Duration::from_secs(90)).await, Some(0));
 }
 
 #[tokio::test]
@@ -312,7 +237,7 @@ async fn readyz_goes_503_when_the_database_refuses_connections_and_back_to_200()
     )
     .unwrap();
     migrate(&ocapi::config::Config::load(&config_file).unwrap()).await;
-    let watch = Watch::start(&config_file, &["--interval", "1h"], &[]);
+    let watch = start_watch(&config_file, &["--interval", "1h"], &[]);
     watch
         .wait_for_metrics("a completed run", |text| {
             series_value(
@@ -340,5 +265,5 @@ async fn readyz_goes_503_when_the_database_refuses_connections_and_back_to_200()
         watch.metric(&format!("ocapi_last_run_sent{}", c(""))).await,
         5.0
     );
-    assert_eq!(watch.stop().await, Some(0));
+    assert_eq!(watch.stop(Duration::from_secs(90)).await, Some(0));
 }
