@@ -124,25 +124,31 @@ impl Event {
     /// a change, as a rebuilt dbt model does, is no change). An `Event` holds no field that
     /// varies with the time of sending (`event_time` is the purchase's), so nothing is left out.
     pub fn digest(&self) -> String {
-        use sha2::{Digest as _, Sha256};
         let mut json = Vec::with_capacity(2048);
         match self.canonical() {
             Some(event) => event.write_json(&mut json),
             None => self.write_json(&mut json),
         }
-        hex::encode(Sha256::digest(&json))
+        Digest(json_digest(&json)).to_string()
+    }
+
+    /// Whether the event is its own canonical form (at most one line, one value per key): then
+    /// [`Event::digest`] is the SHA-256 of its [`Event::write_json`] bytes as they are, and
+    /// the bytes a request body carries give it ([`json_digest`]).
+    pub(crate) fn is_canonical(&self) -> bool {
+        let lines = self
+            .custom_data
+            .contents
+            .as_ref()
+            .is_some_and(|contents| contents.len() > 1);
+        !lines && self.user_data.more.is_empty()
     }
 
     /// This event with its arrays in one order, when one has several items (else `None`: the
     /// event is canonical as it is, and is not copied): lines by item, quantity and price,
     /// each key's values by their text.
     fn canonical(&self) -> Option<Self> {
-        let lines = self
-            .custom_data
-            .contents
-            .as_ref()
-            .is_some_and(|contents| contents.len() > 1);
-        if !lines && self.user_data.more.is_empty() {
+        if self.is_canonical() {
             return None;
         }
         let mut event = self.clone();
@@ -181,6 +187,13 @@ impl Event {
         }
         Some(event)
     }
+}
+
+/// The SHA-256 of an event's JSON: [`Event::digest`]'s bytes, for a canonical event's
+/// [`Event::write_json`] output (written once, into a request body).
+pub(crate) fn json_digest(json: &[u8]) -> [u8; 32] {
+    use sha2::{Digest as _, Sha256};
+    Sha256::digest(json).into()
 }
 
 /// Appends `value` as serde_json writes it. Writing to a `Vec` cannot fail, and every part of
@@ -233,9 +246,9 @@ impl UserData {
             .filter(|f| self.values[f.index()].is_some())
     }
 
-    /// The first-value slot of a key by its Meta name; `None` for a key that is not one.
-    pub(crate) fn value_mut(&mut self, key: &str) -> Option<&mut Option<UserValue>> {
-        CustomerField::from_key(key).map(|f| &mut self.values[f.index()])
+    /// The first-value slot of a field.
+    pub(crate) fn slot_mut(&mut self, field: CustomerField) -> &mut Option<UserValue> {
+        &mut self.values[field.index()]
     }
 }
 
