@@ -119,6 +119,14 @@ impl Event {
 static RULES_TAG: std::sync::LazyLock<String> =
     std::sync::LazyLock::new(|| format!("/r{}", crate::transform::normalize::RULES_VERSION));
 
+/// The text an order's version is stored as (`<64 hex>/r<rules>`, see [`Event::digest`]) for
+/// the SHA-256 of an event's canonical JSON.
+pub(crate) fn version_text(sha256: [u8; 32]) -> String {
+    let mut text = Digest(sha256).to_string();
+    text.push_str(RULES_TAG.as_str());
+    text
+}
+
 /// Whether an order recorded with the event digest `recorded` is the event whose digest is
 /// `now` ([`Event::digest`]): `Some(true)` for the same event, `Some(false)` for another, and
 /// `None` when `recorded` was taken under other normalization rules (or before versions were
@@ -149,27 +157,31 @@ impl Event {
     /// ([`crate::transform::normalize::RULES_VERSION`]), which hashed the customer values:
     /// `<64 hex>/r2`. [`same_version`] compares two digests.
     pub fn digest(&self) -> String {
-        use sha2::{Digest as _, Sha256};
         let mut json = Vec::with_capacity(2048);
         match self.canonical() {
             Some(event) => event.write_json(&mut json),
             None => self.write_json(&mut json),
         }
-        let mut digest = hex::encode(Sha256::digest(&json));
-        digest.push_str(RULES_TAG.as_str());
-        digest
+        version_text(json_digest(&json))
+    }
+
+    /// Whether the event is its own canonical form (at most one line, one value per key): then
+    /// [`Event::digest`] is the SHA-256 of its [`Event::write_json`] bytes as they are, and
+    /// the bytes a request body carries give it ([`json_digest`]).
+    pub(crate) fn is_canonical(&self) -> bool {
+        let lines = self
+            .custom_data
+            .contents
+            .as_ref()
+            .is_some_and(|contents| contents.len() > 1);
+        !lines && self.user_data.more.is_empty()
     }
 
     /// This event with its arrays in one order, when one has several items (else `None`: the
     /// event is canonical as it is, and is not copied): lines by item, quantity and price,
     /// each key's values by their text.
     fn canonical(&self) -> Option<Self> {
-        let lines = self
-            .custom_data
-            .contents
-            .as_ref()
-            .is_some_and(|contents| contents.len() > 1);
-        if !lines && self.user_data.more.is_empty() {
+        if self.is_canonical() {
             return None;
         }
         let mut event = self.clone();
@@ -208,6 +220,13 @@ impl Event {
         }
         Some(event)
     }
+}
+
+/// The SHA-256 of an event's JSON: [`Event::digest`]'s bytes, for a canonical event's
+/// [`Event::write_json`] output (written once, into a request body).
+pub(crate) fn json_digest(json: &[u8]) -> [u8; 32] {
+    use sha2::{Digest as _, Sha256};
+    Sha256::digest(json).into()
 }
 
 /// Appends `value` as serde_json writes it. Writing to a `Vec` cannot fail, and every part of
@@ -260,9 +279,9 @@ impl UserData {
             .filter(|f| self.values[f.index()].is_some())
     }
 
-    /// The first-value slot of a key by its Meta name; `None` for a key that is not one.
-    pub(crate) fn value_mut(&mut self, key: &str) -> Option<&mut Option<UserValue>> {
-        CustomerField::from_key(key).map(|f| &mut self.values[f.index()])
+    /// The first-value slot of a field.
+    pub(crate) fn slot_mut(&mut self, field: CustomerField) -> &mut Option<UserValue> {
+        &mut self.values[field.index()]
     }
 }
 

@@ -214,6 +214,10 @@ pub(crate) struct Delivery {
     pub retries: u32,
     /// HTTP requests made, retries included (bisection adds some).
     pub requests: u32,
+    /// SHA-256 of each event's JSON as the request body carried it (by index into the batch),
+    /// where the destination wrote it and the event is canonical ([`Event::digest`] of it
+    /// without writing the event a second time); empty or `None` where it did not.
+    pub digests: Vec<Option<[u8; 32]>>,
 }
 
 impl Delivery {
@@ -228,6 +232,7 @@ impl Delivery {
             rejected: Vec::new(),
             retries: 0,
             requests: 1,
+            digests: Vec::new(),
         }
     }
 }

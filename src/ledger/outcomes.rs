@@ -39,8 +39,15 @@ pub struct OrderFacts {
 }
 
 impl OrderFacts {
-    /// Takes the facts out of an event that has come back from the destination.
-    pub(crate) fn from_event(event: Event, watermark: String, store_id: Option<String>) -> Self {
+    /// Takes the facts out of an event that has come back from the destination. `digest`: the
+    /// event's digest when the destination took it from the request body (see
+    /// [`crate::destination::Delivery::digests`]); else it is computed here.
+    pub(crate) fn from_event(
+        event: Event,
+        watermark: String,
+        store_id: Option<String>,
+        digest: Option<[u8; 32]>,
+    ) -> Self {
         // Joined in place: no Vec of keys per order.
         let mut match_keys = String::with_capacity(64);
         for key in event.user_data.present_keys() {
@@ -52,7 +59,10 @@ impl OrderFacts {
         let ldu = event
             .data_processing_options
             .map(|options| !options.is_empty());
-        let digest = Some(event.digest());
+        let digest = Some(match digest {
+            Some(digest) => crate::event::version_text(digest),
+            None => event.digest(),
+        });
         Self {
             ldu,
             digest,

@@ -422,6 +422,7 @@ fn add_outcomes(
     let mut slots: Vec<Option<(Event, Tag)>> =
         batch.events.into_iter().zip(batch.tags).map(Some).collect();
     let mut take = |index: usize| slots.get_mut(index).and_then(Option::take);
+    let digest = |index: usize| delivery.digests.get(index).copied().flatten();
     // Counted per field here and added to the run's map once per batch: a map lookup by key
     // text for every key of every event was ~3,300 instructions per row (callgrind).
     let mut keys = [0_u64; CustomerField::COUNT];
@@ -431,13 +432,14 @@ fn add_outcomes(
             let Some((event, tag)) = take(index) else {
                 continue;
             };
+            let digest = digest(index);
             for field in event.user_data.present_fields() {
                 keys[field.index()] += 1;
             }
             stats.accepted(event.event_time, accepted_at);
             outcomes.push(Outcome {
                 new: tag.new,
-                order: OrderFacts::from_event(event, tag.watermark, tag.store_id),
+                order: OrderFacts::from_event(event, tag.watermark, tag.store_id, digest),
                 verdict: Verdict::Sent {
                     fbtrace_id: accepted.fbtrace_id.clone(),
                     events_received: received,
@@ -449,10 +451,11 @@ fn add_outcomes(
         let Some((event, tag)) = take(rejected.index) else {
             continue;
         };
+        let digest = digest(rejected.index);
         tracing::warn!(order_id = %event.custom_data.order_id, "event rejected by the destination");
         outcomes.push(Outcome {
             new: tag.new,
-            order: OrderFacts::from_event(event, tag.watermark, tag.store_id),
+            order: OrderFacts::from_event(event, tag.watermark, tag.store_id, digest),
             verdict: Verdict::from(rejected),
         });
     }

@@ -4,7 +4,8 @@
 use super::{InvalidReason, Rules};
 use crate::event::UserData;
 use crate::source::SourceRow;
-use crate::transform::hash::{hash_value, Hashed};
+use crate::transform::hash::Hashed;
+use crate::transform::memo::hash_value_memo;
 use crate::transform::normalize::{Context, Field};
 
 /// Normalizes and hashes every mapped customer field; returns the fields dropped (once per
@@ -37,19 +38,17 @@ pub(super) fn user_data(row: &SourceRow, rules: &Rules) -> (UserData, Vec<Field>
         let Some(raw) = raw else { continue };
         let own = field != Field::Country || row_country.is_some();
         for raw in raw.split(crate::source::VALUE_SEPARATOR) {
-            let hashed = hash_value(field, raw, &ctx, rules.hash_external_id);
+            let hashed = hash_value_memo(field, raw, &ctx, rules.hash_external_id);
             carried |= own && hashed != Hashed::Empty;
             match hashed {
                 Hashed::Value(value) => {
                     let key = field.key();
-                    if let Some(slot) = user_data.value_mut(key) {
-                        match slot {
-                            None => *slot = Some(value),
-                            Some(first) if *first == value => {}
-                            Some(_) => {
-                                if !user_data.more.iter().any(|(k, v)| *k == key && *v == value) {
-                                    user_data.more.push((key, value));
-                                }
+                    match user_data.slot_mut(field) {
+                        slot @ None => *slot = Some(value),
+                        Some(first) if *first == value => {}
+                        Some(_) => {
+                            if !user_data.more.iter().any(|(k, v)| *k == key && *v == value) {
+                                user_data.more.push((key, value));
                             }
                         }
                     }

@@ -4,6 +4,7 @@
 pub mod hash;
 pub mod normalize;
 mod customer;
+pub mod memo;
 mod order_rows;
 pub use order_rows::content_digest;
 mod processing;

@@ -53,7 +53,7 @@ use crate::event::Event;
 use crate::secret::Secret;
 use classify::Action;
 use error::AdviceContext;
-use graph::{DatasetInfo, ErrorBody, EventsRequest, EventsResponse};
+use graph::{DatasetInfo, ErrorBody, EventsResponse};
 
 pub use error::{Failure, MetaError, TransportError, TransportKind};
 pub use graph::PARTNER_AGENT;
@@ -99,11 +99,18 @@ impl MetaDestination {
     /// request made. The run loop sends several batches at once.
     pub(crate) async fn send(&self, events: &[Event]) -> Result<Delivery, DestinationError> {
         let inner = &*self.inner;
-        isolate_rejections(events.len(), |indices: Vec<usize>| async move {
-            inner.post_events(events, &indices).await
+        // Each event's digest, taken from the first body that carries it.
+        let digests = std::sync::Mutex::new(vec![None; events.len()]);
+        let digests_ref = &digests;
+        let mut delivery = isolate_rejections(events.len(), |indices: Vec<usize>| async move {
+            inner.post_events(events, &indices, digests_ref).await
         })
         .await
-        .map_err(|aborted| aborted.error.after(aborted.requests))
+        .map_err(|aborted| aborted.error.after(aborted.requests))?;
+        delivery.digests = digests
+            .into_inner()
+            .unwrap_or_else(|poison| poison.into_inner());
+        Ok(delivery)
     }
 
     /// The same destination, whose waits (retry delays, throttle hints, rate-limit slots) end
@@ -153,6 +160,8 @@ struct Inner {
     stop: CancellationToken,
     /// The version headers of Meta's answers.
     versions: side::VersionWatch,
+    /// Request-body buffers kept between batches.
+    bodies: graph::Bodies,
 }
 
 impl fmt::Debug for Inner {
@@ -241,6 +250,7 @@ impl Inner {
             limiter,
             stop: CancellationToken::new(),
             versions: side::VersionWatch::default(),
+            bodies: graph::Bodies::default(),
         })
     }
 
@@ -318,15 +328,19 @@ impl Inner {
         &self,
         events: &[Event],
         indices: &[usize],
+        digests: &std::sync::Mutex<Vec<Option<[u8; 32]>>>,
     ) -> Result<Attempt, DestinationError> {
-        let body = self.events_body(events, indices);
+        let body = {
+            let mut digests = digests.lock().unwrap_or_else(|poison| poison.into_inner());
+            bytes::Bytes::from(self.events_body(events, indices, &mut digests))
+        };
         // The body is moved into the request once; every attempt sends a clone of that request,
         // which shares the bytes instead of copying ~1 MB per attempt.
         let request = self
             .client
             .post(&self.events_url)
             .header(CONTENT_TYPE, "application/json")
-            .body(body);
+            .body(body.clone());
         // Each answer is classified once: the action decided for the last failure says, when
         // the retry loop stops, whether Meta refused the events' data (isolate) or the request.
         let rejects_data = AtomicBool::new(false);
@@ -342,6 +356,8 @@ impl Inner {
             self.exchange::<EventsResponse>(attempt)
         })
         .await;
+        drop(request);
+        self.bodies.give_back(body);
         match result {
             Ok(Retried { value, retries }) => {
                 let requests = retries + 1;
@@ -391,26 +407,6 @@ impl Inner {
             }
             Err(gave_up) => Err(self.give_up(gave_up, "send")),
         }
-    }
-
-    /// The JSON body of `POST /events` carrying the events at `indices`. The buffer is sized
-    /// for the batch up front: grown by doubling from empty, a 1 MB body was copied about a dozen
-    /// times, and the freed buffers made the allocator consolidate its free lists.
-    fn events_body(&self, events: &[Event], indices: &[usize]) -> Vec<u8> {
-        /// A typical event with every customer key is ~1 KB of JSON.
-        const EVENT_BYTES: usize = 1200;
-        let data: Vec<&Event> = indices.iter().map(|&index| &events[index]).collect();
-        let mut body = Vec::with_capacity(512 + data.len() * EVENT_BYTES);
-        EventsRequest {
-            data: &data,
-            access_token: self.token.expose(),
-            appsecret_proof: self.appsecret_proof.as_ref().map(Secret::expose),
-            test_event_code: self.test_event_code.as_deref(),
-            upload_tag: self.upload_tag.as_deref(),
-            partner_agent: PARTNER_AGENT,
-        }
-        .write_json(&mut body);
-        body
     }
 
     /// One HTTP exchange, read into `T` on success.

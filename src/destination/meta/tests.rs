@@ -324,6 +324,26 @@ async fn an_unnamed_bad_event_is_found_by_bisection() {
     assert_eq!(accepted(&graph).len(), 7);
 }
 
+/// The digests the bodies give are the events' own ([`Event::digest`]), for every event of a
+/// batch that isolation split, rejected or not; an event with several values of a key (not
+/// canonical as sent) is left to `Event::digest`.
+#[tokio::test]
+async fn each_canonical_events_digest_is_taken_from_the_body() {
+    let graph = sandbox(poison(false)).await;
+    let mut batch = events(6, &[4]);
+    batch[1]
+        .user_data
+        .more
+        .push(("em", UserValue::Text("c".repeat(64))));
+    let delivery = destination(&graph.base_url()).send(&batch).await.unwrap();
+    assert_eq!(delivery.digests.len(), batch.len());
+    for (event, digest) in batch.iter().zip(&delivery.digests) {
+        let expected = (event.user_data.more.is_empty()).then(|| event.digest());
+        let got = digest.map(crate::event::version_text);
+        assert_eq!(got, expected, "{}", event.event_id);
+    }
+}
+
 #[tokio::test]
 async fn a_failure_after_isolation_began_counts_every_request() {
     // GIVEN a stand-in that rejects a bad event unnamed (answering after 200 ms, so that the

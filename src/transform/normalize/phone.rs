@@ -8,6 +8,8 @@ use phonenumber::Metadata;
 
 use super::Outcome;
 
+#[cfg(test)]
+mod fast_tests;
 mod rules;
 
 /// More digits than any dialled form of an E.164 number can have: 15 digits of E.164 plus an
@@ -41,12 +43,17 @@ pub(super) fn phone(raw: &str, country: Option<&str>) -> Outcome {
 }
 
 /// The common international case without the parser: `+`, a calling code, and a national
-/// number that is valid as written in the code's main region (`+49 30 20000001`). Follows
-/// libphonenumber's `parse` of a number in international form (`PhoneNumberUtil.parseHelper`):
-/// the calling code is the first one to three digits that are one (`extractCountryCode`), and
-/// a trunk prefix after it would be stripped (`+49 (0)30…`), so a national part that starts with
-/// one, or with 0, goes to the parser, as does one that is not valid in the main region (a
-/// Canadian number under +1) or a code of no region (`+800`).
+/// number the parser would keep as written. Follows the `phonenumber` crate's `parse` of a
+/// number in international form (`parser::parse_with`, as libphonenumber's `parseHelper`): the
+/// calling code is the first one to three digits that are one (`helper::country_code`); the
+/// region whose rules read the rest is the code's only region, or, for a code shared by several
+/// (+1, +7, +44, +61…), the first that the number is valid in or whose leading digits it starts
+/// with (`validator::source_for`); a trunk prefix after the code is stripped (`+49 (0)30…`). So a
+/// national part that starts with 0, a trunk prefix or the national prefix goes to the parser,
+/// as does, under a shared code, one that is not valid in the code's main region (the parser
+/// reads `+1 8686925` as Trinidad's `18688686925`), or a code of no region (`+800`). Under a
+/// code of one region validity decides nothing, so it is not judged: a number that is possible
+/// but not valid (`+33 7 01 00 00 78`) is as fast as a valid one.
 fn international_fast(digits: &str) -> Option<String> {
     if digits.starts_with('0') {
         return None;
@@ -59,15 +66,18 @@ fn international_fast(digits: &str) -> Option<String> {
             .then(|| (code, &digits[len..]))
     })?;
     let regions = DATABASE.by_code(&code)?;
+    let shared = regions.len() > 1;
     let main = regions
         .iter()
         .find(|meta| meta.is_main_country_for_code())
         .or_else(|| regions.first())?;
     let region: Id = main.id().parse().ok()?;
     rules::with(region, |rules| {
-        if national.starts_with('0')
+        if national.len() < 2
+            || national.starts_with('0')
             || rules.trunk_prefix_len(national)? != 0
-            || !rules.is_valid(national)
+            || rules.starts_with_national_prefix(national)
+            || (shared && !rules.is_valid(national))
         {
             return None;
         }

@@ -27,6 +27,8 @@ pub(crate) struct Rules {
     trunk: Trunk,
     /// Whether a `nationalPrefixTransformRule` rewrites what the trunk pattern captured.
     transform: bool,
+    /// The national (trunk) prefix as dialled (`nationalPrefix`), empty when none.
+    national_prefix: String,
     /// The general description (index 0) and each number type's pattern, anchored at both ends.
     patterns: RegexSet,
     /// Each pattern's possible lengths (empty: any length).
@@ -104,6 +106,7 @@ impl Rules {
             transform: meta
                 .national_prefix_transform_rule()
                 .is_some_and(|rule| !rule.is_empty()),
+            national_prefix: meta.national_prefix().unwrap_or("").to_owned(),
             patterns,
             lengths,
             local_lengths,
@@ -126,6 +129,13 @@ impl Rules {
     /// Whether a national number of `len` digits is possible under the calling code.
     pub(crate) fn is_possible_length(&self, len: usize) -> bool {
         len <= 17 && self.possible_for_code & (1 << len) != 0
+    }
+
+    /// Whether the digits start with the region's national (trunk) prefix as dialled, which the
+    /// `phonenumber` crate's parser strips from a number in international form even where the
+    /// parsing pattern did not (`parser::parse_with`).
+    pub(crate) fn starts_with_national_prefix(&self, digits: &str) -> bool {
+        !self.national_prefix.is_empty() && digits.starts_with(self.national_prefix.as_str())
     }
 
     /// Whether the digits start with the region's exit code (`00`, `011`, `810`).
