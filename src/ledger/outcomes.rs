@@ -10,6 +10,7 @@ use tokio_postgres::Transaction;
 
 use crate::db::DbError;
 use crate::event::{Event, PURCHASE};
+use crate::source::Watermark;
 use crate::transform::{Built, Invalid};
 
 use super::Ledger;
@@ -27,7 +28,7 @@ pub struct OrderFacts {
     /// Its currency.
     pub currency: String,
     /// The source watermark of the version sent.
-    pub watermark: String,
+    pub watermark: Watermark,
     /// Its store, when mapped.
     pub store_id: Option<String>,
     /// The `user_data` keys it carried, comma-separated.
@@ -40,7 +41,11 @@ pub struct OrderFacts {
 
 impl OrderFacts {
     /// Takes the facts out of an event that has come back from the destination.
-    pub(crate) fn from_event(event: Event, watermark: String, store_id: Option<String>) -> Self {
+    pub(crate) fn from_event(
+        event: Event,
+        watermark: Watermark,
+        store_id: Option<String>,
+    ) -> Self {
         // Joined in place: no Vec of keys per order.
         let mut match_keys = String::with_capacity(64);
         for key in event.user_data.present_keys() {
@@ -73,7 +78,7 @@ pub struct Changed {
     /// The order.
     pub order_id: String,
     /// Its watermark now.
-    pub watermark: String,
+    pub watermark: Watermark,
     /// Its event's digest now; `None` when it no longer becomes an event.
     pub digest: Option<String>,
 }
@@ -199,7 +204,7 @@ fn unsent_of<'a>(rows: &[&'a Invalid]) -> Vec<Unsent<'a>> {
                 value: r.value,
                 currency: r.currency.as_deref(),
                 reason: Some(r.reason.as_str()),
-                watermark: &r.watermark,
+                watermark: r.watermark.as_str(),
                 store_id: r.store_id.as_deref(),
                 digest: r.digest.as_deref(),
             })
@@ -239,7 +244,7 @@ impl Ledger {
                 value: Some(b.event.custom_data.value),
                 currency: Some(&b.event.custom_data.currency),
                 reason: None,
-                watermark: &b.watermark,
+                watermark: b.watermark.as_str(),
                 store_id: b.store_id.as_deref(),
                 digest: None,
             })

@@ -10,7 +10,9 @@ use super::drive::Sessions;
 use crate::config::{Config, ConfigError};
 use crate::db::DbError;
 use crate::error::Error;
-use crate::source::{self, ChangedKey, ChangesTable, SourceError, SourceTable, WatermarkKind};
+use crate::source::{
+    self, ChangedKey, ChangesTable, SourceError, SourceTable, Watermark, WatermarkKind,
+};
 use crate::stats::RunStats;
 
 /// The changed keys of each `[[source.changes]]` table, in config order, each table's in
@@ -58,7 +60,7 @@ pub(super) async fn discover(
     let mut found = ChangedKeys::default();
     for changes in tables {
         let kept = stored.get(&changes.configured);
-        let start = kept.map(|kept| kept.value.clone());
+        let start = kept.map(|kept| Watermark::new(changes.kind, kept.value.clone()));
         stats.change_watermarks.push(crate::stats::TableWatermark {
             table: changes.configured.clone(),
             end: start.clone(),
@@ -95,6 +97,7 @@ pub(super) async fn discover(
                 .into())
             }
             Some(kept) => {
+                let kept = Watermark::new(changes.kind, kept.value.clone());
                 if changes.kind == WatermarkKind::Integer {
                     let largest = pool
                         .within(
@@ -104,7 +107,7 @@ pub(super) async fn discover(
                         .await?;
                     if largest
                         .as_deref()
-                        .is_none_or(|largest| changes.before(largest, &kept.value))
+                        .is_none_or(|largest| Watermark::new(changes.kind, largest).before(&kept))
                     {
                         let reason = format!(
                             "the largest {:?} of {} ({}) is behind the stored watermark {}: the \
@@ -113,7 +116,7 @@ pub(super) async fn discover(
                             changes.watermark_column,
                             changes.configured,
                             largest.as_deref().unwrap_or("none, the table is empty"),
-                            kept.value,
+                            kept,
                             sessions
                                 .ledger_session
                                 .ledger
@@ -125,12 +128,12 @@ pub(super) async fn discover(
                     }
                 }
                 if amount == 0 {
-                    Some(kept.value.clone())
+                    Some(kept)
                 } else {
                     Some(
                         pool.within(
                             "applying the lookback",
-                            source::minus_lookback(client, changes.kind, &kept.value, amount),
+                            source::minus_lookback(client, &kept, amount),
                         )
                         .await?,
                     )
@@ -153,7 +156,7 @@ pub(super) async fn discover(
                 }
             },
         };
-        let keys = read_changed_keys(sessions, &changes, from.as_deref(), after).await?;
+        let keys = read_changed_keys(sessions, &changes, from.as_ref(), after).await?;
         found.tables.push((changes, keys));
     }
     Ok((found, first))
@@ -168,7 +171,7 @@ pub(super) async fn discover(
 async fn read_changed_keys(
     sessions: &Sessions<'_>,
     changes: &ChangesTable,
-    from: Option<&str>,
+    from: Option<&Watermark>,
     after: bool,
 ) -> Result<Vec<ChangedKey>, Error> {
     let mut attempt = 1;

@@ -163,7 +163,7 @@ impl Reader {
                     event_time: None,
                     value: None,
                     currency: None,
-                    watermark: String::new(),
+                    watermark: Watermark::new(self.query.watermark_kind(), ""),
                     store_id: None,
                     reread: false,
                     digest: None,
@@ -189,7 +189,7 @@ impl Reader {
                     &client,
                     &self.query,
                     &filter,
-                    self.committed.as_ref().map(Watermark::as_str),
+                    self.committed.as_ref(),
                 ),
             )
             .await?;
@@ -285,7 +285,7 @@ impl Reader {
                 page.change = chunk.last().map(|last| {
                     (
                         table.configured.clone(),
-                        Watermark::new(table.kind, last.watermark.clone()),
+                        last.watermark.clone(),
                     )
                 });
                 if tx.send(Ok(page)).await.is_err() {

@@ -8,8 +8,7 @@ use tokio_postgres::types::Type;
 use tokio_postgres::Client;
 
 use super::describe::{check_column_exists, lookup, watermark_kind};
-use super::query::typed_watermark;
-use super::{watermark_text, SourceError, SourceTable, WatermarkKind};
+use super::{watermark_text, SourceError, SourceTable, Watermark, WatermarkKind};
 use crate::config::{Config, Lookback};
 use crate::db::{quote_ident, quote_literal, DbError};
 
@@ -115,8 +114,8 @@ pub async fn describe_changes(
 pub struct ChangedKey {
     /// The key's text.
     pub key: String,
-    /// The largest watermark of its changed rows, capped at the database's clock (text).
-    pub watermark: String,
+    /// The largest watermark of its changed rows, capped at the database's clock.
+    pub watermark: Watermark,
 }
 
 impl ChangesTable {
@@ -136,19 +135,23 @@ impl ChangesTable {
     /// with its binds. `from` is bound in the column's own type, so that PostgreSQL (and
     /// `postgres_fdw`) can use the condition where the rows live; the table's index on the
     /// watermark column serves it.
-    pub fn changed_sql(&self, from: Option<&str>, after: bool) -> (String, Vec<super::Param>) {
+    pub fn changed_sql(
+        &self,
+        from: Option<&Watermark>,
+        after: bool,
+    ) -> (String, Vec<super::Param>) {
         let op = if after { ">" } else { ">=" };
         let (w, k, t) = (&self.watermark, &self.key, &self.quoted_name);
         let mut params = Vec::new();
         let condition = match from {
             None => format!("c.{w} is not null"),
-            Some(from) => match typed_watermark(self.kind, from) {
+            Some(from) => match from.bind() {
                 Some(param) => {
                     params.push(param);
                     format!("c.{w} {op} $1")
                 }
                 None => {
-                    params.push((Box::new(from.to_owned()) as _, Type::TEXT));
+                    params.push((Box::new(from.as_str().to_owned()) as _, Type::TEXT));
                     format!("c.{w} {op} $1::text::{}", self.kind.sql_type())
                 }
             },
@@ -198,7 +201,7 @@ pub(crate) fn value_before(kind: WatermarkKind, a: &str, b: &str) -> bool {
 pub async fn changed_keys(
     client: &Client,
     table: &ChangesTable,
-    from: Option<&str>,
+    from: Option<&Watermark>,
     after: bool,
 ) -> Result<Vec<ChangedKey>, SourceError> {
     let (sql, params) = table.changed_sql(from, after);
@@ -212,7 +215,10 @@ pub async fn changed_keys(
         .map(|row| {
             Ok(ChangedKey {
                 key: row.try_get(0)?,
-                watermark: row.try_get::<_, Option<String>>(1)?.unwrap_or_default(),
+                watermark: Watermark::new(
+                    table.kind,
+                    row.try_get::<_, Option<String>>(1)?.unwrap_or_default(),
+                ),
             })
         })
         .collect::<Result<Vec<_>, tokio_postgres::Error>>()
@@ -276,12 +282,13 @@ mod tests {
 
     #[test]
     fn the_changed_keys_are_found_by_the_watermark_bound_in_its_own_type() {
-        let (sql, params) =
-            table(WatermarkKind::Timestamptz).changed_sql(Some("2026-12-01 10:00:00.5+00"), false);
+        let from = Watermark::new(WatermarkKind::Timestamptz, "2026-12-01 10:00:00.5+00");
+        let (sql, params) = table(WatermarkKind::Timestamptz).changed_sql(Some(&from), false);
         assert!(sql.contains("c.\"updated_at\" >= $1 "), "{sql}");
         assert!(!sql.contains("::text::timestamptz"), "{sql}");
         assert_eq!(params[0].1, Type::TIMESTAMPTZ);
-        let (sql, params) = table(WatermarkKind::Integer).changed_sql(Some("5000"), true);
+        let from = Watermark::new(WatermarkKind::Integer, "5000");
+        let (sql, params) = table(WatermarkKind::Integer).changed_sql(Some(&from), true);
         assert!(sql.contains("> $1 "), "{sql}");
         assert_eq!(params[0].1, Type::INT8);
         let (sql, params) = table(WatermarkKind::Date).changed_sql(None, false);
