@@ -11,7 +11,7 @@ use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughpu
 use ocapi::config::Config;
 use ocapi::destination::meta::PARTNER_AGENT;
 use ocapi::event::Event;
-use ocapi::source::SourceRow;
+use ocapi::source::{SourceRow, Watermark, WatermarkKind};
 use ocapi::transform::{self, Rules};
 use serde::Serialize;
 
@@ -69,7 +69,10 @@ struct EventsRequest<'a> {
 /// A typical source row `i`, every mapped field filled, as PostgreSQL's text forms.
 fn row(i: usize) -> SourceRow {
     SourceRow {
-        watermark: format!("2026-01-01 00:00:{:02}.{:03}+00", (i / 1000) % 60, i % 1000),
+        watermark: Watermark::new(
+            WatermarkKind::Timestamptz,
+            format!("2026-01-01 00:00:{:02}.{:03}+00", (i / 1000) % 60, i % 1000),
+        ),
         key: format!("R{i}"),
         order_id: Some(format!("R{i}")),
         event_time: Some((NOW - 3600) as f64),

@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use crate::destination::{Delivery, DestinationError};
 use crate::lag::UploadLag;
+use crate::source::Watermark;
 
 /// How a run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -48,10 +49,10 @@ impl RunStatus {
 pub struct TableWatermark {
     /// The table as configured (`source.changes[].table`).
     pub table: String,
-    /// The stored watermark when the run started, as text.
-    pub start: Option<String>,
-    /// The stored watermark when the run ended, as text.
-    pub end: Option<String>,
+    /// The stored watermark when the run started (serialized as its text).
+    pub start: Option<Watermark>,
+    /// The stored watermark when the run ended (serialized as its text).
+    pub end: Option<Watermark>,
 }
 
 /// The stats of one run. Field names are public: `--json`, the runs table and metrics use them.
@@ -100,10 +101,10 @@ pub struct RunStats {
     pub retries: u64,
     /// Requests (batches) sent to the destination.
     pub batches: u64,
-    /// The watermark when the run started.
-    pub watermark_start: Option<String>,
-    /// The watermark when the run ended.
-    pub watermark_end: Option<String>,
+    /// The watermark when the run started (serialized, printed and stored as its text).
+    pub watermark_start: Option<Watermark>,
+    /// The watermark when the run ended (serialized, printed and stored as its text).
+    pub watermark_end: Option<Watermark>,
     /// With `[[source.changes]]` (which leaves `watermark_start`/`watermark_end` empty): each
     /// changes table's stored watermark when the run started and ended, in config order, as
     /// `<schema>.change_watermarks` holds them (docs/source.md).
@@ -305,8 +306,12 @@ impl fmt::Display for RunStats {
             writeln!(
                 f,
                 "  watermark           {} -> {}",
-                self.watermark_start.clone().unwrap_or_else(none),
-                self.watermark_end.clone().unwrap_or_else(none)
+                self.watermark_start
+                    .as_ref()
+                    .map_or_else(none, Watermark::to_string),
+                self.watermark_end
+                    .as_ref()
+                    .map_or_else(none, Watermark::to_string)
             )?;
         }
         for (i, w) in self.change_watermarks.iter().enumerate() {
@@ -315,8 +320,8 @@ impl fmt::Display for RunStats {
                 f,
                 "  {label:<19} {}: {} -> {}",
                 w.table,
-                w.start.clone().unwrap_or_else(none),
-                w.end.clone().unwrap_or_else(none)
+                w.start.as_ref().map_or_else(none, Watermark::to_string),
+                w.end.as_ref().map_or_else(none, Watermark::to_string)
             )?;
         }
         let human = crate::human::duration;
@@ -412,16 +417,17 @@ mod tests {
         let mut stats = RunStats::new("c");
         stats.run_id = 3;
         stats.status = RunStatus::Completed;
+        let time = |text| Watermark::new(crate::source::WatermarkKind::Timestamptz, text);
         stats.change_watermarks = vec![
             TableWatermark {
                 table: "pos.order_headers".to_owned(),
-                start: Some("2026-12-01 10:00:00+00".to_owned()),
-                end: Some("2026-12-01 11:00:00+00".to_owned()),
+                start: Some(time("2026-12-01 10:00:00+00")),
+                end: Some(time("2026-12-01 11:00:00+00")),
             },
             TableWatermark {
                 table: "crm.customers".to_owned(),
                 start: None,
-                end: Some("2026-11-30 08:00:00+00".to_owned()),
+                end: Some(time("2026-11-30 08:00:00+00")),
             },
         ];
         let text = stats.to_string();

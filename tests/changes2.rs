@@ -332,6 +332,7 @@ async fn a_page_of_a_thousand_new_orders_is_read_through_the_indexes_not_by_scan
     // THEN no base table was scanned: the page read its orders by key (it scanned each of
     // the three tables once before)
     assert_eq!(crate::changes::seq_scans(&db).await, before);
+}
 
 /// Orders 1..=`n` with three lines each and 20 customers, written an hour ago (the schema of
 /// tests/changes.rs).

@@ -460,7 +460,10 @@ async fn index_advice(
     // the second; a sequential scan, or an index whose leading column is not the one looked up
     // (walked whole), costs about as much as the full read.
     let query = source::ReadQuery::new(config, table);
-    let (sql, _) = query.read(&source::Filter::Delta(Some(String::new())));
+    let (sql, _) = query.read(&source::Filter::Delta(Some(source::Watermark::new(
+        table.watermark_kind,
+        "",
+    ))));
     let recent = "(now() - interval '1 minute')::text";
     let probe = sql.replace("$1::text", recent).replace("$2::text", recent);
     let full = format!("select * from {}", table.quoted_name);

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use tokio_postgres::{Client, Transaction};
 
 use crate::db::DbError;
-use crate::source::WatermarkKind;
+use crate::source::{Watermark, WatermarkKind};
 
 use super::Ledger;
 
@@ -63,11 +63,10 @@ impl Ledger {
         &self,
         tx: &Transaction<'_>,
         table: &str,
-        watermark: &str,
-        kind: WatermarkKind,
+        watermark: &Watermark,
         run_id: i64,
     ) -> Result<(), DbError> {
-        let t = kind.sql_type();
+        let t = watermark.kind().sql_type();
         let sql = format!(
             "insert into {cw} as s (connector, source_table, watermark, watermark_type, run_id,
                                     updated_at)
@@ -79,9 +78,12 @@ impl Ledger {
                 or excluded.watermark::{t} > s.watermark::{t}",
             cw = self.change_watermarks
         );
-        tx.execute(&sql, &[&self.connector, &table, &watermark, &t, &run_id])
-            .await
-            .map_err(DbError::query("cannot advance a changes table's watermark"))?;
+        tx.execute(
+            &sql,
+            &[&self.connector, &table, &watermark.as_str(), &t, &run_id],
+        )
+        .await
+        .map_err(DbError::query("cannot advance a changes table's watermark"))?;
         Ok(())
     }
 

@@ -8,6 +8,7 @@ use tokio_postgres::Client;
 
 use crate::db::DbError;
 use crate::event::PURCHASE;
+use crate::source::{Watermark, WatermarkKind};
 
 use super::{Existing, Ledger, Status};
 
@@ -21,10 +22,13 @@ impl Ledger {
     /// are off for this one transaction: left to itself, PostgreSQL once planned this as a
     /// filter over every row of a dataset whose statistics still described a small ledger (a
     /// first sync grows it faster than autovacuum analyzes it), 440 ms per page at 1M rows.
+    ///
+    /// The recorded watermarks are read as values of a column of `kind` (the column's now).
     pub(crate) async fn lookup(
         &self,
         client: &mut Client,
         order_ids: &[&str],
+        kind: WatermarkKind,
     ) -> Result<HashMap<String, Existing>, DbError> {
         if order_ids.is_empty() {
             return Ok(HashMap::new());
@@ -51,6 +55,7 @@ impl Ledger {
         tx.commit()
             .await
             .map_err(DbError::query("cannot end the ledger lookup"))?;
+        let watermark = |text: Option<String>| text.map(|text| Watermark::new(kind, text));
         Ok(rows
             .iter()
             .filter_map(|row| {
@@ -61,10 +66,10 @@ impl Ledger {
                         status,
                         event_time: row.get(2),
                         value: row.get(3),
-                        source_watermark: row.get(4),
+                        source_watermark: watermark(row.get(4)),
                         run_id: row.get(5),
                         reason: row.get(6),
-                        changed_watermark: row.get(7),
+                        changed_watermark: watermark(row.get(7)),
                         event_digest: row.get(8),
                         changed_digest: row.get(9),
                     },

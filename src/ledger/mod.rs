@@ -22,6 +22,7 @@ use rust_decimal::Decimal;
 use tokio_postgres::Client;
 
 use crate::db::quote_ident;
+use crate::source::Watermark;
 
 mod change_watermarks;
 mod keys;
@@ -96,13 +97,13 @@ pub(crate) struct Existing {
     /// Its value, when known.
     pub value: Option<Decimal>,
     /// The source watermark when it was last handled.
-    pub source_watermark: Option<String>,
+    pub source_watermark: Option<Watermark>,
     /// The run that last wrote it.
     pub run_id: Option<i64>,
     /// Why it is invalid or rejected.
     pub reason: Option<String>,
     /// For a sent order changed since: the order's watermark when the change was recorded.
-    pub changed_watermark: Option<String>,
+    pub changed_watermark: Option<Watermark>,
     /// The digest of the event recorded ([`crate::event::Event::digest`]); `None` for rows
     /// written before sql/0014, which compare by watermark.
     pub event_digest: Option<String>,

@@ -8,7 +8,7 @@ use rust_decimal::Decimal;
 
 use crate::db::DbError;
 use crate::event::PURCHASE;
-use crate::source::{EventTimeWindow, WatermarkKind};
+use crate::source::{EventTimeWindow, Watermark, WatermarkKind};
 
 use super::reader::LedgerReader;
 use super::Status;
@@ -206,7 +206,7 @@ impl LedgerReader {
     /// Where `watermark` (an order's, as the source read gives it) stands against the
     /// connector's stored watermark, compared by PostgreSQL in the stored type. A value that
     /// PostgreSQL cannot compare counts as ahead.
-    pub(crate) async fn position(&self, watermark: &str) -> Result<Position, DbError> {
+    pub(crate) async fn position(&self, watermark: &Watermark) -> Result<Position, DbError> {
         let sql = format!(
             "select watermark, watermark_type from {} where connector = $1",
             self.ledger.state
@@ -232,7 +232,7 @@ impl LedgerReader {
             .client
             .query_one(
                 &format!("select $1::text::{t} < $2::text::{t}"),
-                &[&watermark, &stored],
+                &[&watermark.as_str(), &stored],
             )
             .await
             .is_ok_and(|r| r.get(0));

@@ -10,6 +10,7 @@ use tokio_postgres::Transaction;
 
 use crate::db::DbError;
 use crate::event::{Event, PURCHASE};
+use crate::source::Watermark;
 use crate::transform::{Built, Invalid};
 
 use super::Ledger;
@@ -27,7 +28,7 @@ pub struct OrderFacts {
     /// Its currency.
     pub currency: String,
     /// The source watermark of the version sent.
-    pub watermark: String,
+    pub watermark: Watermark,
     /// Its store, when mapped.
     pub store_id: Option<String>,
     /// The `user_data` keys it carried, comma-separated.
@@ -44,7 +45,7 @@ impl OrderFacts {
     /// [`crate::destination::Delivery::digests`]); else it is computed here.
     pub(crate) fn from_event(
         event: Event,
-        watermark: String,
+        watermark: Watermark,
         store_id: Option<String>,
         digest: Option<[u8; 32]>,
     ) -> Self {
@@ -83,7 +84,7 @@ pub struct Changed {
     /// The order.
     pub order_id: String,
     /// Its watermark now.
-    pub watermark: String,
+    pub watermark: Watermark,
     /// Its event's digest now; `None` when it no longer becomes an event.
     pub digest: Option<String>,
 }
@@ -209,7 +210,7 @@ fn unsent_of<'a>(rows: &[&'a Invalid]) -> Vec<Unsent<'a>> {
                 value: r.value,
                 currency: r.currency.as_deref(),
                 reason: Some(r.reason.as_str()),
-                watermark: &r.watermark,
+                watermark: r.watermark.as_str(),
                 store_id: r.store_id.as_deref(),
                 digest: r.digest.as_deref(),
             })
@@ -249,7 +250,7 @@ impl Ledger {
                 value: Some(b.event.custom_data.value),
                 currency: Some(&b.event.custom_data.currency),
                 reason: None,
-                watermark: &b.watermark,
+                watermark: b.watermark.as_str(),
                 store_id: b.store_id.as_deref(),
                 digest: None,
             })

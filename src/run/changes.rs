@@ -14,7 +14,7 @@ use crate::db::DbError;
 use crate::db::Pool;
 use crate::error::Error;
 use crate::source::{
-    self, ChangedKey, ChangesTable, KeyRange, SourceError, SourceTable, WatermarkKind,
+    self, ChangedKey, ChangesTable, KeyRange, SourceError, SourceTable, Watermark, WatermarkKind,
 };
 use crate::stats::RunStats;
 
@@ -81,7 +81,7 @@ pub(super) async fn discover(
     let mut found = ChangeReads::default();
     for changes in tables {
         let kept = stored.get(&changes.configured);
-        let start = kept.map(|kept| kept.value.clone());
+        let start = kept.map(|kept| Watermark::new(changes.kind, kept.value.clone()));
         stats.change_watermarks.push(crate::stats::TableWatermark {
             table: changes.configured.clone(),
             end: start.clone(),
@@ -124,10 +124,11 @@ pub(super) async fn discover(
                 .into())
             }
             Some(kept) => {
+                let kept = Watermark::new(changes.kind, kept.value.clone());
                 if changes.kind == WatermarkKind::Integer {
                     if largest
                         .as_deref()
-                        .is_none_or(|largest| changes.before(largest, &kept.value))
+                        .is_none_or(|largest| Watermark::new(changes.kind, largest).before(&kept))
                     {
                         let reason = format!(
                             "the largest {:?} of {} ({}) is behind the stored watermark {}: the \
@@ -136,7 +137,7 @@ pub(super) async fn discover(
                             changes.watermark_column,
                             changes.configured,
                             largest.as_deref().unwrap_or("none, the table is empty"),
-                            kept.value,
+                            kept,
                             sessions
                                 .ledger_session
                                 .ledger
@@ -148,12 +149,12 @@ pub(super) async fn discover(
                     }
                 }
                 if amount == 0 {
-                    Some(kept.value.clone())
+                    Some(kept)
                 } else {
                     Some(
                         pool.within(
                             "applying the lookback",
-                            source::minus_lookback(client, changes.kind, &kept.value, amount),
+                            source::minus_lookback(client, &kept, amount),
                         )
                         .await?,
                     )
@@ -178,7 +179,7 @@ pub(super) async fn discover(
         };
         found.tables.push(ChangesRead {
             table: changes,
-            from,
+            from: from.map(|from| from.as_str().to_owned()),
             after,
             upto: largest,
         });

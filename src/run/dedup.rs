@@ -16,21 +16,21 @@ pub(super) enum Candidate<'a> {
     /// A valid event whose time has come.
     Due {
         /// The order's watermark (the largest of its rows').
-        watermark: &'a str,
+        watermark: &'a Watermark,
         /// Its event's digest, when the ledger row has one to compare with.
         digest: Option<&'a str>,
     },
     /// A valid event dated ahead: held until its time.
     Held {
         /// The order's watermark (the largest of its rows').
-        watermark: &'a str,
+        watermark: &'a Watermark,
         /// Its event's digest, when the ledger row has one to compare with.
         digest: Option<&'a str>,
     },
     /// An order that cannot become an event.
     Invalid {
         /// The order's watermark (the largest of its rows').
-        watermark: &'a str,
+        watermark: &'a Watermark,
         /// Why it cannot.
         reason: InvalidReason,
         /// [`crate::transform::content_digest`] of its rows, when read.
@@ -40,7 +40,7 @@ pub(super) enum Candidate<'a> {
 
 impl Candidate<'_> {
     /// The order's watermark, whatever the candidate's kind.
-    fn watermark(&self) -> &str {
+    fn watermark(&self) -> &Watermark {
         match self {
             Self::Due { watermark, .. }
             | Self::Held { watermark, .. }
@@ -60,14 +60,12 @@ impl Candidate<'_> {
     /// when both digests are known (rows re-stamped without a change to what is sent are the
     /// same version), else the same watermark value (rows written before digests, and digests
     /// that differ but were taken under other normalization rules: [`same_version`]).
-    fn is_version(&self, watermark: Option<&str>, digest: Option<&str>) -> bool {
+    fn is_version(&self, watermark: Option<&Watermark>, digest: Option<&str>) -> bool {
         let same = match (digest, self.digest()) {
             (Some(recorded), Some(now)) => same_version(recorded, now),
             _ => None,
         };
-        same.unwrap_or_else(|| {
-            watermark.is_some_and(|w| Watermark::same_value(w, self.watermark()))
-        })
+        same.unwrap_or_else(|| watermark.is_some_and(|w| w == self.watermark()))
     }
 }
 
@@ -125,8 +123,8 @@ pub(super) fn decide(
     };
     let unchanged = e
         .source_watermark
-        .as_deref()
-        .is_some_and(|w| Watermark::same_value(w, candidate.watermark()));
+        .as_ref()
+        .is_some_and(|w| w == candidate.watermark());
     // A touch (rows re-stamped, content the same) leaves an invalid or walk-in order as it was.
     let unchanged_invalid = unchanged
         || matches!(candidate, Candidate::Invalid { content: Some(c), .. }
@@ -140,10 +138,8 @@ pub(super) fn decide(
             },
         ) => Decision::Duplicate { changed: false },
         (Status::Sent, _) => Decision::Duplicate {
-            changed: !candidate
-                .is_version(e.source_watermark.as_deref(), e.event_digest.as_deref())
-                && !candidate
-                    .is_version(e.changed_watermark.as_deref(), e.changed_digest.as_deref()),
+            changed: !candidate.is_version(e.source_watermark.as_ref(), e.event_digest.as_deref())
+                && !candidate.is_version(e.changed_watermark.as_ref(), e.changed_digest.as_deref()),
         },
         (Status::Rejected, Candidate::Due { .. }) if unchanged => Decision::StillRejected,
         (Status::Held, Candidate::Held { .. }) if unchanged => Decision::StillHeld,
@@ -243,7 +239,7 @@ pub(super) fn sort_page(
             stats.changed_after_send += 1;
             changed.push(Changed {
                 order_id: order_id.to_owned(),
-                watermark: candidate.watermark().to_owned(),
+                watermark: candidate.watermark().clone(),
                 digest: candidate.digest().map(str::to_owned),
             });
         }
@@ -346,6 +342,12 @@ pub(super) fn sort_page(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::source::WatermarkKind;
+
+    /// `text` as a watermark of a `timestamptz` column, for the life of the test.
+    fn wm(text: &str) -> &'static Watermark {
+        Box::leak(Box::new(Watermark::new(WatermarkKind::Timestamptz, text)))
+    }
 
     /// A ledger row of `status` recorded at `watermark` by run 1.
     fn row(status: Status, watermark: &str) -> Existing {
@@ -353,7 +355,7 @@ mod tests {
             status,
             event_time: Some(1),
             value: None,
-            source_watermark: Some(watermark.to_owned()),
+            source_watermark: Some(wm(watermark).clone()),
             run_id: Some(1),
             reason: (status == Status::Invalid).then(|| "missing currency".to_owned()),
             changed_watermark: None,
@@ -374,38 +376,38 @@ mod tests {
     fn the_dedup_policy_decides_each_case_as_the_table_says() {
         use Decision::*;
         let due = |w| Candidate::Due {
-            watermark: w,
+            watermark: wm(w),
             digest: None,
         };
         let held = |w| Candidate::Held {
-            watermark: w,
+            watermark: wm(w),
             digest: None,
         };
         let due_as = |w, d| Candidate::Due {
-            watermark: w,
+            watermark: wm(w),
             digest: Some(d),
         };
         let mut touched_change = with_digest(Status::Sent, "w1", "d1").unwrap();
-        touched_change.changed_watermark = Some("w2".to_owned());
+        touched_change.changed_watermark = Some(wm("w2").clone());
         touched_change.changed_digest = Some("d2".to_owned());
         let invalid = |w| Candidate::Invalid {
-            watermark: w,
+            watermark: wm(w),
             reason: InvalidReason::MissingCurrency,
             content: None,
         };
         let too_old = |w| Candidate::Invalid {
-            watermark: w,
+            watermark: wm(w),
             reason: InvalidReason::TooOld,
             content: None,
         };
         let walk_in = |w| Candidate::Invalid {
-            watermark: w,
+            watermark: wm(w),
             reason: InvalidReason::Anonymous,
             content: None,
         };
         let sent = || Some(row(Status::Sent, "w1"));
         let mut counted = row(Status::Sent, "w1");
-        counted.changed_watermark = Some("w2".to_owned());
+        counted.changed_watermark = Some(wm("w2").clone());
         #[rustfmt::skip]
         let cases: Vec<(&str, Option<Existing>, bool, Candidate<'_>, Decision)> = vec![
             ("new and due", None, false, due("w1"), Send),
@@ -468,7 +470,7 @@ mod tests {
         Built {
             event,
             dropped: Vec::new(),
-            watermark: watermark.to_owned(),
+            watermark: wm(watermark).clone(),
             store_id: None,
             held_until: held.then_some(10),
             ahead: false,
@@ -483,7 +485,7 @@ mod tests {
             event_time: None,
             value: None,
             currency: None,
-            watermark: watermark.to_owned(),
+            watermark: wm(watermark).clone(),
             store_id: None,
             reread: false,
             digest: None,
@@ -559,7 +561,7 @@ mod tests {
         assert!(sorted.invalid.is_empty());
         let changed = Changed {
             order_id: "SENT".to_owned(),
-            watermark: "w2".to_owned(),
+            watermark: wm("w2").clone(),
             digest: Some(built("SENT", "w2", false).event.digest()),
         };
         assert_eq!(sorted.changed, [changed]);

@@ -52,7 +52,7 @@ pub(super) async fn drive(
             ledger: &opened.ledger_client,
             ledger_session: &session,
         };
-        let policy = options.mode.watermark(opened.table.watermark_kind);
+        let policy = options.mode.watermark();
         let (filter, stored) =
             start_filter(config, options, &sessions, &opened.table, &mut stats).await?;
         // With `[[source.changes]]`, an incremental pass reads the orders their changed keys
@@ -67,8 +67,15 @@ pub(super) async fn drive(
             Some((_, first)) => *first,
             None => stats.watermark_start.is_none(),
         };
-        recent_from =
-            history::floor(config, options, &sessions, no_state, opened.clock.now()).await?;
+        recent_from = history::floor(
+            config,
+            options,
+            policy,
+            &sessions,
+            no_state,
+            opened.clock.now(),
+        )
+        .await?;
         first_run = no_state;
         let held = match session.readable().filter(|_| policy.advances()) {
             Some(ledger) => {
@@ -99,6 +106,7 @@ pub(super) async fn drive(
             in_flight: send::InFlight::default(),
             stop,
             clock: opened.clock,
+            watermark_kind: opened.table.watermark_kind,
         };
         let read = reader::ReadPlan {
             clock: opened.clock,
@@ -162,10 +170,11 @@ async fn start_filter(
         }
         None => None,
     };
-    stats.watermark_start = stored.as_ref().map(|stored| stored.value.clone());
-    stats.watermark_end = stats.watermark_start.clone();
     let kind = table.watermark_kind;
-    let stored = match stored.map(|stored| stored.of_kind(kind)) {
+    let stored = stored.map(|stored| stored.of_kind(kind));
+    stats.watermark_start = stored.clone().map(|(Ok(w) | Err(w))| w);
+    stats.watermark_end = stats.watermark_start.clone();
+    let stored = match stored {
         Some(Ok(watermark)) => Some(watermark),
         // The config no longer fits the ledger: a configuration error (exit 2), which no
         // retry by `watch` can fix. (A backfill reads its window whatever the state holds.)
@@ -206,35 +215,34 @@ async fn start_filter(
     }
     let from = match &stored {
         Some(watermark) if amount == 0 => Some(watermark.clone()),
-        Some(watermark) => Some(Watermark::new(
-            kind,
+        Some(watermark) => Some(
             bounded
                 .within(
                     "reading the source's clock",
-                    source::minus_lookback(source_client, kind, watermark.as_str(), amount),
+                    source::minus_lookback(source_client, watermark, amount),
                 )
                 .await?,
-        )),
+        ),
         None => match &config.source.start {
-            Some(start) => Some(Watermark::new(
-                kind,
+            Some(start) => Some(
                 bounded
                     .within(
                         "checking `source.start`",
                         source::check_watermark(source_client, kind, start),
                     )
                     .await?,
-            )),
-            None => bounded
-                .within(
-                    "reading the source's clock",
-                    source::default_start(source_client, kind, config.source.timezone.name()),
-                )
-                .await?
-                .map(|text| Watermark::new(kind, text)),
+            ),
+            None => {
+                bounded
+                    .within(
+                        "reading the source's clock",
+                        source::default_start(source_client, kind, config.source.timezone.name()),
+                    )
+                    .await?
+            }
         },
     };
-    Ok((Filter::Delta(from.map(Watermark::into_text)), stored))
+    Ok((Filter::Delta(from), stored))
 }
 
 /// Issue 21.3 for a single `source.watermark_column`: when the source's largest integer
@@ -260,11 +268,9 @@ async fn behind_check(
             source::max_of(sessions.source, &table.quoted_name, column),
         )
         .await?;
-    let behind = match (largest.as_deref(), stored.as_str().trim().parse::<i64>()) {
-        (None, _) => true,
-        (Some(largest), Ok(kept)) => largest.trim().parse::<i64>().is_ok_and(|l| l < kept),
-        (Some(_), Err(_)) => false,
-    };
+    let behind = largest
+        .as_deref()
+        .is_none_or(|largest| Watermark::new(stored.kind(), largest).before(stored));
     if behind {
         let reason = format!(
             "the largest {column:?} of {} ({}) is behind the stored watermark {}: the table was \
@@ -272,7 +278,7 @@ async fn behind_check(
              it; after checking, reset it with `{}`",
             config.source.table,
             largest.as_deref().unwrap_or("none, the table is empty"),
-            stored.as_str(),
+            stored,
             sessions.ledger_session.ledger.reset_watermark_sql()
         );
         tracing::warn!("{reason}");

@@ -4,7 +4,7 @@
 use std::collections::{HashMap, HashSet};
 
 use super::drive::Sessions;
-use super::{Mode, RunOptions, RECENT_SECS};
+use super::{RunOptions, WatermarkPolicy, RECENT_SECS};
 use crate::config::Config;
 use crate::error::Error;
 use crate::ledger::Existing;
@@ -82,16 +82,17 @@ pub(super) fn note(left: u64, from: i64, first: bool) -> String {
 /// A run with no ledger state, no `source.start` and no `--initial-sync` applies `now` minus
 /// [`RECENT_SECS`] and records it in the `state` table (migration 0017), so later runs keep
 /// leaving those orders even when their rows are re-stamped and read again; `--initial-sync`
-/// clears it, `source.start` and backfills are never limited by it. A dry run reads the floor
-/// but writes nothing.
+/// clears it; `source.start` and a pass that leaves the watermark ([`WatermarkPolicy::Leave`],
+/// a backfill) are never limited by it. A dry run reads the floor but writes nothing.
 pub(super) async fn floor(
     config: &Config,
     options: &RunOptions,
+    policy: WatermarkPolicy,
     sessions: &Sessions<'_>,
     no_state: bool,
     now: i64,
 ) -> Result<Option<i64>, Error> {
-    if options.window.is_some() || options.mode != Mode::Run || config.source.start.is_some() {
+    if options.window.is_some() || !policy.advances() || config.source.start.is_some() {
         return Ok(None);
     }
     let session = sessions.ledger_session;

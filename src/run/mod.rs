@@ -36,7 +36,7 @@ use std::time::Instant;
 
 use crate::config::Config;
 use crate::error::Error;
-use crate::source::{EventTimeWindow, Watermark, WatermarkKind};
+use crate::source::{EventTimeWindow, Watermark};
 use crate::stats::{RunStats, RunStatus};
 use open::Opening;
 
@@ -58,22 +58,22 @@ impl Mode {
         }
     }
 
-    /// What the pass does with the watermark of a column of `kind`.
-    fn watermark(self, kind: WatermarkKind) -> WatermarkPolicy {
+    /// What the pass does with the watermark.
+    fn watermark(self) -> WatermarkPolicy {
         match self {
-            Self::Run => WatermarkPolicy::Advance(kind),
+            Self::Run => WatermarkPolicy::Advance,
             Self::Backfill => WatermarkPolicy::Leave,
         }
     }
 }
 
-/// What a pass does with the watermark: an incremental run advances it page by page (in the
-/// column's kind, never back), starts from it and resumes the held orders now due; a backfill
-/// leaves it where it is.
+/// What a pass does with the watermark: an incremental run advances it page by page (never
+/// back: the ledger compares in the column's type), starts from it, resumes the held orders now
+/// due and applies the 7-day history floor; a backfill leaves it where it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum WatermarkPolicy {
     /// Advance it with each committed page.
-    Advance(WatermarkKind),
+    Advance,
     /// Leave it.
     Leave,
 }
@@ -81,13 +81,13 @@ enum WatermarkPolicy {
 impl WatermarkPolicy {
     /// Whether the pass advances the watermark (and so starts from it).
     fn advances(self) -> bool {
-        matches!(self, Self::Advance(_))
+        matches!(self, Self::Advance)
     }
 
-    /// Where a page whose last row has the watermark `text` moves the watermark, if at all.
-    fn page_end(self, text: &str) -> Option<Watermark> {
+    /// Where a page whose last row has `watermark` moves the watermark, if at all.
+    fn page_end(self, watermark: &Watermark) -> Option<Watermark> {
         match self {
-            Self::Advance(kind) => Some(Watermark::new(kind, text)),
+            Self::Advance => Some(watermark.clone()),
             Self::Leave => None,
         }
     }

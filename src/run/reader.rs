@@ -166,7 +166,7 @@ impl Reader {
                     event_time: None,
                     value: None,
                     currency: None,
-                    watermark: String::new(),
+                    watermark: Watermark::new(self.query.watermark_kind(), ""),
                     store_id: None,
                     reread: false,
                     digest: None,
@@ -188,12 +188,7 @@ impl Reader {
             .pool
             .within(
                 "starting the source read",
-                source::Reader::start_after(
-                    &client,
-                    &self.query,
-                    &filter,
-                    self.committed.as_ref().map(Watermark::as_str),
-                ),
+                source::Reader::start_after(&client, &self.query, &filter, self.committed.as_ref()),
             )
             .await?;
         let mut read = 0u64;
@@ -323,12 +318,9 @@ impl Reader {
                     seen.extend(rows.iter().map(|r| digest(&r.key)));
                     read += rows.len() as u64;
                     let mut page = self.plan(rows, WatermarkPolicy::Leave).await?;
-                    page.change = chunk.last().map(|last| {
-                        (
-                            table.configured.clone(),
-                            Watermark::new(table.kind, last.watermark.clone()),
-                        )
-                    });
+                    page.change = chunk
+                        .last()
+                        .map(|last| (table.configured.clone(), last.watermark.clone()));
                     if tx.send(Ok(page)).await.is_err() {
                         return Ok(());
                     }

@@ -36,7 +36,7 @@ use crate::destination::{Delivery, Destination};
 use crate::error::Error;
 use crate::event::Event;
 use crate::ledger::{OrderFacts, Outcome, Verdict};
-use crate::source::Watermark;
+use crate::source::{Watermark, WatermarkKind};
 use crate::stats::{count_failed_attempts, RunStats};
 use crate::transform::{Built, Invalid};
 
@@ -44,7 +44,7 @@ use crate::transform::{Built, Invalid};
 #[derive(Debug)]
 struct Tag {
     /// The source watermark of the version sent.
-    watermark: String,
+    watermark: Watermark,
     /// The store, when mapped.
     store_id: Option<String>,
     /// The ledger held no row for the order when its page was read.
@@ -143,6 +143,8 @@ pub(super) struct Pass {
     pub(super) stop: CancellationToken,
     /// The source database's clock: when an event was accepted, for its upload lag.
     pub(super) clock: crate::source::Clock,
+    /// The watermark column's kind, which the ledger's recorded watermarks are read as.
+    pub(super) watermark_kind: WatermarkKind,
 }
 
 impl Pass {
@@ -271,7 +273,7 @@ impl Pass {
                 .map(|id| (*id).to_owned())
                 .collect()
         });
-        let existing = self.session.lookup(&ids).await?;
+        let existing = self.session.lookup(&ids, self.watermark_kind).await?;
         // Orders older than the history floor: decided as usual when the ledger holds them.
         left +=
             super::history::keep_known(old, &existing, &sending_earlier, &mut built, &mut invalid);
@@ -508,11 +510,9 @@ impl Committer {
                 {
                     // A page re-read within the lookback ends before the stored watermark,
                     // which the ledger keeps (it never moves back).
-                    let behind = w.end.as_deref().is_some_and(|end| {
-                        crate::source::value_before(watermark.kind(), watermark.as_str(), end)
-                    });
+                    let behind = w.end.as_ref().is_some_and(|end| watermark.before(end));
                     if !behind {
-                        w.end = Some(watermark.into_text());
+                        w.end = Some(watermark);
                     }
                 }
             }
@@ -520,7 +520,7 @@ impl Committer {
             stats.rejected += rejected;
             page.end.invalid_count.count_in(stats);
             if let Some(watermark) = watermark {
-                stats.watermark_end = Some(watermark.into_text());
+                stats.watermark_end = Some(watermark);
             }
             if let Some(progress) = &self.progress {
                 progress(stats);

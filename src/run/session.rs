@@ -13,7 +13,7 @@ use crate::db::{self, Pool};
 use crate::error::Error;
 use crate::ledger::{Existing, Ledger, Outcome, Status};
 use crate::lock::RunLock;
-use crate::source;
+use crate::source::{self, WatermarkKind};
 use crate::stats::RunStats;
 use crate::transform::{Built, Invalid};
 
@@ -79,7 +79,11 @@ impl LedgerSession {
     }
 
     /// The ledger rows of these orders (none when the ledger cannot be read).
-    pub(super) async fn lookup(&self, ids: &[&str]) -> Result<HashMap<String, Existing>, Error> {
+    pub(super) async fn lookup(
+        &self,
+        ids: &[&str],
+        kind: WatermarkKind,
+    ) -> Result<HashMap<String, Existing>, Error> {
         let Some(ledger) = self.readable() else {
             return Ok(HashMap::new());
         };
@@ -88,7 +92,7 @@ impl LedgerSession {
             .pool
             .within(
                 "looking up a page's orders in the ledger",
-                ledger.lookup(&mut client, ids),
+                ledger.lookup(&mut client, ids, kind),
             )
             .await?)
     }
@@ -150,7 +154,7 @@ impl LedgerSession {
         }
         if let Some((table, watermark)) = &end.change {
             ledger
-                .advance_change_watermark(&tx, table, watermark.as_str(), watermark.kind(), run_id)
+                .advance_change_watermark(&tx, table, watermark, run_id)
                 .await?;
         }
         tx.commit()

@@ -8,8 +8,7 @@ use tokio_postgres::types::Type;
 use tokio_postgres::Client;
 
 use super::describe::{check_column_exists, lookup, watermark_kind};
-use super::query::typed_watermark;
-use super::{watermark_text, SourceError, SourceTable, WatermarkKind};
+use super::{watermark_text, SourceError, SourceTable, Watermark, WatermarkKind};
 use crate::config::{Config, Lookback};
 use crate::db::{quote_ident, quote_literal, DbError};
 
@@ -127,8 +126,8 @@ pub struct KeyRange<'a> {
 pub struct ChangedKey {
     /// The key's text.
     pub key: String,
-    /// The largest watermark of its changed rows, capped at the database's clock (text).
-    pub watermark: String,
+    /// The largest watermark of its changed rows, capped at the database's clock.
+    pub watermark: Watermark,
 }
 
 impl ChangesTable {
@@ -148,7 +147,7 @@ impl ChangesTable {
     /// is not in PostgreSQL's ISO form).
     fn bound(&self, op: &str, value: &str, params: &mut Vec<super::Param>) -> String {
         let w = &self.watermark;
-        match typed_watermark(self.kind, value) {
+        match Watermark::new(self.kind, value).bind() {
             Some(param) => {
                 params.push(param);
                 format!("c.{w} {op} ${}", params.len())
@@ -258,7 +257,10 @@ pub async fn changed_keys(
         .map(|row| {
             Ok(ChangedKey {
                 key: row.try_get(0)?,
-                watermark: row.try_get::<_, Option<String>>(1)?.unwrap_or_default(),
+                watermark: Watermark::new(
+                    table.kind,
+                    row.try_get::<_, Option<String>>(1)?.unwrap_or_default(),
+                ),
             })
         })
         .collect::<Result<Vec<_>, tokio_postgres::Error>>()

@@ -23,7 +23,6 @@ use tokio_postgres::{Client, RowStream};
 
 use crate::config::CustomerField;
 use crate::db::DbError;
-pub(crate) use changes::value_before;
 pub use changes::{
     changed_keys, chunk_end, describe_changes, max_of, max_watermark, ChangedKey, ChangesTable,
     KeyRange,
@@ -221,22 +220,22 @@ pub enum EventTimeKind {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct SourceRow {
     /// The watermark of the row's order: the largest of its rows', capped at the source
-    /// database's clock (text).
-    pub watermark: String,
+    /// database's clock; empty when NULL.
+    pub watermark: Watermark,
     /// The order's identity: its id's key (canonical text as the column's type compares it,
     /// [`IdKind`]); `""` when NULL.
     pub key: String,
     /// The order's own watermark, not capped: what the ledger records, so that an order stamped
     /// ahead of the clock is not taken as changed each time the cap moves.
-    pub order_watermark: String,
+    pub order_watermark: Watermark,
     /// The order's watermark is at or before the stored one: read again (a restart, the
     /// lookback), not new.
     pub reread: bool,
     /// The order's watermark is ahead of the source database's clock by more than
     /// [`query::WATERMARK_SKEW`].
     pub ahead: bool,
-    /// The row's own watermark value (canonical text), `""` when NULL.
-    pub row_watermark: String,
+    /// The row's own watermark value; empty when NULL.
+    pub row_watermark: Watermark,
     /// The order id as the column holds it.
     pub order_id: Option<String>,
     /// Unix seconds, for `timestamptz` and epoch event times (may be NaN or infinite for
@@ -321,6 +320,8 @@ pub(crate) struct Reader {
     done: bool,
     /// How values that are not UTF-8 are decoded.
     fallback: Fallback,
+    /// The watermark column's kind, which the rows' watermarks are of.
+    kind: WatermarkKind,
 }
 
 impl Reader {
@@ -346,7 +347,7 @@ impl Reader {
         client: &Client,
         query: &ReadQuery,
         filter: &Filter,
-        committed: Option<&str>,
+        committed: Option<&Watermark>,
     ) -> Result<Self, SourceError> {
         let (sql, params) = query.read_after(filter, committed);
         // JIT off for the read: the statement's estimated cost grows with the delta, and past
@@ -381,6 +382,7 @@ impl Reader {
             pending: None,
             done: false,
             fallback: query.fallback(),
+            kind: query.watermark_kind(),
         })
     }
 
@@ -408,10 +410,13 @@ impl Reader {
     ///
     /// # Errors
     /// [`SourceError::Db`] when the stream fails.
-    pub(crate) async fn rest_of_watermark(&mut self, watermark: &str) -> Result<Page, SourceError> {
+    pub(crate) async fn rest_of_watermark(
+        &mut self,
+        watermark: &Watermark,
+    ) -> Result<Page, SourceError> {
         let mut rows = Vec::new();
         while let Some(row) = self.next_row().await? {
-            if row.watermark != watermark {
+            if row.watermark != *watermark {
                 self.pending = Some(row);
                 break;
             }
@@ -459,6 +464,7 @@ impl Reader {
                 text::decode_row(
                     &row.map_err(DbError::query("cannot read the source table"))?,
                     self.fallback,
+                    self.kind,
                 )
                 .map_err(DbError::query("cannot decode a row of the source table"))?,
             )),

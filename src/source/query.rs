@@ -17,7 +17,7 @@ use tokio_postgres::types::{ToSql, Type};
 
 use super::columns::{self, Role};
 use super::text::{output, Fallback};
-use super::{Column, EventTimeKind, IdKind, SourceTable, WatermarkKind};
+use super::{Column, EventTimeKind, IdKind, SourceTable, Watermark, WatermarkKind};
 use crate::config::{Columns, Config};
 use crate::db::{quote_ident, quote_literal};
 
@@ -36,9 +36,9 @@ pub struct EventTimeWindow {
 /// Which orders a read returns (all rows of each).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Filter {
-    /// Orders with a row whose watermark is at or after this value (text form), or every order
-    /// with a non-NULL watermark when `None`.
-    Delta(Option<String>),
+    /// Orders with a row whose watermark is at or after this value, or every order with a
+    /// non-NULL watermark when `None`.
+    Delta(Option<Watermark>),
     /// Orders with a row whose event time may fall in the window (local times are widened by a
     /// day; the transform's exact event time decides).
     Window(EventTimeWindow),
@@ -58,40 +58,6 @@ pub enum Filter {
         /// The keys, as text.
         values: Vec<String>,
     },
-}
-
-/// A watermark's text form bound as a value of the column's own type (so that PostgreSQL, and
-/// `postgres_fdw`, can use the condition where the rows live: a `$1::text::timestamptz` cast is
-/// not immutable, so it is neither an index bound a remote server is sent nor folded early);
-/// `None` when the text is not in PostgreSQL's ISO form (the caller casts it instead).
-pub(crate) fn typed_watermark(kind: WatermarkKind, text: &str) -> Option<Param> {
-    let t = text.trim();
-    match kind {
-        WatermarkKind::Integer => t
-            .parse::<i64>()
-            .ok()
-            .map(|v| (Box::new(v) as Box<dyn ToSql + Sync + Send>, Type::INT8)),
-        WatermarkKind::Date => chrono::NaiveDate::parse_from_str(t, "%Y-%m-%d")
-            .ok()
-            .map(|v| (Box::new(v) as Box<dyn ToSql + Sync + Send>, Type::DATE)),
-        WatermarkKind::Timestamp => ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f"]
-            .iter()
-            .find_map(|f| chrono::NaiveDateTime::parse_from_str(t, f).ok())
-            .map(|v| (Box::new(v) as Box<dyn ToSql + Sync + Send>, Type::TIMESTAMP)),
-        WatermarkKind::Timestamptz => chrono::DateTime::parse_from_rfc3339(t)
-            .ok()
-            .or_else(|| {
-                ["%Y-%m-%d %H:%M:%S%.f%#z", "%Y-%m-%dT%H:%M:%S%.f%#z"]
-                    .iter()
-                    .find_map(|f| chrono::DateTime::parse_from_str(t, f).ok())
-            })
-            .map(|v| {
-                (
-                    Box::new(v.with_timezone(&chrono::Utc)) as Box<dyn ToSql + Sync + Send>,
-                    Type::TIMESTAMPTZ,
-                )
-            }),
-    }
 }
 
 /// Keys (their text) bound as an array of their column's own type (`int2`, `int4`, `int8`,
@@ -299,6 +265,11 @@ impl ReadQuery {
         }
     }
 
+    /// The watermark column's kind (of the watermarks a read returns).
+    pub(crate) fn watermark_kind(&self) -> WatermarkKind {
+        self.watermark_kind
+    }
+
     /// How a read's values that are not UTF-8 are decoded.
     pub(crate) fn fallback(&self) -> Fallback {
         self.fallback
@@ -337,13 +308,13 @@ impl ReadQuery {
         let t = self.watermark_kind.sql_type();
         match filter {
             Filter::Delta(None) => format!("{w} is not null"),
-            Filter::Delta(Some(from)) => match typed_watermark(self.watermark_kind, from) {
+            Filter::Delta(Some(from)) => match from.bind() {
                 Some(param) => {
                     params.push(param);
                     format!("{w} >= ${}", params.len())
                 }
                 None => {
-                    params.push((Box::new(from.clone()), Type::TEXT));
+                    params.push((Box::new(from.as_str().to_owned()), Type::TEXT));
                     format!("{w} >= ${}::text::{t}", params.len())
                 }
             },
@@ -420,7 +391,7 @@ impl ReadQuery {
     pub(crate) fn read_after(
         &self,
         filter: &Filter,
-        committed: Option<&str>,
+        committed: Option<&Watermark>,
     ) -> (String, Vec<Param>) {
         let mut params: Vec<Param> = Vec::new();
         let (t, o, inner) = (&self.table, &self.order_id, &self.inner);
@@ -492,7 +463,7 @@ impl ReadQuery {
             uncapped = watermark_text("r.order_wm", self.watermark_kind),
             reread = match committed {
                 Some(committed) => {
-                    params.push((Box::new(committed.to_owned()), Type::TEXT));
+                    params.push((Box::new(committed.as_str().to_owned()), Type::TEXT));
                     format!(
                         "coalesce(r.order_wm <= ${}::text::{}, false)",
                         params.len(),

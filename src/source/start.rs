@@ -5,11 +5,11 @@
 use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::Client;
 
-use super::{text_value, watermark_text, SourceError, WatermarkKind};
+use super::{text_value, watermark_text, SourceError, Watermark, WatermarkKind};
 use crate::db::DbError;
 
-/// Casts a watermark's text form to the column's type and back (canonical text), or says it
-/// does not fit.
+/// Casts a watermark's text form (`source.start`, as configured) to the column's type and back
+/// (canonical text), or says it does not fit.
 ///
 /// # Errors
 /// [`SourceError::BadStart`] when PostgreSQL cannot read the value as the column's type;
@@ -18,7 +18,7 @@ pub async fn check_watermark(
     client: &Client,
     kind: WatermarkKind,
     value: &str,
-) -> Result<String, SourceError> {
+) -> Result<Watermark, SourceError> {
     let sql = format!(
         "select {}",
         watermark_text(&format!("$1::text::{}", kind.sql_type()), kind)
@@ -28,7 +28,7 @@ pub async fn check_watermark(
         kind: kind.sql_type(),
     };
     match text_value(client, &sql, &[(&value, Type::TEXT)]).await {
-        Ok(text) => text.ok_or_else(bad),
+        Ok(text) => text.map(|text| Watermark::new(kind, text)).ok_or_else(bad),
         // Class 22 is "data exception": the value does not fit the type.
         Err(error) if error.code().is_some_and(|c| c.code().starts_with("22")) => Err(bad()),
         Err(error) => Err(DbError::query("cannot check the watermark value")(error).into()),
@@ -43,11 +43,11 @@ pub async fn check_watermark(
 /// [`SourceError::Db`] when the statement fails.
 pub async fn minus_lookback(
     client: &Client,
-    kind: WatermarkKind,
-    watermark: &str,
+    watermark: &Watermark,
     amount: i64,
-) -> Result<String, SourceError> {
+) -> Result<Watermark, SourceError> {
     let seconds = amount;
+    let kind = watermark.kind();
     let t = kind.sql_type();
     let expr = match kind {
         WatermarkKind::Integer => format!("($1::text::{t} - $2::bigint)"),
@@ -57,13 +57,16 @@ pub async fn minus_lookback(
     text_value(
         client,
         &sql,
-        &[(&watermark, Type::TEXT), (&seconds, Type::INT8)],
+        &[(&watermark.as_str(), Type::TEXT), (&seconds, Type::INT8)],
     )
     .await
     .map_err(DbError::query(
         "cannot apply the lookback window to the watermark",
     ))?
-    .map_or_else(|| Ok(watermark.to_owned()), Ok)
+    .map_or_else(
+        || Ok(watermark.clone()),
+        |text| Ok(Watermark::new(kind, text)),
+    )
 }
 
 /// The first watermark of a connector without state and without `source.start`: 62 days
@@ -76,7 +79,7 @@ pub async fn default_start(
     client: &Client,
     kind: WatermarkKind,
     timezone: &str,
-) -> Result<Option<String>, SourceError> {
+) -> Result<Option<Watermark>, SourceError> {
     let days = crate::config::MAX_EVENT_AGE_SECS / 86_400;
     let expr = match kind {
         WatermarkKind::Integer => return Ok(None),
@@ -94,7 +97,8 @@ pub async fn default_start(
     } else {
         vec![(&timezone, Type::TEXT)]
     };
-    text_value(client, &sql, &params)
-        .await
-        .map_err(|error| DbError::query("cannot compute the first watermark")(error).into())
+    match text_value(client, &sql, &params).await {
+        Ok(text) => Ok(text.map(|text| Watermark::new(kind, text))),
+        Err(error) => Err(DbError::query("cannot compute the first watermark")(error).into()),
+    }
 }

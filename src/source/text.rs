@@ -13,7 +13,7 @@ use tokio_postgres::types::{FromSql, Type};
 use tokio_postgres::Row;
 
 use super::columns::{self, Role};
-use super::SourceRow;
+use super::{SourceRow, Watermark, WatermarkKind};
 use crate::config::TextEncoding;
 
 /// How a value that is not valid UTF-8 is decoded: `source.encoding`, if set.
@@ -65,6 +65,7 @@ pub(super) fn output(expr: &str, sql_ascii: bool) -> String {
 pub(super) fn decode_row(
     row: &Row,
     fallback: Fallback,
+    kind: WatermarkKind,
 ) -> Result<SourceRow, tokio_postgres::Error> {
     let mut undecodable: Option<&'static str> = None;
     let mut text = |i: usize, key: &'static str| -> Result<Option<String>, tokio_postgres::Error> {
@@ -76,10 +77,11 @@ pub(super) fn decode_row(
         }))
     };
     let last = row.len() - 1;
+    let watermark = |text: Option<String>| Watermark::new(kind, text.unwrap_or_default());
     let mut decoded = SourceRow {
-        watermark: text(0, "source.watermark_column")?.unwrap_or_default(),
+        watermark: watermark(text(0, "source.watermark_column")?),
         key: text(1, "mapping.order_id")?.unwrap_or_default(),
-        order_watermark: text(last - 1, "source.watermark_column")?.unwrap_or_default(),
+        order_watermark: watermark(text(last - 1, "source.watermark_column")?),
         reread: row.try_get(last)?,
         ahead: row.try_get(2)?,
         ..SourceRow::default()
@@ -89,7 +91,7 @@ pub(super) fn decode_row(
         match role {
             Role::Epoch => decoded.event_time = row.try_get(at)?,
             Role::RowWatermark => {
-                decoded.row_watermark = text(at, role.config_key())?.unwrap_or_default();
+                decoded.row_watermark = watermark(text(at, role.config_key())?);
             }
             Role::OrderId => decoded.order_id = text(at, role.config_key())?,
             Role::LocalTime => decoded.local_time = text(at, role.config_key())?,

@@ -1,13 +1,22 @@
 //! The watermark as one value: its kind (how the column is typed, which decides how its text is
 //! cast back and compared) and its value (PostgreSQL's text form of it, cast back with
-//! `::text::<type>`). The ledger's `state` table stores both, as text, unchanged by this type.
+//! `::text::<type>`). The ledger's `state` table stores both, as text, unchanged by this type:
+//! the value turns into text only where it leaves for SQL, the ledger or the run's output
+//! ([`Watermark::as_str`], its `Display` and `Serialize`), and comes back from there with its
+//! column's kind ([`Watermark::new`]).
 
-use super::WatermarkKind;
+use tokio_postgres::types::{ToSql, Type};
 
-/// A watermark value of the source's watermark column.
+use super::{Param, WatermarkKind};
+
+/// A watermark value of the source's watermark column; empty text when the column held none
+/// (a NULL, or no `source.watermark_column` at all: `[[source.changes]]` find the changes).
 ///
-/// Two watermarks are equal when they name the same value: equal text, or the same instant
-/// written in two layouts (see [`Watermark::same_value`]).
+/// Two watermarks are equal when they are of one kind and name the same value: equal text, or,
+/// for a timestamp, the same instant written in another of the four layouts a ledger holds
+/// (ledgers written before issue 11 kept PostgreSQL's session-dependent text form,
+/// `2026-11-01 10:00:00.5+00`; RFC 3339 `2026-11-01T10:00:00.500000Z`; and both without an
+/// offset for a `timestamp` column).
 #[derive(Debug, Clone, Eq)]
 pub struct Watermark {
     /// How the column is typed.
@@ -36,27 +45,88 @@ impl Watermark {
         &self.value
     }
 
-    /// The value's text form, owned (as `runs.watermark_start` and the stats keep it).
-    pub fn into_text(self) -> String {
-        self.value
+    /// Whether this value is before `other`, a value of the same column: integers as numbers
+    /// (`false` when either is not one), the rest as PostgreSQL's ISO text of one layout,
+    /// which sorts as the values do.
+    pub fn before(&self, other: &Watermark) -> bool {
+        match self.kind {
+            WatermarkKind::Integer => {
+                match (
+                    self.value.trim().parse::<i64>(),
+                    other.value.trim().parse::<i64>(),
+                ) {
+                    (Ok(a), Ok(b)) => a < b,
+                    _ => false,
+                }
+            }
+            _ => self.value < other.value,
+        }
     }
 
-    /// Whether two texts of one watermark column name the same value: equal text, or the same
-    /// instant written in another of the four layouts a ledger holds (ledgers written before
-    /// issue 11 kept PostgreSQL's session-dependent text form, `2026-11-01 10:00:00.5+00`;
-    /// RFC 3339 `2026-11-01T10:00:00.500000Z`; and both without an offset for a `timestamp`
-    /// column).
-    pub fn same_value(a: &str, b: &str) -> bool {
-        if a == b {
-            return true;
+    /// Whether the column held no value (NULL), or there is no watermark column.
+    pub fn is_empty(&self) -> bool {
+        self.value.is_empty()
+    }
+
+    /// The value bound as a value of the column's own type (so that PostgreSQL, and
+    /// `postgres_fdw`, can use a condition on it where the rows live: a `$1::text::timestamptz`
+    /// cast is not immutable, so it is neither an index bound a remote server is sent nor
+    /// folded early); `None` when the text is in none of the layouts the kind is read from (the
+    /// caller binds the text and casts it instead).
+    pub fn bind(&self) -> Option<Param> {
+        let t = self.value.trim();
+        match self.kind {
+            WatermarkKind::Integer => t
+                .parse::<i64>()
+                .ok()
+                .map(|v| (Box::new(v) as Box<dyn ToSql + Sync + Send>, Type::INT8)),
+            WatermarkKind::Date => chrono::NaiveDate::parse_from_str(t, "%Y-%m-%d")
+                .ok()
+                .map(|v| (Box::new(v) as Box<dyn ToSql + Sync + Send>, Type::DATE)),
+            WatermarkKind::Timestamp => {
+                local(t).map(|v| (Box::new(v) as Box<dyn ToSql + Sync + Send>, Type::TIMESTAMP))
+            }
+            WatermarkKind::Timestamptz => absolute(t).map(|v| {
+                (
+                    Box::new(v.with_timezone(&chrono::Utc)) as Box<dyn ToSql + Sync + Send>,
+                    Type::TIMESTAMPTZ,
+                )
+            }),
         }
-        matches!((instant(a), instant(b)), (Some(x), Some(y)) if x == y)
     }
 }
 
 impl PartialEq for Watermark {
     fn eq(&self, other: &Self) -> bool {
-        self.kind == other.kind && Self::same_value(&self.value, &other.value)
+        self.kind == other.kind
+            && (self.value == other.value
+                || matches!(
+                    self.kind,
+                    WatermarkKind::Timestamptz | WatermarkKind::Timestamp
+                ) && matches!((instant(&self.value), instant(&other.value)), (Some(x), Some(y)) if x == y))
+    }
+}
+
+/// The text form, as `runs.watermark_start` and the run's JSON and metrics hold it.
+impl std::ops::Deref for Watermark {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.value
+    }
+}
+
+/// As its text form (the run's JSON output is unchanged by the type).
+impl serde::Serialize for Watermark {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.value)
+    }
+}
+
+/// A row built by hand (benchmarks, tests): an empty `timestamptz` watermark.
+impl Default for Watermark {
+    fn default() -> Self {
+        Self::new(WatermarkKind::Timestamptz, "")
     }
 }
 
@@ -67,56 +137,121 @@ impl std::fmt::Display for Watermark {
 }
 
 /// The instant a timestamp text names (UTC for one with an offset), in any of the layouts
-/// [`Watermark::same_value`] lists; `None` for other text (integers, dates compare as text).
+/// [`Watermark`] lists; `None` for other text (integers, dates compare as text).
 fn instant(text: &str) -> Option<chrono::NaiveDateTime> {
     let text = text.trim();
-    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text) {
-        return Some(t.naive_utc());
-    }
-    for format in ["%Y-%m-%d %H:%M:%S%.f%#z", "%Y-%m-%dT%H:%M:%S%.f%#z"] {
-        if let Ok(t) = chrono::DateTime::parse_from_str(text, format) {
-            return Some(t.naive_utc());
-        }
-    }
-    for format in ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f"] {
-        if let Ok(t) = chrono::NaiveDateTime::parse_from_str(text, format) {
-            return Some(t);
-        }
-    }
-    None
+    absolute(text)
+        .map(|t| t.naive_utc())
+        .or_else(|| local(text))
+}
+
+/// A timestamp text with an offset: RFC 3339, or PostgreSQL's form (`+00`).
+fn absolute(text: &str) -> Option<chrono::DateTime<chrono::FixedOffset>> {
+    chrono::DateTime::parse_from_rfc3339(text).ok().or_else(|| {
+        ["%Y-%m-%d %H:%M:%S%.f%#z", "%Y-%m-%dT%H:%M:%S%.f%#z"]
+            .iter()
+            .find_map(|f| chrono::DateTime::parse_from_str(text, f).ok())
+    })
+}
+
+/// A timestamp text without an offset, with a space or a `T`.
+fn local(text: &str) -> Option<chrono::NaiveDateTime> {
+    ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f"]
+        .iter()
+        .find_map(|f| chrono::NaiveDateTime::parse_from_str(text, f).ok())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// One instant in the four layouts a ledger holds.
+    const LAYOUTS: [&str; 4] = [
+        "2026-11-01 10:00:00.5+00",
+        "2026-11-01T10:00:00.500000Z",
+        "2026-11-01T11:00:00.5+01:00",
+        "2026-11-01 10:00:00.500",
+    ];
+
     #[test]
     fn one_instant_in_the_four_layouts_is_one_watermark() {
-        let layouts = [
-            "2026-11-01 10:00:00.5+00",
-            "2026-11-01T10:00:00.500000Z",
-            "2026-11-01T11:00:00.5+01:00",
-            "2026-11-01 10:00:00.500",
-        ];
-        for a in layouts {
-            for b in layouts {
-                assert!(Watermark::same_value(a, b), "{a} vs {b}");
+        for kind in [WatermarkKind::Timestamptz, WatermarkKind::Timestamp] {
+            for a in LAYOUTS {
+                for b in LAYOUTS {
+                    assert_eq!(
+                        Watermark::new(kind, a),
+                        Watermark::new(kind, b),
+                        "{a} vs {b}"
+                    );
+                }
             }
         }
         let kind = WatermarkKind::Timestamptz;
-        assert_eq!(
-            Watermark::new(kind, layouts[0]),
-            Watermark::new(kind, layouts[1])
-        );
         assert_ne!(
             Watermark::new(kind, "2026-11-01 10:00:00+00"),
             Watermark::new(kind, "2026-11-01 10:00:01+00")
         );
-        assert!(Watermark::same_value("42", "42"));
-        assert!(!Watermark::same_value("42", "43"));
+        let integer = WatermarkKind::Integer;
+        assert_eq!(Watermark::new(integer, "42"), Watermark::new(integer, "42"));
+        assert_ne!(Watermark::new(integer, "42"), Watermark::new(integer, "43"));
         assert_ne!(
             Watermark::new(WatermarkKind::Integer, "1"),
             Watermark::new(WatermarkKind::Date, "1")
+        );
+        // No value equals no value (a NULL column, or `[[source.changes]]` only).
+        assert_eq!(Watermark::new(kind, ""), Watermark::new(kind, ""));
+        assert_ne!(Watermark::new(kind, ""), Watermark::new(kind, LAYOUTS[0]));
+        assert!(Watermark::new(kind, "").is_empty());
+    }
+
+    #[test]
+    fn a_watermark_binds_as_its_columns_type_from_any_of_the_layouts() {
+        let ty = |kind, text| Watermark::new(kind, text).bind().map(|(_, ty)| ty);
+        for text in LAYOUTS.into_iter().take(3) {
+            assert_eq!(
+                ty(WatermarkKind::Timestamptz, text),
+                Some(Type::TIMESTAMPTZ),
+                "{text}"
+            );
+        }
+        // Without an offset a `timestamptz` text is left to PostgreSQL's cast (its zone is
+        // the session's).
+        assert_eq!(ty(WatermarkKind::Timestamptz, LAYOUTS[3]), None);
+        assert_eq!(
+            ty(WatermarkKind::Timestamp, LAYOUTS[3]),
+            Some(Type::TIMESTAMP)
+        );
+        assert_eq!(
+            ty(WatermarkKind::Timestamp, "2026-11-01T10:00:00"),
+            Some(Type::TIMESTAMP)
+        );
+        assert_eq!(ty(WatermarkKind::Date, "2026-11-01"), Some(Type::DATE));
+        assert_eq!(ty(WatermarkKind::Integer, " 42 "), Some(Type::INT8));
+        assert_eq!(ty(WatermarkKind::Integer, "4.2"), None);
+        assert_eq!(ty(WatermarkKind::Date, "yesterday"), None);
+    }
+
+    #[test]
+    fn integers_are_before_by_value_and_times_by_their_iso_text() {
+        let integer = |text| Watermark::new(WatermarkKind::Integer, text);
+        assert!(integer("9").before(&integer("10")));
+        assert!(!integer("10").before(&integer("9")));
+        assert!(!integer("x").before(&integer("9")));
+        let time = |text| Watermark::new(WatermarkKind::Timestamptz, text);
+        assert!(time("2026-01-01 00:00:00+00").before(&time("2026-01-02 00:00:00+00")));
+        assert!(!time("2026-01-02 00:00:00+00").before(&time("2026-01-01 00:00:00+00")));
+    }
+
+    #[test]
+    fn a_watermark_leaves_as_its_text_unchanged() {
+        let text = "2026-11-01 10:00:00.5+00";
+        let watermark = Watermark::new(WatermarkKind::Timestamptz, text);
+        assert_eq!(watermark.as_str(), text);
+        assert_eq!(watermark.to_string(), text);
+        assert_eq!(&*watermark, text);
+        assert_eq!(
+            serde_json::to_string(&Some(watermark)).ok().as_deref(),
+            Some("\"2026-11-01 10:00:00.5+00\"")
         );
     }
 }

@@ -18,7 +18,7 @@ use rust_decimal::Decimal;
 
 use crate::config::Config;
 use crate::event::{Content, CustomData, Event, PHYSICAL_STORE, PURCHASE};
-use crate::source::SourceRow;
+use crate::source::{SourceRow, Watermark};
 
 use customer::{sufficient, user_data};
 use normalize::Field;
@@ -179,8 +179,8 @@ pub struct Invalid {
     pub value: Option<Decimal>,
     /// The currency, when known.
     pub currency: Option<String>,
-    /// The source watermark of the row.
-    pub watermark: String,
+    /// The source watermark of the row's order.
+    pub watermark: Watermark,
     /// The store, when `mapping.store_id` is mapped.
     pub store_id: Option<String>,
     /// Read again (at or before the stored watermark: a restart, the lookback), so an earlier
@@ -198,7 +198,7 @@ pub struct Built {
     /// Fields whose values could not be normalized (counted per field in the stats).
     pub dropped: Vec<Field>,
     /// The source watermark of the order.
-    pub watermark: String,
+    pub watermark: Watermark,
     /// The store, when `mapping.store_id` is mapped.
     pub store_id: Option<String>,
     /// When the event is more than [`MAX_FUTURE_SECS`] ahead: the unix time from which it may

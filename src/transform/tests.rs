@@ -28,7 +28,7 @@ fn rules() -> Rules {
 
 fn row() -> SourceRow {
     SourceRow {
-        watermark: "w".to_owned(),
+        watermark: crate::source::Watermark::new(crate::source::WatermarkKind::Timestamptz, "w"),
         key: "R1".to_owned(),
         order_id: Some("R1".to_owned()),
         event_time: Some((NOW - 3600) as f64),

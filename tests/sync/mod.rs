@@ -286,7 +286,10 @@ async fn an_order_written_meanwhile_is_upserted_not_lost_when_its_plain_insert_c
             event_time: 1_767_225_600,
             value: 12.into(),
             currency: "USD".to_owned(),
-            watermark: "2026-01-01 00:00:00+00".to_owned(),
+            watermark: ocapi::source::Watermark::new(
+                ocapi::source::WatermarkKind::Timestamptz,
+                "2026-01-01 00:00:00+00",
+            ),
             store_id: None,
             match_keys: "em,ph".to_owned(),
             ldu: None,

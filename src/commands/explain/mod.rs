@@ -62,7 +62,7 @@ fn describe_rows(rows: &[SourceRow], zone: chrono_tz::Tz, out: &mut String) {
         let watermark = if row.row_watermark.is_empty() {
             "NULL: incremental runs do not read this row".to_owned()
         } else {
-            row.row_watermark.clone()
+            row.row_watermark.to_string()
         };
         let _ = writeln!(out, "  row {} (watermark {}):", i + 1, terminal(&watermark));
         let utc = transform::event_time(row, zone)
@@ -231,7 +231,7 @@ pub async fn explain(config: &Config, order_id: &str) -> Result<String, Error> {
             Reach::Unwatermarked
         } else {
             Reach::At {
-                watermark: last.watermark.clone(),
+                watermark: last.watermark.to_string(),
                 position: ledger.position(&last.watermark).await?,
             }
         };
