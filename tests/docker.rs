@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use clap::Parser as _;
 use yaml_rust2::{Yaml, YamlLoader};
 
-use crate::support::{sandbox, TestDb, TOKEN};
 use crate::support::watch::Watch;
+use crate::support::{sandbox, TestDb, TOKEN};
 use ocapi::cli::{Cli, Command as OcapiCommand};
 use ocapi::sandbox::Faults;
 
