@@ -386,3 +386,51 @@ async fn rows_re_stamped_without_a_change_are_not_changed_after_send() {
         .unwrap();
     assert!(text.contains("changed_after_send"), "{text}");
 }
+
+/// Issue 24: a change of the normalization rules alone does not make sent orders
+/// `changed_after_send`. The ledger's digests an older build wrote (bare hex, without the rules'
+/// version) differ from today's whenever a rule now reads a value it dropped; the same rows read
+/// again are no change, and a real change after the upgrade still is.
+#[tokio::test]
+async fn a_normalization_rules_change_alone_is_not_a_change_after_send() {
+    // GIVEN 20 orders sent, whose ledger digests are then what an older build with other
+    // rules wrote: another hash, no version
+    let (db, config) = Scenario::demo()
+        .given(orders_sql("NR", 20, "2026-11-01 00:00:00+00"))
+        .source("lookback = \"1d\"")
+        .migrated()
+        .await;
+    let first = run(&config).await;
+    assert_eq!(first.sent, 20);
+    let digest = db.ledger_text("NR7", "event_digest").await.unwrap();
+    assert!(digest.ends_with("/r2"), "{digest}");
+    db.exec("update ocapi.ledger set event_digest = md5(order_id) || md5(order_id || 'x')")
+        .await;
+
+    // WHEN the upgraded connector reads the same rows again (the lookback)
+    let second = run(&config).await;
+
+    // THEN they are duplicates, not changes after send
+    assert_eq!(
+        (
+            second.sent,
+            second.changed_after_send,
+            second.skipped_duplicate
+        ),
+        (0, 0, 20)
+    );
+    assert!(db
+        .ledger_text("NR7", "changed_after_send_at")
+        .await
+        .is_none());
+
+    // AND a real change (the amount, re-stamped) is still counted, once
+    db.exec(
+        "update shop.store_transactions set total = total + 1, updated_at = now()
+         where order_id = 'NR7'",
+    )
+    .await;
+    let third = run(&config).await;
+    assert_eq!((third.sent, third.changed_after_send), (0, 1));
+    assert_eq!(db.written_events().len(), 20);
+}

@@ -35,14 +35,10 @@ pub(crate) fn warm_up() {
     crate::country::warm_up();
 }
 
-/// The version of these rules, part of each sent event's digest as the ledger keeps it
-/// ([`crate::event::Event::digest`]). Raise it with any change that can turn a value into
-/// another normalized value (a dropped value now read, a form read otherwise): an already-sent
-/// order read again is then compared by its watermark where its digest was taken under other
-/// rules, so that a rule change alone is not counted `changed_after_send`
-/// (docs/normalization.md). 1: every digest written before versions were kept; 2: issue 24's
-/// 35-locale check (titles, CLDR month names, Korean short dates, country names' letters).
-pub const RULES_VERSION: u32 = 2;
+/// The version of these rules, kept in each sent event's digest: raise
+/// [`crate::event::RULES_VERSION`] with any change here that can turn a value into another
+/// normalized value (a dropped value now read, a form read otherwise).
+pub use crate::event::RULES_VERSION;
 
 /// A `user_data` key: the one list of customer fields is [`crate::config::CustomerField`].
 pub use crate::config::CustomerField as Field;

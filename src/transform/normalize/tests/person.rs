@@ -198,6 +198,45 @@ proptest! {
         }
     }
 
+    /// Dates as CLDR's patterns write them in the row's country (issue 24's 35-locale check):
+    /// Finnish and Slovak genitive names, Ukrainian and Russian abbreviations with a period,
+    /// Hebrew's glued ב, Thai dotted abbreviations, Vietnamese `tháng N`, and Korea's
+    /// two-digit year first when only the last century is possible.
+    #[test]
+    fn cldr_month_forms_read_in_their_country(date in any_date(), at in 0usize..8) {
+        let m = usize::try_from(date.month).unwrap_or(1) - 1;
+        let (d, y) = (date.day, date.year);
+        const FI: [&str; 12] = ["tammikuuta", "helmikuuta", "maaliskuuta", "huhtikuuta",
+            "toukokuuta", "kesäkuuta", "heinäkuuta", "elokuuta", "syyskuuta", "lokakuuta",
+            "marraskuuta", "joulukuuta"];
+        const SK: [&str; 12] = ["januára", "februára", "marca", "apríla", "mája", "júna",
+            "júla", "augusta", "septembra", "októbra", "novembra", "decembra"];
+        const UK: [&str; 12] = ["січ.", "лют.", "бер.", "квіт.", "трав.", "черв.", "лип.",
+            "серп.", "вер.", "жовт.", "лист.", "груд."];
+        const RU: [&str; 12] = ["янв.", "февр.", "мар.", "апр.", "мая", "июн.", "июл.",
+            "авг.", "сент.", "окт.", "нояб.", "дек."];
+        const HE: [&str; 12] = ["ינואר", "פברואר", "מרץ", "אפריל", "מאי", "יוני", "יולי",
+            "אוגוסט", "ספטמבר", "אוקטובר", "נובמבר", "דצמבר"];
+        const TH: [&str; 12] = ["ม.ค.", "ก.พ.", "มี.ค.", "เม.ย.", "พ.ค.", "มิ.ย.", "ก.ค.",
+            "ส.ค.", "ก.ย.", "ต.ค.", "พ.ย.", "ธ.ค."];
+        let (raw, country) = match at {
+            0 => (format!("{d}. {} {y}", FI[m]), "FI"),
+            1 => (format!("{d}. {} {y}", SK[m]), "SK"),
+            2 => (format!("{d} {} {y}\u{202f}р.", UK[m]), "UA"),
+            3 => (format!("{d} {} {y}\u{202f}г.", RU[m]), "RU"),
+            4 => (format!("{d} ב{} {y}", HE[m]), "IL"),
+            5 => (format!("{d} {} {y}", TH[m]), "TH"),
+            6 => (format!("{d} tháng {}, {y}", m + 1), "VN"),
+            _ => (format!("{:02}. {}. {d}.", y % 100, m + 1), "KR"),
+        };
+        let want = if at == 7 && !(1927..=1999).contains(&y) {
+            Outcome::Dropped
+        } else {
+            date.expected()
+        };
+        prop_assert_eq!(run(Field::Db, &raw, Some(country)), want, "{}", raw);
+    }
+
     /// Gender titles with any case and punctuation.
     #[test]
     fn titles_give_a_gender_in_any_case(
