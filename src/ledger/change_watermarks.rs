@@ -82,8 +82,8 @@ impl Ledger {
             &sql,
             &[&self.connector, &table, &watermark.as_str(), &t, &run_id],
         )
-            .await
-            .map_err(DbError::query("cannot advance a changes table's watermark"))?;
+        .await
+        .map_err(DbError::query("cannot advance a changes table's watermark"))?;
         Ok(())
     }
 

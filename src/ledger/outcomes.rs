@@ -41,11 +41,7 @@ pub struct OrderFacts {
 
 impl OrderFacts {
     /// Takes the facts out of an event that has come back from the destination.
-    pub(crate) fn from_event(
-        event: Event,
-        watermark: Watermark,
-        store_id: Option<String>,
-    ) -> Self {
+    pub(crate) fn from_event(event: Event, watermark: Watermark, store_id: Option<String>) -> Self {
         // Joined in place: no Vec of keys per order.
         let mut match_keys = String::with_capacity(64);
         for key in event.user_data.present_keys() {

@@ -135,10 +135,8 @@ pub(super) fn decide(
             },
         ) => Decision::Duplicate { changed: false },
         (Status::Sent, _) => Decision::Duplicate {
-            changed: !candidate
-                .is_version(e.source_watermark.as_ref(), e.event_digest.as_deref())
-                && !candidate
-                    .is_version(e.changed_watermark.as_ref(), e.changed_digest.as_deref()),
+            changed: !candidate.is_version(e.source_watermark.as_ref(), e.event_digest.as_deref())
+                && !candidate.is_version(e.changed_watermark.as_ref(), e.changed_digest.as_deref()),
         },
         (Status::Rejected, Candidate::Due { .. }) if unchanged => Decision::StillRejected,
         (Status::Held, Candidate::Held { .. }) if unchanged => Decision::StillHeld,

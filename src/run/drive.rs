@@ -67,8 +67,15 @@ pub(super) async fn drive(
             Some((_, first)) => *first,
             None => stats.watermark_start.is_none(),
         };
-        recent_from =
-            history::floor(config, options, policy, &sessions, no_state, opened.clock.now()).await?;
+        recent_from = history::floor(
+            config,
+            options,
+            policy,
+            &sessions,
+            no_state,
+            opened.clock.now(),
+        )
+        .await?;
         first_run = no_state;
         let held = match session.readable().filter(|_| policy.advances()) {
             Some(ledger) => {

@@ -185,12 +185,7 @@ impl Reader {
             .pool
             .within(
                 "starting the source read",
-                source::Reader::start_after(
-                    &client,
-                    &self.query,
-                    &filter,
-                    self.committed.as_ref(),
-                ),
+                source::Reader::start_after(&client, &self.query, &filter, self.committed.as_ref()),
             )
             .await?;
         let mut read = 0u64;
@@ -282,12 +277,9 @@ impl Reader {
                 seen.extend(rows.iter().map(|r| r.key.clone()));
                 read += rows.len() as u64;
                 let mut page = self.plan(rows, WatermarkPolicy::Leave).await?;
-                page.change = chunk.last().map(|last| {
-                    (
-                        table.configured.clone(),
-                        last.watermark.clone(),
-                    )
-                });
+                page.change = chunk
+                    .last()
+                    .map(|last| (table.configured.clone(), last.watermark.clone()));
                 if tx.send(Ok(page)).await.is_err() {
                     return Ok(());
                 }

@@ -51,7 +51,10 @@ impl Watermark {
     pub fn before(&self, other: &Watermark) -> bool {
         match self.kind {
             WatermarkKind::Integer => {
-                match (self.value.trim().parse::<i64>(), other.value.trim().parse::<i64>()) {
+                match (
+                    self.value.trim().parse::<i64>(),
+                    other.value.trim().parse::<i64>(),
+                ) {
                     (Ok(a), Ok(b)) => a < b,
                     _ => false,
                 }
@@ -80,8 +83,9 @@ impl Watermark {
             WatermarkKind::Date => chrono::NaiveDate::parse_from_str(t, "%Y-%m-%d")
                 .ok()
                 .map(|v| (Box::new(v) as Box<dyn ToSql + Sync + Send>, Type::DATE)),
-            WatermarkKind::Timestamp => local(t)
-                .map(|v| (Box::new(v) as Box<dyn ToSql + Sync + Send>, Type::TIMESTAMP)),
+            WatermarkKind::Timestamp => {
+                local(t).map(|v| (Box::new(v) as Box<dyn ToSql + Sync + Send>, Type::TIMESTAMP))
+            }
             WatermarkKind::Timestamptz => absolute(t).map(|v| {
                 (
                     Box::new(v.with_timezone(&chrono::Utc)) as Box<dyn ToSql + Sync + Send>,
@@ -96,8 +100,10 @@ impl PartialEq for Watermark {
     fn eq(&self, other: &Self) -> bool {
         self.kind == other.kind
             && (self.value == other.value
-                || matches!(self.kind, WatermarkKind::Timestamptz | WatermarkKind::Timestamp)
-                    && matches!((instant(&self.value), instant(&other.value)), (Some(x), Some(y)) if x == y))
+                || matches!(
+                    self.kind,
+                    WatermarkKind::Timestamptz | WatermarkKind::Timestamp
+                ) && matches!((instant(&self.value), instant(&other.value)), (Some(x), Some(y)) if x == y))
     }
 }
 
@@ -172,7 +178,11 @@ mod tests {
         for kind in [WatermarkKind::Timestamptz, WatermarkKind::Timestamp] {
             for a in LAYOUTS {
                 for b in LAYOUTS {
-                    assert_eq!(Watermark::new(kind, a), Watermark::new(kind, b), "{a} vs {b}");
+                    assert_eq!(
+                        Watermark::new(kind, a),
+                        Watermark::new(kind, b),
+                        "{a} vs {b}"
+                    );
                 }
             }
         }
@@ -198,12 +208,19 @@ mod tests {
     fn a_watermark_binds_as_its_columns_type_from_any_of_the_layouts() {
         let ty = |kind, text| Watermark::new(kind, text).bind().map(|(_, ty)| ty);
         for text in LAYOUTS.into_iter().take(3) {
-            assert_eq!(ty(WatermarkKind::Timestamptz, text), Some(Type::TIMESTAMPTZ), "{text}");
+            assert_eq!(
+                ty(WatermarkKind::Timestamptz, text),
+                Some(Type::TIMESTAMPTZ),
+                "{text}"
+            );
         }
         // Without an offset a `timestamptz` text is left to PostgreSQL's cast (its zone is
         // the session's).
         assert_eq!(ty(WatermarkKind::Timestamptz, LAYOUTS[3]), None);
-        assert_eq!(ty(WatermarkKind::Timestamp, LAYOUTS[3]), Some(Type::TIMESTAMP));
+        assert_eq!(
+            ty(WatermarkKind::Timestamp, LAYOUTS[3]),
+            Some(Type::TIMESTAMP)
+        );
         assert_eq!(
             ty(WatermarkKind::Timestamp, "2026-11-01T10:00:00"),
             Some(Type::TIMESTAMP)
