@@ -217,22 +217,11 @@ impl ChangesTable {
         )
     }
 
-    /// Whether `a` is before `b`, both watermark texts of this table's kind (integers by
-    /// value, times by their ISO text, which sorts as they do).
+    /// Whether `a` is before `b`, both watermark texts of this table's kind
+    /// ([`Watermark::before`]: integers by value, times by their ISO text, which sorts as they
+    /// do).
     pub fn before(&self, a: &str, b: &str) -> bool {
-        value_before(self.kind, a, b)
-    }
-}
-
-/// Whether watermark text `a` is before `b` in a column of `kind`: integers as numbers, the
-/// rest as PostgreSQL's ISO text of one layout, which sorts as the values do.
-pub(crate) fn value_before(kind: WatermarkKind, a: &str, b: &str) -> bool {
-    match kind {
-        WatermarkKind::Integer => match (a.trim().parse::<i64>(), b.trim().parse::<i64>()) {
-            (Ok(a), Ok(b)) => a < b,
-            _ => false,
-        },
-        _ => a < b,
+        Watermark::new(self.kind, a).before(&Watermark::new(self.kind, b))
     }
 }
 
