@@ -94,7 +94,14 @@ impl Error {
             Self::Listen { .. } => true,
             Self::SchemaNotReady { .. } => true,
             Self::Db(DbError::Url { .. } | DbError::NotOurs { .. }) => true,
-            Self::Source(error) => !matches!(error, SourceError::Db(_)),
+            // A cancelled read (a `statement_timeout`, a standby's recovery conflict) is a run
+            // that failed: the next one may pass, and `watch` goes on.
+            Self::Source(error) => !matches!(
+                error,
+                SourceError::Db(_)
+                    | SourceError::Cancelled { .. }
+                    | SourceError::StreamCancelled { .. }
+            ),
             Self::Destination(error) => error.is_config(),
             Self::Lock(error) => error.is_config(),
             Self::Db(_)

@@ -428,3 +428,64 @@ async fn check_gives_the_view_warning_only_without_changes_entries_and_in_words(
     assert!(!text.contains("one minute of changes"), "{text}");
     assert!(text.contains("changes: \"crm\".\"customers\""), "{text}");
 }
+
+/// A view whose every row takes 0.3 s to give (a function of each row that sleeps), over 10
+/// orders of one line, and `statement_timeout = 1s` on the database: no read of a page or of
+/// the whole delta can finish.
+async fn a_view_no_read_of_can_finish(db: &TestDb) {
+    db.exec(&format!(
+        "create function pos.slow(id bigint) returns bigint language sql volatile
+           as $f$ select pg_sleep(0.3); select id $f$;
+         create or replace view pos.ocapi_purchases as
+         select h.order_id, h.customer_id, h.purchased_at, l.line_no, l.sku, l.qty, l.price,
+                'USD'::text as currency, c.email,
+                greatest(h.updated_at, l.updated_at, c.updated_at) as updated_at,
+                pos.slow(h.order_id) as slow
+         from pos.order_headers h
+         join pos.order_lines l using (order_id)
+         left join crm.customers c using (customer_id);
+         insert into pos.order_headers
+           select g, null, now() - interval '1 hour' from generate_series(1, 10) g;
+         insert into pos.order_lines (order_id, line_no, sku, qty, price)
+           select g, 1, 'A', 1, 10 from generate_series(1, 10) g;
+         alter database {} set statement_timeout = '1s'",
+        db.name
+    ))
+    .await;
+}
+
+#[tokio::test]
+async fn a_read_the_server_cancels_every_time_fails_the_run_not_the_config() {
+    // GIVEN `[[source.changes]]` over a view no page of which can be read within the role's
+    // `statement_timeout`
+    let (db, _config) = setup("batch_size = 30", CHANGES).await;
+    a_view_no_read_of_can_finish(&db).await;
+
+    // WHEN a run reads it
+    let (code, _stats, stderr) = crate::changes::run_json(&db).await;
+
+    // THEN the run failed (exit 1: `watch` tries again later), not a configuration error (2),
+    // naming what to change; nothing was sent or recorded
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("statement_timeout"), "{stderr}");
+    assert!(stderr.contains("hot_standby_feedback"), "{stderr}");
+    assert!(db.written_events().is_empty());
+    assert_eq!(db.ledger_counts().await.get("sent"), None);
+}
+
+#[tokio::test]
+async fn a_streamed_read_the_server_cancels_names_what_to_change() {
+    // GIVEN the single-watermark view (no `[[source.changes]]`), whose one streamed read cannot
+    // finish within the role's `statement_timeout`
+    let (db, _config) = setup("watermark_column = \"updated_at\"", "").await;
+    a_view_no_read_of_can_finish(&db).await;
+
+    // WHEN a run reads it
+    let (code, _stats, stderr) = crate::changes::run_json(&db).await;
+
+    // THEN the run failed (exit 1), naming the settings and `[[source.changes]]`
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("statement_timeout"), "{stderr}");
+    assert!(stderr.contains("[[source.changes]]"), "{stderr}");
+    assert!(db.written_events().is_empty());
+}

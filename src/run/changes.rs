@@ -250,11 +250,31 @@ pub(super) fn cancelled(error: &SourceError) -> bool {
 
 /// The error of a page cancelled every time it was tried, naming what to change.
 pub(super) fn explain_cancel(error: SourceError, tries: u32) -> Error {
-    let cause = match &error {
+    SourceError::Cancelled {
+        tries,
+        cause: server_message(&error),
+    }
+    .into()
+}
+
+/// A streamed read's error, naming what to change when the server cancelled it.
+pub(super) fn explain_stream_error(error: SourceError) -> Error {
+    if cancelled(&error) {
+        SourceError::StreamCancelled {
+            cause: server_message(&error),
+        }
+        .into()
+    } else {
+        error.into()
+    }
+}
+
+/// The server's own message of an error (its text otherwise).
+fn server_message(error: &SourceError) -> String {
+    match error {
         SourceError::Db(DbError::Query { source, .. }) => source
             .as_db_error()
             .map_or_else(|| source.to_string(), |db| db.message().to_owned()),
         other => other.to_string(),
-    };
-    SourceError::Cancelled { tries, cause }.into()
+    }
 }

@@ -190,7 +190,8 @@ impl Reader {
                 "starting the source read",
                 source::Reader::start_after(&client, &self.query, &filter, self.committed.as_ref()),
             )
-            .await?;
+            .await
+            .map_err(super::changes::explain_stream_error)?;
         let mut read = 0u64;
         let page_size = self.page_size;
         let finished = loop {
@@ -206,7 +207,8 @@ impl Reader {
                     "reading a page of the source",
                     reader.next_page(page_size.min(remaining)),
                 )
-                .await?;
+                .await
+                .map_err(super::changes::explain_stream_error)?;
             // The last page a `--limit` allows ends where the watermark changes.
             if remaining <= page_size {
                 if let Some(last) = page.rows.last().map(|r| r.watermark.clone()) {
@@ -216,7 +218,8 @@ impl Reader {
                             "reading a page of the source",
                             reader.rest_of_watermark(&last),
                         )
-                        .await?;
+                        .await
+                        .map_err(super::changes::explain_stream_error)?;
                     page.rows.extend(rest.rows);
                 }
             }
@@ -237,7 +240,8 @@ impl Reader {
         if finished {
             self.pool
                 .within("finishing the source read", reader.finish(&client))
-                .await?;
+                .await
+                .map_err(super::changes::explain_stream_error)?;
         } else {
             // Stopped early (`--limit`, or the run stopped): close the connection, which
             // ends the statement, rather than let the driver drain the rest of it.

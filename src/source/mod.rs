@@ -101,6 +101,21 @@ pub enum SourceError {
         /// The server's message.
         cause: String,
     },
+    /// The single streamed read (a source without `[[source.changes]]`) was cancelled by the
+    /// server: one statement reads the whole delta there, so a `statement_timeout` or a
+    /// standby's recovery conflict ends it; it is not retried (the next run starts again from
+    /// the last committed page).
+    #[error(
+        "the source database cancelled the read ({cause}): without `[[source.changes]]` one \
+         statement reads every changed row; on a hot standby set `hot_standby_feedback = on` \
+         there (or raise its `max_standby_streaming_delay`); else raise the sync role's \
+         `statement_timeout`, or name the base tables in `[[source.changes]]` so that each page \
+         is a short statement of its own (docs/source.md)"
+    )]
+    StreamCancelled {
+        /// The server's message.
+        cause: String,
+    },
     /// A database error.
     #[error(transparent)]
     Db(#[from] DbError),
