@@ -489,3 +489,20 @@ async fn a_streamed_read_the_server_cancels_names_what_to_change() {
     assert!(stderr.contains("[[source.changes]]"), "{stderr}");
     assert!(db.written_events().is_empty());
 }
+
+#[tokio::test]
+async fn a_time_start_with_an_integer_changes_watermark_names_the_entry() {
+    // GIVEN a `[[source.changes]]` entry on the lines' integer `seq` and a `source.start` time
+    let changes = "[[source.changes]]\ntable = \"pos.order_lines\"\nwatermark_column = \"seq\"\n\
+                   key = \"order_id\"\nlookback = 0";
+    let (db, _config) = setup("start = \"2026-01-01T00:00:00Z\"", changes).await;
+
+    // WHEN a run starts
+    let (code, _stats, stderr) = crate::changes::run_json(&db).await;
+
+    // THEN it is a configuration error naming the start, the entry and its column
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("source.start"), "{stderr}");
+    assert!(stderr.contains("pos.order_lines"), "{stderr}");
+    assert!(stderr.contains("\"seq\""), "{stderr}");
+}

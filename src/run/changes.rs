@@ -164,7 +164,17 @@ pub(super) async fn discover(
                 Some(start) => Some(
                     pool.within(
                         "checking source.start",
-                        source::check_watermark(client, changes.kind, start),
+                        source::check_watermark(
+                            client,
+                            changes.kind,
+                            start,
+                            &format!(
+                                "`[[source.changes]]` {}'s watermark_column {:?} (`source.start` \
+                                 starts every table's first run: leave it out and each table \
+                                 starts at its default, docs/source.md)",
+                                changes.configured, changes.watermark_column
+                            ),
+                        ),
                     )
                     .await?,
                 ),

@@ -228,7 +228,7 @@ async fn start_filter(
                 bounded
                     .within(
                         "checking `source.start`",
-                        source::check_watermark(source_client, kind, start),
+                        source::check_watermark(source_client, kind, start, "the watermark column"),
                     )
                     .await?,
             ),

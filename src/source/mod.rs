@@ -80,10 +80,13 @@ pub enum SourceError {
         expected: String,
     },
     /// `source.start` does not fit the watermark column's type.
-    #[error("`source.start` {start:?} is not a valid {kind} value for the watermark column")]
+    #[error("`source.start` {start:?} is not a valid {kind} value for {column}")]
     BadStart {
         /// The configured start.
         start: String,
+        /// The column it was read for, as a person finds it in the config: `the watermark
+        /// column` of `source.table`, or a `[[source.changes]]` entry's and what to do there.
+        column: String,
         /// The column's type.
         kind: &'static str,
     },

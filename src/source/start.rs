@@ -9,7 +9,8 @@ use super::{text_value, watermark_text, SourceError, Watermark, WatermarkKind};
 use crate::db::DbError;
 
 /// Casts a watermark's text form (`source.start`, as configured) to the column's type and back
-/// (canonical text), or says it does not fit.
+/// (canonical text), or says it does not fit; `column` names the column in that error (see
+/// [`SourceError::BadStart`]).
 ///
 /// # Errors
 /// [`SourceError::BadStart`] when PostgreSQL cannot read the value as the column's type;
@@ -18,6 +19,7 @@ pub async fn check_watermark(
     client: &Client,
     kind: WatermarkKind,
     value: &str,
+    column: &str,
 ) -> Result<Watermark, SourceError> {
     let sql = format!(
         "select {}",
@@ -26,6 +28,7 @@ pub async fn check_watermark(
     let bad = || SourceError::BadStart {
         start: value.to_owned(),
         kind: kind.sql_type(),
+        column: column.to_owned(),
     };
     match text_value(client, &sql, &[(&value, Type::TEXT)]).await {
         Ok(text) => text.map(|text| Watermark::new(kind, text)).ok_or_else(bad),
