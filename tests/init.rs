@@ -313,7 +313,14 @@ async fn init_names_the_flag_to_give_when_it_cannot_go_on() {
         .await;
     let path = db.dir.join("connector.toml");
 
-    // WHEN init is given a table that does not exist, then that table, then the mapping
+    // WHEN init is given a key that is not a mapping key, a table that does not exist, then
+    // that table, then the mapping
+    let unknown = init(
+        &path,
+        &db.url,
+        &["--table", "shop.bons", "--map", "bogus_key=bon"],
+    )
+    .await;
     let missing = init(&path, &db.url, &["--table", "shop.nothing"]).await;
     let unplaced = init(&path, &db.url, &["--table", "shop.bons"]).await;
     let mapped = init(
@@ -335,6 +342,12 @@ async fn init_names_the_flag_to_give_when_it_cannot_go_on() {
     .await;
 
     // THEN the first two exit 2 naming the flag, wrote nothing, and the third wrote the file
+    expect(&unknown, 2);
+    let said = String::from_utf8_lossy(&unknown.stderr);
+    assert!(
+        said.contains("mapping.bogus_key") && said.contains("order_id"),
+        "{said}"
+    );
     expect(&missing, 2);
     assert!(String::from_utf8_lossy(&missing.stderr).contains("--table"));
     expect(&unplaced, 2);

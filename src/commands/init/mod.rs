@@ -134,6 +134,13 @@ fn parse_overrides(pairs: &[String]) -> Result<Vec<(String, String)>, Error> {
 /// Each override names a column of the table.
 fn check_overrides(relation: &Relation, overrides: &[(String, String)]) -> Result<(), Error> {
     for (key, column) in overrides {
+        if !names::NAMES.iter().any(|(known, _)| known == key) {
+            let known: Vec<&str> = names::NAMES.iter().map(|(known, _)| *known).collect();
+            return Err(Error::Usage(format!(
+                "--map {key}={column}: `mapping.{key}` is not a mapping key (the keys: {})",
+                known.join(", ")
+            )));
+        }
         if !relation.columns.iter().any(|c| &c.name == column) {
             return Err(Error::Usage(format!(
                 "`mapping.{key}` = {column:?}: {} has no such column (names are case-sensitive)",
