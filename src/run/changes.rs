@@ -124,28 +124,27 @@ pub(super) async fn discover(
                 .into())
             }
             Some(kept) => {
-                if changes.kind == WatermarkKind::Integer {
-                    if largest
+                if changes.kind == WatermarkKind::Integer
+                    && largest
                         .as_deref()
                         .is_none_or(|largest| changes.before(largest, &kept.value))
-                    {
-                        let reason = format!(
-                            "the largest {:?} of {} ({}) is behind the stored watermark {}: the \
-                             table was re-created or its sequence restarted, and its rows are \
-                             not read until they pass it; after checking, reset it with `{}`",
-                            changes.watermark_column,
-                            changes.configured,
-                            largest.as_deref().unwrap_or("none, the table is empty"),
-                            kept.value,
-                            sessions
-                                .ledger_session
-                                .ledger
-                                .reset_change_watermark_sql(&changes.configured)
-                        );
-                        tracing::warn!("{reason}");
-                        stats.watermark_reset.get_or_insert(reason);
-                        continue;
-                    }
+                {
+                    let reason = format!(
+                        "the largest {:?} of {} ({}) is behind the stored watermark {}: the \
+                         table was re-created or its sequence restarted, and its rows are \
+                         not read until they pass it; after checking, reset it with `{}`",
+                        changes.watermark_column,
+                        changes.configured,
+                        largest.as_deref().unwrap_or("none, the table is empty"),
+                        kept.value,
+                        sessions
+                            .ledger_session
+                            .ledger
+                            .reset_change_watermark_sql(&changes.configured)
+                    );
+                    tracing::warn!("{reason}");
+                    stats.watermark_reset.get_or_insert(reason);
+                    continue;
                 }
                 if amount == 0 {
                     Some(kept.value.clone())
