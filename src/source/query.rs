@@ -566,18 +566,12 @@ mod tests {
 
     #[test]
     fn keys_are_bound_as_an_array_of_their_column_s_own_type() {
-        let (_, ty) = typed_keys("int8", &["5".to_owned(), " 7".to_owned()]).unwrap();
-        assert_eq!(ty, Type::INT8_ARRAY);
-        assert_eq!(
-            typed_keys("int4", &["1".to_owned()]).unwrap().1,
-            Type::INT4_ARRAY
-        );
-        assert_eq!(
-            typed_keys("text", &["a".to_owned()]).unwrap().1,
-            Type::TEXT_ARRAY
-        );
+        let keys = [" 5".to_owned(), "7".to_owned()];
+        for (base, ty) in [("int8", Type::INT8_ARRAY), ("int4", Type::INT4_ARRAY)] {
+            assert_eq!(typed_keys(base, &keys).unwrap().1, ty);
+        }
         // Not a value of the type, or a type without a binding: the text array is cast.
         assert!(typed_keys("int8", &["x".to_owned()]).is_none());
-        assert!(typed_keys("uuid", &["x".to_owned()]).is_none());
+        assert!(typed_keys("uuid", &keys).is_none());
     }
 }
