@@ -95,8 +95,9 @@ pub enum SourceError {
         "the source database cancelled a read of the changed orders {tries} times ({cause}): \
          on a hot standby set `hot_standby_feedback = on` there (or raise its \
          `max_standby_streaming_delay`); else raise the sync role's `statement_timeout` \
-         (`alter role … set statement_timeout = …`) above what one page of \
-         `source.batch_size` orders takes"
+         (`alter role … set statement_timeout = …`) above what reading one changed order (or \
+         one chunk of a changes table's keys) takes: a cancelled page is read again in halves \
+         of its keys, down to a single one"
     )]
     Cancelled {
         /// How many times the page was tried.
