@@ -108,3 +108,48 @@ async fn a_first_sync_larger_than_a_chunk_of_keys_sends_every_order_once() {
         .get(0);
     assert!(kept.starts_with("2026-12-01 11:00:00"), "{kept}");
 }
+
+/// `ocapi check`: its exit code and what it printed.
+async fn check(db: &crate::support::TestDb) -> (Option<i32>, String) {
+    let out = ocapi(&db.config_path(), &["check"]).await;
+    let printed = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code(), printed)
+}
+
+#[tokio::test]
+async fn check_fails_as_run_does_on_a_start_that_does_not_fit_a_changes_watermark() {
+    // GIVEN a `[[source.changes]]` entry on the lines' integer `seq` and a `source.start` time
+    let changes = "[[source.changes]]\ntable = \"pos.order_lines\"\nwatermark_column = \"seq\"\n\
+                   key = \"order_id\"\nlookback = 0";
+    let (db, _config) = setup("start = \"2026-01-01T00:00:00Z\"", changes).await;
+
+    // WHEN it is checked
+    let (code, printed) = check(&db).await;
+
+    // THEN it is a configuration error naming the start, the entry and its column
+    assert_eq!(code, Some(2), "{printed}");
+    assert!(printed.contains("FAIL"), "{printed}");
+    assert!(printed.contains("source.start"), "{printed}");
+    assert!(printed.contains("pos.order_lines"), "{printed}");
+    assert!(printed.contains("\"seq\""), "{printed}");
+}
+
+#[tokio::test]
+async fn check_fails_as_run_does_on_a_start_that_does_not_fit_the_watermark_column() {
+    // GIVEN the single-watermark view and a `source.start` that is no time
+    let (db, _config) = setup("watermark_column = \"updated_at\"\nstart = \"12345\"", "").await;
+
+    // WHEN it is checked, and run
+    let (code, printed) = check(&db).await;
+    let (run_code, _stats, stderr) = run_json(&db).await;
+
+    // THEN both are configuration errors naming the start and the watermark column
+    assert_eq!(run_code, Some(2), "{stderr}");
+    assert_eq!(code, Some(2), "{printed}");
+    assert!(printed.contains("source.start"), "{printed}");
+    assert!(printed.contains("watermark column"), "{printed}");
+}

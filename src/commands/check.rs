@@ -222,6 +222,11 @@ async fn check_source(config: &Config, report: &mut CheckReport) -> Result<(), E
                 .to_owned(),
         );
     }
+    if let (Some(start), Some(_)) = (&config.source.start, &config.source.watermark_column) {
+        // A `source.start` that does not fit fails `run` (exit 2): so it fails here.
+        source::check_watermark(&client, table.watermark_kind, start, "the watermark column")
+            .await?;
+    }
     if let Some(start) = &config.source.start {
         let t = table.watermark_kind.sql_type();
         let sql = format!("select $1::text::{t} > {}", now_in(table.watermark_kind));

@@ -77,6 +77,12 @@ pub(super) async fn lines(
             changes.matches_column,
             table.quoted_name
         )));
+        // A `source.start` that does not fit fails `run` (exit 2): so it fails here.
+        if let Some(start) = &config.source.start {
+            source::check_watermark(client, changes.kind, start, &changes.start_column())
+                .await
+                .map_err(Error::from)?;
+        }
         if !led_by(client, &changes.quoted_name, &changes.watermark_column).await? {
             lines.push(Line::Warn(format!(
                 "no index on {} leads with {:?} (`source.changes[{}].watermark_column`): each \

@@ -168,12 +168,7 @@ pub(super) async fn discover(
                             client,
                             changes.kind,
                             start,
-                            &format!(
-                                "`[[source.changes]]` {}'s watermark_column {:?} (`source.start` \
-                                 starts every table's first run: leave it out and each table \
-                                 starts at its default, docs/source.md)",
-                                changes.configured, changes.watermark_column
-                            ),
+                            &changes.start_column(),
                         ),
                     )
                     .await?,
