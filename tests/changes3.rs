@@ -153,3 +153,62 @@ async fn check_fails_as_run_does_on_a_start_that_does_not_fit_the_watermark_colu
     assert!(printed.contains("source.start"), "{printed}");
     assert!(printed.contains("watermark column"), "{printed}");
 }
+
+#[tokio::test]
+async fn a_restarted_sequence_a_lookback_covers_is_read_and_the_message_says_so() {
+    // GIVEN a table read by its integer id with a lookback of 5000, synced up to id 20
+    let (db, _config) = setup("", CHANGES).await;
+    db.exec(
+        "create table pos.int_purchases (
+           id bigserial primary key, order_id bigint, customer_id bigint,
+           purchased_at timestamptz not null default now() - interval '1 hour',
+           line_no int, sku text, qty numeric, price numeric, currency text,
+           email text default 'ann@example.com');
+         insert into pos.int_purchases (order_id, line_no, sku, qty, price, currency)
+           select g, 1, 'A', 1, 10, 'USD' from generate_series(1, 20) g",
+    )
+    .await;
+    db.edit_config_text(&[
+        (
+            "table = \"pos.ocapi_purchases\"",
+            "table = \"pos.int_purchases\"\nwatermark_column = \"id\"\nlookback = 5000",
+        ),
+        (CHANGES, ""),
+    ]);
+    let (code, stats, stderr) = run_json(&db).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(stats["sent"], 20, "{stats}");
+
+    // WHEN the table is re-created (its sequence restarted) with 5 new orders
+    db.exec(
+        "truncate pos.int_purchases restart identity;
+         insert into pos.int_purchases (order_id, line_no, sku, qty, price, currency)
+           select 100 + g, 1, 'A', 1, 10, 'USD' from generate_series(1, 5) g",
+    )
+    .await;
+    let (code, stats, stderr) = run_json(&db).await;
+
+    // THEN the run reads and sends them, degraded (exit 3), and says it reads the rows the
+    // lookback reaches, not that they are left unread
+    assert_eq!(code, Some(3), "{stats} {stderr}");
+    assert_eq!(stats["sent"], 5, "{stats}");
+    let said = format!("{stats} {stderr}");
+    assert!(said.contains("behind the stored watermark 20"), "{said}");
+    assert!(
+        said.contains("runs read only its rows from -4980 on"),
+        "{said}"
+    );
+    assert!(!said.contains("not read until they pass it"), "{said}");
+
+    // AND `check` says the same
+    let (code, printed) = check(&db).await;
+    assert_eq!(code, Some(0), "{printed}");
+    assert!(
+        printed.contains("behind the stored watermark 20"),
+        "{printed}"
+    );
+    assert!(
+        printed.contains("runs read only its rows from -4980 on"),
+        "{printed}"
+    );
+}

@@ -34,7 +34,7 @@ pub use identity::IdKind;
 pub use query::{
     watermark_text, EventTimeWindow, Filter, Param, ReadQuery, VALUE_SEPARATOR, WATERMARK_SKEW,
 };
-pub use start::{check_watermark, default_start, minus_lookback};
+pub use start::{behind_reads, check_watermark, default_start, minus_lookback};
 pub use text::Fallback;
 pub use watermark::Watermark;
 
