@@ -212,3 +212,18 @@ async fn a_restarted_sequence_a_lookback_covers_is_read_and_the_message_says_so(
         "{printed}"
     );
 }
+
+#[tokio::test]
+async fn check_on_a_tiny_unanalyzed_source_gives_no_placeholder_index_advice() {
+    // GIVEN three orders over the README's indexed tables, never analyzed
+    let (db, _config) = setup("", CHANGES).await;
+    db.exec(ORDERS).await;
+
+    // WHEN it is checked
+    let (code, printed) = check(&db).await;
+
+    // THEN no advice names a placeholder table or column
+    assert_eq!(code, Some(0), "{printed}");
+    assert!(!printed.contains("<table>"), "{printed}");
+    assert!(!printed.contains("<column>"), "{printed}");
+}
