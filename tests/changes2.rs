@@ -433,9 +433,15 @@ async fn check_gives_the_view_warning_only_without_changes_entries_and_in_words(
 /// orders of one line, and `statement_timeout = 1s` on the database: no read of a page or of
 /// the whole delta can finish.
 async fn a_view_no_read_of_can_finish(db: &TestDb) {
+    a_slow_view(db, "0.3", "1s").await;
+}
+
+/// A view whose every row takes `sleep` seconds to give, over 10 orders of one line, and
+/// `statement_timeout = timeout` on the database.
+async fn a_slow_view(db: &TestDb, sleep: &str, timeout: &str) {
     db.exec(&format!(
         "create function pos.slow(id bigint) returns bigint language sql volatile
-           as $f$ select pg_sleep(0.3); select id $f$;
+           as $f$ select pg_sleep({sleep}); select id $f$;
          create or replace view pos.ocapi_purchases as
          select h.order_id, h.customer_id, h.purchased_at, l.line_no, l.sku, l.qty, l.price,
                 'USD'::text as currency, c.email,
@@ -448,18 +454,56 @@ async fn a_view_no_read_of_can_finish(db: &TestDb) {
            select g, null, now() - interval '1 hour' from generate_series(1, 10) g;
          insert into pos.order_lines (order_id, line_no, sku, qty, price)
            select g, 1, 'A', 1, 10 from generate_series(1, 10) g;
-         alter database {} set statement_timeout = '1s'",
+         alter database {} set statement_timeout = '{timeout}'",
         db.name
     ))
     .await;
 }
 
 #[tokio::test]
+async fn a_page_the_server_cancels_is_read_in_halves_and_every_order_sent_once() {
+    // GIVEN `[[source.changes]]` over a view whose page of 10 orders (batch_size 30: 10 keys a
+    // page) takes 4 s and one order 0.4 s, under a `statement_timeout` of 2 s; each order
+    // with a customer of its own (the headers and lines are the changes tables)
+    let mut headers_and_lines = CHANGES.split("[[source.changes]]\ntable = \"crm.customers\"");
+    let (db, _config) = setup("batch_size = 30", headers_and_lines.next().unwrap()).await;
+    a_slow_view(&db, "0.4", "2s").await;
+    db.exec(
+        "insert into crm.customers select g, 'c' || g || '@example.com'
+           from generate_series(1, 10) g;
+         update pos.order_headers set customer_id = order_id",
+    )
+    .await;
+
+    // WHEN a first run reads it
+    let (code, stats, stderr) = crate::changes::run_json(&db).await;
+
+    // THEN it completed: each order sent once, and recorded sent once
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(stats["sent"], 10, "{stats}");
+    let mut ids: Vec<String> = db
+        .written_events()
+        .iter()
+        .map(|e| e["custom_data"]["order_id"].as_str().unwrap().to_owned())
+        .collect();
+    ids.sort_by_key(|id| id.parse::<i64>().unwrap());
+    let expected: Vec<String> = (1..=10).map(|i| i.to_string()).collect();
+    assert_eq!(ids, expected);
+    assert_eq!(db.ledger_counts().await.get("sent"), Some(&10));
+
+    // AND the next run reads nothing again
+    let (code, stats, stderr) = crate::changes::run_json(&db).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(stats["sent"], 0, "{stats}");
+    assert_eq!(db.written_events().len(), 10);
+}
+
+#[tokio::test]
 async fn a_read_the_server_cancels_every_time_fails_the_run_not_the_config() {
-    // GIVEN `[[source.changes]]` over a view no page of which can be read within the role's
-    // `statement_timeout`
+    // GIVEN `[[source.changes]]` over a view no single order of which can be read within the
+    // role's `statement_timeout`
     let (db, _config) = setup("batch_size = 30", CHANGES).await;
-    a_view_no_read_of_can_finish(&db).await;
+    a_slow_view(&db, "1.5", "1s").await;
 
     // WHEN a run reads it
     let (code, _stats, stderr) = crate::changes::run_json(&db).await;

@@ -95,4 +95,12 @@ async fn a_run_over_new_orders_of_a_foreign_table_reads_only_their_rows_on_the_r
         after.1 - before.1 < 20_000,
         "the remote table was read whole: seq scans and rows read {before:?} -> {after:?}"
     );
+
+    // AND `check` calls it a foreign table, not a view, and does not say it is read whole
+    let out = ocapi(&local.config_path(), &["check"]).await;
+    let printed = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{out:?}");
+    assert!(printed.contains("is a foreign table"), "{printed}");
+    assert!(!printed.contains("is a view"), "{printed}");
+    assert!(!printed.contains("whole of it"), "{printed}");
 }

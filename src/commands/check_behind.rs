@@ -36,11 +36,23 @@ pub(super) async fn lines(client: &Client, config: &Config, table: &SourceTable)
         if let Ok(Some(stored)) = ledger.watermark(&ledger_client).await {
             if let Ok(largest) = source::max_of(client, &table.quoted_name, column).await {
                 if behind(largest.as_deref(), &stored.value) {
+                    // A run reads from the stored value minus the lookback, as `run` computes.
+                    let amount = config
+                        .source
+                        .lookback
+                        .check(true, "source.lookback")
+                        .unwrap_or(0);
+                    let from = stored.value.trim().parse::<i64>().map_or_else(
+                        |_| stored.value.clone(),
+                        |s| s.saturating_sub(amount).to_string(),
+                    );
+                    let reads = source::behind_reads(stored.value.trim(), &from);
                     lines.push(warning(
                         column,
                         &config.source.table,
                         largest.as_deref(),
                         &stored.value,
+                        &reads,
                         &ledger.reset_watermark_sql(),
                     ));
                 }
@@ -70,6 +82,7 @@ pub(super) async fn lines(client: &Client, config: &Config, table: &SourceTable)
                     &changes.configured,
                     largest.as_deref(),
                     &kept.value,
+                    "`run` reads none of its rows until they pass it",
                     &ledger.reset_change_watermark_sql(&changes.configured),
                 ));
             }
@@ -87,12 +100,20 @@ fn behind(largest: Option<&str>, stored: &str) -> bool {
     largest.is_none_or(|largest| largest.trim().parse::<i64>().is_ok_and(|l| l < stored))
 }
 
-/// The warning for `column` of `table`, in the words of the run's degraded reason.
-fn warning(column: &str, table: &str, largest: Option<&str>, stored: &str, reset: &str) -> String {
+/// The warning for `column` of `table`, in the words of the run's degraded reason; `reads`
+/// says what runs read of it.
+fn warning(
+    column: &str,
+    table: &str,
+    largest: Option<&str>,
+    stored: &str,
+    reads: &str,
+    reset: &str,
+) -> String {
     format!(
         "the largest {column:?} of {table} ({}) is behind the stored watermark {stored}: the \
-         table was re-created or its sequence restarted, and `run` reads none of its rows until \
-         they pass it (each run is degraded, exit 3); after checking, reset it with `{reset}`",
+         table was re-created or its sequence restarted, and {reads} (each run is degraded, \
+         exit 3); after checking, reset it with `{reset}`",
         largest.unwrap_or("none, the table is empty")
     )
 }

@@ -77,6 +77,12 @@ pub(super) async fn lines(
             changes.matches_column,
             table.quoted_name
         )));
+        // A `source.start` that does not fit fails `run` (exit 2): so it fails here.
+        if let Some(start) = &config.source.start {
+            source::check_watermark(client, changes.kind, start, &changes.start_column())
+                .await
+                .map_err(Error::from)?;
+        }
         if !led_by(client, &changes.quoted_name, &changes.watermark_column).await? {
             lines.push(Line::Warn(format!(
                 "no index on {} leads with {:?} (`source.changes[{}].watermark_column`): each \
@@ -97,7 +103,7 @@ pub(super) async fn lines(
             )));
         }
         if let Some(line) = matching_advice(client, table, changes).await? {
-            lines.push(Line::Warn(line));
+            lines.push(line);
         }
     }
     Ok(lines)
@@ -105,12 +111,13 @@ pub(super) async fn lines(
 
 /// Whether PostgreSQL reaches `changes.matches` of `source.table` through an index: for a
 /// table from the catalog, for a view from the planner (a page of keys estimated at a tenth or
-/// more of reading the whole view is a scan).
+/// more of reading the whole view is a scan). A foreign table's remote indexes are out of
+/// sight: a line saying the read is sent to its server, which needs the index.
 async fn matching_advice(
     client: &Client,
     table: &SourceTable,
     changes: &source::ChangesTable,
-) -> Result<Option<String>, Error> {
+) -> Result<Option<Line>, Error> {
     let kind: String = client
         .query_typed(
             "select c.relkind::text from pg_class c where c.oid = to_regclass($1::text)",
@@ -126,11 +133,21 @@ async fn matching_advice(
         if led_by(client, &table.quoted_name, &changes.matches_column).await? {
             return Ok(None);
         }
-        return Ok(Some(format!(
+        return Ok(Some(Line::Warn(format!(
             "no index on {} leads with {:?} (`{key}`): each page of changed keys scans the \
              table; `create index on {} ({});`",
             table.quoted_name, changes.matches_column, table.quoted_name, changes.matches
-        )));
+        ))));
+    }
+    if kind == "f" {
+        // The page's `= any($1)` on a plain column is sent to the remote server (postgres_fdw
+        // ships it); the local planner's estimate says nothing of the remote's indexes.
+        return Ok(Some(Line::Pass(format!(
+            "{} is a foreign table: each page of changed keys is sent to its server as \
+             {:?} = any(…) (`{key}`), which reads them by the remote table's own index on that \
+             column: `check` cannot see the remote's indexes, so make sure it has one",
+            table.quoted_name, changes.matches_column
+        ))));
     }
     let probe = format!(
         "select * from {} as s where s.{} = any(array[(select s2.{}::text from {} as s2 limit \
@@ -147,9 +164,17 @@ async fn matching_advice(
         super::check::plan_cost(client, &whole).await,
     ) {
         (Some(page), Some(all)) if page * 10.0 >= all => {
-            let missing = unindexed_bases(client, table, &changes.matches_column).await;
+            let missing = bases(client, table, &changes.matches_column, false).await;
             let statements = if missing.is_empty() {
-                "e.g. `create index on <table> (<column>);`".to_owned()
+                // Base columns of that name all indexed: the planner judged by statistics
+                // (small or not yet analyzed tables), not a missing index.
+                if !bases(client, table, &changes.matches_column, true)
+                    .await
+                    .is_empty()
+                {
+                    return Ok(None);
+                }
+                "the column of its base table that it comes from".to_owned()
             } else {
                 missing
                     .iter()
@@ -157,14 +182,13 @@ async fn matching_advice(
                     .collect::<Vec<_>>()
                     .join(" ")
             };
-            Ok(Some(format!(
+            Ok(Some(Line::Warn(format!(
                 "{} is a view, and PostgreSQL would read about the whole of it to find the rows \
-                 of one {:?} (`{key}`; {}): index the base table column behind it, \
-                 {statements}",
+                 of one {:?} (`{key}`; {}): index {statements}",
                 table.quoted_name,
                 changes.matches_column,
                 relative_cost(page, all)
-            )))
+            ))))
         }
         _ => Ok(None),
     }
@@ -185,9 +209,10 @@ pub(super) fn relative_cost(part: f64, whole: f64) -> String {
     }
 }
 
-/// The base tables of the view `table` whose column `column` it uses and no index leads with
-/// (from the view's rule's dependencies in `pg_depend`), as `regclass` text.
-async fn unindexed_bases(client: &Client, table: &SourceTable, column: &str) -> Vec<String> {
+/// The base tables of the view `table` whose column `column` it uses and an index leads with
+/// (`indexed`) or none does (from the view's rule's dependencies in `pg_depend`), as `regclass`
+/// text.
+async fn bases(client: &Client, table: &SourceTable, column: &str, indexed: bool) -> Vec<String> {
     client
         .query_typed(
             "select distinct d.refobjid::regclass::text from pg_rewrite r
@@ -196,10 +221,14 @@ async fn unindexed_bases(client: &Client, table: &SourceTable, column: &str) -> 
              join pg_attribute a on a.attrelid = d.refobjid and a.attnum = d.refobjsubid
              join pg_class c on c.oid = d.refobjid and c.relkind in ('r', 'p', 'm')
              where r.ev_class = to_regclass($1::text) and a.attname = $2::text
-               and not exists (select 1 from pg_index i
-                               where i.indrelid = d.refobjid and i.indkey[0] = a.attnum)
+               and exists (select 1 from pg_index i
+                           where i.indrelid = d.refobjid and i.indkey[0] = a.attnum) = $3::bool
              order by 1",
-            &[(&table.quoted_name, Type::TEXT), (&column, Type::TEXT)],
+            &[
+                (&table.quoted_name, Type::TEXT),
+                (&column, Type::TEXT),
+                (&indexed, Type::BOOL),
+            ],
         )
         .await
         .map(|rows| rows.iter().filter_map(|row| row.try_get(0).ok()).collect())

@@ -125,28 +125,27 @@ pub(super) async fn discover(
             }
             Some(kept) => {
                 let kept = Watermark::new(changes.kind, kept.value.clone());
-                if changes.kind == WatermarkKind::Integer {
-                    if largest
+                if changes.kind == WatermarkKind::Integer
+                    && largest
                         .as_deref()
                         .is_none_or(|largest| Watermark::new(changes.kind, largest).before(&kept))
-                    {
-                        let reason = format!(
-                            "the largest {:?} of {} ({}) is behind the stored watermark {}: the \
+                {
+                    let reason = format!(
+                        "the largest {:?} of {} ({}) is behind the stored watermark {}: the \
                              table was re-created or its sequence restarted, and its rows are \
                              not read until they pass it; after checking, reset it with `{}`",
-                            changes.watermark_column,
-                            changes.configured,
-                            largest.as_deref().unwrap_or("none, the table is empty"),
-                            kept,
-                            sessions
-                                .ledger_session
-                                .ledger
-                                .reset_change_watermark_sql(&changes.configured)
-                        );
-                        tracing::warn!("{reason}");
-                        stats.watermark_reset.get_or_insert(reason);
-                        continue;
-                    }
+                        changes.watermark_column,
+                        changes.configured,
+                        largest.as_deref().unwrap_or("none, the table is empty"),
+                        kept,
+                        sessions
+                            .ledger_session
+                            .ledger
+                            .reset_change_watermark_sql(&changes.configured)
+                    );
+                    tracing::warn!("{reason}");
+                    stats.watermark_reset.get_or_insert(reason);
+                    continue;
                 }
                 if amount == 0 {
                     Some(kept)
@@ -168,12 +167,7 @@ pub(super) async fn discover(
                             client,
                             changes.kind,
                             start,
-                            &format!(
-                                "`[[source.changes]]` {}'s watermark_column {:?} (`source.start` \
-                                 starts every table's first run: leave it out and each table \
-                                 starts at its default, docs/source.md)",
-                                changes.configured, changes.watermark_column
-                            ),
+                            &changes.start_column(),
                         ),
                     )
                     .await?,

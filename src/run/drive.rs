@@ -207,12 +207,6 @@ async fn start_filter(
             .check(kind == source::WatermarkKind::Integer, "source.lookback")?,
         None => 0,
     };
-    if let Some(watermark) = stored
-        .as_ref()
-        .filter(|_| kind == source::WatermarkKind::Integer)
-    {
-        behind_check(config, sessions, table, watermark, stats).await?;
-    }
     let from = match &stored {
         Some(watermark) if amount == 0 => Some(watermark.clone()),
         Some(watermark) => Some(
@@ -242,12 +236,22 @@ async fn start_filter(
             }
         },
     };
+    if let (Some(watermark), Some(from)) = (
+        stored
+            .as_ref()
+            .filter(|_| kind == source::WatermarkKind::Integer),
+        from.as_ref(),
+    ) {
+        behind_check(config, sessions, table, (watermark, from), stats).await?;
+    }
     Ok((Filter::Delta(from), stored))
 }
 
 /// Issue 21.3 for a single `source.watermark_column`: when the source's largest integer
-/// watermark is behind the stored one (the table re-created, its sequence restarted), its rows
-/// are not read until they pass it, so the run is degraded naming the reset.
+/// watermark is behind the stored one (the table re-created, its sequence restarted), runs
+/// read only its rows from `from` on (the stored watermark minus the lookback, which may
+/// cover some of them), so the run is degraded naming the reset. `watermarks` is (stored,
+/// from).
 ///
 /// # Errors
 /// Database errors as they are.
@@ -255,7 +259,7 @@ async fn behind_check(
     config: &Config,
     sessions: &Sessions<'_>,
     table: &SourceTable,
-    stored: &Watermark,
+    (stored, from): (&Watermark, &Watermark),
     stats: &mut RunStats,
 ) -> Result<(), Error> {
     let Some(column) = config.source.watermark_column.as_deref() else {
@@ -274,11 +278,11 @@ async fn behind_check(
     if behind {
         let reason = format!(
             "the largest {column:?} of {} ({}) is behind the stored watermark {}: the table was \
-             re-created or its sequence restarted, and its rows are not read until they pass \
-             it; after checking, reset it with `{}`",
+             re-created or its sequence restarted, and {}; after checking, reset it with `{}`",
             config.source.table,
             largest.as_deref().unwrap_or("none, the table is empty"),
             stored,
+            crate::source::behind_reads(stored.as_str(), from.as_str()),
             sessions.ledger_session.ledger.reset_watermark_sql()
         );
         tracing::warn!("{reason}");

@@ -261,8 +261,8 @@ impl Reader {
     /// table's key is the order id (a new order's header and its lines) the key is not even
     /// asked for, which halves what a run over new orders reads (measured in
     /// docs/benchmarks.md). A page cancelled by the server (a recovery conflict on a hot
-    /// standby, a `statement_timeout`) is read again, up to
-    /// [`PAGE_ATTEMPTS`] times.
+    /// standby, a `statement_timeout`) is read again in halves of its keys
+    /// ([`Reader::read_page`]); the page's watermark is still its chunk's last key.
     async fn read_changes(
         &self,
         changes: super::changes::ChangeReads,
@@ -308,12 +308,8 @@ impl Reader {
                     let rows = if values.is_empty() {
                         Vec::new()
                     } else {
-                        let filter = Filter::Matching {
-                            column: table.matches.clone(),
-                            base_type: table.matches_type.clone(),
-                            values,
-                        };
-                        self.read_page(&filter).await?
+                        self.read_page(&table.matches, &table.matches_type, values)
+                            .await?
                     };
                     let rows: Vec<source::SourceRow> = rows
                         .into_iter()
@@ -334,35 +330,83 @@ impl Reader {
         Ok(())
     }
 
-    /// Every row of the orders `filter` names, in one short read on a connection of its own,
-    /// read again when the server cancelled it.
-    async fn read_page(&self, filter: &Filter) -> Result<Vec<source::SourceRow>, Error> {
-        let mut attempt = 1;
-        loop {
+    /// Every row of the orders with a row whose `column` (of base type `base_type`) is one of
+    /// `values`, each order once, in short reads on connections of their own. A read the
+    /// server cancels (a `statement_timeout`, a recovery conflict) is read again as two halves
+    /// of its keys, down to a single key, so a page completes whenever one order can be read
+    /// in time; a single key is read again up to [`PAGE_ATTEMPTS`] times, and then the run
+    /// fails ([`super::changes::explain_cancel`]). An order two halves both touch (a key
+    /// other than the order id) keeps the rows of the first read of it.
+    async fn read_page(
+        &self,
+        column: &str,
+        base_type: &str,
+        values: Vec<String>,
+    ) -> Result<Vec<source::SourceRow>, Error> {
+        let mut rows: Vec<source::SourceRow> = Vec::new();
+        let mut orders: HashSet<String> = HashSet::new();
+        // Key sets still to read and their attempt, the next one last.
+        let mut pending = vec![(values, 1u32)];
+        let mut split = false;
+        while let Some((mut values, attempt)) = pending.pop() {
+            let filter = Filter::Matching {
+                column: column.to_owned(),
+                base_type: base_type.to_owned(),
+                values: values.clone(),
+            };
             let client = db::connect(&self.pool, "source").await?;
             let result = self
                 .pool
                 .within(
                     "reading a page of the changed orders",
-                    source::read_all(&client, &self.query, filter),
+                    source::read_all(&client, &self.query, &filter),
                 )
                 .await;
             match result {
+                Ok(read) if !split => {
+                    rows = read;
+                }
+                Ok(read) => {
+                    // Rows of an order come together in one read: an order read before (by
+                    // the other half's keys) is dropped whole.
+                    let fresh: Vec<source::SourceRow> = read
+                        .into_iter()
+                        .filter(|r| r.key.is_empty() || !orders.contains(&r.key))
+                        .collect();
+                    orders.extend(fresh.iter().map(|r| r.key.clone()));
+                    rows.extend(fresh);
+                }
+                Err(error) if values.len() > 1 && super::changes::cancelled(&error) => {
+                    tracing::warn!(
+                        keys = values.len(),
+                        error = %crate::error::chain(&error),
+                        "a page of the changed orders was cancelled by the server; \
+                         reading its keys again as two halves"
+                    );
+                    drop(deadpool_postgres::Object::take(client));
+                    let second = values.split_off(values.len() / 2);
+                    pending.push((second, 1));
+                    pending.push((values, 1));
+                    split = true;
+                }
                 Err(error) if attempt < PAGE_ATTEMPTS && super::changes::cancelled(&error) => {
                     tracing::warn!(
                         attempt,
                         error = %crate::error::chain(&error),
-                        "a page of the changed orders was cancelled by the server; reading it again"
+                        "the read of one changed key's orders was cancelled by the server; \
+                         reading it again"
                     );
                     drop(deadpool_postgres::Object::take(client));
-                    attempt += 1;
+                    pending.push((values, attempt + 1));
+                    split = true;
                 }
                 Err(error) if super::changes::cancelled(&error) => {
                     return Err(super::changes::explain_cancel(error, attempt));
                 }
-                other => return Ok(other?),
+                Err(error) => return Err(error.into()),
             }
         }
+        Ok(rows)
     }
 
     /// Transforms a page on a blocking thread (normalizing and hashing is CPU work); `policy`

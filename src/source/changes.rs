@@ -217,6 +217,17 @@ impl ChangesTable {
         )
     }
 
+    /// How a `source.start` that does not fit this table's watermark type names the column
+    /// ([`super::SourceError::BadStart`]): the entry, its column and what to do.
+    pub fn start_column(&self) -> String {
+        format!(
+            "`[[source.changes]]` {}'s watermark_column {:?} (`source.start` starts every \
+             table's first run: leave it out and each table starts at its default, \
+             docs/source.md)",
+            self.configured, self.watermark_column
+        )
+    }
+
     /// Whether `a` is before `b`, both watermark texts of this table's kind
     /// ([`Watermark::before`]: integers by value, times by their ISO text, which sorts as they
     /// do).

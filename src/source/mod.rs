@@ -34,7 +34,7 @@ pub use identity::IdKind;
 pub use query::{
     watermark_text, EventTimeWindow, Filter, Param, ReadQuery, VALUE_SEPARATOR, WATERMARK_SKEW,
 };
-pub use start::{check_watermark, default_start, minus_lookback};
+pub use start::{behind_reads, check_watermark, default_start, minus_lookback};
 pub use text::Fallback;
 pub use watermark::Watermark;
 
@@ -95,8 +95,9 @@ pub enum SourceError {
         "the source database cancelled a read of the changed orders {tries} times ({cause}): \
          on a hot standby set `hot_standby_feedback = on` there (or raise its \
          `max_standby_streaming_delay`); else raise the sync role's `statement_timeout` \
-         (`alter role … set statement_timeout = …`) above what one page of \
-         `source.batch_size` orders takes"
+         (`alter role … set statement_timeout = …`) above what reading one changed order (or \
+         one chunk of a changes table's keys) takes: a cancelled page is read again in halves \
+         of its keys, down to a single one"
     )]
     Cancelled {
         /// How many times the page was tried.

@@ -105,3 +105,19 @@ pub async fn default_start(
         Err(error) => Err(DbError::query("cannot compute the first watermark")(error).into()),
     }
 }
+
+/// What runs read of a table whose largest integer watermark is behind the stored one
+/// (`stored`), reading from `from` (the stored watermark minus the lookback, both as text):
+/// without a lookback none of its rows until they pass the stored watermark; with one, its rows
+/// from `from` on, which a lookback that covers the restarted values reads and sends. Rows
+/// before `from` are never read: the stored watermark does not go back.
+pub fn behind_reads(stored: &str, from: &str) -> String {
+    if stored == from {
+        "its rows are not read until they pass it (those at or before it never are)".to_owned()
+    } else {
+        format!(
+            "runs read only its rows from {from} on (the stored watermark minus the lookback), \
+             and never those before {from}"
+        )
+    }
+}
