@@ -161,7 +161,8 @@ fn dial_digits(raw: &str) -> Option<Dialled> {
 /// calling code kept as part of the number when the whole is valid (Brazil's area code 55:
 /// `(55) 99555-1234` is `5555995551234`, not `55995551234`). Validity is the region's own
 /// number patterns from libphonenumber's metadata ([`rules::Rules::is_valid`]), judged only where
-/// it decides: after a trunk prefix, or before digits that start with the calling code.
+/// it decides: after a trunk prefix, or before digits that start with the calling code (not
+/// valid so, they may be the international form without `+`: [`international_without_plus`]).
 ///
 /// `None` hands the number to the parser: international form, an exit code, a trunk-prefix
 /// pattern that rewrites the number, a number that is not valid where validity decides, a
