@@ -166,6 +166,41 @@ const FEMALE: &[&str] = &[
     "ra",
     "puti",
     "cut",
+    // Forms of address the trial and a pass over the CLDR markets' languages found missing, each
+    // the language's Wiktionary entry for Mrs or Miss: Indonesian nyonya (`Ny.`), Filipino
+    // ginang (`Gng.`) and binibini, Dutch mejuffrouw (`Mej.`), Swedish, Danish and Norwegian
+    // fröken (`Frk.`), Finnish rouva and neiti, Greek κυρία and δεσποινίς as abbreviated (`κα`,
+    // `δις`), Russian and Bulgarian госпожа and госпожица, Croatian gospođa (`gđa`) and
+    // gospođica (`gđica`), Turkish hanım, Chinese 小姐 and 太太, Hindi श्रीमती (`Smt.`), सुश्री.
+    "nyonya",
+    "ny",
+    "ginang",
+    "gng",
+    "binibini",
+    "mej",
+    "mejuffrouw",
+    "froken",
+    "frøken",
+    "frk",
+    "rouva",
+    "neiti",
+    "κα",
+    "δις",
+    "δεσποινις",
+    "госпожа",
+    "госпожица",
+    "gospođa",
+    "gđa",
+    "gospođica",
+    "gđica",
+    "hanım",
+    "hanim",
+    "小姐",
+    "太太",
+    "श्रीमती",
+    "shrimati",
+    "smt",
+    "सुश्री",
 ];
 
 /// Words for a man, in the same languages as [`FEMALE`].
@@ -299,6 +334,19 @@ const MALE: &[&str] = &[
     "พระอธิการ",
     "เจ้าอธิการ",
     "สามเณร",
+    // As in [`FEMALE`]'s last entries, for Mr: Indonesian and Malay tuan (`Tn.`), Filipino
+    // ginoo, Finnish herra, Greek κύριος as abbreviated (`κος`), Russian and Bulgarian
+    // господин, Croatian gospodin, Turkish bey, Hindi श्री (`Shri`).
+    "tuan",
+    "tn",
+    "ginoo",
+    "herra",
+    "κος",
+    "господин",
+    "gospodin",
+    "bey",
+    "श्री",
+    "shri",
 ];
 
 /// `ge`: `f` or `m`; anything else is dropped.

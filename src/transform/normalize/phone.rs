@@ -161,7 +161,8 @@ fn dial_digits(raw: &str) -> Option<Dialled> {
 /// calling code kept as part of the number when the whole is valid (Brazil's area code 55:
 /// `(55) 99555-1234` is `5555995551234`, not `55995551234`). Validity is the region's own
 /// number patterns from libphonenumber's metadata ([`rules::Rules::is_valid`]), judged only where
-/// it decides: after a trunk prefix, or before digits that start with the calling code.
+/// it decides: after a trunk prefix, or before digits that start with the calling code (not
+/// valid so, they may be the international form without `+`: [`international_without_plus`]).
 ///
 /// `None` hands the number to the parser: international form, an exit code, a trunk-prefix
 /// pattern that rewrites the number, a number that is not valid where validity decides, a
@@ -179,7 +180,12 @@ fn national_fast(dialled: &Dialled, region: Id) -> Option<String> {
             // Without a trunk prefix, the parser reads a calling code off the front only when
             // the number starts with it (`maybeExtractCountryCode`): validity decides only
             // then, and a whole that is valid keeps it (Brazil's area code 55).
-            0 if digits.starts_with(rules.code_text()) && !rules.is_valid(digits) => return None,
+            // Not valid so, the digits are the number in international form without its `+`
+            // (`39 347 123 4567` in Italy) when what follows the code is valid, else the
+            // parser's.
+            0 if digits.starts_with(rules.code_text()) && !rules.is_valid(digits) => {
+                return international_without_plus(rules, digits);
+            }
             0 => digits,
             len => {
                 // libphonenumber strips the prefix only when the rest is valid; a whole that
@@ -201,6 +207,28 @@ fn national_fast(dialled: &Dialled, region: Id) -> Option<String> {
             .is_possible_length(national.len())
             .then(|| format!("{}{national}", rules.code()))
     })
+}
+
+/// The calling code and the national significant number of `rest`, the digits after a row's
+/// own calling code in a number whose national reading is not valid, as libphonenumber's
+/// `maybeExtractCountryCode` reads them: international when `rest`, or `rest` without a trunk
+/// prefix (`49 030 123456`), is a valid number of the region (`49 30 123456` in Germany is
+/// `4930123456`), and, as libphonenumber also does, when the whole is too long for the region or
+/// does not fit its general pattern while the rest does (`267 2679819` in Botswana). `None`
+/// (the parser's, as before) otherwise.
+fn international_without_plus(rules: &rules::Rules, digits: &str) -> Option<String> {
+    let rest = &digits[rules.code_text().len()..];
+    let trunk = rules.trunk_prefix_len(rest).unwrap_or(0);
+    let national = [rest, &rest[trunk..]]
+        .into_iter()
+        .find(|national| rules.is_valid(national))
+        .or_else(|| {
+            let national = &rest[trunk..];
+            (rules.is_too_long(digits.len())
+                || (!rules.fits_general(digits) && rules.fits_general(national)))
+            .then_some(national)
+        })?;
+    (!national.is_empty()).then(|| format!("{}{national}", rules.code()))
 }
 
 /// The next common case without the parser, for numbers [`national_fast`] leaves because they

@@ -81,3 +81,61 @@ fn the_international_fast_path_agrees_with_the_parser_on_random_numbers() {
         Outcome::Normalized("33701000078".to_owned())
     );
 }
+
+/// Issue 24's kind 2, both ways, over every region's example numbers and pseudo-random valid
+/// numbers of the same types: digits that start with the row's own calling code are a national
+/// number when that reading is valid for the region (Brazil's area code 55), else, when what
+/// follows the code is valid, the number written internationally without its `+`
+/// (`39 347 123 4567` in Italy), as libphonenumber reads both.
+#[test]
+fn a_calling_code_without_plus_is_stripped_only_when_the_national_reading_is_not_valid() {
+    let mut random = Digits(24);
+    let mut judged = 0;
+    let mut wrong = Vec::new();
+    for code in 1..1000u16 {
+        for meta in DATABASE.by_code(&code).unwrap_or_default() {
+            let Ok(region) = meta.id().parse::<Id>() else {
+                continue;
+            };
+            let d = meta.descriptors();
+            for example in [d.fixed_line(), d.mobile()]
+                .into_iter()
+                .flatten()
+                .filter_map(|desc| desc.example())
+            {
+                let mut numbers = vec![example.to_owned()];
+                for _ in 0..20 {
+                    let keep = example.len().min(2);
+                    let tail = random.digits(example.len() - keep);
+                    numbers.push(format!("{}{tail}", &example[..keep]));
+                }
+                for national in numbers {
+                    let whole = format!("{code}{national}");
+                    let Some((valid, whole_valid)) = rules::with(region, |rules| {
+                        Some((rules.is_valid(&national), rules.is_valid(&whole)))
+                    }) else {
+                        continue;
+                    };
+                    if !valid {
+                        continue;
+                    }
+                    judged += 1;
+                    let want = if whole_valid {
+                        format!("{code}{whole}")
+                    } else {
+                        whole.clone()
+                    };
+                    let country = meta.id().to_ascii_lowercase();
+                    let got = phone(&format!("{code} {national}"), Some(&country));
+                    if got != Outcome::Normalized(want.clone()) {
+                        wrong.push(format!(
+                            "{code} {national} in {region:?}: {got:?}, not {want}"
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    assert!(judged > 2000, "only {judged} numbers judged");
+    assert!(wrong.is_empty(), "{} of {judged}: {wrong:#?}", wrong.len());
+}

@@ -168,6 +168,18 @@ impl Rules {
         }
     }
 
+    /// Whether a national number of `len` digits is longer than any possible under the calling
+    /// code (libphonenumber's `TOO_LONG`).
+    pub(crate) fn is_too_long(&self, len: usize) -> bool {
+        len > 17 || self.possible_for_code >> len == 0
+    }
+
+    /// Whether a national number matches the region's general description (libphonenumber's
+    /// `matchNationalNumber` on `generalDesc`).
+    pub(crate) fn fits_general(&self, national: &str) -> bool {
+        self.patterns.matches(national).matched(0)
+    }
+
     /// libphonenumber's `isValidNumberForRegion` for a national significant number: it matches
     /// the general description and at least one number type, pattern and length, and its length
     /// is not local-only for any type.
