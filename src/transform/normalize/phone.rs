@@ -215,7 +215,7 @@ fn national_fast(dialled: &Dialled, region: Id) -> Option<String> {
 /// prefix (`49 030 123456`), is a valid number of the region (`49 30 123456` in Germany is
 /// `4930123456`), and, as libphonenumber also does, when the whole is too long for the region or
 /// does not fit its general pattern while the rest does (`267 2679819` in Botswana). `None`
-/// (the parser's, as before) otherwise.
+/// (the parser's, as before) otherwise, or when the rest's length is not possible.
 fn international_without_plus(rules: &rules::Rules, digits: &str) -> Option<String> {
     let rest = &digits[rules.code_text().len()..];
     let trunk = rules.trunk_prefix_len(rest).unwrap_or(0);
@@ -228,7 +228,9 @@ fn international_without_plus(rules: &rules::Rules, digits: &str) -> Option<Stri
                 || (!rules.fits_general(digits) && rules.fits_general(national)))
             .then_some(national)
         })?;
-    (!national.is_empty()).then(|| format!("{}{national}", rules.code()))
+    rules
+        .is_possible_length(national.len())
+        .then(|| format!("{}{national}", rules.code()))
 }
 
 /// The next common case without the parser, for numbers [`national_fast`] leaves because they
