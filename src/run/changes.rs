@@ -28,13 +28,13 @@ pub(super) struct ChangesRead {
     /// The table.
     pub(super) table: ChangesTable,
     /// Where its read starts (`None`: every row).
-    pub(super) from: Option<String>,
+    pub(super) from: Option<Watermark>,
     /// Whether `from` itself is past (`>`), rather than read again (`>=`).
     pub(super) after: bool,
     /// Its largest watermark as the run began, where the read ends (`None`: the table is
     /// empty). Rows written later are the next run's, as they were when every key was read at
     /// the start.
-    pub(super) upto: Option<String>,
+    pub(super) upto: Option<Watermark>,
 }
 
 /// What a run reads of each `[[source.changes]]` table, in config order.
@@ -181,11 +181,12 @@ pub(super) async fn discover(
                 }
             },
         };
+        let kind = changes.kind;
         found.tables.push(ChangesRead {
             table: changes,
-            from: from.map(|from| from.as_str().to_owned()),
+            from,
             after,
-            upto: largest,
+            upto: largest.map(|largest| Watermark::new(kind, largest)),
         });
     }
     Ok((found, first))
@@ -205,19 +206,19 @@ pub(super) async fn read_chunk(
     client: &tokio_postgres::Client,
     changes: &ChangesTable,
     range: KeyRange<'_>,
-) -> Result<(Vec<ChangedKey>, Option<(String, bool)>), Error> {
+) -> Result<(Vec<ChangedKey>, Option<(Watermark, bool)>), Error> {
     let mut attempt = 1;
     loop {
         let result = pool
             .within("reading the changed keys", async {
                 let end = source::chunk_end(client, changes, &range, CHUNK_ROWS).await?;
                 // The chunk's upper bound, and where the next one starts (after it or at it).
-                let (to, next) = match end.as_deref() {
+                let (to, next) = match end.as_ref() {
                     None => (range.to, None),
                     Some(end) if !range.after && range.from == Some(end) => {
-                        (Some((end, true)), Some((end.to_owned(), true)))
+                        (Some((end, true)), Some((end.clone(), true)))
                     }
-                    Some(end) => (Some((end, false)), Some((end.to_owned(), false))),
+                    Some(end) => (Some((end, false)), Some((end.clone(), false))),
                 };
                 let chunk = KeyRange { to, ..range };
                 let keys = source::changed_keys(client, changes, &chunk).await?;

@@ -280,13 +280,13 @@ impl Reader {
             // canonical text, which the read's trimming and id rules leave as it is): every row
             // a read by it would give is one the filter below drops.
             let by_order_id = table.matches_column == self.order_id_column;
-            let Some(upto) = table_read.upto.as_deref() else {
+            let Some(upto) = table_read.upto.as_ref() else {
                 continue;
             };
             let mut next = Some((table_read.from.clone(), table_read.after));
             while let Some((from, after)) = next.take() {
                 let range = KeyRange {
-                    from: from.as_deref(),
+                    from: from.as_ref(),
                     after,
                     to: Some((upto, true)),
                 };

@@ -108,16 +108,16 @@ pub async fn describe_changes(
     Ok(tables)
 }
 
-/// Which rows of a changes table a read of changed keys covers, by their watermark (texts of
+/// Which rows of a changes table a read of changed keys covers, by their watermark (values of
 /// the table's kind).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct KeyRange<'a> {
     /// The lower bound (`None`: every row with a watermark).
-    pub from: Option<&'a str>,
+    pub from: Option<&'a Watermark>,
     /// Whether the lower bound is excluded (`>`) rather than included (`>=`).
     pub after: bool,
     /// The upper bound and whether it is included (`None`: no upper bound).
-    pub to: Option<(&'a str, bool)>,
+    pub to: Option<(&'a Watermark, bool)>,
 }
 
 /// A key a changes table changed, with the watermark of its latest change (capped at the
@@ -145,15 +145,15 @@ impl ChangesTable {
     /// `c.<watermark> <op> $n`, the value bound in the column's own type (so that PostgreSQL,
     /// and `postgres_fdw`, can use the condition where the rows live; the text is cast when it
     /// is not in PostgreSQL's ISO form).
-    fn bound(&self, op: &str, value: &str, params: &mut Vec<super::Param>) -> String {
+    fn bound(&self, op: &str, value: &Watermark, params: &mut Vec<super::Param>) -> String {
         let w = &self.watermark;
-        match Watermark::new(self.kind, value).bind() {
+        match value.bind() {
             Some(param) => {
                 params.push(param);
                 format!("c.{w} {op} ${}", params.len())
             }
             None => {
-                params.push((Box::new(value.to_owned()), Type::TEXT));
+                params.push((Box::new(value.as_str().to_owned()), Type::TEXT));
                 format!(
                     "c.{w} {op} ${}::text::{}",
                     params.len(),
@@ -227,13 +227,6 @@ impl ChangesTable {
             self.configured, self.watermark_column
         )
     }
-
-    /// Whether `a` is before `b`, both watermark texts of this table's kind
-    /// ([`Watermark::before`]: integers by value, times by their ISO text, which sorts as they
-    /// do).
-    pub fn before(&self, a: &str, b: &str) -> bool {
-        Watermark::new(self.kind, a).before(&Watermark::new(self.kind, b))
-    }
 }
 
 /// The keys `table` changed in `range`, in (watermark, key) order: one short statement in its
@@ -277,10 +270,11 @@ pub async fn chunk_end(
     table: &ChangesTable,
     range: &KeyRange<'_>,
     rows: usize,
-) -> Result<Option<String>, SourceError> {
+) -> Result<Option<Watermark>, SourceError> {
     let (sql, params) = table.chunk_end_sql(range, rows);
     super::text_value(client, &sql, &super::binds(&params))
         .await
+        .map(|end| end.map(|end| Watermark::new(table.kind, end)))
         .map_err(|e| DbError::query("cannot read the changed keys of a changes table")(e).into())
 }
 
@@ -341,18 +335,23 @@ mod tests {
 
     #[test]
     fn the_changed_keys_are_found_by_the_watermark_bound_in_its_own_type() {
+        let from = Watermark::new(WatermarkKind::Timestamptz, "2026-12-01 10:00:00.5+00");
         let range = KeyRange {
-            from: Some("2026-12-01 10:00:00.5+00"),
+            from: Some(&from),
             ..KeyRange::default()
         };
         let (sql, params) = table(WatermarkKind::Timestamptz).changed_sql(&range);
         assert!(sql.contains("c.\"updated_at\" >= $1 "), "{sql}");
         assert!(!sql.contains("::text::timestamptz"), "{sql}");
         assert_eq!(params[0].1, Type::TIMESTAMPTZ);
+        let (from, to) = (
+            Watermark::new(WatermarkKind::Integer, "5000"),
+            Watermark::new(WatermarkKind::Integer, "9000"),
+        );
         let range = KeyRange {
-            from: Some("5000"),
+            from: Some(&from),
             after: true,
-            to: Some(("9000", false)),
+            to: Some((&to, false)),
         };
         let (sql, params) = table(WatermarkKind::Integer).changed_sql(&range);
         assert!(sql.contains("> $1 and c.\"updated_at\" < $2 "), "{sql}");
@@ -369,12 +368,7 @@ mod tests {
     }
 
     #[test]
-    fn integer_watermarks_compare_by_value() {
-        let t = table(WatermarkKind::Integer);
-        assert!(t.before("9", "10"));
-        assert!(!t.before("10", "9"));
-        let t = table(WatermarkKind::Timestamptz);
-        assert!(t.before("2026-01-01 00:00:00+00", "2026-01-02 00:00:00+00"));
+    fn entry_keys_name_the_entry() {
         assert_eq!(entry_key(2, "key"), "source.changes[2].key");
     }
 }
