@@ -265,16 +265,12 @@ async fn an_order_changed_in_its_header_and_its_lines_is_read_from_the_view_once
            execute format('alter database %I set track_functions = ''pl''', current_database());
          end $$;
          create function pos.counted(id bigint) returns bigint language plpgsql volatile
-           as $f$ begin return id; end $f$;
-         create or replace view pos.ocapi_purchases as
-         select h.order_id, h.customer_id, h.purchased_at, l.line_no, l.sku, l.qty, l.price,
-                'USD'::text as currency, c.email,
-                greatest(h.updated_at, l.updated_at, c.updated_at) as updated_at,
-                pos.counted(h.order_id) as read_no
-         from pos.order_headers h
-         join pos.order_lines l using (order_id)
-         left join crm.customers c using (customer_id);
-         insert into pos.order_headers values (1, null, now() - interval '1 hour');
+           as $f$ begin return id; end $f$;",
+    )
+    .await;
+    view_with(&db, "pos.counted(h.order_id) as read_no").await;
+    db.exec(
+        "insert into pos.order_headers values (1, null, now() - interval '1 hour');
          insert into pos.order_lines (order_id, line_no, sku, qty, price)
            values (1, 1, 'A', 1, 10), (1, 2, 'B', 1, 5), (1, 3, 'C', 1, 1)",
     )
@@ -288,16 +284,7 @@ async fn an_order_changed_in_its_header_and_its_lines_is_read_from_the_view_once
     // THEN its 3 rows were read once, not once per table that found it
     assert_eq!(view_rows_read(&db).await, 3);
     // AND both tables' watermarks moved, the lines' by a page that read nothing
-    let stored: i64 = db
-        .client
-        .query_one(
-            "select count(*) from ocapi.change_watermarks where connector = 'changes-test'",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(stored, 2);
+    assert_eq!(crate::changes::stored_change_watermarks(&db).await, 2);
 }
 
 #[tokio::test]
@@ -441,16 +428,12 @@ async fn a_view_no_read_of_can_finish(db: &TestDb) {
 async fn a_slow_view(db: &TestDb, sleep: &str, timeout: &str) {
     db.exec(&format!(
         "create function pos.slow(id bigint) returns bigint language sql volatile
-           as $f$ select pg_sleep({sleep}); select id $f$;
-         create or replace view pos.ocapi_purchases as
-         select h.order_id, h.customer_id, h.purchased_at, l.line_no, l.sku, l.qty, l.price,
-                'USD'::text as currency, c.email,
-                greatest(h.updated_at, l.updated_at, c.updated_at) as updated_at,
-                pos.slow(h.order_id) as slow
-         from pos.order_headers h
-         join pos.order_lines l using (order_id)
-         left join crm.customers c using (customer_id);
-         insert into pos.order_headers
+           as $f$ select pg_sleep({sleep}); select id $f$;"
+    ))
+    .await;
+    view_with(db, "pos.slow(h.order_id) as slow").await;
+    db.exec(&format!(
+        "insert into pos.order_headers
            select g, null, now() - interval '1 hour' from generate_series(1, 10) g;
          insert into pos.order_lines (order_id, line_no, sku, qty, price)
            select g, 1, 'A', 1, 10 from generate_series(1, 10) g;
@@ -549,4 +532,20 @@ async fn a_time_start_with_an_integer_changes_watermark_names_the_entry() {
     assert!(stderr.contains("source.start"), "{stderr}");
     assert!(stderr.contains("pos.order_lines"), "{stderr}");
     assert!(stderr.contains("\"seq\""), "{stderr}");
+}
+
+/// Replaces the view of [`crate::changes::SCHEMA`] with one giving `column` (an expression and
+/// its name) too.
+async fn view_with(db: &TestDb, column: &str) {
+    db.exec(&format!(
+        "create or replace view pos.ocapi_purchases as
+         select h.order_id, h.customer_id, h.purchased_at, l.line_no, l.sku, l.qty, l.price,
+                'USD'::text as currency, c.email,
+                greatest(h.updated_at, l.updated_at, c.updated_at) as updated_at,
+                {column}
+         from pos.order_headers h
+         join pos.order_lines l using (order_id)
+         left join crm.customers c using (customer_id)"
+    ))
+    .await;
 }

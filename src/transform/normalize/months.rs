@@ -126,13 +126,15 @@ fn build() -> Tables {
     }
     for country in keshvar::CountryIterator::new() {
         let code = country.alpha2().to_string();
-        let languages = country
+        let languages: Vec<String> = country
             .maybe_official_language_list()
             .into_iter()
             .chain(country.maybe_spoken_language_list())
-            .flatten();
-        for language in languages {
-            let name = format!("{}_{}", language.to_lowercase(), code.to_uppercase());
+            .flatten()
+            .map(|language| language.to_lowercase())
+            .collect();
+        for language in &languages {
+            let name = format!("{language}_{}", code.to_uppercase());
             let Ok(locale) = Locale::try_from(name.as_str()) else {
                 continue;
             };
@@ -144,17 +146,8 @@ fn build() -> Tables {
         }
         // CLDR's names for the country's languages (`pt`, `vi`, `he`).
         let own = by_country.entry(code.to_lowercase()).or_default();
-        let languages = country
-            .maybe_official_language_list()
-            .into_iter()
-            .chain(country.maybe_spoken_language_list())
-            .flatten();
-        for language in languages {
-            for (month, word) in cldr
-                .get(language.to_lowercase().as_str())
-                .into_iter()
-                .flatten()
-            {
+        for language in &languages {
+            for (month, word) in cldr.get(language.as_str()).into_iter().flatten() {
                 add(own, &mut all, word, Some(*month));
             }
         }
