@@ -31,8 +31,10 @@ pub(crate) const DEFAULT_CONFIG_PATH: &str = "connector.toml";
 /// Measured (docs/benchmarks.md, "The default page"): on a quiet machine, once ocapi outran
 /// PostgreSQL, 4000-row pages peaked at 102 MiB on 1M rows; 3000 keep 84–93 MiB at the same
 /// rows/s, and are three whole batches of 1000 (2500 lost 10% with a 200 ms endpoint to its
-/// half batches).
-pub(crate) const DEFAULT_SOURCE_BATCH_SIZE: usize = 3000;
+/// half batches). With every customer field filled (issue 24), 3000-row pages peaked at
+/// 92–106 MiB on 200k rows; 2000 (two whole batches) kept 83–94 MiB at the same rows/s, with
+/// and without a 200 ms endpoint.
+pub(crate) const DEFAULT_SOURCE_BATCH_SIZE: usize = 2000;
 /// Meta accepts physical-store events up to 62 days old, in seconds (docs/meta-capi.md decision 3):
 /// older orders are never sent, and a first run reads back this far by default.
 pub const MAX_EVENT_AGE_SECS: i64 = 62 * 24 * 3600;
