@@ -191,8 +191,8 @@ async fn a_run_that_fails_leaves_no_request_going_out_behind_it() {
         )
         .await
         .unwrap();
-    // (a run may also reconnect and finish its 3,000 orders through the endpoint's failures:
-    // alone that takes 4-15 s, under the whole suite's load it took over a minute once)
+    // (it stops on a lost lock or a failed ledger write; the test took 2.5-22 s alone and the
+    // run over a minute to return once under the whole suite's load: 240 s still tells a hang)
     let outcome = tokio::time::timeout(Duration::from_secs(240), running)
         .await
         .expect("the run hung")
