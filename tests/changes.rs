@@ -122,6 +122,34 @@ country = "US"
     (db, config)
 }
 
+/// Five customers and orders 1..=`n` of one line each, sold an hour ago (SQL).
+pub(crate) fn one_line_orders(n: u32) -> String {
+    format!(
+        "insert into crm.customers select g, 'c' || g || '@example.com' from generate_series(1, 5) g;
+         insert into pos.order_headers
+           select g, 1 + g % 5, now() - interval '1 hour' from generate_series(1, {n}) g;
+         insert into pos.order_lines (order_id, line_no, sku, qty, price)
+           select g, 1, 'A', 1, 10 from generate_series(1, {n}) g"
+    )
+}
+
+/// A `[destination]` table sending to the stand-in at `base_url` with a token file of its own,
+/// `batch_size` events a request, one request at a time.
+fn meta_destination(base_url: &str, batch_size: u32) -> String {
+    let dir = std::env::temp_dir().join(format!("ocapi-changes-{:016x}", rand::random::<u64>()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let token = dir.join("token");
+    std::fs::write(&token, TOKEN).unwrap();
+    #[cfg(unix)]
+    std::fs::set_permissions(&token, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    format!(
+        "kind = \"meta\"\ndataset_id = \"1234567890\"\naccess_token_file = {:?}\n\
+         base_url = {base_url:?}\nbatch_size = {batch_size}\nconcurrency = 1\n\
+         request_timeout = \"10s\"",
+        token.display().to_string(),
+    )
+}
+
 /// `ocapi run --json`: its exit code and stats.
 pub(crate) async fn run_json(db: &TestDb) -> (Option<i32>, serde_json::Value, String) {
     let out = ocapi(&db.config_path(), &["run", "--json"]).await;
@@ -429,27 +457,9 @@ async fn no_lock_is_held_on_the_source_while_the_run_waits_on_meta() {
         ..Faults::default()
     })
     .await;
-    let dir = std::env::temp_dir().join(format!("ocapi-changes-{:016x}", rand::random::<u64>()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let token = dir.join("token");
-    std::fs::write(&token, TOKEN).unwrap();
-    #[cfg(unix)]
-    std::fs::set_permissions(&token, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
-    let destination = format!(
-        "kind = \"meta\"\ndataset_id = \"1234567890\"\naccess_token_file = {:?}\n\
-         base_url = {:?}\nbatch_size = 10\nconcurrency = 1\nrequest_timeout = \"10s\"",
-        token.display().to_string(),
-        graph.base_url()
-    );
+    let destination = meta_destination(&graph.base_url(), 10);
     let (db, config) = setup_to("batch_size = 6", CHANGES, Some(destination)).await;
-    db.exec(
-        "insert into crm.customers select g, 'c' || g || '@example.com' from generate_series(1, 5) g;
-         insert into pos.order_headers
-           select g, 1 + g % 5, now() - interval '1 hour' from generate_series(1, 30) g;
-         insert into pos.order_lines (order_id, line_no, sku, qty, price)
-           select g, 1, 'A', 1, 10 from generate_series(1, 30) g",
-    )
-    .await;
+    db.exec(&one_line_orders(30)).await;
 
     // WHEN a run is waiting on Meta
     let running = tokio::spawn(async move {
@@ -489,15 +499,12 @@ async fn no_lock_is_held_on_the_source_while_the_run_waits_on_meta() {
 async fn a_page_cancelled_mid_run_is_read_again_and_nothing_is_lost_or_doubled() {
     // GIVEN 30 orders behind a view whose every read takes 0.3 s (a standby replaying WAL)
     let (db, _config) = setup("batch_size = 30", CHANGES).await;
-    db.exec(
+    db.exec(&format!(
         "create view pos.slow_purchases as
            select p.* from pos.ocapi_purchases p, (select pg_sleep(0.3)) as z;
-         insert into crm.customers select g, 'c' || g || '@example.com' from generate_series(1, 5) g;
-         insert into pos.order_headers
-           select g, 1 + g % 5, now() - interval '1 hour' from generate_series(1, 30) g;
-         insert into pos.order_lines (order_id, line_no, sku, qty, price)
-           select g, 1, 'A', 1, 10 from generate_series(1, 30) g",
-    )
+         {}",
+        one_line_orders(30)
+    ))
     .await;
     let config = db.edit_config(&[(
         "table = \"pos.ocapi_purchases\"",
@@ -531,26 +538,12 @@ async fn a_statement_timeout_on_the_sync_role_does_not_stop_a_long_first_sync() 
         ..Faults::default()
     })
     .await;
-    let dir = std::env::temp_dir().join(format!("ocapi-changes-{:016x}", rand::random::<u64>()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let token = dir.join("token");
-    std::fs::write(&token, TOKEN).unwrap();
-    #[cfg(unix)]
-    std::fs::set_permissions(&token, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
-    let destination = format!(
-        "kind = \"meta\"\ndataset_id = \"1234567890\"\naccess_token_file = {:?}\n\
-         base_url = {:?}\nbatch_size = 2\nconcurrency = 1\nrequest_timeout = \"10s\"",
-        token.display().to_string(),
-        graph.base_url()
-    );
+    let destination = meta_destination(&graph.base_url(), 2);
     let (db, config) = setup_to("batch_size = 6", CHANGES, Some(destination)).await;
     db.exec(&format!(
-        "insert into crm.customers select g, 'c' || g || '@example.com' from generate_series(1, 5) g;
-         insert into pos.order_headers
-           select g, 1 + g % 5, now() - interval '1 hour' from generate_series(1, 30) g;
-         insert into pos.order_lines (order_id, line_no, sku, qty, price)
-           select g, 1, 'A', 1, 10 from generate_series(1, 30) g;
+        "{};
          alter database {} set statement_timeout = '1s'",
+        one_line_orders(30),
         db.name
     ))
     .await;

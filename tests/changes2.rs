@@ -57,15 +57,12 @@ async fn a_cancelled_read_of_the_changed_keys_is_read_again_and_every_order_sent
     // GIVEN 10 orders, and a changes table (a view over the lines) whose every read takes 0.3 s
     let slow = CHANGES.replace("table = \"pos.order_lines\"", "table = \"pos.slow_lines\"");
     let (db, config) = setup("", &slow).await;
-    db.exec(
+    db.exec(&format!(
         "create view pos.slow_lines as
            select l.* from pos.order_lines l, (select pg_sleep(0.3)) as z;
-         insert into crm.customers select g, 'c' || g || '@example.com' from generate_series(1, 5) g;
-         insert into pos.order_headers
-           select g, 1 + g % 5, now() - interval '1 hour' from generate_series(1, 10) g;
-         insert into pos.order_lines (order_id, line_no, sku, qty, price)
-           select g, 1, 'A', 1, 10 from generate_series(1, 10) g",
-    )
+         {}",
+        crate::changes::one_line_orders(10)
+    ))
     .await;
 
     // WHEN the server cancels the read of that table's changed keys (as a recovery conflict does)
