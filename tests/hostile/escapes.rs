@@ -3,10 +3,9 @@
 
 use super::*;
 
-#[tokio::test]
-async fn escape_sequences_in_the_endpoints_messages_reach_no_terminal_and_no_chat() {
-    // GIVEN an endpoint refusing the token with a hostile message, and a chat webhook
-    let webhook = Canned::start(|_| answer(200, &[], "ok")).await;
+/// Three orders, and a config sending them to an endpoint that refuses the token with a hostile
+/// message (kept alive by the returned server) and alerting the webhook in `TEST_ALERT_WEBHOOK`.
+async fn three_orders_for_an_endpoint_refusing_the_token_hostilely() -> (TestDb, Canned) {
     let endpoint = Canned::start(|_| hostile_error(190, None)).await;
     let db = TestDb::new().await;
     insert_orders(&db, "R", 3, "2026-01-01T00:00:00Z").await;
@@ -15,19 +14,31 @@ async fn escape_sequences_in_the_endpoints_messages_reach_no_terminal_and_no_cha
         + "\n[alerts]\nwebhook_url_env = \"TEST_ALERT_WEBHOOK\"\n";
     std::fs::write(db.config_path(), text).unwrap();
     migrate(&ocapi::config::Config::load(&db.config_path()).unwrap()).await;
+    (db, endpoint)
+}
+
+/// `ocapi run` alerting `webhook`'s `/hooks/x`: its exit code and stderr.
+async fn run_alerting_to(db: &TestDb, webhook: &Canned) -> (Option<i32>, String) {
+    let mut command = crate::support::command(&db.config_path());
+    command.arg("run").env(
+        "TEST_ALERT_WEBHOOK",
+        format!("{}/hooks/x", webhook.base_url()),
+    );
+    let output = tokio::task::spawn_blocking(move || command.output().unwrap())
+        .await
+        .unwrap();
+    let (code, stderr, _) = outcome(&output);
+    (code, stderr)
+}
+
+#[tokio::test]
+async fn escape_sequences_in_the_endpoints_messages_reach_no_terminal_and_no_chat() {
+    // GIVEN an endpoint refusing the token with a hostile message, and a chat webhook
+    let webhook = Canned::start(|_| answer(200, &[], "ok")).await;
+    let (db, _endpoint) = three_orders_for_an_endpoint_refusing_the_token_hostilely().await;
 
     // WHEN a run fails on it
-    let output = {
-        let mut command = crate::support::command(&db.config_path());
-        command.arg("run").env(
-            "TEST_ALERT_WEBHOOK",
-            format!("{}/hooks/x", webhook.base_url()),
-        );
-        tokio::task::spawn_blocking(move || command.output().unwrap())
-            .await
-            .unwrap()
-    };
-    let (code, stderr, _) = outcome(&output);
+    let (code, stderr) = run_alerting_to(&db, &webhook).await;
 
     // THEN the error line shows the message escaped
     assert_eq!(code, Some(1), "{stderr}");
@@ -72,27 +83,10 @@ async fn an_alert_webhook_that_redirects_is_not_followed() {
     let other = Canned::start(|_| answer(200, &[], "ok")).await;
     let target = format!("{}/elsewhere", other.base_url());
     let webhook = Canned::start(move |_| answer(307, &[("location", target.as_str())], "")).await;
-    let endpoint = Canned::start(|_| hostile_error(190, None)).await;
-    let db = TestDb::new().await;
-    insert_orders(&db, "R", 3, "2026-01-01T00:00:00Z").await;
-    db.meta_config("", &endpoint.base_url(), TOKEN, "");
-    let text = std::fs::read_to_string(db.config_path()).unwrap()
-        + "\n[alerts]\nwebhook_url_env = \"TEST_ALERT_WEBHOOK\"\n";
-    std::fs::write(db.config_path(), text).unwrap();
-    migrate(&ocapi::config::Config::load(&db.config_path()).unwrap()).await;
+    let (db, _endpoint) = three_orders_for_an_endpoint_refusing_the_token_hostilely().await;
 
     // WHEN the run alerts
-    let output = {
-        let mut command = crate::support::command(&db.config_path());
-        command.arg("run").env(
-            "TEST_ALERT_WEBHOOK",
-            format!("{}/hooks/x", webhook.base_url()),
-        );
-        tokio::task::spawn_blocking(move || command.output().unwrap())
-            .await
-            .unwrap()
-    };
-    let (code, stderr, _) = outcome(&output);
+    let (code, stderr) = run_alerting_to(&db, &webhook).await;
 
     // THEN the alert went to the webhook only, and its 307 is a failed delivery
     assert_eq!(code, Some(1), "{stderr}");
