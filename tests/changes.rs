@@ -9,7 +9,7 @@ use ocapi::config::Config;
 use ocapi::sandbox::Faults;
 use ocapi::transform::hash::sha256_hex;
 
-use crate::support::{migrate, ocapi, sandbox, TestDb, TOKEN};
+use crate::support::{ocapi, sandbox, TestDb, TOKEN};
 
 /// Headers, lines (several per order) and customers, indexed as docs/source.md says,
 /// behind the view a run reads (`greatest()` of the three `updated_at`, as the README's view).
@@ -111,14 +111,9 @@ country = "US"
 {destination}
 "#,
         url = db.url,
-        destination = destination.unwrap_or_else(|| format!(
-            "kind = \"file\"\ndataset_id = \"1234567890\"\npath = {:?}",
-            db.out_path().display().to_string()
-        )),
+        destination = destination.unwrap_or_else(|| db.file_destination()),
     );
-    std::fs::write(db.config_path(), text).unwrap();
-    let config = Config::load(&db.config_path()).unwrap();
-    migrate(&config).await;
+    let config = db.use_config(&text).await;
     (db, config)
 }
 

@@ -219,16 +219,12 @@ currency = "currency"
 email = "email"
 timezone = "store_tz"
 [destination]
-kind = "file"
-dataset_id = "1234567890"
-path = {out:?}
+{destination}
 "#,
         url = db.url,
-        out = db.out_path().display().to_string()
+        destination = db.file_destination()
     );
-    std::fs::write(db.config_path(), text).unwrap();
-    let config = Config::load(&db.config_path()).unwrap();
-    migrate(&config).await;
+    let config = db.use_config(&text).await;
 
     // WHEN the connector runs
     run(&config).await;

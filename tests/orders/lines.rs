@@ -233,16 +233,12 @@ item_id = "sku"
 item_quantity = "qty"
 item_price = "unit_price"
 [destination]
-kind = "file"
-dataset_id = "1234567890"
-path = {out:?}
+{destination}
 "#,
         url = db.url,
-        out = db.out_path().display().to_string()
+        destination = db.file_destination()
     );
-    std::fs::write(db.config_path(), text).unwrap();
-    let config = Config::load(&db.config_path()).unwrap();
-    migrate(&config).await;
+    let config = db.use_config(&text).await;
 
     // WHEN check and a run run
     let check = ocapi(&db.config_path(), &["check"]).await;

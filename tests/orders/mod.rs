@@ -9,7 +9,6 @@ mod accounting;
 
 use chrono::Utc;
 use ocapi::commands::reconcile::GroupBy;
-use ocapi::config::Config;
 use ocapi::run::RunOptions;
 use rust_decimal::Decimal;
 

@@ -90,6 +90,19 @@ impl TestDb {
         Config::load(&path).unwrap()
     }
 
+    /// A `[destination]` table's keys writing to [`TestDb::out_path`].
+    pub fn file_destination(&self) -> String {
+        file_destination(&self.out_path())
+    }
+
+    /// Writes `text` as the connector's config, loads it and migrates its ledger.
+    pub async fn use_config(&self, text: &str) -> Config {
+        std::fs::write(self.config_path(), text).unwrap();
+        let config = Config::load(&self.config_path()).unwrap();
+        migrate(&config).await;
+        config
+    }
+
     /// The file destination's output.
     pub fn out_path(&self) -> PathBuf {
         self.dir.join("events.ndjson")
@@ -166,17 +179,17 @@ pub const SOURCE_TABLE: &str = concat!(
     "\nreset search_path;"
 );
 
+/// A `[destination]` table's keys writing events to the file `out`.
+pub fn file_destination(out: &Path) -> String {
+    format!(
+        "kind = \"file\"\ndataset_id = \"1234567890\"\npath = {:?}",
+        out.display().to_string()
+    )
+}
+
 /// A connector config over `shop.store_transactions`.
 pub fn config_text(url: &str, out: &Path, source_extra: &str, destination: Option<&str>) -> String {
-    let destination = destination.map_or_else(
-        || {
-            format!(
-                "kind = \"file\"\ndataset_id = \"1234567890\"\npath = {:?}",
-                out.display().to_string()
-            )
-        },
-        str::to_owned,
-    );
+    let destination = destination.map_or_else(|| file_destination(out), str::to_owned);
     // The fixtures' watermarks lie in 2026 and the default first watermark is 62 days ago:
     // start from the beginning unless a test says otherwise.
     let start = if source_extra.contains("start") {
