@@ -108,16 +108,23 @@ async fn a_database_that_stalls_mid_run_fails_the_run_which_frees_its_lock_for_t
     assert_eq!(db.ledger_counts().await.get("sent"), Some(&300));
 }
 
-#[tokio::test]
-async fn watch_recovers_by_itself_once_a_stalled_database_answers_again() {
-    // GIVEN a watch every second whose databases are behind a proxy, bounds of 2 s
+/// Five orders and a watch every second whose databases are behind a proxy, with both
+/// connection bounds at `bound`, once its first run has completed.
+async fn a_watch_through_a_proxy(bound: &str) -> (TestDb, PgProxy, Watch) {
     let db = TestDb::new().await;
     insert_orders(&db, "R", 5, "2026-01-01T00:00:00Z").await;
     let proxy = PgProxy::start().await;
-    let bounds = "connect_timeout = \"2s\"\nstall_timeout = \"2s\"";
-    proxied_config(&db, &proxy, bounds, bounds).await;
+    let bounds = format!("connect_timeout = \"{bound}\"\nstall_timeout = \"{bound}\"");
+    proxied_config(&db, &proxy, &bounds, &bounds).await;
     let watch = Watch::start(Watch::command(&db.config_path(), &["--interval", "1s"]));
     watch.wait_runs("completed", 1.0).await;
+    (db, proxy, watch)
+}
+
+#[tokio::test]
+async fn watch_recovers_by_itself_once_a_stalled_database_answers_again() {
+    // GIVEN a watch every second whose databases are behind a proxy, bounds of 2 s
+    let (db, proxy, watch) = a_watch_through_a_proxy("2s").await;
 
     // WHEN the database stops answering: runs fail
     proxy.stall();
@@ -142,13 +149,7 @@ async fn watch_recovers_by_itself_once_a_stalled_database_answers_again() {
 async fn watch_stops_on_sigterm_while_a_database_does_not_answer() {
     // GIVEN a watch whose database stops answering, with bounds of an hour (so that only the
     // stop request can end the wait)
-    let db = TestDb::new().await;
-    insert_orders(&db, "R", 5, "2026-01-01T00:00:00Z").await;
-    let proxy = PgProxy::start().await;
-    let bounds = "connect_timeout = \"1h\"\nstall_timeout = \"1h\"";
-    proxied_config(&db, &proxy, bounds, bounds).await;
-    let watch = Watch::start(Watch::command(&db.config_path(), &["--interval", "1s"]));
-    watch.wait_runs("completed", 1.0).await;
+    let (_db, proxy, watch) = a_watch_through_a_proxy("1h").await;
     proxy.stall();
     // The next tick's run is stuck connecting.
     tokio::time::sleep(Duration::from_secs(3)).await;
