@@ -50,8 +50,11 @@ pub(super) fn phone(raw: &str, country: Option<&str>) -> Outcome {
 /// (+1, +7, +44, +61…), the first that the number is valid in or whose leading digits it starts
 /// with (`validator::source_for`); a trunk prefix after the code is stripped (`+49 (0)30…`). So a
 /// national part that starts with 0, a trunk prefix or the national prefix goes to the parser,
-/// as does, under a shared code, one that is not valid in the code's main region (the parser
-/// reads `+1 8686925` as Trinidad's `18688686925`), or a code of no region (`+800`). Under a
+/// as does, under a shared code, one that is not valid in the code's main region and that some
+/// region of the code would strip a trunk prefix from (the parser reads `+1 8686925` as
+/// Trinidad's `18688686925`; `+1 653 552 1152`, in no region and stripped by none, keeps its
+/// digits whichever region reads it: [`rules::no_region_strips`]), or a code of no region
+/// (`+800`). Under a
 /// code of one region validity decides nothing, so it is not judged: a number that is possible
 /// but not valid (`+33 7 01 00 00 78`) is as fast as a valid one.
 fn international_fast(digits: &str) -> Option<String> {
@@ -77,7 +80,7 @@ fn international_fast(digits: &str) -> Option<String> {
             || national.starts_with('0')
             || rules.trunk_prefix_len(national)? != 0
             || rules.starts_with_national_prefix(national)
-            || (shared && !rules.is_valid(national))
+            || (shared && !rules.is_valid(national) && !rules::no_region_strips(code, national))
         {
             return None;
         }

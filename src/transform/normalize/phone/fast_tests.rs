@@ -139,3 +139,46 @@ fn a_calling_code_without_plus_is_stripped_only_when_the_national_reading_is_not
     assert!(judged > 2000, "only {judged} numbers judged");
     assert!(wrong.is_empty(), "{} of {judged}: {wrong:#?}", wrong.len());
 }
+
+/// Under a calling code several regions share, a number that is not valid in the code's main
+/// region no longer needs the parser when no region of the code would strip a trunk prefix
+/// from it (`+1 653…`, an area code of no NANP region; `+44 7646…`, a mobile range of neither
+/// the UK nor the Crown Dependencies): the fast path answers them, as the parser does, and
+/// leaves those some region strips to it.
+#[test]
+fn shared_code_numbers_that_no_region_strips_keep_their_digits_without_the_parser() {
+    let mut random = Digits(0x5eed_0024);
+    let mut answered = 0;
+    for code in 1..1000u16 {
+        let Some(regions) = DATABASE.by_code(&code) else {
+            continue;
+        };
+        if regions.len() < 2 {
+            continue;
+        }
+        let main: Id = regions[0].id().parse().expect("a region id");
+        for len in 4..=13 {
+            for _ in 0..40 {
+                let national = random.digits(len);
+                if rules::with(main, |r| Some(r.is_valid(&national))) != Some(false) {
+                    continue;
+                }
+                let digits = format!("{code}{national}");
+                let Some(fast) = international_fast(&digits) else {
+                    continue;
+                };
+                answered += 1;
+                assert_eq!(Outcome::Normalized(fast), by_parser(&digits), "+{digits}");
+            }
+        }
+    }
+    assert!(answered > 1000, "only {answered} answered");
+    for (digits, want) in [
+        ("16535521152", Some("16535521152")),
+        ("447646000246", Some("447646000246")),
+        // Trinidad strips nothing but reads 7 digits as a local number: the parser's.
+        ("18686925", None),
+    ] {
+        assert_eq!(international_fast(digits).as_deref(), want, "+{digits}");
+    }
+}

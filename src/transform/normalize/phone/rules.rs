@@ -23,12 +23,8 @@ pub(crate) struct Rules {
     code_text: String,
     /// The exit code (`internationalPrefix`), anchored at the start.
     exit: Option<Regex>,
-    /// The trunk prefix (`nationalPrefixForParsing`, else `nationalPrefix`).
-    trunk: Trunk,
-    /// Whether a `nationalPrefixTransformRule` rewrites what the trunk pattern captured.
-    transform: bool,
-    /// The national (trunk) prefix as dialled (`nationalPrefix`), empty when none.
-    national_prefix: String,
+    /// How the parser strips a trunk prefix in the region.
+    stripping: Stripping,
     /// The general description (index 0) and each number type's pattern, anchored at both ends.
     patterns: RegexSet,
     /// Each pattern's possible lengths (empty: any length).
@@ -38,6 +34,18 @@ pub(crate) struct Rules {
     /// The national number lengths libphonenumber counts possible under the calling code
     /// ([`super::is_possible`], judged by the code's main region), 1 to 17 digits as bits.
     possible_for_code: u32,
+}
+
+/// How libphonenumber's parser strips a region's trunk prefix from a national number
+/// (`helper::national_number` and the `nationalPrefix` strip after it in the `phonenumber`
+/// crate's `parser::parse_with`).
+struct Stripping {
+    /// The trunk prefix (`nationalPrefixForParsing`, else `nationalPrefix`).
+    trunk: Trunk,
+    /// Whether a `nationalPrefixTransformRule` rewrites what the trunk pattern captured.
+    transform: bool,
+    /// The national (trunk) prefix as dialled (`nationalPrefix`), empty when none.
+    national_prefix: String,
 }
 
 /// How a region's trunk prefix is recognized.
@@ -56,16 +64,6 @@ impl Rules {
         let exit = match meta.international_prefix() {
             Some(re) => Some(anchored_start(re.as_str())?),
             None => None,
-        };
-        let trunk = match meta.national_prefix_for_parsing().map(|re| re.as_str()) {
-            Some(p) if p.bytes().all(|b| b.is_ascii_digit() || b == b'|') => {
-                Trunk::Plain(p.split('|').map(str::to_owned).collect())
-            }
-            Some(p) => Trunk::Pattern(anchored_start(p)?),
-            None => match meta.national_prefix() {
-                Some(p) if !p.is_empty() => Trunk::Plain(vec![p.to_owned()]),
-                _ => Trunk::None,
-            },
         };
         let d = meta.descriptors();
         let types: Vec<&Descriptor> = [
@@ -102,11 +100,7 @@ impl Rules {
             code: meta.country_code(),
             code_text: meta.country_code().to_string(),
             exit,
-            trunk,
-            transform: meta
-                .national_prefix_transform_rule()
-                .is_some_and(|rule| !rule.is_empty()),
-            national_prefix: meta.national_prefix().unwrap_or("").to_owned(),
+            stripping: Stripping::build(meta)?,
             patterns,
             lengths,
             local_lengths,
@@ -131,13 +125,6 @@ impl Rules {
         len <= 17 && self.possible_for_code & (1 << len) != 0
     }
 
-    /// Whether the digits start with the region's national (trunk) prefix as dialled, which the
-    /// `phonenumber` crate's parser strips from a number in international form even where the
-    /// parsing pattern did not (`parser::parse_with`).
-    pub(crate) fn starts_with_national_prefix(&self, digits: &str) -> bool {
-        !self.national_prefix.is_empty() && digits.starts_with(self.national_prefix.as_str())
-    }
-
     /// Whether the digits start with the region's exit code (`00`, `011`, `810`).
     pub(crate) fn starts_with_exit_code(&self, digits: &str) -> bool {
         self.exit.as_ref().is_some_and(|re| re.is_match(digits))
@@ -147,25 +134,14 @@ impl Rules {
     /// `maybeStripNationalPrefixAndCarrierCode` reads it; `None` when a transform rule rewrites
     /// the number (left to the parser).
     pub(crate) fn trunk_prefix_len(&self, digits: &str) -> Option<usize> {
-        match &self.trunk {
-            Trunk::None => Some(0),
-            Trunk::Plain(prefixes) => Some(
-                prefixes
-                    .iter()
-                    .find(|p| !p.is_empty() && digits.starts_with(p.as_str()))
-                    .map_or(0, String::len),
-            ),
-            Trunk::Pattern(re) => {
-                let Some(captures) = re.captures(digits) else {
-                    return Some(0);
-                };
-                let last = captures.len() - 1;
-                if self.transform && last > 0 && captures.get(last).is_some() {
-                    return None;
-                }
-                captures.get(0).map(|m| m.end())
-            }
-        }
+        self.stripping.trunk_prefix_len(digits)
+    }
+
+    /// Whether the digits start with the region's national (trunk) prefix as dialled, which the
+    /// `phonenumber` crate's parser strips from a number in international form even where the
+    /// parsing pattern did not (`parser::parse_with`).
+    pub(crate) fn starts_with_national_prefix(&self, digits: &str) -> bool {
+        self.stripping.starts_with_national_prefix(digits)
     }
 
     /// Whether a national number of `len` digits is longer than any possible under the calling
@@ -198,6 +174,91 @@ impl Rules {
         let matched = self.patterns.matches(national);
         matched.matched(0) && matched.iter().any(|i| i > 0 && fits(i))
     }
+}
+
+impl Stripping {
+    /// The region's trunk rules from the crate's metadata; `None` when a pattern does not
+    /// compile.
+    fn build(meta: &Metadata) -> Option<Self> {
+        let trunk = match meta.national_prefix_for_parsing().map(|re| re.as_str()) {
+            Some(p) if p.bytes().all(|b| b.is_ascii_digit() || b == b'|') => {
+                Trunk::Plain(p.split('|').map(str::to_owned).collect())
+            }
+            Some(p) => Trunk::Pattern(anchored_start(p)?),
+            None => match meta.national_prefix() {
+                Some(p) if !p.is_empty() => Trunk::Plain(vec![p.to_owned()]),
+                _ => Trunk::None,
+            },
+        };
+        Some(Self {
+            trunk,
+            transform: meta
+                .national_prefix_transform_rule()
+                .is_some_and(|rule| !rule.is_empty()),
+            national_prefix: meta.national_prefix().unwrap_or("").to_owned(),
+        })
+    }
+
+    /// Whether the digits start with the region's national (trunk) prefix as dialled, which the
+    /// `phonenumber` crate's parser strips from a number in international form even where the
+    /// parsing pattern did not (`parser::parse_with`).
+    fn starts_with_national_prefix(&self, digits: &str) -> bool {
+        !self.national_prefix.is_empty() && digits.starts_with(self.national_prefix.as_str())
+    }
+
+    /// The length of the trunk prefix the digits start with (0: none), as libphonenumber's
+    /// `maybeStripNationalPrefixAndCarrierCode` reads it; `None` when a transform rule rewrites
+    /// the number (left to the parser).
+    fn trunk_prefix_len(&self, digits: &str) -> Option<usize> {
+        match &self.trunk {
+            Trunk::None => Some(0),
+            Trunk::Plain(prefixes) => Some(
+                prefixes
+                    .iter()
+                    .find(|p| !p.is_empty() && digits.starts_with(p.as_str()))
+                    .map_or(0, String::len),
+            ),
+            Trunk::Pattern(re) => {
+                let Some(captures) = re.captures(digits) else {
+                    return Some(0);
+                };
+                let last = captures.len() - 1;
+                if self.transform && last > 0 && captures.get(last).is_some() {
+                    return None;
+                }
+                captures.get(0).map(|m| m.end())
+            }
+        }
+    }
+
+    /// Whether the parser leaves a national number as it is in this region: no trunk
+    /// prefix to strip by either rule.
+    fn leaves(&self, national: &str) -> bool {
+        self.trunk_prefix_len(national) == Some(0) && !self.starts_with_national_prefix(national)
+    }
+}
+
+/// Whether, under a calling code that several regions share, the parser keeps `national` (the
+/// digits after the code) as it is whichever region it reads the number by: no region of the
+/// code strips a trunk prefix from it. The `phonenumber` crate picks the region by validity or
+/// leading digits (`validator::source_for`, none when no region claims the number) and then
+/// strips that region's trunk prefix; when none would strip anything, which region it picks
+/// does not change the digits (a `+1` number whose area code no NANP region has, say). The
+/// regions' rules are compiled on the first use of the code (only their trunk patterns).
+pub(crate) fn no_region_strips(code: u16, national: &str) -> bool {
+    static BY_CODE: [OnceLock<Option<Vec<Stripping>>>; 1000] = [const { OnceLock::new() }; 1000];
+    let Some(slot) = BY_CODE.get(usize::from(code)) else {
+        return false;
+    };
+    slot.get_or_init(|| {
+        DATABASE
+            .by_code(&code)?
+            .iter()
+            .map(|meta| Stripping::build(meta))
+            .collect()
+    })
+    .as_ref()
+    .is_some_and(|regions| regions.iter().all(|region| region.leaves(national)))
 }
 
 /// `pattern` compiled to match only at the start of the text, as Java's `lookingAt`.
