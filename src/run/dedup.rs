@@ -253,49 +253,57 @@ pub(super) fn sort_page(
         | Decision::StillAnonymous => {}
     };
 
-    // The orders to send, moved (not cloned) into the list.
-    let mut to_send: Vec<Built> = Vec::with_capacity(built.len());
+    // The orders to send, moved (not cloned), and collected into the page's own vector (the
+    // standard library collects a `filter_map` of a vector's `into_iter` in place): a fresh
+    // vector of the page's size was mapped and faulted in for every page.
     let mut held: Vec<Built> = Vec::new();
-    for built in built {
-        stats.ahead_of_clock += u64::from(built.ahead);
-        let order_id = built.event.custom_data.order_id.as_str();
-        let recorded = existing.get(order_id);
-        // Computed only for an order the ledger has sent (read again): a new order's digest
-        // is computed once, when its outcome is recorded.
-        let digest = recorded
-            .filter(|e| e.status == Status::Sent)
-            .map(|_| built.event.digest());
-        let candidate = match built.held_until {
-            Some(_) => Candidate::Held {
-                watermark: &built.watermark,
-                digest: digest.as_deref(),
-            },
-            None => Candidate::Due {
-                watermark: &built.watermark,
-                digest: digest.as_deref(),
-            },
-        };
-        let seen = in_page.contains(order_id) || seen_before(order_id);
-        let decision = decide(recorded, seen, &candidate);
-        count(decision, &candidate, order_id);
-        match decision {
-            Decision::Send => {
-                stats.events += 1;
-                stats.zero_value += u64::from(built.event.custom_data.value.is_zero());
-                for field in &built.dropped {
-                    RunStats::bump(&mut stats.dropped, field.key(), 1);
+    let to_send: Vec<Built> = built
+        .into_iter()
+        .filter_map(|built| {
+            stats.ahead_of_clock += u64::from(built.ahead);
+            let order_id = built.event.custom_data.order_id.as_str();
+            let recorded = existing.get(order_id);
+            // Computed only for an order the ledger has sent (read again): a new order's digest
+            // is computed once, when its outcome is recorded.
+            let digest = recorded
+                .filter(|e| e.status == Status::Sent)
+                .map(|_| built.event.digest());
+            let candidate = match built.held_until {
+                Some(_) => Candidate::Held {
+                    watermark: &built.watermark,
+                    digest: digest.as_deref(),
+                },
+                None => Candidate::Due {
+                    watermark: &built.watermark,
+                    digest: digest.as_deref(),
+                },
+            };
+            let seen = in_page.contains(order_id) || seen_before(order_id);
+            let decision = decide(recorded, seen, &candidate);
+            count(decision, &candidate, order_id);
+            match decision {
+                Decision::Send => {
+                    stats.events += 1;
+                    stats.zero_value += u64::from(built.event.custom_data.value.is_zero());
+                    for field in &built.dropped {
+                        RunStats::bump(&mut stats.dropped, field.key(), 1);
+                    }
+                    in_page.insert(order_id.to_owned());
+                    Some(built)
                 }
-                in_page.insert(order_id.to_owned());
-                to_send.push(built);
+                Decision::Hold => {
+                    stats.held += 1;
+                    held.push(built);
+                    None
+                }
+                Decision::StillHeld => {
+                    stats.held += 1;
+                    None
+                }
+                _ => None,
             }
-            Decision::Hold => {
-                stats.held += 1;
-                held.push(built);
-            }
-            Decision::StillHeld => stats.held += 1,
-            _ => {}
-        }
-    }
+        })
+        .collect();
     // Invalid orders to record: one row per order id.
     let mut to_record: Vec<Invalid> = Vec::new();
     let mut invalid_count = InvalidCount::default();

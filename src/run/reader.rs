@@ -194,6 +194,8 @@ impl Reader {
             .map_err(super::changes::explain_stream_error)?;
         let mut read = 0u64;
         let page_size = self.page_size;
+        // The last page's vector, emptied, for the next page to read into.
+        let mut spare = Vec::new();
         let finished = loop {
             let remaining = self.limit.map_or(usize::MAX, |l| {
                 usize::try_from(l.saturating_sub(read)).unwrap_or(usize::MAX)
@@ -205,7 +207,7 @@ impl Reader {
                 .pool
                 .within(
                     "reading a page of the source",
-                    reader.next_page(page_size.min(remaining)),
+                    reader.next_page_into(page_size.min(remaining), std::mem::take(&mut spare)),
                 )
                 .await
                 .map_err(super::changes::explain_stream_error)?;
@@ -229,11 +231,9 @@ impl Reader {
             // Rows read again (at or before the stored watermark) do not count toward
             // `--limit`, or a limit smaller than a tie on one watermark would never progress.
             read += page.rows.iter().filter(|r| !r.reread).count() as u64;
-            if tx
-                .send(Ok(self.plan(page.rows, self.policy).await?))
-                .await
-                .is_err()
-            {
+            let (plan, rows) = self.plan_returning_rows(page.rows, self.policy).await?;
+            spare = rows;
+            if tx.send(Ok(plan)).await.is_err() {
                 break false;
             }
         };
@@ -416,11 +416,22 @@ impl Reader {
         rows: Vec<source::SourceRow>,
         policy: WatermarkPolicy,
     ) -> Result<PagePlan, Error> {
+        Ok(self.plan_returning_rows(rows, policy).await?.0)
+    }
+
+    /// [`Self::plan`], giving back the rows' vector emptied, for the next page to read into.
+    async fn plan_returning_rows(
+        &self,
+        mut rows: Vec<source::SourceRow>,
+        policy: WatermarkPolicy,
+    ) -> Result<(PagePlan, Vec<source::SourceRow>), Error> {
         let rules = self.rules.clone();
         let (window, recent_from) = (self.window, self.recent_from);
         let now = self.clock.now();
         tokio::task::spawn_blocking(move || {
-            plan_page(&rows, &rules, window, policy, now, recent_from)
+            let plan = plan_page(&rows, &rules, window, policy, now, recent_from);
+            rows.clear();
+            (plan, rows)
         })
         .await
         .map_err(Error::TaskFailed)

@@ -421,9 +421,15 @@ fn add_outcomes(
     accepted_at: i64,
 ) {
     outcomes.reserve(batch.events.len());
-    let mut slots: Vec<Option<(Event, Tag)>> =
-        batch.events.into_iter().zip(batch.tags).map(Some).collect();
-    let mut take = |index: usize| slots.get_mut(index).and_then(Option::take);
+    // Each collected in place (an `Option` of either is the same size), not zipped into a third
+    // vector of the batch's size: fresh memory faulted in batch after batch (issue 24).
+    let mut events: Vec<Option<Event>> = batch.events.into_iter().map(Some).collect();
+    let mut tags: Vec<Option<Tag>> = batch.tags.into_iter().map(Some).collect();
+    let mut take = |index: usize| {
+        let event = events.get_mut(index).and_then(Option::take)?;
+        let tag = tags.get_mut(index).and_then(Option::take)?;
+        Some((event, tag))
+    };
     let digest = |index: usize| delivery.digests.get(index).copied().flatten();
     // Counted per field here and added to the run's map once per batch: a map lookup by key
     // text for every key of every event was ~3,300 instructions per row (callgrind).
