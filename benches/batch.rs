@@ -74,10 +74,10 @@ fn row(i: usize) -> SourceRow {
             format!("2026-01-01 00:00:{:02}.{:03}+00", (i / 1000) % 60, i % 1000),
         ),
         key: format!("R{i}"),
-        order_id: Some(format!("R{i}")),
+        order_id: Some(format!("R{i}").into()),
         event_time: Some((NOW - 3600) as f64),
-        value: Some(format!("{}.99", 10 + i % 500)),
-        currency: Some("USD".to_owned()),
+        value: Some(format!("{}.99", 10 + i % 500).into()),
+        currency: Some("USD".into()),
         ..SourceRow::default()
     }
     .with_customer(Field::Em, Some(&format!(" Customer{i}@Example.com ")))

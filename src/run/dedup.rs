@@ -2,7 +2,7 @@
 //! holds of it and what this run already sent. Pure (no I/O, no clock), so it is table-tested;
 //! the I/O around it (the ledger lookup, the run's in-flight set) is in `send`.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 
 use crate::event::same_version;
 use crate::ledger::{Changed, Existing, Status};
@@ -229,7 +229,7 @@ pub(super) fn sort_page(
     seen_before: impl Fn(&str) -> bool,
     stats: &mut RunStats,
 ) -> Sorted {
-    let mut in_page: HashSet<String> = HashSet::new();
+    let mut in_page = super::IdSet::default();
     let mut changed: Vec<Changed> = Vec::new();
     // Captures only the skip counters (closures capture disjoint fields), so the loops below
     // count the rest directly.

@@ -1,7 +1,7 @@
 //! The history floor of a run without ledger state (issue 22): which orders it leaves, the
 //! floor it records for later runs (`state.history_floor`), and what it says about them.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use super::drive::Sessions;
 use super::{RunOptions, WatermarkPolicy, RECENT_SECS};
@@ -16,7 +16,7 @@ use crate::transform::{self, Built, Invalid};
 pub(super) fn keep_known(
     old: (Vec<Built>, Vec<Invalid>),
     existing: &HashMap<String, Existing>,
-    sending: &HashSet<String>,
+    sending: &super::IdSet,
     built: &mut Vec<Built>,
     invalid: &mut Vec<Invalid>,
 ) -> u64 {

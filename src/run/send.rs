@@ -17,7 +17,6 @@
 //! transaction, page after page, while the next pages are sent. Pages are pulled from the
 //! reader only when a slot is free, so the pages read ahead stay bounded.
 
-use std::collections::HashSet;
 use std::future::Future;
 use std::pin::pin;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -113,11 +112,11 @@ struct PageDone {
 /// ledger knows its orders (their rows carry this run's id), so memory stays bounded by the
 /// pages in flight, not by the size of the run. Shared by `prepare` and the committer.
 #[derive(Clone, Default)]
-pub(super) struct InFlight(Arc<Mutex<HashSet<String>>>);
+pub(super) struct InFlight(Arc<Mutex<super::IdSet>>);
 
 impl InFlight {
     /// Runs `f` on the set; never across an await.
-    fn with<R>(&self, f: impl FnOnce(&mut HashSet<String>) -> R) -> R {
+    fn with<R>(&self, f: impl FnOnce(&mut super::IdSet) -> R) -> R {
         f(&mut self.0.lock().unwrap_or_else(PoisonError::into_inner))
     }
 }
@@ -267,7 +266,7 @@ impl Pass {
         ids.dedup();
         // Read before the lookup: an order leaves `in_flight` only after its page committed,
         // so one that has left by now is in the lookup's answer.
-        let sending_earlier: HashSet<String> = self.in_flight.with(|in_flight| {
+        let sending_earlier: super::IdSet = self.in_flight.with(|in_flight| {
             ids.iter()
                 .filter(|id| in_flight.contains(**id))
                 .map(|id| (*id).to_owned())

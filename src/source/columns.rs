@@ -133,7 +133,7 @@ impl Field {
     }
 
     /// Its place in a row.
-    pub(crate) fn slot(self, row: &mut SourceRow) -> &mut Option<String> {
+    pub(crate) fn slot(self, row: &mut SourceRow) -> &mut Option<super::Text> {
         match self {
             Self::Value => &mut row.value,
             Self::Currency => &mut row.currency,
@@ -210,7 +210,7 @@ mod tests {
     fn each_field_lands_in_the_row_field_of_its_name() {
         let mut row = SourceRow::default();
         for field in Field::ALL {
-            *field.slot(&mut row) = Some(field.config_key().to_owned());
+            *field.slot(&mut row) = Some(field.config_key().into());
         }
         let named = [
             (&row.value, "mapping.value"),

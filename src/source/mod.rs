@@ -234,6 +234,10 @@ pub enum EventTimeKind {
     Epoch,
 }
 
+/// A source value's text: inline up to 24 bytes, else on the heap (`compact_str`), with
+/// `String`'s API and `&str` by `Deref`.
+pub type Text = compact_str::CompactString;
+
 /// One source row, every mapped value as text in a session-independent form (so no row can fail
 /// to decode).
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -256,53 +260,53 @@ pub struct SourceRow {
     /// The row's own watermark value; empty when NULL.
     pub row_watermark: Watermark,
     /// The order id as the column holds it.
-    pub order_id: Option<String>,
+    pub order_id: Option<Text>,
     /// Unix seconds, for `timestamptz` and epoch event times (may be NaN or infinite for
     /// extreme values; transform rejects them).
     pub event_time: Option<f64>,
     /// The local date and time (`YYYY-MM-DDTHH:MM:SS.ffffff`), for `timestamp` and `date`
     /// event times; transform applies the row's time zone.
-    pub local_time: Option<String>,
+    pub local_time: Option<Text>,
     /// Order total.
-    pub value: Option<String>,
+    pub value: Option<Text>,
     /// Currency.
-    pub currency: Option<String>,
+    pub currency: Option<Text>,
     /// The customer fields' values, indexed by [`CustomerField::index`]; a field mapped to
     /// several columns or to an array has its values joined by [`VALUE_SEPARATOR`].
-    pub customer: [Option<String>; CustomerField::COUNT],
+    pub customer: [Option<Text>; CustomerField::COUNT],
     /// Line item id.
-    pub item_id: Option<String>,
+    pub item_id: Option<Text>,
     /// Line item quantity.
-    pub item_quantity: Option<String>,
+    pub item_quantity: Option<Text>,
     /// Line item unit price.
-    pub item_price: Option<String>,
+    pub item_price: Option<Text>,
     /// The store, for reconciliation by store (never sent).
-    pub store_id: Option<String>,
+    pub store_id: Option<Text>,
     /// The row's IANA time zone (`mapping.timezone`).
-    pub timezone: Option<String>,
+    pub timezone: Option<Text>,
     /// `mapping.data_processing_options_country`.
-    pub dpo_country: Option<String>,
+    pub dpo_country: Option<Text>,
     /// `mapping.data_processing_options_state`.
-    pub dpo_state: Option<String>,
+    pub dpo_state: Option<Text>,
     /// `mapping.opt_out`.
-    pub opt_out: Option<String>,
+    pub opt_out: Option<Text>,
     /// `mapping.delivery_category`.
-    pub delivery_category: Option<String>,
+    pub delivery_category: Option<Text>,
     /// `mapping.data_processing_options`: its values joined by [`VALUE_SEPARATOR`].
-    pub data_processing_options: Option<String>,
+    pub data_processing_options: Option<Text>,
     /// The config key of the first value that was not valid text (UTF-8, or
     /// `source.encoding`): its order is invalid, naming it. That value is kept with
     /// U+FFFD in place of the bytes.
     pub undecodable: Option<&'static str>,
     /// `mapping.item_line`: the line's number or id.
-    pub item_line: Option<String>,
+    pub item_line: Option<Text>,
 }
 
 impl SourceRow {
     /// This row with `value` as a customer field's raw value (benchmarks and tests build rows).
     #[must_use]
     pub fn with_customer(mut self, field: CustomerField, value: Option<&str>) -> Self {
-        self.customer[field.index()] = value.map(str::to_owned);
+        self.customer[field.index()] = value.map(Text::from);
         self
     }
 

@@ -13,7 +13,7 @@ use tokio_postgres::types::{FromSql, Type};
 use tokio_postgres::Row;
 
 use super::columns::{self, Role};
-use super::{SourceRow, Watermark, WatermarkKind};
+use super::{SourceRow, Text, Watermark, WatermarkKind};
 use crate::config::TextEncoding;
 
 /// How a value that is not valid UTF-8 is decoded: `source.encoding`, if set.
@@ -21,11 +21,12 @@ pub type Fallback = Option<TextEncoding>;
 
 /// `bytes` as text: UTF-8 when they are, else decoded with `fallback` (`None` without one, or
 /// when the bytes are not that encoding either).
-pub fn decode(fallback: Fallback, bytes: &[u8]) -> Option<String> {
+pub fn decode(fallback: Fallback, bytes: &[u8]) -> Option<Text> {
+    // Valid UTF-8 straight into a `Text`, no `String` between: most values fit inline.
     if let Ok(text) = std::str::from_utf8(bytes) {
-        return Some(text.to_owned());
+        return Some(Text::from(text));
     }
-    fallback?.decode(bytes)
+    fallback?.decode(bytes).map(Text::from)
 }
 
 /// A text or `bytea` value's bytes as they arrived (both are their bytes in the binary format).
@@ -68,19 +69,21 @@ pub(super) fn decode_row(
     kind: WatermarkKind,
 ) -> Result<SourceRow, tokio_postgres::Error> {
     let mut undecodable: Option<&'static str> = None;
-    let mut text = |i: usize, key: &'static str| -> Result<Option<String>, tokio_postgres::Error> {
+    let mut text = |i: usize, key: &'static str| -> Result<Option<Text>, tokio_postgres::Error> {
         Ok(row.try_get::<_, Option<Raw<'_>>>(i)?.map(|Raw(bytes)| {
             decode(fallback, bytes).unwrap_or_else(|| {
                 undecodable.get_or_insert(key);
-                String::from_utf8_lossy(bytes).into_owned()
+                Text::from(String::from_utf8_lossy(bytes))
             })
         }))
     };
     let last = row.len() - 1;
-    let watermark = |text: Option<String>| Watermark::new(kind, text.unwrap_or_default());
+    let watermark = |text: Option<Text>| Watermark::new(kind, text.unwrap_or_default());
     let mut decoded = SourceRow {
         watermark: watermark(text(0, "source.watermark_column")?),
-        key: text(1, "mapping.order_id")?.unwrap_or_default(),
+        key: text(1, "mapping.order_id")?
+            .map(Text::into_string)
+            .unwrap_or_default(),
         order_watermark: watermark(text(last - 1, "source.watermark_column")?),
         reread: row.try_get(last)?,
         ahead: row.try_get(2)?,

@@ -139,7 +139,7 @@ pub(super) fn all_customer_values(rows: &[SourceRow]) -> Cow<'_, SourceRow> {
                 }
             }
         }
-        *slot = (!values.is_empty()).then(|| values.join(&separator.to_string()));
+        *slot = (!values.is_empty()).then(|| values.join(&separator.to_string()).into());
     }
     Cow::Owned(row)
 }

@@ -30,9 +30,9 @@ fn row() -> SourceRow {
     SourceRow {
         watermark: crate::source::Watermark::new(crate::source::WatermarkKind::Timestamptz, "w"),
         key: "R1".to_owned(),
-        order_id: Some("R1".to_owned()),
+        order_id: Some("R1".into()),
         event_time: Some((NOW - 3600) as f64),
-        value: Some("12.50".to_owned()),
+        value: Some("12.50".into()),
         ..SourceRow::default()
     }
     .with_customer(Field::Em, Some("A@Example.com"))
@@ -84,7 +84,7 @@ fn every_invalid_reason_is_detected() {
         ),
         (
             SourceRow {
-                order_id: Some("x".repeat(300)),
+                order_id: Some("x".repeat(300).into()),
                 key: "x".repeat(300),
                 ..row()
             },
@@ -251,9 +251,9 @@ fn an_invalid_order_keeps_the_value_and_currency_it_has() {
     // a time zone that is not one fails the order before its value is read
     let mut r = row();
     r.event_time = None;
-    r.local_time = Some("2026-11-01 10:00:00".to_owned());
-    r.timezone = Some("Mars/Olympus".to_owned());
-    r.currency = Some("eur".to_owned());
+    r.local_time = Some("2026-11-01 10:00:00".into());
+    r.timezone = Some("Mars/Olympus".into());
+    r.currency = Some("eur".into());
     let invalid = build(&[r], &rules(), NOW).unwrap_err();
     assert_eq!(invalid.reason, InvalidReason::UnknownTimeZone);
     assert_eq!(
@@ -262,7 +262,7 @@ fn an_invalid_order_keeps_the_value_and_currency_it_has() {
     );
     // an unknown currency keeps the value
     let mut r = row();
-    r.currency = Some("XYZ".to_owned());
+    r.currency = Some("XYZ".into());
     let invalid = build(&[r], &rules(), NOW).unwrap_err();
     assert_eq!(invalid.reason, InvalidReason::InvalidCurrency);
     assert_eq!(
@@ -304,7 +304,7 @@ fn an_order_dated_minutes_ahead_is_held_not_invalid() {
 fn copies_of_one_order_id_that_disagree_are_invalid_and_identical_copies_are_one_order() {
     let a = row();
     let mut b = row();
-    b.value = Some("99.00".to_owned());
+    b.value = Some("99.00".into());
     assert_eq!(
         build(&[a.clone(), b], &rules(), NOW).unwrap_err().reason,
         InvalidReason::ConflictingRows
@@ -316,7 +316,7 @@ fn copies_of_one_order_id_that_disagree_are_invalid_and_identical_copies_are_one
     );
     // Same value written differently (12.50 vs 12.5) is no conflict.
     let mut d = row();
-    d.value = Some("12.5".to_owned());
+    d.value = Some("12.5".into());
     assert!(build(&[a, d], &rules(), NOW).is_ok());
 }
 
@@ -326,9 +326,9 @@ fn a_fractional_quantity_is_one_unit_at_the_line_total_and_the_value_stays_exact
     rules.line_items = true;
     rules.value_mapped = false;
     let line = |sku: &str, qty: &str, price: &str| SourceRow {
-        item_id: Some(sku.to_owned()),
-        item_quantity: Some(qty.to_owned()),
-        item_price: Some(price.to_owned()),
+        item_id: Some(sku.into()),
+        item_quantity: Some(qty.into()),
+        item_price: Some(price.into()),
         value: None,
         ..row()
     };
@@ -355,8 +355,8 @@ fn a_fractional_quantity_is_one_unit_at_the_line_total_and_the_value_stays_exact
 fn local_times_are_read_in_each_row_zone_and_dst_follows_postgresql() {
     let local = |time: &str, zone: Option<&str>| SourceRow {
         event_time: None,
-        local_time: Some(time.to_owned()),
-        timezone: zone.map(str::to_owned),
+        local_time: Some(time.into()),
+        timezone: zone.map(Into::into),
         ..row()
     };
     let utc = chrono_tz::UTC;
@@ -388,9 +388,9 @@ fn limited_data_use_needs_its_geography_and_only_ldu_is_an_option() {
     let mut rules = rules();
     rules.processing = true;
     let with = |dpo: &str, country: Option<&str>, state: Option<&str>| SourceRow {
-        data_processing_options: Some(dpo.to_owned()),
-        dpo_country: country.map(str::to_owned),
-        dpo_state: state.map(str::to_owned),
+        data_processing_options: Some(dpo.into()),
+        dpo_country: country.map(Into::into),
+        dpo_state: state.map(Into::into),
         ..row()
     };
     let reason = |r: SourceRow| {
@@ -434,10 +434,10 @@ fn limited_data_use_needs_its_geography_and_only_ldu_is_an_option() {
 #[test]
 fn a_negative_total_is_a_return_not_a_purchase() {
     let mut r = row();
-    r.value = Some("-12.50".to_owned());
+    r.value = Some("-12.50".into());
     assert_eq!(reason(r), InvalidReason::NegativeValue);
     let mut r = row();
-    r.value = Some("0".to_owned());
+    r.value = Some("0".into());
     assert!(build(&[r], &rules(), NOW).is_ok());
 }
 

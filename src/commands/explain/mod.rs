@@ -79,13 +79,16 @@ fn describe_rows(rows: &[SourceRow], zone: chrono_tz::Tz, out: &mut String) {
         };
         let plain: [(&str, Option<String>); 8] = [
             ("event_time", Some(time)),
-            ("timezone", row.timezone.clone()),
-            ("value", row.value.clone()),
-            ("currency", row.currency.clone()),
-            ("store_id", row.store_id.clone()),
-            ("item_id", row.item_id.clone()),
-            ("item_quantity", row.item_quantity.clone()),
-            ("item_price", row.item_price.clone()),
+            ("timezone", row.timezone.as_deref().map(str::to_owned)),
+            ("value", row.value.as_deref().map(str::to_owned)),
+            ("currency", row.currency.as_deref().map(str::to_owned)),
+            ("store_id", row.store_id.as_deref().map(str::to_owned)),
+            ("item_id", row.item_id.as_deref().map(str::to_owned)),
+            (
+                "item_quantity",
+                row.item_quantity.as_deref().map(str::to_owned),
+            ),
+            ("item_price", row.item_price.as_deref().map(str::to_owned)),
         ];
         // Several values of one field are joined by the unit separator: mask each. Gender and
         // birth date are hidden whole (one character or a date would tell too much).
