@@ -137,3 +137,13 @@ fn an_event_is_small_enough_to_move_cheaply() {
     // moving and faulting in those bytes was a tenth of a run's CPU (issue 24)
     assert!(size <= 320, "an Event is {size} bytes");
 }
+
+/// The hex digits of a digest are `{:02x}` of each byte, for every byte value in every place.
+#[test]
+fn digest_hex_is_every_bytes_two_lowercase_digits() {
+    for start in 0..=255u8 {
+        let bytes: [u8; 32] = std::array::from_fn(|i| start.wrapping_add((i * 37) as u8));
+        let want: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(Digest(bytes).to_string(), want);
+    }
+}
