@@ -13,7 +13,7 @@ use phonenumber::country::Id;
 use phonenumber::metadata::Descriptor;
 use phonenumber::metadata::DATABASE;
 use phonenumber::Metadata;
-use regex::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
+use regex::{Regex, RegexBuilder};
 
 /// A region's patterns for reading a national number.
 pub(crate) struct Rules {
@@ -26,7 +26,10 @@ pub(crate) struct Rules {
     /// How the parser strips a trunk prefix in the region.
     stripping: Stripping,
     /// The general description (index 0) and each number type's pattern, anchored at both ends.
-    patterns: RegexSet,
+    /// One regex each, not a `RegexSet`: a set's search for every pattern that matches cost
+    /// more than the few single searches until a type matches (fixed line or mobile, nearly
+    /// always the first two).
+    patterns: Vec<Regex>,
     /// Each pattern's possible lengths (empty: any length).
     lengths: Vec<Vec<u16>>,
     /// Lengths that are local-only for some number type.
@@ -82,13 +85,15 @@ impl Rules {
         .flatten()
         .collect();
         let all = std::iter::once(d.general()).chain(types.iter().copied());
-        let patterns = RegexSetBuilder::new(
-            all.clone()
-                .map(|desc| format!("^(?:{})$", desc.national_number().as_str())),
-        )
-        .ignore_whitespace(true)
-        .build()
-        .ok()?;
+        let patterns = all
+            .clone()
+            .map(|desc| {
+                RegexBuilder::new(&format!("^(?:{})$", desc.national_number().as_str()))
+                    .ignore_whitespace(true)
+                    .build()
+                    .ok()
+            })
+            .collect::<Option<Vec<Regex>>>()?;
         let lengths = all.map(|desc| desc.possible_length().to_vec()).collect();
         let mut local_lengths: Vec<u16> = types
             .iter()
@@ -153,7 +158,9 @@ impl Rules {
     /// Whether a national number matches the region's general description (libphonenumber's
     /// `matchNationalNumber` on `generalDesc`).
     pub(crate) fn fits_general(&self, national: &str) -> bool {
-        self.patterns.matches(national).matched(0)
+        self.patterns
+            .first()
+            .is_some_and(|general| general.is_match(national))
     }
 
     /// libphonenumber's `isValidNumberForRegion` for a national significant number: it matches
@@ -171,8 +178,13 @@ impl Rules {
                 .get(i)
                 .is_some_and(|l| l.is_empty() || l.contains(&len))
         };
-        let matched = self.patterns.matches(national);
-        matched.matched(0) && matched.iter().any(|i| i > 0 && fits(i))
+        self.fits_general(national)
+            && self
+                .patterns
+                .iter()
+                .enumerate()
+                .skip(1)
+                .any(|(i, pattern)| fits(i) && pattern.is_match(national))
     }
 }
 
@@ -219,14 +231,19 @@ impl Stripping {
                     .map_or(0, String::len),
             ),
             Trunk::Pattern(re) => {
-                let Some(captures) = re.captures(digits) else {
+                // The match alone (no allocation) decides, but for a transform rule, which
+                // needs the groups: most numbers start with no trunk prefix.
+                let Some(found) = re.find(digits) else {
                     return Some(0);
                 };
-                let last = captures.len() - 1;
-                if self.transform && last > 0 && captures.get(last).is_some() {
-                    return None;
+                if self.transform {
+                    let captures = re.captures(digits)?;
+                    let last = captures.len() - 1;
+                    if last > 0 && captures.get(last).is_some() {
+                        return None;
+                    }
                 }
-                captures.get(0).map(|m| m.end())
+                Some(found.end())
             }
         }
     }
