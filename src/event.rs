@@ -122,18 +122,22 @@ impl Event {
 /// its digest was taken under other rules, so that a rule change alone is not counted
 /// `changed_after_send` (docs/normalization.md). 1: every digest written before versions were
 /// kept; 2: issue 24's 35-locale check (titles, CLDR month names, Korean short dates, country
-/// names' letters).
-pub const RULES_VERSION: u32 = 2;
+/// names' letters); 3: the digest itself became XXH3-128 (32 hex digits) instead of SHA-256
+/// (64), which was ~7% of a run's CPU on fully populated rows (issue 24); a digest of
+/// another version is compared by watermark in the same way.
+pub const RULES_VERSION: u32 = 3;
 
 /// `/r` and the normalization rules' version, as [`Event::digest`] ends.
 static RULES_TAG: std::sync::LazyLock<String> =
     std::sync::LazyLock::new(|| format!("/r{RULES_VERSION}"));
 
-/// The text an order's version is stored as (`<64 hex>/r<rules>`, see [`Event::digest`]) for
-/// the SHA-256 of an event's canonical JSON. Written into a string of its final size: formatted,
-/// the string grew several times (~180 instructions of reallocation a call under callgrind).
-pub(crate) fn version_text(sha256: [u8; 32]) -> String {
-    let hex = Digest(sha256).hex();
+/// The text an order's version is stored as (`<32 hex>/r<rules>`, see [`Event::digest`]) for
+/// the digest of an event's canonical JSON ([`json_digest`]). Written into a string of its final
+/// size: formatted, the string grew several times (~180 instructions of reallocation a call
+/// under callgrind).
+pub(crate) fn version_text(digest: u128) -> String {
+    let mut hex = [0; 32];
+    hex_digits(&digest.to_be_bytes(), &mut hex);
     let tag = RULES_TAG.as_str();
     let mut text = String::with_capacity(hex.len() + tag.len());
     text.extend(hex.iter().map(|&digit| char::from(digit)));
@@ -159,7 +163,8 @@ pub fn same_version(recorded: &str, now: &str) -> Option<bool> {
 }
 
 impl Event {
-    /// The SHA-256 (64 lowercase hex digits) of what this event says: its JSON as sent (every
+    /// The XXH3-128 digest (32 lowercase hex digits, [`json_digest`]) of what this event says:
+    /// its JSON as sent (every
     /// field Meta would receive, [`Event::write_json`]), with its lines and each key's values
     /// in one order, so that an order's lines, or a customer's two emails, read in another
     /// order are the same event. Two versions of an order with the same digest send the same thing; a run compares
@@ -169,7 +174,7 @@ impl Event {
     ///
     /// The hex is followed by `/r` and the normalization rules' version
     /// ([`RULES_VERSION`]), which hashed the customer values:
-    /// `<64 hex>/r2`. [`same_version`] compares two digests.
+    /// `<32 hex>/r3`. [`same_version`] compares two digests.
     pub fn digest(&self) -> String {
         let mut json = Vec::with_capacity(2048);
         match self.canonical() {
@@ -236,11 +241,14 @@ impl Event {
     }
 }
 
-/// The SHA-256 of an event's JSON: [`Event::digest`]'s bytes, for a canonical event's
-/// [`Event::write_json`] output (written once, into a request body).
-pub(crate) fn json_digest(json: &[u8]) -> [u8; 32] {
-    use sha2::{Digest as _, Sha256};
-    Sha256::digest(json).into()
+/// The digest of an event's JSON: [`Event::digest`]'s, for a canonical event's
+/// [`Event::write_json`] output (written once, into a request body). XXH3-128: the digest only
+/// tells one version of an order from another in the ledger (it is never sent and guards
+/// nothing against an attacker, who could change the source rows themselves), so a fast
+/// 128-bit hash does (two versions share one with a chance of 2^-128); SHA-256 of the ~1 KB of
+/// JSON was ~7% of a run's CPU on fully populated rows (issue 24).
+pub(crate) fn json_digest(json: &[u8]) -> u128 {
+    xxhash_rust::xxh3::xxh3_128(json)
 }
 
 /// Appends `value` as serde_json writes it. Writing to a `Vec` cannot fail, and every part of
@@ -400,25 +408,31 @@ impl fmt::Display for UserValue {
 pub struct Digest(pub [u8; 32]);
 
 impl Digest {
-    /// The 64 lowercase hex digits, on the stack, eight at a time: the nibbles of four bytes
-    /// spread one to a byte of a `u64`, then each made its ASCII digit with arithmetic on all
-    /// eight at once (a table lookup per byte was ~2.3% of a run's CPU on fully populated rows,
-    /// eleven digests an event; a digit at a time had been ~350 instructions a digest).
+    /// The 64 lowercase hex digits, on the stack ([`hex_digits`]).
     fn hex(&self) -> [u8; 64] {
         let mut out = [0; 64];
-        for (digits, bytes) in out.chunks_exact_mut(8).zip(self.0.chunks_exact(4)) {
-            let word = u64::from(u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]));
-            // 0x0000_0000_ABCD_EFGH (nibbles) → 0x0A0B_0C0D_0E0F_0G0H.
-            let word = ((word & 0xFFFF_0000) << 16) | (word & 0xFFFF);
-            let word = ((word & 0x0000_FF00_0000_FF00) << 8) | (word & 0x0000_00FF_0000_00FF);
-            let word = ((word & 0x00F0_00F0_00F0_00F0) << 4) | (word & 0x000F_000F_000F_000F);
-            // 1 in each byte whose nibble is 10 or more: those become letters, 'a' - '0' - 10
-            // (39) further on.
-            let letters = ((word + 0x0606_0606_0606_0606) >> 4) & 0x0101_0101_0101_0101;
-            let ascii = word + 0x3030_3030_3030_3030 + letters * 39;
-            digits.copy_from_slice(&ascii.to_be_bytes());
-        }
+        hex_digits(&self.0, &mut out);
         out
+    }
+}
+
+/// Writes `bytes` as lowercase hex digits into `out` (twice as long; `bytes` a multiple of 4
+/// long), eight digits at a time: the nibbles of four bytes spread one to a byte of a `u64`,
+/// then each made its ASCII digit with arithmetic on all eight at once (a table lookup per
+/// byte was ~2.3% of a run's CPU on fully populated rows, eleven digests an event; a digit at
+/// a time had been ~350 instructions a digest).
+fn hex_digits(bytes: &[u8], out: &mut [u8]) {
+    for (digits, bytes) in out.chunks_exact_mut(8).zip(bytes.chunks_exact(4)) {
+        let word = u64::from(u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]));
+        // 0x0000_0000_ABCD_EFGH (nibbles) → 0x0A0B_0C0D_0E0F_0G0H.
+        let word = ((word & 0xFFFF_0000) << 16) | (word & 0xFFFF);
+        let word = ((word & 0x0000_FF00_0000_FF00) << 8) | (word & 0x0000_00FF_0000_00FF);
+        let word = ((word & 0x00F0_00F0_00F0_00F0) << 4) | (word & 0x000F_000F_000F_000F);
+        // 1 in each byte whose nibble is 10 or more: those become letters, 'a' - '0' - 10 (39)
+        // further on.
+        let letters = ((word + 0x0606_0606_0606_0606) >> 4) & 0x0101_0101_0101_0101;
+        let ascii = word + 0x3030_3030_3030_3030 + letters * 39;
+        digits.copy_from_slice(&ascii.to_be_bytes());
     }
 }
 

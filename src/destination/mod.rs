@@ -217,7 +217,7 @@ pub(crate) struct Delivery {
     /// SHA-256 of each event's JSON as the request body carried it (by index into the batch),
     /// where the destination wrote it and the event is canonical ([`Event::digest`] of it
     /// without writing the event a second time); empty or `None` where it did not.
-    pub digests: Vec<Option<[u8; 32]>>,
+    pub digests: Vec<Option<u128>>,
 }
 
 impl Delivery {

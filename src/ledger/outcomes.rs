@@ -47,7 +47,7 @@ impl OrderFacts {
         event: Event,
         watermark: Watermark,
         store_id: Option<String>,
-        digest: Option<[u8; 32]>,
+        digest: Option<u128>,
     ) -> Self {
         // Joined in place: no Vec of keys per order.
         let mut match_keys = String::with_capacity(64);

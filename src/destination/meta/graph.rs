@@ -157,7 +157,7 @@ impl super::Inner {
         &self,
         events: &[Event],
         indices: &[usize],
-        digests: &mut [Option<[u8; 32]>],
+        digests: &mut [Option<u128>],
     ) -> Vec<u8> {
         /// A typical event with every customer key is ~1 KB of JSON.
         const EVENT_BYTES: usize = 1200;

@@ -328,7 +328,7 @@ impl Inner {
         &self,
         events: &[Event],
         indices: &[usize],
-        digests: &std::sync::Mutex<Vec<Option<[u8; 32]>>>,
+        digests: &std::sync::Mutex<Vec<Option<u128>>>,
     ) -> Result<Attempt, DestinationError> {
         let body = {
             let mut digests = digests.lock().unwrap_or_else(|poison| poison.into_inner());
