@@ -8,6 +8,7 @@ use serde::ser::{Error as _, SerializeMap};
 use serde::{Serialize, Serializer};
 
 use crate::config::CustomerField;
+use crate::Text;
 
 /// `event_name` of every event ocapi sends.
 pub(crate) const PURCHASE: &str = "Purchase";
@@ -22,7 +23,7 @@ pub struct Event {
     /// Unix seconds, UTC, of the purchase itself.
     pub event_time: i64,
     /// The order id, so that Meta deduplicates re-sends.
-    pub event_id: String,
+    pub event_id: Text,
     /// Always `physical_store`.
     pub action_source: &'static str,
     /// Hashed customer keys.
@@ -57,13 +58,13 @@ impl Event {
         Self {
             event_name: PURCHASE,
             event_time,
-            event_id: order_id.to_owned(),
+            event_id: order_id.into(),
             action_source: PHYSICAL_STORE,
             user_data: UserData::default(),
             custom_data: CustomData {
                 value,
-                currency: currency.to_owned(),
-                order_id: order_id.to_owned(),
+                currency: currency.into(),
+                order_id: order_id.into(),
                 contents: None,
                 num_items: None,
                 content_type: None,
@@ -465,9 +466,9 @@ pub struct CustomData {
     #[serde(with = "rust_decimal::serde::float")]
     pub value: Decimal,
     /// ISO 4217, uppercase.
-    pub currency: String,
+    pub currency: Text,
     /// The receipt id: Meta's offline dedup key.
-    pub order_id: String,
+    pub order_id: Text,
     /// Line items, when mapped.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub contents: Option<Vec<Content>>,

@@ -400,12 +400,12 @@ async fn read_source(
             let unwatermarked = rows.iter().all(|r| r.row_watermark.is_empty());
             let order = match transform::build(rows, &rules, now) {
                 Ok(built) => (
-                    built.event.custom_data.order_id,
+                    built.event.custom_data.order_id.into_string(),
                     SourceOrder {
                         event_time: Some(built.event.event_time),
                         value: Some(built.event.custom_data.value),
                         store_id: built.store_id,
-                        currency: Some(built.event.custom_data.currency),
+                        currency: Some(built.event.custom_data.currency.into_string()),
                         unwatermarked,
                         invalid: None,
                     },

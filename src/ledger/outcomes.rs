@@ -12,6 +12,7 @@ use crate::db::DbError;
 use crate::event::{Event, PURCHASE};
 use crate::source::Watermark;
 use crate::transform::{Built, Invalid};
+use crate::Text;
 
 use super::Ledger;
 
@@ -20,13 +21,13 @@ use super::Ledger;
 #[derive(Debug, Clone)]
 pub struct OrderFacts {
     /// The order.
-    pub order_id: String,
+    pub order_id: Text,
     /// Its event time (unix seconds).
     pub event_time: i64,
     /// Its value.
     pub value: Decimal,
     /// Its currency.
-    pub currency: String,
+    pub currency: Text,
     /// The source watermark of the version sent.
     pub watermark: Watermark,
     /// Its store, when mapped.

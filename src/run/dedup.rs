@@ -558,7 +558,7 @@ mod tests {
         // change after send is recorded, and each skip is counted under its own name
         let ids = |list: &[Built]| -> Vec<String> {
             list.iter()
-                .map(|b| b.event.custom_data.order_id.clone())
+                .map(|b| b.event.custom_data.order_id.to_string())
                 .collect()
         };
         assert_eq!(ids(&sorted.to_send), ["HELD", "NEW"]);

@@ -313,7 +313,7 @@ impl Pass {
             };
             for built in chosen.by_ref().take(n) {
                 batch.tags.push(Tag {
-                    new: !existing.contains_key(&built.event.custom_data.order_id),
+                    new: !existing.contains_key(built.event.custom_data.order_id.as_str()),
                     watermark: built.watermark,
                     store_id: built.store_id,
                 });

@@ -234,9 +234,7 @@ pub enum EventTimeKind {
     Epoch,
 }
 
-/// A source value's text: inline up to 24 bytes, else on the heap (`compact_str`), with
-/// `String`'s API and `&str` by `Deref`.
-pub type Text = compact_str::CompactString;
+pub use crate::Text;
 
 /// One source row, every mapped value as text in a session-independent form (so no row can fail
 /// to decode).

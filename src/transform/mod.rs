@@ -19,6 +19,7 @@ use rust_decimal::Decimal;
 use crate::config::Config;
 use crate::event::{Content, CustomData, Event, PHYSICAL_STORE, PURCHASE};
 use crate::source::{SourceRow, Watermark};
+use crate::Text;
 
 use customer::{sufficient, user_data};
 use normalize::Field;
@@ -357,7 +358,7 @@ pub fn build(rows: &[SourceRow], rules: &Rules, now: i64) -> Result<Built, Inval
     }
 
     let currency = match (nonblank(first.currency.as_deref()), &currency_read) {
-        (_, Some(currency)) => currency.clone(),
+        (_, Some(currency)) => Text::from(currency.as_str()),
         (None, None) => return Err(known.invalid(InvalidReason::MissingCurrency)),
         (Some(_), None) => return Err(known.invalid(InvalidReason::InvalidCurrency)),
     };
@@ -433,13 +434,13 @@ pub fn build(rows: &[SourceRow], rules: &Rules, now: i64) -> Result<Built, Inval
     let event = Event {
         event_name: PURCHASE,
         event_time,
-        event_id: order_id.to_owned(),
+        event_id: order_id.into(),
         action_source: PHYSICAL_STORE,
         user_data,
         custom_data: CustomData {
             value,
             currency,
-            order_id: order_id.to_owned(),
+            order_id: order_id.into(),
             contents,
             num_items,
             content_type,

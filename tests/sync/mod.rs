@@ -282,10 +282,10 @@ async fn an_order_written_meanwhile_is_upserted_not_lost_when_its_plain_insert_c
     .await;
     let outcome = |order_id: &str, new: bool| ocapi::ledger::Outcome {
         order: ocapi::ledger::OrderFacts {
-            order_id: order_id.to_owned(),
+            order_id: order_id.into(),
             event_time: 1_767_225_600,
             value: 12.into(),
-            currency: "USD".to_owned(),
+            currency: "USD".into(),
             watermark: ocapi::source::Watermark::new(
                 ocapi::source::WatermarkKind::Timestamptz,
                 "2026-01-01 00:00:00+00",
