@@ -2,6 +2,7 @@
 //! the JSON object Meta's Conversions API takes in `data` (docs/meta-capi.md §2 and §9).
 
 use std::fmt;
+use std::sync::OnceLock;
 
 use rust_decimal::Decimal;
 use serde::ser::{Error as _, SerializeMap};
@@ -295,6 +296,19 @@ impl UserData {
     /// The keys that carry a value, by their Meta names, in a stable order.
     pub(crate) fn present_keys(&self) -> impl Iterator<Item = &'static str> + '_ {
         self.present_fields().map(CustomerField::key)
+    }
+
+    /// The keys that carry a value, comma-separated in [`CustomerField::ALL`]'s order
+    /// (`em,ph,fn`): the ledger's `match_keys`. One text per set of keys for the process, made
+    /// on its first use: joined for every order, it was an allocation per order, freed on
+    /// another thread once the order was recorded.
+    pub(crate) fn match_keys(&self) -> &'static str {
+        static JOINED: [OnceLock<String>; 1 << CustomerField::COUNT] =
+            [const { OnceLock::new() }; 1 << CustomerField::COUNT];
+        let set = self
+            .present_fields()
+            .fold(0usize, |set, field| set | 1 << field.index());
+        JOINED[set].get_or_init(|| self.present_keys().collect::<Vec<_>>().join(","))
     }
 
     /// The fields that carry a value, in [`CustomerField::ALL`]'s order.

@@ -147,3 +147,20 @@ fn digest_hex_is_every_bytes_two_lowercase_digits() {
         assert_eq!(Digest(bytes).to_string(), want);
     }
 }
+
+/// The ledger's `match_keys`: the present keys joined by commas in Meta's order, the same text
+/// for every event with the same keys, and empty for none.
+#[test]
+fn match_keys_join_the_present_keys_in_order() {
+    let digest = |byte: u8| UserValue::Digest(Digest([byte; 32]));
+    let data = UserData::default()
+        .with(CustomerField::ExternalId, digest(3))
+        .with(CustomerField::Ph, digest(2))
+        .with(CustomerField::Em, digest(1));
+    let joined: Vec<&str> = data.present_keys().collect();
+    assert_eq!(data.match_keys(), joined.join(","));
+    assert_eq!(data.match_keys(), "em,ph,external_id");
+    assert_eq!(UserData::default().match_keys(), "");
+    let other = UserData::default().with(CustomerField::Em, digest(9));
+    assert_eq!(other.match_keys(), "em");
+}

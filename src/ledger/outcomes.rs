@@ -4,6 +4,8 @@
 //! orders whose source rows changed since. Every write is one statement over arrays (`unnest`),
 //! in the caller's transaction, so that it commits with the watermark that covers it.
 
+use std::borrow::Cow;
+
 use rust_decimal::Decimal;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::Transaction;
@@ -33,7 +35,7 @@ pub struct OrderFacts {
     /// Its store, when mapped.
     pub store_id: Option<String>,
     /// The `user_data` keys it carried, comma-separated.
-    pub match_keys: String,
+    pub match_keys: Cow<'static, str>,
     /// Sent with Limited Data Use; `None` when no data processing options are sent.
     pub ldu: Option<bool>,
     /// The event's digest ([`Event::digest`]), to tell a later change from a touch.
@@ -50,14 +52,7 @@ impl OrderFacts {
         store_id: Option<String>,
         digest: Option<u128>,
     ) -> Self {
-        // Joined in place: no Vec of keys per order.
-        let mut match_keys = String::with_capacity(64);
-        for key in event.user_data.present_keys() {
-            if !match_keys.is_empty() {
-                match_keys.push(',');
-            }
-            match_keys.push_str(key);
-        }
+        let match_keys = Cow::Borrowed(event.user_data.match_keys());
         let ldu = event
             .data_processing_options
             .map(|options| !options.is_empty());
@@ -95,8 +90,9 @@ pub struct Changed {
 pub enum Verdict {
     /// Accepted.
     Sent {
-        /// Meta's trace id of the request that carried it.
-        fbtrace_id: Option<String>,
+        /// Meta's trace id of the request that carried it (one per request, copied to each of
+        /// its orders: inline, no allocation per order).
+        fbtrace_id: Option<Text>,
         /// `events_received` of that request.
         events_received: i32,
     },
@@ -417,7 +413,7 @@ impl Ledger {
         let values: Vec<Decimal> = orders().map(|o| o.value).collect();
         let currencies: Vec<&str> = orders().map(|o| o.currency.as_str()).collect();
         let watermarks: Vec<&str> = orders().map(|o| o.watermark.as_str()).collect();
-        let keys: Vec<&str> = orders().map(|o| o.match_keys.as_str()).collect();
+        let keys: Vec<&str> = orders().map(|o| &*o.match_keys).collect();
         let stores: Vec<Option<&str>> = orders().map(|o| o.store_id.as_deref()).collect();
         let statuses: Vec<&str> = rows.iter().map(|r| r.verdict.status()).collect();
         let reasons: Vec<Option<&str>> = rows.iter().map(|r| r.verdict.reason()).collect();

@@ -38,6 +38,7 @@ use crate::ledger::{OrderFacts, Outcome, Verdict};
 use crate::source::{Watermark, WatermarkKind};
 use crate::stats::{count_failed_attempts, RunStats};
 use crate::transform::{Built, Invalid};
+use crate::Text;
 
 /// What the ledger needs of a sent event besides the event: its source watermark and store.
 #[derive(Debug)]
@@ -448,7 +449,7 @@ fn add_outcomes(
                 new: tag.new,
                 order: OrderFacts::from_event(event, tag.watermark, tag.store_id, digest),
                 verdict: Verdict::Sent {
-                    fbtrace_id: accepted.fbtrace_id.clone(),
+                    fbtrace_id: accepted.fbtrace_id.as_deref().map(Text::from),
                     events_received: received,
                 },
             });
