@@ -21,8 +21,9 @@ pub(crate) struct Rules {
     code: u16,
     /// The calling code as text.
     code_text: String,
-    /// The exit code (`internationalPrefix`), anchored at the start.
-    exit: Option<Regex>,
+    /// The exit code (`internationalPrefix`): digit strings (`00`, `011`) compared as text, any
+    /// other pattern anchored at the start.
+    exit: Trunk,
     /// How the parser strips a trunk prefix in the region.
     stripping: Stripping,
     /// The general description (index 0) and each number type's pattern, anchored at both ends.
@@ -51,9 +52,9 @@ struct Stripping {
     national_prefix: String,
 }
 
-/// How a region's trunk prefix is recognized.
+/// How a region's trunk prefix (or exit code) is recognized.
 enum Trunk {
-    /// No trunk prefix.
+    /// No trunk prefix (exit code).
     None,
     /// A plain alternation of digit strings (`0`, `0|180020`): the first that starts the number.
     Plain(Vec<String>),
@@ -64,9 +65,12 @@ enum Trunk {
 impl Rules {
     /// The region's rules from the crate's metadata; `None` when a pattern does not compile.
     fn build(meta: &Metadata) -> Option<Self> {
-        let exit = match meta.international_prefix() {
-            Some(re) => Some(anchored_start(re.as_str())?),
-            None => None,
+        let exit = match meta.international_prefix().map(|re| re.as_str()) {
+            Some(p) if p.bytes().all(|b| b.is_ascii_digit() || b == b'|') => {
+                Trunk::Plain(p.split('|').map(str::to_owned).collect())
+            }
+            Some(p) => Trunk::Pattern(anchored_start(p)?),
+            None => Trunk::None,
         };
         let d = meta.descriptors();
         let types: Vec<&Descriptor> = [
@@ -132,7 +136,13 @@ impl Rules {
 
     /// Whether the digits start with the region's exit code (`00`, `011`, `810`).
     pub(crate) fn starts_with_exit_code(&self, digits: &str) -> bool {
-        self.exit.as_ref().is_some_and(|re| re.is_match(digits))
+        match &self.exit {
+            Trunk::None => false,
+            Trunk::Plain(codes) => codes
+                .iter()
+                .any(|code| !code.is_empty() && digits.starts_with(code.as_str())),
+            Trunk::Pattern(re) => re.is_match(digits),
+        }
     }
 
     /// The length of the trunk prefix the digits start with (0: none), as libphonenumber's
