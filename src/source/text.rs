@@ -122,4 +122,23 @@ mod tests {
         // Valid UTF-8 stays UTF-8 whatever the fallback.
         assert_eq!(decode(latin1, "René".as_bytes()).as_deref(), Some("René"));
     }
+
+    /// A value's `Debug` form is the same as a `String`'s: an invalid order's content digest
+    /// (`transform::content_digest`) hashes the `Debug` form of its rows, and the ledger keeps
+    /// digests taken when values were `String`s.
+    #[test]
+    fn text_values_debug_as_strings_did() {
+        for value in [
+            "",
+            "R1",
+            "a\"b\\c",
+            "Ren\u{e9} \u{1f} \n",
+            &"long ".repeat(20),
+        ] {
+            assert_eq!(
+                format!("{:?}", Some(Text::from(value))),
+                format!("{:?}", Some(value.to_owned()))
+            );
+        }
+    }
 }
