@@ -175,7 +175,7 @@ pub(super) struct Sorted {
     /// Sent orders changed since, with their watermark and digest now.
     pub(super) changed: Vec<Changed>,
     /// The ids of `to_send`: "in flight in this run" until the page commits.
-    pub(super) sending: Vec<String>,
+    pub(super) sending: std::sync::Arc<super::IdSet>,
     /// The page's new invalid orders, counted in the run's stats once the page commits.
     pub(super) invalid_count: InvalidCount,
 }
@@ -338,7 +338,7 @@ pub(super) fn sort_page(
         }
     }
     Sorted {
-        sending: in_page.into_iter().collect(),
+        sending: std::sync::Arc::new(in_page),
         to_send,
         held,
         invalid: to_record,
@@ -562,7 +562,7 @@ mod tests {
                 .collect()
         };
         assert_eq!(ids(&sorted.to_send), ["HELD", "NEW"]);
-        let mut sending = sorted.sending.clone();
+        let mut sending: Vec<String> = sorted.sending.iter().cloned().collect();
         sending.sort();
         assert_eq!(sending, ["HELD", "NEW"]);
         assert_eq!(ids(&sorted.held), ["AHEAD"]);
