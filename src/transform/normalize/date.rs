@@ -109,6 +109,21 @@ fn parse(value: &str, country: Option<&str>, current_year: i32) -> Option<(i32, 
     if value.len() == 8 && value.bytes().all(|b| b.is_ascii_digit()) {
         return compact(value);
     }
+    // A `date` column's text, `YYYY-MM-DD`, without tokens (what `numeric` reads it as).
+    let bytes = value.as_bytes();
+    if bytes.len() == 10
+        && bytes[4] == b'-'
+        && bytes[7] == b'-'
+        && [0, 1, 2, 3, 5, 6, 8, 9]
+            .iter()
+            .all(|&at| bytes[at].is_ascii_digit())
+    {
+        return Some((
+            number(value.get(..4)?)?,
+            number(value.get(5..7)?)?,
+            number(value.get(8..)?)?,
+        ));
+    }
     let tokens = tokens(value);
     with_cjk_markers(&tokens)
         .or_else(|| numeric(&tokens, country, current_year))
@@ -515,5 +530,27 @@ mod tests {
     fn the_current_year_is_the_last_plausible_one() {
         assert_eq!(db("2026-11-28", None).as_deref(), Some("20261128"));
         assert_eq!(db("1900-01-01", None).as_deref(), Some("19000101"));
+    }
+
+    /// The `YYYY-MM-DD` shortcut reads every such value as the general reading does, in any
+    /// country, valid dates or not.
+    #[test]
+    fn iso_dates_read_as_the_general_reading_does() {
+        for (year, month, day) in [(1950, 1, 1), (1987, 3, 3), (2001, 12, 31), (1999, 2, 30)] {
+            for (m, d) in [(month, day), (day, month), (13, 1), (0, 0)] {
+                let value = format!("{year:04}-{m:02}-{d:02}");
+                for country in [None, Some("us"), Some("de"), Some("jp"), Some("hu")] {
+                    let tokens = tokens(&value);
+                    let general = with_cjk_markers(&tokens)
+                        .or_else(|| numeric(&tokens, country, 2026))
+                        .or_else(|| with_month_name(&tokens, country));
+                    assert_eq!(
+                        parse(&value, country, 2026),
+                        general,
+                        "{value} in {country:?}"
+                    );
+                }
+            }
+        }
     }
 }
