@@ -78,13 +78,22 @@ pub(super) fn decode_row(
         }))
     };
     let last = row.len() - 1;
-    let watermark = |text: Option<Text>| Watermark::new(kind, text.unwrap_or_default());
+    // A row's three watermarks share their text when it is the same (nearly always).
+    let watermark = Watermark::new(
+        kind,
+        text(0, "source.watermark_column")?.unwrap_or_default(),
+    );
+    let order_watermark = watermark.same_or_new(
+        text(last - 1, "source.watermark_column")?
+            .as_deref()
+            .unwrap_or(""),
+    );
     let mut decoded = SourceRow {
-        watermark: watermark(text(0, "source.watermark_column")?),
+        watermark,
         key: text(1, "mapping.order_id")?
             .map(Text::into_string)
             .unwrap_or_default(),
-        order_watermark: watermark(text(last - 1, "source.watermark_column")?),
+        order_watermark,
         reread: row.try_get(last)?,
         ahead: row.try_get(2)?,
         ..SourceRow::default()
@@ -94,7 +103,9 @@ pub(super) fn decode_row(
         match role {
             Role::Epoch => decoded.event_time = row.try_get(at)?,
             Role::RowWatermark => {
-                decoded.row_watermark = watermark(text(at, role.config_key())?);
+                decoded.row_watermark = decoded
+                    .order_watermark
+                    .same_or_new(text(at, role.config_key())?.as_deref().unwrap_or(""));
             }
             Role::OrderId => decoded.order_id = text(at, role.config_key())?,
             Role::LocalTime => decoded.local_time = text(at, role.config_key())?,

@@ -5,6 +5,7 @@
 //! ([`Watermark::as_str`], its `Display` and `Serialize`), and comes back from there with its
 //! column's kind ([`Watermark::new`]).
 
+use std::sync::Arc;
 use tokio_postgres::types::{ToSql, Type};
 
 use super::{Param, WatermarkKind};
@@ -22,16 +23,34 @@ pub struct Watermark {
     /// How the column is typed.
     kind: WatermarkKind,
     /// PostgreSQL's text form of the value (ISO, UTC for `timestamptz`, under
-    /// `db::READ_SETTINGS`).
-    value: String,
+    /// `db::READ_SETTINGS`). Shared: a row carries its order's watermark three times (capped,
+    /// as recorded, its own), and an order's travels from its row to the event, the batch
+    /// and the ledger's record; a copy of the text at each was an allocation, most of them
+    /// freed on another thread (issue 24).
+    value: Arc<str>,
 }
 
 impl Watermark {
     /// A value of a column of `kind`, in PostgreSQL's text form.
-    pub fn new(kind: WatermarkKind, value: impl Into<String>) -> Self {
+    pub fn new(kind: WatermarkKind, value: impl AsRef<str>) -> Self {
+        let value = value.as_ref();
         Self {
             kind,
-            value: value.into(),
+            value: if value.is_empty() {
+                empty()
+            } else {
+                Arc::from(value)
+            },
+        }
+    }
+
+    /// This watermark's kind with the text `value`, sharing this one's text when it is the
+    /// same (a row's three watermarks nearly always are).
+    pub(crate) fn same_or_new(&self, value: &str) -> Self {
+        if *self.value == *value {
+            self.clone()
+        } else {
+            Self::new(self.kind, value)
         }
     }
 
@@ -121,6 +140,12 @@ impl serde::Serialize for Watermark {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.serialize_str(&self.value)
     }
+}
+
+/// The empty text, shared: every row built starts with empty watermarks.
+fn empty() -> Arc<str> {
+    static EMPTY: std::sync::LazyLock<Arc<str>> = std::sync::LazyLock::new(|| Arc::from(""));
+    Arc::clone(&EMPTY)
 }
 
 /// A row built by hand (benchmarks, tests): an empty `timestamptz` watermark.
@@ -253,5 +278,20 @@ mod tests {
             serde_json::to_string(&Some(watermark)).ok().as_deref(),
             Some("\"2026-11-01 10:00:00.5+00\"")
         );
+    }
+
+    /// A row's watermarks share one text when they are the same, and keep their own otherwise;
+    /// either way they are the watermark the text names.
+    #[test]
+    fn a_same_text_is_shared_and_another_is_its_own() {
+        let first = Watermark::new(WatermarkKind::Timestamptz, "2026-11-01 10:00:00+00");
+        let same = first.same_or_new("2026-11-01 10:00:00+00");
+        assert!(std::ptr::eq(first.as_str(), same.as_str()));
+        assert_eq!(same, first);
+        let other = first.same_or_new("2026-11-01 11:00:00+00");
+        assert_eq!(other.as_str(), "2026-11-01 11:00:00+00");
+        assert_eq!(other.kind(), WatermarkKind::Timestamptz);
+        assert!(first.before(&other));
+        assert!(first.same_or_new("").is_empty());
     }
 }
