@@ -395,6 +395,25 @@ async fn rows_re_stamped_without_a_change_are_not_changed_after_send() {
 async fn a_normalization_rules_change_alone_is_not_a_change_after_send() {
     // GIVEN 20 orders sent, whose ledger digests are then what an older build with other
     // rules wrote: another hash, no version
+    an_older_digest_alone_is_not_a_change_after_send("md5(order_id) || md5(order_id || 'x')").await;
+}
+
+/// Issue 24: the event digest became XXH3-128 under rules version 3; a ledger the previous
+/// version wrote (SHA-256 under version 2) keeps its meaning: no order counts as changed for it.
+#[tokio::test]
+async fn a_digest_the_previous_version_wrote_is_not_a_change_after_send() {
+    // GIVEN 20 orders sent, whose ledger digests are then what the previous version wrote: 64
+    // hex digits of SHA-256 under rules version 2 (this one writes XXH3-128 under version 3)
+    an_older_digest_alone_is_not_a_change_after_send(
+        "md5(order_id) || md5(order_id || 'x') || '/r2'",
+    )
+    .await;
+}
+
+/// Sends 20 orders, rewrites their ledger digests with the SQL expression `older` (what an
+/// earlier build wrote), and checks that reading them again counts no change after send while
+/// a real change is still counted, once.
+async fn an_older_digest_alone_is_not_a_change_after_send(older: &str) {
     let (db, config) = Scenario::demo()
         .given(orders_sql("NR", 20, "2026-11-01 00:00:00+00"))
         .source("lookback = \"1d\"")
@@ -404,7 +423,7 @@ async fn a_normalization_rules_change_alone_is_not_a_change_after_send() {
     assert_eq!(first.sent, 20);
     let digest = db.ledger_text("NR7", "event_digest").await.unwrap();
     assert!(digest.ends_with("/r3"), "{digest}");
-    db.exec("update ocapi.ledger set event_digest = md5(order_id) || md5(order_id || 'x')")
+    db.exec(&format!("update ocapi.ledger set event_digest = {older}"))
         .await;
 
     // WHEN the upgraded connector reads the same rows again (the lookback)
