@@ -62,14 +62,25 @@ enum Trunk {
     Pattern(Regex),
 }
 
+impl Trunk {
+    /// A metadata pattern: a plain alternation of digit strings as [`Trunk::Plain`], any
+    /// other anchored at the start; `None` when it does not compile.
+    fn of_pattern(pattern: &str) -> Option<Self> {
+        Some(
+            if pattern.bytes().all(|b| b.is_ascii_digit() || b == b'|') {
+                Self::Plain(pattern.split('|').map(str::to_owned).collect())
+            } else {
+                Self::Pattern(anchored_start(pattern)?)
+            },
+        )
+    }
+}
+
 impl Rules {
     /// The region's rules from the crate's metadata; `None` when a pattern does not compile.
     fn build(meta: &Metadata) -> Option<Self> {
-        let exit = match meta.international_prefix().map(|re| re.as_str()) {
-            Some(p) if p.bytes().all(|b| b.is_ascii_digit() || b == b'|') => {
-                Trunk::Plain(p.split('|').map(str::to_owned).collect())
-            }
-            Some(p) => Trunk::Pattern(anchored_start(p)?),
+        let exit = match meta.international_prefix() {
+            Some(re) => Trunk::of_pattern(re.as_str())?,
             None => Trunk::None,
         };
         let d = meta.descriptors();
@@ -202,11 +213,8 @@ impl Stripping {
     /// The region's trunk rules from the crate's metadata; `None` when a pattern does not
     /// compile.
     fn build(meta: &Metadata) -> Option<Self> {
-        let trunk = match meta.national_prefix_for_parsing().map(|re| re.as_str()) {
-            Some(p) if p.bytes().all(|b| b.is_ascii_digit() || b == b'|') => {
-                Trunk::Plain(p.split('|').map(str::to_owned).collect())
-            }
-            Some(p) => Trunk::Pattern(anchored_start(p)?),
+        let trunk = match meta.national_prefix_for_parsing() {
+            Some(re) => Trunk::of_pattern(re.as_str())?,
             None => match meta.national_prefix() {
                 Some(p) if !p.is_empty() => Trunk::Plain(vec![p.to_owned()]),
                 _ => Trunk::None,
