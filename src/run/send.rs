@@ -298,7 +298,7 @@ impl Pass {
         // so one that has left by now is in the lookup's answer.
         let sending_earlier: super::IdSet = self.in_flight.with(|in_flight| {
             ids.iter()
-                .filter(|id| in_flight.contains(**id))
+                .filter(|id| in_flight.contains(id))
                 .map(|id| (*id).to_owned())
                 .collect()
         });
