@@ -454,8 +454,8 @@ fn resolve_url(
 
 /// The ISO 4217 code of `raw` (any case, surrounding white space ignored), or `None` when it
 /// is not one: [`Currency::parse`]'s rule, for a row's currency.
-pub(crate) fn currency_code(raw: &str) -> Option<String> {
-    Currency::parse(raw).map(|currency| currency.as_str().to_owned())
+pub(crate) fn currency_code(raw: &str) -> Option<crate::Text> {
+    Currency::parse(raw).map(Currency::into_text)
 }
 
 /// Whether `text` can start a watermark: an integer, an RFC 3339 time, a date or a time

@@ -10,7 +10,7 @@ use serde::Deserialize;
 /// An ISO 4217 currency code, uppercase (`"usd"` is read as `USD`); iso_currency's list.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(try_from = "String")]
-pub struct Currency(String);
+pub struct Currency(crate::Text);
 
 impl Currency {
     /// The code of `raw` (any case, surrounding white space ignored), or `None` when it is not
@@ -22,18 +22,25 @@ impl Currency {
             /// in turn (~750 instructions per row under callgrind, docs/benchmarks.md).
             static LAST: RefCell<String> = const { RefCell::new(String::new()) };
         }
-        let upper = raw.trim().to_ascii_uppercase();
+        // Inline (three letters): no allocation per row.
+        let mut upper = crate::Text::from(raw.trim());
+        upper.make_ascii_uppercase();
         if LAST.with_borrow(|last| !last.is_empty() && *last == upper) {
             return Some(Self(upper));
         }
         iso_currency::Currency::from_code(&upper)?;
-        LAST.with_borrow_mut(|last| last.clone_from(&upper));
+        LAST.with_borrow_mut(|last| upper.as_str().clone_into(last));
         Some(Self(upper))
     }
 
     /// The three-letter code.
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// The three-letter code, owned.
+    pub(crate) fn into_text(self) -> crate::Text {
+        self.0
     }
 }
 

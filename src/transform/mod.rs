@@ -307,7 +307,7 @@ pub fn build(rows: &[SourceRow], rules: &Rules, now: i64) -> Result<Built, Inval
     // that the ledger and `reconcile` show an invalid order's amount when it has one.
     let currency_read = match nonblank(first.currency.as_deref()) {
         Some(raw) => crate::config::currency_code(raw),
-        None => rules.default_currency.clone(),
+        None => rules.default_currency.as_deref().map(Text::from),
     };
     // With `mapping.item_line`, the rows of one line (a view that repeats them) count once.
     let lines_read = rules.line_items.then(|| {
@@ -358,7 +358,7 @@ pub fn build(rows: &[SourceRow], rules: &Rules, now: i64) -> Result<Built, Inval
     }
 
     let currency = match (nonblank(first.currency.as_deref()), &currency_read) {
-        (_, Some(currency)) => Text::from(currency.as_str()),
+        (_, Some(currency)) => currency.clone(),
         (None, None) => return Err(known.invalid(InvalidReason::MissingCurrency)),
         (Some(_), None) => return Err(known.invalid(InvalidReason::InvalidCurrency)),
     };
