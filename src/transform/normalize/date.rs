@@ -124,6 +124,12 @@ fn parse(value: &str, country: Option<&str>, current_year: i32) -> Option<(i32, 
             number(value.get(8..)?)?,
         ));
     }
+    read_tokens(value, country, current_year)
+}
+
+/// [`parse`]'s general reading, by the value's tokens: CJK markers, then numbers, then month
+/// names.
+fn read_tokens(value: &str, country: Option<&str>, current_year: i32) -> Option<(i32, u32, u32)> {
     let tokens = tokens(value);
     with_cjk_markers(&tokens)
         .or_else(|| numeric(&tokens, country, current_year))
@@ -540,10 +546,7 @@ mod tests {
             for (m, d) in [(month, day), (day, month), (13, 1), (0, 0)] {
                 let value = format!("{year:04}-{m:02}-{d:02}");
                 for country in [None, Some("us"), Some("de"), Some("jp"), Some("hu")] {
-                    let tokens = tokens(&value);
-                    let general = with_cjk_markers(&tokens)
-                        .or_else(|| numeric(&tokens, country, 2026))
-                        .or_else(|| with_month_name(&tokens, country));
+                    let general = read_tokens(&value, country, 2026);
                     assert_eq!(
                         parse(&value, country, 2026),
                         general,
