@@ -4,8 +4,6 @@
 //! orders whose source rows changed since. Every write is one statement over arrays (`unnest`),
 //! in the caller's transaction, so that it commits with the watermark that covers it.
 
-use std::borrow::Cow;
-
 use rust_decimal::Decimal;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::Transaction;
@@ -34,8 +32,8 @@ pub struct OrderFacts {
     pub watermark: Watermark,
     /// Its store, when mapped.
     pub store_id: Option<String>,
-    /// The `user_data` keys it carried, comma-separated.
-    pub match_keys: Cow<'static, str>,
+    /// The `user_data` keys it carried, comma-separated (one static text per set of keys).
+    pub match_keys: &'static str,
     /// Sent with Limited Data Use; `None` when no data processing options are sent.
     pub ldu: Option<bool>,
     /// The event's digest ([`Event::digest`]), to tell a later change from a touch.
@@ -52,7 +50,7 @@ impl OrderFacts {
         store_id: Option<String>,
         digest: Option<u128>,
     ) -> Self {
-        let match_keys = Cow::Borrowed(event.user_data.match_keys());
+        let match_keys = event.user_data.match_keys();
         let ldu = event
             .data_processing_options
             .map(|options| !options.is_empty());
@@ -413,7 +411,7 @@ impl Ledger {
         let values: Vec<Decimal> = orders().map(|o| o.value).collect();
         let currencies: Vec<&str> = orders().map(|o| o.currency.as_str()).collect();
         let watermarks: Vec<&str> = orders().map(|o| o.watermark.as_str()).collect();
-        let keys: Vec<&str> = orders().map(|o| &*o.match_keys).collect();
+        let keys: Vec<&str> = orders().map(|o| o.match_keys).collect();
         let stores: Vec<Option<&str>> = orders().map(|o| o.store_id.as_deref()).collect();
         let statuses: Vec<&str> = rows.iter().map(|r| r.verdict.status()).collect();
         let reasons: Vec<Option<&str>> = rows.iter().map(|r| r.verdict.reason()).collect();

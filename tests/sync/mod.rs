@@ -291,7 +291,7 @@ async fn an_order_written_meanwhile_is_upserted_not_lost_when_its_plain_insert_c
                 "2026-01-01 00:00:00+00",
             ),
             store_id: None,
-            match_keys: "em,ph".into(),
+            match_keys: "em,ph",
             ldu: None,
             digest: None,
         },
