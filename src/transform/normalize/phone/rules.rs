@@ -23,7 +23,7 @@ pub(crate) struct Rules {
     code_text: String,
     /// The exit code (`internationalPrefix`): digit strings (`00`, `011`) compared as text, any
     /// other pattern anchored at the start.
-    exit: Trunk,
+    exit: Prefix,
     /// How the parser strips a trunk prefix in the region.
     stripping: Stripping,
     /// The general description (index 0) and each number type's pattern, anchored at both ends.
@@ -45,16 +45,17 @@ pub(crate) struct Rules {
 /// crate's `parser::parse_with`).
 struct Stripping {
     /// The trunk prefix (`nationalPrefixForParsing`, else `nationalPrefix`).
-    trunk: Trunk,
+    trunk: Prefix,
     /// Whether a `nationalPrefixTransformRule` rewrites what the trunk pattern captured.
     transform: bool,
     /// The national (trunk) prefix as dialled (`nationalPrefix`), empty when none.
     national_prefix: String,
 }
 
-/// How a region's trunk prefix (or exit code) is recognized.
-enum Trunk {
-    /// No trunk prefix (exit code).
+/// How a region recognizes a prefix a number may start with: its trunk prefix or its exit
+/// code.
+enum Prefix {
+    /// The region has none.
     None,
     /// A plain alternation of digit strings (`0`, `0|180020`): the first that starts the number.
     Plain(Vec<String>),
@@ -62,8 +63,8 @@ enum Trunk {
     Pattern(Regex),
 }
 
-impl Trunk {
-    /// A metadata pattern: a plain alternation of digit strings as [`Trunk::Plain`], any
+impl Prefix {
+    /// A metadata pattern: a plain alternation of digit strings as [`Prefix::Plain`], any
     /// other anchored at the start; `None` when it does not compile.
     fn of_pattern(pattern: &str) -> Option<Self> {
         Some(
@@ -80,8 +81,8 @@ impl Rules {
     /// The region's rules from the crate's metadata; `None` when a pattern does not compile.
     fn build(meta: &Metadata) -> Option<Self> {
         let exit = match meta.international_prefix() {
-            Some(re) => Trunk::of_pattern(re.as_str())?,
-            None => Trunk::None,
+            Some(re) => Prefix::of_pattern(re.as_str())?,
+            None => Prefix::None,
         };
         let d = meta.descriptors();
         let types: Vec<&Descriptor> = [
@@ -148,11 +149,11 @@ impl Rules {
     /// Whether the digits start with the region's exit code (`00`, `011`, `810`).
     pub(crate) fn starts_with_exit_code(&self, digits: &str) -> bool {
         match &self.exit {
-            Trunk::None => false,
-            Trunk::Plain(codes) => codes
+            Prefix::None => false,
+            Prefix::Plain(codes) => codes
                 .iter()
                 .any(|code| !code.is_empty() && digits.starts_with(code.as_str())),
-            Trunk::Pattern(re) => re.is_match(digits),
+            Prefix::Pattern(re) => re.is_match(digits),
         }
     }
 
@@ -214,10 +215,10 @@ impl Stripping {
     /// compile.
     fn build(meta: &Metadata) -> Option<Self> {
         let trunk = match meta.national_prefix_for_parsing() {
-            Some(re) => Trunk::of_pattern(re.as_str())?,
+            Some(re) => Prefix::of_pattern(re.as_str())?,
             None => match meta.national_prefix() {
-                Some(p) if !p.is_empty() => Trunk::Plain(vec![p.to_owned()]),
-                _ => Trunk::None,
+                Some(p) if !p.is_empty() => Prefix::Plain(vec![p.to_owned()]),
+                _ => Prefix::None,
             },
         };
         Some(Self {
@@ -241,14 +242,14 @@ impl Stripping {
     /// the number (left to the parser).
     fn trunk_prefix_len(&self, digits: &str) -> Option<usize> {
         match &self.trunk {
-            Trunk::None => Some(0),
-            Trunk::Plain(prefixes) => Some(
+            Prefix::None => Some(0),
+            Prefix::Plain(prefixes) => Some(
                 prefixes
                     .iter()
                     .find(|p| !p.is_empty() && digits.starts_with(p.as_str()))
                     .map_or(0, String::len),
             ),
-            Trunk::Pattern(re) => {
+            Prefix::Pattern(re) => {
                 // The match alone (no allocation) decides, but for a transform rule, which
                 // needs the groups: most numbers start with no trunk prefix.
                 let Some(found) = re.find(digits) else {
