@@ -117,6 +117,14 @@ country = "US"
     (db, config)
 }
 
+/// Three orders of one line each (10 each), bought an hour ago by customer 7 (SQL).
+pub(crate) const THREE_ORDERS_OF_ONE_CUSTOMER: &str = "
+insert into crm.customers values (7, 'ann@example.com');
+insert into pos.order_headers
+  select g, 7, now() - interval '1 hour' from generate_series(1, 3) g;
+insert into pos.order_lines (order_id, line_no, sku, qty, price)
+  select g, 1, 'A', 1, 10 from generate_series(1, 3) g";
+
 /// Five customers and orders 1..=`n` of one line each, sold an hour ago (SQL).
 pub(crate) fn one_line_orders(n: u32) -> String {
     format!(
@@ -369,14 +377,7 @@ watermark_column = "seq"
 key = "order_id"
 "#;
     let (db, _config) = setup("", changes).await;
-    db.exec(
-        "insert into crm.customers values (7, 'ann@example.com');
-         insert into pos.order_headers
-           select g, 7, now() - interval '1 hour' from generate_series(1, 3) g;
-         insert into pos.order_lines (order_id, line_no, sku, qty, price)
-           select g, 1, 'A', 1, 10 from generate_series(1, 3) g",
-    )
-    .await;
+    db.exec(THREE_ORDERS_OF_ONE_CUSTOMER).await;
     let (code, stats, stderr) = run_json(&db).await;
     assert_eq!(code, Some(0), "{stderr}");
     assert_eq!(stats["sent"], 3, "{stats}");

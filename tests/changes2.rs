@@ -149,14 +149,7 @@ async fn check_warns_when_a_changes_table_s_largest_watermark_is_behind_the_stor
     let changes = "[[source.changes]]\ntable = \"pos.order_lines\"\nwatermark_column = \"seq\"\n\
                    key = \"order_id\"\nlookback = 10\n";
     let (db, _config) = setup("", changes).await;
-    db.exec(
-        "insert into crm.customers values (7, 'ann@example.com');
-         insert into pos.order_headers
-           select g, 7, now() - interval '1 hour' from generate_series(1, 3) g;
-         insert into pos.order_lines (order_id, line_no, sku, qty, price)
-           select g, 1, 'A', 1, 10 from generate_series(1, 3) g",
-    )
-    .await;
+    db.exec(crate::changes::THREE_ORDERS_OF_ONE_CUSTOMER).await;
     let (code, _, stderr) = crate::changes::run_json(&db).await;
     assert_eq!(code, Some(0), "{stderr}");
     let (_, text) = check(&db).await;
