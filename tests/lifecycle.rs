@@ -310,15 +310,7 @@ async fn a_run_stopped_by_sigint_is_recorded_as_stopped() {
         assert!(std::time::Instant::now() < deadline, "the run sent nothing");
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
-    let kill = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(kill.success());
-    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
-        .await
-        .unwrap()
-        .unwrap();
+    let out = crate::support::signal_and_wait(child, "INT").await;
     let stdout = String::from_utf8_lossy(&out.stdout);
 
     // THEN it exited 0, its summary and its `runs` row say `stopped`, and not all was sent

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
@@ -222,15 +222,7 @@ async fn watch_stops_cleanly_on_sigterm_mid_run_and_loses_nothing() {
         assert!(Instant::now() < deadline, "watch sent nothing");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let kill = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(kill.success());
-    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
-        .await
-        .unwrap()
-        .unwrap();
+    let out = crate::support::signal_and_wait(child, "TERM").await;
 
     // THEN it exited 0, and every order in the file is sent in the ledger
     assert_eq!(
@@ -561,14 +553,7 @@ async fn watch_logs_a_degraded_run_at_error_level_and_keeps_going() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
-        .await
-        .unwrap()
-        .unwrap();
+    let out = crate::support::signal_and_wait(child, "TERM").await;
 
     // THEN it exits 0 on the signal, and the degraded run was logged at error level
     assert_eq!(out.status.code(), Some(0));

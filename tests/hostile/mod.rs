@@ -308,11 +308,7 @@ async fn stopped_while_throttled(args: &[&str]) {
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     // WHEN it is asked to stop
-    let kill = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(kill.success());
+    crate::support::send_signal(&child, "TERM");
     let stopped_at = Instant::now();
     let status = loop {
         if let Some(status) = child.try_wait().unwrap() {

@@ -362,6 +362,24 @@ pub fn accepted_ids(sandbox: &ocapi::sandbox::Sandbox) -> Vec<String> {
         .collect()
 }
 
+/// Sends `signal` (`"INT"`, `"TERM"`) to `child` with kill(1).
+pub fn send_signal(child: &std::process::Child, signal: &str) {
+    let sent = std::process::Command::new("kill")
+        .args([format!("-{signal}"), child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success(), "kill -{signal}");
+}
+
+/// [`send_signal`], then waits for the child to exit and returns what it printed.
+pub async fn signal_and_wait(child: std::process::Child, signal: &str) -> std::process::Output {
+    send_signal(&child, signal);
+    tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap()
+}
+
 /// The `ocapi` binary with `--config PATH` and warn-level logs: the one way tests start it,
 /// to wait for (`output`, or [`ocapi`] from async tests) or to signal (`spawn`).
 pub fn command(config: &Path) -> std::process::Command {

@@ -112,10 +112,7 @@ impl Watch {
     /// SIGTERM, then its exit code, waiting at most `limit`.
     pub async fn stop(mut self, limit: Duration) -> Option<i32> {
         let child = self.child.take().unwrap();
-        Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .unwrap();
+        super::send_signal(&child, "TERM");
         wait_bounded(child, limit, "watch after SIGTERM")
             .await
             .status
