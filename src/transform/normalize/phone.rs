@@ -61,20 +61,11 @@ fn international_fast(digits: &str) -> Option<String> {
     if digits.starts_with('0') {
         return None;
     }
-    let (code, national) = (1..=3.min(digits.len().saturating_sub(1))).find_map(|len| {
-        let code: u16 = digits[..len].parse().ok()?;
-        DATABASE
-            .by_code(&code)
-            .is_some()
-            .then(|| (code, &digits[len..]))
-    })?;
-    let regions = DATABASE.by_code(&code)?;
-    let shared = regions.len() > 1;
-    let main = regions
-        .iter()
-        .find(|meta| meta.is_main_country_for_code())
-        .or_else(|| regions.first())?;
-    let region: Id = main.id().parse().ok()?;
+    let (code, national, (region, shared)) =
+        (1..=3.min(digits.len().saturating_sub(1))).find_map(|len| {
+            let code: u16 = digits[..len].parse().ok()?;
+            rules::main_region(code).map(|main| (code, &digits[len..], main))
+        })?;
     rules::with(region, |rules| {
         if national.len() < 2
             || national.starts_with('0')

@@ -292,6 +292,22 @@ pub(crate) fn no_region_strips(code: u16, national: &str) -> bool {
     .is_some_and(|regions| regions.iter().all(|region| region.leaves(national)))
 }
 
+/// The main region of calling code `code` (libphonenumber's `mainCountryForCode`, else the
+/// code's first region) and whether other regions share the code; `None` for a code of no
+/// region. Found once per code and process: the crate's `by_code` builds a vector on each call,
+/// and the international fast path asked it up to four times a number.
+pub(crate) fn main_region(code: u16) -> Option<(Id, bool)> {
+    static BY_CODE: [OnceLock<Option<(Id, bool)>>; 1000] = [const { OnceLock::new() }; 1000];
+    *BY_CODE.get(usize::from(code))?.get_or_init(|| {
+        let regions = DATABASE.by_code(&code)?;
+        let main = regions
+            .iter()
+            .find(|meta| meta.is_main_country_for_code())
+            .or_else(|| regions.first())?;
+        Some((main.id().parse().ok()?, regions.len() > 1))
+    })
+}
+
 /// `pattern` compiled to match only at the start of the text, as Java's `lookingAt`.
 fn anchored_start(pattern: &str) -> Option<Regex> {
     digits_regex(&format!("^(?:{pattern})"))
