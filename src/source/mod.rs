@@ -436,12 +436,11 @@ impl Reader {
         watermark: &Watermark,
     ) -> Result<Page, SourceError> {
         let mut rows = Vec::new();
-        while let Some(row) = self.next_row().await? {
-            if row.watermark != *watermark {
-                self.pending = Some(row);
+        while self.push_next_row(&mut rows).await? {
+            if rows.last().is_some_and(|row| row.watermark != *watermark) {
+                self.pending = rows.pop();
                 break;
             }
-            rows.push(row);
         }
         Ok(Page { rows })
     }
@@ -468,43 +467,43 @@ impl Reader {
     ) -> Result<Page, SourceError> {
         rows.clear();
         rows.reserve(limit.min(65_536) + 1);
-        while let Some(row) = self.next_row().await? {
-            let same_order = rows.last().is_some_and(|last| {
-                !row.key.is_empty() && last.key == row.key && last.watermark == row.watermark
-            });
-            if rows.len() >= limit && !same_order {
-                self.pending = Some(row);
+        while self.push_next_row(&mut rows).await? {
+            let same_order = match rows.as_slice() {
+                [.., last, row] => {
+                    !row.key.is_empty() && last.key == row.key && last.watermark == row.watermark
+                }
+                _ => false,
+            };
+            if rows.len() > limit && !same_order {
+                self.pending = rows.pop();
                 break;
             }
-            rows.push(row);
         }
         Ok(Page { rows })
     }
 
-    /// The next row: the one read past the last page's end, else the stream's next; `None`
-    /// once the stream has ended (a finished row stream must not be polled again: it would
-    /// answer "connection closed").
-    async fn next_row(&mut self) -> Result<Option<SourceRow>, SourceError> {
+    /// Appends the next row to `rows`: the one read past the last page's end, else the
+    /// stream's next, decoded in place ([`text::decode_row`]); `false` once the stream has
+    /// ended (a finished row stream must not be polled again: it would answer "connection
+    /// closed").
+    async fn push_next_row(&mut self, rows: &mut Vec<SourceRow>) -> Result<bool, SourceError> {
         if let Some(row) = self.pending.take() {
-            return Ok(Some(row));
+            rows.push(row);
+            return Ok(true);
         }
         if self.done {
-            return Ok(None);
+            return Ok(false);
         }
-        match self.rows.next().await {
-            None => {
-                self.done = true;
-                Ok(None)
-            }
-            Some(row) => Ok(Some(
-                text::decode_row(
-                    &row.map_err(DbError::query("cannot read the source table"))?,
-                    self.fallback,
-                    self.kind,
-                )
-                .map_err(DbError::query("cannot decode a row of the source table"))?,
-            )),
-        }
+        let Some(row) = self.rows.next().await else {
+            self.done = true;
+            return Ok(false);
+        };
+        let row = row.map_err(DbError::query("cannot read the source table"))?;
+        rows.push(SourceRow::default());
+        let decoded = rows.last_mut().expect("a row was just pushed");
+        text::decode_row(&row, self.fallback, self.kind, decoded)
+            .map_err(DbError::query("cannot decode a row of the source table"))?;
+        Ok(true)
     }
 }
 
