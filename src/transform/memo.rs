@@ -10,30 +10,50 @@
 //! per customer, so a bounded memory would mostly hold values that never come back.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::hash::BuildHasher;
+
+use compact_str::CompactString;
 
 use super::hash::{hash_value, Hashed};
 use super::normalize::{Context, Field};
 
 /// How many values a thread remembers before it forgets them all: far more than the distinct
 /// names, cities, states, postcodes, genders and countries of a page (3000 rows), and at most a
-/// few hundred KiB per thread (a key of a few dozen bytes and a digest each).
+/// few hundred KiB per thread (two short texts and a digest each).
 const REMEMBERED: usize = 8192;
 
-/// A row's country at least this long is not remembered: its length would not fit the key's
-/// one character ([`key`]).
-const LONGEST_COUNTRY: usize = 0xD800;
+/// One remembered result and everything it depends on.
+struct Remembered {
+    /// The field.
+    field: Field,
+    /// The row's country as given (not resolved: the result is a function of the text).
+    country: Option<CompactString>,
+    /// The raw value.
+    raw: CompactString,
+    /// [`hash_value`]'s result.
+    hashed: Hashed,
+}
 
-/// What a thread remembers: results by key ([`key`]), and a buffer the key is built in, so a
-/// lookup allocates nothing.
+/// What a thread remembers. A table of entries found by the hash of their parts, so that a
+/// lookup neither builds a key nor allocates: building one text of the field, country and value
+/// for each of a row's seven remembered values and hashing it was ~2% of a run's CPU on fully
+/// populated rows (issue 24). Texts of up to 24 bytes (most: names, codes, postcodes) are kept
+/// inline, so a lookup does not follow a pointer to memory of its own.
 #[derive(Default)]
 struct Memory {
-    /// [`hash_value`]'s result by key. A key of up to 24 bytes (most: a field, a country
-    /// and a name) is kept inline in the table, so a lookup does not follow a pointer to
-    /// memory of its own (a cache miss per lookup with boxed keys, ~2% of a run).
-    known: HashMap<compact_str::CompactString, Hashed, foldhash::fast::RandomState>,
-    /// The key of the value being looked up.
-    key: String,
+    /// The remembered results.
+    known: hashbrown::HashTable<Remembered>,
+    /// The hasher of the parts (seeded per process: rows cannot aim values at one bucket).
+    hasher: foldhash::fast::RandomState,
+}
+
+impl Memory {
+    /// The hash of a result's parts. A tuple's hash tells its parts apart (a text's hash ends
+    /// with a marker byte, an `Option`'s starts with its variant), so `("US", "x")` and
+    /// `("USx", "")` are different keys even before the parts are compared.
+    fn hash(&self, field: Field, country: Option<&str>, raw: &str) -> u64 {
+        self.hasher.hash_one((field, country, raw))
+    }
 }
 
 thread_local! {
@@ -50,56 +70,44 @@ fn remembered(field: Field) -> bool {
 }
 
 /// [`hash_value`], remembered per thread for the fields whose values repeat ([`remembered`]).
-/// The same result as [`hash_value`] for every input: the key holds everything the result
-/// depends on (the field, the row's country as given, and the raw value). `hash_external_id`
-/// is passed through: external ids are never remembered.
+/// The same result as [`hash_value`] for every input: an entry holds everything the result
+/// depends on (the field, the row's country as given, and the raw value), and a lookup compares
+/// all three. `hash_external_id` is passed through: external ids are never remembered.
 pub fn hash_value_memo(
     field: Field,
     raw: &str,
     ctx: &Context<'_>,
     hash_external_id: bool,
 ) -> Hashed {
-    if !remembered(field)
-        || ctx
-            .country
-            .is_some_and(|country| country.len() >= LONGEST_COUNTRY)
-    {
+    if !remembered(field) {
         return hash_value(field, raw, ctx, hash_external_id);
     }
     MEMORY.with_borrow_mut(|memory| {
-        key(&mut memory.key, field, ctx.country, raw);
-        if let Some(hashed) = memory.known.get(memory.key.as_str()) {
-            return hashed.clone();
+        let country = ctx.country;
+        let hash = memory.hash(field, country, raw);
+        let same = |entry: &Remembered| {
+            entry.field == field && entry.raw == raw && entry.country.as_deref() == country
+        };
+        if let Some(entry) = memory.known.find(hash, same) {
+            return entry.hashed.clone();
         }
         let hashed = hash_value(field, raw, ctx, hash_external_id);
         if memory.known.len() >= REMEMBERED {
             memory.known.clear();
         }
-        memory
-            .known
-            .insert(memory.key.as_str().into(), hashed.clone());
+        let Memory { known, hasher } = memory;
+        known.insert_unique(
+            hash,
+            Remembered {
+                field,
+                country: country.map(CompactString::from),
+                raw: CompactString::from(raw),
+                hashed: hashed.clone(),
+            },
+            |entry| hasher.hash_one((entry.field, entry.country.as_deref(), entry.raw.as_str())),
+        );
         hashed
     })
-}
-
-/// Writes the key of a value into `out`: the field, then the country (its length first, so
-/// that no text in it can run into the raw value; absent and given apart), then the raw value,
-/// so that no two inputs share a key.
-fn key(out: &mut String, field: Field, country: Option<&str>, raw: &str) {
-    out.clear();
-    out.push(char::from(b'a' + field as u8));
-    match country {
-        Some(country) => {
-            // The length as one character (a row's country is far shorter than U+D800 bytes;
-            // a longer one is not remembered, see `hash_value_memo`): `write!` of its digits
-            // went through the formatter, ~10% of a lookup.
-            out.push(char::from_u32(country.len() as u32).unwrap_or(char::REPLACEMENT_CHARACTER));
-            out.push_str(country);
-        }
-        // Not a length: no country is that long.
-        None => out.push(char::MAX),
-    }
-    out.push_str(raw);
 }
 
 #[cfg(test)]
@@ -149,26 +157,34 @@ mod tests {
         }
     }
 
-    /// Keys of different fields, countries or values differ, whatever the text holds.
+    /// Inputs whose parts run into each other when written one after another (a country that
+    /// ends as the next one's value starts, a field's letter, a length) are told apart: each
+    /// is asked right after the other, so a memory that confused them would answer the first's
+    /// result for the second.
     #[test]
-    fn keys_tell_fields_countries_and_values_apart() {
-        let mut keys = std::collections::HashSet::new();
-        let mut out = String::new();
+    fn inputs_whose_parts_run_together_are_told_apart() {
+        let countries = [
+            None,
+            Some(""),
+            Some("-"),
+            Some("US"),
+            Some("US\0x"),
+            Some("1:"),
+            Some("-------------------------------------------US"),
+        ];
+        let long = "-------------------------------------------USx";
+        let raws = [
+            "", "x", "\0x", "US", "-", "1:", "2:US", "Female", "Berlin", long,
+        ];
         for field in Field::ALL {
-            for country in [
-                None,
-                Some(""),
-                Some("-"),
-                Some("US"),
-                Some("US\0x"),
-                Some("1:"),
-                // As long as the code of '-': told apart from no country.
-                Some("-------------------------------------------US"),
-            ] {
-                let long = "-------------------------------------------USx";
-                for raw in ["", "x", "\0x", "US", "-", "1:", "2:US", long] {
-                    key(&mut out, field, country, raw);
-                    assert!(keys.insert(out.clone()), "{field:?} {country:?} {raw:?}");
+            for country in countries {
+                for raw in raws {
+                    let ctx = Context { country };
+                    assert_eq!(
+                        hash_value_memo(field, raw, &ctx, true),
+                        hash_value(field, raw, &ctx, true),
+                        "{field:?} {raw:?} in {country:?}"
+                    );
                 }
             }
         }
