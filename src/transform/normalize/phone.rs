@@ -3,13 +3,13 @@
 //! its country, never for not being *valid* (docs/normalization.md).
 
 use phonenumber::country::Id;
-use phonenumber::metadata::DATABASE;
-use phonenumber::Metadata;
 
 use super::Outcome;
+use metadata::Metadata;
 
 #[cfg(test)]
 mod fast_tests;
+mod metadata;
 mod rules;
 
 /// More digits than any dialled form of an E.164 number can have: 15 digits of E.164 plus an
@@ -118,11 +118,11 @@ fn parsed(dialled: &Dialled, region: Option<Id>) -> Outcome {
     }
 }
 
-/// Loads libphonenumber's metadata now. The first use builds it (every region's patterns,
-/// ~0.15 s of CPU); done by the first page's normalization, that held the whole pipeline up.
+/// Loads libphonenumber's metadata now ([`metadata`], ~4 ms of CPU); done by the first page's
+/// normalization, that held the whole pipeline up. The parser's own database is built only
+/// when a number needs the parser.
 pub(super) fn load_metadata() {
-    // Any lookup builds the whole database.
-    let _ = DATABASE.by_id("US");
+    metadata::load();
 }
 
 /// The digits of a dialled number, or `None` when there are none or too many.
@@ -182,10 +182,10 @@ fn national_fast(dialled: &Dialled, region: Id) -> Option<String> {
             }
             0 => digits,
             len => {
-                // libphonenumber strips the prefix only when the rest is valid; a whole that
-                // is valid too, and starts with the calling code, could be read either way.
+                // libphonenumber strips the prefix when the rest is valid; a whole that is
+                // valid too, and starts with the calling code, could be read either way.
                 let rest = &digits[len..];
-                if !rules.is_valid(rest)
+                if !(rules.is_valid(rest) || strips_viable_rest(rules, digits, rest))
                     || (digits.starts_with(rules.code_text()) && rules.is_valid(digits))
                 {
                     return None;
@@ -201,6 +201,21 @@ fn national_fast(dialled: &Dialled, region: Id) -> Option<String> {
             .is_possible_length(national.len())
             .then(|| format!("{}{national}", rules.code()))
     })
+}
+
+/// Whether a trunk prefix is stripped from `digits`, leaving `rest`, that is not a valid
+/// number of the region: when `rest` fits the region's general description and has a length
+/// possible in the region (libphonenumber's `maybeStripNationalPrefixAndCarrierCode` and the
+/// length test after it in `parseHelper`; the `phonenumber` crate's parser strips the prefix in
+/// every such case too). A Brazilian number after the carrier-selection prefix `90`
+/// (`(90) 90159-0022`, `55901590022`) is one. Left to the parser (`false`): digits that start
+/// with the calling code (they may be the international form without `+`), and a rest that
+/// starts with the national prefix, which the crate's parser strips once more.
+fn strips_viable_rest(rules: &rules::Rules, digits: &str, rest: &str) -> bool {
+    !digits.starts_with(rules.code_text())
+        && !rules.starts_with_national_prefix(rest)
+        && rules.fits_general(rest)
+        && rules.is_possible_here(rest.len())
 }
 
 /// The calling code and the national significant number of `rest`, the digits after a row's
@@ -236,11 +251,11 @@ fn plain_prefix_fast(dialled: &Dialled, region: Id) -> Option<String> {
     if dialled.plus || dialled.digits.starts_with("00") {
         return None;
     }
-    let meta = DATABASE.by_id(region.as_ref())?;
+    let meta = metadata::by_id(region.as_ref())?;
     // The trunk prefixes to strip: the national prefix, or the parsing pattern when it is a plain
     // alternation of digit strings (GB's `0|180020`); any other pattern needs the parser. Like the
     // regex, the first alternative that starts the number wins.
-    let parsing = meta.national_prefix_for_parsing().map(|re| re.as_str());
+    let parsing = meta.national_prefix_for_parsing();
     let prefixes = match parsing {
         Some(p) if p.bytes().all(|b| b.is_ascii_digit() || b == b'|') => p,
         Some(_) => return None,
@@ -284,9 +299,7 @@ fn nanp_international(digits: &str) -> Option<&str> {
 
 /// Whether `region` is in the North American Numbering Plan (calling code 1).
 fn is_nanp(region: Id) -> bool {
-    DATABASE
-        .by_id(region.as_ref())
-        .is_some_and(|meta| meta.country_code() == 1)
+    metadata::by_id(region.as_ref()).is_some_and(|meta| meta.country_code() == 1)
 }
 
 /// libphonenumber's region id for an alpha-2 code, if it has phone metadata.
@@ -308,17 +321,10 @@ fn region_id(alpha2: &str) -> Option<Id> {
 /// possible lengths: libphonenumber's metadata build fills them in as the union over the number
 /// types, and so does this (`BuildMetadataFromXml.setPossibleLengthsGeneralDesc`).
 fn is_possible(code: u16, len: usize) -> bool {
-    let Some(regions) = DATABASE.by_code(&code) else {
-        return false;
-    };
-    let Some(meta) = regions
-        .iter()
-        .find(|meta| meta.is_main_country_for_code())
-        .or_else(|| regions.first())
-    else {
-        return false;
-    };
-    possible_in(meta, len)
+    // The main region comes first ([`metadata::by_code`]).
+    metadata::by_code(code)
+        .next()
+        .is_some_and(|main| possible_in(main, len))
 }
 
 /// Whether `len` is a possible national significant number length in `meta`'s region.
@@ -326,27 +332,15 @@ fn possible_in(meta: &Metadata, len: usize) -> bool {
     let Ok(len) = u16::try_from(len) else {
         return false;
     };
-    let descriptors = meta.descriptors();
-    let types = [
-        Some(descriptors.general()),
-        descriptors.fixed_line(),
-        descriptors.mobile(),
-        descriptors.toll_free(),
-        descriptors.premium_rate(),
-        descriptors.shared_cost(),
-        descriptors.personal_number(),
-        descriptors.voip(),
-        descriptors.pager(),
-        descriptors.uan(),
-        descriptors.voicemail(),
-    ];
-    types.into_iter().flatten().any(|desc| {
-        desc.possible_length().contains(&len) || desc.possible_local_length().contains(&len)
+    meta.general().into_iter().chain(meta.types()).any(|desc| {
+        desc.possible_length.contains(&len) || desc.possible_local_length.contains(&len)
     })
 }
 
 #[cfg(test)]
 mod tests {
+    use phonenumber::metadata::DATABASE;
+
     use super::*;
 
     /// Shorthand for an expected normalized number.

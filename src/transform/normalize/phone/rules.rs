@@ -10,10 +10,9 @@
 use std::sync::OnceLock;
 
 use phonenumber::country::Id;
-use phonenumber::metadata::Descriptor;
-use phonenumber::metadata::DATABASE;
-use phonenumber::Metadata;
 use regex::{Regex, RegexBuilder};
+
+use super::metadata::{self, Metadata};
 
 /// A region's patterns for reading a national number.
 pub(crate) struct Rules {
@@ -35,6 +34,10 @@ pub(crate) struct Rules {
     lengths: Vec<Vec<u16>>,
     /// Lengths that are local-only for some number type.
     local_lengths: Vec<u16>,
+    /// The national number lengths of the region's own number types, 1 to 17 digits as bits:
+    /// what libphonenumber's `testNumberLength` counts possible for the number left after a
+    /// trunk prefix ([`Rules::is_possible_here`]).
+    possible_here: u32,
     /// The national number lengths libphonenumber counts possible under the calling code
     /// ([`super::is_possible`], judged by the code's main region), 1 to 17 digits as bits.
     possible_for_code: u32,
@@ -81,37 +84,26 @@ impl Rules {
     /// The region's rules from the crate's metadata; `None` when a pattern does not compile.
     fn build(meta: &Metadata) -> Option<Self> {
         let exit = match meta.international_prefix() {
-            Some(re) => Prefix::of_pattern(re.as_str())?,
+            Some(pattern) => Prefix::of_pattern(pattern)?,
             None => Prefix::None,
         };
-        let d = meta.descriptors();
-        let types: Vec<&Descriptor> = [
-            d.fixed_line(),
-            d.mobile(),
-            d.toll_free(),
-            d.premium_rate(),
-            d.shared_cost(),
-            d.personal_number(),
-            d.voip(),
-            d.pager(),
-            d.uan(),
-            d.voicemail(),
-        ]
-        .into_iter()
-        .flatten()
-        .collect();
-        let all = std::iter::once(d.general()).chain(types.iter().copied());
+        let all = std::iter::once(meta.general()?).chain(meta.types());
         let patterns = all
             .clone()
-            .map(|desc| digits_regex(&format!("^(?:{})$", desc.national_number().as_str())))
+            .map(|desc| digits_regex(&format!("^(?:{})$", desc.national_number.as_deref()?)))
             .collect::<Option<Vec<Regex>>>()?;
-        let lengths = all.map(|desc| desc.possible_length().to_vec()).collect();
-        let mut local_lengths: Vec<u16> = types
-            .iter()
-            .flat_map(|desc| desc.possible_local_length().iter().copied())
+        let lengths = all.map(|desc| desc.possible_length.clone()).collect();
+        let mut local_lengths: Vec<u16> = meta
+            .types()
+            .flat_map(|desc| desc.possible_local_length.iter().copied())
             .collect();
         local_lengths.sort_unstable();
         local_lengths.dedup();
+        let possible_here = meta
+            .types()
+            .flat_map(|desc| desc.possible_length.iter().copied())
+            .filter(|len| (1..=17).contains(len))
+            .fold(0, |bits, len| bits | 1 << len);
         Some(Self {
             code: meta.country_code(),
             code_text: meta.country_code().to_string(),
@@ -120,6 +112,7 @@ impl Rules {
             patterns,
             lengths,
             local_lengths,
+            possible_here,
             possible_for_code: (1..=17)
                 .filter(|&len| super::is_possible(meta.country_code(), len))
                 .fold(0, |bits, len| bits | 1 << len),
@@ -139,6 +132,16 @@ impl Rules {
     /// Whether a national number of `len` digits is possible under the calling code.
     pub(crate) fn is_possible_length(&self, len: usize) -> bool {
         len <= 17 && self.possible_for_code & (1 << len) != 0
+    }
+
+    /// Whether a national number of `len` digits is possible in the region itself: a length
+    /// of one of its number types. libphonenumber keeps a trunk prefix unless what is left has
+    /// such a length (`PhoneNumberUtil.parseHelper`, after
+    /// `maybeStripNationalPrefixAndCarrierCode`). Its general description's local-only lengths,
+    /// which the test also refuses, are the types' local-only lengths that no type has as a
+    /// possible one (`BuildMetadataFromXml.setPossibleLengthsGeneralDesc`), so none of these.
+    pub(crate) fn is_possible_here(&self, len: usize) -> bool {
+        len <= 17 && self.possible_here & (1 << len) != 0
     }
 
     /// Whether the digits start with the region's exit code (`00`, `011`, `810`).
@@ -210,7 +213,7 @@ impl Stripping {
     /// compile.
     fn build(meta: &Metadata) -> Option<Self> {
         let trunk = match meta.national_prefix_for_parsing() {
-            Some(re) => Prefix::of_pattern(re.as_str())?,
+            Some(pattern) => Prefix::of_pattern(pattern)?,
             None => match meta.national_prefix() {
                 Some(p) if !p.is_empty() => Prefix::Plain(vec![p.to_owned()]),
                 _ => Prefix::None,
@@ -281,15 +284,9 @@ pub(crate) fn no_region_strips(code: u16, national: &str) -> bool {
     let Some(slot) = BY_CODE.get(usize::from(code)) else {
         return false;
     };
-    slot.get_or_init(|| {
-        DATABASE
-            .by_code(&code)?
-            .iter()
-            .map(|meta| Stripping::build(meta))
-            .collect()
-    })
-    .as_ref()
-    .is_some_and(|regions| regions.iter().all(|region| region.leaves(national)))
+    slot.get_or_init(|| metadata::by_code(code).map(Stripping::build).collect())
+        .as_ref()
+        .is_some_and(|regions| regions.iter().all(|region| region.leaves(national)))
 }
 
 /// The main region of calling code `code` (libphonenumber's `mainCountryForCode`, else the
@@ -299,12 +296,10 @@ pub(crate) fn no_region_strips(code: u16, national: &str) -> bool {
 pub(crate) fn main_region(code: u16) -> Option<(Id, bool)> {
     static BY_CODE: [OnceLock<Option<(Id, bool)>>; 1000] = [const { OnceLock::new() }; 1000];
     *BY_CODE.get(usize::from(code))?.get_or_init(|| {
-        let regions = DATABASE.by_code(&code)?;
-        let main = regions
-            .iter()
-            .find(|meta| meta.is_main_country_for_code())
-            .or_else(|| regions.first())?;
-        Some((main.id().parse().ok()?, regions.len() > 1))
+        // The main region comes first ([`metadata::by_code`]).
+        let mut regions = metadata::by_code(code);
+        let main = regions.next()?;
+        Some((main.id().parse().ok()?, regions.next().is_some()))
     })
 }
 
@@ -342,7 +337,7 @@ pub(crate) fn with<T>(region: Id, f: impl FnOnce(&Rules) -> Option<T>) -> Option
         _ => return None,
     };
     RULES[slot]
-        .get_or_init(|| DATABASE.by_id(id).and_then(Rules::build))
+        .get_or_init(|| metadata::by_id(id).and_then(Rules::build))
         .as_ref()
         .and_then(f)
 }
