@@ -47,13 +47,16 @@ struct Memory {
     hasher: foldhash::fast::RandomState,
 }
 
-impl Memory {
-    /// The hash of a result's parts. A tuple's hash tells its parts apart (a text's hash ends
-    /// with a marker byte, an `Option`'s starts with its variant), so `("US", "x")` and
-    /// `("USx", "")` are different keys even before the parts are compared.
-    fn hash(&self, field: Field, country: Option<&str>, raw: &str) -> u64 {
-        self.hasher.hash_one((field, country, raw))
-    }
+/// The hash of a result's parts. A tuple's hash tells its parts apart (a text's hash ends with
+/// a marker byte, an `Option`'s starts with its variant), so `("US", "x")` and `("USx", "")`
+/// are different keys even before the parts are compared.
+fn hash_of(
+    hasher: &foldhash::fast::RandomState,
+    field: Field,
+    country: Option<&str>,
+    raw: &str,
+) -> u64 {
+    hasher.hash_one((field, country, raw))
 }
 
 thread_local! {
@@ -84,7 +87,7 @@ pub fn hash_value_memo(
     }
     MEMORY.with_borrow_mut(|memory| {
         let country = ctx.country;
-        let hash = memory.hash(field, country, raw);
+        let hash = hash_of(&memory.hasher, field, country, raw);
         let same = |entry: &Remembered| {
             entry.field == field && entry.raw == raw && entry.country.as_deref() == country
         };
@@ -104,7 +107,7 @@ pub fn hash_value_memo(
                 raw: CompactString::from(raw),
                 hashed: hashed.clone(),
             },
-            |entry| hasher.hash_one((entry.field, entry.country.as_deref(), entry.raw.as_str())),
+            |entry| hash_of(hasher, entry.field, entry.country.as_deref(), &entry.raw),
         );
         hashed
     })
