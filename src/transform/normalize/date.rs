@@ -1,6 +1,8 @@
 //! `db`: `YYYYMMDD` from the date forms a warehouse, a till or a CRM holds. Implausible dates (not
 //! on the calendar, or a year outside 1900..=the current year, Meta's bounds) are dropped.
 
+use std::fmt::Write as _;
+
 use chrono::{Datelike, Month, NaiveDate};
 
 use super::Outcome;
@@ -33,12 +35,18 @@ pub(super) fn date_of_birth(value: &str, country: Option<&str>, current_year: i3
         .filter(|(year, _, _)| (FIRST_YEAR..=current_year).contains(year))
         .and_then(|(year, month, day)| NaiveDate::from_ymd_opt(year, month, day));
     match ymd {
-        Some(date) => Outcome::Normalized(format!(
-            "{:04}{:02}{:02}",
-            date.year(),
-            date.month(),
-            date.day()
-        )),
+        Some(date) => {
+            // Written into its final size: a `format!` grew its string on the way.
+            let mut out = String::with_capacity(8);
+            let _ = write!(
+                out,
+                "{:04}{:02}{:02}",
+                date.year(),
+                date.month(),
+                date.day()
+            );
+            Outcome::Normalized(out)
+        }
         None => Outcome::Dropped,
     }
 }

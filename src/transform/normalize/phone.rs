@@ -75,9 +75,11 @@ fn international_fast(digits: &str) -> Option<String> {
         {
             return None;
         }
+        // The calling code and the national number are the digits as written (no code starts
+        // with 0): one allocation of the right size, not a format's two.
         rules
             .is_possible_length(national.len())
-            .then(|| format!("{code}{national}"))
+            .then(|| digits.to_owned())
     })
 }
 
@@ -112,7 +114,7 @@ fn parsed(dialled: &Dialled, region: Option<Id>) -> Outcome {
     let code = number.code().value();
     let national = number.national().to_string();
     if is_possible(code, national.len()) {
-        Outcome::Normalized(format!("{code}{national}"))
+        Outcome::Normalized(with_code(code, &national))
     } else {
         Outcome::Dropped
     }
@@ -199,7 +201,7 @@ fn national_fast(dialled: &Dialled, region: Id) -> Option<String> {
         // libphonenumber judges length by the main region of the calling code (US for +1).
         rules
             .is_possible_length(national.len())
-            .then(|| format!("{}{national}", rules.code()))
+            .then(|| [rules.code_text(), national].concat())
     })
 }
 
@@ -239,7 +241,7 @@ fn international_without_plus(rules: &rules::Rules, digits: &str) -> Option<Stri
         })?;
     rules
         .is_possible_length(national.len())
-        .then(|| format!("{}{national}", rules.code()))
+        .then(|| [rules.code_text(), national].concat())
 }
 
 /// The next common case without the parser, for numbers [`national_fast`] leaves because they
@@ -280,7 +282,16 @@ fn plain_prefix_fast(dialled: &Dialled, region: Id) -> Option<String> {
     } else {
         is_possible(code, national.len())
     };
-    possible.then(|| format!("{code}{national}"))
+    possible.then(|| with_code(code, national))
+}
+
+/// The calling code's digits, then the national number's: a string of its final size (a
+/// `format!` of the two grew once on nearly every number).
+fn with_code(code: u16, national: &str) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(3 + national.len());
+    let _ = write!(out, "{code}{national}");
+    out
 }
 
 /// In a North American row, the digits after an international prefix, with their calling code:

@@ -16,8 +16,6 @@ use super::metadata::{self, Metadata};
 
 /// A region's patterns for reading a national number.
 pub(crate) struct Rules {
-    /// The calling code.
-    code: u16,
     /// The calling code as text.
     code_text: String,
     /// The exit code (`internationalPrefix`): digit strings (`00`, `011`) compared as text, any
@@ -81,7 +79,8 @@ impl Prefix {
 }
 
 impl Rules {
-    /// The region's rules from the crate's metadata; `None` when a pattern does not compile.
+    /// The region's rules from libphonenumber's metadata ([`metadata`]); `None` when a pattern
+    /// does not compile.
     fn build(meta: &Metadata) -> Option<Self> {
         let exit = match meta.international_prefix() {
             Some(pattern) => Prefix::of_pattern(pattern)?,
@@ -105,7 +104,6 @@ impl Rules {
             .filter(|len| (1..=17).contains(len))
             .fold(0, |bits, len| bits | 1 << len);
         Some(Self {
-            code: meta.country_code(),
             code_text: meta.country_code().to_string(),
             exit,
             stripping: Stripping::build(meta)?,
@@ -117,11 +115,6 @@ impl Rules {
                 .filter(|&len| super::is_possible(meta.country_code(), len))
                 .fold(0, |bits, len| bits | 1 << len),
         })
-    }
-
-    /// The calling code.
-    pub(crate) fn code(&self) -> u16 {
-        self.code
     }
 
     /// The calling code as text.
@@ -209,7 +202,7 @@ impl Rules {
 }
 
 impl Stripping {
-    /// The region's trunk rules from the crate's metadata; `None` when a pattern does not
+    /// The region's trunk rules from libphonenumber's metadata; `None` when a pattern does not
     /// compile.
     fn build(meta: &Metadata) -> Option<Self> {
         let trunk = match meta.national_prefix_for_parsing() {
