@@ -73,7 +73,7 @@ fn row(i: usize) -> SourceRow {
             WatermarkKind::Timestamptz,
             format!("2026-01-01 00:00:{:02}.{:03}+00", (i / 1000) % 60, i % 1000),
         ),
-        key: format!("R{i}"),
+        key: format!("R{i}").into(),
         order_id: Some(format!("R{i}").into()),
         event_time: Some((NOW - 3600) as f64),
         value: Some(format!("{}.99", 10 + i % 500).into()),

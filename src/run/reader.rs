@@ -371,9 +371,9 @@ impl Reader {
                     // the other half's keys) is dropped whole.
                     let fresh: Vec<source::SourceRow> = read
                         .into_iter()
-                        .filter(|r| r.key.is_empty() || !orders.contains(&r.key))
+                        .filter(|r| r.key.is_empty() || !orders.contains(r.key.as_str()))
                         .collect();
-                    orders.extend(fresh.iter().map(|r| r.key.clone()));
+                    orders.extend(fresh.iter().map(|r| r.key.to_string()));
                     rows.extend(fresh);
                 }
                 Err(error) if values.len() > 1 && super::changes::cancelled(&error) => {

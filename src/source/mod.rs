@@ -245,7 +245,7 @@ pub struct SourceRow {
     pub watermark: Watermark,
     /// The order's identity: its id's key (canonical text as the column's type compares it,
     /// [`IdKind`]); `""` when NULL.
-    pub key: String,
+    pub key: Text,
     /// The order's own watermark, not capped: what the ledger records, so that an order stamped
     /// ahead of the clock is not taken as changed each time the cap moves.
     pub order_watermark: Watermark,

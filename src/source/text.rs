@@ -94,9 +94,7 @@ pub(super) fn decode_row(
             .unwrap_or(""),
     );
     decoded.watermark = watermark;
-    decoded.key = text(1, "mapping.order_id")?
-        .map(Text::into_string)
-        .unwrap_or_default();
+    decoded.key = text(1, "mapping.order_id")?.unwrap_or_default();
     decoded.order_watermark = order_watermark;
     decoded.reread = row.try_get(last)?;
     decoded.ahead = row.try_get(2)?;

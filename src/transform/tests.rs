@@ -29,7 +29,7 @@ fn rules() -> Rules {
 fn row() -> SourceRow {
     SourceRow {
         watermark: crate::source::Watermark::new(crate::source::WatermarkKind::Timestamptz, "w"),
-        key: "R1".to_owned(),
+        key: "R1".into(),
         order_id: Some("R1".into()),
         event_time: Some((NOW - 3600) as f64),
         value: Some("12.50".into()),
@@ -77,7 +77,7 @@ fn every_invalid_reason_is_detected() {
         (
             SourceRow {
                 order_id: Some(" ".into()),
-                key: String::new(),
+                key: Text::default(),
                 ..row()
             },
             InvalidReason::MissingOrderId,
@@ -85,7 +85,7 @@ fn every_invalid_reason_is_detected() {
         (
             SourceRow {
                 order_id: Some("x".repeat(300).into()),
-                key: "x".repeat(300),
+                key: "x".repeat(300).into(),
                 ..row()
             },
             InvalidReason::OrderIdTooLong,
