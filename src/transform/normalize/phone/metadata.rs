@@ -62,8 +62,9 @@ static TABLE: LazyLock<Table> = LazyLock::new(|| {
     }
 });
 
-/// The slot of an alpha-2 region id (`US`), `None` for any other id (`001`, non-geographic).
-fn slot(id: &str) -> Option<usize> {
+/// The slot of an alpha-2 region id (`US`) in a table of 26 × 26, `None` for any other id
+/// (`001`, non-geographic).
+pub(crate) fn slot(id: &str) -> Option<usize> {
     match id.as_bytes() {
         [a @ b'A'..=b'Z', b @ b'A'..=b'Z'] => {
             Some(usize::from(a - b'A') * 26 + usize::from(b - b'A'))

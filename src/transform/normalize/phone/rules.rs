@@ -325,11 +325,7 @@ fn digits_regex(pattern: &str) -> Option<Regex> {
 pub(crate) fn with<T>(region: Id, f: impl FnOnce(&Rules) -> Option<T>) -> Option<T> {
     static RULES: [OnceLock<Option<Rules>>; 26 * 26] = [const { OnceLock::new() }; 26 * 26];
     let id: &str = region.as_ref();
-    let slot = match id.as_bytes() {
-        [a @ b'A'..=b'Z', b @ b'A'..=b'Z'] => usize::from(a - b'A') * 26 + usize::from(b - b'A'),
-        _ => return None,
-    };
-    RULES[slot]
+    RULES[metadata::slot(id)?]
         .get_or_init(|| metadata::by_id(id).and_then(Rules::build))
         .as_ref()
         .and_then(f)
