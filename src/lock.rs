@@ -14,6 +14,8 @@
 
 use std::time::{Duration, Instant};
 
+use tokio_postgres::types::Type;
+
 use crate::db::Pool;
 
 use crate::config::Config;
@@ -268,8 +270,9 @@ impl RunLock {
             why,
             stalled: false,
         };
-        let keys: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&self.keys];
-        let asked = self.client.query_one(
+        let keys: [(&(dyn tokio_postgres::types::ToSql + Sync), Type); 1] =
+            [(&self.keys, Type::TEXT_ARRAY)];
+        let asked = self.client.query_typed_one(
             "select pg_backend_pid(), count(*) from pg_locks l
              where l.locktype = 'advisory' and l.pid = pg_backend_pid() and l.granted
                and l.objsubid = 1

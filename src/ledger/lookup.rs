@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 
+use tokio_postgres::types::Type;
 use tokio_postgres::Client;
 
 use crate::db::DbError;
@@ -49,7 +50,14 @@ impl Ledger {
             .await
             .map_err(DbError::query("cannot set up the ledger lookup"))?;
         let rows = tx
-            .query(&sql, &[&self.dataset_id, &PURCHASE, &order_ids])
+            .query_typed(
+                &sql,
+                &[
+                    (&self.dataset_id, Type::TEXT),
+                    (&PURCHASE, Type::TEXT),
+                    (&order_ids, Type::TEXT_ARRAY),
+                ],
+            )
             .await
             .map_err(DbError::query("cannot look up orders in the ledger"))?;
         tx.commit()

@@ -6,6 +6,7 @@
 
 use rust_decimal::Decimal;
 use tokio_postgres::error::SqlState;
+use tokio_postgres::types::Type;
 use tokio_postgres::Transaction;
 
 use crate::db::DbError;
@@ -294,22 +295,22 @@ impl Ledger {
                where l.status <> 'sent'",
             ledger = self.ledger
         );
-        tx.execute(
+        tx.execute_typed(
             &sql,
             &[
-                &self.connector,
-                &self.dataset_id,
-                &PURCHASE,
-                &run_id,
-                &order_ids,
-                &event_times,
-                &values,
-                &currencies,
-                &reasons,
-                &watermarks,
-                &stores,
-                &status,
-                &digests,
+                (&self.connector, Type::TEXT),
+                (&self.dataset_id, Type::TEXT),
+                (&PURCHASE, Type::TEXT),
+                (&run_id, Type::INT8),
+                (&order_ids, Type::TEXT_ARRAY),
+                (&event_times, Type::INT8_ARRAY),
+                (&values, Type::NUMERIC_ARRAY),
+                (&currencies, Type::TEXT_ARRAY),
+                (&reasons, Type::TEXT_ARRAY),
+                (&watermarks, Type::TEXT_ARRAY),
+                (&stores, Type::TEXT_ARRAY),
+                (&status, Type::TEXT),
+                (&digests, Type::TEXT_ARRAY),
             ],
         )
         .await
@@ -342,9 +343,15 @@ impl Ledger {
                and l.status = 'sent'",
             ledger = self.ledger
         );
-        tx.execute(
+        tx.execute_typed(
             &sql,
-            &[&self.dataset_id, &PURCHASE, &ids, &watermarks, &digests],
+            &[
+                (&self.dataset_id, Type::TEXT),
+                (&PURCHASE, Type::TEXT),
+                (&ids, Type::TEXT_ARRAY),
+                (&watermarks, Type::TEXT_ARRAY),
+                (&digests, Type::TEXT_ARRAY),
+            ],
         )
         .await
         .map_err(DbError::query(
@@ -453,28 +460,28 @@ impl Ledger {
              {on_conflict}",
             ledger = self.ledger
         );
-        tx.execute(
+        tx.execute_typed(
             &sql,
             &[
-                &self.connector,
-                &self.dataset_id,
-                &PURCHASE,
-                &run_id,
-                &order_ids,
-                &event_times,
-                &values,
-                &currencies,
-                &watermarks,
-                &keys,
-                &stores,
-                &statuses,
-                &reasons,
-                &traces,
-                &received,
-                &ldu,
-                &codes,
-                &subcodes,
-                &digests,
+                (&self.connector, Type::TEXT),
+                (&self.dataset_id, Type::TEXT),
+                (&PURCHASE, Type::TEXT),
+                (&run_id, Type::INT8),
+                (&order_ids, Type::TEXT_ARRAY),
+                (&event_times, Type::INT8_ARRAY),
+                (&values, Type::NUMERIC_ARRAY),
+                (&currencies, Type::TEXT_ARRAY),
+                (&watermarks, Type::TEXT_ARRAY),
+                (&keys, Type::TEXT_ARRAY),
+                (&stores, Type::TEXT_ARRAY),
+                (&statuses, Type::TEXT_ARRAY),
+                (&reasons, Type::TEXT_ARRAY),
+                (&traces, Type::TEXT_ARRAY),
+                (&received, Type::INT4_ARRAY),
+                (&ldu, Type::BOOL_ARRAY),
+                (&codes, Type::INT8_ARRAY),
+                (&subcodes, Type::INT8_ARRAY),
+                (&digests, Type::TEXT_ARRAY),
             ],
         )
         .await?;

@@ -1,6 +1,7 @@
 //! The watermark (the `state` table): where the connector's source stands, read when a run
 //! starts and moved forward in the transaction that records the orders it covers.
 
+use tokio_postgres::types::Type;
 use tokio_postgres::{Client, Transaction};
 
 use crate::db::DbError;
@@ -74,9 +75,17 @@ impl Ledger {
                 or excluded.watermark::{t} > s.watermark::{t}",
             state = self.state
         );
-        tx.execute(&sql, &[&self.connector, &watermark.as_str(), &t, &run_id])
-            .await
-            .map_err(DbError::query("cannot advance the watermark"))?;
+        tx.execute_typed(
+            &sql,
+            &[
+                (&self.connector, Type::TEXT),
+                (&watermark.as_str(), Type::TEXT),
+                (&t, Type::TEXT),
+                (&run_id, Type::INT8),
+            ],
+        )
+        .await
+        .map_err(DbError::query("cannot advance the watermark"))?;
         Ok(())
     }
 }
