@@ -142,7 +142,9 @@ pub(crate) fn version_text(digest: u128) -> String {
     hex_digits(&digest.to_be_bytes(), &mut hex);
     let tag = RULES_TAG.as_str();
     let mut text = String::with_capacity(hex.len() + tag.len());
-    text.extend(hex.iter().map(|&digit| char::from(digit)));
+    // Hex digits are ASCII: pushed as one text, not as 32 chars encoded one by one (~500
+    // instructions an event under callgrind).
+    text.push_str(std::str::from_utf8(&hex).unwrap_or_default());
     text.push_str(tag);
     text
 }

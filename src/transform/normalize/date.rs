@@ -1,8 +1,6 @@
 //! `db`: `YYYYMMDD` from the date forms a warehouse, a till or a CRM holds. Implausible dates (not
 //! on the calendar, or a year outside 1900..=the current year, Meta's bounds) are dropped.
 
-use std::fmt::Write as _;
-
 use chrono::{Datelike, Month, NaiveDate};
 
 use super::Outcome;
@@ -36,15 +34,12 @@ pub(super) fn date_of_birth(value: &str, country: Option<&str>, current_year: i3
         .and_then(|(year, month, day)| NaiveDate::from_ymd_opt(year, month, day));
     match ymd {
         Some(date) => {
-            // Written into its final size: a `format!` grew its string on the way.
+            // Written into its final size: a `format!` grew its string on the way. The year is
+            // in `FIRST_YEAR..=current_year`, never negative.
             let mut out = String::with_capacity(8);
-            let _ = write!(
-                out,
-                "{:04}{:02}{:02}",
-                date.year(),
-                date.month(),
-                date.day()
-            );
+            super::push_decimal(&mut out, date.year().unsigned_abs(), 4);
+            super::push_decimal(&mut out, date.month(), 2);
+            super::push_decimal(&mut out, date.day(), 2);
             Outcome::Normalized(out)
         }
         None => Outcome::Dropped,

@@ -274,3 +274,19 @@ fn a_trunk_prefix_before_a_viable_rest_is_stripped_as_the_parser_strips_it() {
     }
     assert!(answered > 1000, "the fast path answered only {answered}");
 }
+
+/// The table of region ids answers every two-character text as the crate's own parse of its
+/// uppercase form does, lowercase and mixed case included, and nothing else has an id.
+#[test]
+fn region_ids_by_table_are_the_crates() {
+    for a in (b'A'..=b'Z').chain(b'a'..=b'z').chain([b'0', b'-']) {
+        for b in (b'A'..=b'Z').chain(b'a'..=b'z').chain([b'1', b' ']) {
+            let code = String::from_utf8(vec![a, b]).expect("ascii");
+            let want = code.to_ascii_uppercase().parse::<Id>().ok();
+            assert_eq!(region_id(&code), want, "{code:?}");
+        }
+    }
+    assert_eq!(region_id("usa"), None);
+    assert_eq!(region_id("u"), None);
+    assert_eq!(region_id("é"), None);
+}

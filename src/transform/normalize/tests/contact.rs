@@ -91,6 +91,16 @@ fn external_ids_are_trimmed_only() {
 }
 
 proptest! {
+    /// An ASCII address is judged by bytes exactly as any text is judged by characters, on
+    /// texts made of what an address has and what breaks one.
+    #[test]
+    fn ascii_emails_are_judged_as_any_text_is(text in "[a-zA-Z0-9.+'_~ -]{0,8}@?[a-zA-Z0-9.@_-]{0,12}") {
+        prop_assert_eq!(
+            crate::transform::normalize::looks_like_ascii_email(text.as_bytes()),
+            crate::transform::normalize::looks_like_email(&text)
+        );
+    }
+
     /// A NANP row reads any international prefix: `00`, `011`, `+00` and `+` give the same
     /// number as the `+` form without a country.
     #[test]

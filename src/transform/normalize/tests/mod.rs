@@ -39,6 +39,16 @@ fn check(cases: &[(Field, &str, Option<&str>, Outcome)]) {
     }
 }
 
+proptest! {
+    /// Decimal digits are appended as `format!` pads them, at every width a rule asks for.
+    #[test]
+    fn decimals_are_written_as_format_pads_them(value: u32, width in 0usize..12) {
+        let mut out = String::from("x");
+        push_decimal(&mut out, value, width);
+        prop_assert_eq!(out, format!("x{value:0width$}"));
+    }
+}
+
 /// Sha256 digests pass through lowercased for every field.
 #[test]
 fn sha256_digests_pass_through_lowercased_for_every_field() {
