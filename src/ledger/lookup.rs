@@ -46,11 +46,15 @@ impl Ledger {
             .transaction()
             .await
             .map_err(DbError::query("cannot start a transaction"))?;
-        tx.batch_execute("set local enable_seqscan = off; set local enable_bitmapscan = off")
-            .await
-            .map_err(DbError::query("cannot set up the ledger lookup"))?;
-        let rows = tx
-            .query_typed(
+        // Sent together (tokio-postgres pipelines requests polled together, in the order
+        // polled): the settings apply before the lookup is planned, one round trip for both.
+        let settings = async {
+            tx.batch_execute("set local enable_seqscan = off; set local enable_bitmapscan = off")
+                .await
+                .map_err(DbError::query("cannot set up the ledger lookup"))
+        };
+        let lookup = async {
+            tx.query_typed(
                 &sql,
                 &[
                     (&self.dataset_id, Type::TEXT),
@@ -59,7 +63,9 @@ impl Ledger {
                 ],
             )
             .await
-            .map_err(DbError::query("cannot look up orders in the ledger"))?;
+            .map_err(DbError::query("cannot look up orders in the ledger"))
+        };
+        let ((), rows) = tokio::try_join!(settings, lookup)?;
         tx.commit()
             .await
             .map_err(DbError::query("cannot end the ledger lookup"))?;

@@ -343,6 +343,8 @@ pub(crate) struct Reader {
     fallback: Fallback,
     /// The watermark column's kind, which the rows' watermarks are of.
     kind: WatermarkKind,
+    /// Which inner columns the read has ([`ReadQuery::read_columns`]).
+    read: [bool; columns::WIDTH],
 }
 
 impl Reader {
@@ -404,6 +406,7 @@ impl Reader {
             done: false,
             fallback: query.fallback(),
             kind: query.watermark_kind(),
+            read: query.read_columns(),
         })
     }
 
@@ -501,7 +504,7 @@ impl Reader {
         let row = row.map_err(DbError::query("cannot read the source table"))?;
         rows.push(SourceRow::default());
         let decoded = rows.last_mut().expect("a row was just pushed");
-        text::decode_row(&row, self.fallback, self.kind, decoded)
+        text::decode_row(&row, (self.fallback, self.kind, &self.read), decoded)
             .map_err(DbError::query("cannot decode a row of the source table"))?;
         Ok(true)
     }

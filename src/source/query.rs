@@ -112,6 +112,9 @@ pub struct ReadQuery {
     inner: String,
     /// How many inner columns there are.
     width: usize,
+    /// Which inner columns hold a mapped column ([`columns::read_under`]); the others are
+    /// constant nulls.
+    read: [bool; columns::WIDTH],
     /// The quoted table name.
     table: String,
     /// The quoted watermark column; `None` when `[[source.changes]]` find the changes.
@@ -216,6 +219,8 @@ fn select_exprs(config: &Config, table: &SourceTable) -> Vec<String> {
                 }
                 _ => "null::text".to_owned(),
             },
+            // Not read: a constant the decoder skips.
+            role if !role.is_read(m) => "null::text".to_owned(),
             Role::Customer(field) => values(m.customer(field)),
             Role::Field(field) => field
                 .column(m)
@@ -241,6 +246,7 @@ impl ReadQuery {
         Self {
             inner,
             width,
+            read: columns::read_under(m),
             table: table.quoted_name.clone(),
             watermark,
             order_id,
@@ -273,6 +279,11 @@ impl ReadQuery {
     /// How a read's values that are not UTF-8 are decoded.
     pub(crate) fn fallback(&self) -> Fallback {
         self.fallback
+    }
+
+    /// Which inner columns the read has ([`columns::read_under`]).
+    pub(crate) fn read_columns(&self) -> [bool; columns::WIDTH] {
+        self.read
     }
 
     /// The watermark's upper bound for this read: the database's clock, in the watermark's

@@ -69,8 +69,7 @@ pub(super) fn output(expr: &str, sql_ascii: bool) -> String {
 /// A column whose type is not text, bytea, a float or a boolean where one is expected (a bug).
 pub(super) fn decode_row(
     row: &Row,
-    fallback: Fallback,
-    kind: WatermarkKind,
+    (fallback, kind, read): (Fallback, WatermarkKind, &[bool; columns::WIDTH]),
     decoded: &mut SourceRow,
 ) -> Result<(), tokio_postgres::Error> {
     let mut undecodable: Option<&'static str> = None;
@@ -98,7 +97,12 @@ pub(super) fn decode_row(
     decoded.order_watermark = order_watermark;
     decoded.reread = row.try_get(last)?;
     decoded.ahead = row.try_get(2)?;
-    for (i, role) in columns::INNER.into_iter().enumerate() {
+    // A column the read does not have is a constant null: its field stays `None`.
+    for (i, role) in columns::INNER
+        .into_iter()
+        .enumerate()
+        .filter(|&(i, _)| read[i])
+    {
         let at = columns::LEADING + i;
         match role {
             Role::Epoch => decoded.event_time = row.try_get(at)?,
