@@ -88,11 +88,13 @@ impl LedgerSession {
             return Ok(HashMap::new());
         };
         let mut client = db::connect(&self.pool, "ledger").await?;
+        // Boxed: the lookup holds two requests in flight at once, and unboxed it would grow
+        // every future that sends a page (one allocation a page).
         Ok(self
             .pool
             .within(
                 "looking up a page's orders in the ledger",
-                ledger.lookup(&mut client, ids, kind),
+                Box::pin(ledger.lookup(&mut client, ids, kind)),
             )
             .await?)
     }
