@@ -6,7 +6,7 @@
 
 use rust_decimal::Decimal;
 use tokio_postgres::error::SqlState;
-use tokio_postgres::types::Type;
+use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::Transaction;
 
 use crate::db::DbError;
@@ -254,6 +254,26 @@ impl Ledger {
         self.record_unsent(tx, "held", &unsent, run_id).await
     }
 
+    /// The parameters `$1` to `$8` of both order writes: the connector, the dataset, the event
+    /// name, the run, then `orders`' order ids, event times, values and currencies (arrays).
+    fn leading_params<'a>(
+        &'a self,
+        run_id: &'a i64,
+        orders: [&'a (dyn ToSql + Sync); 4],
+    ) -> [(&'a (dyn ToSql + Sync), Type); 8] {
+        let [order_ids, event_times, values, currencies] = orders;
+        [
+            (&self.connector, Type::TEXT),
+            (&self.dataset_id, Type::TEXT),
+            (&PURCHASE, Type::TEXT),
+            (run_id, Type::INT8),
+            (order_ids, Type::TEXT_ARRAY),
+            (event_times, Type::INT8_ARRAY),
+            (values, Type::NUMERIC_ARRAY),
+            (currencies, Type::TEXT_ARRAY),
+        ]
+    }
+
     /// Writes `invalid` or `held` rows with one upsert.
     async fn record_unsent(
         &self,
@@ -295,28 +315,23 @@ impl Ledger {
                where l.status <> 'sent'",
             ledger = self.ledger
         );
-        tx.execute_typed(
-            &sql,
-            &[
-                (&self.connector, Type::TEXT),
-                (&self.dataset_id, Type::TEXT),
-                (&PURCHASE, Type::TEXT),
-                (&run_id, Type::INT8),
-                (&order_ids, Type::TEXT_ARRAY),
-                (&event_times, Type::INT8_ARRAY),
-                (&values, Type::NUMERIC_ARRAY),
-                (&currencies, Type::TEXT_ARRAY),
-                (&reasons, Type::TEXT_ARRAY),
+        let orders = [&order_ids, &event_times, &values, &currencies] as [&(dyn ToSql + Sync); 4];
+        let params: Vec<(&(dyn ToSql + Sync), Type)> = self
+            .leading_params(&run_id, orders)
+            .into_iter()
+            .chain([
+                (&reasons as &(dyn ToSql + Sync), Type::TEXT_ARRAY),
                 (&watermarks, Type::TEXT_ARRAY),
                 (&stores, Type::TEXT_ARRAY),
                 (&status, Type::TEXT),
                 (&digests, Type::TEXT_ARRAY),
-            ],
-        )
-        .await
-        .map_err(DbError::query(format!(
-            "cannot record {status} orders in the ledger"
-        )))?;
+            ])
+            .collect();
+        tx.execute_typed(&sql, &params)
+            .await
+            .map_err(DbError::query(format!(
+                "cannot record {status} orders in the ledger"
+            )))?;
         Ok(())
     }
 
@@ -460,18 +475,12 @@ impl Ledger {
              {on_conflict}",
             ledger = self.ledger
         );
-        tx.execute_typed(
-            &sql,
-            &[
-                (&self.connector, Type::TEXT),
-                (&self.dataset_id, Type::TEXT),
-                (&PURCHASE, Type::TEXT),
-                (&run_id, Type::INT8),
-                (&order_ids, Type::TEXT_ARRAY),
-                (&event_times, Type::INT8_ARRAY),
-                (&values, Type::NUMERIC_ARRAY),
-                (&currencies, Type::TEXT_ARRAY),
-                (&watermarks, Type::TEXT_ARRAY),
+        let orders = [&order_ids, &event_times, &values, &currencies] as [&(dyn ToSql + Sync); 4];
+        let params: Vec<(&(dyn ToSql + Sync), Type)> = self
+            .leading_params(&run_id, orders)
+            .into_iter()
+            .chain([
+                (&watermarks as &(dyn ToSql + Sync), Type::TEXT_ARRAY),
                 (&keys, Type::TEXT_ARRAY),
                 (&stores, Type::TEXT_ARRAY),
                 (&statuses, Type::TEXT_ARRAY),
@@ -482,9 +491,9 @@ impl Ledger {
                 (&codes, Type::INT8_ARRAY),
                 (&subcodes, Type::INT8_ARRAY),
                 (&digests, Type::TEXT_ARRAY),
-            ],
-        )
-        .await?;
+            ])
+            .collect();
+        tx.execute_typed(&sql, &params).await?;
         Ok(())
     }
 }
