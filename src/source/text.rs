@@ -9,6 +9,8 @@
 //! order is sent. In any other server encoding PostgreSQL converts to UTF-8 itself and this is
 //! a plain UTF-8 read.
 
+use std::borrow::Cow;
+
 use tokio_postgres::types::{FromSql, Type};
 use tokio_postgres::Row;
 
@@ -19,14 +21,13 @@ use crate::config::TextEncoding;
 /// How a value that is not valid UTF-8 is decoded: `source.encoding`, if set.
 pub type Fallback = Option<TextEncoding>;
 
-/// `bytes` as text: UTF-8 when they are, else decoded with `fallback` (`None` without one, or
-/// when the bytes are not that encoding either).
-pub fn decode(fallback: Fallback, bytes: &[u8]) -> Option<Text> {
-    // Valid UTF-8 straight into a `Text`, no `String` between: most values fit inline.
+/// `bytes` as text: UTF-8 when they are (borrowed), else decoded with `fallback` (`None`
+/// without one, or when the bytes are not that encoding either).
+pub fn decode(fallback: Fallback, bytes: &[u8]) -> Option<Cow<'_, str>> {
     if let Ok(text) = std::str::from_utf8(bytes) {
-        return Some(Text::from(text));
+        return Some(Cow::Borrowed(text));
     }
-    fallback?.decode(bytes).map(Text::from)
+    fallback?.decode(bytes).map(Cow::Owned)
 }
 
 /// A text or `bytea` value's bytes as they arrived (both are their bytes in the binary format).
@@ -73,27 +74,32 @@ pub(super) fn decode_row(
     decoded: &mut SourceRow,
 ) -> Result<(), tokio_postgres::Error> {
     let mut undecodable: Option<&'static str> = None;
-    let mut text = |i: usize, key: &'static str| -> Result<Option<Text>, tokio_postgres::Error> {
-        Ok(row.try_get::<_, Option<Raw<'_>>>(i)?.map(|Raw(bytes)| {
-            decode(fallback, bytes).unwrap_or_else(|| {
-                undecodable.get_or_insert(key);
-                Text::from(String::from_utf8_lossy(bytes))
-            })
-        }))
-    };
+    // A value as borrowed text where it is UTF-8 (a watermark compared with the row's others
+    // needs no copy of its own: three allocations a row, issue 24), else decoded or kept lossily.
+    let mut value =
+        |i: usize, key: &'static str| -> Result<Option<Cow<'_, str>>, tokio_postgres::Error> {
+            Ok(row.try_get::<_, Option<Raw<'_>>>(i)?.map(|Raw(bytes)| {
+                decode(fallback, bytes).unwrap_or_else(|| {
+                    undecodable.get_or_insert(key);
+                    String::from_utf8_lossy(bytes)
+                })
+            }))
+        };
     let last = row.len() - 1;
     // A row's three watermarks share their text when it is the same (nearly always).
     let watermark = Watermark::new(
         kind,
-        text(0, "source.watermark_column")?.unwrap_or_default(),
+        value(0, "source.watermark_column")?.unwrap_or_default(),
     );
     let order_watermark = watermark.same_or_new(
-        text(last - 1, "source.watermark_column")?
+        value(last - 1, "source.watermark_column")?
             .as_deref()
             .unwrap_or(""),
     );
     decoded.watermark = watermark;
-    decoded.key = text(1, "mapping.order_id")?.unwrap_or_default();
+    decoded.key = value(1, "mapping.order_id")?
+        .map(Text::from)
+        .unwrap_or_default();
     decoded.order_watermark = order_watermark;
     decoded.reread = row.try_get(last)?;
     decoded.ahead = row.try_get(2)?;
@@ -104,19 +110,20 @@ pub(super) fn decode_row(
         .filter(|&(i, _)| read[i])
     {
         let at = columns::LEADING + i;
+        let key = role.config_key();
         match role {
             Role::Epoch => decoded.event_time = row.try_get(at)?,
             Role::RowWatermark => {
                 decoded.row_watermark = decoded
                     .order_watermark
-                    .same_or_new(text(at, role.config_key())?.as_deref().unwrap_or(""));
+                    .same_or_new(value(at, key)?.as_deref().unwrap_or(""));
             }
-            Role::OrderId => decoded.order_id = text(at, role.config_key())?,
-            Role::LocalTime => decoded.local_time = text(at, role.config_key())?,
+            Role::OrderId => decoded.order_id = value(at, key)?.map(Text::from),
+            Role::LocalTime => decoded.local_time = value(at, key)?.map(Text::from),
             Role::Customer(field) => {
-                decoded.customer[field.index()] = text(at, role.config_key())?;
+                decoded.customer[field.index()] = value(at, key)?.map(Text::from);
             }
-            Role::Field(field) => *field.slot(decoded) = text(at, role.config_key())?,
+            Role::Field(field) => *field.slot(decoded) = value(at, key)?.map(Text::from),
         }
     }
     decoded.undecodable = undecodable;
