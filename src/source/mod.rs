@@ -339,12 +339,8 @@ pub(crate) struct Reader {
     /// The stream has ended (a finished row stream must not be polled again: it would answer
     /// "connection closed").
     done: bool,
-    /// How values that are not UTF-8 are decoded.
-    fallback: Fallback,
-    /// The watermark column's kind, which the rows' watermarks are of.
-    kind: WatermarkKind,
-    /// Which inner columns the read has ([`ReadQuery::read_columns`]).
-    read: [bool; columns::WIDTH],
+    /// How its rows are decoded.
+    decoding: text::Decoding,
 }
 
 impl Reader {
@@ -404,9 +400,7 @@ impl Reader {
             rows: Box::pin(rows),
             pending: None,
             done: false,
-            fallback: query.fallback(),
-            kind: query.watermark_kind(),
-            read: query.read_columns(),
+            decoding: query.decoding(),
         })
     }
 
@@ -504,7 +498,7 @@ impl Reader {
         let row = row.map_err(DbError::query("cannot read the source table"))?;
         rows.push(SourceRow::default());
         let decoded = rows.last_mut().expect("a row was just pushed");
-        text::decode_row(&row, (self.fallback, self.kind, &self.read), decoded)
+        text::decode_row(&row, &self.decoding, decoded)
             .map_err(DbError::query("cannot decode a row of the source table"))?;
         Ok(true)
     }

@@ -276,14 +276,14 @@ impl ReadQuery {
         self.watermark_kind
     }
 
-    /// How a read's values that are not UTF-8 are decoded.
-    pub(crate) fn fallback(&self) -> Fallback {
-        self.fallback
-    }
-
-    /// Which inner columns the read has ([`columns::read_under`]).
-    pub(crate) fn read_columns(&self) -> [bool; columns::WIDTH] {
-        self.read
+    /// How a read's rows are decoded: its text encoding's fallback, its watermarks' kind and
+    /// which inner columns it has.
+    pub(crate) fn decoding(&self) -> super::text::Decoding {
+        super::text::Decoding {
+            fallback: self.fallback,
+            kind: self.watermark_kind,
+            read: self.read,
+        }
     }
 
     /// The watermark's upper bound for this read: the database's clock, in the watermark's

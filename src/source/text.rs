@@ -57,6 +57,18 @@ pub(super) fn output(expr: &str, sql_ascii: bool) -> String {
     }
 }
 
+/// How the rows of one read are decoded ([`super::ReadQuery::decoding`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Decoding {
+    /// `source.encoding`, for values that are not UTF-8.
+    pub(super) fallback: Fallback,
+    /// The watermark column's kind, which the rows' watermarks are of.
+    pub(super) kind: WatermarkKind,
+    /// Which inner columns the read has ([`columns::read_under`]); the others are constant
+    /// nulls, skipped.
+    pub(super) read: [bool; columns::WIDTH],
+}
+
 /// Decodes a row of `ReadQuery::read`'s output: its leading columns, then each inner column by
 /// its [`Role`] in `columns::INNER`, the list the select list was built from. A value that
 /// cannot be decoded is kept lossily (so that grouping and messages still work) and marks the
@@ -70,9 +82,14 @@ pub(super) fn output(expr: &str, sql_ascii: bool) -> String {
 /// A column whose type is not text, bytea, a float or a boolean where one is expected (a bug).
 pub(super) fn decode_row(
     row: &Row,
-    (fallback, kind, read): (Fallback, WatermarkKind, &[bool; columns::WIDTH]),
+    how: &Decoding,
     decoded: &mut SourceRow,
 ) -> Result<(), tokio_postgres::Error> {
+    let Decoding {
+        fallback,
+        kind,
+        ref read,
+    } = *how;
     let mut undecodable: Option<&'static str> = None;
     // A value as borrowed text where it is UTF-8 (a watermark compared with the row's others
     // needs no copy of its own: three allocations a row, issue 24), else decoded or kept lossily.
