@@ -117,7 +117,24 @@ fn the_fast_json_writer_gives_exactly_the_bytes_of_serde() {
     no_ldu.opt_out = Some(false);
     no_ldu.user_data =
         UserData::default().with(CustomerField::Ph, UserValue::Digest(Digest([0; 32])));
-    for event in [base, full, no_ldu] {
+    // Values as serde writes a decimal's `f64`: whole, long fractions, the extremes, zero.
+    let values = [
+        Decimal::ZERO,
+        Decimal::new(1, 28),
+        Decimal::new(123_456_789_012_345_678, 4),
+        Decimal::new(100, 0),
+        Decimal::new(-5, 1),
+        Decimal::MAX,
+        Decimal::MIN,
+    ];
+    let valued = values.into_iter().map(|value| {
+        let mut event = base.clone();
+        event.custom_data.value = value;
+        event.custom_data.currency = Text::from("JPY");
+        event.custom_data.order_id = Text::from("order ü \u{2028} \"x\" with a long id past 24 bytes");
+        event
+    });
+    for event in [base.clone(), full, no_ldu].into_iter().chain(valued) {
         let mut written = Vec::new();
         event.write_json(&mut written);
         assert_eq!(

@@ -42,11 +42,12 @@ pub struct OrderFacts {
 }
 
 impl OrderFacts {
-    /// Takes the facts out of an event that has come back from the destination. `digest`: the
-    /// event's digest when the destination took it from the request body (see
-    /// [`crate::destination::Delivery::digests`]); else it is computed here.
+    /// The facts of an event that has come back from the destination (its ids and currency
+    /// copied: inline text for all but the longest, so the event is read where it lies, not
+    /// moved). `digest`: the event's digest when the destination took it from the request body
+    /// (see [`crate::destination::Delivery::digests`]); else it is computed here.
     pub(crate) fn from_event(
-        event: Event,
+        event: &Event,
         watermark: Watermark,
         store_id: Option<String>,
         digest: Option<u128>,
@@ -62,10 +63,10 @@ impl OrderFacts {
         Self {
             ldu,
             digest,
-            order_id: event.custom_data.order_id,
+            order_id: event.custom_data.order_id.clone(),
             event_time: event.event_time,
             value: event.custom_data.value,
-            currency: event.custom_data.currency,
+            currency: event.custom_data.currency.clone(),
             watermark,
             store_id,
             match_keys,

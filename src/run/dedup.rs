@@ -288,7 +288,7 @@ pub(super) fn sort_page(
                     for field in &built.dropped {
                         RunStats::bump(&mut stats.dropped, field.key(), 1);
                     }
-                    in_page.insert(order_id.to_owned());
+                    in_page.insert(crate::Text::from(order_id));
                     Some(built)
                 }
                 Decision::Hold => {
@@ -562,7 +562,7 @@ mod tests {
                 .collect()
         };
         assert_eq!(ids(&sorted.to_send), ["HELD", "NEW"]);
-        let mut sending: Vec<String> = sorted.sending.iter().cloned().collect();
+        let mut sending: Vec<&str> = sorted.sending.iter().map(crate::Text::as_str).collect();
         sending.sort();
         assert_eq!(sending, ["HELD", "NEW"]);
         assert_eq!(ids(&sorted.held), ["AHEAD"]);

@@ -214,8 +214,11 @@ impl SharedStats {
 
 /// Order ids, hashed with foldhash rather than SipHash: a run adds and looks up every order's
 /// id in a few such sets (the page's, those in flight), ~2% of its CPU with SipHash on
-/// fully populated rows (issue 24). The seed is random per process, as SipHash's is.
-pub(crate) type IdSet = std::collections::HashSet<String, foldhash::fast::RandomState>;
+/// fully populated rows (issue 24). The seed is random per process, as SipHash's is. Each id is a
+/// [`crate::Text`]: one of up to 24 bytes (nearly every order id) is kept inline, so adding an
+/// order to its page's set allocates nothing (the set is dropped on the committer's thread,
+/// where freeing each id's copy was a cross-thread free per order).
+pub(crate) type IdSet = std::collections::HashSet<crate::Text, foldhash::fast::RandomState>;
 
 /// Aborts a spawned task when its future is dropped: a run that stops on an error must not
 /// leave requests going out behind it (their orders have no ledger row and the watermark has

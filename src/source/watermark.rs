@@ -6,6 +6,8 @@
 //! column's kind ([`Watermark::new`]).
 
 use std::sync::Arc;
+
+use arrayvec::ArrayString;
 use tokio_postgres::types::{ToSql, Type};
 
 use super::{Param, WatermarkKind};
@@ -23,34 +25,90 @@ pub struct Watermark {
     /// How the column is typed.
     kind: WatermarkKind,
     /// PostgreSQL's text form of the value (ISO, UTC for `timestamptz`, under
-    /// `db::READ_SETTINGS`). Shared: a row carries its order's watermark three times (capped,
-    /// as recorded, its own), and an order's travels from its row to the event, the batch
-    /// and the ledger's record; a copy of the text at each was an allocation, most of them
-    /// freed on another thread (issue 24).
-    value: Arc<str>,
+    /// `db::READ_SETTINGS`).
+    value: WatermarkText,
+}
+
+/// The longest watermark text kept inline: PostgreSQL's ISO text of a `timestamptz` with
+/// microseconds (`2026-11-01 10:00:00.123456+00`) is 29 bytes, of a `timestamp` 26, of a
+/// `bigint` at most 20.
+const INLINE: usize = 30;
+
+/// A watermark's text: inline when it fits in [`INLINE`] bytes (every value PostgreSQL writes
+/// for the watermark column's types under `db::READ_SETTINGS`), else shared. A row carries its
+/// order's watermark three times (capped, as recorded, its own), and an order's travels from
+/// its row to the event, the batch and the ledger's record: kept in an `Arc`, it was an
+/// allocation per row in the decoder, whose reference count every later copy and drop then
+/// updated from another thread (~2% of a run's CPU on fully populated rows, issue 24).
+#[derive(Clone)]
+enum WatermarkText {
+    /// Text of up to [`INLINE`] bytes.
+    Inline(ArrayString<INLINE>),
+    /// Longer text (a layout a ledger kept, or a hand-written value), shared by its copies.
+    Shared(Arc<str>),
+}
+
+impl WatermarkText {
+    /// `text`, inline when it fits.
+    fn new(text: &str) -> Self {
+        ArrayString::from(text).map_or_else(|_| Self::Shared(Arc::from(text)), Self::Inline)
+    }
+}
+
+impl std::ops::Deref for WatermarkText {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        match self {
+            Self::Inline(text) => text.as_str(),
+            Self::Shared(text) => text,
+        }
+    }
+}
+
+/// Compared, ordered and shown as the text it holds, however it is kept.
+impl PartialEq for WatermarkText {
+    fn eq(&self, other: &Self) -> bool {
+        **self == **other
+    }
+}
+
+impl Eq for WatermarkText {}
+
+impl PartialOrd for WatermarkText {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for WatermarkText {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (**self).cmp(&**other)
+    }
+}
+
+impl std::fmt::Debug for WatermarkText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&**self, f)
+    }
 }
 
 impl Watermark {
     /// A value of a column of `kind`, in PostgreSQL's text form.
     pub fn new(kind: WatermarkKind, value: impl AsRef<str>) -> Self {
-        let value = value.as_ref();
         Self {
             kind,
-            value: if value.is_empty() {
-                empty()
-            } else {
-                Arc::from(value)
-            },
+            value: WatermarkText::new(value.as_ref()),
         }
     }
 
     /// This watermark's kind with the text `value`, sharing this one's text when it is the
-    /// same (a row's three watermarks nearly always are).
+    /// same and kept shared (a row's three watermarks nearly always are the same; an inline
+    /// text is copied rather than compared first).
     pub(crate) fn same_or_new(&self, value: &str) -> Self {
-        if *self.value == *value {
-            self.clone()
-        } else {
-            Self::new(self.kind, value)
+        match &self.value {
+            WatermarkText::Shared(text) if **text == *value => self.clone(),
+            _ => Self::new(self.kind, value),
         }
     }
 
@@ -140,12 +198,6 @@ impl serde::Serialize for Watermark {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.serialize_str(&self.value)
     }
-}
-
-/// The empty text, shared: every row built starts with empty watermarks.
-fn empty() -> Arc<str> {
-    static EMPTY: std::sync::LazyLock<Arc<str>> = std::sync::LazyLock::new(|| Arc::from(""));
-    Arc::clone(&EMPTY)
 }
 
 /// A row built by hand (benchmarks, tests): an empty `timestamptz` watermark.
@@ -280,18 +332,36 @@ mod tests {
         );
     }
 
-    /// A row's watermarks share one text when they are the same, and keep their own otherwise;
-    /// either way they are the watermark the text names.
+    /// A row's watermarks are the watermark their text names, however the text is kept:
+    /// inline up to [`INLINE`] bytes (a copy), shared beyond (one text for a row's three);
+    /// compared and ordered as their text, across the two.
     #[test]
-    fn a_same_text_is_shared_and_another_is_its_own() {
-        let first = Watermark::new(WatermarkKind::Timestamptz, "2026-11-01 10:00:00+00");
-        let same = first.same_or_new("2026-11-01 10:00:00+00");
-        assert!(std::ptr::eq(first.as_str(), same.as_str()));
-        assert_eq!(same, first);
-        let other = first.same_or_new("2026-11-01 11:00:00+00");
-        assert_eq!(other.as_str(), "2026-11-01 11:00:00+00");
-        assert_eq!(other.kind(), WatermarkKind::Timestamptz);
-        assert!(first.before(&other));
-        assert!(first.same_or_new("").is_empty());
+    fn a_same_text_is_the_same_watermark_inline_or_shared() {
+        let longest = "2026-11-01 10:00:00.123456+00:00";
+        for text in [
+            "2026-11-01 10:00:00+00",
+            "2026-11-01 10:00:00.123456+00",
+            &longest[..INLINE],
+            &longest[..INLINE + 1],
+            longest,
+        ] {
+            let first = Watermark::new(WatermarkKind::Timestamptz, text);
+            let same = first.same_or_new(text);
+            assert_eq!(same.as_str(), text);
+            assert_eq!(same, first);
+            let shared = text.len() > INLINE;
+            assert_eq!(std::ptr::eq(first.as_str(), same.as_str()), shared, "{text}");
+            assert!(format!("{first:?}").contains(&format!("{text:?}")));
+            let other = first.same_or_new("2027-11-01 11:00:00+00");
+            assert_eq!(other.as_str(), "2027-11-01 11:00:00+00");
+            assert_eq!(other.kind(), WatermarkKind::Timestamptz);
+            assert!(first.before(&other));
+            assert!(!other.before(&first));
+            assert!(first.same_or_new("").is_empty());
+        }
+        let short = Watermark::new(WatermarkKind::Timestamptz, &longest[..INLINE]);
+        let long = Watermark::new(WatermarkKind::Timestamptz, &longest[..INLINE + 1]);
+        assert!(short.before(&long));
+        assert_ne!(short, long);
     }
 }
