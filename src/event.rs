@@ -501,8 +501,11 @@ impl CustomData {
     /// ~1,150 instructions an event under callgrind, most of them serde's per-field machinery.
     fn write_json(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(b"{\"value\":");
-        rust_decimal::serde::float::serialize(&self.value, &mut serde_json::Serializer::new(&mut *out))
-            .expect("a value always serializes");
+        rust_decimal::serde::float::serialize(
+            &self.value,
+            &mut serde_json::Serializer::new(&mut *out),
+        )
+        .expect("a value always serializes");
         out.extend_from_slice(b",\"currency\":");
         json(out, self.currency.as_str());
         out.extend_from_slice(b",\"order_id\":");

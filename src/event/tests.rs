@@ -131,7 +131,8 @@ fn the_fast_json_writer_gives_exactly_the_bytes_of_serde() {
         let mut event = base.clone();
         event.custom_data.value = value;
         event.custom_data.currency = Text::from("JPY");
-        event.custom_data.order_id = Text::from("order ü \u{2028} \"x\" with a long id past 24 bytes");
+        event.custom_data.order_id =
+            Text::from("order ü \u{2028} \"x\" with a long id past 24 bytes");
         event
     });
     for event in [base.clone(), full, no_ldu].into_iter().chain(valued) {

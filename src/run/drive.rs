@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::open::Opened;
 use super::session::LedgerSession;
-use super::{history, reader, send, RunOptions, SharedStats};
+use super::{history, reader, send, spare, RunOptions, SharedStats};
 use crate::config::{Config, ConfigError};
 use crate::db;
 use crate::error::Error;
@@ -96,8 +96,12 @@ pub(super) async fn drive(
             &mut stats,
             RunStats::new(&config.connector.name),
         ));
+        // A page's vector of built orders goes back from the sending side to the reader.
+        let built = spare::Spare::default();
         let pass = send::Pass {
             session: Arc::clone(&session),
+            spare_built: built.clone(),
+            spare_outcomes: spare::Spare::default(),
             batch_size: config.destination.batch_size.get(),
             concurrency: config.destination.concurrency,
             destination: Arc::clone(&opened.destination),
@@ -116,6 +120,7 @@ pub(super) async fn drive(
             recent_from,
             policy,
             changes: changes.map(|(keys, _)| keys),
+            spare_built: built,
         };
         let pages = reader::pages(config, &opened.source_pool, &opened.table, read, options);
         let result = Arc::new(pass).drive(pages, shutdown).await;

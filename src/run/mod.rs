@@ -28,6 +28,7 @@ mod open;
 mod reader;
 mod send;
 mod session;
+mod spare;
 mod verdict;
 
 use std::future::Future;

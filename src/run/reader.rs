@@ -8,6 +8,7 @@ use crate::db::Pool;
 use futures_util::stream::{self, Stream, StreamExt};
 use tokio::sync::mpsc;
 
+use super::spare::Spare;
 use super::{RunOptions, WatermarkPolicy};
 use crate::config::Config;
 use crate::db;
@@ -18,6 +19,12 @@ use crate::transform::{self, Built, Invalid, InvalidReason, Rules};
 /// Pages read ahead of the one being recorded: one keeps requests flowing (measured: the same
 /// rows/s as two, within noise) and bounds memory lower (132-138 MiB vs 150-153 MiB at 100k rows).
 const PAGES_AHEAD: usize = 1;
+
+/// Rows a streamed page is read and transformed in at a time: decoded into a vector that stays
+/// in the core's cache (~100 KiB of rows), then normalized and hashed at once on the same
+/// thread, instead of a page of ~1.5 MiB decoded on one core and read back cold on another
+/// (issue 24). A chunk is whole orders: it ends where an order does.
+const CHUNK_ROWS: usize = 128;
 
 /// How many times a page of changed orders is read when the server cancels it (a recovery
 /// conflict, a `statement_timeout`) before the run fails, naming the setting to change.
@@ -66,6 +73,8 @@ pub(super) struct ReadPlan {
     pub(super) policy: WatermarkPolicy,
     /// With `[[source.changes]]`: the changed keys of each table, read instead of `filter`.
     pub(super) changes: Option<super::changes::ChangeReads>,
+    /// The vectors of built orders the sending side has emptied, each page's taken from here.
+    pub(super) spare_built: Spare<Built>,
 }
 
 /// Starts the reader task and returns its pages in order: first the held orders whose time has
@@ -92,6 +101,7 @@ pub(super) fn pages(
         committed: read.committed,
         clock: read.clock,
         recent_from: read.recent_from,
+        spare_built: read.spare_built,
     };
     let (filter, held, changes) = (read.filter, read.held, read.changes);
     let task = tokio::spawn(async move {
@@ -133,6 +143,8 @@ struct Reader {
     clock: source::Clock,
     /// See [`ReadPlan::recent_from`].
     recent_from: Option<i64>,
+    /// See [`ReadPlan::spare_built`].
+    spare_built: Spare<Built>,
 }
 
 impl Reader {
@@ -194,7 +206,7 @@ impl Reader {
             .map_err(super::changes::explain_stream_error)?;
         let mut read = 0u64;
         let page_size = self.page_size;
-        // The last page's vector, emptied, for the next page to read into.
+        // The last chunk's vector, emptied, for the next chunk to read into.
         let mut spare = Vec::new();
         let finished = loop {
             let remaining = self.limit.map_or(usize::MAX, |l| {
@@ -203,36 +215,63 @@ impl Reader {
             if remaining == 0 {
                 break false;
             }
-            let mut page = self
-                .pool
-                .within(
-                    "reading a page of the source",
-                    reader.next_page_into(page_size.min(remaining), std::mem::take(&mut spare)),
-                )
-                .await
-                .map_err(super::changes::explain_stream_error)?;
-            // The last page a `--limit` allows ends where the watermark changes.
-            if remaining <= page_size {
-                if let Some(last) = page.rows.last().map(|r| r.watermark.clone()) {
-                    let rest = self
-                        .pool
-                        .within(
-                            "reading a page of the source",
-                            reader.rest_of_watermark(&last),
-                        )
-                        .await
-                        .map_err(super::changes::explain_stream_error)?;
-                    page.rows.extend(rest.rows);
+            let page_rows = page_size.min(remaining);
+            let now = self.clock.now();
+            let mut plan = PagePlan {
+                built: self.spare_built.take(page_rows),
+                ..PagePlan::default()
+            };
+            // The page is read and transformed a chunk of whole orders at a time (see
+            // `CHUNK_ROWS`); each chunk asks for the rows the page still lacks, at most
+            // `CHUNK_ROWS`, and ends where an order ends, so the page ends where a page read
+            // at once would: at the end of the order its `page_rows`th row is in.
+            let mut taken = 0;
+            while taken < page_rows {
+                let want = CHUNK_ROWS.min(page_rows - taken);
+                let mut chunk = self
+                    .pool
+                    .within(
+                        "reading a page of the source",
+                        reader.next_page_into(want, std::mem::take(&mut spare)),
+                    )
+                    .await
+                    .map_err(super::changes::explain_stream_error)?;
+                if chunk.rows.is_empty() {
+                    break;
                 }
+                taken += chunk.rows.len();
+                // The last page a `--limit` allows ends where the watermark changes.
+                if taken >= page_rows && remaining <= page_size {
+                    if let Some(last) = chunk.rows.last().map(|r| r.watermark.clone()) {
+                        let rest = self
+                            .pool
+                            .within(
+                                "reading a page of the source",
+                                reader.rest_of_watermark(&last),
+                            )
+                            .await
+                            .map_err(super::changes::explain_stream_error)?;
+                        chunk.rows.extend(rest.rows);
+                    }
+                }
+                // Rows read again (at or before the stored watermark) do not count toward
+                // `--limit`, or a limit smaller than a tie on one watermark would never
+                // progress.
+                read += chunk.rows.iter().filter(|r| !r.reread).count() as u64;
+                let context = PlanContext {
+                    rules: &self.rules,
+                    window: self.window,
+                    policy: self.policy,
+                    now,
+                    recent_from: self.recent_from,
+                };
+                plan_into(&chunk.rows, &context, &mut plan);
+                chunk.rows.clear();
+                spare = chunk.rows;
             }
-            if page.rows.is_empty() {
+            if plan.rows == 0 {
                 break true;
             }
-            // Rows read again (at or before the stored watermark) do not count toward
-            // `--limit`, or a limit smaller than a tie on one watermark would never progress.
-            read += page.rows.iter().filter(|r| !r.reread).count() as u64;
-            let (plan, rows) = self.plan_returning_rows(page.rows, self.policy).await?;
-            spare = rows;
             if tx.send(Ok(plan)).await.is_err() {
                 break false;
             }
@@ -409,29 +448,32 @@ impl Reader {
         Ok(rows)
     }
 
-    /// Transforms a page on a blocking thread (normalizing and hashing is CPU work); `policy`
-    /// says whether the page moves the watermark.
+    /// Transforms a page read whole (held orders, a page of changed keys) on a blocking thread
+    /// (normalizing and hashing is CPU work); `policy` says whether the page moves the
+    /// watermark.
     async fn plan(
         &self,
         rows: Vec<source::SourceRow>,
         policy: WatermarkPolicy,
     ) -> Result<PagePlan, Error> {
-        Ok(self.plan_returning_rows(rows, policy).await?.0)
-    }
-
-    /// [`Self::plan`], giving back the rows' vector emptied, for the next page to read into.
-    async fn plan_returning_rows(
-        &self,
-        mut rows: Vec<source::SourceRow>,
-        policy: WatermarkPolicy,
-    ) -> Result<(PagePlan, Vec<source::SourceRow>), Error> {
         let rules = self.rules.clone();
         let (window, recent_from) = (self.window, self.recent_from);
         let now = self.clock.now();
+        let built = self.spare_built.take(rows.len());
         tokio::task::spawn_blocking(move || {
-            let plan = plan_page(&rows, &rules, window, policy, now, recent_from);
-            rows.clear();
-            (plan, rows)
+            let context = PlanContext {
+                rules: &rules,
+                window,
+                policy,
+                now,
+                recent_from,
+            };
+            let mut plan = PagePlan {
+                built,
+                ..PagePlan::default()
+            };
+            plan_into(&rows, &context, &mut plan);
+            plan
         })
         .await
         .map_err(Error::TaskFailed)
@@ -465,32 +507,42 @@ fn pages_of_keys(keys: &[source::ChangedKey], size: usize) -> Vec<&[source::Chan
     pages
 }
 
-/// Transforms one page of rows into events and invalid orders, judged at `now` (the source
-/// database's clock, unix seconds). With a window
-/// (backfill, reconcile), orders whose exact event time falls outside it are left out: the
-/// database's filter is wider for local times. With `recent_from` (a run without ledger state),
-/// orders dated before it are left and counted.
-fn plan_page(
-    rows: &[source::SourceRow],
-    rules: &Rules,
+/// How the rows of a page are judged ([`plan_into`]).
+struct PlanContext<'a> {
+    /// The transform's rules.
+    rules: &'a Rules,
+    /// Backfill, reconcile: only orders whose exact event time falls in it.
     window: Option<EventTimeWindow>,
+    /// Whether the page moves the watermark.
     policy: WatermarkPolicy,
+    /// The source database's clock, unix seconds.
     now: i64,
+    /// See [`ReadPlan::recent_from`].
     recent_from: Option<i64>,
-) -> PagePlan {
+}
+
+/// Transforms rows of whole orders into events and invalid orders, added to `plan` (a page's
+/// rows in one call, or chunk after chunk in read order: the page's watermark is its last
+/// chunk's), judged at `context.now`. With a window (backfill, reconcile), orders whose exact
+/// event time falls outside it are left out: the database's filter is wider for local times.
+/// With `recent_from` (a run without ledger state), orders dated before it are left and
+/// counted.
+fn plan_into(rows: &[source::SourceRow], context: &PlanContext<'_>, plan: &mut PagePlan) {
+    let PlanContext {
+        rules,
+        window,
+        policy,
+        now,
+        recent_from,
+    } = *context;
     let inside = |t: Option<i64>| {
         window.is_none_or(|w| t.is_none_or(|t| (t as f64) >= w.from && (t as f64) < w.to))
     };
-    let mut plan = PagePlan {
-        rows: rows.len() as u64,
-        // At most one event per row: reserved once, not regrown (and moved) page after page.
-        built: Vec::with_capacity(rows.len()),
-        last_watermark: rows
-            .last()
-            .filter(|r| !r.watermark.is_empty())
-            .and_then(|r| policy.page_end(&r.watermark)),
-        ..PagePlan::default()
-    };
+    plan.rows += rows.len() as u64;
+    plan.last_watermark = rows
+        .last()
+        .filter(|r| !r.watermark.is_empty())
+        .and_then(|r| policy.page_end(&r.watermark));
     let old = |t: Option<i64>| recent_from.is_some_and(|from| t.is_some_and(|t| t < from));
     for order in transform::orders(rows) {
         let built = transform::build(order, rules, now).map_err(|mut invalid| {
@@ -508,5 +560,4 @@ fn plan_page(
             _ => {}
         }
     }
-    plan
 }

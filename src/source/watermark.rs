@@ -350,7 +350,11 @@ mod tests {
             assert_eq!(same.as_str(), text);
             assert_eq!(same, first);
             let shared = text.len() > INLINE;
-            assert_eq!(std::ptr::eq(first.as_str(), same.as_str()), shared, "{text}");
+            assert_eq!(
+                std::ptr::eq(first.as_str(), same.as_str()),
+                shared,
+                "{text}"
+            );
             assert!(format!("{first:?}").contains(&format!("{text:?}")));
             let other = first.same_or_new("2027-11-01 11:00:00+00");
             assert_eq!(other.as_str(), "2027-11-01 11:00:00+00");
