@@ -1,6 +1,8 @@
 //! The reader stage: a task that streams the source's changed orders in pages of whole orders
-//! (every row of each, see `source`) and transforms them off the async threads, a bounded
-//! channel ahead of the pages being sent.
+//! (every row of each, see `source`) and transforms them, a bounded channel ahead of the pages
+//! being sent. A streamed page is decoded and transformed a chunk at a time on the task itself
+//! ([`CHUNK_ROWS`]); a page read whole (held orders, changed keys) is transformed on a blocking
+//! thread.
 
 use std::collections::HashSet;
 

@@ -60,7 +60,8 @@ fn hash_of(
 }
 
 thread_local! {
-    /// This thread's memory. Pages are normalized on tokio's blocking threads; each keeps its own.
+    /// This thread's memory. Pages are normalized on the runtime's threads (a streamed read) and
+    /// on its blocking threads (pages read whole); each keeps its own.
     static MEMORY: RefCell<Memory> = RefCell::new(Memory::default());
 }
 
