@@ -12,24 +12,34 @@ use serde::Deserialize;
 #[serde(try_from = "String")]
 pub struct Currency(crate::Text);
 
+/// Currency codes a thread remembers as valid ([`Currency::parse`]).
+const KNOWN_CODES: usize = 16;
+
 impl Currency {
     /// The code of `raw` (any case, surrounding white space ignored), or `None` when it is not
     /// one. The one rule for `defaults.currency` and every row's currency.
     pub fn parse(raw: &str) -> Option<Self> {
         thread_local! {
-            /// The last code this thread found valid: rows of a table nearly always share
-            /// their currency, and iso_currency's lookup compares the code with each currency
-            /// in turn (~750 instructions per row under callgrind, docs/benchmarks.md).
-            static LAST: RefCell<String> = const { RefCell::new(String::new()) };
+            /// The codes this thread last found valid, up to [`KNOWN_CODES`]: a table's rows
+            /// share a few currencies (one per market), and iso_currency's lookup compares the
+            /// code with each currency in turn (~750 instructions per row under callgrind; with
+            /// only the last code remembered, a chain selling in nine markets missed on most
+            /// rows, ~1.5% of a run's CPU, issue 24).
+            static KNOWN: RefCell<Vec<crate::Text>> = const { RefCell::new(Vec::new()) };
         }
         // Inline (three letters): no allocation per row.
         let mut upper = crate::Text::from(raw.trim());
         upper.make_ascii_uppercase();
-        if LAST.with_borrow(|last| !last.is_empty() && *last == upper) {
+        if KNOWN.with_borrow(|known| known.contains(&upper)) {
             return Some(Self(upper));
         }
         iso_currency::Currency::from_code(&upper)?;
-        LAST.with_borrow_mut(|last| upper.as_str().clone_into(last));
+        KNOWN.with_borrow_mut(|known| {
+            if known.len() == KNOWN_CODES {
+                known.remove(0);
+            }
+            known.push(upper.clone());
+        });
         Some(Self(upper))
     }
 
@@ -140,6 +150,29 @@ impl fmt::Display for HttpUrl {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A code is read the same whether it is remembered or not: more codes than a thread
+    /// remembers, asked in turns, in any case and spacing, and texts that are not codes.
+    #[test]
+    fn currencies_are_read_alike_remembered_or_not() {
+        let codes = [
+            "USD", "eur", " GBP ", "BRL", "JPY", "INR", "MXN", "AUD", "CAD", "CHF", "SEK", "NOK",
+            "DKK", "PLN", "CZK", "HUF", "RON", "TRY", "ZAR", "KRW", "xyz", "", "US", "USDD",
+        ];
+        for round in 0..3 {
+            for (i, raw) in codes.iter().enumerate() {
+                let code = raw.trim().to_ascii_uppercase();
+                let valid = iso_currency::Currency::from_code(&code).is_some();
+                assert_eq!(
+                    Currency::parse(raw).map(|c| c.as_str().to_owned()),
+                    valid.then_some(code),
+                    "{raw:?} in round {round}"
+                );
+                // And the first code again, between every two.
+                assert!(Currency::parse(codes[i % 3]).is_some());
+            }
+        }
+    }
 
     #[test]
     fn values_read_as_they_validate() {
