@@ -82,6 +82,57 @@ async fn a_view_whose_watermark_is_the_greatest_of_header_and_line_sends_every_o
 }
 
 #[tokio::test]
+async fn orders_whose_lines_cross_the_readers_chunks_are_each_one_whole_event() {
+    // GIVEN 300 orders of 3 lines each (900 rows, the lines of an order a second apart) and
+    // pages of 400 rows: a page is read and transformed a chunk of at most 128 rows at a time,
+    // and 128 is no multiple of 3, so every chunk's last order runs past its 128th row
+    let (db, config) = Scenario::lines("shop.lines")
+        .given(LINES)
+        .given(
+            "insert into shop.lines
+             select 'C-' || lpad(g::text, 3, '0'), l, now() - interval '1 hour',
+                    '2026-11-01 00:00:00+00'::timestamptz + (g * 3 + l) * interval '1 second',
+                    'USD', 'c' || g || '@example.com', 'US', 'SKU-' || l, 1, 2.00
+             from generate_series(1, 300) g, generate_series(1, 3) l",
+        )
+        .source("batch_size = 400")
+        .migrated()
+        .await;
+
+    // WHEN a run stops after about 500 rows (`--limit`), and the next run reads the rest
+    let options = RunOptions {
+        limit: Some(500),
+        mode: ocapi::run::Mode::Run,
+        ..RunOptions::default()
+    };
+    let first = ocapi::run::run(&config, options, std::future::pending())
+        .await
+        .unwrap();
+    let rest = run(&config).await;
+
+    // THEN each of the 300 orders is one event with its 3 lines and value 6.00, sent once
+    // across the two runs, the first stopping at a whole order past its 500th row (the next
+    // starts at its watermark, and reads that order again only to skip it)
+    let events = db.written_events();
+    assert_eq!(events.len(), 300);
+    let ids: std::collections::HashSet<String> = events
+        .iter()
+        .map(|e| e["custom_data"]["order_id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(ids.len(), 300);
+    for event in &events {
+        assert_eq!(
+            event["custom_data"]["contents"].as_array().unwrap().len(),
+            3,
+            "{event}"
+        );
+        assert_eq!(event["custom_data"]["value"], serde_json::json!(6.0));
+    }
+    assert_eq!(first.sent, 167, "the first run ends with the order of its 500th row");
+    assert_eq!(first.sent + rest.sent, 300);
+}
+
+#[tokio::test]
 async fn a_line_added_after_its_order_was_sent_sends_nothing_and_is_counted_changed_after_send() {
     // GIVEN order L-1 sent with one line
     let (db, config) = Scenario::lines("shop.lines")
