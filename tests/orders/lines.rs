@@ -128,7 +128,10 @@ async fn orders_whose_lines_cross_the_readers_chunks_are_each_one_whole_event() 
         );
         assert_eq!(event["custom_data"]["value"], serde_json::json!(6.0));
     }
-    assert_eq!(first.sent, 167, "the first run ends with the order of its 500th row");
+    assert_eq!(
+        first.sent, 167,
+        "the first run ends with the order of its 500th row"
+    );
     assert_eq!(first.sent + rest.sent, 300);
 }
 
