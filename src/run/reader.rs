@@ -218,7 +218,13 @@ impl Reader {
                 break false;
             }
             let page_rows = page_size.min(remaining);
-            let now = self.clock.now();
+            let context = PlanContext {
+                rules: &self.rules,
+                window: self.window,
+                policy: self.policy,
+                now: self.clock.now(),
+                recent_from: self.recent_from,
+            };
             let mut plan = PagePlan {
                 built: self.spare_built.take(page_rows),
                 ..PagePlan::default()
@@ -260,13 +266,6 @@ impl Reader {
                 // `--limit`, or a limit smaller than a tie on one watermark would never
                 // progress.
                 read += chunk.rows.iter().filter(|r| !r.reread).count() as u64;
-                let context = PlanContext {
-                    rules: &self.rules,
-                    window: self.window,
-                    policy: self.policy,
-                    now,
-                    recent_from: self.recent_from,
-                };
                 plan_into(&chunk.rows, &context, &mut plan);
                 chunk.rows.clear();
                 spare = chunk.rows;

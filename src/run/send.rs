@@ -465,9 +465,7 @@ fn add_outcomes(
     // in one pass where they lie, and dropped together (moved into vectors of `Option`s, taken
     // out again by index and into their outcome, each ~300-byte event was copied three times,
     // issue 24). An index the delivery names twice keeps its first verdict, accepted first.
-    let len = batch.events.len();
-    let mut verdicts: Vec<Option<Verdict>> = vec![None; len];
-    let mut accepted_events = vec![false; len];
+    let mut verdicts: Vec<Option<Verdict>> = vec![None; batch.events.len()];
     for accepted in delivery.accepted {
         let received = i32::try_from(accepted.events_received).unwrap_or(i32::MAX);
         let fbtrace_id = accepted.fbtrace_id.as_deref().map(Text::from);
@@ -477,7 +475,6 @@ fn add_outcomes(
                     fbtrace_id: fbtrace_id.clone(),
                     events_received: received,
                 });
-                accepted_events[index] = true;
             }
         }
     }
@@ -494,7 +491,7 @@ fn add_outcomes(
         let Some(verdict) = verdicts[index].take() else {
             continue;
         };
-        if accepted_events[index] {
+        if matches!(verdict, Verdict::Sent { .. }) {
             for field in event.user_data.present_fields() {
                 keys[field.index()] += 1;
             }
