@@ -255,16 +255,18 @@ impl Ledger {
         self.record_unsent(tx, "held", &unsent, run_id).await
     }
 
-    /// The parameters `$1` to `$8` of both order writes: the connector, the dataset, the event
-    /// name, the run, then `orders`' order ids, event times, values and currencies (arrays).
-    fn leading_params<'a>(
+    /// The parameters of both order writes: `$1` to `$8` the connector, the dataset, the event
+    /// name, the run, then `orders`' order ids, event times, values and currencies (arrays);
+    /// then `rest`, each write's own.
+    fn order_write_params<'a>(
         &'a self,
         run_id: &'a i64,
         orders: [&'a (dyn ToSql + Sync); 4],
-    ) -> [(&'a (dyn ToSql + Sync), Type); 8] {
+        rest: impl IntoIterator<Item = (&'a (dyn ToSql + Sync), Type)>,
+    ) -> Vec<(&'a (dyn ToSql + Sync), Type)> {
         let [order_ids, event_times, values, currencies] = orders;
         [
-            (&self.connector, Type::TEXT),
+            (&self.connector as &(dyn ToSql + Sync), Type::TEXT),
             (&self.dataset_id, Type::TEXT),
             (&PURCHASE, Type::TEXT),
             (run_id, Type::INT8),
@@ -273,6 +275,9 @@ impl Ledger {
             (values, Type::NUMERIC_ARRAY),
             (currencies, Type::TEXT_ARRAY),
         ]
+        .into_iter()
+        .chain(rest)
+        .collect()
     }
 
     /// Writes `invalid` or `held` rows with one upsert.
@@ -316,18 +321,17 @@ impl Ledger {
                where l.status <> 'sent'",
             ledger = self.ledger
         );
-        let orders = [&order_ids, &event_times, &values, &currencies] as [&(dyn ToSql + Sync); 4];
-        let params: Vec<(&(dyn ToSql + Sync), Type)> = self
-            .leading_params(&run_id, orders)
-            .into_iter()
-            .chain([
+        let params = self.order_write_params(
+            &run_id,
+            [&order_ids, &event_times, &values, &currencies],
+            [
                 (&reasons as &(dyn ToSql + Sync), Type::TEXT_ARRAY),
                 (&watermarks, Type::TEXT_ARRAY),
                 (&stores, Type::TEXT_ARRAY),
                 (&status, Type::TEXT),
                 (&digests, Type::TEXT_ARRAY),
-            ])
-            .collect();
+            ],
+        );
         tx.execute_typed(&sql, &params)
             .await
             .map_err(DbError::query(format!(
@@ -476,11 +480,10 @@ impl Ledger {
              {on_conflict}",
             ledger = self.ledger
         );
-        let orders = [&order_ids, &event_times, &values, &currencies] as [&(dyn ToSql + Sync); 4];
-        let params: Vec<(&(dyn ToSql + Sync), Type)> = self
-            .leading_params(&run_id, orders)
-            .into_iter()
-            .chain([
+        let params = self.order_write_params(
+            &run_id,
+            [&order_ids, &event_times, &values, &currencies],
+            [
                 (&watermarks as &(dyn ToSql + Sync), Type::TEXT_ARRAY),
                 (&keys, Type::TEXT_ARRAY),
                 (&stores, Type::TEXT_ARRAY),
@@ -492,8 +495,8 @@ impl Ledger {
                 (&codes, Type::INT8_ARRAY),
                 (&subcodes, Type::INT8_ARRAY),
                 (&digests, Type::TEXT_ARRAY),
-            ])
-            .collect();
+            ],
+        );
         tx.execute_typed(&sql, &params).await?;
         Ok(())
     }

@@ -234,16 +234,14 @@ fn is_name_char(c: char) -> bool {
 fn email(value: &str) -> Outcome {
     // Nearly every address is ASCII: lowercased byte by byte (the same result as
     // `to_lowercase` on ASCII), and judged by bytes.
-    let ascii = value.is_ascii();
-    let lower = if ascii {
-        value.to_ascii_lowercase()
+    let (lower, fits) = if value.is_ascii() {
+        let lower = value.to_ascii_lowercase();
+        let fits = looks_like_ascii_email(lower.as_bytes());
+        (lower, fits)
     } else {
-        value.to_lowercase()
-    };
-    let fits = if ascii {
-        looks_like_ascii_email(lower.as_bytes())
-    } else {
-        looks_like_email(&lower)
+        let lower = value.to_lowercase();
+        let fits = looks_like_email(&lower);
+        (lower, fits)
     };
     if fits {
         Outcome::Normalized(lower)
