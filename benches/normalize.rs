@@ -172,6 +172,7 @@ const fn market(
 fn hash_row(country: &str) -> usize {
     let ctx = Context {
         country: Some(country),
+        year: None,
     };
     ROW.iter()
         .filter(|(field, raw)| {
@@ -189,6 +190,7 @@ fn hash_markets() -> usize {
     for (country, row) in &MARKETS {
         let ctx = Context {
             country: Some(country),
+            year: None,
         };
         for (field, raw) in row {
             usable += usize::from(matches!(
@@ -208,6 +210,7 @@ fn hash_markets_remembered() -> usize {
     for (country, row) in &MARKETS {
         let ctx = Context {
             country: Some(country),
+            year: None,
         };
         for (field, raw) in row {
             usable += usize::from(matches!(
@@ -246,6 +249,7 @@ fn bench(c: &mut Criterion) {
     for (country, row) in &MARKETS {
         let ctx = Context {
             country: Some(country),
+            year: None,
         };
         let phone = row[1].1;
         c.bench_function(&format!("field_ph_{country}"), |b| {
@@ -255,6 +259,7 @@ fn bench(c: &mut Criterion) {
     // Per field, to see where a row's time goes.
     let ctx = Context {
         country: Some("US"),
+        year: None,
     };
     for (field, raw) in ROW {
         c.bench_function(&format!("field_{}", field.key()), |b| {

@@ -59,6 +59,7 @@ pub fn hash_jsonl(
                     Some(field) => {
                         let ctx = Context {
                             country: row.country.as_deref().or(country.country.as_deref()),
+                            year: None,
                         };
                         let (outcome, normalized, hex) = match normalize(field, &row.value, &ctx) {
                             Outcome::Normalized(value) => {
@@ -155,6 +156,7 @@ pub fn hash(field: &str, values: &[String], country: &HashCountry) -> Result<Str
         })?;
     let ctx = Context {
         country: country.country.as_deref(),
+        year: None,
     };
     let used = match &country.country {
         Some(code) => format!("country:    {code} ({})\n", country.from),

@@ -208,7 +208,7 @@ impl Reader {
             .map_err(super::changes::explain_stream_error)?;
         let mut read = 0u64;
         let page_size = self.page_size;
-        // The last chunk's vector, emptied, for the next chunk to read into.
+        // The last chunk's vector and rows, for the next chunk to read over.
         let mut spare = Vec::new();
         let finished = loop {
             let remaining = self.limit.map_or(usize::MAX, |l| {
@@ -267,7 +267,7 @@ impl Reader {
                 // progress.
                 read += chunk.rows.iter().filter(|r| !r.reread).count() as u64;
                 plan_into(&chunk.rows, &context, &mut plan);
-                chunk.rows.clear();
+                // Its rows stay: the next chunk's are decoded over them, into their memory.
                 spare = chunk.rows;
             }
             if plan.rows == 0 {

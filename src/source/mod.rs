@@ -433,7 +433,7 @@ impl Reader {
         watermark: &Watermark,
     ) -> Result<Page, SourceError> {
         let mut rows = Vec::new();
-        while self.push_next_row(&mut rows).await? {
+        while self.read_row_at(&mut rows, usize::MAX).await? {
             if rows.last().is_some_and(|row| row.watermark != *watermark) {
                 self.pending = rows.pop();
                 break;
@@ -451,9 +451,9 @@ impl Reader {
         self.next_page_into(limit, Vec::new()).await
     }
 
-    /// [`Self::next_page`] into `rows`, an empty vector whose memory an earlier page used: a
-    /// page of fresh memory is mapped, zeroed by the kernel and unmapped again page after page
-    /// (~45% of a run's page faults, `bench/e2e --fields all`, issue 24).
+    /// [`Self::next_page`] into `rows`, a vector an earlier page of this read used (fresh memory
+    /// was ~45% of a run's page faults, issue 24), its rows written over in place, each text
+    /// into the memory the earlier row's held ([`text::decode_row`]).
     ///
     /// # Errors
     /// As [`Self::next_page`].
@@ -462,30 +462,40 @@ impl Reader {
         limit: usize,
         mut rows: Vec<SourceRow>,
     ) -> Result<Page, SourceError> {
-        rows.clear();
         rows.reserve(limit.min(65_536) + 1);
-        while self.push_next_row(&mut rows).await? {
-            let same_order = match rows.as_slice() {
+        let mut len = 0;
+        while self.read_row_at(&mut rows, len).await? {
+            len += 1;
+            let same_order = match &rows[..len] {
                 [.., last, row] => {
                     !row.key.is_empty() && last.key == row.key && last.watermark == row.watermark
                 }
                 _ => false,
             };
-            if rows.len() > limit && !same_order {
-                self.pending = rows.pop();
+            if len > limit && !same_order {
+                len -= 1;
+                self.pending = Some(std::mem::take(&mut rows[len]));
                 break;
             }
         }
+        rows.truncate(len);
         Ok(Page { rows })
     }
 
-    /// Appends the next row to `rows`: the one read past the last page's end, else the
-    /// stream's next, decoded in place ([`text::decode_row`]); `false` once the stream has
-    /// ended (a finished row stream must not be polled again: it would answer "connection
-    /// closed").
-    async fn push_next_row(&mut self, rows: &mut Vec<SourceRow>) -> Result<bool, SourceError> {
+    /// Reads the next row into `rows[at]` (appended when `at` is past the vector's end): the one
+    /// read past the last page's end, else the stream's next, decoded over what the slot held
+    /// ([`text::decode_row`]); `false` once the stream has ended (a finished row stream must
+    /// not be polled again: it would answer "connection closed").
+    async fn read_row_at(
+        &mut self,
+        rows: &mut Vec<SourceRow>,
+        at: usize,
+    ) -> Result<bool, SourceError> {
         if let Some(row) = self.pending.take() {
-            rows.push(row);
+            match rows.get_mut(at) {
+                Some(slot) => *slot = row,
+                None => rows.push(row),
+            }
             return Ok(true);
         }
         if self.done {
@@ -496,9 +506,11 @@ impl Reader {
             return Ok(false);
         };
         let row = row.map_err(DbError::query("cannot read the source table"))?;
-        rows.push(SourceRow::default());
-        let decoded = rows.last_mut().expect("a row was just pushed");
-        text::decode_row(&row, &self.decoding, decoded)
+        if at >= rows.len() {
+            rows.push(SourceRow::default());
+        }
+        let at = at.min(rows.len() - 1);
+        text::decode_row(&row, &self.decoding, &mut rows[at])
             .map_err(DbError::query("cannot decode a row of the source table"))?;
         Ok(true)
     }

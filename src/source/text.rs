@@ -74,9 +74,11 @@ pub(crate) struct Decoding {
 /// cannot be decoded is kept lossily (so that grouping and messages still work) and marks the
 /// row with the config key of the first such column.
 ///
-/// The row is written into `decoded`, a default row already in its page: a row is ~760 bytes,
-/// and returned, then returned again and pushed, it was copied three times (~2% of a run's CPU
-/// on fully populated rows, issue 24).
+/// The row is written over `decoded`, a row already in its page (a default one, or one an
+/// earlier page of the same read held): every field is set, and each text is written into the
+/// memory the field's earlier text held ([`put`]). A row is ~760 bytes: returned, then
+/// returned again and pushed, it was copied three times (~2% of a run's CPU on fully populated
+/// rows, issue 24), and each text built anew and moved into place cost as much again.
 ///
 /// # Errors
 /// A column whose type is not text, bytea, a float or a boolean where one is expected (a bug).
@@ -103,47 +105,70 @@ pub(super) fn decode_row(
             }))
         };
     let last = row.len() - 1;
-    // A row's three watermarks share their text when it is the same (nearly always).
+    // A row's three watermarks share their text when it is the same (nearly always); the read
+    // sends the order's uncapped watermark and the row's own only where they differ from the
+    // one before (NULL: the same; `''`: NULL itself, `ReadQuery::read_after`).
     let watermark = Watermark::new(
         kind,
         value(0, "source.watermark_column")?.unwrap_or_default(),
     );
-    let order_watermark = watermark.same_or_new(
-        value(last - 1, "source.watermark_column")?
-            .as_deref()
-            .unwrap_or(""),
-    );
+    let order_watermark = match value(last - 1, "source.watermark_column")? {
+        None => watermark.clone(),
+        Some(text) => watermark.same_or_new(&text),
+    };
     decoded.watermark = watermark;
-    decoded.key = value(1, "mapping.order_id")?
-        .map(Text::from)
-        .unwrap_or_default();
+    decoded.key.clear();
+    if let Some(key) = value(1, "mapping.order_id")? {
+        decoded.key.push_str(&key);
+    }
     decoded.order_watermark = order_watermark;
     decoded.reread = row.try_get(last)?;
     decoded.ahead = row.try_get(2)?;
-    // A column the read does not have is a constant null: its field stays `None`.
-    for (i, role) in columns::INNER
-        .into_iter()
-        .enumerate()
-        .filter(|&(i, _)| read[i])
-    {
-        let at = columns::LEADING + i;
+    // The read has the columns the mapping reads, in `columns::INNER`'s order; a column it
+    // does not have is a constant null: its field is `None`.
+    let mut next = columns::LEADING;
+    for (i, role) in columns::INNER.into_iter().enumerate() {
+        let read = read[i];
+        let at = next;
+        next += usize::from(read);
         let key = role.config_key();
         match role {
-            Role::Epoch => decoded.event_time = row.try_get(at)?,
+            Role::Epoch => decoded.event_time = if read { row.try_get(at)? } else { None },
             Role::RowWatermark => {
-                decoded.row_watermark = decoded
-                    .order_watermark
-                    .same_or_new(value(at, key)?.as_deref().unwrap_or(""));
+                decoded.row_watermark = match if read { value(at, key)? } else { None } {
+                    None => decoded.order_watermark.clone(),
+                    Some(text) => decoded.order_watermark.same_or_new(&text),
+                };
             }
-            Role::OrderId => decoded.order_id = value(at, key)?.map(Text::from),
-            Role::LocalTime => decoded.local_time = value(at, key)?.map(Text::from),
+            Role::OrderId => put(&mut decoded.order_id, read, || value(at, key))?,
+            Role::LocalTime => put(&mut decoded.local_time, read, || value(at, key))?,
             Role::Customer(field) => {
-                decoded.customer[field.index()] = value(at, key)?.map(Text::from);
+                put(&mut decoded.customer[field.index()], read, || {
+                    value(at, key)
+                })?;
             }
-            Role::Field(field) => *field.slot(decoded) = value(at, key)?.map(Text::from),
+            Role::Field(field) => put(field.slot(decoded), read, || value(at, key))?,
         }
     }
     decoded.undecodable = undecodable;
+    Ok(())
+}
+
+/// Sets `slot` to the value `value` reads when the column is `read` (else to `None`), writing
+/// the text into the memory `slot` already holds where it holds one.
+fn put<'a, E>(
+    slot: &mut Option<Text>,
+    read: bool,
+    value: impl FnOnce() -> Result<Option<Cow<'a, str>>, E>,
+) -> Result<(), E> {
+    let value = if read { value()? } else { None };
+    match (slot.as_mut(), value) {
+        (Some(text), Some(value)) => {
+            text.clear();
+            text.push_str(&value);
+        }
+        (_, value) => *slot = value.map(Text::from),
+    }
     Ok(())
 }
 

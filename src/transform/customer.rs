@@ -12,15 +12,17 @@ use crate::transform::normalize::{Context, Field};
 /// unusable value), and whether the row carried any customer value of its own (usable or not;
 /// the default country is not the row's: an order without one is a walk-in sale). A field may hold several values (several columns, or an array), joined by
 /// [`crate::source::VALUE_SEPARATOR`]: each is normalized and hashed on its own, and duplicates
-/// after normalization are sent once.
-pub(super) fn user_data(row: &SourceRow, rules: &Rules) -> (UserData, Vec<Field>, bool) {
+/// after normalization are sent once. `now` (unix seconds, the run's clock) gives the year that
+/// bounds plausible birth dates.
+pub(super) fn user_data(row: &SourceRow, rules: &Rules, now: i64) -> (UserData, Vec<Field>, bool) {
     let row_country = row.customer(Field::Country).and_then(|t| {
         t.split(crate::source::VALUE_SEPARATOR)
             .map(str::trim)
             .find(|v| !v.is_empty())
     });
     let country = row_country.or(rules.default_country.as_deref());
-    let ctx = Context { country };
+    let year = chrono::DateTime::from_timestamp(now, 0).map(|t| chrono::Datelike::year(&t));
+    let ctx = Context { country, year };
     // The country field: the row's values, else the default.
     let countries = if row_country.is_some() {
         row.customer(Field::Country)

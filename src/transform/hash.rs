@@ -90,6 +90,7 @@ mod tests {
         let field = Field::from_key(&v.field).expect("vector names a known field");
         let ctx = Context {
             country: v.country.as_deref(),
+            year: None,
         };
         let outcome = normalize_at(field, &v.input, &ctx, YEAR);
         let want = match (&v.normalized, &v.sha256) {
@@ -203,7 +204,10 @@ mod tests {
     /// External ids are sent as is only when configured.
     #[test]
     fn external_ids_are_sent_as_is_only_when_configured() {
-        let ctx = Context { country: None };
+        let ctx = Context {
+            country: None,
+            year: None,
+        };
         let hashed = hash_value(Field::ExternalId, " Cust_1234 ", &ctx, true);
         assert_eq!(
             text_of(&hashed),
@@ -221,6 +225,7 @@ mod tests {
     fn empty_and_dropped_values_carry_no_digest() {
         let ctx = Context {
             country: Some("US"),
+            year: None,
         };
         assert_eq!(hash_value(Field::Em, "  ", &ctx, true), Hashed::Empty);
         assert_eq!(

@@ -163,7 +163,10 @@ mod tests {
             Some("JP"),
             Some("-------------------------------------------US"),
         ] {
-            let ctx = Context { country };
+            let ctx = Context {
+                country,
+                year: None,
+            };
             for field in Field::ALL {
                 for raw in values {
                     for _ in 0..2 {
@@ -183,6 +186,7 @@ mod tests {
     fn a_full_memory_starts_over() {
         let ctx = Context {
             country: Some("US"),
+            year: None,
         };
         for i in 0..REMEMBERED + 10 {
             let raw = format!("City {i}");

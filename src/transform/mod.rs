@@ -417,7 +417,7 @@ pub fn build(rows: &[SourceRow], rules: &Rules, now: i64) -> Result<Built, Inval
     } else {
         customer_row(rows, rules.line_items)
     };
-    let (user_data, dropped, carried) = user_data(&customer, rules);
+    let (user_data, dropped, carried) = user_data(&customer, rules, now);
     if !carried {
         return Err(known.invalid(InvalidReason::Anonymous));
     }
