@@ -102,6 +102,11 @@ pub(super) async fn drive(
             session: Arc::clone(&session),
             spare_built: built.clone(),
             spare_outcomes: spare::Spare::default(),
+            // Every batch in flight, and a page's batches waiting for a slot.
+            spare_batches: (
+                spare::Spare::new(config.destination.concurrency + 2),
+                spare::Spare::new(config.destination.concurrency + 2),
+            ),
             batch_size: config.destination.batch_size.get(),
             concurrency: config.destination.concurrency,
             destination: Arc::clone(&opened.destination),

@@ -7,20 +7,33 @@
 
 use std::sync::{Arc, Mutex, PoisonError};
 
-/// Vectors kept at most: the pages in flight between the two stages (the reader reads one
-/// page ahead, `reader::PAGES_AHEAD`), and one more.
+/// Vectors kept at most by default: the pages in flight between the two stages (the reader
+/// reads one page ahead, `reader::PAGES_AHEAD`), and one more.
 const KEPT: usize = 3;
 
 /// A few emptied vectors of `T`, shared by the stage that fills them and the one that empties
 /// them.
-pub(super) struct Spare<T>(Arc<Mutex<Vec<Vec<T>>>>);
+pub(super) struct Spare<T> {
+    /// The vectors kept.
+    vectors: Arc<Mutex<Vec<Vec<T>>>>,
+    /// How many are kept at most.
+    kept: usize,
+}
 
 impl<T> Spare<T> {
+    /// Keeps at most `kept` vectors (one per vector in flight between the stages, say).
+    pub(super) fn new(kept: usize) -> Self {
+        Self {
+            vectors: Arc::default(),
+            kept,
+        }
+    }
+
     /// A kept vector, emptied, with room for at least `capacity` elements; a new one when
     /// none is kept.
     pub(super) fn take(&self, capacity: usize) -> Vec<T> {
         let mut vector = self
-            .0
+            .vectors
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .pop()
@@ -29,11 +42,12 @@ impl<T> Spare<T> {
         vector
     }
 
-    /// Keeps `vector`, emptied (its elements are dropped here), unless [`KEPT`] are kept.
+    /// Keeps `vector`, emptied (its elements are dropped here), unless as many as it keeps are
+    /// kept already.
     pub(super) fn give(&self, mut vector: Vec<T>) {
         vector.clear();
-        let mut kept = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        if kept.len() < KEPT && vector.capacity() > 0 {
+        let mut kept = self.vectors.lock().unwrap_or_else(PoisonError::into_inner);
+        if kept.len() < self.kept && vector.capacity() > 0 {
             kept.push(vector);
         }
     }
@@ -41,13 +55,16 @@ impl<T> Spare<T> {
 
 impl<T> Clone for Spare<T> {
     fn clone(&self) -> Self {
-        Self(Arc::clone(&self.0))
+        Self {
+            vectors: Arc::clone(&self.vectors),
+            kept: self.kept,
+        }
     }
 }
 
 impl<T> Default for Spare<T> {
     fn default() -> Self {
-        Self(Arc::default())
+        Self::new(KEPT)
     }
 }
 
@@ -72,7 +89,7 @@ mod tests {
         for _ in 0..KEPT + 2 {
             spare.give(Vec::with_capacity(1));
         }
-        assert_eq!(spare.0.lock().map_or(0, |kept| kept.len()), KEPT);
+        assert_eq!(spare.vectors.lock().map_or(0, |kept| kept.len()), KEPT);
         spare.give(Vec::new());
         assert!(spare.take(0).capacity() > 0);
     }
