@@ -19,7 +19,15 @@ const YEAR: i32 = 2026;
 
 /// Normalizes `raw` for `field` in `country` in [`YEAR`].
 fn run(field: Field, raw: &str, country: Option<&str>) -> Outcome {
-    normalize_at(field, raw, &Context { country }, YEAR)
+    normalize_at(
+        field,
+        raw,
+        &Context {
+            country,
+            year: None,
+        },
+        YEAR,
+    )
 }
 
 /// Shorthand for an expected normalized value.
