@@ -162,10 +162,12 @@ impl Drop for TestDb {
     }
 }
 
-/// Reads an NDJSON file (empty when missing).
+/// Reads an NDJSON file's whole lines (empty when missing): a test that polls the file while a
+/// `watch` still writes it may read a line half written, which is not yet an event.
 pub fn read_ndjson(path: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let whole = text.rfind('\n').map_or("", |end| &text[..=end]);
+    whole
         .lines()
         .map(|line| serde_json::from_str(line).unwrap())
         .collect()
