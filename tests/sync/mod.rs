@@ -412,3 +412,74 @@ async fn a_rows_missing_values_stay_missing_where_the_row_read_before_it_into_it
         );
     }
 }
+
+#[tokio::test]
+async fn the_latest_version_of_an_order_is_sent_and_its_watermark_recorded_for_every_watermark_type(
+) {
+    // Each type's values as SQL: A's first version, its second, B's (within the last 62 days,
+    // which a first run reads without `source.start`).
+    let hours = |n: u8| format!("now() - interval '{n} hours'");
+    let local = |n: u8| format!("localtimestamp - interval '{n} hours'");
+    let days = |n: u8| format!("current_date - {n}");
+    for (ty, values) in [
+        ("timestamptz", [hours(3), hours(1), hours(2)]),
+        ("timestamp", [local(3), local(1), local(2)]),
+        ("date", [days(3), days(1), days(2)]),
+        ("bigint", ["1".into(), "3".into(), "2".into()]),
+    ] {
+        // GIVEN order A logged twice (5.00, then 7.00 at a later watermark) and order B once,
+        // the watermark a column of this type: the read sends a row's own watermark and its
+        // order's uncapped one only where they differ from the one before
+        let db = TestDb::new().await;
+        db.exec(&format!(
+            "alter table shop.store_transactions add column seq {ty};
+             insert into shop.store_transactions (order_id, purchased_at, updated_at, total, email, seq)
+             values ('A', now() - interval '1 hour', now(), 5, 'a@b.co', {}),
+                    ('A', now() - interval '1 hour', now(), 7, 'a@b.co', {}),
+                    ('B', now() - interval '1 hour', now(), 9, 'b@b.co', {})",
+            values[0], values[1], values[2]
+        ))
+        .await;
+        db.config("", None);
+        let config = db.edit_config(&[
+            (
+                r#"watermark_column = "updated_at""#,
+                r#"watermark_column = "seq""#,
+            ),
+            (r#"start = "2000-01-01T00:00:00Z""#, ""),
+        ]);
+        migrate(&config).await;
+
+        // WHEN the connector runs
+        let stats = run(&config).await;
+
+        // THEN A is sent once at its latest version, B once, and the ledger holds each
+        // order's own watermark as the column's text
+        assert_eq!(stats.sent, 2, "{ty}");
+        let events = db.written_events();
+        let value = |id: &str| {
+            events
+                .iter()
+                .find(|e| e["custom_data"]["order_id"] == id)
+                .map(|e| e["custom_data"]["value"].clone())
+        };
+        assert_eq!(value("A"), Some(serde_json::json!(7.0)), "{ty}");
+        assert_eq!(value("B"), Some(serde_json::json!(9.0)), "{ty}");
+        for id in ["A", "B"] {
+            let want: String = db
+                .client
+                .query_one(
+                    "select max(seq)::text from shop.store_transactions where order_id = $1",
+                    &[&id],
+                )
+                .await
+                .unwrap()
+                .get(0);
+            assert_eq!(
+                db.ledger_text(id, "source_watermark").await,
+                Some(want),
+                "{ty} {id}"
+            );
+        }
+    }
+}
