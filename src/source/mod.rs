@@ -462,7 +462,7 @@ impl Reader {
         limit: usize,
         mut rows: Vec<SourceRow>,
     ) -> Result<Page, SourceError> {
-        rows.reserve(limit.min(65_536) + 1);
+        rows.reserve((limit.min(65_536) + 1).saturating_sub(rows.len())); // earlier rows count
         let mut len = 0;
         while self.read_row_at(&mut rows, len).await? {
             len += 1;
