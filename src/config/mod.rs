@@ -188,7 +188,9 @@ pub struct SourceConfig {
     pub lookback: Lookback,
     /// The first watermark, when there is no state yet (a timestamp or an integer). Set, a
     /// run without ledger state sends the history from there; unset, such a run sends only
-    /// the last 7 days unless given `--initial-sync` (`run::RECENT_SECS`).
+    /// the last 7 days unless given `--initial-sync` (`run::RECENT_SECS`). Written as a text,
+    /// or as a TOML integer for an integer watermark ([`text_or_integer`]).
+    #[serde(default, deserialize_with = "text_or_integer")]
     pub start: Option<String>,
     /// How `timestamp without time zone` and `date` columns are read (an IANA name, parsed
     /// as the config is read).
@@ -478,6 +480,28 @@ pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
 pub(crate) fn duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
     let text = String::deserialize(deserializer)?;
     parse_duration(&text).map_err(serde::de::Error::custom)
+}
+
+/// A key that takes a text or a TOML integer, as its text (`source.start = 0` is `"0"`).
+fn text_or_integer<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
+    /// Takes either form.
+    struct TextOrInteger;
+    impl serde::de::Visitor<'_> for TextOrInteger {
+        type Value = String;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a text such as \"2026-11-01T00:00:00Z\", or an integer")
+        }
+        fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<String, E> {
+            Ok(text.to_owned())
+        }
+        fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<String, E> {
+            Ok(n.to_string())
+        }
+        fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<String, E> {
+            Ok(n.to_string())
+        }
+    }
+    deserializer.deserialize_any(TextOrInteger).map(Some)
 }
 
 /// Serde default for `connector.stuck_run_after`: an hour, longer than any healthy run of a

@@ -117,6 +117,32 @@ fn bad_duration_is_explained() {
 }
 
 #[test]
+fn source_start_is_a_text_or_an_integer() {
+    let with =
+        |start: &str| MINIMAL.replace("table = \"t\"", &format!("table = \"t\"\nstart = {start}"));
+    let start =
+        |text: &str| Config::parse(&with(text), Path::new("x.toml")).map(|c| c.source.start);
+    assert_eq!(start("0").unwrap().as_deref(), Some("0"));
+    assert_eq!(start("1700000000").unwrap().as_deref(), Some("1700000000"));
+    assert_eq!(
+        start("\"2026-11-01T00:00:00Z\"").unwrap().as_deref(),
+        Some("2026-11-01T00:00:00Z")
+    );
+    assert_eq!(
+        Config::parse(MINIMAL, Path::new("x.toml"))
+            .unwrap()
+            .source
+            .start,
+        None
+    );
+    let error = start("1.5").unwrap_err().to_string();
+    assert!(
+        error.contains("start = 1.5") && error.contains("or an integer"),
+        "{error}"
+    );
+}
+
+#[test]
 fn the_example_connector_toml_parses() {
     let text = include_str!("../../connector.toml");
     Config::parse(text, Path::new("connector.toml")).unwrap();
