@@ -163,14 +163,7 @@ async fn an_integer_watermark_whose_values_grow_a_digit_pages_in_numeric_order_a
          update shop.store_transactions set seq = substr(order_id, 2)::bigint",
     )
     .await;
-    db.config("batch_size = 7", None);
-    let config = db.edit_config(&[
-        (
-            r#"watermark_column = "updated_at""#,
-            r#"watermark_column = "seq""#,
-        ),
-        (r#"start = "2000-01-01T00:00:00Z""#, ""),
-    ]);
+    let config = db.config_watermarked_by("seq", "batch_size = 7");
     migrate(&config).await;
 
     // WHEN the connector runs

@@ -349,6 +349,19 @@ impl TestDb {
         Config::load(&self.config_path()).unwrap()
     }
 
+    /// [`Self::config`] with the watermark column `column` (an integer one, say) and no
+    /// `source.start` (a first run then reads the whole table for an integer watermark).
+    pub fn config_watermarked_by(&self, column: &str, source_extra: &str) -> Config {
+        self.config(source_extra, None);
+        self.edit_config(&[
+            (
+                r#"watermark_column = "updated_at""#,
+                &format!(r#"watermark_column = "{column}""#),
+            ),
+            (r#"start = "2000-01-01T00:00:00Z""#, ""),
+        ])
+    }
+
     /// The path of the config file last written by `config`.
     pub fn config_path(&self) -> PathBuf {
         self.dir.join("connector.toml")

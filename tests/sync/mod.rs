@@ -440,14 +440,7 @@ async fn the_latest_version_of_an_order_is_sent_and_its_watermark_recorded_for_e
             values[0], values[1], values[2]
         ))
         .await;
-        db.config("", None);
-        let config = db.edit_config(&[
-            (
-                r#"watermark_column = "updated_at""#,
-                r#"watermark_column = "seq""#,
-            ),
-            (r#"start = "2000-01-01T00:00:00Z""#, ""),
-        ]);
+        let config = db.config_watermarked_by("seq", "");
         migrate(&config).await;
 
         // WHEN the connector runs
