@@ -106,16 +106,16 @@ pub(super) fn decode_row(
             }))
         };
     let last = row.len() - 1;
-    // A row's three watermarks share their text when it is the same (nearly always); the read
-    // sends the order's uncapped watermark and the row's own only where they differ from the
-    // one before (NULL: the same; `''`: NULL itself, `ReadQuery::read_after`).
+    // A row's three watermarks are nearly always one value: the read sends the order's uncapped
+    // watermark and the row's own only where they differ from the one before (NULL: the same,
+    // a copy of it; `''`: NULL itself, `ReadQuery::read_after`).
     let watermark = Watermark::new(
         kind,
         value(0, "source.watermark_column")?.unwrap_or_default(),
     );
     let order_watermark = match value(last - 1, "source.watermark_column")? {
         None => watermark.clone(),
-        Some(text) => watermark.same_or_new(&text),
+        Some(text) => Watermark::new(kind, text),
     };
     decoded.watermark = watermark;
     decoded.key.clear();
@@ -138,7 +138,7 @@ pub(super) fn decode_row(
             Role::RowWatermark => {
                 decoded.row_watermark = match if read { value(at, key)? } else { None } {
                     None => decoded.order_watermark.clone(),
-                    Some(text) => decoded.order_watermark.same_or_new(&text),
+                    Some(text) => Watermark::new(kind, text),
                 };
             }
             Role::OrderId => put(&mut decoded.order_id, read, || value(at, key))?,

@@ -102,16 +102,6 @@ impl Watermark {
         }
     }
 
-    /// This watermark's kind with the text `value`, sharing this one's text when it is the
-    /// same and kept shared (a row's three watermarks nearly always are the same; an inline
-    /// text is copied rather than compared first).
-    pub(crate) fn same_or_new(&self, value: &str) -> Self {
-        match &self.value {
-            WatermarkText::Shared(text) if **text == *value => self.clone(),
-            _ => Self::new(self.kind, value),
-        }
-    }
-
     /// How the column is typed.
     pub fn kind(&self) -> WatermarkKind {
         self.kind
@@ -332,9 +322,9 @@ mod tests {
         );
     }
 
-    /// A row's watermarks are the watermark their text names, however the text is kept:
-    /// inline up to [`INLINE`] bytes (a copy), shared beyond (one text for a row's three);
-    /// compared and ordered as their text, across the two.
+    /// A watermark is the one its text names, however the text is kept: inline up to
+    /// [`INLINE`] bytes (a clone copies it), shared beyond (a clone shares it); compared and
+    /// ordered as their text, across the two.
     #[test]
     fn a_same_text_is_the_same_watermark_inline_or_shared() {
         let longest = "2026-11-01 10:00:00.123456+00:00";
@@ -346,7 +336,7 @@ mod tests {
             longest,
         ] {
             let first = Watermark::new(WatermarkKind::Timestamptz, text);
-            let same = first.same_or_new(text);
+            let same = first.clone();
             assert_eq!(same.as_str(), text);
             assert_eq!(same, first);
             let shared = text.len() > INLINE;
@@ -356,12 +346,12 @@ mod tests {
                 "{text}"
             );
             assert!(format!("{first:?}").contains(&format!("{text:?}")));
-            let other = first.same_or_new("2027-11-01 11:00:00+00");
+            let other = Watermark::new(first.kind(), "2027-11-01 11:00:00+00");
             assert_eq!(other.as_str(), "2027-11-01 11:00:00+00");
             assert_eq!(other.kind(), WatermarkKind::Timestamptz);
             assert!(first.before(&other));
             assert!(!other.before(&first));
-            assert!(first.same_or_new("").is_empty());
+            assert!(Watermark::new(first.kind(), "").is_empty());
         }
         let short = Watermark::new(WatermarkKind::Timestamptz, &longest[..INLINE]);
         let long = Watermark::new(WatermarkKind::Timestamptz, &longest[..INLINE + 1]);
