@@ -307,10 +307,14 @@ impl UserData {
     pub(crate) fn match_keys(&self) -> &'static str {
         static JOINED: [OnceLock<String>; 1 << CustomerField::COUNT] =
             [const { OnceLock::new() }; 1 << CustomerField::COUNT];
-        let set = self
-            .present_fields()
-            .fold(0usize, |set, field| set | 1 << field.index());
-        JOINED[set].get_or_init(|| self.present_keys().collect::<Vec<_>>().join(","))
+        JOINED[usize::from(self.present_set())]
+            .get_or_init(|| self.present_keys().collect::<Vec<_>>().join(","))
+    }
+
+    /// The fields that carry a value, as a set: bit [`CustomerField::index`] of each.
+    pub(crate) fn present_set(&self) -> u16 {
+        self.present_fields()
+            .fold(0, |set, field| set | 1 << field.index())
     }
 
     /// The fields that carry a value, in [`CustomerField::ALL`]'s order.

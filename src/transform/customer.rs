@@ -2,6 +2,7 @@
 //! hashed into `user_data`, and checked to be enough for Meta to match (docs/meta-capi.md).
 
 use super::{InvalidReason, Rules};
+use crate::config::CustomerField;
 use crate::event::UserData;
 use crate::source::SourceRow;
 use crate::transform::hash::Hashed;
@@ -64,24 +65,37 @@ pub(super) fn user_data(row: &SourceRow, rules: &Rules, now: i64) -> (UserData, 
 }
 
 /// Meta rejects events whose customer data is only one of these combinations or a subset of
-/// one (docs/meta-capi.md decision 5).
-const TOO_BROAD: [&[&str]; 4] = [
-    &["ct", "country", "st", "zp", "ge"],
-    &["db"],
-    &["fn", "ge"],
-    &["ln", "ge"],
-];
+/// one (docs/meta-capi.md decision 5), as sets of fields ([`UserData::present_set`]).
+const TOO_BROAD: [u16; 4] = {
+    use CustomerField::{Country, Ct, Db, Fn, Ge, Ln, St, Zp};
+    [
+        set_of(&[Ct, Country, St, Zp, Ge]),
+        set_of(&[Db]),
+        set_of(&[Fn, Ge]),
+        set_of(&[Ln, Ge]),
+    ]
+};
 
-/// Checks that the customer data can identify someone. Runs once per order, so it checks the
-/// present keys in place rather than collecting them (an allocation per row).
+/// The set of `fields`, a bit per [`CustomerField::index`].
+const fn set_of(fields: &[CustomerField]) -> u16 {
+    let mut set = 0;
+    let mut i = 0;
+    while i < fields.len() {
+        set |= 1 << fields[i] as u16;
+        i += 1;
+    }
+    set
+}
+
+/// Checks that the customer data can identify someone. Runs once per order, so it compares
+/// sets of fields rather than their keys (nine text comparisons per order, ~1% of a run's
+/// instructions on fully populated rows, issue 24).
 pub(super) fn sufficient(user_data: &UserData) -> Result<(), InvalidReason> {
-    if user_data.present_keys().next().is_none() {
+    let present = user_data.present_set();
+    if present == 0 {
         return Err(InvalidReason::NoCustomerInformation);
     }
-    if TOO_BROAD
-        .iter()
-        .any(|combo| user_data.present_keys().all(|k| combo.contains(&k)))
-    {
+    if TOO_BROAD.iter().any(|&combo| present & !combo == 0) {
         return Err(InvalidReason::InsufficientCustomerInformation);
     }
     Ok(())
