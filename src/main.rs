@@ -49,16 +49,16 @@ fn main() -> ExitCode {
 
 /// The async runtime a command runs on: one thread for every command but the stand-in.
 ///
-/// A run is paced by the source database's reads and the endpoint's answers, not by its own
-/// CPU (a few µs per row, against PostgreSQL's 10-20 µs for the read alone: docs/benchmarks.md),
-/// and its stages (reader, sender, committer) hand pages, batches and outcomes to each other
-/// thousands of times a run. On a runtime with a thread per core each hand-off to another
-/// thread woke a sleeping one (a futex or eventfd write, an inter-processor interrupt on a
-/// virtual machine) and freed memory on a thread other than the one that allocated it: on one
-/// thread a hand-off is a queue push, and a run on fully populated rows took ~10% less CPU for
-/// the same wall time (issue 24). Blocking work (pages read whole, DNS lookups) still goes to
-/// tokio's blocking threads. The stand-in (`sandbox`) serves many clients at once and keeps a
-/// thread per core.
+/// A run is paced by the source database and the endpoint, not by its own CPU (a few µs per
+/// row, against PostgreSQL's 15-25 µs serving the same run: docs/benchmarks.md), and its stages
+/// (reader, sender, committer) hand pages, batches and outcomes to each other thousands of
+/// times a run. On a runtime with a thread per core each hand-off to another thread woke a
+/// sleeping one (a futex or eventfd write, an inter-processor interrupt on a virtual machine)
+/// and freed memory on a thread other than the one that allocated it; on one thread a hand-off
+/// is a queue push. A run on fully populated rows took 6-9% less CPU (a quarter less kernel
+/// time, a fifth of the context switches), its wall time within the rounds' spread
+/// (docs/benchmarks.md, "tenth pass"). Blocking work (pages read whole, DNS lookups) still goes to tokio's blocking
+/// threads. The stand-in (`sandbox`) serves many clients at once and keeps a thread per core.
 fn runtime_builder(command: &ocapi::cli::Command) -> tokio::runtime::Builder {
     match command {
         ocapi::cli::Command::Sandbox(_) => tokio::runtime::Builder::new_multi_thread(),
