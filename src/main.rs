@@ -56,9 +56,10 @@ fn main() -> ExitCode {
 /// sleeping one (a futex or eventfd write, an inter-processor interrupt on a virtual machine)
 /// and freed memory on a thread other than the one that allocated it; on one thread a hand-off
 /// is a queue push. A run on fully populated rows took 6-9% less CPU (a quarter less kernel
-/// time, a fifth of the context switches), its wall time within the rounds' spread
-/// (docs/benchmarks.md, "tenth pass"). Blocking work (pages read whole, DNS lookups) still goes to tokio's blocking
-/// threads. The stand-in (`sandbox`) serves many clients at once and keeps a thread per core.
+/// time, a fifth of the context switches), its wall time within the rounds' spread, and
+/// `watch` answered `/healthz` as fast during a run (docs/benchmarks.md, "tenth pass").
+/// Blocking work (pages read whole, DNS lookups) still goes to tokio's blocking threads. The
+/// stand-in (`sandbox`) serves many clients at once and keeps a thread per core.
 fn runtime_builder(command: &ocapi::cli::Command) -> tokio::runtime::Builder {
     match command {
         ocapi::cli::Command::Sandbox(_) => tokio::runtime::Builder::new_multi_thread(),
