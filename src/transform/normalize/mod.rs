@@ -50,8 +50,8 @@ pub struct Context<'a> {
     /// `us`, `USA`, `United States`.
     pub country: Option<&'a str>,
     /// The current year, which bounds plausible birth dates, when the caller has a clock of
-    /// its own (a run reads it from the run's clock once per page); `None` reads the system
-    /// clock for each birth date.
+    /// its own (a run takes it from its page's reading of the run's clock, once per order);
+    /// `None` reads the system clock for each birth date.
     pub year: Option<i32>,
 }
 
