@@ -192,3 +192,40 @@ fn match_keys_join_the_present_keys_in_order() {
     let other = UserData::default().with(CustomerField::Em, digest(9));
     assert_eq!(other.match_keys(), "em");
 }
+
+/// Values added one by one: a field's first value fills its slot and marks it present, a
+/// further different one waits in `more` (once), a repeat of either is dropped; the fields
+/// present are the ones with a first value, also after the event is put in canonical order.
+#[test]
+fn added_values_fill_slots_then_more_and_mark_their_fields() {
+    let digest = |byte: u8| UserValue::Digest(Digest([byte; 32]));
+    let mut data = UserData::default();
+    assert_eq!(data.present_set(), 0);
+    data.add(CustomerField::Ph, digest(2));
+    data.add(CustomerField::Em, digest(1));
+    data.add(CustomerField::Em, digest(1));
+    data.add(CustomerField::Em, digest(3));
+    data.add(CustomerField::Em, digest(3));
+    data.add(CustomerField::Ph, digest(2));
+    assert_eq!(data.get(CustomerField::Em), Some(&digest(1)));
+    assert_eq!(data.get(CustomerField::Ph), Some(&digest(2)));
+    assert_eq!(data.more, vec![("em", digest(3))]);
+    assert_eq!(
+        data.present_set(),
+        1 << CustomerField::Em.index() | 1 << CustomerField::Ph.index()
+    );
+    assert_eq!(data.match_keys(), "em,ph");
+    let with = UserData::default()
+        .with(CustomerField::Ph, digest(2))
+        .with(CustomerField::Em, digest(1));
+    assert_eq!(with.present_set(), data.present_set());
+    let mut event = Event::purchase("o-1", 1_700_000_000, Decimal::ONE, "USD");
+    event.user_data = data;
+    let canonical = event
+        .canonical()
+        .expect("two emails: not canonical as it is");
+    assert_eq!(
+        canonical.user_data.present_set(),
+        event.user_data.present_set()
+    );
+}

@@ -44,18 +44,7 @@ pub(super) fn user_data(row: &SourceRow, rules: &Rules, now: i64) -> (UserData, 
             let hashed = hash_value_memo(field, raw, &ctx, rules.hash_external_id);
             carried |= own && hashed != Hashed::Empty;
             match hashed {
-                Hashed::Value(value) => {
-                    let key = field.key();
-                    match user_data.slot_mut(field) {
-                        slot @ None => *slot = Some(value),
-                        Some(first) if *first == value => {}
-                        Some(_) => {
-                            if !user_data.more.iter().any(|(k, v)| *k == key && *v == value) {
-                                user_data.more.push((key, value));
-                            }
-                        }
-                    }
-                }
+                Hashed::Value(value) => user_data.add(field, value),
                 Hashed::Empty => {}
                 Hashed::Dropped => dropped.push(field),
             }
